@@ -1,0 +1,1 @@
+"""wlx cryptographic core."""

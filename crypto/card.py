@@ -1,0 +1,136 @@
+"""Identity cards: a node's public keys and address, self-signed.
+
+docs/protocol.md §1.2.  A card is a small JSON document exchanged out of
+band.  It carries its payload as a JSON *string*, and the signature covers
+the UTF-8 bytes of exactly that string, so a verifier never re-serialises
+anything.  The self-signature proves possession of the identity key and binds
+the box key and address to it; whether to trust the identity key is the
+operator's decision (compare fingerprints out of band).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from wlx.crypto.errors import MalformedError
+from wlx.crypto.keys import BoxPublicKey, SigningKey, VerifyKey
+from wlx.crypto.signing import ANYONE, Purpose, sign, verify
+
+CARD_FORMAT = 1
+MAX_CARD_BYTES = 16 * 1024
+NODE_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
+
+
+def check_node_id(node_id: str) -> str:
+    """Return ``node_id`` if it is a valid node id (2-32 of A-Z, 0-9, '-').
+
+    Raises:
+        MalformedError: it is not.
+    """
+    if not NODE_ID.match(node_id):
+        raise MalformedError("a node id is 2 to 32 characters of A-Z, 0-9 and '-'")
+    return node_id
+
+
+@dataclass(frozen=True)
+class IdentityCard:
+    """A verified identity card."""
+
+    node_id: str
+    address: str
+    sign_key: VerifyKey
+    box_key: BoxPublicKey
+    issued_at: int
+    raw: bytes
+    """The card file's bytes, as verified (store and forward these)."""
+
+    def fingerprint(self) -> str:
+        """Fingerprint of the identity key, for comparison out of band."""
+        return self.sign_key.fingerprint()
+
+
+def make_card(
+    key: SigningKey, box_key: BoxPublicKey, node_id: str, address: str, issued_at: int
+) -> bytes:
+    """Build and sign a card; returns the card file's bytes (UTF-8 JSON).
+
+    Raises:
+        MalformedError: the node id is invalid.
+    """
+    check_node_id(node_id)
+    payload = json.dumps(
+        {
+            "format": CARD_FORMAT,
+            "node_id": node_id,
+            "address": address,
+            "sign_key": key.public().b64(),
+            "box_key": box_key.b64(),
+            "issued_at": issued_at,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    signature = sign(key, Purpose.IDENTITY_CARD, node_id, ANYONE, payload.encode("utf-8"))
+    card = {"wlx_identity_card": payload, "signature": base64.b64encode(signature).decode()}
+    return (json.dumps(card, indent=2) + "\n").encode("utf-8")
+
+
+def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise MalformedError(f"identity card field {name!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedError(f"identity card field {what!r} is not base64") from None
+
+
+def parse_card(data: bytes) -> IdentityCard:
+    """Parse a card file and check its self-signature.
+
+    Raises:
+        MalformedError: not a card (too large, not JSON, fields missing or of
+            the wrong type, keys of the wrong length, invalid node id).
+        VerificationError: the self-signature does not verify.
+    """
+    if len(data) > MAX_CARD_BYTES:
+        raise MalformedError("identity card larger than 16 KiB")
+    try:
+        outer = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedError("identity card is not UTF-8 JSON") from None
+    if not isinstance(outer, dict):
+        raise MalformedError("identity card is not a JSON object")
+    payload_text = _field(outer, "wlx_identity_card", str)
+    signature = _b64(_field(outer, "signature", str), "signature")
+    try:
+        payload = json.loads(payload_text)
+    except json.JSONDecodeError:
+        raise MalformedError("identity card payload is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MalformedError("identity card payload is not a JSON object")
+    if _field(payload, "format", int) != CARD_FORMAT:
+        raise MalformedError("identity card format is not 1")
+    node_id = check_node_id(_field(payload, "node_id", str))
+    sign_key = VerifyKey(_b64(_field(payload, "sign_key", str), "sign_key"))
+    box_key = BoxPublicKey(_b64(_field(payload, "box_key", str), "box_key"))
+    verify(
+        sign_key, signature, Purpose.IDENTITY_CARD, node_id, ANYONE, payload_text.encode("utf-8")
+    )
+    return IdentityCard(
+        node_id=node_id,
+        address=_field(payload, "address", str),
+        sign_key=sign_key,
+        box_key=box_key,
+        issued_at=_field(payload, "issued_at", int),
+        raw=data,
+    )

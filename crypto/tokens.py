@@ -1,0 +1,109 @@
+"""Pairwise keyed tokens, seal keys, handles and sealed hit data.
+
+docs/protocol.md §4.  Everything here derives from one 32-byte *epoch token
+key* that only the origin and one recipient hold, for one epoch.  Every
+derivation is keyed BLAKE2b (RFC 7693) with its own personalisation string,
+so that the token of an identifier key (what the recipient stores and looks
+up) does not reveal the seal key of the same identifier (what opens its hit
+data): only someone presenting the identifier itself can open it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from wlx.crypto.encoding import lp, u64
+from wlx.crypto.errors import DecryptionError, MalformedError
+from wlx.crypto.keys import Rng, system_rng
+
+TOKEN_KEY_LEN = 32
+TOKEN_LEN = 16
+HANDLE_LEN = 16
+NONCE_LEN = 12
+TAG_LEN = 16
+PERSON_TOKEN = b"wlx1-token"
+PERSON_SEAL = b"wlx1-seal"
+PERSON_HANDLE = b"wlx1-handle"
+SEAL_AAD_PREFIX = b"wlx/v1 seal\x00"
+
+
+@dataclass(frozen=True)
+class EpochKey:
+    """The token key of one (origin, recipient, epoch) and what derives from it.
+
+    ``origin == recipient`` for a node's index of its own list.
+    """
+
+    key: bytes = field(repr=False)
+    origin: str
+    recipient: str
+    epoch: int
+
+    def __post_init__(self) -> None:
+        if len(self.key) != TOKEN_KEY_LEN:
+            raise MalformedError("an epoch token key is 32 bytes")
+        if self.epoch < 1:
+            raise MalformedError("epochs start at 1")
+
+    @classmethod
+    def generate(cls, origin: str, recipient: str, epoch: int, rng: Rng = system_rng) -> EpochKey:
+        """A fresh random key for a new epoch."""
+        return cls(rng(TOKEN_KEY_LEN), origin, recipient, epoch)
+
+    def _blake(self, person: bytes, data: bytes, size: int) -> bytes:
+        return hashlib.blake2b(data, digest_size=size, key=self.key, person=person).digest()
+
+    def token(self, identifier_key: bytes) -> bytes:
+        """``BLAKE2b-128(key, person="wlx1-token", identifier_key)``."""
+        return self._blake(PERSON_TOKEN, identifier_key, TOKEN_LEN)
+
+    def seal_key(self, identifier_key: bytes) -> bytes:
+        """``BLAKE2b-256(key, person="wlx1-seal", identifier_key)``."""
+        return self._blake(PERSON_SEAL, identifier_key, 32)
+
+    def handle(self, ref: str) -> bytes:
+        """``BLAKE2b-128(key, person="wlx1-handle", UTF-8 ref)``: the listing's opaque handle."""
+        return self._blake(PERSON_HANDLE, ref.encode("utf-8"), HANDLE_LEN)
+
+    def _aad(self, handle: bytes, token: bytes) -> bytes:
+        return (
+            SEAL_AAD_PREFIX
+            + lp(self.origin)
+            + lp(self.recipient)
+            + u64(self.epoch)
+            + lp(handle)
+            + lp(token)
+        )
+
+    def seal(
+        self, identifier_key: bytes, handle: bytes, hit_data: bytes, rng: Rng = system_rng
+    ) -> tuple[bytes, bytes]:
+        """Token and sealed hit data for one identifier key of one listing.
+
+        Returns ``(token, nonce || ChaCha20-Poly1305 ciphertext)``; the
+        ciphertext is bound to origin, recipient, epoch, handle and token.
+        """
+        token = self.token(identifier_key)
+        nonce = rng(NONCE_LEN)
+        aead = ChaCha20Poly1305(self.seal_key(identifier_key))
+        return token, nonce + aead.encrypt(nonce, hit_data, self._aad(handle, token))
+
+    def open(self, identifier_key: bytes, handle: bytes, sealed: bytes) -> bytes:
+        """Open hit data sealed by ``seal`` for the same identifier key.
+
+        Raises:
+            DecryptionError: a different identifier, key, handle or token, or
+                tampered bytes (one opaque error).
+        """
+        if len(sealed) < NONCE_LEN + TAG_LEN:
+            raise DecryptionError("sealed hit data does not open")
+        aead = ChaCha20Poly1305(self.seal_key(identifier_key))
+        token = self.token(identifier_key)
+        try:
+            return aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], self._aad(handle, token))
+        except InvalidTag:
+            raise DecryptionError("sealed hit data does not open") from None

@@ -1,0 +1,422 @@
+"""Bytes <-> protocol dataclasses, with every size and shape checked.
+
+The boundary of docs/protocol.md §6-§8: parsing either returns a dataclass
+whose fields all satisfy the spec's invariants, or raises ``Rejection`` with
+reason ``malformed`` (or ``too-large``).  Nothing else escapes; the fuzz test
+in tests/test_codec_fuzz.py holds the parsers to that.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as PbMessage
+
+from wlx.crypto.digests import DIGEST_LEN, payload_digest
+from wlx.crypto.normalize import NORMALISATION
+from wlx.crypto.signing import Purpose
+from wlx.crypto.tokens import HANDLE_LEN, NONCE_LEN, TAG_LEN, TOKEN_KEY_LEN, TOKEN_LEN
+from wlx.node.errors import Rejection, RejectReason
+from wlx.node.protocol.messages import (
+    Batch,
+    HitData,
+    Op,
+    PullParams,
+    Remove,
+    Sealed,
+    SignedRequest,
+    SnapshotParams,
+    SnapshotPart,
+    TokenEntry,
+    Upsert,
+)
+from wlx.v1 import envelope_pb2, federation_pb2
+
+PROTOCOL_VERSION = 1
+MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
+"""Largest SealedEnvelope ciphertext a node accepts (and the origin makes)."""
+MAX_OPS_PER_BATCH = 5_000
+MAX_ENTRIES_PER_PART = 5_000
+MAX_TOKENS_PER_UPSERT = 256
+MAX_SEALED_BYTES = 2_048
+NONCE_BYTES = 16
+M = TypeVar("M", bound=PbMessage)
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _malformed(detail: str) -> Rejection:
+    return Rejection(RejectReason.MALFORMED, detail)
+
+
+def _parse(cls: type[M], data: bytes, what: str) -> M:
+    try:
+        return cls.FromString(data)
+    except (DecodeError, ValueError, RecursionError):
+        raise _malformed(f"{what} does not parse") from None
+
+
+def _purpose(text: str) -> Purpose:
+    try:
+        return Purpose(text)
+    except ValueError:
+        raise _malformed("unknown purpose") from None
+
+
+# ---------------------------------------------------------------- envelopes
+
+
+def encode_sealed(sealed: Sealed) -> envelope_pb2.SealedEnvelope:
+    """The protobuf form of a sealed envelope."""
+    return envelope_pb2.SealedEnvelope(
+        version=PROTOCOL_VERSION,
+        sender=sealed.sender,
+        recipient=sealed.recipient,
+        purpose=sealed.purpose.value,
+        ciphertext=sealed.ciphertext,
+    )
+
+
+def decode_sealed(msg: envelope_pb2.SealedEnvelope) -> Sealed:
+    """A sealed envelope from its protobuf form.
+
+    Raises:
+        Rejection: malformed (wrong version, unknown purpose) or too large.
+    """
+    if msg.version != PROTOCOL_VERSION:
+        raise _malformed("unsupported envelope version")
+    if len(msg.ciphertext) > MAX_ENVELOPE_BYTES:
+        raise Rejection(RejectReason.TOO_LARGE, "envelope larger than 8 MiB")
+    return Sealed(msg.sender, msg.recipient, _purpose(msg.purpose), msg.ciphertext)
+
+
+def encode_signed(
+    payload: bytes, signature: bytes, signer: str, recipient: str, purpose: Purpose
+) -> envelope_pb2.SignedMessage:
+    """The protobuf form of a signed message."""
+    return envelope_pb2.SignedMessage(
+        payload=payload,
+        signature=signature,
+        signer=signer,
+        recipient=recipient,
+        purpose=purpose.value,
+    )
+
+
+def decode_signed(msg: envelope_pb2.SignedMessage) -> SignedRequest:
+    """A signed message from its protobuf form (signature not yet checked).
+
+    Raises:
+        Rejection: malformed.
+    """
+    if len(msg.signature) != 64:
+        raise _malformed("a signature is 64 bytes")
+    return SignedRequest(
+        msg.payload, msg.signature, msg.signer, msg.recipient, _purpose(msg.purpose)
+    )
+
+
+def decode_signed_bytes(data: bytes) -> SignedRequest:
+    """A signed message from its serialized form.
+
+    Raises:
+        Rejection: malformed.
+    """
+    return decode_signed(_parse(envelope_pb2.SignedMessage, data, "signed message"))
+
+
+# ---------------------------------------------------------------- operations
+
+
+def _upsert_pb(op: Upsert) -> federation_pb2.Upsert:
+    return federation_pb2.Upsert(
+        handle=op.handle,
+        expires=op.expires,
+        tokens=[federation_pb2.TokenEntry(token=t.token, sealed=t.sealed) for t in op.tokens],
+    )
+
+
+def _op_pb(op: Op) -> federation_pb2.Op:
+    if isinstance(op, Upsert):
+        return federation_pb2.Op(upsert=_upsert_pb(op))
+    return federation_pb2.Op(remove=federation_pb2.Remove(handle=op.handle))
+
+
+def _check_handle(handle: bytes) -> bytes:
+    if len(handle) != HANDLE_LEN:
+        raise _malformed("a handle is 16 bytes")
+    return handle
+
+
+def _upsert(msg: federation_pb2.Upsert) -> Upsert:
+    if not _DATE.match(msg.expires):
+        raise _malformed("expires is not YYYY-MM-DD")
+    if not 1 <= len(msg.tokens) <= MAX_TOKENS_PER_UPSERT:
+        raise _malformed(f"an upsert has 1 to {MAX_TOKENS_PER_UPSERT} tokens")
+    tokens = []
+    for entry in msg.tokens:
+        if len(entry.token) != TOKEN_LEN:
+            raise _malformed("a token is 16 bytes")
+        if not NONCE_LEN + TAG_LEN <= len(entry.sealed) <= MAX_SEALED_BYTES:
+            raise _malformed("sealed hit data has the wrong size")
+        tokens.append(TokenEntry(entry.token, entry.sealed))
+    return Upsert(_check_handle(msg.handle), msg.expires, tuple(tokens))
+
+
+def _op(msg: federation_pb2.Op) -> Op:
+    kind = msg.WhichOneof("kind")
+    if kind == "upsert":
+        return _upsert(msg.upsert)
+    if kind == "remove":
+        return Remove(_check_handle(msg.remove.handle))
+    raise _malformed("an operation is neither upsert nor remove")
+
+
+def _check_digest(value: bytes, what: str) -> bytes:
+    if len(value) != DIGEST_LEN:
+        raise _malformed(f"{what} is 32 bytes")
+    return value
+
+
+# ---------------------------------------------------------------- batches
+
+
+def encode_batch_payload(
+    *,
+    origin: str,
+    recipient: str,
+    epoch: int,
+    first_seq: int,
+    prev_digest: bytes,
+    created_at: int,
+    ops: Sequence[Op],
+) -> bytes:
+    """Serialize a batch payload (the bytes the origin signs)."""
+    return federation_pb2.BatchPayload(
+        version=PROTOCOL_VERSION,
+        origin=origin,
+        recipient=recipient,
+        epoch=epoch,
+        first_seq=first_seq,
+        last_seq=first_seq + len(ops) - 1,
+        prev_digest=prev_digest,
+        created_at=created_at,
+        ops=[_op_pb(op) for op in ops],
+    ).SerializeToString()
+
+
+def decode_batch_payload(payload: bytes) -> Batch:
+    """Parse and check a batch payload whose signature has verified.
+
+    Raises:
+        Rejection: malformed (bad version, empty or inconsistent sequence
+            range, too many operations, bad field sizes).
+    """
+    msg = _parse(federation_pb2.BatchPayload, payload, "batch payload")
+    if msg.version != PROTOCOL_VERSION:
+        raise _malformed("unsupported batch version")
+    if msg.epoch < 1 or msg.first_seq < 1:
+        raise _malformed("epoch and first_seq start at 1")
+    if not 1 <= len(msg.ops) <= MAX_OPS_PER_BATCH:
+        raise _malformed(f"a batch has 1 to {MAX_OPS_PER_BATCH} operations")
+    if msg.last_seq != msg.first_seq + len(msg.ops) - 1:
+        raise _malformed("sequence range does not match the number of operations")
+    return Batch(
+        origin=msg.origin,
+        recipient=msg.recipient,
+        epoch=msg.epoch,
+        first_seq=msg.first_seq,
+        last_seq=msg.last_seq,
+        prev_digest=_check_digest(msg.prev_digest, "prev_digest"),
+        created_at=msg.created_at,
+        ops=tuple(_op(op) for op in msg.ops),
+        digest=payload_digest(payload),
+    )
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+def encode_snapshot_part(
+    *,
+    origin: str,
+    recipient: str,
+    epoch: int,
+    snapshot_id: bytes,
+    index: int,
+    at_seq: int,
+    chain_digest: bytes,
+    prev_part_digest: bytes,
+    token_key: bytes | None,
+    entries: Sequence[Upsert],
+    final: bool,
+    total_entries: int,
+    created_at: int,
+) -> bytes:
+    """Serialize a snapshot part (the bytes the origin signs)."""
+    msg = federation_pb2.SnapshotPart(
+        version=PROTOCOL_VERSION,
+        origin=origin,
+        recipient=recipient,
+        epoch=epoch,
+        snapshot_id=snapshot_id,
+        index=index,
+        at_seq=at_seq,
+        chain_digest=chain_digest,
+        prev_part_digest=prev_part_digest,
+        entries=[_upsert_pb(e) for e in entries],
+        final=final,
+        total_entries=total_entries,
+        created_at=created_at,
+    )
+    if token_key is not None:
+        msg.epoch_key.CopyFrom(
+            federation_pb2.EpochKey(token_key=token_key, normalisation=NORMALISATION)
+        )
+    return msg.SerializeToString()
+
+
+def decode_snapshot_part(payload: bytes) -> SnapshotPart:
+    """Parse and check a snapshot part whose signature has verified.
+
+    Raises:
+        Rejection: malformed.
+    """
+    msg = _parse(federation_pb2.SnapshotPart, payload, "snapshot part")
+    if msg.version != PROTOCOL_VERSION:
+        raise _malformed("unsupported snapshot version")
+    if msg.epoch < 1:
+        raise _malformed("epochs start at 1")
+    if len(msg.snapshot_id) != NONCE_BYTES:
+        raise _malformed("a snapshot id is 16 bytes")
+    if len(msg.entries) > MAX_ENTRIES_PER_PART:
+        raise _malformed(f"a snapshot part has at most {MAX_ENTRIES_PER_PART} entries")
+    token_key: bytes | None = None
+    normalisation = ""
+    if msg.index == 0:
+        if not msg.HasField("epoch_key") or len(msg.epoch_key.token_key) != TOKEN_KEY_LEN:
+            raise _malformed("part 0 of a snapshot carries the 32-byte epoch key")
+        if msg.epoch_key.normalisation != NORMALISATION:
+            raise _malformed("unsupported normalisation version")
+        token_key, normalisation = msg.epoch_key.token_key, msg.epoch_key.normalisation
+        if msg.prev_part_digest:
+            raise _malformed("part 0 of a snapshot has no previous part")
+    else:
+        if msg.HasField("epoch_key"):
+            raise _malformed("only part 0 of a snapshot carries the epoch key")
+        _check_digest(msg.prev_part_digest, "prev_part_digest")
+    return SnapshotPart(
+        origin=msg.origin,
+        recipient=msg.recipient,
+        epoch=msg.epoch,
+        snapshot_id=msg.snapshot_id,
+        index=msg.index,
+        at_seq=msg.at_seq,
+        chain_digest=_check_digest(msg.chain_digest, "chain_digest"),
+        prev_part_digest=msg.prev_part_digest,
+        token_key=token_key,
+        normalisation=normalisation,
+        entries=tuple(_upsert(e) for e in msg.entries),
+        final=msg.final,
+        total_entries=msg.total_entries,
+        created_at=msg.created_at,
+        digest=payload_digest(payload),
+    )
+
+
+# ---------------------------------------------------------------- requests
+
+
+def encode_pull_params(params: PullParams) -> bytes:
+    """Serialize pull parameters (the bytes the requester signs)."""
+    return federation_pb2.PullParams(
+        requester=params.requester,
+        origin=params.origin,
+        epoch=params.epoch,
+        after_seq=params.after_seq,
+        after_digest=params.after_digest,
+        issued_at=params.issued_at,
+        nonce=params.nonce,
+        max_batches=params.max_batches,
+    ).SerializeToString()
+
+
+def decode_pull_params(payload: bytes) -> PullParams:
+    """Parse pull parameters whose signature has verified.
+
+    Raises:
+        Rejection: malformed.
+    """
+    msg = _parse(federation_pb2.PullParams, payload, "pull parameters")
+    if len(msg.nonce) != NONCE_BYTES:
+        raise _malformed("a nonce is 16 bytes")
+    if msg.after_digest:
+        _check_digest(msg.after_digest, "after_digest")
+    return PullParams(
+        requester=msg.requester,
+        origin=msg.origin,
+        epoch=msg.epoch,
+        after_seq=msg.after_seq,
+        after_digest=msg.after_digest,
+        issued_at=msg.issued_at,
+        nonce=msg.nonce,
+        max_batches=msg.max_batches,
+    )
+
+
+def encode_snapshot_params(params: SnapshotParams) -> bytes:
+    """Serialize snapshot request parameters (the bytes the requester signs)."""
+    return federation_pb2.SnapshotParams(
+        requester=params.requester,
+        origin=params.origin,
+        issued_at=params.issued_at,
+        nonce=params.nonce,
+    ).SerializeToString()
+
+
+def decode_snapshot_params(payload: bytes) -> SnapshotParams:
+    """Parse snapshot request parameters whose signature has verified.
+
+    Raises:
+        Rejection: malformed.
+    """
+    msg = _parse(federation_pb2.SnapshotParams, payload, "snapshot parameters")
+    if len(msg.nonce) != NONCE_BYTES:
+        raise _malformed("a nonce is 16 bytes")
+    return SnapshotParams(msg.requester, msg.origin, msg.issued_at, msg.nonce)
+
+
+# ---------------------------------------------------------------- hit data
+
+
+def encode_hit(hit: HitData) -> bytes:
+    """Serialize hit data for sealing."""
+    return federation_pb2.HitData(
+        origin=hit.origin,
+        ref=hit.ref,
+        category=hit.category,
+        action=hit.action,
+        expires=hit.expires,
+        matched_on=hit.matched_on,
+        version=hit.version,
+    ).SerializeToString()
+
+
+def decode_hit(data: bytes) -> HitData:
+    """Parse hit data that opened (so the origin sealed it).
+
+    Raises:
+        Rejection: malformed.
+    """
+    msg = _parse(federation_pb2.HitData, data, "hit data")
+    return HitData(
+        origin=msg.origin,
+        ref=msg.ref,
+        category=msg.category,
+        action=msg.action,
+        expires=msg.expires,
+        matched_on=msg.matched_on,
+        version=msg.version,
+    )

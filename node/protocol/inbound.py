@@ -1,0 +1,269 @@
+"""What a recipient decides about a batch or snapshot it received.
+
+docs/protocol.md §6.3-§6.4 and §7.2.  Pure: the caller supplies the cursor
+and a way to look up the digests of batches already applied; these functions
+say whether the input may be applied, what the new cursor is, or raise
+``Rejection`` with the reason.  Nothing here touches storage, so a rejected
+input cannot have changed anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wlx.crypto.digests import genesis_digest
+from wlx.crypto.keys import BoxKey
+from wlx.crypto.signing import Purpose
+from wlx.node.errors import Rejection, RejectReason
+from wlx.node.protocol import codec
+from wlx.node.protocol.envelopes import TrustLookup, open_envelope, same_digest
+from wlx.node.protocol.messages import Batch, Cursor, Sealed, SnapshotPart
+
+MAX_SNAPSHOT_ENTRIES = 50_000_000
+
+DigestAt = Callable[[int], bytes | None]
+"""Digest of the applied batch of the current epoch that ended at a sequence
+number, or None when no such batch was applied."""
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Apply ``batch`` and move the cursor to ``cursor``, in one transaction."""
+
+    batch: Batch
+    cursor: Cursor
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The batch was applied before; applying it again changes nothing."""
+
+    batch: Batch
+
+
+Decision = Apply | Duplicate
+
+
+def decide_batch(
+    batch: Batch, *, me: str, origin: str, cursor: Cursor | None, digest_at: DigestAt
+) -> Decision:
+    """Decide whether a verified batch continues the recipient's stream.
+
+    Raises:
+        Rejection: wrong-sender, wrong-recipient, unexpected-epoch (no
+            snapshot yet, or a newer epoch), stale-epoch, rollback, fork or gap.
+    """
+    if batch.origin != origin:
+        raise Rejection(RejectReason.WRONG_SENDER, "batch names another origin")
+    if batch.recipient != me:
+        raise Rejection(RejectReason.WRONG_RECIPIENT, "batch made for another node")
+    if cursor is None:
+        raise Rejection(RejectReason.UNEXPECTED_EPOCH, "no snapshot of this origin applied yet")
+    if batch.epoch < cursor.epoch:
+        raise Rejection(
+            RejectReason.STALE_EPOCH, f"batch of epoch {batch.epoch}, current is {cursor.epoch}"
+        )
+    if batch.epoch > cursor.epoch:
+        raise Rejection(
+            RejectReason.UNEXPECTED_EPOCH,
+            f"batch of epoch {batch.epoch} before its snapshot (current {cursor.epoch})",
+        )
+    if batch.last_seq <= cursor.seq:
+        known = digest_at(batch.last_seq)
+        if known is None:
+            raise Rejection(
+                RejectReason.ROLLBACK,
+                f"batch ends at {batch.last_seq}, behind the cursor at {cursor.seq}",
+            )
+        if same_digest(known, batch.digest):
+            return Duplicate(batch)
+        raise Rejection(
+            RejectReason.FORK, f"batch ending at {batch.last_seq} differs from the one applied"
+        )
+    if batch.first_seq > cursor.seq + 1:
+        raise Rejection(
+            RejectReason.GAP,
+            f"batch starts at {batch.first_seq}, the cursor is at {cursor.seq}",
+        )
+    if batch.first_seq <= cursor.seq:
+        raise Rejection(
+            RejectReason.FORK,
+            f"batch {batch.first_seq}-{batch.last_seq} overlaps the applied stream at {cursor.seq}",
+        )
+    if not same_digest(batch.prev_digest, cursor.digest):
+        raise Rejection(
+            RejectReason.FORK, f"batch at {batch.first_seq} does not chain to the cursor"
+        )
+    return Apply(batch, Cursor(batch.epoch, batch.last_seq, batch.digest))
+
+
+def receive_batch(
+    sealed: Sealed,
+    *,
+    me: str,
+    origin: str,
+    box_key: BoxKey,
+    trusted: TrustLookup,
+    cursor: Cursor | None,
+    digest_at: DigestAt,
+) -> Decision:
+    """Open, verify, parse and decide one batch envelope from ``origin``.
+
+    Raises:
+        Rejection: any check of ``open_envelope``, ``codec`` or
+            ``decide_batch``.
+    """
+    payload = open_envelope(
+        sealed,
+        purpose=Purpose.BATCH,
+        me=me,
+        box_key=box_key,
+        expected_sender=origin,
+        trusted=trusted,
+    )
+    batch = codec.decode_batch_payload(payload)
+    return decide_batch(batch, me=me, origin=origin, cursor=cursor, digest_at=digest_at)
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """A complete, verified snapshot: what the recipient's state becomes."""
+
+    snapshot_id: bytes
+    epoch: int
+    token_key: bytes
+    cursor: Cursor
+    total_entries: int
+
+
+class SnapshotReceiver:
+    """Checks the parts of one snapshot as they stream in (sans I/O).
+
+    Feed every envelope to ``receive``; stage the entries of each returned
+    part; when ``done``, ``result()`` says what to apply.  Any exception
+    means: discard everything staged for this snapshot.
+    """
+
+    def __init__(
+        self,
+        *,
+        me: str,
+        origin: str,
+        box_key: BoxKey,
+        trusted: TrustLookup,
+        cursor: Cursor | None,
+    ) -> None:
+        self._me = me
+        self._origin = origin
+        self._box_key = box_key
+        self._trusted = trusted
+        self._cursor = cursor
+        self._first: SnapshotPart | None = None
+        self._last: SnapshotPart | None = None
+        self._count = 0
+
+    @property
+    def start_cursor(self) -> Cursor | None:
+        """The recipient's cursor this snapshot is checked against."""
+        return self._cursor
+
+    @property
+    def done(self) -> bool:
+        """True once the final part has been received."""
+        return self._last is not None and self._last.final
+
+    def receive(self, sealed: Sealed) -> SnapshotPart:
+        """Verify the next part; returns it so its entries can be staged.
+
+        Raises:
+            Rejection: a check of ``open_envelope`` or ``codec`` failed; the
+                part is out of order or does not chain; the snapshot is for an
+                older epoch (stale-epoch) or behind the cursor (rollback), or
+                disagrees with it (fork).
+        """
+        if self.done:
+            raise Rejection(RejectReason.MALFORMED, "part after the final snapshot part")
+        payload = open_envelope(
+            sealed,
+            purpose=Purpose.SNAPSHOT_PART,
+            me=self._me,
+            box_key=self._box_key,
+            expected_sender=self._origin,
+            trusted=self._trusted,
+        )
+        part = codec.decode_snapshot_part(payload)
+        if part.origin != self._origin:
+            raise Rejection(RejectReason.WRONG_SENDER, "snapshot names another origin")
+        if part.recipient != self._me:
+            raise Rejection(RejectReason.WRONG_RECIPIENT, "snapshot made for another node")
+        if self._first is None:
+            self._check_first(part)
+            self._first = part
+        else:
+            self._check_next(self._first, part)
+        self._count += len(part.entries)
+        if self._count > MAX_SNAPSHOT_ENTRIES:
+            raise Rejection(RejectReason.TOO_LARGE, "snapshot has too many entries")
+        if part.final and part.total_entries != self._count:
+            raise Rejection(RejectReason.MALFORMED, "snapshot entry count does not match")
+        self._last = part
+        return part
+
+    def _check_first(self, part: SnapshotPart) -> None:
+        if part.index != 0:
+            raise Rejection(RejectReason.MALFORMED, "snapshot does not start at part 0")
+        if part.at_seq == 0 and not same_digest(
+            part.chain_digest, genesis_digest(self._origin, self._me, part.epoch)
+        ):
+            raise Rejection(
+                RejectReason.MALFORMED, "snapshot at 0 does not carry the genesis digest"
+            )
+        cursor = self._cursor
+        if cursor is None:
+            return
+        if part.epoch < cursor.epoch:
+            raise Rejection(
+                RejectReason.STALE_EPOCH,
+                f"snapshot of epoch {part.epoch}, current is {cursor.epoch}",
+            )
+        if part.epoch == cursor.epoch:
+            if part.at_seq < cursor.seq:
+                raise Rejection(
+                    RejectReason.ROLLBACK,
+                    f"snapshot at {part.at_seq}, behind the cursor at {cursor.seq}",
+                )
+            if part.at_seq == cursor.seq and not same_digest(part.chain_digest, cursor.digest):
+                raise Rejection(RejectReason.FORK, "snapshot disagrees with the applied stream")
+
+    def _check_next(self, first: SnapshotPart, part: SnapshotPart) -> None:
+        last = self._last
+        assert last is not None  # set together with _first
+        if part.index != last.index + 1:
+            raise Rejection(RejectReason.MALFORMED, "snapshot parts out of order")
+        if (
+            part.snapshot_id != first.snapshot_id
+            or part.epoch != first.epoch
+            or part.at_seq != first.at_seq
+            or part.chain_digest != first.chain_digest
+        ):
+            raise Rejection(RejectReason.MALFORMED, "snapshot parts from different snapshots")
+        if not same_digest(part.prev_part_digest, last.digest):
+            raise Rejection(RejectReason.FORK, "snapshot part does not chain to the previous one")
+
+    def result(self) -> SnapshotResult:
+        """What to apply, once ``done``.
+
+        Raises:
+            Rejection: malformed, the snapshot ended before its final part.
+        """
+        first = self._first
+        if first is None or not self.done or first.token_key is None:
+            raise Rejection(RejectReason.MALFORMED, "snapshot ended before its final part")
+        return SnapshotResult(
+            snapshot_id=first.snapshot_id,
+            epoch=first.epoch,
+            token_key=first.token_key,
+            cursor=Cursor(first.epoch, first.at_seq, first.chain_digest),
+            total_entries=self._count,
+        )

@@ -1,0 +1,151 @@
+"""Frozen dataclasses of everything the federation protocol exchanges.
+
+These mirror the ``wlx.v1`` messages (proto/wlx/v1/*.proto); ``codec``
+converts between the two at the boundary, so that nothing past it touches a
+generated type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wlx.crypto.signing import Purpose
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    """A keyed token and the hit data sealed under its identifier."""
+
+    token: bytes
+    sealed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """Insert or replace one listing at the recipient."""
+
+    handle: bytes
+    expires: str
+    tokens: tuple[TokenEntry, ...]
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Remove one listing at the recipient."""
+
+    handle: bytes
+
+
+Op = Upsert | Remove
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a recipient stands in one origin's stream."""
+
+    epoch: int
+    seq: int
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A verified delta batch (its signature has been checked)."""
+
+    origin: str
+    recipient: str
+    epoch: int
+    first_seq: int
+    last_seq: int
+    prev_digest: bytes
+    created_at: int
+    ops: tuple[Op, ...]
+    digest: bytes
+    """Payload digest of the batch: the next batch's ``prev_digest``."""
+
+
+@dataclass(frozen=True)
+class SnapshotPart:
+    """A verified part of a snapshot."""
+
+    origin: str
+    recipient: str
+    epoch: int
+    snapshot_id: bytes
+    index: int
+    at_seq: int
+    chain_digest: bytes
+    prev_part_digest: bytes
+    token_key: bytes | None = field(repr=False)
+    normalisation: str
+    entries: tuple[Upsert, ...]
+    final: bool
+    total_entries: int
+    created_at: int
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A ``SealedEnvelope``: a signed message encrypted to one recipient."""
+
+    sender: str
+    recipient: str
+    purpose: Purpose
+    ciphertext: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A ``SignedMessage`` carrying request parameters, in the clear."""
+
+    payload: bytes
+    signature: bytes
+    signer: str
+    recipient: str
+    purpose: Purpose
+
+
+@dataclass(frozen=True)
+class PullParams:
+    """What a recipient asks of an origin when it pulls."""
+
+    requester: str
+    origin: str
+    epoch: int
+    after_seq: int
+    after_digest: bytes
+    issued_at: int
+    nonce: bytes
+    max_batches: int
+
+
+@dataclass(frozen=True)
+class SnapshotParams:
+    """What a recipient asks of an origin when it needs a snapshot."""
+
+    requester: str
+    origin: str
+    issued_at: int
+    nonce: bytes
+
+
+@dataclass(frozen=True)
+class ResyncRequired:
+    """The origin cannot continue the recipient's cursor."""
+
+    reason: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class HitData:
+    """What an officer sees of a listing at a hit (sealed in transit and at rest)."""
+
+    origin: str
+    ref: str
+    category: str
+    action: str
+    expires: str
+    matched_on: str
+    version: int

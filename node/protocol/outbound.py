@@ -1,0 +1,201 @@
+"""What an origin makes for a recipient: operations, batches, snapshots.
+
+docs/protocol.md §4 (tokens and sealed hit data), §6.1 (batches), §7.1
+(snapshots) and §8 (deciding a pull).  Pure: keys, clocks and randomness are
+passed in; storage is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from wlx.crypto.card import IdentityCard
+from wlx.crypto.digests import genesis_digest, payload_digest
+from wlx.crypto.keys import Rng, SigningKey, system_rng
+from wlx.crypto.signing import Purpose
+from wlx.crypto.tokens import EpochKey
+from wlx.node.model import Record
+from wlx.node.protocol import codec
+from wlx.node.protocol.envelopes import same_digest, seal_signed, sign_message
+from wlx.node.protocol.messages import (
+    HitData,
+    Op,
+    PullParams,
+    Remove,
+    ResyncRequired,
+    Sealed,
+    TokenEntry,
+    Upsert,
+)
+
+OPS_PER_BATCH = 1_000
+ENTRIES_PER_PART = 1_000
+
+
+def upsert_for(record: Record, version: int, key: EpochKey, rng: Rng = system_rng) -> Upsert:
+    """The upsert of ``record`` for the key's recipient (§4.2-§4.4).
+
+    One token per identifier key; each token's hit data is sealed under that
+    identifier's seal key and names the identifier kind that matched.
+    """
+    handle = key.handle(record.id)
+    tokens = []
+    for ikey in record.identifier_keys():
+        hit = HitData(
+            origin=key.origin,
+            ref=record.id,
+            category=record.category,
+            action=record.action,
+            expires=record.expires,
+            matched_on=ikey.kind.value,
+            version=version,
+        )
+        token, sealed = key.seal(ikey.value, handle, codec.encode_hit(hit), rng)
+        tokens.append(TokenEntry(token, sealed))
+    return Upsert(handle, record.expires, tuple(tokens))
+
+
+def remove_for(record_id: str, key: EpochKey) -> Remove:
+    """The removal of the listing ``record_id`` for the key's recipient."""
+    return Remove(key.handle(record_id))
+
+
+@dataclass(frozen=True)
+class OutboxBatch:
+    """A signed batch as the origin stores it, ready to encrypt and send."""
+
+    first_seq: int
+    last_seq: int
+    digest: bytes
+    signed: bytes
+    """Serialized SignedMessage (payload and signature)."""
+
+
+def build_batches(
+    ops: Sequence[Op],
+    *,
+    origin: str,
+    recipient: str,
+    epoch: int,
+    after_seq: int,
+    prev_digest: bytes,
+    created_at: int,
+    key: SigningKey,
+    max_ops: int = OPS_PER_BATCH,
+) -> list[OutboxBatch]:
+    """Cut ``ops`` into signed batches continuing the stream after ``after_seq``.
+
+    Each batch's ``prev_digest`` is the digest of the one before it, the first
+    one's is ``prev_digest``: the hash chain of §6.2.
+    """
+    batches = []
+    seq, digest = after_seq, prev_digest
+    for start in range(0, len(ops), max_ops):
+        chunk = ops[start : start + max_ops]
+        payload = codec.encode_batch_payload(
+            origin=origin,
+            recipient=recipient,
+            epoch=epoch,
+            first_seq=seq + 1,
+            prev_digest=digest,
+            created_at=created_at,
+            ops=chunk,
+        )
+        signed = sign_message(payload, Purpose.BATCH, signer=origin, key=key, recipient=recipient)
+        message = codec.encode_signed(
+            signed.payload, signed.signature, origin, recipient, Purpose.BATCH
+        )
+        digest = payload_digest(payload)
+        batches.append(OutboxBatch(seq + 1, seq + len(chunk), digest, message.SerializeToString()))
+        seq += len(chunk)
+    return batches
+
+
+def decide_pull(
+    params: PullParams,
+    *,
+    epoch: int,
+    last_seq: int,
+    oldest_seq: int,
+    digest_at: Callable[[int], bytes | None],
+) -> ResyncRequired | int:
+    """Where to continue a recipient's stream, or why it must resync (§8.2).
+
+    ``oldest_seq`` is the first sequence number still in the origin's outbox
+    (older batches were compacted away).  Returns the sequence number after
+    which to send batches.
+    """
+    if params.epoch == 0:
+        return ResyncRequired("no-cursor", epoch)
+    if params.epoch != epoch:
+        return ResyncRequired("new-epoch", epoch)
+    if params.after_seq > last_seq:
+        return ResyncRequired("unknown-position", epoch)
+    if params.after_seq == 0:
+        expected: bytes | None = genesis_digest(params.origin, params.requester, epoch)
+    else:
+        expected = digest_at(params.after_seq)
+    if expected is None:
+        reason = "compacted" if params.after_seq < oldest_seq else "unknown-position"
+        return ResyncRequired(reason, epoch)
+    if not same_digest(expected, params.after_digest):
+        return ResyncRequired("fork", epoch)
+    return params.after_seq
+
+
+def snapshot_parts(
+    entries: Iterable[Upsert],
+    *,
+    origin: str,
+    to: IdentityCard,
+    key: SigningKey,
+    epoch_key: EpochKey,
+    at_seq: int,
+    chain_digest: bytes,
+    snapshot_id: bytes,
+    created_at: int,
+    part_size: int = ENTRIES_PER_PART,
+) -> Iterator[Sealed]:
+    """Sign and seal a snapshot, part by part, holding one part in memory (§7.1).
+
+    Part 0 carries the epoch key; every part chains to the one before; the
+    last is marked final and states the total number of entries.
+    """
+    iterator = iter(entries)
+    index, prev_digest, total = 0, b"", 0
+
+    def next_chunk() -> list[Upsert]:
+        chunk = []
+        for entry in iterator:
+            chunk.append(entry)
+            if len(chunk) == part_size:
+                break
+        return chunk
+
+    chunk = next_chunk()
+    while True:
+        following = next_chunk() if len(chunk) == part_size else []
+        final = not following
+        total += len(chunk)
+        payload = codec.encode_snapshot_part(
+            origin=origin,
+            recipient=to.node_id,
+            epoch=epoch_key.epoch,
+            snapshot_id=snapshot_id,
+            index=index,
+            at_seq=at_seq,
+            chain_digest=chain_digest,
+            prev_part_digest=prev_digest,
+            token_key=epoch_key.key if index == 0 else None,
+            entries=chunk,
+            final=final,
+            total_entries=total if final else 0,
+            created_at=created_at,
+        )
+        yield seal_signed(payload, Purpose.SNAPSHOT_PART, signer=origin, key=key, to=to)
+        if final:
+            return
+        prev_digest = payload_digest(payload)
+        index += 1
+        chunk = following

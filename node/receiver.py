@@ -1,0 +1,207 @@
+"""The recipient side of a node: applying what peers sent, or rejecting it.
+
+Verify first (``wlx.node.protocol.inbound``, no storage touched), then
+persist: the operations and the new cursor in one transaction (python-tuf's
+verify-then-persist).  A rejected batch or snapshot changes nothing; the
+rejection is logged to the store and the log, and raised to the caller with
+its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from wlx.crypto.signing import Purpose
+from wlx.crypto.tokens import EpochKey
+from wlx.node import failpoints, metrics
+from wlx.node.app import Node
+from wlx.node.errors import Rejection, RejectReason
+from wlx.node.protocol import codec, inbound
+from wlx.node.protocol.envelopes import open_envelope
+from wlx.node.protocol.messages import Batch, Cursor, Sealed
+from wlx.node.store.base import InboundState, RejectionRow
+
+log = logging.getLogger("wlx.receiver")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one batch did."""
+
+    batch_first: int
+    batch_last: int
+    ops: int
+    duplicate: bool
+
+
+def cursor_of(state: InboundState | None) -> Cursor | None:
+    """The cursor a stored state stands for; None before the first snapshot."""
+    if state is None or state.epoch == 0:
+        return None
+    return Cursor(state.epoch, state.seq, state.digest)
+
+
+def cursor(node: Node, origin: str) -> Cursor | None:
+    """The node's position in ``origin``'s stream, or None before its first snapshot."""
+    with node.store.read() as tx:
+        return cursor_of(tx.get_inbound(origin))
+
+
+def record_rejection(node: Node, origin: str, what: str, rejection: Rejection) -> None:
+    """Log a rejection durably, in the log, and as the origin's last sync error."""
+    now = node.now()
+    metrics.REJECTIONS.labels(origin, rejection.reason.value).inc()
+    log.warning(
+        "rejected %s from %s: %s (%s)", what, origin, rejection.reason.value, rejection.detail
+    )
+    with node.store.write() as tx:
+        tx.add_rejection(RejectionRow(now, origin, what, rejection.reason.value, rejection.detail))
+        tx.set_sync_status(origin, at=now, error=str(rejection))
+
+
+def _verify_batch(node: Node, origin: str, sealed: Sealed) -> Batch:
+    payload = open_envelope(
+        sealed,
+        purpose=Purpose.BATCH,
+        me=node.node_id,
+        box_key=node.box_key,
+        expected_sender=origin,
+        trusted=node.trusted,
+    )
+    return codec.decode_batch_payload(payload)
+
+
+def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
+    """Verify one batch envelope from ``origin`` and apply it with its cursor.
+
+    Raises:
+        Rejection: any check failed; nothing was applied and the rejection
+            was logged.
+    """
+    try:
+        batch = _verify_batch(node, origin, sealed)
+        failpoints.hit("receiver.before_apply")
+        with node.store.write() as tx:
+            state = tx.get_inbound(origin, for_update=True)
+            current = cursor_of(state)
+            decision = inbound.decide_batch(
+                batch,
+                me=node.node_id,
+                origin=origin,
+                cursor=current,
+                digest_at=lambda seq: tx.applied_digest(origin, batch.epoch, seq),
+            )
+            if isinstance(decision, inbound.Duplicate):
+                return Applied(batch.first_seq, batch.last_seq, 0, duplicate=True)
+            assert state is not None  # decide_batch rejects a batch without a cursor
+            metrics.BATCHES_APPLIED.labels(origin).inc()
+            tx.apply_ops(origin, batch.ops)
+            failpoints.hit("receiver.mid_apply")
+            tx.add_applied(origin, batch.epoch, batch.last_seq, batch.digest)
+            tx.put_inbound(
+                InboundState(
+                    origin=origin,
+                    epoch=state.epoch,
+                    token_key=state.token_key,
+                    seq=decision.cursor.seq,
+                    digest=decision.cursor.digest,
+                    synced_at=node.now(),
+                    last_error="",
+                    last_error_at=0,
+                )
+            )
+    except Rejection as rejection:
+        record_rejection(node, origin, "batch", rejection)
+        raise
+    log.info("applied batch %d-%d from %s", batch.first_seq, batch.last_seq, origin)
+    return Applied(batch.first_seq, batch.last_seq, len(batch.ops), duplicate=False)
+
+
+@dataclass(frozen=True)
+class SnapshotApplied:
+    """What applying a snapshot did."""
+
+    epoch: int
+    at_seq: int
+    entries: int
+
+
+def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> SnapshotApplied:
+    """Verify a snapshot part by part, staging entries, then swap it in atomically.
+
+    Memory stays bounded by one part: entries go to the store's staging
+    area as they arrive, and only a complete, verified snapshot replaces
+    ``origin``'s listings, key and cursor (in one transaction).
+
+    Raises:
+        Rejection: any part failed a check, the stream ended early, or the
+            staged entries do not add up; nothing was applied and the
+            rejection was logged.
+    """
+    receiver = inbound.SnapshotReceiver(
+        me=node.node_id,
+        origin=origin,
+        box_key=node.box_key,
+        trusted=node.trusted,
+        cursor=cursor(node, origin),
+    )
+    snapshot_id: bytes | None = None
+    try:
+        for sealed in parts:
+            part = receiver.receive(sealed)
+            snapshot_id = part.snapshot_id
+            with node.store.write() as tx:
+                tx.stage_entries(part.snapshot_id, origin, part.entries)
+        result = receiver.result()
+        failpoints.hit("receiver.before_snapshot_apply")
+        key = EpochKey(result.token_key, origin, node.node_id, result.epoch)
+        with node.store.write() as tx:
+            state = tx.get_inbound(origin, for_update=True)
+            if cursor_of(state) != receiver.start_cursor:
+                raise Rejection(
+                    RejectReason.ROLLBACK, "the cursor moved while the snapshot arrived"
+                )
+            entries, tokens = tx.staged_counts(result.snapshot_id)
+            if entries != result.total_entries or tokens < 0:
+                raise Rejection(RejectReason.MALFORMED, "snapshot repeats a handle or a token")
+            tx.apply_staged(result.snapshot_id, origin)
+            tx.clear_applied(origin)
+            tx.add_applied(origin, result.epoch, result.cursor.seq, result.cursor.digest)
+            tx.put_inbound(
+                InboundState(
+                    origin=origin,
+                    epoch=result.epoch,
+                    token_key=node.wrap_epoch_key(key),
+                    seq=result.cursor.seq,
+                    digest=result.cursor.digest,
+                    synced_at=node.now(),
+                )
+            )
+    except Rejection as rejection:
+        _drop(node, snapshot_id)
+        record_rejection(node, origin, "snapshot", rejection)
+        raise
+    except BaseException:
+        _drop(node, snapshot_id)
+        raise
+    metrics.SNAPSHOTS_APPLIED.labels(origin).inc()
+    log.info(
+        "applied snapshot of %s: epoch %d at %d, %d listings",
+        origin,
+        result.epoch,
+        result.cursor.seq,
+        result.total_entries,
+    )
+    return SnapshotApplied(result.epoch, result.cursor.seq, result.total_entries)
+
+
+def _drop(node: Node, snapshot_id: bytes | None) -> None:
+    if snapshot_id is None:
+        return
+    try:
+        with node.store.write() as tx:
+            tx.drop_staging(snapshot_id)
+    except Exception:
+        log.exception("could not drop a staged snapshot")

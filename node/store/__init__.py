@@ -1,0 +1,1 @@
+"""Storage behind a small interface: SQLite (default) and PostgreSQL."""

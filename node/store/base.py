@@ -1,0 +1,298 @@
+"""The storage interface: rows, and the transaction every change goes through.
+
+A node's state lives behind ``Store``.  Every change happens inside one
+``Store.write()`` transaction (all of it commits, or none of it does), and
+every consistent read inside one ``Store.read()``; that is what makes a node
+killed at any moment restart consistent.  ``wlx.node.store.sql`` implements
+it for SQLite (the embedded default) and PostgreSQL.
+
+Values a receiving node must not hold in the clear arrive here already
+encrypted (records, token keys) or keyed (tokens, handles): the store never
+sees a raw identifier.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from wlx.node.protocol.messages import Op, Upsert
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One of the node's own records; ``body`` is encrypted at rest."""
+
+    id: str
+    version: int
+    body: bytes = field(repr=False)
+    expires: str
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the node's append-only change log."""
+
+    seq: int
+    record_id: str
+    op: str
+    """"upsert" or "remove"."""
+    version: int
+    at: int
+
+
+@dataclass(frozen=True)
+class PeerRow:
+    """A trusted peer: its identity card as verified, and where to reach it."""
+
+    node_id: str
+    card: bytes
+    address: str
+    added_at: int
+
+
+@dataclass(frozen=True)
+class OutboundState:
+    """The origin's side of one recipient's stream."""
+
+    peer: str
+    epoch: int
+    token_key: bytes = field(repr=False)
+    """The epoch token key, encrypted at rest."""
+    change_pos: int
+    """Last change-log sequence number turned into batches for this peer."""
+    last_seq: int
+    last_digest: bytes
+    epoch_started_at: int
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A signed batch kept by the origin until the recipient has it."""
+
+    first_seq: int
+    last_seq: int
+    digest: bytes
+    signed: bytes
+
+
+@dataclass(frozen=True)
+class InboundState:
+    """The recipient's side of one origin's stream (including its own list)."""
+
+    origin: str
+    epoch: int
+    token_key: bytes = field(repr=False)
+    """The epoch token key, encrypted at rest."""
+    seq: int
+    digest: bytes
+    synced_at: int
+    """Unix time of the last successful sync (0: never)."""
+    last_error: str = ""
+    last_error_at: int = 0
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A stored token that matched a lookup."""
+
+    origin: str
+    token: bytes
+    handle: bytes
+    sealed: bytes
+    expires: str
+
+
+@dataclass(frozen=True)
+class RejectionRow:
+    """A rejected batch, snapshot or request, as logged."""
+
+    at: int
+    origin: str
+    what: str
+    reason: str
+    detail: str
+
+
+class Tx(ABC):
+    """One transaction.  Methods raise ``InternalError`` on storage failure."""
+
+    # ---------------------------------------------------------- meta
+    @abstractmethod
+    def get_meta(self, key: str) -> bytes | None:
+        """A node-wide value, or None."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: bytes) -> None:
+        """Set a node-wide value."""
+
+    # ---------------------------------------------------------- own records
+    @abstractmethod
+    def lock_changes(self) -> None:
+        """Serialise writers of the change log until commit.
+
+        Change sequence numbers then become visible in commit order, so an
+        origin never skips a change that commits late.
+        """
+
+    @abstractmethod
+    def get_record(self, record_id: str) -> StoredRecord | None:
+        """The record, or None."""
+
+    @abstractmethod
+    def put_record(self, record: StoredRecord) -> None:
+        """Insert or replace a record."""
+
+    @abstractmethod
+    def delete_record(self, record_id: str) -> None:
+        """Delete a record (no error if absent)."""
+
+    @abstractmethod
+    def iter_records(self) -> Iterator[StoredRecord]:
+        """Every record, by id, read lazily."""
+
+    @abstractmethod
+    def count_records(self) -> int:
+        """How many records the node lists."""
+
+    @abstractmethod
+    def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
+        """Append to the change log; returns the new sequence number."""
+
+    @abstractmethod
+    def change_head(self) -> int:
+        """The last change-log sequence number (0 if empty)."""
+
+    @abstractmethod
+    def changes_after(self, pos: int, limit: int) -> list[Change]:
+        """Up to ``limit`` changes after ``pos``, oldest first."""
+
+    # ---------------------------------------------------------- peers
+    @abstractmethod
+    def put_peer(self, peer: PeerRow) -> None:
+        """Insert or replace a trusted peer."""
+
+    @abstractmethod
+    def get_peer(self, node_id: str) -> PeerRow | None:
+        """A trusted peer, or None."""
+
+    @abstractmethod
+    def list_peers(self) -> list[PeerRow]:
+        """Every trusted peer, by node id."""
+
+    # ---------------------------------------------------------- origin side
+    @abstractmethod
+    def get_outbound(self, peer: str, *, for_update: bool = False) -> OutboundState | None:
+        """The stream state for ``peer``; ``for_update`` locks it until commit."""
+
+    @abstractmethod
+    def put_outbound(self, state: OutboundState) -> None:
+        """Insert or replace a stream state."""
+
+    @abstractmethod
+    def add_outbox(self, peer: str, epoch: int, batch: OutboxRow, created_at: int) -> None:
+        """Keep a signed batch for ``peer``."""
+
+    @abstractmethod
+    def outbox_after(self, peer: str, epoch: int, after_seq: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` batches whose first operation is after ``after_seq``."""
+
+    @abstractmethod
+    def outbox_digest_at(self, peer: str, epoch: int, last_seq: int) -> bytes | None:
+        """Digest of the batch ending at ``last_seq``, or None."""
+
+    @abstractmethod
+    def outbox_oldest(self, peer: str, epoch: int) -> int | None:
+        """First sequence number of the oldest kept batch, or None."""
+
+    # ---------------------------------------------------------- recipient side
+    @abstractmethod
+    def get_inbound(self, origin: str, *, for_update: bool = False) -> InboundState | None:
+        """The cursor and key of ``origin``'s list; ``for_update`` locks it."""
+
+    @abstractmethod
+    def list_inbound(self) -> list[InboundState]:
+        """Every origin whose list this node holds (itself included)."""
+
+    @abstractmethod
+    def put_inbound(self, state: InboundState) -> None:
+        """Insert or replace the cursor and key of an origin."""
+
+    @abstractmethod
+    def set_sync_status(self, origin: str, *, at: int, error: str | None) -> None:
+        """Record a sync attempt: success (error None) or its failure."""
+
+    @abstractmethod
+    def applied_digest(self, origin: str, epoch: int, last_seq: int) -> bytes | None:
+        """Digest of the applied batch ending at ``last_seq``, or None."""
+
+    @abstractmethod
+    def add_applied(self, origin: str, epoch: int, last_seq: int, digest: bytes) -> None:
+        """Remember an applied batch (for duplicate and fork detection)."""
+
+    @abstractmethod
+    def clear_applied(self, origin: str) -> None:
+        """Forget every applied batch of ``origin`` (before a snapshot)."""
+
+    @abstractmethod
+    def apply_ops(self, origin: str, ops: Sequence[Op]) -> None:
+        """Apply upserts and removals to ``origin``'s entries and tokens."""
+
+    @abstractmethod
+    def clear_origin(self, origin: str) -> None:
+        """Delete every entry and token of ``origin``."""
+
+    @abstractmethod
+    def count_entries(self, origin: str) -> int:
+        """How many listings of ``origin`` this node holds."""
+
+    @abstractmethod
+    def find_tokens(self, origin: str, tokens: Sequence[bytes]) -> list[TokenRow]:
+        """Every stored row of ``origin`` whose token is in ``tokens``."""
+
+    # ---------------------------------------------------------- snapshot staging
+    @abstractmethod
+    def stage_entries(self, snapshot_id: bytes, origin: str, entries: Sequence[Upsert]) -> None:
+        """Keep entries of a snapshot still arriving (first copy of a handle wins)."""
+
+    @abstractmethod
+    def staged_counts(self, snapshot_id: bytes) -> tuple[int, int]:
+        """``(entries, tokens)`` staged for a snapshot; tokens is -1 when the
+        staged tokens are not exactly those the staged entries list (a handle
+        or a token appeared twice)."""
+
+    @abstractmethod
+    def apply_staged(self, snapshot_id: bytes, origin: str) -> int:
+        """Replace ``origin``'s entries by the staged ones; returns their number."""
+
+    @abstractmethod
+    def drop_staging(self, snapshot_id: bytes | None = None) -> None:
+        """Discard one staged snapshot, or all of them."""
+
+    # ---------------------------------------------------------- rejections
+    @abstractmethod
+    def add_rejection(self, row: RejectionRow) -> None:
+        """Log a rejected input."""
+
+    @abstractmethod
+    def list_rejections(self, origin: str | None = None, limit: int = 100) -> list[RejectionRow]:
+        """The latest rejections, newest first."""
+
+
+class Store(ABC):
+    """A node's durable state."""
+
+    @abstractmethod
+    def write(self) -> AbstractContextManager[Tx]:
+        """A read-write transaction: commits when the block ends, else rolls back."""
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only transaction over one consistent snapshot of the data."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

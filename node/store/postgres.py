@@ -1,0 +1,111 @@
+"""PostgreSQL connector, for operators who outgrow one machine.
+
+A connection pool (psycopg 3); each node keeps its tables in its own schema
+(``search_path``), so several nodes can share one database.  Readers run at
+REPEATABLE READ (one consistent snapshot, as SQLite's WAL readers see);
+writers at READ COMMITTED, locking the rows they decide on with
+``FOR UPDATE`` and the change log with a table lock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from wlx.node.errors import InternalError, UserError
+from wlx.node.store import schema
+from wlx.node.store.sql import Connector, Cursor, SqlStore
+
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class _PgCursor(Cursor):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(_pg(sql), params)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._conn.cursor() as cur:
+                cur.executemany(_pg(sql), rows)  # type: ignore[arg-type]
+
+
+class PostgresConnector(Connector):
+    """A pool of connections to one PostgreSQL schema."""
+
+    dialect = schema.POSTGRES
+    for_update = " FOR UPDATE"
+
+    def __init__(self, dsn: str, schema_name: str) -> None:
+        if not SCHEMA_NAME.match(schema_name):
+            raise UserError("a PostgreSQL schema name is lower-case a-z, 0-9 and '_'")
+        self._schema = schema_name
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=16,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=10)
+        except (PoolTimeout, psycopg.Error) as exc:
+            self._pool.close()
+            raise InternalError(f"cannot connect to PostgreSQL ({type(exc).__name__})") from None
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+        conn.execute(f'SET search_path TO "{self._schema}"')
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[Cursor]:
+        try:
+            with self._pool.connection(timeout=30) as conn:
+                conn.execute(
+                    "BEGIN ISOLATION LEVEL READ COMMITTED"
+                    if write
+                    else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                )
+                try:
+                    yield _PgCursor(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            raise InternalError(f"PostgreSQL error ({type(exc).__name__})") from None
+        except PoolTimeout:
+            raise InternalError("no PostgreSQL connection available") from None
+
+    def lock_changes(self, cur: Cursor) -> None:
+        cur.execute("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE")
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def open_postgres(dsn: str, schema_name: str) -> SqlStore:
+    """Open (creating if needed) the store in ``schema_name`` of ``dsn``.
+
+    Raises:
+        InternalError: PostgreSQL unreachable or the schema has another version.
+        UserError: the schema name is invalid.
+    """
+    connector = PostgresConnector(dsn, schema_name)
+    try:
+        return SqlStore(connector)
+    except BaseException:
+        connector.close()
+        raise

@@ -1,0 +1,147 @@
+"""The node's database schema, for SQLite and PostgreSQL.
+
+One template; ``{blob}``, ``{int}``, ``{serial}`` and ``{norowid}`` are filled
+in per dialect.  ``SCHEMA_VERSION`` is stored in ``meta`` and checked when a
+node opens its store.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TEMPLATE = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value {blob} NOT NULL
+);
+
+-- The node's own list.  body is the record's JSON, encrypted at rest.
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT PRIMARY KEY,
+    version {int} NOT NULL,
+    body {blob} NOT NULL,
+    expires TEXT NOT NULL,
+    updated_at {int} NOT NULL
+);
+
+-- Append-only change log of the own list (docs/protocol.md §6.1).
+CREATE TABLE IF NOT EXISTS changes (
+    seq {serial},
+    record_id TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('upsert', 'remove')),
+    version {int} NOT NULL,
+    at {int} NOT NULL
+);
+
+-- Trust store: the peers whose identity cards the operator accepted.
+CREATE TABLE IF NOT EXISTS peers (
+    node_id TEXT PRIMARY KEY,
+    card {blob} NOT NULL,
+    address TEXT NOT NULL,
+    added_at {int} NOT NULL
+);
+
+-- Origin side: one stream per recipient, and the signed batches kept for it.
+CREATE TABLE IF NOT EXISTS outbound (
+    peer TEXT PRIMARY KEY,
+    epoch {int} NOT NULL,
+    token_key {blob} NOT NULL,
+    change_pos {int} NOT NULL,
+    last_seq {int} NOT NULL,
+    last_digest {blob} NOT NULL,
+    epoch_started_at {int} NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    peer TEXT NOT NULL,
+    epoch {int} NOT NULL,
+    last_seq {int} NOT NULL,
+    first_seq {int} NOT NULL,
+    digest {blob} NOT NULL,
+    signed {blob} NOT NULL,
+    created_at {int} NOT NULL,
+    PRIMARY KEY (peer, epoch, last_seq)
+){norowid};
+
+-- Recipient side: cursor and epoch key per origin (the node itself included).
+CREATE TABLE IF NOT EXISTS inbound (
+    origin TEXT PRIMARY KEY,
+    epoch {int} NOT NULL,
+    token_key {blob} NOT NULL,
+    seq {int} NOT NULL,
+    digest {blob} NOT NULL,
+    synced_at {int} NOT NULL,
+    last_error TEXT NOT NULL,
+    last_error_at {int} NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS applied (
+    origin TEXT NOT NULL,
+    epoch {int} NOT NULL,
+    last_seq {int} NOT NULL,
+    digest {blob} NOT NULL,
+    PRIMARY KEY (origin, epoch, last_seq)
+){norowid};
+
+-- Listings held, by keyed handle. tokens is the concatenation of the
+-- listing's 16-byte tokens (to delete them without a second index).
+CREATE TABLE IF NOT EXISTS entries (
+    origin TEXT NOT NULL,
+    handle {blob} NOT NULL,
+    expires TEXT NOT NULL,
+    tokens {blob} NOT NULL,
+    PRIMARY KEY (origin, handle)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS tokens (
+    origin TEXT NOT NULL,
+    token {blob} NOT NULL,
+    handle {blob} NOT NULL,
+    sealed {blob} NOT NULL,
+    PRIMARY KEY (origin, token, handle)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS staged_entries (
+    snapshot_id {blob} NOT NULL,
+    handle {blob} NOT NULL,
+    origin TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    tokens {blob} NOT NULL,
+    PRIMARY KEY (snapshot_id, handle)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS staged_tokens (
+    snapshot_id {blob} NOT NULL,
+    token {blob} NOT NULL,
+    handle {blob} NOT NULL,
+    sealed {blob} NOT NULL,
+    PRIMARY KEY (snapshot_id, token, handle)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS rejections (
+    id {serial},
+    at {int} NOT NULL,
+    origin TEXT NOT NULL,
+    what TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+SQLITE = {
+    "blob": "BLOB",
+    "int": "INTEGER",
+    "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "norowid": " WITHOUT ROWID",
+}
+POSTGRES = {
+    "blob": "BYTEA",
+    "int": "BIGINT",
+    "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    "norowid": "",
+}
+
+
+def statements(dialect: dict[str, str]) -> list[str]:
+    """The schema's CREATE statements for one dialect."""
+    return [s.strip() for s in TEMPLATE.format(**dialect).split(";") if s.strip()]

@@ -1,0 +1,474 @@
+"""``Store`` over SQL: one implementation for SQLite and PostgreSQL.
+
+The SQL is written once, with ``?`` placeholders; a ``Connector`` supplies
+connections and transactions for its database and rewrites placeholders
+where its driver wants another style.  Everything the two engines disagree
+on (types, locking) is in the connectors and ``schema``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from wlx.crypto.tokens import TOKEN_LEN
+from wlx.node.errors import InternalError
+from wlx.node.protocol.messages import Op, Upsert
+from wlx.node.store import schema
+from wlx.node.store.base import (
+    Change,
+    InboundState,
+    OutboundState,
+    OutboxRow,
+    PeerRow,
+    RejectionRow,
+    Store,
+    StoredRecord,
+    TokenRow,
+    Tx,
+)
+
+Row = tuple[Any, ...]
+LOOKUP_CHUNK = 500
+
+
+class Cursor(ABC):
+    """The slice of a DB-API cursor/connection that ``SqlTx`` uses."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns an object with fetchone/fetchall/iteration."""
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row."""
+
+
+class Connector(ABC):
+    """Connections and transactions of one database engine."""
+
+    dialect: dict[str, str]
+    for_update: str
+    """Suffix that locks selected rows until commit ('' where the engine
+    serialises writers anyway)."""
+
+    @abstractmethod
+    def transaction(self, write: bool) -> AbstractContextManager[Cursor]:
+        """A transaction; commits at the end of the block, rolls back on error."""
+
+    @abstractmethod
+    def lock_changes(self, cur: Cursor) -> None:
+        """Serialise change-log writers until commit."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection."""
+
+
+def _tokens_blob(op: Upsert) -> bytes:
+    return b"".join(t.token for t in op.tokens)
+
+
+def _split_tokens(blob: bytes) -> list[bytes]:
+    return [blob[i : i + TOKEN_LEN] for i in range(0, len(blob), TOKEN_LEN)]
+
+
+class SqlTx(Tx):
+    """``Tx`` over one open SQL transaction."""
+
+    def __init__(self, cur: Cursor, connector: Connector) -> None:
+        self._cur = cur
+        self._connector = connector
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row = self._cur.execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [tuple(r) for r in self._cur.execute(sql, params).fetchall()]
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(sql, params)
+
+    # ---------------------------------------------------------- meta
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return bytes(row[0]) if row else None
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        self._run(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ---------------------------------------------------------- own records
+    def lock_changes(self) -> None:
+        self._connector.lock_changes(self._cur)
+
+    @staticmethod
+    def _record(row: Row) -> StoredRecord:
+        return StoredRecord(row[0], row[1], bytes(row[2]), row[3], row[4])
+
+    def get_record(self, record_id: str) -> StoredRecord | None:
+        row = self._one(
+            "SELECT id, version, body, expires, updated_at FROM records WHERE id = ?",
+            (record_id,),
+        )
+        return self._record(row) if row else None
+
+    def put_record(self, record: StoredRecord) -> None:
+        self._run(
+            "INSERT INTO records (id, version, body, expires, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version, body = excluded.body, "
+            "expires = excluded.expires, updated_at = excluded.updated_at",
+            (record.id, record.version, record.body, record.expires, record.updated_at),
+        )
+
+    def delete_record(self, record_id: str) -> None:
+        self._run("DELETE FROM records WHERE id = ?", (record_id,))
+
+    def iter_records(self) -> Iterator[StoredRecord]:
+        after = ""
+        while True:
+            rows = self._all(
+                "SELECT id, version, body, expires, updated_at FROM records "
+                "WHERE id > ? ORDER BY id LIMIT 1000",
+                (after,),
+            )
+            for row in rows:
+                yield self._record(row)
+            if len(rows) < 1000:
+                return
+            after = rows[-1][0]
+
+    def count_records(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM records")
+        return int(row[0]) if row else 0
+
+    def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
+        row = self._one(
+            "INSERT INTO changes (record_id, op, version, at) VALUES (?, ?, ?, ?) RETURNING seq",
+            (record_id, op, version, at),
+        )
+        if row is None:
+            raise InternalError("change log insert returned no sequence number")
+        return int(row[0])
+
+    def change_head(self) -> int:
+        row = self._one("SELECT MAX(seq) FROM changes")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def changes_after(self, pos: int, limit: int) -> list[Change]:
+        return [
+            Change(*row)
+            for row in self._all(
+                "SELECT seq, record_id, op, version, at FROM changes "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (pos, limit),
+            )
+        ]
+
+    # ---------------------------------------------------------- peers
+    def put_peer(self, peer: PeerRow) -> None:
+        self._run(
+            "INSERT INTO peers (node_id, card, address, added_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (node_id) DO UPDATE SET card = excluded.card, "
+            "address = excluded.address",
+            (peer.node_id, peer.card, peer.address, peer.added_at),
+        )
+
+    def get_peer(self, node_id: str) -> PeerRow | None:
+        row = self._one(
+            "SELECT node_id, card, address, added_at FROM peers WHERE node_id = ?", (node_id,)
+        )
+        return PeerRow(row[0], bytes(row[1]), row[2], row[3]) if row else None
+
+    def list_peers(self) -> list[PeerRow]:
+        return [
+            PeerRow(r[0], bytes(r[1]), r[2], r[3])
+            for r in self._all(
+                "SELECT node_id, card, address, added_at FROM peers ORDER BY node_id"
+            )
+        ]
+
+    # ---------------------------------------------------------- origin side
+    def get_outbound(self, peer: str, *, for_update: bool = False) -> OutboundState | None:
+        lock = self._connector.for_update if for_update else ""
+        row = self._one(
+            "SELECT peer, epoch, token_key, change_pos, last_seq, last_digest, epoch_started_at "
+            f"FROM outbound WHERE peer = ?{lock}",
+            (peer,),
+        )
+        if row is None:
+            return None
+        return OutboundState(row[0], row[1], bytes(row[2]), row[3], row[4], bytes(row[5]), row[6])
+
+    def put_outbound(self, state: OutboundState) -> None:
+        self._run(
+            "INSERT INTO outbound (peer, epoch, token_key, change_pos, last_seq, last_digest, "
+            "epoch_started_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (peer) DO UPDATE SET epoch = excluded.epoch, "
+            "token_key = excluded.token_key, change_pos = excluded.change_pos, "
+            "last_seq = excluded.last_seq, last_digest = excluded.last_digest, "
+            "epoch_started_at = excluded.epoch_started_at",
+            (
+                state.peer,
+                state.epoch,
+                state.token_key,
+                state.change_pos,
+                state.last_seq,
+                state.last_digest,
+                state.epoch_started_at,
+            ),
+        )
+
+    def add_outbox(self, peer: str, epoch: int, batch: OutboxRow, created_at: int) -> None:
+        self._run(
+            "INSERT INTO outbox (peer, epoch, last_seq, first_seq, digest, signed, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (peer, epoch, batch.last_seq, batch.first_seq, batch.digest, batch.signed, created_at),
+        )
+
+    def outbox_after(self, peer: str, epoch: int, after_seq: int, limit: int) -> list[OutboxRow]:
+        return [
+            OutboxRow(r[0], r[1], bytes(r[2]), bytes(r[3]))
+            for r in self._all(
+                "SELECT first_seq, last_seq, digest, signed FROM outbox "
+                "WHERE peer = ? AND epoch = ? AND last_seq > ? ORDER BY last_seq LIMIT ?",
+                (peer, epoch, after_seq, limit),
+            )
+        ]
+
+    def outbox_digest_at(self, peer: str, epoch: int, last_seq: int) -> bytes | None:
+        row = self._one(
+            "SELECT digest FROM outbox WHERE peer = ? AND epoch = ? AND last_seq = ?",
+            (peer, epoch, last_seq),
+        )
+        return bytes(row[0]) if row else None
+
+    def outbox_oldest(self, peer: str, epoch: int) -> int | None:
+        row = self._one(
+            "SELECT MIN(first_seq) FROM outbox WHERE peer = ? AND epoch = ?", (peer, epoch)
+        )
+        return int(row[0]) if row and row[0] is not None else None
+
+    # ---------------------------------------------------------- recipient side
+    _INBOUND = (
+        "SELECT origin, epoch, token_key, seq, digest, synced_at, last_error, last_error_at "
+        "FROM inbound"
+    )
+
+    @staticmethod
+    def _inbound(row: Row) -> InboundState:
+        return InboundState(
+            row[0], row[1], bytes(row[2]), row[3], bytes(row[4]), row[5], row[6], row[7]
+        )
+
+    def get_inbound(self, origin: str, *, for_update: bool = False) -> InboundState | None:
+        lock = self._connector.for_update if for_update else ""
+        row = self._one(f"{self._INBOUND} WHERE origin = ?{lock}", (origin,))
+        return self._inbound(row) if row else None
+
+    def list_inbound(self) -> list[InboundState]:
+        return [self._inbound(r) for r in self._all(f"{self._INBOUND} ORDER BY origin")]
+
+    def put_inbound(self, state: InboundState) -> None:
+        self._run(
+            "INSERT INTO inbound (origin, epoch, token_key, seq, digest, synced_at, last_error, "
+            "last_error_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (origin) DO UPDATE SET epoch = excluded.epoch, "
+            "token_key = excluded.token_key, seq = excluded.seq, digest = excluded.digest, "
+            "synced_at = excluded.synced_at, last_error = excluded.last_error, "
+            "last_error_at = excluded.last_error_at",
+            (
+                state.origin,
+                state.epoch,
+                state.token_key,
+                state.seq,
+                state.digest,
+                state.synced_at,
+                state.last_error,
+                state.last_error_at,
+            ),
+        )
+
+    def set_sync_status(self, origin: str, *, at: int, error: str | None) -> None:
+        if error is None:
+            self._run("UPDATE inbound SET synced_at = ? WHERE origin = ?", (at, origin))
+        else:
+            self._run(
+                "UPDATE inbound SET last_error = ?, last_error_at = ? WHERE origin = ?",
+                (error, at, origin),
+            )
+
+    def applied_digest(self, origin: str, epoch: int, last_seq: int) -> bytes | None:
+        row = self._one(
+            "SELECT digest FROM applied WHERE origin = ? AND epoch = ? AND last_seq = ?",
+            (origin, epoch, last_seq),
+        )
+        return bytes(row[0]) if row else None
+
+    def add_applied(self, origin: str, epoch: int, last_seq: int, digest: bytes) -> None:
+        self._run(
+            "INSERT INTO applied (origin, epoch, last_seq, digest) VALUES (?, ?, ?, ?)",
+            (origin, epoch, last_seq, digest),
+        )
+
+    def clear_applied(self, origin: str) -> None:
+        self._run("DELETE FROM applied WHERE origin = ?", (origin,))
+
+    def _delete_entry(self, origin: str, handle: bytes) -> None:
+        row = self._one(
+            "SELECT tokens FROM entries WHERE origin = ? AND handle = ?", (origin, handle)
+        )
+        if row is None:
+            return
+        self._cur.executemany(
+            "DELETE FROM tokens WHERE origin = ? AND token = ? AND handle = ?",
+            [(origin, token, handle) for token in _split_tokens(bytes(row[0]))],
+        )
+        self._run("DELETE FROM entries WHERE origin = ? AND handle = ?", (origin, handle))
+
+    def apply_ops(self, origin: str, ops: Sequence[Op]) -> None:
+        for op in ops:
+            self._delete_entry(origin, op.handle)
+            if not isinstance(op, Upsert):
+                continue
+            self._run(
+                "INSERT INTO entries (origin, handle, expires, tokens) VALUES (?, ?, ?, ?)",
+                (origin, op.handle, op.expires, _tokens_blob(op)),
+            )
+            self._cur.executemany(
+                "INSERT INTO tokens (origin, token, handle, sealed) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(origin, t.token, op.handle, t.sealed) for t in op.tokens],
+            )
+
+    def clear_origin(self, origin: str) -> None:
+        self._run("DELETE FROM tokens WHERE origin = ?", (origin,))
+        self._run("DELETE FROM entries WHERE origin = ?", (origin,))
+
+    def count_entries(self, origin: str) -> int:
+        row = self._one("SELECT COUNT(*) FROM entries WHERE origin = ?", (origin,))
+        return int(row[0]) if row else 0
+
+    def find_tokens(self, origin: str, tokens: Sequence[bytes]) -> list[TokenRow]:
+        found: list[TokenRow] = []
+        unique = sorted(set(tokens))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            found.extend(
+                TokenRow(r[0], bytes(r[1]), bytes(r[2]), bytes(r[3]), r[4])
+                for r in self._all(
+                    "SELECT t.origin, t.token, t.handle, t.sealed, e.expires FROM tokens t "
+                    "JOIN entries e ON e.origin = t.origin AND e.handle = t.handle "
+                    f"WHERE t.origin = ? AND t.token IN ({marks})",
+                    (origin, *chunk),
+                )
+            )
+        return found
+
+    # ---------------------------------------------------------- snapshot staging
+    def stage_entries(self, snapshot_id: bytes, origin: str, entries: Sequence[Upsert]) -> None:
+        self._cur.executemany(
+            "INSERT INTO staged_entries (snapshot_id, handle, origin, expires, tokens) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(snapshot_id, e.handle, origin, e.expires, _tokens_blob(e)) for e in entries],
+        )
+        self._cur.executemany(
+            "INSERT INTO staged_tokens (snapshot_id, token, handle, sealed) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(snapshot_id, t.token, e.handle, t.sealed) for e in entries for t in e.tokens],
+        )
+
+    def apply_staged(self, snapshot_id: bytes, origin: str) -> int:
+        self.clear_origin(origin)
+        self._run(
+            "INSERT INTO entries (origin, handle, expires, tokens) "
+            "SELECT origin, handle, expires, tokens FROM staged_entries WHERE snapshot_id = ?",
+            (snapshot_id,),
+        )
+        self._run(
+            "INSERT INTO tokens (origin, token, handle, sealed) "
+            "SELECT ?, token, handle, sealed FROM staged_tokens WHERE snapshot_id = ? "
+            "ON CONFLICT DO NOTHING",
+            (origin, snapshot_id),
+        )
+        self.drop_staging(snapshot_id)
+        return self.count_entries(origin)
+
+    def staged_counts(self, snapshot_id: bytes) -> tuple[int, int]:
+        entries = self._one(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(tokens)), 0) FROM staged_entries "
+            "WHERE snapshot_id = ?",
+            (snapshot_id,),
+        )
+        tokens = self._one(
+            "SELECT COUNT(*) FROM staged_tokens WHERE snapshot_id = ?", (snapshot_id,)
+        )
+        assert entries is not None and tokens is not None
+        consistent = int(entries[1]) == TOKEN_LEN * int(tokens[0])
+        return int(entries[0]), int(tokens[0]) if consistent else -1
+
+    def drop_staging(self, snapshot_id: bytes | None = None) -> None:
+        if snapshot_id is None:
+            self._run("DELETE FROM staged_tokens")
+            self._run("DELETE FROM staged_entries")
+        else:
+            self._run("DELETE FROM staged_tokens WHERE snapshot_id = ?", (snapshot_id,))
+            self._run("DELETE FROM staged_entries WHERE snapshot_id = ?", (snapshot_id,))
+
+    # ---------------------------------------------------------- rejections
+    def add_rejection(self, row: RejectionRow) -> None:
+        self._run(
+            "INSERT INTO rejections (at, origin, what, reason, detail) VALUES (?, ?, ?, ?, ?)",
+            (row.at, row.origin, row.what, row.reason, row.detail),
+        )
+
+    def list_rejections(self, origin: str | None = None, limit: int = 100) -> list[RejectionRow]:
+        where, params = ("WHERE origin = ? ", (origin,)) if origin else ("", ())
+        return [
+            RejectionRow(*r)
+            for r in self._all(
+                f"SELECT at, origin, what, reason, detail FROM rejections {where}"
+                "ORDER BY id DESC LIMIT ?",
+                (*params, limit),
+            )
+        ]
+
+
+class SqlStore(Store):
+    """A ``Store`` on a ``Connector``; creates the schema on first use."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+        with connector.transaction(write=True) as cur:
+            for statement in schema.statements(connector.dialect):
+                cur.execute(statement)
+            tx = SqlTx(cur, connector)
+            version = tx.get_meta("schema_version")
+            if version is None:
+                tx.set_meta("schema_version", str(schema.SCHEMA_VERSION).encode())
+            elif int(version) != schema.SCHEMA_VERSION:
+                raise InternalError(
+                    f"store has schema version {int(version)}, this wlx uses "
+                    f"{schema.SCHEMA_VERSION}"
+                )
+            tx.drop_staging()  # a snapshot interrupted by a crash is discarded
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        with self._connector.transaction(write=True) as cur:
+            yield SqlTx(cur, self._connector)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self._connector.transaction(write=False) as cur:
+            yield SqlTx(cur, self._connector)
+
+    def close(self) -> None:
+        self._connector.close()

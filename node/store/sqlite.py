@@ -1,0 +1,102 @@
+"""SQLite connector: the embedded default store (nothing to set up).
+
+WAL journal, ``synchronous=FULL`` (a committed transaction survives power
+loss), one connection per thread, and ``BEGIN IMMEDIATE`` for writers so
+that two writers never deadlock on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from wlx.node.errors import InternalError
+from wlx.node.store import schema
+from wlx.node.store.sql import Connector, Cursor, SqlStore
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class _SqliteCursor(Cursor):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+
+class SqliteConnector(Connector):
+    """Connections to one SQLite database file."""
+
+    dialect = schema.SQLITE
+    for_update = ""  # BEGIN IMMEDIATE already serialises writers
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error as exc:
+                raise InternalError(f"cannot open the store ({exc})") from None
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[Cursor]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise InternalError(f"store unavailable ({exc})") from None
+        try:
+            yield _SqliteCursor(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise InternalError(f"store commit failed ({exc})") from None
+
+    def lock_changes(self, cur: Cursor) -> None:
+        """Nothing to do: SQLite has one writer at a time."""
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def open_sqlite(path: Path) -> SqlStore:
+    """Open (creating if needed) the SQLite store at ``path``.
+
+    Raises:
+        InternalError: the file cannot be opened or has another schema.
+    """
+    try:
+        return SqlStore(SqliteConnector(path))
+    except sqlite3.Error as exc:
+        raise InternalError(f"cannot open the store ({exc})") from None

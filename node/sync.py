@@ -1,0 +1,217 @@
+"""Pulling from peers: the client side of the federation protocol (§8).
+
+``sync_peer`` pulls one origin until the node is up to date with it,
+fetching a snapshot whenever the origin says the cursor cannot continue.
+Each batch is applied (or rejected) on its own; a rejection stops this
+round for that origin, so nothing after a bad batch is applied.
+``sync_all`` does every peer; ``SyncLoop`` does it on an interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+
+from wlx.crypto.signing import Purpose
+from wlx.node import metrics, receiver
+from wlx.node.app import Node
+from wlx.node.errors import PeerError, Rejection, RejectReason, WlxError
+from wlx.node.protocol import codec
+from wlx.node.protocol.envelopes import sign_message
+from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams
+from wlx.node.server import MAX_MESSAGE_BYTES
+from wlx.node.status import from_rpc_error
+from wlx.node.store.base import PeerRow
+from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc
+
+log = logging.getLogger("wlx.sync")
+
+BATCHES_PER_PULL = 50
+MAX_PULLS_PER_SYNC = 10_000
+CALL_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync with one peer did."""
+
+    peer: str
+    batches: int = 0
+    ops: int = 0
+    duplicates: int = 0
+    snapshot_entries: int | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def channel_options() -> list[tuple[str, int]]:
+    """Client channel options: the same message bound as the server."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+
+
+def _signed(node: Node, payload: bytes, purpose: Purpose, peer: str) -> envelope_pb2.SignedMessage:
+    msg = sign_message(payload, purpose, signer=node.node_id, key=node.signing_key, recipient=peer)
+    return codec.encode_signed(msg.payload, msg.signature, msg.signer, msg.recipient, msg.purpose)
+
+
+def _pull_request(node: Node, peer: str) -> federation_pb2.PullRequest:
+    cursor = receiver.cursor(node, peer)
+    params = PullParams(
+        requester=node.node_id,
+        origin=peer,
+        epoch=cursor.epoch if cursor else 0,
+        after_seq=cursor.seq if cursor else 0,
+        after_digest=cursor.digest if cursor else b"",
+        issued_at=node.now(),
+        nonce=node.rng(codec.NONCE_BYTES),
+        max_batches=BATCHES_PER_PULL,
+    )
+    return federation_pb2.PullRequest(
+        request=_signed(node, codec.encode_pull_params(params), Purpose.PULL, peer)
+    )
+
+
+def _snapshot_parts(
+    node: Node, stub: federation_pb2_grpc.FederationStub, peer: str
+) -> Iterator[Sealed]:
+    params = SnapshotParams(node.node_id, peer, node.now(), node.rng(codec.NONCE_BYTES))
+    request = federation_pb2.SnapshotRequest(
+        request=_signed(node, codec.encode_snapshot_params(params), Purpose.SNAPSHOT, peer)
+    )
+    for msg in stub.Snapshot(request, timeout=CALL_TIMEOUT):
+        yield codec.decode_sealed(msg)
+
+
+def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
+    """Pull from one peer until up to date; never raises for the peer's faults.
+
+    Returns a report; ``error`` says why the sync stopped early (peer
+    unreachable, a rejected batch, a protocol violation).
+    """
+    batches = ops = duplicates = 0
+    snapshot_entries: int | None = None
+    snapshots_in_a_row = 0
+    try:
+        with grpc.insecure_channel(peer.address, options=channel_options()) as channel:
+            stub = federation_pb2_grpc.FederationStub(channel)
+            for _ in range(MAX_PULLS_PER_SYNC):
+                received = 0
+                resync = None
+                for response in stub.Pull(_pull_request(node, peer.node_id), timeout=CALL_TIMEOUT):
+                    kind = response.WhichOneof("item")
+                    if kind == "resync":
+                        resync = response.resync.reason
+                        break
+                    if kind != "batch":
+                        raise Rejection(RejectReason.MALFORMED, "empty pull response")
+                    applied = receiver.apply_batch(
+                        node, peer.node_id, codec.decode_sealed(response.batch)
+                    )
+                    received += 1
+                    batches += 0 if applied.duplicate else 1
+                    duplicates += 1 if applied.duplicate else 0
+                    ops += applied.ops
+                if resync is not None:
+                    snapshots_in_a_row += 1
+                    if snapshots_in_a_row > 2:
+                        raise PeerError(f"{peer.node_id} keeps asking for a resync ({resync})")
+                    log.info("%s asks for a resync (%s); fetching a snapshot", peer.node_id, resync)
+                    result = receiver.apply_snapshot(
+                        node, peer.node_id, _snapshot_parts(node, stub, peer.node_id)
+                    )
+                    snapshot_entries = result.entries
+                    continue
+                snapshots_in_a_row = 0
+                if received < BATCHES_PER_PULL:
+                    break
+    except Rejection as rejection:
+        # Rejections of batches and snapshots are recorded where they are
+        # decided; a malformed response outside them is recorded here.
+        if rejection.reason is RejectReason.MALFORMED and "pull response" in rejection.detail:
+            receiver.record_rejection(node, peer.node_id, "response", rejection)
+        return _failed(node, peer, str(rejection), batches, ops, duplicates, snapshot_entries)
+    except grpc.RpcError as exc:
+        error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}")
+        return _failed(node, peer, str(error), batches, ops, duplicates, snapshot_entries)
+    except WlxError as exc:
+        return _failed(node, peer, str(exc), batches, ops, duplicates, snapshot_entries)
+    with node.store.write() as tx:
+        tx.set_sync_status(peer.node_id, at=node.now(), error=None)
+    return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries)
+
+
+def _failed(
+    node: Node,
+    peer: PeerRow,
+    error: str,
+    batches: int,
+    ops: int,
+    duplicates: int,
+    snapshot_entries: int | None,
+) -> SyncReport:
+    metrics.SYNC_FAILURES.labels(peer.node_id).inc()
+    log.warning("sync with %s stopped: %s", peer.node_id, error)
+    with node.store.write() as tx:
+        tx.set_sync_status(peer.node_id, at=node.now(), error=error)
+    return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries, error)
+
+
+def sync_all(node: Node, only: str | None = None) -> list[SyncReport]:
+    """Sync with every trusted peer (or just ``only``), one after another."""
+    with node.store.read() as tx:
+        peers = [p for p in tx.list_peers() if only is None or p.node_id == only]
+    return [sync_peer(node, peer) for peer in peers]
+
+
+class SyncLoop:
+    """Syncs with every peer every ``interval`` seconds (with 10% jitter) until stopped."""
+
+    def __init__(self, node: Node, interval: float) -> None:
+        self._node = node
+        self._interval = interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wlx-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def trigger(self) -> None:
+        """Sync now instead of waiting for the interval."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=CALL_TIMEOUT)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for report in sync_all(self._node):
+                    if report.ok and (report.batches or report.snapshot_entries is not None):
+                        log.info(
+                            "synced %s: %d batches, %d operations%s",
+                            report.peer,
+                            report.batches,
+                            report.ops,
+                            f", snapshot of {report.snapshot_entries}"
+                            if report.snapshot_entries is not None
+                            else "",
+                        )
+            except Exception:
+                log.exception("sync round failed")
+            delay = self._interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter only
+            self._wake.wait(delay)
+            self._wake.clear()
