@@ -1,0 +1,204 @@
+"""Benchmarks of a small federation on this machine (run by scripts/bench).
+
+Measures, with real nodes and real gRPC servers on loopback:
+  * import: records/s into the origin's own list (encrypt, index, log);
+  * snapshot sync: a new peer pulls the whole list (listings/s);
+  * delta sync: a peer pulls N changes as batches (changes/s);
+  * lookup: one person per call, sequential (p50/p99 latency) and with
+    concurrent clients (calls/s);
+  * manifest screening: 500 people per call (ms per call).
+
+Results are printed and written as JSON to the output directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from wlx.node import origin
+from wlx.node.app import Node, init_node
+from wlx.node.config import StorageConfig
+from wlx.node.lookup import Query
+from wlx.node.model import Record, parse_record
+from wlx.node.server import build_server
+from wlx.node.sync import sync_peer
+from wlx.node.wire import query_to_pb
+from wlx.v1 import lookup_pb2, lookup_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).parent))
+from demo_data import person  # noqa: E402
+
+
+def make_records(country: str, count: int, seed: int) -> list[Record]:
+    rng = random.Random(seed)
+    return [parse_record(person(country, rng, i), line=i) for i in range(count)]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def peer_of(node: Node, peer: str) -> Any:
+    with node.store.read() as tx:
+        return tx.get_peer(peer)
+
+
+def storage_for(kind: str, node_id: str, dsn: str) -> StorageConfig:
+    if kind == "sqlite":
+        return StorageConfig()
+    schema = f"bench_{node_id.lower()}_{random.randrange(16**8):08x}"
+    return StorageConfig(backend="postgresql", dsn=dsn, schema=schema)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="wlx-bench-"))
+    nodes = {
+        n: init_node(
+            tmp / n, node_id=n, listen="127.0.0.1:0", storage=storage_for(args.backend, n, args.dsn)
+        )
+        for n in ("CN", "RU", "AR")
+    }
+    servers = {}
+    for n, node in nodes.items():
+        server, port = build_server(node, "127.0.0.1:0")
+        server.start()
+        servers[n] = (server, port)
+    for a in nodes:
+        for b in nodes:
+            if a != b:
+                origin.add_peer(nodes[a], nodes[b].card.raw, f"127.0.0.1:{servers[b][1]}")
+    results: dict[str, Any] = {"records": args.records, "backend": args.backend}
+
+    records = make_records("CN", args.records, 1)
+    _, seconds = timed(lambda: origin.import_records(nodes["CN"], records))
+    results["import_records_per_s"] = round(args.records / seconds)
+    origin.import_records(nodes["AR"], make_records("AR", args.records // 10, 2))
+
+    report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
+    assert report.ok, report.error
+    results["snapshot_sync_s"] = round(seconds, 2)
+    results["snapshot_listings_per_s"] = round(args.records / seconds)
+    assert sync_peer(nodes["RU"], peer_of(nodes["RU"], "AR")).ok
+
+    changes = make_records("CN", args.changes, 3)
+    changes = [
+        parse_record({**person("CN", random.Random(i), i), "id": f"CN-D{i:07d}"}, line=0)
+        for i, _ in enumerate(changes)
+    ]
+    origin.import_records(nodes["CN"], changes)
+    report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
+    assert report.ok and report.ops == args.changes, report
+    results["delta_changes"] = args.changes
+    results["delta_sync_s"] = round(seconds, 2)
+    results["delta_changes_per_s"] = round(args.changes / seconds)
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{servers['RU'][1]}")
+    stub = lookup_pb2_grpc.LookupStub(channel)
+    rng = random.Random(7)
+    listed = [r for r in records if r.documents]
+    queries = []
+    for i in range(args.lookups):
+        if i % 2 == 0:
+            r = rng.choice(listed)
+            d = r.documents[0]
+            queries.append(Query(documents=((d.type, d.country, d.number),)))
+        else:
+            queries.append(Query(names=(f"Nobody Number{i}",), dob="1970-01-01"))
+    requests = [lookup_pb2.CheckRequest(person=query_to_pb(q), purpose="bench") for q in queries]
+    for request in requests[:50]:
+        stub.Check(request)
+    latencies, hits = [], 0
+    for request in requests:
+        start = time.perf_counter()
+        response = stub.Check(request)
+        latencies.append(time.perf_counter() - start)
+        hits += bool(response.hits)
+    assert hits == args.lookups // 2 + args.lookups % 2, hits
+    results["lookup_p50_ms"] = round(statistics.median(latencies) * 1000, 3)
+    results["lookup_p99_ms"] = round(pct(latencies, 0.99) * 1000, 3)
+    results["lookup_sequential_per_s"] = round(len(latencies) / sum(latencies))
+
+    def worker(chunk: list[lookup_pb2.CheckRequest]) -> None:
+        ch = grpc.insecure_channel(f"127.0.0.1:{servers['RU'][1]}")
+        s = lookup_pb2_grpc.LookupStub(ch)
+        for request in chunk:
+            s.Check(request)
+        ch.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(requests[i :: args.clients],))
+        for i in range(args.clients)
+    ]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results["lookup_concurrent_clients"] = args.clients
+    results["lookup_concurrent_per_s"] = round(len(requests) / (time.perf_counter() - start))
+
+    manifest = lookup_pb2.ScreenRequest(purpose="bench")
+    for i in range(500):
+        r = records[(i * 7919) % len(records)] if i % 50 == 0 else None
+        q = (
+            Query(names=r.names[:1], dob=r.dob)
+            if r
+            else Query(names=(f"Passenger Number{i}",), dob="1980-01-01")
+        )
+        manifest.entries.add(id=str(i), person=query_to_pb(q))
+    stub.Screen(manifest)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        response = stub.Screen(manifest)
+        times.append(time.perf_counter() - start)
+    assert sum(1 for r in response.results if r.hits) >= 10
+    results["screen_500_p50_ms"] = round(statistics.median(times) * 1000, 1)
+    channel.close()
+    for server, _ in servers.values():
+        server.stop(grace=None)
+    for node in nodes.values():
+        node.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=20_000, help="listings in CN's list")
+    parser.add_argument("--changes", type=int, default=5_000, help="changes in the delta sync")
+    parser.add_argument("--lookups", type=int, default=2_000, help="single lookups to time")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent lookup clients")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    args = parser.parse_args()
+    results = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"results-{args.backend}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
