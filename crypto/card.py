@@ -32,7 +32,7 @@ def check_node_id(node_id: str) -> str:
     Raises:
         MalformedError: it is not.
     """
-    if not NODE_ID.match(node_id):
+    if not NODE_ID.fullmatch(node_id):
         raise MalformedError("a node id is 2 to 32 characters of A-Z, 0-9 and '-'")
     return node_id
 
@@ -106,7 +106,7 @@ def parse_card(data: bytes) -> IdentityCard:
         raise MalformedError("identity card larger than 16 KiB")
     try:
         outer = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, too deep, too long a number
         raise MalformedError("identity card is not UTF-8 JSON") from None
     if not isinstance(outer, dict):
         raise MalformedError("identity card is not a JSON object")
@@ -114,7 +114,7 @@ def parse_card(data: bytes) -> IdentityCard:
     signature = _b64(_field(outer, "signature", str), "signature")
     try:
         payload = json.loads(payload_text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise MalformedError("identity card payload is not JSON") from None
     if not isinstance(payload, dict):
         raise MalformedError("identity card payload is not a JSON object")

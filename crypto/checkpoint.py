@@ -32,7 +32,7 @@ from wlx.crypto.note import (
     signature_line,
 )
 
-_SIZE = re.compile(r"0|[1-9][0-9]*")
+_SIZE = re.compile(r"0|[1-9][0-9]{0,19}")  # at most 20 digits: 2**64 - 1 has 20
 MAX_TREE_SIZE = 2**64 - 1
 #: tlog-cosignature "Format": the timestamp MUST NOT exceed 2^63 - 1.
 MAX_TIMESTAMP = 2**63 - 1

@@ -13,6 +13,7 @@ from wlx.crypto.encoding import lp, u64
 DIGEST_LEN = 32
 PAYLOAD_PREFIX = b"wlx/v1 payload\x00"
 GENESIS_PREFIX = b"wlx/v1 genesis\x00"
+SKIP_PREFIX = b"wlx/v1 skip\x00"
 
 
 def payload_digest(payload: bytes) -> bytes:
@@ -31,3 +32,11 @@ def genesis_digest(origin: str, recipient: str, epoch: int) -> bytes:
     u64(epoch))``: the ``prev_digest`` of the stream's first batch.
     """
     return hashlib.sha256(GENESIS_PREFIX + lp(origin) + lp(recipient) + u64(epoch)).digest()
+
+
+def skip_digest(prev_digest: bytes) -> bytes:
+    """``SHA-256("wlx/v1 skip" || 0x00 || prev_digest)``: the chain anchor an
+    origin moves to when it stops keeping changes for a peer that stayed away
+    longer than its retention window (docs/protocol.md §7.3).  The peer can
+    then only continue from a snapshot, which carries the new anchor."""
+    return hashlib.sha256(SKIP_PREFIX + prev_digest).digest()

@@ -114,19 +114,23 @@ class PartialDate:
 def normalize_name(name: str) -> str:
     """Normalise one full name (§2.1).
 
-    NFKC, case fold, strip combining marks, fold the letters of ``_FOLD``,
-    delete apostrophes, NFC, turn every character that is not a letter or a
-    digit into a separator, then sort the parts and join them with one space.
+    Delete apostrophes, NFKC, case fold, strip combining marks, fold the
+    letters of ``_FOLD``, delete apostrophes again, NFC, turn every character
+    that is not a letter, a mark or a digit into a separator, then sort the
+    parts and join them with one space.
 
     Raises:
         InvalidIdentifier: longer than 256 characters, or no letters left.
     """
     if len(name) > MAX_NAME_CHARS:
         raise InvalidIdentifier(f"a name is longer than {MAX_NAME_CHARS} characters")
-    text = unicodedata.normalize("NFKC", name).casefold()
+    # Apostrophes go before NFKC too: it would turn U+00B4 into a space and a mark.
+    text = unicodedata.normalize("NFKC", name.translate(_APOSTROPHES)).casefold()
     text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
     text = unicodedata.normalize("NFC", text.translate(_FOLD).translate(_APOSTROPHES))
-    text = "".join(c if unicodedata.category(c)[0] in "LN" else " " for c in text)
+    # Spacing and enclosing marks (Mc, Me: the vowel signs of Indic scripts) are
+    # part of their word; only what is not a letter, mark or digit separates.
+    text = "".join(c if unicodedata.category(c)[0] in "LMN" else " " for c in text)
     parts = sorted(text.split())
     if not any(unicodedata.category(c)[0] == "L" for part in parts for c in part):
         raise InvalidIdentifier("a name has no letters")

@@ -31,6 +31,9 @@ class Purpose(StrEnum):
     PULL = "pull"
     SNAPSHOT = "snapshot"
     IDENTITY_CARD = "identity-card"
+    RECEIPT = "receipt"
+    DETAIL_REQUEST = "detail-request"
+    DETAIL_ANSWER = "detail-answer"
 
 
 def signing_input(purpose: Purpose, signer: str, recipient: str, payload: bytes) -> bytes:

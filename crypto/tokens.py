@@ -28,6 +28,8 @@ TAG_LEN = 16
 PERSON_TOKEN = b"wlx1-token"
 PERSON_SEAL = b"wlx1-seal"
 PERSON_HANDLE = b"wlx1-handle"
+PERSON_HIT_PROOF = b"wlx1-hit-proof"
+HIT_PROOF_LEN = 32
 SEAL_AAD_PREFIX = b"wlx/v1 seal\x00"
 
 
@@ -69,6 +71,15 @@ class EpochKey:
         """``BLAKE2b-128(key, person="wlx1-handle", UTF-8 ref)``: the listing's opaque handle."""
         return self._blake(PERSON_HANDLE, ref.encode("utf-8"), HANDLE_LEN)
 
+    def hit_proof(self, identifier_key: bytes, message: bytes) -> bytes:
+        """Proof of knowing ``identifier_key``, bound to ``message`` (§11.2).
+
+        ``BLAKE2b-256(key=seal_key(identifier_key), person="wlx1-hit-proof",
+        message)``: only someone who presented the identifier (a lookup that
+        hit) or holds the origin's records can make it.
+        """
+        return hit_proof(self.seal_key(identifier_key), message)
+
     def _aad(self, handle: bytes, token: bytes) -> bytes:
         return (
             SEAL_AAD_PREFIX
@@ -107,3 +118,10 @@ class EpochKey:
             return aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], self._aad(handle, token))
         except InvalidTag:
             raise DecryptionError("sealed hit data does not open") from None
+
+
+def hit_proof(seal_key: bytes, message: bytes) -> bytes:
+    """``BLAKE2b-256(key=seal_key, person="wlx1-hit-proof", message)`` (§11.2)."""
+    return hashlib.blake2b(
+        message, digest_size=HIT_PROOF_LEN, key=seal_key, person=PERSON_HIT_PROOF
+    ).digest()

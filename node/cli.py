@@ -32,6 +32,7 @@ from wlx.node.wire import hit_from_pb, query_to_pb
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 EXIT_ERROR = 1
+EXIT_DENIED = 3
 EXIT_INTERNAL = 70
 LOOKUP_TIMEOUT = 10.0
 
@@ -227,6 +228,32 @@ def records_remove(directory: Path, record_id: str) -> None:
     click.echo(f"removed {record_id}")
 
 
+@records.command("suspend")
+@node_dir
+@click.argument("record_id")
+def records_suspend(directory: Path, record_id: str) -> None:
+    """Suspend RECORD_ID while it is contested: peers still see the hit, with no action."""
+    node = _open(directory)
+    try:
+        changed = origin.suspend_record(node, record_id, suspended=True)
+    finally:
+        node.close()
+    click.echo(f"suspended {record_id}" if changed else f"{record_id} was already suspended")
+
+
+@records.command("reinstate")
+@node_dir
+@click.argument("record_id")
+def records_reinstate(directory: Path, record_id: str) -> None:
+    """Lift the suspension of RECORD_ID."""
+    node = _open(directory)
+    try:
+        changed = origin.suspend_record(node, record_id, suspended=False)
+    finally:
+        node.close()
+    click.echo(f"reinstated {record_id}" if changed else f"{record_id} was not suspended")
+
+
 @records.command("count")
 @node_dir
 def records_count(directory: Path) -> None:
@@ -283,7 +310,7 @@ def serve(directory: Path, sync_interval: float | None, metrics_port: int | None
 @click.option("--peer", "only", help="Only this peer.")
 def sync(directory: Path, only: str | None) -> None:
     """Pull once from every peer now, and exit (non-zero if any pull failed)."""
-    from wlx.node.sync import sync_all
+    from wlx.node.sync import describe, sync_all
 
     node = _open(directory)
     try:
@@ -292,60 +319,74 @@ def sync(directory: Path, only: str | None) -> None:
         node.close()
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
-    failed = False
     for report in reports:
-        if report.ok:
-            snap = (
-                f", snapshot of {report.snapshot_entries} listings"
-                if report.snapshot_entries is not None
-                else ""
-            )
-            click.echo(f"{report.peer}: ok, {report.batches} batches, {report.ops} changes{snap}")
-        else:
-            failed = True
-            click.echo(f"{report.peer}: failed: {report.error}", err=True)
+        click.echo(describe(report), err=not report.ok)
+    failed = any(not r.ok for r in reports)
     if failed:
         sys.exit(EXIT_ERROR)
 
 
 @cli.command()
 @node_dir
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(directory: Path, as_json: bool) -> None:
-    """Show the node's lists: its own, and each peer's cursor, freshness and last error."""
+def maintain(directory: Path) -> None:
+    """Housekeeping now: purge expired listings, enforce retention, compact the logs."""
+    from wlx.node.maintenance import maintain as run
+
     node = _open(directory)
     try:
-        with node.store.read() as tx:
-            own = tx.count_records()
-            peers = {p.node_id: p for p in tx.list_peers()}
-            rows: list[dict[str, Any]] = []
-            for state in tx.list_inbound():
-                if state.origin == node.node_id:
-                    continue
-                rows.append(
-                    {
-                        "peer": state.origin,
-                        "address": peers[state.origin].address if state.origin in peers else "",
-                        "epoch": state.epoch,
-                        "seq": state.seq,
-                        "listings": tx.count_entries(state.origin),
-                        "last_sync": state.synced_at,
-                        "last_error": state.last_error,
-                        "last_error_at": state.last_error_at,
-                    }
-                )
+        report = run(node)
+    finally:
+        node.close()
+    click.echo(
+        f"purged {report.purged} expired listings, removed {report.retired} expired own "
+        f"records, compacted {report.compacted_batches} batches and "
+        f"{report.compacted_changes} change-log entries"
+    )
+
+
+@cli.command()
+@node_dir
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(directory: Path, as_json: bool) -> None:
+    """Where the node stands with each peer: freshness of their lists here, and
+    how far each has confirmed this node's list (unconfirmed removals)."""
+    from dataclasses import asdict
+
+    from wlx.node.node_status import node_status
+
+    node = _open(directory)
+    try:
+        state = node_status(node)
     finally:
         node.close()
     if as_json:
-        click.echo(json.dumps({"node": node.node_id, "records": own, "peers": rows}))
+        out = asdict(state)
+        for peer, row in zip(state.peers, out["peers"], strict=True):
+            row["behind"] = peer.behind
+        click.echo(json.dumps(out))
         return
-    click.echo(f"node {node.node_id}: {own} own records")
-    for row in rows:
+    click.echo(f"node {state.node_id}: {state.own_records} own records")
+    for p in state.peers:
+        click.echo(f"peer {p.peer} at {p.address}")
+        if p.epoch:
+            click.echo(
+                f"  its list here: {p.listings} listings, epoch {p.epoch} at {p.seq}"
+                f" ({p.behind} behind), last sync {_when(p.last_sync)}"
+            )
+        else:
+            click.echo("  its list here: none yet (no snapshot received)")
+        if p.last_error:
+            click.echo(f"  last error ({_when(p.last_error_at)}): {p.last_error}")
         click.echo(
-            f"  {row['peer']:<8} epoch {row['epoch']} at {row['seq']}, {row['listings']} listings, "
-            f"last sync {_when(row['last_sync'])}"
-            + (f", last error: {row['last_error']}" if row["last_error"] else "")
+            f"  our list there: epoch {p.sent_epoch}, made up to {p.sent_seq}, "
+            f"confirmed up to {p.acked_seq}" + (f" ({_when(p.acked_at)})" if p.acked_at else "")
         )
+        if p.unconfirmed_removals:
+            shown = ", ".join(p.unconfirmed_removals[:10])
+            more = len(p.unconfirmed_removals) - 10
+            click.echo(
+                f"  removals not yet confirmed: {shown}" + (f" and {more} more" if more > 0 else "")
+            )
 
 
 def _when(ts: int) -> str:
@@ -376,6 +417,7 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
         "also_matched": list(hit.also_matched),
         "expires": hit.expires,
         "list_synced_at": hit.list_synced_at,
+        "suspended": hit.suspended,
     }
 
 
@@ -422,10 +464,70 @@ def lookup(
         return
     for hit in hits:
         also = f" (also {', '.join(hit.also_matched)})" if hit.also_matched else ""
+        action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
         click.echo(
-            f"HIT {hit.origin} {hit.ref}: {hit.category}, action {hit.action}, "
-            f"matched on {hit.matched_on}{also}, expires {hit.expires}"
+            f"HIT {hit.origin} {hit.ref}: {hit.category}, {action}, "
+            f"matched on {hit.matched_on}{also}, expires {hit.expires}, "
+            f"list as of {_when(hit.list_synced_at)}"
         )
+
+
+@cli.command()
+@click.option("--node", "address", required=True, help="HOST:PORT of the local node.")
+@click.argument("ref")
+@click.option("--origin", "origin_id", help="Node id of the hit's origin (default: from the hit).")
+@click.option("--purpose", required=True, help="Why the record is needed.")
+@click.option("--case", "case_id", default="", help="Your case reference.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def detail(
+    address: str, ref: str, origin_id: str | None, purpose: str, case_id: str, as_json: bool
+) -> None:
+    """Ask the origin of a hit for the full record REF (after a lookup that hit).
+
+    The origin decides under its own rules; a denial prints its reason and
+    exits with status 3.
+    """
+    channel, stub = _stub(address)
+    try:
+        result = stub.Detail(
+            lookup_pb2.DetailQuery(
+                origin=origin_id or "", ref=ref, purpose=purpose, case_id=case_id
+            ),
+            timeout=LOOKUP_TIMEOUT * 4,
+        )
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc, f"node at {address}") from None
+    finally:
+        channel.close()
+    if as_json:
+        record = json.loads(result.record_json) if result.granted else None
+        click.echo(
+            json.dumps({"granted": result.granted, "denial": result.denial, "record": record})
+        )
+        return
+    if not result.granted:
+        click.echo(f"DENIED by the origin: {result.denial}")
+        sys.exit(EXIT_DENIED)
+    record = json.loads(result.record_json)
+    for key in (
+        "id",
+        "names",
+        "dob",
+        "nationality",
+        "sex",
+        "documents",
+        "category",
+        "action",
+        "legal_basis",
+        "authority",
+        "expires",
+    ):
+        value = record.get(key)
+        if key == "documents":
+            value = ", ".join(f"{d['type']}:{d['country']}:{d['number']}" for d in value)
+        elif isinstance(value, list):
+            value = "; ".join(value)
+        click.echo(f"{key:<12} {value}")
 
 
 @cli.command()

@@ -75,6 +75,16 @@ class NodeConfig:
     advertise: str
     sync_interval: float = DEFAULT_SYNC_INTERVAL
     storage: StorageConfig = StorageConfig()
+    authority: str = ""
+    """Name of the authority the node acts for, in detail requests
+    (default: the node id)."""
+    retention_grace_days: int = 0
+    """Own records are removed this many days after they expire."""
+    outbox_keep_days: int = 30
+    """Batches are kept at most this long for a peer that has not
+    acknowledged them; a peer further behind resyncs from a snapshot."""
+    detail_quota: int = 200
+    """Detail requests each peer may make per 24 hours."""
 
     def to_toml(self) -> str:
         """The file's text."""
@@ -89,7 +99,11 @@ class NodeConfig:
                 "node_id": self.node_id,
                 "listen": self.listen,
                 "advertise": self.advertise,
+                "authority": self.authority or self.node_id,
                 "sync_interval": self.sync_interval,
+                "retention_grace_days": self.retention_grace_days,
+                "outbox_keep_days": self.outbox_keep_days,
+                "detail_quota": self.detail_quota,
                 "storage": storage,
             }
         )
@@ -110,6 +124,10 @@ class NodeConfig:
             listen = check_address(str(data["listen"]))
             advertise = check_address(str(data.get("advertise", listen)))
             sync_interval = float(data.get("sync_interval", DEFAULT_SYNC_INTERVAL))
+            authority = str(data.get("authority", ""))
+            grace = int(data.get("retention_grace_days", 0))
+            keep = int(data.get("outbox_keep_days", 30))
+            quota = int(data.get("detail_quota", 200))
             raw_storage = data.get("storage", {})
             storage = StorageConfig(
                 backend=str(raw_storage.get("backend", "sqlite")),
@@ -125,7 +143,14 @@ class NodeConfig:
             raise UserError(f"{CONFIG_FILE}: storage.backend is 'sqlite' or 'postgresql'")
         if sync_interval <= 0:
             raise UserError(f"{CONFIG_FILE}: sync_interval must be positive")
-        return cls(node_id, listen, advertise, sync_interval, storage)
+        if grace < 0 or keep < 1 or quota < 0:
+            raise UserError(
+                f"{CONFIG_FILE}: retention_grace_days >= 0, outbox_keep_days >= 1, "
+                "detail_quota >= 0"
+            )
+        return cls(
+            node_id, listen, advertise, sync_interval, storage, authority, grace, keep, quota
+        )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ call: nothing of a query is written to disk or to the log.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,6 +60,7 @@ class Hit:
     also_matched: tuple[str, ...]
     expires: str
     list_synced_at: int
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,50 @@ class Result:
     error: str = ""
 
 
+class HitMemory:
+    """For a while after a hit, the seal key of the identifier that matched.
+
+    Held in memory only, per caller, so that the officer who had the hit can
+    prove it in a detail request (§11.2).  Bounded in size and age.
+    """
+
+    def __init__(self, ttl: int = 24 * 3600, size: int = 100_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._items: OrderedDict[tuple[str, str, str], tuple[bytes, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, caller: str, origin: str, ref: str, seal_key: bytes, now: float) -> None:
+        with self._lock:
+            self._items[(caller, origin, ref)] = (seal_key, now + self._ttl)
+            self._items.move_to_end((caller, origin, ref))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def origins(self, caller: str, ref: str, now: float) -> list[str]:
+        """Origins of the caller's unexpired hits with this ref."""
+        with self._lock:
+            return sorted(
+                o
+                for (c, o, r), (_, until) in self._items.items()
+                if c == caller and r == ref and until >= now
+            )
+
+    def recall(self, caller: str, origin: str, ref: str, now: float) -> bytes | None:
+        with self._lock:
+            item = self._items.get((caller, origin, ref))
+        if item is None or item[1] < now:
+            return None
+        return item[0]
+
+
 class Lookup:
     """Answers queries from the node's store; caches unwrapped epoch keys."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
         self._keys: dict[bytes, EpochKey] = {}
+        self.hits = HitMemory()
 
     def _epoch_key(self, state: InboundState) -> EpochKey:
         key = self._keys.get(state.token_key)
@@ -84,18 +125,18 @@ class Lookup:
             self._keys[state.token_key] = key
         return key
 
-    def check(self, query: Query) -> tuple[Hit, ...]:
+    def check(self, query: Query, caller: str = "") -> tuple[Hit, ...]:
         """Every hit of one query, strongest match first.
 
         Raises:
             UserError: the query has no usable identifier.
         """
-        result = self.screen([query])[0]
+        result = self.screen([query], caller)[0]
         if result.error:
             raise UserError(result.error)
         return result.hits
 
-    def screen(self, queries: Sequence[Query]) -> list[Result]:
+    def screen(self, queries: Sequence[Query], caller: str = "") -> list[Result]:
         """Check many people at once (a manifest); one result per query.
 
         A query without a usable identifier gets an error result; the others
@@ -134,6 +175,9 @@ class Lookup:
                     for index, ikey in wanted[row.token]:
                         hit = self._open(key, ikey, row.handle, row.sealed, synced)
                         if hit is not None:
+                            self.hits.remember(
+                                caller, hit.origin, hit.ref, key.seal_key(ikey.value), now
+                            )
                             found[index].setdefault((hit.origin, hit.ref), []).append(
                                 (ikey.kind, hit)
                             )
@@ -162,6 +206,7 @@ class Lookup:
             also_matched=(),
             expires=data.expires,
             list_synced_at=synced,
+            suspended=data.suspended,
         )
 
 
@@ -181,6 +226,7 @@ def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit
                 also_matched=tuple(kinds[1:]),
                 expires=best.expires,
                 list_synced_at=best.list_synced_at,
+                suspended=best.suspended,
             )
         )
     hits.sort(key=lambda h: (KeyKind(h.matched_on).strength, h.origin, h.ref))

@@ -248,9 +248,13 @@ def parse_csv(text: str) -> Iterator[tuple[int, Record]]:
     """
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
-    unknown = [h for h in header if h not in FIELDS]
+    unknown = [i for i, h in enumerate(header, start=1) if h not in FIELDS]
     if unknown:
-        raise RecordError(1, f"unknown column {unknown[0]!r}")
+        # By position, not by its text: in a file without a header row, the
+        # "header" is the first person's names and document numbers.
+        raise RecordError(
+            1, f"header column {unknown[0]} is not a field name (fields: {', '.join(FIELDS)})"
+        )
     for row in reader:
         line = reader.line_num
         if None in row:

@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wlx.crypto.card import IdentityCard, parse_card
-from wlx.crypto.digests import genesis_digest
+from wlx.crypto.digests import genesis_digest, skip_digest
 from wlx.crypto.errors import CryptoError
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
@@ -23,17 +24,32 @@ from wlx.node.app import Node
 from wlx.node.errors import AlreadyExists, NotFound, Rejection, RejectReason, Unavailable, UserError
 from wlx.node.model import Record
 from wlx.node.protocol import codec, outbound
-from wlx.node.protocol.envelopes import seal_presigned, verify_request
+from wlx.node.protocol.envelopes import (
+    same_digest,
+    seal_presigned,
+    verify_request,
+    verify_signed,
+)
 from wlx.node.protocol.messages import (
     Op,
     PullParams,
+    Receipt,
     ResyncRequired,
     Sealed,
     SignedRequest,
     SnapshotParams,
+    StreamHead,
     Upsert,
 )
-from wlx.node.store.base import InboundState, OutboundState, OutboxRow, PeerRow, StoredRecord, Tx
+from wlx.node.store.base import (
+    InboundState,
+    OutboundState,
+    OutboxRow,
+    PeerRow,
+    ReceiptRow,
+    StoredRecord,
+    Tx,
+)
 
 log = logging.getLogger("wlx.origin")
 
@@ -55,6 +71,12 @@ class ImportResult:
 
 def _record_context(record_id: str) -> str:
     return f"record:{record_id}"
+
+
+def _upsert(node: Node, stored: StoredRecord, key: EpochKey) -> Upsert:
+    return outbound.upsert_for(
+        load_record(node, stored), stored.version, key, node.rng, suspended=stored.suspended
+    )
 
 
 def load_record(node: Node, stored: StoredRecord) -> Record:
@@ -84,10 +106,15 @@ def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
             else:
                 added += 1
             version = existing.version + 1 if existing else 1
+            suspended = existing.suspended if existing else False
             sealed_body = node.seal_at_rest(body, _record_context(record.id))
-            tx.put_record(StoredRecord(record.id, version, sealed_body, record.expires, now))
+            stored = StoredRecord(record.id, version, sealed_body, record.expires, now, suspended)
+            tx.put_record(stored)
             tx.append_change(record.id, "upsert", version, now)
-            tx.apply_ops(node.node_id, [outbound.upsert_for(record, version, own_key, node.rng)])
+            tx.apply_ops(
+                node.node_id,
+                [outbound.upsert_for(record, version, own_key, node.rng, suspended=suspended)],
+            )
     log.info("imported records: %d added, %d updated, %d unchanged", added, updated, unchanged)
     return ImportResult(added, updated, unchanged)
 
@@ -108,6 +135,56 @@ def remove_record(node: Node, record_id: str) -> None:
         tx.append_change(record_id, "remove", existing.version + 1, node.now())
         tx.apply_ops(node.node_id, [outbound.remove_for(record_id, own_key)])
     log.info("removed record %s", record_id)
+
+
+def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
+    """Suspend a listing (or lift the suspension); peers receive the change.
+
+    A suspended listing still hits at every peer, marked suspended and with
+    no requested action, until lifted or removed.  Returns False when the
+    listing was already in that state (nothing changed).
+
+    Raises:
+        NotFound: no such record.
+    """
+    own_key = node.own_epoch_key()
+    now = node.now()
+    with node.store.write() as tx:
+        tx.lock_changes()
+        existing = tx.get_record(record_id)
+        if existing is None:
+            raise NotFound(f"no record with id {record_id!r}")
+        if existing.suspended == suspended:
+            return False
+        stored = StoredRecord(
+            existing.id, existing.version + 1, existing.body, existing.expires, now, suspended
+        )
+        tx.put_record(stored)
+        tx.append_change(record_id, "upsert", stored.version, now)
+        tx.apply_ops(node.node_id, [_upsert(node, stored, own_key)])
+    log.info("%s record %s", "suspended" if suspended else "reinstated", record_id)
+    return True
+
+
+def enforce_retention(node: Node, grace_days: int) -> list[str]:
+    """Remove own records that expired more than ``grace_days`` ago.
+
+    Each removal is a normal one: logged, and sent to every peer.  Returns
+    the removed ids.
+    """
+    cutoff = datetime.date.fromisoformat(node.today()) - datetime.timedelta(days=grace_days)
+    with node.store.read() as tx:
+        expired = tx.expired_records(cutoff.isoformat())
+    removed = []
+    for record_id in expired:
+        try:
+            remove_record(node, record_id)
+        except NotFound:
+            continue  # removed by someone else meanwhile
+        removed.append(record_id)
+    if removed:
+        log.info("retention: removed %d expired records", len(removed))
+    return removed
 
 
 def add_peer(
@@ -164,18 +241,24 @@ def add_peer(
     return card
 
 
-def _ops_for(node: Node, tx: Tx, key: EpochKey, changes_pos: int) -> tuple[list[Op], int]:
+def _ops_for(
+    node: Node, tx: Tx, key: EpochKey, changes_pos: int
+) -> tuple[list[Op], dict[int, str], int]:
+    """Operations for the changes after ``changes_pos``; also which of them
+    (by index) remove which record, and the change-log position reached."""
     changes = tx.changes_after(changes_pos, MATERIALISE_CHUNK)
     ops: list[Op] = []
+    removals: dict[int, str] = {}
     for change in changes:
         if change.op == "remove":
+            removals[len(ops)] = change.record_id
             ops.append(outbound.remove_for(change.record_id, key))
             continue
         stored = tx.get_record(change.record_id)
         if stored is None or stored.version != change.version:
             continue  # superseded: a later change in the log carries the record
-        ops.append(outbound.upsert_for(load_record(node, stored), stored.version, key, node.rng))
-    return ops, changes[-1].seq if changes else changes_pos
+        ops.append(_upsert(node, stored, key))
+    return ops, removals, changes[-1].seq if changes else changes_pos
 
 
 def materialise(node: Node, peer: str) -> OutboundState:
@@ -195,7 +278,7 @@ def materialise(node: Node, peer: str) -> OutboundState:
             if state.change_pos >= tx.change_head():
                 return state
             key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
-            ops, change_pos = _ops_for(node, tx, key, state.change_pos)
+            ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos)
             now = node.now()
             batches = outbound.build_batches(
                 ops,
@@ -209,16 +292,15 @@ def materialise(node: Node, peer: str) -> OutboundState:
             )
             for batch in batches:
                 tx.add_outbox(peer, state.epoch, _row(batch), now)
+            for index, record_id in removals.items():
+                tx.add_sent_removal(peer, state.epoch, state.last_seq + 1 + index, record_id)
             last = batches[-1] if batches else None
             tx.put_outbound(
-                OutboundState(
-                    peer=peer,
-                    epoch=state.epoch,
-                    token_key=state.token_key,
+                replace(
+                    state,
                     change_pos=change_pos,
                     last_seq=last.last_seq if last else state.last_seq,
                     last_digest=last.digest if last else state.last_digest,
-                    epoch_started_at=state.epoch_started_at,
                 )
             )
         if batches:
@@ -256,7 +338,7 @@ def _check_parties(requester: str, origin: str, signer: str, me: str) -> None:
         raise Rejection(RejectReason.WRONG_RECIPIENT, "request addressed to another origin")
 
 
-PullItem = ResyncRequired | Sealed
+PullItem = StreamHead | ResyncRequired | Sealed
 
 
 def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
@@ -276,9 +358,11 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             params,
             epoch=state.epoch,
             last_seq=state.last_seq,
+            last_digest=state.last_digest,
             oldest_seq=tx.outbox_oldest(card.node_id, state.epoch) or state.last_seq + 1,
             digest_at=lambda seq: tx.outbox_digest_at(card.node_id, state.epoch, seq),
         )
+    yield StreamHead(state.epoch, state.last_seq, node.now())
     if isinstance(decision, ResyncRequired):
         log.info("peer %s must resync (%s)", card.node_id, decision.reason)
         yield decision
@@ -300,7 +384,7 @@ def _live_entries(node: Node, tx: Tx, key: EpochKey) -> Iterator[Upsert]:
     for stored in tx.iter_records():
         if stored.expires < today:
             continue
-        yield outbound.upsert_for(load_record(node, stored), stored.version, key, node.rng)
+        yield _upsert(node, stored, key)
 
 
 def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
@@ -340,3 +424,124 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
             )
             return
     raise Unavailable("the list is changing too fast to snapshot; retry")
+
+
+MAX_RECEIPTS_PER_CALL = 1_000
+
+
+def _receipt_digest(tx: Tx, node: Node, state: OutboundState, receipt: Receipt) -> bytes | None:
+    """The digest the origin made for what ``receipt`` acknowledges, if kept."""
+    if receipt.last_seq == 0:
+        return genesis_digest(node.node_id, state.peer, receipt.epoch)
+    if receipt.epoch == state.epoch and receipt.last_seq == state.last_seq:
+        return state.last_digest
+    return tx.outbox_digest_at(state.peer, receipt.epoch, receipt.last_seq)
+
+
+def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:
+    """Record a peer's signed receipts for batches and snapshots it applied.
+
+    Each receipt must be signed by a trusted peer, addressed to this node,
+    and name a batch (or snapshot position) with the digest this node made;
+    a receipt that fails is logged and skipped.  Verified receipts are kept
+    as signed, move the peer's acknowledged position forward and confirm
+    the removals it covers (docs/protocol.md §8.4).  Returns how many were
+    recorded.
+
+    Raises:
+        UserError: more than 1,000 receipts in one call.
+    """
+    if len(receipts) > MAX_RECEIPTS_PER_CALL:
+        raise UserError(f"at most {MAX_RECEIPTS_PER_CALL} receipts per call")
+    recorded = 0
+    now = node.now()
+    for signed in receipts:
+        try:
+            card = verify_signed(
+                signed, purpose=Purpose.RECEIPT, me=node.node_id, trusted=node.trusted
+            )
+            receipt = codec.decode_receipt(signed.payload)
+            _check_parties(receipt.recipient, receipt.origin, signed.signer, node.node_id)
+            with node.store.write() as tx:
+                state = tx.get_outbound(card.node_id, for_update=True)
+                if state is None:
+                    raise Rejection(RejectReason.UNKNOWN_SIGNER, "no stream for this peer")
+                expected = _receipt_digest(tx, node, state, receipt)
+                if expected is None or not same_digest(expected, receipt.digest):
+                    raise Rejection(RejectReason.FORK, "receipt for a batch this node did not make")
+                tx.add_receipt(
+                    ReceiptRow(
+                        peer=card.node_id,
+                        epoch=receipt.epoch,
+                        kind=receipt.kind,
+                        first_seq=receipt.first_seq,
+                        last_seq=receipt.last_seq,
+                        digest=receipt.digest,
+                        applied_at=receipt.applied_at,
+                        received_at=now,
+                        signed=codec.encode_signed(
+                            signed.payload,
+                            signed.signature,
+                            signed.signer,
+                            signed.recipient,
+                            signed.purpose,
+                        ).SerializeToString(),
+                    )
+                )
+                if receipt.epoch == state.epoch and receipt.last_seq > state.acked_seq:
+                    tx.put_outbound(
+                        replace(state, acked_seq=receipt.last_seq, acked_at=receipt.applied_at)
+                    )
+                tx.confirm_removals(card.node_id, receipt.epoch, receipt.last_seq)
+            recorded += 1
+        except Rejection as rejection:
+            log.warning("receipt from %s not recorded: %s", signed.signer, rejection)
+    return recorded
+
+
+def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
+    """Compact the outbox and the change log; returns (batches, changes) deleted.
+
+    For each peer (docs/protocol.md §7.3):
+
+    * batches it acknowledged are deleted, but the last one, so that its
+      cursor can still be checked;
+    * batches older than ``keep_seconds`` are deleted whatever their state;
+    * if it has not pulled the changes of the last ``keep_seconds`` at all,
+      its stream skips them: the origin stops keeping them for it and moves
+      the stream's anchor (``skip_digest``), so that it resumes from a
+      snapshot.
+
+    Change-log entries every stream has consumed are then deleted.  Nothing
+    any peer needs to catch up is lost: whatever was deleted, the snapshot it
+    will be offered replaces.
+    """
+    cutoff = node.now() - keep_seconds
+    batches = 0
+    with node.store.write() as tx:
+        tx.lock_changes()
+        head = tx.change_head()
+        states = []
+        for state in tx.list_outbound():
+            pending = tx.changes_after(state.change_pos, 1)
+            if pending and pending[0].at < cutoff:
+                log.info("peer %s stayed away too long; it will resync from a snapshot", state.peer)
+                state = replace(
+                    state,
+                    change_pos=head,
+                    last_seq=state.last_seq + 1,
+                    last_digest=skip_digest(state.last_digest),
+                )
+                tx.put_outbound(state)
+                keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch
+            else:
+                keep_seq, before = state.acked_seq, cutoff
+            batches += tx.delete_outbox(
+                state.peer, epoch=state.epoch, keep_seq=keep_seq, before_time=before
+            )
+            states.append(state)
+        consumed = min((s.change_pos for s in states), default=head)
+        changes = tx.delete_changes_upto(consumed)
+    if batches or changes:
+        log.info("compacted %d batches and %d change-log entries", batches, changes)
+    return batches, changes

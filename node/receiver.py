@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
@@ -19,8 +19,8 @@ from wlx.node import failpoints, metrics
 from wlx.node.app import Node
 from wlx.node.errors import Rejection, RejectReason
 from wlx.node.protocol import codec, inbound
-from wlx.node.protocol.envelopes import open_envelope
-from wlx.node.protocol.messages import Batch, Cursor, Sealed
+from wlx.node.protocol.envelopes import open_envelope, sign_message
+from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed
 from wlx.node.store.base import InboundState, RejectionRow
 
 log = logging.getLogger("wlx.receiver")
@@ -59,6 +59,23 @@ def record_rejection(node: Node, origin: str, what: str, rejection: Rejection) -
     with node.store.write() as tx:
         tx.add_rejection(RejectionRow(now, origin, what, rejection.reason.value, rejection.detail))
         tx.set_sync_status(origin, at=now, error=str(rejection))
+
+
+def _receipt(
+    node: Node, origin: str, *, epoch: int, kind: str, first: int, last: int, digest: bytes
+) -> bytes:
+    """A signed receipt for what was just applied (docs/protocol.md §8.4)."""
+    receipt = Receipt(origin, node.node_id, epoch, kind, first, last, digest, node.now())
+    signed = sign_message(
+        codec.encode_receipt(receipt),
+        Purpose.RECEIPT,
+        signer=node.node_id,
+        key=node.signing_key,
+        recipient=origin,
+    )
+    return codec.encode_signed(
+        signed.payload, signed.signature, signed.signer, signed.recipient, signed.purpose
+    ).SerializeToString()
 
 
 def _verify_batch(node: Node, origin: str, sealed: Sealed) -> Batch:
@@ -100,11 +117,21 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
             tx.apply_ops(origin, batch.ops)
             failpoints.hit("receiver.mid_apply")
             tx.add_applied(origin, batch.epoch, batch.last_seq, batch.digest)
+            tx.queue_receipt(
+                origin,
+                _receipt(
+                    node,
+                    origin,
+                    epoch=batch.epoch,
+                    kind="batch",
+                    first=batch.first_seq,
+                    last=batch.last_seq,
+                    digest=batch.digest,
+                ),
+            )
             tx.put_inbound(
-                InboundState(
-                    origin=origin,
-                    epoch=state.epoch,
-                    token_key=state.token_key,
+                replace(
+                    state,
                     seq=decision.cursor.seq,
                     digest=decision.cursor.digest,
                     synced_at=node.now(),
@@ -169,6 +196,18 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
             tx.apply_staged(result.snapshot_id, origin)
             tx.clear_applied(origin)
             tx.add_applied(origin, result.epoch, result.cursor.seq, result.cursor.digest)
+            tx.queue_receipt(
+                origin,
+                _receipt(
+                    node,
+                    origin,
+                    epoch=result.epoch,
+                    kind="snapshot",
+                    first=0,
+                    last=result.cursor.seq,
+                    digest=result.cursor.digest,
+                ),
+            )
             tx.put_inbound(
                 InboundState(
                     origin=origin,
@@ -177,6 +216,7 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
                     seq=result.cursor.seq,
                     digest=result.cursor.digest,
                     synced_at=node.now(),
+                    origin_head=state.origin_head if state else 0,
                 )
             )
     except Rejection as rejection:
@@ -205,3 +245,40 @@ def _drop(node: Node, snapshot_id: bytes | None) -> None:
             tx.drop_staging(snapshot_id)
     except Exception:
         log.exception("could not drop a staged snapshot")
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What a purge of expired listings removed, per origin."""
+
+    by_origin: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_origin.values())
+
+
+def purge_expired(node: Node) -> Purged:
+    """Delete every held listing whose expiry date has passed.
+
+    Runs without the origin: expiry dates are held in the clear for exactly
+    this (docs/protocol.md §9.3).  For the node's own list this drops only
+    the index entries; removing the records themselves is retention's job
+    (``origin.enforce_retention``).
+    """
+    today = node.today()
+    counts: dict[str, int] = {}
+    while True:
+        with node.store.write() as tx:
+            expired = [(o, h) for o, h in tx.expired_entries(today, 1_000) if o != node.node_id]
+            by_origin: dict[str, list[bytes]] = {}
+            for origin, handle in expired:
+                by_origin.setdefault(origin, []).append(handle)
+            for origin, handles in by_origin.items():
+                tx.remove_entries(origin, handles)
+                counts[origin] = counts.get(origin, 0) + len(handles)
+        if len(expired) < 1_000:
+            break
+    for origin, count in counts.items():
+        log.info("purged %d expired listings of %s", count, origin)
+    return Purged(counts)

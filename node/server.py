@@ -1,4 +1,4 @@
-"""The node's gRPC server: thin servicers over the origin and lookup services.
+"""The node's gRPC server: thin servicers over the node's services.
 
 Each handler converts the request at the boundary, calls one function, and
 converts the answer back; errors become statuses in ``wlx.node.status``.
@@ -8,30 +8,48 @@ Message sizes, concurrency and worker threads are bounded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from wlx.node import metrics, origin, status
+from wlx.node import detail, metrics, origin, status
 from wlx.node.app import Node
+from wlx.node.errors import UserError
 from wlx.node.lookup import Lookup
+from wlx.node.node_status import node_status
+from wlx.node.peers import MAX_MESSAGE_BYTES, peer_channel
 from wlx.node.protocol import codec
-from wlx.node.protocol.messages import ResyncRequired
-from wlx.node.wire import check_purpose, hit_to_pb, query_from_pb, results_to_pb
-from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc, lookup_pb2, lookup_pb2_grpc
+from wlx.node.protocol.messages import ResyncRequired, Sealed, SignedRequest, StreamHead
+from wlx.node.status import from_rpc_error
+from wlx.node.wire import (
+    check_purpose,
+    hit_to_pb,
+    query_from_pb,
+    results_to_pb,
+    status_to_pb,
+)
+from wlx.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    envelope_pb2,
+    federation_pb2,
+    federation_pb2_grpc,
+    lookup_pb2,
+    lookup_pb2_grpc,
+)
 
 log = logging.getLogger("wlx.server")
 
-MAX_MESSAGE_BYTES = codec.MAX_ENVELOPE_BYTES + 1024 * 1024
 MAX_CONCURRENT_RPCS = 64
 WORKERS = 16
+DETAIL_TIMEOUT = 30.0
 
 
 class FederationServicer(federation_pb2_grpc.FederationServicer):
-    """Serves peers' signed pulls and snapshot requests."""
+    """Serves peers: pulls, snapshots, receipts and detail requests."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
@@ -42,7 +60,13 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
     ) -> Iterator[federation_pb2.PullResponse]:
         signed = codec.decode_signed(request.request)
         for item in origin.pull(self._node, signed):
-            if isinstance(item, ResyncRequired):
+            if isinstance(item, StreamHead):
+                yield federation_pb2.PullResponse(
+                    head=federation_pb2.StreamHead(
+                        epoch=item.epoch, last_seq=item.last_seq, as_of=item.as_of
+                    )
+                )
+            elif isinstance(item, ResyncRequired):
                 yield federation_pb2.PullResponse(
                     resync=federation_pb2.ResyncRequired(reason=item.reason, epoch=item.epoch)
                 )
@@ -58,12 +82,50 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         for sealed in origin.snapshot(self._node, signed):
             yield codec.encode_sealed(sealed)
 
+    @status.unary
+    def Acknowledge(  # noqa: N802 - gRPC method name
+        self, request: federation_pb2.AcknowledgeRequest, context: grpc.ServicerContext
+    ) -> federation_pb2.AcknowledgeResponse:
+        receipts = [codec.decode_signed(r) for r in request.receipts]
+        return federation_pb2.AcknowledgeResponse(recorded=origin.acknowledge(self._node, receipts))
+
+    @status.unary
+    def RequestDetail(  # noqa: N802 - gRPC method name
+        self, request: federation_pb2.DetailRequest, context: grpc.ServicerContext
+    ) -> envelope_pb2.SealedEnvelope:
+        signed = codec.decode_signed(request.request)
+        config = self._node.config
+        return codec.encode_sealed(detail.answer(self._node, signed, quota=config.detail_quota))
+
+
+def send_detail_request(address: str, signed: SignedRequest) -> Sealed:
+    """Send a signed detail request to the peer at ``address``; its sealed answer.
+
+    Raises:
+        Unavailable, PeerError, ...: as ``status.from_rpc_error``.
+        Rejection: the answer is malformed.
+    """
+    with peer_channel(address) as channel:
+        stub = federation_pb2_grpc.FederationStub(channel)
+        request = federation_pb2.DetailRequest(
+            request=codec.encode_signed(
+                signed.payload, signed.signature, signed.signer, signed.recipient, signed.purpose
+            )
+        )
+        try:
+            response = stub.RequestDetail(request, timeout=DETAIL_TIMEOUT)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, f"peer at {address}") from None
+    return codec.decode_sealed(response)
+
 
 class LookupServicer(lookup_pb2_grpc.LookupServicer):
-    """Answers border-staff lookups from the local store."""
+    """Answers border-staff lookups from the local store, and detail requests."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, send: detail.Transport = send_detail_request) -> None:
+        self._node = node
         self._lookup = Lookup(node)
+        self._send = send
 
     @status.unary
     def Check(  # noqa: N802 - gRPC method name
@@ -87,11 +149,77 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         metrics.HITS.inc(sum(len(r.hits) for r in results))
         return results_to_pb([e.id for e in request.entries], results)
 
+    @status.unary
+    def Detail(  # noqa: N802 - gRPC method name
+        self, request: lookup_pb2.DetailQuery, context: grpc.ServicerContext
+    ) -> lookup_pb2.DetailResult:
+        purpose = check_purpose(request.purpose)
+        if not request.ref:
+            raise UserError("a detail request names the hit's ref")
+        origin_id = request.origin or self._origin_of(request.ref)
+        if origin_id == self._node.node_id:
+            outcome = detail.own_record(self._node, request.ref)
+        else:
+            outcome = detail.request(
+                self._node,
+                origin=origin_id,
+                ref=request.ref,
+                purpose=purpose,
+                case_id=request.case_id,
+                officer="",
+                seal_key=self._lookup.hits.recall("", origin_id, request.ref, self._node.now()),
+                send=self._send,
+            )
+        return lookup_pb2.DetailResult(
+            granted=outcome.granted, denial=outcome.denial, record_json=outcome.record_json
+        )
 
-def build_server(node: Node, listen: str) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) server bound to ``listen``; returns it and its port.
+    def _origin_of(self, ref: str) -> str:
+        origins = self._lookup.hits.origins("", ref, self._node.now())
+        if len(origins) != 1:
+            raise UserError(
+                f"no recent hit with ref {ref!r}; name its origin"
+                if not origins
+                else f"hits with ref {ref!r} from {', '.join(origins)}; name the origin"
+            )
+        return origins[0]
+
+
+class AdminServicer(admin_pb2_grpc.AdminServicer):
+    """Node status and on-demand sync."""
+
+    def __init__(self, node: Node, sync_now: Callable[[], list[str]]) -> None:
+        self._node = node
+        self._sync_now = sync_now
+
+    @status.unary
+    def Status(  # noqa: N802 - gRPC method name
+        self, request: admin_pb2.StatusRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.StatusResponse:
+        return status_to_pb(node_status(self._node))
+
+    @status.unary
+    def SyncNow(  # noqa: N802 - gRPC method name
+        self, request: admin_pb2.SyncNowRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.SyncNowResponse:
+        return admin_pb2.SyncNowResponse(reports=self._sync_now())
+
+
+def _sync_lines(node: Node) -> list[str]:
+    from wlx.node.sync import describe, sync_all
+
+    return [describe(r) for r in sync_all(node)]
+
+
+def build_server(
+    node: Node, listen: str, *, sync_now: Callable[[], list[str]] | None = None
+) -> tuple[grpc.Server, int]:
+    """A server for ``node`` bound to ``listen`` (not yet started), and its port.
 
     Port 0 binds a free port (tests).
+
+    Raises:
+        UserError: the address cannot be bound.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wlx-rpc"),
@@ -104,14 +232,17 @@ def build_server(node: Node, listen: str) -> tuple[grpc.Server, int]:
     )
     federation_pb2_grpc.add_FederationServicer_to_server(FederationServicer(node), server)
     lookup_pb2_grpc.add_LookupServicer_to_server(LookupServicer(node), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(
+        AdminServicer(node, sync_now or (lambda: _sync_lines(node))), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", "wlx.v1.Federation", "wlx.v1.Lookup"):
+    services = ("wlx.v1.Federation", "wlx.v1.Lookup", "wlx.v1.Admin")
+    for name in ("", *services):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (
-            federation_pb2.DESCRIPTOR.services_by_name["Federation"].full_name,
-            lookup_pb2.DESCRIPTOR.services_by_name["Lookup"].full_name,
+            *services,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),
@@ -119,7 +250,5 @@ def build_server(node: Node, listen: str) -> tuple[grpc.Server, int]:
     )
     port = server.add_insecure_port(listen)
     if port == 0:
-        from wlx.node.errors import UserError
-
         raise UserError(f"cannot listen on {listen} (address in use or not local)")
     return server, port

@@ -21,10 +21,10 @@ from wlx.crypto.signing import Purpose
 from wlx.node import metrics, receiver
 from wlx.node.app import Node
 from wlx.node.errors import PeerError, Rejection, RejectReason, WlxError
+from wlx.node.peers import peer_channel
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import sign_message
 from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams
-from wlx.node.server import MAX_MESSAGE_BYTES
 from wlx.node.status import from_rpc_error
 from wlx.node.store.base import PeerRow
 from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc
@@ -50,14 +50,6 @@ class SyncReport:
     @property
     def ok(self) -> bool:
         return not self.error
-
-
-def channel_options() -> list[tuple[str, int]]:
-    """Client channel options: the same message bound as the server."""
-    return [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ]
 
 
 def _signed(node: Node, payload: bytes, purpose: Purpose, peer: str) -> envelope_pb2.SignedMessage:
@@ -103,13 +95,17 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
     snapshot_entries: int | None = None
     snapshots_in_a_row = 0
     try:
-        with grpc.insecure_channel(peer.address, options=channel_options()) as channel:
+        with peer_channel(peer.address) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
             for _ in range(MAX_PULLS_PER_SYNC):
                 received = 0
                 resync = None
                 for response in stub.Pull(_pull_request(node, peer.node_id), timeout=CALL_TIMEOUT):
                     kind = response.WhichOneof("item")
+                    if kind == "head":
+                        head = response.head
+                        _record_head(node, peer.node_id, head.epoch, head.last_seq)
+                        continue
                     if kind == "resync":
                         resync = response.resync.reason
                         break
@@ -135,6 +131,7 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
                 snapshots_in_a_row = 0
                 if received < BATCHES_PER_PULL:
                     break
+            deliver_receipts(node, stub, peer.node_id)
     except Rejection as rejection:
         # Rejections of batches and snapshots are recorded where they are
         # decided; a malformed response outside them is recorded here.
@@ -149,6 +146,40 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
     with node.store.write() as tx:
         tx.set_sync_status(peer.node_id, at=node.now(), error=None)
     return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries)
+
+
+def _record_head(node: Node, peer: str, epoch: int, last_seq: int) -> None:
+    with node.store.write() as tx:
+        state = tx.get_inbound(peer)
+        if state is not None and state.epoch in (0, epoch):
+            tx.set_origin_head(peer, last_seq)
+
+
+RECEIPTS_PER_CALL = 500
+
+
+def deliver_receipts(node: Node, stub: federation_pb2_grpc.FederationStub, peer: str) -> int:
+    """Send the peer the receipts made for what was applied of its list.
+
+    Receipts are made (and kept) in the transaction that applied the batch;
+    they are forgotten once the origin has taken them.  An origin that does
+    not answer gets them at the next sync.  Returns how many were delivered.
+    """
+    delivered = 0
+    while True:
+        with node.store.read() as tx:
+            pending = tx.pending_receipts(peer, RECEIPTS_PER_CALL)
+        if not pending:
+            return delivered
+        request = federation_pb2.AcknowledgeRequest(
+            receipts=[envelope_pb2.SignedMessage.FromString(signed) for _, signed in pending]
+        )
+        stub.Acknowledge(request, timeout=CALL_TIMEOUT)
+        with node.store.write() as tx:
+            tx.delete_pending_receipts([i for i, _ in pending])
+        delivered += len(pending)
+        if len(pending) < RECEIPTS_PER_CALL:
+            return delivered
 
 
 def _failed(
@@ -167,6 +198,20 @@ def _failed(
     return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries, error)
 
 
+def describe(report: SyncReport) -> str:
+    """One line for a report: "RU: ok, 2 batches, 5 changes" or "RU: failed: ..."."""
+    if not report.ok:
+        return f"{report.peer}: failed: {report.error}"
+    snapshot = (
+        f", snapshot of {report.snapshot_entries} listings"
+        if report.snapshot_entries is not None
+        else ""
+    )
+    batches = f"{report.batches} batch{'es' if report.batches != 1 else ''}"
+    changes = f"{report.ops} change{'s' if report.ops != 1 else ''}"
+    return f"{report.peer}: ok, {batches}, {changes}{snapshot}"
+
+
 def sync_all(node: Node, only: str | None = None) -> list[SyncReport]:
     """Sync with every trusted peer (or just ``only``), one after another."""
     with node.store.read() as tx:
@@ -174,12 +219,17 @@ def sync_all(node: Node, only: str | None = None) -> list[SyncReport]:
     return [sync_peer(node, peer) for peer in peers]
 
 
+COMPACT_EVERY = 3_600.0
+
+
 class SyncLoop:
-    """Syncs with every peer every ``interval`` seconds (with 10% jitter) until stopped."""
+    """Every ``interval`` seconds (with 10% jitter), until stopped: sync with
+    every peer, then housekeeping (purge, retention; compaction hourly)."""
 
     def __init__(self, node: Node, interval: float) -> None:
         self._node = node
         self._interval = interval
+        self._last_compaction = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wlx-sync", daemon=True)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from wlx.node.errors import UserError
 from wlx.node.lookup import Hit, Query, Result
-from wlx.v1 import lookup_pb2
+from wlx.node.node_status import NodeStatus, PeerStatus
+from wlx.v1 import admin_pb2, lookup_pb2
 
 MAX_PURPOSE = 200
 
@@ -40,6 +41,7 @@ def hit_to_pb(hit: Hit) -> lookup_pb2.Hit:
         also_matched=list(hit.also_matched),
         expires=hit.expires,
         list_synced_at=hit.list_synced_at,
+        suspended=hit.suspended,
     )
 
 
@@ -54,6 +56,7 @@ def hit_from_pb(msg: lookup_pb2.Hit) -> Hit:
         also_matched=tuple(msg.also_matched),
         expires=msg.expires,
         list_synced_at=msg.list_synced_at,
+        suspended=msg.suspended,
     )
 
 
@@ -79,3 +82,60 @@ def check_purpose(purpose: str) -> str:
     if len(purpose) > MAX_PURPOSE:
         raise UserError(f"a purpose is at most {MAX_PURPOSE} characters")
     return purpose
+
+
+def status_to_pb(status: NodeStatus) -> admin_pb2.StatusResponse:
+    """A ``StatusResponse``."""
+    return admin_pb2.StatusResponse(
+        node_id=status.node_id,
+        own_records=status.own_records,
+        as_of=status.as_of,
+        peers=[
+            admin_pb2.PeerStatus(
+                peer=p.peer,
+                address=p.address,
+                epoch=p.epoch,
+                seq=p.seq,
+                origin_head=p.origin_head,
+                behind=p.behind,
+                listings=p.listings,
+                last_sync=p.last_sync,
+                last_error=p.last_error,
+                last_error_at=p.last_error_at,
+                sent_epoch=p.sent_epoch,
+                sent_seq=p.sent_seq,
+                acked_seq=p.acked_seq,
+                acked_at=p.acked_at,
+                unconfirmed_removals=list(p.unconfirmed_removals),
+            )
+            for p in status.peers
+        ],
+    )
+
+
+def status_from_pb(msg: admin_pb2.StatusResponse) -> NodeStatus:
+    """A node status from its message."""
+    return NodeStatus(
+        node_id=msg.node_id,
+        own_records=msg.own_records,
+        as_of=msg.as_of,
+        peers=tuple(
+            PeerStatus(
+                peer=p.peer,
+                address=p.address,
+                epoch=p.epoch,
+                seq=p.seq,
+                origin_head=p.origin_head,
+                listings=p.listings,
+                last_sync=p.last_sync,
+                last_error=p.last_error,
+                last_error_at=p.last_error_at,
+                sent_epoch=p.sent_epoch,
+                sent_seq=p.sent_seq,
+                acked_seq=p.acked_seq,
+                acked_at=p.acked_at,
+                unconfirmed_removals=tuple(p.unconfirmed_removals),
+            )
+            for p in msg.peers
+        ),
+    )

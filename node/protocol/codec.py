@@ -22,9 +22,12 @@ from wlx.crypto.tokens import HANDLE_LEN, NONCE_LEN, TAG_LEN, TOKEN_KEY_LEN, TOK
 from wlx.node.errors import Rejection, RejectReason
 from wlx.node.protocol.messages import (
     Batch,
+    DetailAnswer,
+    DetailParams,
     HitData,
     Op,
     PullParams,
+    Receipt,
     Remove,
     Sealed,
     SignedRequest,
@@ -151,7 +154,7 @@ def _check_handle(handle: bytes) -> bytes:
 
 
 def _upsert(msg: federation_pb2.Upsert) -> Upsert:
-    if not _DATE.match(msg.expires):
+    if not _DATE.fullmatch(msg.expires):
         raise _malformed("expires is not YYYY-MM-DD")
     if not 1 <= len(msg.tokens) <= MAX_TOKENS_PER_UPSERT:
         raise _malformed(f"an upsert has 1 to {MAX_TOKENS_PER_UPSERT} tokens")
@@ -401,6 +404,7 @@ def encode_hit(hit: HitData) -> bytes:
         expires=hit.expires,
         matched_on=hit.matched_on,
         version=hit.version,
+        suspended=hit.suspended,
     ).SerializeToString()
 
 
@@ -419,4 +423,132 @@ def decode_hit(data: bytes) -> HitData:
         expires=msg.expires,
         matched_on=msg.matched_on,
         version=msg.version,
+        suspended=msg.suspended,
+    )
+
+
+# ---------------------------------------------------------------- receipts
+
+RECEIPT_KINDS = ("batch", "snapshot")
+
+
+def encode_receipt(receipt: Receipt) -> bytes:
+    """Serialize a receipt (the bytes the recipient signs)."""
+    return federation_pb2.Receipt(
+        origin=receipt.origin,
+        recipient=receipt.recipient,
+        epoch=receipt.epoch,
+        kind=receipt.kind,
+        first_seq=receipt.first_seq,
+        last_seq=receipt.last_seq,
+        digest=receipt.digest,
+        applied_at=receipt.applied_at,
+    ).SerializeToString()
+
+
+def decode_receipt(payload: bytes) -> Receipt:
+    """Parse a receipt whose signature has verified.
+
+    Raises:
+        Rejection: malformed.
+    """
+    msg = _parse(federation_pb2.Receipt, payload, "receipt")
+    if msg.kind not in RECEIPT_KINDS:
+        raise _malformed("a receipt is for a batch or a snapshot")
+    if msg.epoch < 1 or msg.first_seq > msg.last_seq:
+        raise _malformed("a receipt names a valid epoch and sequence range")
+    return Receipt(
+        origin=msg.origin,
+        recipient=msg.recipient,
+        epoch=msg.epoch,
+        kind=msg.kind,
+        first_seq=msg.first_seq,
+        last_seq=msg.last_seq,
+        digest=_check_digest(msg.digest, "a receipt's digest"),
+        applied_at=msg.applied_at,
+    )
+
+
+# ---------------------------------------------------------------- detail requests
+
+MAX_DETAIL_TEXT = 256
+MAX_RECORD_BYTES = 256 * 1024
+
+
+def encode_detail_params(params: DetailParams) -> bytes:
+    """Serialize a detail request (the bytes the requester signs)."""
+    return federation_pb2.DetailParams(
+        requester=params.requester,
+        origin=params.origin,
+        ref=params.ref,
+        requesting_authority=params.requesting_authority,
+        officer=params.officer,
+        purpose=params.purpose,
+        case_id=params.case_id,
+        issued_at=params.issued_at,
+        nonce=params.nonce,
+        hit_proof=params.hit_proof,
+    ).SerializeToString()
+
+
+def decode_detail_params(payload: bytes) -> DetailParams:
+    """Parse a detail request whose signature has verified.
+
+    Raises:
+        Rejection: malformed (fields too long, no purpose, bad nonce).
+    """
+    msg = _parse(federation_pb2.DetailParams, payload, "detail request")
+    if len(msg.nonce) != NONCE_BYTES:
+        raise _malformed("a nonce is 16 bytes")
+    texts = (msg.ref, msg.requesting_authority, msg.officer, msg.purpose, msg.case_id)
+    if any(len(t) > MAX_DETAIL_TEXT for t in texts):
+        raise _malformed(f"detail request fields are at most {MAX_DETAIL_TEXT} characters")
+    if not msg.ref or not msg.purpose.strip():
+        raise _malformed("a detail request names a ref and a purpose")
+    return DetailParams(
+        requester=msg.requester,
+        origin=msg.origin,
+        ref=msg.ref,
+        requesting_authority=msg.requesting_authority,
+        officer=msg.officer,
+        purpose=msg.purpose,
+        case_id=msg.case_id,
+        issued_at=msg.issued_at,
+        nonce=msg.nonce,
+        hit_proof=msg.hit_proof,
+    )
+
+
+def encode_detail_answer(answer: DetailAnswer) -> bytes:
+    """Serialize a detail answer (the bytes the origin signs)."""
+    return federation_pb2.DetailAnswer(
+        origin=answer.origin,
+        recipient=answer.recipient,
+        request_digest=answer.request_digest,
+        granted=answer.granted,
+        denial=answer.denial,
+        record=answer.record,
+        answered_at=answer.answered_at,
+    ).SerializeToString()
+
+
+def decode_detail_answer(payload: bytes) -> DetailAnswer:
+    """Parse a detail answer whose signature has verified.
+
+    Raises:
+        Rejection: malformed.
+    """
+    msg = _parse(federation_pb2.DetailAnswer, payload, "detail answer")
+    if len(msg.record) > MAX_RECORD_BYTES:
+        raise Rejection(RejectReason.TOO_LARGE, "detail record larger than 256 KiB")
+    if msg.granted == (not msg.record) or (not msg.granted and not msg.denial):
+        raise _malformed("a detail answer grants a record or states a denial")
+    return DetailAnswer(
+        origin=msg.origin,
+        recipient=msg.recipient,
+        request_digest=_check_digest(msg.request_digest, "request_digest"),
+        granted=msg.granted,
+        denial=msg.denial,
+        record=msg.record,
+        answered_at=msg.answered_at,
     )

@@ -112,6 +112,22 @@ def open_envelope(
     return _check_signed(msg, purpose=purpose, me=me, signer=sealed.sender, card=card)
 
 
+def verify_signed(
+    msg: SignedRequest, *, purpose: Purpose, me: str, trusted: TrustLookup
+) -> IdentityCard:
+    """Check a signed message from a peer to ``me``; returns the signer's card.
+
+    Raises:
+        Rejection: unknown signer, wrong purpose, wrong recipient, bad
+            signature.
+    """
+    card = trusted(msg.signer)
+    if card is None:
+        raise Rejection(RejectReason.UNKNOWN_SIGNER, "signer is not a trusted peer")
+    _check_signed(msg, purpose=purpose, me=me, signer=msg.signer, card=card)
+    return card
+
+
 def verify_request(
     msg: SignedRequest,
     *,
@@ -122,21 +138,17 @@ def verify_request(
     issued_at: Callable[[bytes], int],
     max_skew: int,
 ) -> IdentityCard:
-    """Check a signed request from a peer; returns the requester's card.
+    """Check a signed, timed request from a peer; returns the requester's card.
 
     ``issued_at`` extracts the signed issue time from the payload (which is
     only parsed after the signature verified).
 
     Raises:
-        Rejection: unknown signer, wrong recipient, bad signature, or
-            ``stale-request`` when issued more than ``max_skew`` seconds away
-            from ``now``.
+        Rejection: as ``verify_signed``, or ``stale-request`` when issued
+            more than ``max_skew`` seconds away from ``now``.
     """
-    card = trusted(msg.signer)
-    if card is None:
-        raise Rejection(RejectReason.UNKNOWN_SIGNER, "requester is not a trusted peer")
-    payload = _check_signed(msg, purpose=purpose, me=me, signer=msg.signer, card=card)
-    if abs(issued_at(payload) - now) > max_skew:
+    card = verify_signed(msg, purpose=purpose, me=me, trusted=trusted)
+    if abs(issued_at(msg.payload) - now) > max_skew:
         raise Rejection(RejectReason.STALE_REQUEST, "request issued outside the clock window")
     return card
 

@@ -131,6 +131,15 @@ class SnapshotParams:
 
 
 @dataclass(frozen=True)
+class StreamHead:
+    """Where the origin's stream for the requester stands (informative)."""
+
+    epoch: int
+    last_seq: int
+    as_of: int
+
+
+@dataclass(frozen=True)
 class ResyncRequired:
     """The origin cannot continue the recipient's cursor."""
 
@@ -149,3 +158,48 @@ class HitData:
     expires: str
     matched_on: str
     version: int
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A recipient's signed statement that it applied a batch or snapshot."""
+
+    origin: str
+    recipient: str
+    epoch: int
+    kind: str
+    """"batch" or "snapshot"."""
+    first_seq: int
+    last_seq: int
+    digest: bytes
+    applied_at: int
+
+
+@dataclass(frozen=True)
+class DetailParams:
+    """A node's request, for one of its officers, for the record behind a hit."""
+
+    requester: str
+    origin: str
+    ref: str
+    requesting_authority: str
+    officer: str
+    purpose: str
+    case_id: str
+    issued_at: int
+    nonce: bytes
+    hit_proof: bytes = b""
+
+
+@dataclass(frozen=True)
+class DetailAnswer:
+    """The origin's signed answer to a detail request."""
+
+    origin: str
+    recipient: str
+    request_digest: bytes
+    granted: bool
+    denial: str
+    record: bytes = field(repr=False)
+    answered_at: int

@@ -33,11 +33,19 @@ OPS_PER_BATCH = 1_000
 ENTRIES_PER_PART = 1_000
 
 
-def upsert_for(record: Record, version: int, key: EpochKey, rng: Rng = system_rng) -> Upsert:
+def upsert_for(
+    record: Record,
+    version: int,
+    key: EpochKey,
+    rng: Rng = system_rng,
+    *,
+    suspended: bool = False,
+) -> Upsert:
     """The upsert of ``record`` for the key's recipient (§4.2-§4.4).
 
     One token per identifier key; each token's hit data is sealed under that
-    identifier's seal key and names the identifier kind that matched.
+    identifier's seal key and names the identifier kind that matched.  A
+    suspended listing still hits, flagged, and requests no action (§4.3).
     """
     handle = key.handle(record.id)
     tokens = []
@@ -46,10 +54,11 @@ def upsert_for(record: Record, version: int, key: EpochKey, rng: Rng = system_rn
             origin=key.origin,
             ref=record.id,
             category=record.category,
-            action=record.action,
+            action="" if suspended else record.action,
             expires=record.expires,
             matched_on=ikey.kind.value,
             version=version,
+            suspended=suspended,
         )
         token, sealed = key.seal(ikey.value, handle, codec.encode_hit(hit), rng)
         tokens.append(TokenEntry(token, sealed))
@@ -117,6 +126,7 @@ def decide_pull(
     *,
     epoch: int,
     last_seq: int,
+    last_digest: bytes,
     oldest_seq: int,
     digest_at: Callable[[int], bytes | None],
 ) -> ResyncRequired | int:
@@ -132,8 +142,13 @@ def decide_pull(
         return ResyncRequired("new-epoch", epoch)
     if params.after_seq > last_seq:
         return ResyncRequired("unknown-position", epoch)
-    if params.after_seq == 0:
-        expected: bytes | None = genesis_digest(params.origin, params.requester, epoch)
+    if params.after_seq + 1 < oldest_seq and params.after_seq != last_seq:
+        # The batches right after the cursor are gone (even from genesis).
+        return ResyncRequired("compacted", epoch)
+    if params.after_seq == last_seq:
+        expected: bytes | None = last_digest  # up to date: nothing to send
+    elif params.after_seq == 0:
+        expected = genesis_digest(params.origin, params.requester, epoch)
     else:
         expected = digest_at(params.after_seq)
     if expected is None:

@@ -30,6 +30,7 @@ class StoredRecord:
     body: bytes = field(repr=False)
     expires: str
     updated_at: int
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class OutboundState:
     last_seq: int
     last_digest: bytes
     epoch_started_at: int
+    acked_seq: int = 0
+    """Last sequence number the peer acknowledged with a signed receipt."""
+    acked_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class InboundState:
     """Unix time of the last successful sync (0: never)."""
     last_error: str = ""
     last_error_at: int = 0
+    origin_head: int = 0
+    """The origin's stream head as it last reported it."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,37 @@ class TokenRow:
     handle: bytes
     sealed: bytes
     expires: str
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    """A signed receipt a peer sent for a batch or snapshot it applied."""
+
+    peer: str
+    epoch: int
+    kind: str
+    """"batch" or "snapshot"."""
+    first_seq: int
+    last_seq: int
+    digest: bytes
+    applied_at: int
+    received_at: int
+    signed: bytes
+
+
+@dataclass(frozen=True)
+class DetailRow:
+    """A detail request, made ("out") or answered ("in")."""
+
+    at: int
+    peer: str
+    direction: str
+    ref: str
+    officer: str
+    purpose: str
+    case_id: str
+    outcome: str
+    """"granted" or the reason of the denial."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +196,10 @@ class Tx(ABC):
         """How many records the node lists."""
 
     @abstractmethod
+    def expired_records(self, before: str) -> list[str]:
+        """Ids of records whose expiry date is before ``before`` (YYYY-MM-DD)."""
+
+    @abstractmethod
     def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
         """Append to the change log; returns the new sequence number."""
 
@@ -169,6 +210,10 @@ class Tx(ABC):
     @abstractmethod
     def changes_after(self, pos: int, limit: int) -> list[Change]:
         """Up to ``limit`` changes after ``pos``, oldest first."""
+
+    @abstractmethod
+    def delete_changes_upto(self, pos: int) -> int:
+        """Compact the change log: delete entries up to ``pos``; returns how many."""
 
     # ---------------------------------------------------------- peers
     @abstractmethod
@@ -208,6 +253,34 @@ class Tx(ABC):
     def outbox_oldest(self, peer: str, epoch: int) -> int | None:
         """First sequence number of the oldest kept batch, or None."""
 
+    @abstractmethod
+    def delete_outbox(self, peer: str, *, epoch: int, keep_seq: int, before_time: int) -> int:
+        """Compact a peer's outbox; returns how many batches were deleted.
+
+        Deletes batches of older epochs, and of ``epoch`` every batch but the
+        one ending at ``keep_seq`` that ends before ``keep_seq`` or was made
+        before ``before_time``."""
+
+    @abstractmethod
+    def list_outbound(self) -> list[OutboundState]:
+        """Every peer's stream state."""
+
+    @abstractmethod
+    def add_receipt(self, receipt: ReceiptRow) -> bool:
+        """Keep a verified receipt; False if the same one was kept before."""
+
+    @abstractmethod
+    def add_sent_removal(self, peer: str, epoch: int, seq: int, record_id: str) -> None:
+        """Remember a removal made for ``peer`` until it is acknowledged."""
+
+    @abstractmethod
+    def unconfirmed_removals(self, peer: str) -> list[tuple[int, int, str]]:
+        """``(epoch, seq, record_id)`` of removals ``peer`` has not acknowledged."""
+
+    @abstractmethod
+    def confirm_removals(self, peer: str, epoch: int, upto_seq: int) -> None:
+        """Forget removals acknowledged up to ``upto_seq`` (and of older epochs)."""
+
     # ---------------------------------------------------------- recipient side
     @abstractmethod
     def get_inbound(self, origin: str, *, for_update: bool = False) -> InboundState | None:
@@ -224,6 +297,30 @@ class Tx(ABC):
     @abstractmethod
     def set_sync_status(self, origin: str, *, at: int, error: str | None) -> None:
         """Record a sync attempt: success (error None) or its failure."""
+
+    @abstractmethod
+    def set_origin_head(self, origin: str, head: int) -> None:
+        """Record the origin's stream head, as it reported it."""
+
+    @abstractmethod
+    def queue_receipt(self, origin: str, signed: bytes) -> None:
+        """Keep a signed receipt until it is delivered to ``origin``."""
+
+    @abstractmethod
+    def pending_receipts(self, origin: str, limit: int) -> list[tuple[int, bytes]]:
+        """``(id, signed receipt)`` not yet delivered to ``origin``, oldest first."""
+
+    @abstractmethod
+    def delete_pending_receipts(self, ids: Sequence[int]) -> None:
+        """Forget delivered receipts."""
+
+    @abstractmethod
+    def expired_entries(self, before: str, limit: int) -> list[tuple[str, bytes]]:
+        """``(origin, handle)`` of held listings that expired before ``before``."""
+
+    @abstractmethod
+    def remove_entries(self, origin: str, handles: Sequence[bytes]) -> None:
+        """Delete held listings and their tokens."""
 
     @abstractmethod
     def applied_digest(self, origin: str, epoch: int, last_seq: int) -> bytes | None:
@@ -271,6 +368,15 @@ class Tx(ABC):
     @abstractmethod
     def drop_staging(self, snapshot_id: bytes | None = None) -> None:
         """Discard one staged snapshot, or all of them."""
+
+    # ---------------------------------------------------------- detail requests
+    @abstractmethod
+    def add_detail(self, row: DetailRow) -> None:
+        """Log a detail request and its outcome."""
+
+    @abstractmethod
+    def count_details(self, peer: str, direction: str, since: int) -> int:
+        """How many detail requests with ``peer`` in ``direction`` since ``since``."""
 
     # ---------------------------------------------------------- rejections
     @abstractmethod

@@ -33,12 +33,12 @@ class _PgCursor(Cursor):
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(_pg(sql), params)  # type: ignore[arg-type]
+        return self._conn.execute(_pg(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             with self._conn.cursor() as cur:
-                cur.executemany(_pg(sql), rows)  # type: ignore[arg-type]
+                cur.executemany(_pg(sql), rows)
 
 
 class PostgresConnector(Connector):

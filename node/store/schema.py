@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS records (
     version {int} NOT NULL,
     body {blob} NOT NULL,
     expires TEXT NOT NULL,
-    updated_at {int} NOT NULL
+    updated_at {int} NOT NULL,
+    suspended {int} NOT NULL DEFAULT 0
 );
 
 -- Append-only change log of the own list (docs/protocol.md §6.1).
@@ -49,7 +50,9 @@ CREATE TABLE IF NOT EXISTS outbound (
     change_pos {int} NOT NULL,
     last_seq {int} NOT NULL,
     last_digest {blob} NOT NULL,
-    epoch_started_at {int} NOT NULL
+    epoch_started_at {int} NOT NULL,
+    acked_seq {int} NOT NULL DEFAULT 0,
+    acked_at {int} NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS outbox (
@@ -72,7 +75,8 @@ CREATE TABLE IF NOT EXISTS inbound (
     digest {blob} NOT NULL,
     synced_at {int} NOT NULL,
     last_error TEXT NOT NULL,
-    last_error_at {int} NOT NULL
+    last_error_at {int} NOT NULL,
+    origin_head {int} NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS applied (
@@ -117,6 +121,49 @@ CREATE TABLE IF NOT EXISTS staged_tokens (
     sealed {blob} NOT NULL,
     PRIMARY KEY (snapshot_id, token, handle)
 ){norowid};
+
+-- Origin side: signed receipts from peers, and the removals each peer has
+-- not yet acknowledged (docs/protocol.md §8.4).
+CREATE TABLE IF NOT EXISTS receipts (
+    peer TEXT NOT NULL,
+    epoch {int} NOT NULL,
+    kind TEXT NOT NULL,
+    last_seq {int} NOT NULL,
+    first_seq {int} NOT NULL,
+    digest {blob} NOT NULL,
+    applied_at {int} NOT NULL,
+    received_at {int} NOT NULL,
+    signed {blob} NOT NULL,
+    PRIMARY KEY (peer, epoch, kind, last_seq)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS sent_removals (
+    peer TEXT NOT NULL,
+    epoch {int} NOT NULL,
+    seq {int} NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (peer, epoch, seq)
+){norowid};
+
+-- Recipient side: receipts made but not yet delivered to their origin.
+CREATE TABLE IF NOT EXISTS pending_receipts (
+    id {serial},
+    origin TEXT NOT NULL,
+    signed {blob} NOT NULL
+);
+
+-- Detail requests, both ways: "in" (a peer asked us), "out" (we asked).
+CREATE TABLE IF NOT EXISTS detail_requests (
+    id {serial},
+    at {int} NOT NULL,
+    peer TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    ref TEXT NOT NULL,
+    officer TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS rejections (
     id {serial},

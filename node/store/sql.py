@@ -19,10 +19,12 @@ from wlx.node.protocol.messages import Op, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
     Change,
+    DetailRow,
     InboundState,
     OutboundState,
     OutboxRow,
     PeerRow,
+    ReceiptRow,
     RejectionRow,
     Store,
     StoredRecord,
@@ -108,23 +110,31 @@ class SqlTx(Tx):
     def lock_changes(self) -> None:
         self._connector.lock_changes(self._cur)
 
+    _RECORD = "SELECT id, version, body, expires, updated_at, suspended FROM records"
+
     @staticmethod
     def _record(row: Row) -> StoredRecord:
-        return StoredRecord(row[0], row[1], bytes(row[2]), row[3], row[4])
+        return StoredRecord(row[0], row[1], bytes(row[2]), row[3], row[4], bool(row[5]))
 
     def get_record(self, record_id: str) -> StoredRecord | None:
-        row = self._one(
-            "SELECT id, version, body, expires, updated_at FROM records WHERE id = ?",
-            (record_id,),
-        )
+        row = self._one(f"{self._RECORD} WHERE id = ?", (record_id,))
         return self._record(row) if row else None
 
     def put_record(self, record: StoredRecord) -> None:
         self._run(
-            "INSERT INTO records (id, version, body, expires, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO records (id, version, body, expires, updated_at, suspended) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET version = excluded.version, body = excluded.body, "
-            "expires = excluded.expires, updated_at = excluded.updated_at",
-            (record.id, record.version, record.body, record.expires, record.updated_at),
+            "expires = excluded.expires, updated_at = excluded.updated_at, "
+            "suspended = excluded.suspended",
+            (
+                record.id,
+                record.version,
+                record.body,
+                record.expires,
+                record.updated_at,
+                int(record.suspended),
+            ),
         )
 
     def delete_record(self, record_id: str) -> None:
@@ -133,11 +143,7 @@ class SqlTx(Tx):
     def iter_records(self) -> Iterator[StoredRecord]:
         after = ""
         while True:
-            rows = self._all(
-                "SELECT id, version, body, expires, updated_at FROM records "
-                "WHERE id > ? ORDER BY id LIMIT 1000",
-                (after,),
-            )
+            rows = self._all(f"{self._RECORD} WHERE id > ? ORDER BY id LIMIT 1000", (after,))
             for row in rows:
                 yield self._record(row)
             if len(rows) < 1000:
@@ -147,6 +153,12 @@ class SqlTx(Tx):
     def count_records(self) -> int:
         row = self._one("SELECT COUNT(*) FROM records")
         return int(row[0]) if row else 0
+
+    def expired_records(self, before: str) -> list[str]:
+        return [
+            r[0]
+            for r in self._all("SELECT id FROM records WHERE expires < ? ORDER BY id", (before,))
+        ]
 
     def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
         row = self._one(
@@ -170,6 +182,11 @@ class SqlTx(Tx):
                 (pos, limit),
             )
         ]
+
+    def delete_changes_upto(self, pos: int) -> int:
+        row = self._one("SELECT COUNT(*) FROM changes WHERE seq <= ?", (pos,))
+        self._run("DELETE FROM changes WHERE seq <= ?", (pos,))
+        return int(row[0]) if row else 0
 
     # ---------------------------------------------------------- peers
     def put_peer(self, peer: PeerRow) -> None:
@@ -195,25 +212,34 @@ class SqlTx(Tx):
         ]
 
     # ---------------------------------------------------------- origin side
+    _OUTBOUND = (
+        "SELECT peer, epoch, token_key, change_pos, last_seq, last_digest, epoch_started_at, "
+        "acked_seq, acked_at FROM outbound"
+    )
+
+    @staticmethod
+    def _outbound(row: Row) -> OutboundState:
+        return OutboundState(
+            row[0], row[1], bytes(row[2]), row[3], row[4], bytes(row[5]), row[6], row[7], row[8]
+        )
+
     def get_outbound(self, peer: str, *, for_update: bool = False) -> OutboundState | None:
         lock = self._connector.for_update if for_update else ""
-        row = self._one(
-            "SELECT peer, epoch, token_key, change_pos, last_seq, last_digest, epoch_started_at "
-            f"FROM outbound WHERE peer = ?{lock}",
-            (peer,),
-        )
-        if row is None:
-            return None
-        return OutboundState(row[0], row[1], bytes(row[2]), row[3], row[4], bytes(row[5]), row[6])
+        row = self._one(f"{self._OUTBOUND} WHERE peer = ?{lock}", (peer,))
+        return self._outbound(row) if row else None
+
+    def list_outbound(self) -> list[OutboundState]:
+        return [self._outbound(r) for r in self._all(f"{self._OUTBOUND} ORDER BY peer")]
 
     def put_outbound(self, state: OutboundState) -> None:
         self._run(
             "INSERT INTO outbound (peer, epoch, token_key, change_pos, last_seq, last_digest, "
-            "epoch_started_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "epoch_started_at, acked_seq, acked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (peer) DO UPDATE SET epoch = excluded.epoch, "
             "token_key = excluded.token_key, change_pos = excluded.change_pos, "
             "last_seq = excluded.last_seq, last_digest = excluded.last_digest, "
-            "epoch_started_at = excluded.epoch_started_at",
+            "epoch_started_at = excluded.epoch_started_at, acked_seq = excluded.acked_seq, "
+            "acked_at = excluded.acked_at",
             (
                 state.peer,
                 state.epoch,
@@ -222,6 +248,8 @@ class SqlTx(Tx):
                 state.last_seq,
                 state.last_digest,
                 state.epoch_started_at,
+                state.acked_seq,
+                state.acked_at,
             ),
         )
 
@@ -255,16 +283,72 @@ class SqlTx(Tx):
         )
         return int(row[0]) if row and row[0] is not None else None
 
+    def delete_outbox(self, peer: str, *, epoch: int, keep_seq: int, before_time: int) -> int:
+        where = (
+            "WHERE peer = ? AND (epoch < ? OR (epoch = ? AND last_seq <> ? "
+            "AND (last_seq < ? OR created_at < ?)))"
+        )
+        params = (peer, epoch, epoch, keep_seq, keep_seq, before_time)
+        row = self._one(f"SELECT COUNT(*) FROM outbox {where}", params)
+        self._run(f"DELETE FROM outbox {where}", params)
+        return int(row[0]) if row else 0
+
+    def add_receipt(self, receipt: ReceiptRow) -> bool:
+        known = self._one(
+            "SELECT 1 FROM receipts WHERE peer = ? AND epoch = ? AND kind = ? AND last_seq = ?",
+            (receipt.peer, receipt.epoch, receipt.kind, receipt.last_seq),
+        )
+        if known:
+            return False
+        self._run(
+            "INSERT INTO receipts (peer, epoch, kind, last_seq, first_seq, digest, applied_at, "
+            "received_at, signed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                receipt.peer,
+                receipt.epoch,
+                receipt.kind,
+                receipt.last_seq,
+                receipt.first_seq,
+                receipt.digest,
+                receipt.applied_at,
+                receipt.received_at,
+                receipt.signed,
+            ),
+        )
+        return True
+
+    def add_sent_removal(self, peer: str, epoch: int, seq: int, record_id: str) -> None:
+        self._run(
+            "INSERT INTO sent_removals (peer, epoch, seq, record_id) VALUES (?, ?, ?, ?)",
+            (peer, epoch, seq, record_id),
+        )
+
+    def unconfirmed_removals(self, peer: str) -> list[tuple[int, int, str]]:
+        return [
+            (r[0], r[1], r[2])
+            for r in self._all(
+                "SELECT epoch, seq, record_id FROM sent_removals WHERE peer = ? "
+                "ORDER BY epoch, seq",
+                (peer,),
+            )
+        ]
+
+    def confirm_removals(self, peer: str, epoch: int, upto_seq: int) -> None:
+        self._run(
+            "DELETE FROM sent_removals WHERE peer = ? AND (epoch < ? OR (epoch = ? AND seq <= ?))",
+            (peer, epoch, epoch, upto_seq),
+        )
+
     # ---------------------------------------------------------- recipient side
     _INBOUND = (
-        "SELECT origin, epoch, token_key, seq, digest, synced_at, last_error, last_error_at "
-        "FROM inbound"
+        "SELECT origin, epoch, token_key, seq, digest, synced_at, last_error, last_error_at, "
+        "origin_head FROM inbound"
     )
 
     @staticmethod
     def _inbound(row: Row) -> InboundState:
         return InboundState(
-            row[0], row[1], bytes(row[2]), row[3], bytes(row[4]), row[5], row[6], row[7]
+            row[0], row[1], bytes(row[2]), row[3], bytes(row[4]), row[5], row[6], row[7], row[8]
         )
 
     def get_inbound(self, origin: str, *, for_update: bool = False) -> InboundState | None:
@@ -278,11 +362,11 @@ class SqlTx(Tx):
     def put_inbound(self, state: InboundState) -> None:
         self._run(
             "INSERT INTO inbound (origin, epoch, token_key, seq, digest, synced_at, last_error, "
-            "last_error_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "last_error_at, origin_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (origin) DO UPDATE SET epoch = excluded.epoch, "
             "token_key = excluded.token_key, seq = excluded.seq, digest = excluded.digest, "
             "synced_at = excluded.synced_at, last_error = excluded.last_error, "
-            "last_error_at = excluded.last_error_at",
+            "last_error_at = excluded.last_error_at, origin_head = excluded.origin_head",
             (
                 state.origin,
                 state.epoch,
@@ -292,6 +376,7 @@ class SqlTx(Tx):
                 state.synced_at,
                 state.last_error,
                 state.last_error_at,
+                state.origin_head,
             ),
         )
 
@@ -303,6 +388,36 @@ class SqlTx(Tx):
                 "UPDATE inbound SET last_error = ?, last_error_at = ? WHERE origin = ?",
                 (error, at, origin),
             )
+
+    def set_origin_head(self, origin: str, head: int) -> None:
+        self._run("UPDATE inbound SET origin_head = ? WHERE origin = ?", (head, origin))
+
+    def queue_receipt(self, origin: str, signed: bytes) -> None:
+        self._run("INSERT INTO pending_receipts (origin, signed) VALUES (?, ?)", (origin, signed))
+
+    def pending_receipts(self, origin: str, limit: int) -> list[tuple[int, bytes]]:
+        return [
+            (r[0], bytes(r[1]))
+            for r in self._all(
+                "SELECT id, signed FROM pending_receipts WHERE origin = ? ORDER BY id LIMIT ?",
+                (origin, limit),
+            )
+        ]
+
+    def delete_pending_receipts(self, ids: Sequence[int]) -> None:
+        self._cur.executemany("DELETE FROM pending_receipts WHERE id = ?", [(i,) for i in ids])
+
+    def expired_entries(self, before: str, limit: int) -> list[tuple[str, bytes]]:
+        return [
+            (r[0], bytes(r[1]))
+            for r in self._all(
+                "SELECT origin, handle FROM entries WHERE expires < ? LIMIT ?", (before, limit)
+            )
+        ]
+
+    def remove_entries(self, origin: str, handles: Sequence[bytes]) -> None:
+        for handle in handles:
+            self._delete_entry(origin, handle)
 
     def applied_digest(self, origin: str, epoch: int, last_seq: int) -> bytes | None:
         row = self._one(
@@ -421,6 +536,30 @@ class SqlTx(Tx):
         else:
             self._run("DELETE FROM staged_tokens WHERE snapshot_id = ?", (snapshot_id,))
             self._run("DELETE FROM staged_entries WHERE snapshot_id = ?", (snapshot_id,))
+
+    # ---------------------------------------------------------- detail requests
+    def add_detail(self, row: DetailRow) -> None:
+        self._run(
+            "INSERT INTO detail_requests (at, peer, direction, ref, officer, purpose, case_id, "
+            "outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.at,
+                row.peer,
+                row.direction,
+                row.ref,
+                row.officer,
+                row.purpose,
+                row.case_id,
+                row.outcome,
+            ),
+        )
+
+    def count_details(self, peer: str, direction: str, since: int) -> int:
+        row = self._one(
+            "SELECT COUNT(*) FROM detail_requests WHERE peer = ? AND direction = ? AND at >= ?",
+            (peer, direction, since),
+        )
+        return int(row[0]) if row else 0
 
     # ---------------------------------------------------------- rejections
     def add_rejection(self, row: RejectionRow) -> None:

@@ -113,6 +113,7 @@ class PullResponse(_message.Message):
 
     BATCH_FIELD_NUMBER: _builtins.int
     RESYNC_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def batch(self) -> _envelope_pb2.SealedEnvelope:
         """One delta batch: a SealedEnvelope with purpose "batch" whose inner
@@ -123,21 +124,59 @@ class PullResponse(_message.Message):
     def resync(self) -> Global___ResyncRequired:
         """The cursor cannot be continued; fetch a snapshot."""
 
+    @_builtins.property
+    def head(self) -> Global___StreamHead:
+        """Where the origin's stream for the requester stands; sent first, so
+        the requester knows how far behind it is.  Not signed: informative.
+        """
+
     def __init__(
         self,
         *,
         batch: _envelope_pb2.SealedEnvelope | None = ...,
         resync: Global___ResyncRequired | None = ...,
+        head: Global___StreamHead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "item", b"item", "resync", b"resync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "head", b"head", "item", b"item", "resync", b"resync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "item", b"item", "resync", b"resync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "head", b"head", "item", b"item", "resync", b"resync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["batch", "resync"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["batch", "resync", "head"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
 Global___PullResponse: _TypeAlias = PullResponse  # noqa: Y015
+
+@_typing.final
+class StreamHead(_message.Message):
+    """The origin's stream position for the requester at the time of the pull."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    last_seq: _builtins.int
+    """Sequence number of the last operation the origin has made for the
+    requester.
+    """
+    as_of: _builtins.int
+    """Unix time (seconds) at the origin."""
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+        last_seq: _builtins.int = ...,
+        as_of: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "epoch", b"epoch", "last_seq", b"last_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamHead: _TypeAlias = StreamHead  # noqa: Y015
 
 @_typing.final
 class ResyncRequired(_message.Message):
@@ -222,10 +261,234 @@ class SnapshotParams(_message.Message):
 Global___SnapshotParams: _TypeAlias = SnapshotParams  # noqa: Y015
 
 @_typing.final
-class BatchPayload(_message.Message):
+class AcknowledgeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedMessage]:
+        """SignedMessages with purpose "receipt": signer = the recipient of the
+        batches, recipient = the origin, payload = a serialized Receipt.
+        """
+
+    def __init__(
+        self,
+        *,
+        receipts: _abc.Iterable[_envelope_pb2.SignedMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeRequest: _TypeAlias = AcknowledgeRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_FIELD_NUMBER: _builtins.int
+    recorded: _builtins.int
+    """How many receipts the origin recorded (repeats of a recorded receipt
+    count as recorded).
+    """
+    def __init__(
+        self,
+        *,
+        recorded: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeResponse: _TypeAlias = AcknowledgeResponse  # noqa: Y015
+
+@_typing.final
+class DetailRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _envelope_pb2.SignedMessage:
+        """SignedMessage with purpose "detail-request": signer = requester,
+        recipient = origin, payload = a serialized DetailParams.
+        """
+
+    def __init__(
+        self,
+        *,
+        request: _envelope_pb2.SignedMessage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DetailRequest: _TypeAlias = DetailRequest  # noqa: Y015
+
+@_typing.final
+class DetailParams(_message.Message):
+    """What a node asks of the origin of a hit, on behalf of one of its officers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    REQUESTING_AUTHORITY_FIELD_NUMBER: _builtins.int
+    OFFICER_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    HIT_PROOF_FIELD_NUMBER: _builtins.int
+    requester: _builtins.str
+    origin: _builtins.str
+    ref: _builtins.str
+    """The origin's reference of the listing, as the hit showed it."""
+    requesting_authority: _builtins.str
+    """The authority on whose behalf the request is made."""
+    officer: _builtins.str
+    """Name of the officer credential that asked the requester."""
+    purpose: _builtins.str
+    """Why the record is needed."""
+    case_id: _builtins.str
+    """The requester's case reference, if any."""
+    issued_at: _builtins.int
+    nonce: _builtins.bytes
+    hit_proof: _builtins.bytes
+    """Proof that the requester's officer had a hit on this listing: keyed
+    BLAKE2b under the seal key of the identifier that matched
+    (docs/protocol.md §11.2).  Without it the origin answers "no-hit".
+    """
+    def __init__(
+        self,
+        *,
+        requester: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        ref: _builtins.str = ...,
+        requesting_authority: _builtins.str = ...,
+        officer: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        issued_at: _builtins.int = ...,
+        nonce: _builtins.bytes = ...,
+        hit_proof: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "hit_proof", b"hit_proof", "issued_at", b"issued_at", "nonce", b"nonce", "officer", b"officer", "origin", b"origin", "purpose", b"purpose", "ref", b"ref", "requester", b"requester", "requesting_authority", b"requesting_authority"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DetailParams: _TypeAlias = DetailParams  # noqa: Y015
+
+@_typing.final
+class Receipt(_message.Message):
     """---------------------------------------------------------------- payloads
 
-    A delta batch: consecutive operations of one (origin, recipient, epoch)
+    A recipient's signed statement that it applied a batch or a snapshot.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FIRST_SEQ_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    APPLIED_AT_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    """Node id of the origin of the batch (the receipt's recipient)."""
+    recipient: _builtins.str
+    """Node id of the node that applied it (the receipt's signer)."""
+    epoch: _builtins.int
+    kind: _builtins.str
+    """"batch" or "snapshot"."""
+    first_seq: _builtins.int
+    """A batch's sequence range; for a snapshot, first_seq is 0 and last_seq
+    is the snapshot's at_seq.
+    """
+    last_seq: _builtins.int
+    digest: _builtins.bytes
+    """The batch's payload digest, or the snapshot's chain digest."""
+    applied_at: _builtins.int
+    """Unix time (seconds) at which the recipient applied it."""
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        first_seq: _builtins.int = ...,
+        last_seq: _builtins.int = ...,
+        digest: _builtins.bytes = ...,
+        applied_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_at", b"applied_at", "digest", b"digest", "epoch", b"epoch", "first_seq", b"first_seq", "kind", b"kind", "last_seq", b"last_seq", "origin", b"origin", "recipient", b"recipient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Receipt: _TypeAlias = Receipt  # noqa: Y015
+
+@_typing.final
+class DetailAnswer(_message.Message):
+    """The origin's answer to a detail request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    DENIAL_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    ANSWERED_AT_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    recipient: _builtins.str
+    request_digest: _builtins.bytes
+    """Payload digest of the DetailParams this answers."""
+    granted: _builtins.bool
+    denial: _builtins.str
+    """When not granted, why: "no-hit", "not-found", "expired", "suspended",
+    "not-shared" or "quota".
+    """
+    record: _builtins.bytes
+    """When granted: the record, as canonical JSON with the fields of
+    docs/records.md, UTF-8.
+    """
+    answered_at: _builtins.int
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        request_digest: _builtins.bytes = ...,
+        granted: _builtins.bool = ...,
+        denial: _builtins.str = ...,
+        record: _builtins.bytes = ...,
+        answered_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "denial", b"denial", "granted", b"granted", "origin", b"origin", "recipient", b"recipient", "record", b"record", "request_digest", b"request_digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DetailAnswer: _TypeAlias = DetailAnswer  # noqa: Y015
+
+@_typing.final
+class BatchPayload(_message.Message):
+    """A delta batch: consecutive operations of one (origin, recipient, epoch)
     stream.  Signed by the origin, encrypted to the recipient.
     """
 
@@ -528,6 +791,7 @@ class HitData(_message.Message):
     EXPIRES_FIELD_NUMBER: _builtins.int
     MATCHED_ON_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
     """Node id of the origin."""
     ref: _builtins.str
@@ -544,6 +808,10 @@ class HitData(_message.Message):
     """
     version: _builtins.int
     """Version of the listing at the origin, incremented by every change."""
+    suspended: _builtins.bool
+    """The listing is suspended (contested): the hit stands, but the origin
+    requests no action (`action` is empty).
+    """
     def __init__(
         self,
         *,
@@ -554,10 +822,11 @@ class HitData(_message.Message):
         expires: _builtins.str = ...,
         matched_on: _builtins.str = ...,
         version: _builtins.int = ...,
+        suspended: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "category", b"category", "expires", b"expires", "matched_on", b"matched_on", "origin", b"origin", "ref", b"ref", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "category", b"category", "expires", b"expires", "matched_on", b"matched_on", "origin", b"origin", "ref", b"ref", "suspended", b"suspended", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -46,6 +46,16 @@ class FederationStub:
                 request_serializer=wlx_dot_v1_dot_federation__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.FromString,
                 _registered_method=True)
+        self.Acknowledge = channel.unary_unary(
+                '/wlx.v1.Federation/Acknowledge',
+                request_serializer=wlx_dot_v1_dot_federation__pb2.AcknowledgeRequest.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_federation__pb2.AcknowledgeResponse.FromString,
+                _registered_method=True)
+        self.RequestDetail = channel.unary_unary(
+                '/wlx.v1.Federation/RequestDetail',
+                request_serializer=wlx_dot_v1_dot_federation__pb2.DetailRequest.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.FromString,
+                _registered_method=True)
 
 
 class FederationServicer:
@@ -71,6 +81,25 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Acknowledge(self, request, context):
+        """Acknowledge applied batches and snapshots with signed receipts, so that
+        the origin can prove when each change, removals above all, reached the
+        requester (docs/protocol.md §8.4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestDetail(self, request, context):
+        """Ask the origin for the full record behind a hit (docs/protocol.md §11).
+        The answer is always signed by the origin and encrypted to the
+        requester: a SealedEnvelope with purpose "detail-answer" carrying a
+        DetailAnswer, which either grants the record or says why not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -82,6 +111,16 @@ def add_FederationServicer_to_server(servicer, server):
             'Snapshot': grpc.unary_stream_rpc_method_handler(
                     servicer.Snapshot,
                     request_deserializer=wlx_dot_v1_dot_federation__pb2.SnapshotRequest.FromString,
+                    response_serializer=wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.SerializeToString,
+            ),
+            'Acknowledge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Acknowledge,
+                    request_deserializer=wlx_dot_v1_dot_federation__pb2.AcknowledgeRequest.FromString,
+                    response_serializer=wlx_dot_v1_dot_federation__pb2.AcknowledgeResponse.SerializeToString,
+            ),
+            'RequestDetail': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestDetail,
+                    request_deserializer=wlx_dot_v1_dot_federation__pb2.DetailRequest.FromString,
                     response_serializer=wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.SerializeToString,
             ),
     }
@@ -139,6 +178,60 @@ class Federation:
             target,
             '/wlx.v1.Federation/Snapshot',
             wlx_dot_v1_dot_federation__pb2.SnapshotRequest.SerializeToString,
+            wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Acknowledge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Federation/Acknowledge',
+            wlx_dot_v1_dot_federation__pb2.AcknowledgeRequest.SerializeToString,
+            wlx_dot_v1_dot_federation__pb2.AcknowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestDetail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Federation/RequestDetail',
+            wlx_dot_v1_dot_federation__pb2.DetailRequest.SerializeToString,
             wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.FromString,
             options,
             channel_credentials,

@@ -51,6 +51,17 @@ class FederationStub:
     """Stream a snapshot: the full current state the origin shares with the
     requester, in parts, for bootstrap, a new epoch or resync.
     """
+    Acknowledge: _grpc.UnaryUnaryMultiCallable[_federation_pb2.AcknowledgeRequest, _federation_pb2.AcknowledgeResponse]
+    """Acknowledge applied batches and snapshots with signed receipts, so that
+    the origin can prove when each change, removals above all, reached the
+    requester (docs/protocol.md §8.4).
+    """
+    RequestDetail: _grpc.UnaryUnaryMultiCallable[_federation_pb2.DetailRequest, _envelope_pb2.SealedEnvelope]
+    """Ask the origin for the full record behind a hit (docs/protocol.md §11).
+    The answer is always signed by the origin and encrypted to the
+    requester: a SealedEnvelope with purpose "detail-answer" carrying a
+    DetailAnswer, which either grants the record or says why not.
+    """
 
 @_typing.type_check_only
 class FederationAsyncStub(FederationStub):
@@ -67,6 +78,17 @@ class FederationAsyncStub(FederationStub):
     Snapshot: _aio.UnaryStreamMultiCallable[_federation_pb2.SnapshotRequest, _envelope_pb2.SealedEnvelope]  # type: ignore[assignment]
     """Stream a snapshot: the full current state the origin shares with the
     requester, in parts, for bootstrap, a new epoch or resync.
+    """
+    Acknowledge: _aio.UnaryUnaryMultiCallable[_federation_pb2.AcknowledgeRequest, _federation_pb2.AcknowledgeResponse]  # type: ignore[assignment]
+    """Acknowledge applied batches and snapshots with signed receipts, so that
+    the origin can prove when each change, removals above all, reached the
+    requester (docs/protocol.md §8.4).
+    """
+    RequestDetail: _aio.UnaryUnaryMultiCallable[_federation_pb2.DetailRequest, _envelope_pb2.SealedEnvelope]  # type: ignore[assignment]
+    """Ask the origin for the full record behind a hit (docs/protocol.md §11).
+    The answer is always signed by the origin and encrypted to the
+    requester: a SealedEnvelope with purpose "detail-answer" carrying a
+    DetailAnswer, which either grants the record or says why not.
     """
 
 class FederationServicer(metaclass=_abc_1.ABCMeta):
@@ -93,6 +115,29 @@ class FederationServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_envelope_pb2.SealedEnvelope], _abc.AsyncIterator[_envelope_pb2.SealedEnvelope]]:
         """Stream a snapshot: the full current state the origin shares with the
         requester, in parts, for bootstrap, a new epoch or resync.
+        """
+
+    @_abc_1.abstractmethod
+    def Acknowledge(
+        self,
+        request: _federation_pb2.AcknowledgeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_pb2.AcknowledgeResponse, _abc.Awaitable[_federation_pb2.AcknowledgeResponse]]:
+        """Acknowledge applied batches and snapshots with signed receipts, so that
+        the origin can prove when each change, removals above all, reached the
+        requester (docs/protocol.md §8.4).
+        """
+
+    @_abc_1.abstractmethod
+    def RequestDetail(
+        self,
+        request: _federation_pb2.DetailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_envelope_pb2.SealedEnvelope, _abc.Awaitable[_envelope_pb2.SealedEnvelope]]:
+        """Ask the origin for the full record behind a hit (docs/protocol.md §11).
+        The answer is always signed by the origin and encrypted to the
+        requester: a SealedEnvelope with purpose "detail-answer" carrying a
+        DetailAnswer, which either grants the record or says why not.
         """
 
 def add_FederationServicer_to_server(servicer: FederationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

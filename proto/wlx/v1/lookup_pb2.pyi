@@ -128,6 +128,7 @@ class Hit(_message.Message):
     ALSO_MATCHED_FIELD_NUMBER: _builtins.int
     EXPIRES_FIELD_NUMBER: _builtins.int
     LIST_SYNCED_AT_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
     """Node id of the country whose list holds the listing."""
     ref: _builtins.str
@@ -144,6 +145,8 @@ class Hit(_message.Message):
     """Unix time (seconds) of the last successful sync with the origin; for
     the node's own list, the time of the lookup.
     """
+    suspended: _builtins.bool
+    """The listing is suspended (contested): no action is requested."""
     @_builtins.property
     def also_matched(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Other identifier kinds of the query that matched the same listing."""
@@ -159,10 +162,11 @@ class Hit(_message.Message):
         also_matched: _abc.Iterable[_builtins.str] | None = ...,
         expires: _builtins.str = ...,
         list_synced_at: _builtins.int = ...,
+        suspended: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "also_matched", b"also_matched", "category", b"category", "expires", b"expires", "list_synced_at", b"list_synced_at", "matched_on", b"matched_on", "origin", b"origin", "ref", b"ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "also_matched", b"also_matched", "category", b"category", "expires", b"expires", "list_synced_at", b"list_synced_at", "matched_on", b"matched_on", "origin", b"origin", "ref", b"ref", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -289,3 +293,64 @@ class ScreenResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ScreenResponse: _TypeAlias = ScreenResponse  # noqa: Y015
+
+@_typing.final
+class DetailQuery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    """Node id of the hit's origin."""
+    ref: _builtins.str
+    """The hit's ref."""
+    purpose: _builtins.str
+    """Why the record is needed (required)."""
+    case_id: _builtins.str
+    """The officer's case reference, if any."""
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        ref: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "origin", b"origin", "purpose", b"purpose", "ref", b"ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DetailQuery: _TypeAlias = DetailQuery  # noqa: Y015
+
+@_typing.final
+class DetailResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTED_FIELD_NUMBER: _builtins.int
+    DENIAL_FIELD_NUMBER: _builtins.int
+    RECORD_JSON_FIELD_NUMBER: _builtins.int
+    granted: _builtins.bool
+    denial: _builtins.str
+    """When not granted, the origin's reason ("no-hit", "not-found",
+    "expired", "suspended", "not-shared", "quota").
+    """
+    record_json: _builtins.str
+    """When granted: the record as JSON (the fields of docs/records.md)."""
+    def __init__(
+        self,
+        *,
+        granted: _builtins.bool = ...,
+        denial: _builtins.str = ...,
+        record_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["denial", b"denial", "granted", b"granted", "record_json", b"record_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DetailResult: _TypeAlias = DetailResult  # noqa: Y015

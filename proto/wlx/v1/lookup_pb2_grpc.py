@@ -44,6 +44,11 @@ class LookupStub:
                 request_serializer=wlx_dot_v1_dot_lookup__pb2.ScreenRequest.SerializeToString,
                 response_deserializer=wlx_dot_v1_dot_lookup__pb2.ScreenResponse.FromString,
                 _registered_method=True)
+        self.Detail = channel.unary_unary(
+                '/wlx.v1.Lookup/Detail',
+                request_serializer=wlx_dot_v1_dot_lookup__pb2.DetailQuery.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_lookup__pb2.DetailResult.FromString,
+                _registered_method=True)
 
 
 class LookupServicer:
@@ -63,6 +68,14 @@ class LookupServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Detail(self, request, context):
+        """Ask the origin of a hit for the full record, through this node, which
+        signs the request; the origin decides under its own rules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LookupServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_LookupServicer_to_server(servicer, server):
                     servicer.Screen,
                     request_deserializer=wlx_dot_v1_dot_lookup__pb2.ScreenRequest.FromString,
                     response_serializer=wlx_dot_v1_dot_lookup__pb2.ScreenResponse.SerializeToString,
+            ),
+            'Detail': grpc.unary_unary_rpc_method_handler(
+                    servicer.Detail,
+                    request_deserializer=wlx_dot_v1_dot_lookup__pb2.DetailQuery.FromString,
+                    response_serializer=wlx_dot_v1_dot_lookup__pb2.DetailResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +149,33 @@ class Lookup:
             '/wlx.v1.Lookup/Screen',
             wlx_dot_v1_dot_lookup__pb2.ScreenRequest.SerializeToString,
             wlx_dot_v1_dot_lookup__pb2.ScreenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Detail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Lookup/Detail',
+            wlx_dot_v1_dot_lookup__pb2.DetailQuery.SerializeToString,
+            wlx_dot_v1_dot_lookup__pb2.DetailResult.FromString,
             options,
             channel_credentials,
             insecure,

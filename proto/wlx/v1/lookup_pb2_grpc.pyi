@@ -39,6 +39,10 @@ class LookupStub:
     """Check one person (or just one document)."""
     Screen: _grpc.UnaryUnaryMultiCallable[_lookup_pb2.ScreenRequest, _lookup_pb2.ScreenResponse]
     """Screen a list of people, e.g. a flight manifest (at most 2,000 entries)."""
+    Detail: _grpc.UnaryUnaryMultiCallable[_lookup_pb2.DetailQuery, _lookup_pb2.DetailResult]
+    """Ask the origin of a hit for the full record, through this node, which
+    signs the request; the origin decides under its own rules.
+    """
 
 @_typing.type_check_only
 class LookupAsyncStub(LookupStub):
@@ -47,6 +51,10 @@ class LookupAsyncStub(LookupStub):
     """Check one person (or just one document)."""
     Screen: _aio.UnaryUnaryMultiCallable[_lookup_pb2.ScreenRequest, _lookup_pb2.ScreenResponse]  # type: ignore[assignment]
     """Screen a list of people, e.g. a flight manifest (at most 2,000 entries)."""
+    Detail: _aio.UnaryUnaryMultiCallable[_lookup_pb2.DetailQuery, _lookup_pb2.DetailResult]  # type: ignore[assignment]
+    """Ask the origin of a hit for the full record, through this node, which
+    signs the request; the origin decides under its own rules.
+    """
 
 class LookupServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -64,5 +72,15 @@ class LookupServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_lookup_pb2.ScreenResponse, _abc.Awaitable[_lookup_pb2.ScreenResponse]]:
         """Screen a list of people, e.g. a flight manifest (at most 2,000 entries)."""
+
+    @_abc_1.abstractmethod
+    def Detail(
+        self,
+        request: _lookup_pb2.DetailQuery,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lookup_pb2.DetailResult, _abc.Awaitable[_lookup_pb2.DetailResult]]:
+        """Ask the origin of a hit for the full record, through this node, which
+        signs the request; the origin decides under its own rules.
+        """
 
 def add_LookupServicer_to_server(servicer: LookupServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
