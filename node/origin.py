@@ -522,15 +522,16 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
         tx.lock_changes()
         head = tx.change_head()
         states = []
-        for state in tx.list_outbound():
+        for current in tx.list_outbound():
+            state = current
             pending = tx.changes_after(state.change_pos, 1)
             if pending and pending[0].at < cutoff:
                 log.info("peer %s stayed away too long; it will resync from a snapshot", state.peer)
                 state = replace(
-                    state,
+                    current,
                     change_pos=head,
-                    last_seq=state.last_seq + 1,
-                    last_digest=skip_digest(state.last_digest),
+                    last_seq=current.last_seq + 1,
+                    last_digest=skip_digest(current.last_digest),
                 )
                 tx.put_outbound(state)
                 keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch

@@ -94,7 +94,7 @@ def test_receipts_are_kept_until_the_origin_takes_them(federation: FederationMak
     # CN back (same store, new server): the receipt is delivered at the next sync.
     from wlx.node.server import build_server
 
-    server, port = build_server(cn, f"127.0.0.1:{fed['CN'].port}")
+    server, _ = build_server(cn, f"127.0.0.1:{fed['CN'].port}")
     server.start()
     try:
         assert fed.sync("RU", "CN").ok
