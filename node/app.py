@@ -21,6 +21,8 @@ from wlx.crypto.digests import genesis_digest
 from wlx.crypto.errors import CryptoError, MalformedError
 from wlx.crypto.keys import BoxKey, Rng, SigningKey, system_rng
 from wlx.crypto.tokens import EpochKey
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
 from wlx.node.config import (
     NodeConfig,
     NodePaths,
@@ -238,6 +240,13 @@ def init_node(
                     digest=genesis_digest(node_id, node_id, 1),
                     synced_at=0,
                 )
+            )
+            audit.append(
+                tx,
+                node=node_id,
+                time=int(clock()),
+                kind=Event.NODE_CREATED,
+                fingerprint=node.card.fingerprint(),
             )
         store.close()
         store = None

@@ -25,6 +25,8 @@ from wlx.crypto.encoding import lp
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey, hit_proof
 from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
 from wlx.node.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.origin import MAX_CLOCK_SKEW, load_record
 from wlx.node.protocol import codec
@@ -142,6 +144,20 @@ def answer(
                 outcome=denial or "granted",
             )
         )
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.DETAIL_IN,
+            peer=card.node_id,
+            ref=params.ref,
+            authority=params.requesting_authority,
+            officer=params.officer,
+            purpose=params.purpose,
+            case=params.case_id,
+            outcome=denial or "granted",
+            request=payload_digest(request.payload).hex(),
+        )
     log.info(
         "detail request from %s (%s) for %s: %s",
         card.node_id,
@@ -246,6 +262,19 @@ def request(
     outcome = reply.denial or "granted"
     with node.store.write() as tx:
         tx.add_detail(DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome))
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=node.now(),
+            kind=Event.DETAIL_OUT,
+            origin=origin,
+            ref=ref,
+            officer=officer,
+            purpose=purpose,
+            case=case_id,
+            outcome=outcome,
+            request=payload_digest(payload).hex(),
+        )
     log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
     return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
 

@@ -18,6 +18,8 @@ from wlx.crypto.errors import DecryptionError, InvalidIdentifier
 from wlx.crypto.normalize import IdentifierKey, KeyKind, query_keys
 from wlx.crypto.tokens import EpochKey
 from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
 from wlx.node.errors import Rejection, UserError
 from wlx.node.protocol import codec
 from wlx.node.store.base import InboundState
@@ -125,18 +127,20 @@ class Lookup:
             self._keys[state.token_key] = key
         return key
 
-    def check(self, query: Query, caller: str = "") -> tuple[Hit, ...]:
+    def check(self, query: Query, caller: str = "", purpose: str = "") -> tuple[Hit, ...]:
         """Every hit of one query, strongest match first.
 
         Raises:
             UserError: the query has no usable identifier.
         """
-        result = self.screen([query], caller)[0]
+        result = self.screen([query], caller, purpose, call="check")[0]
         if result.error:
             raise UserError(result.error)
         return result.hits
 
-    def screen(self, queries: Sequence[Query], caller: str = "") -> list[Result]:
+    def screen(
+        self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"
+    ) -> list[Result]:
         """Check many people at once (a manifest); one result per query.
 
         A query without a usable identifier gets an error result; the others
@@ -187,7 +191,25 @@ class Lookup:
                 results.append(Result(error=entry))
             else:
                 results.append(Result(hits=_merge(found[index])))
+        self._record(caller, purpose, call, results)
         return results
+
+    def _record(self, caller: str, purpose: str, call: str, results: Sequence[Result]) -> None:
+        """Log the lookup: who, why, how many people, which listings hit; no identifier."""
+        refs = sorted({f"{h.origin}:{h.ref}" for r in results for h in r.hits})
+        with self._node.store.write() as tx:
+            audit.append(
+                tx,
+                node=self._node.node_id,
+                time=self._node.now(),
+                kind=Event.LOOKUP,
+                call=call,
+                credential=caller,
+                purpose=purpose,
+                people=len(results),
+                unchecked=sum(1 for r in results if r.error),
+                hits=refs,
+            )
 
     def _open(
         self, key: EpochKey, ikey: IdentifierKey, handle: bytes, sealed: bytes, synced: int

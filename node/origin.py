@@ -21,6 +21,8 @@ from wlx.crypto.errors import CryptoError
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
 from wlx.node.errors import AlreadyExists, NotFound, Rejection, RejectReason, Unavailable, UserError
 from wlx.node.model import Record
 from wlx.node.protocol import codec, outbound
@@ -115,6 +117,14 @@ def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
                 node.node_id,
                 [outbound.upsert_for(record, version, own_key, node.rng, suspended=suspended)],
             )
+            audit.append(
+                tx,
+                node=node.node_id,
+                time=now,
+                kind=Event.RECORD_UPSERT,
+                record=record.id,
+                version=version,
+            )
     log.info("imported records: %d added, %d updated, %d unchanged", added, updated, unchanged)
     return ImportResult(added, updated, unchanged)
 
@@ -134,6 +144,14 @@ def remove_record(node: Node, record_id: str) -> None:
         tx.delete_record(record_id)
         tx.append_change(record_id, "remove", existing.version + 1, node.now())
         tx.apply_ops(node.node_id, [outbound.remove_for(record_id, own_key)])
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=node.now(),
+            kind=Event.RECORD_REMOVE,
+            record=record_id,
+            version=existing.version + 1,
+        )
     log.info("removed record %s", record_id)
 
 
@@ -162,6 +180,15 @@ def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
         tx.put_record(stored)
         tx.append_change(record_id, "upsert", stored.version, now)
         tx.apply_ops(node.node_id, [_upsert(node, stored, own_key)])
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.RECORD_SUSPEND,
+            record=record_id,
+            version=stored.version,
+            suspended=suspended,
+        )
     log.info("%s record %s", "suspended" if suspended else "reinstated", record_id)
     return True
 
@@ -222,6 +249,15 @@ def add_peer(
             tx.put_peer(PeerRow(card.node_id, card.raw, address, existing.added_at))
             return card
         tx.put_peer(PeerRow(card.node_id, card.raw, address, now))
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.PEER_TRUST,
+            peer=card.node_id,
+            fingerprint=card.fingerprint(),
+            address=address,
+        )
         if tx.get_inbound(card.node_id) is None:
             # Its list arrives with its first snapshot; until then, epoch 0.
             tx.put_inbound(InboundState(card.node_id, 0, b"", 0, b"", 0))
@@ -292,6 +328,17 @@ def materialise(node: Node, peer: str) -> OutboundState:
             )
             for batch in batches:
                 tx.add_outbox(peer, state.epoch, _row(batch), now)
+                audit.append(
+                    tx,
+                    node=node.node_id,
+                    time=now,
+                    kind=Event.BATCH_SENT,
+                    peer=peer,
+                    epoch=state.epoch,
+                    first_seq=batch.first_seq,
+                    last_seq=batch.last_seq,
+                    digest=batch.digest.hex(),
+                )
             for index, record_id in removals.items():
                 tx.add_sent_removal(peer, state.epoch, state.last_seq + 1 + index, record_id)
             last = batches[-1] if batches else None
@@ -379,6 +426,19 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
         after = rows[-1].last_seq
 
 
+class _Counted:
+    """An iterator of snapshot entries that counts what it yields."""
+
+    def __init__(self, entries: Iterator[Upsert]) -> None:
+        self._entries = entries
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Upsert]:
+        for entry in self._entries:
+            self.count += 1
+            yield entry
+
+
 def _live_entries(node: Node, tx: Tx, key: EpochKey) -> Iterator[Upsert]:
     today = node.today()
     for stored in tx.iter_records():
@@ -411,18 +471,33 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
                 continue  # a change committed in between; catch up again
             key = node.epoch_key(node.node_id, card.node_id, state.epoch, state.token_key)
             log.info("snapshot for %s at %d (epoch %d)", card.node_id, state.last_seq, state.epoch)
+            entries = _Counted(_live_entries(node, tx, key))
+            snapshot_id = node.rng(codec.NONCE_BYTES)
             yield from outbound.snapshot_parts(
-                _live_entries(node, tx, key),
+                entries,
                 origin=node.node_id,
                 to=card,
                 key=node.signing_key,
                 epoch_key=key,
                 at_seq=state.last_seq,
                 chain_digest=state.last_digest,
-                snapshot_id=node.rng(codec.NONCE_BYTES),
+                snapshot_id=snapshot_id,
                 created_at=node.now(),
             )
-            return
+        with node.store.write() as tx:
+            audit.append(
+                tx,
+                node=node.node_id,
+                time=node.now(),
+                kind=Event.SNAPSHOT_SENT,
+                peer=card.node_id,
+                epoch=state.epoch,
+                at_seq=state.last_seq,
+                chain_digest=state.last_digest.hex(),
+                entries=entries.count,
+                snapshot=snapshot_id.hex(),
+            )
+        return
     raise Unavailable("the list is changing too fast to snapshot; retry")
 
 
@@ -493,6 +568,19 @@ def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:
                         replace(state, acked_seq=receipt.last_seq, acked_at=receipt.applied_at)
                     )
                 tx.confirm_removals(card.node_id, receipt.epoch, receipt.last_seq)
+                audit.append(
+                    tx,
+                    node=node.node_id,
+                    time=now,
+                    kind=Event.RECEIPT,
+                    peer=card.node_id,
+                    epoch=receipt.epoch,
+                    of=receipt.kind,
+                    first_seq=receipt.first_seq,
+                    last_seq=receipt.last_seq,
+                    digest=receipt.digest.hex(),
+                    applied_at=receipt.applied_at,
+                )
             recorded += 1
         except Rejection as rejection:
             log.warning("receipt from %s not recorded: %s", signed.signer, rejection)
@@ -522,6 +610,7 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
         tx.lock_changes()
         head = tx.change_head()
         states = []
+        skipped: list[str] = []
         for current in tx.list_outbound():
             state = current
             pending = tx.changes_after(state.change_pos, 1)
@@ -534,6 +623,7 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
                     last_digest=skip_digest(current.last_digest),
                 )
                 tx.put_outbound(state)
+                skipped.append(state.peer)
                 keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch
             else:
                 keep_seq, before = state.acked_seq, cutoff
@@ -543,6 +633,16 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
             states.append(state)
         consumed = min((s.change_pos for s in states), default=head)
         changes = tx.delete_changes_upto(consumed)
+        if batches or changes or skipped:
+            audit.append(
+                tx,
+                node=node.node_id,
+                time=node.now(),
+                kind=Event.COMPACTION,
+                batches=batches,
+                changes=changes,
+                resync=skipped,
+            )
     if batches or changes:
         log.info("compacted %d batches and %d change-log entries", batches, changes)
     return batches, changes

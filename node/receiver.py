@@ -17,6 +17,8 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node import failpoints, metrics
 from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
 from wlx.node.errors import Rejection, RejectReason
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import open_envelope, sign_message
@@ -59,6 +61,16 @@ def record_rejection(node: Node, origin: str, what: str, rejection: Rejection) -
     with node.store.write() as tx:
         tx.add_rejection(RejectionRow(now, origin, what, rejection.reason.value, rejection.detail))
         tx.set_sync_status(origin, at=now, error=str(rejection))
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.REJECTED,
+            origin=origin,
+            what=what,
+            reason=rejection.reason.value,
+            detail=rejection.detail,
+        )
 
 
 def _receipt(
@@ -111,6 +123,17 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                 digest_at=lambda seq: tx.applied_digest(origin, batch.epoch, seq),
             )
             if isinstance(decision, inbound.Duplicate):
+                audit.append(
+                    tx,
+                    node=node.node_id,
+                    time=node.now(),
+                    kind=Event.BATCH_DUPLICATE,
+                    origin=origin,
+                    epoch=batch.epoch,
+                    first_seq=batch.first_seq,
+                    last_seq=batch.last_seq,
+                    digest=batch.digest.hex(),
+                )
                 return Applied(batch.first_seq, batch.last_seq, 0, duplicate=True)
             assert state is not None  # decide_batch rejects a batch without a cursor
             metrics.BATCHES_APPLIED.labels(origin).inc()
@@ -138,6 +161,18 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                     last_error="",
                     last_error_at=0,
                 )
+            )
+            audit.append(
+                tx,
+                node=node.node_id,
+                time=node.now(),
+                kind=Event.BATCH_APPLIED,
+                origin=origin,
+                epoch=batch.epoch,
+                first_seq=batch.first_seq,
+                last_seq=batch.last_seq,
+                digest=batch.digest.hex(),
+                ops=len(batch.ops),
             )
     except Rejection as rejection:
         record_rejection(node, origin, "batch", rejection)
@@ -219,6 +254,18 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
                     origin_head=state.origin_head if state else 0,
                 )
             )
+            audit.append(
+                tx,
+                node=node.node_id,
+                time=node.now(),
+                kind=Event.SNAPSHOT_APPLIED,
+                origin=origin,
+                epoch=result.epoch,
+                at_seq=result.cursor.seq,
+                chain_digest=result.cursor.digest.hex(),
+                entries=result.total_entries,
+                snapshot=result.snapshot_id.hex(),
+            )
     except Rejection as rejection:
         _drop(node, snapshot_id)
         record_rejection(node, origin, "snapshot", rejection)
@@ -277,6 +324,15 @@ def purge_expired(node: Node) -> Purged:
             for origin, handles in by_origin.items():
                 tx.remove_entries(origin, handles)
                 counts[origin] = counts.get(origin, 0) + len(handles)
+                audit.append(
+                    tx,
+                    node=node.node_id,
+                    time=node.now(),
+                    kind=Event.PURGE,
+                    origin=origin,
+                    listings=len(handles),
+                    before=today,
+                )
         if len(expired) < 1_000:
             break
     for origin, count in counts.items():

@@ -131,9 +131,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
     def Check(  # noqa: N802 - gRPC method name
         self, request: lookup_pb2.CheckRequest, context: grpc.ServicerContext
     ) -> lookup_pb2.CheckResponse:
-        check_purpose(request.purpose)
+        purpose = check_purpose(request.purpose)
         with metrics.LOOKUP_SECONDS.labels("check").time():
-            hits = self._lookup.check(query_from_pb(request.person))
+            hits = self._lookup.check(query_from_pb(request.person), purpose=purpose)
         metrics.LOOKUPS.labels("check").inc()
         metrics.HITS.inc(len(hits))
         return lookup_pb2.CheckResponse(hits=[hit_to_pb(h) for h in hits])
@@ -142,9 +142,11 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
     def Screen(  # noqa: N802 - gRPC method name
         self, request: lookup_pb2.ScreenRequest, context: grpc.ServicerContext
     ) -> lookup_pb2.ScreenResponse:
-        check_purpose(request.purpose)
+        purpose = check_purpose(request.purpose)
         with metrics.LOOKUP_SECONDS.labels("screen").time():
-            results = self._lookup.screen([query_from_pb(e.person) for e in request.entries])
+            results = self._lookup.screen(
+                [query_from_pb(e.person) for e in request.entries], purpose=purpose
+            )
         metrics.LOOKUPS.labels("screen").inc(len(results))
         metrics.HITS.inc(sum(len(r.hits) for r in results))
         return results_to_pb([e.id for e in request.entries], results)

@@ -378,6 +378,39 @@ class Tx(ABC):
     def count_details(self, peer: str, direction: str, since: int) -> int:
         """How many detail requests with ``peer`` in ``direction`` since ``since``."""
 
+    # ---------------------------------------------------------- exchange log
+    @abstractmethod
+    def lock_audit(self) -> None:
+        """Serialise appends to the exchange log until commit.
+
+        Take it last in a transaction (after any other lock), so that
+        transactions never wait for each other in a cycle.
+        """
+
+    @abstractmethod
+    def add_audit_entry(self, idx: int, entry: bytes, leaf: bytes) -> None:
+        """Store log entry ``idx`` and its leaf hash."""
+
+    @abstractmethod
+    def put_audit_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store completed perfect subtrees ``(level, index, hash)``."""
+
+    @abstractmethod
+    def audit_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """``(idx, entry)`` for ``start <= idx < end``, in order."""
+
+    @abstractmethod
+    def audit_leaf(self, idx: int) -> bytes:
+        """Leaf hash of entry ``idx``.
+
+        Raises:
+            InternalError: no such entry.
+        """
+
+    @abstractmethod
+    def audit_node(self, level: int, idx: int) -> bytes | None:
+        """Stored hash of a perfect subtree, or None."""
+
     # ---------------------------------------------------------- rejections
     @abstractmethod
     def add_rejection(self, row: RejectionRow) -> None:

@@ -89,8 +89,10 @@ class PostgresConnector(Connector):
         except PoolTimeout:
             raise InternalError("no PostgreSQL connection available") from None
 
-    def lock_changes(self, cur: Cursor) -> None:
-        cur.execute("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE")
+    def lock_table(self, cur: Cursor, table: str) -> None:
+        if table not in ("changes", "audit_entries"):
+            raise InternalError(f"no lock for table {table}")
+        cur.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 
     def close(self) -> None:
         self._pool.close()

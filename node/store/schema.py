@@ -165,6 +165,21 @@ CREATE TABLE IF NOT EXISTS detail_requests (
     outcome TEXT NOT NULL
 );
 
+-- The exchange log (docs/audit.md): RFC 9162 Merkle tree leaves (entry
+-- bytes and their leaf hashes) and the completed perfect subtrees.
+CREATE TABLE IF NOT EXISTS audit_entries (
+    idx {int} PRIMARY KEY,
+    entry {blob} NOT NULL,
+    leaf {blob} NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS audit_nodes (
+    level {int} NOT NULL,
+    idx {int} NOT NULL,
+    hash {blob} NOT NULL,
+    PRIMARY KEY (level, idx)
+){norowid};
+
 CREATE TABLE IF NOT EXISTS rejections (
     id {serial},
     at {int} NOT NULL,

@@ -61,8 +61,9 @@ class Connector(ABC):
         """A transaction; commits at the end of the block, rolls back on error."""
 
     @abstractmethod
-    def lock_changes(self, cur: Cursor) -> None:
-        """Serialise change-log writers until commit."""
+    def lock_table(self, cur: Cursor, table: str) -> None:
+        """Serialise writers of ``table`` until commit (no-op where the engine
+        has one writer at a time)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -108,7 +109,7 @@ class SqlTx(Tx):
 
     # ---------------------------------------------------------- own records
     def lock_changes(self) -> None:
-        self._connector.lock_changes(self._cur)
+        self._connector.lock_table(self._cur, "changes")
 
     _RECORD = "SELECT id, version, body, expires, updated_at, suspended FROM records"
 
@@ -560,6 +561,40 @@ class SqlTx(Tx):
             (peer, direction, since),
         )
         return int(row[0]) if row else 0
+
+    # ---------------------------------------------------------- exchange log
+    def lock_audit(self) -> None:
+        self._connector.lock_table(self._cur, "audit_entries")
+
+    def add_audit_entry(self, idx: int, entry: bytes, leaf: bytes) -> None:
+        self._run(
+            "INSERT INTO audit_entries (idx, entry, leaf) VALUES (?, ?, ?)", (idx, entry, leaf)
+        )
+
+    def put_audit_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        self._cur.executemany(
+            "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            list(nodes),
+        )
+
+    def audit_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        return [
+            (r[0], bytes(r[1]))
+            for r in self._all(
+                "SELECT idx, entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, end),
+            )
+        ]
+
+    def audit_leaf(self, idx: int) -> bytes:
+        row = self._one("SELECT leaf FROM audit_entries WHERE idx = ?", (idx,))
+        if row is None:
+            raise InternalError(f"exchange log has no entry {idx}")
+        return bytes(row[0])
+
+    def audit_node(self, level: int, idx: int) -> bytes | None:
+        row = self._one("SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (level, idx))
+        return bytes(row[0]) if row else None
 
     # ---------------------------------------------------------- rejections
     def add_rejection(self, row: RejectionRow) -> None:

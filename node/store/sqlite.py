@@ -79,7 +79,7 @@ class SqliteConnector(Connector):
             conn.execute("ROLLBACK")
             raise InternalError(f"store commit failed ({exc})") from None
 
-    def lock_changes(self, cur: Cursor) -> None:
+    def lock_table(self, cur: Cursor, table: str) -> None:
         """Nothing to do: SQLite has one writer at a time."""
 
     def close(self) -> None:

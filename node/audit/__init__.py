@@ -1,0 +1,1 @@
+"""The exchange log and what auditors verify (docs/audit.md)."""
