@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from wlx.crypto import tls
 from wlx.crypto.errors import MalformedError
 from wlx.crypto.keys import BoxPublicKey, SigningKey, VerifyKey
 from wlx.crypto.signing import ANYONE, Purpose, sign, verify
@@ -48,35 +49,64 @@ class IdentityCard:
     issued_at: int
     raw: bytes
     """The card file's bytes, as verified (store and forward these)."""
+    tls_cert: bytes = b""
+    """PEM of the node's self-signed TLS certificate, which peers pin."""
+    previous_key: VerifyKey | None = None
+    """For a card made by key rotation: the identity key it replaces, which
+    endorsed it."""
 
     def fingerprint(self) -> str:
         """Fingerprint of the identity key, for comparison out of band."""
         return self.sign_key.fingerprint()
 
+    def tls_fingerprint(self) -> str:
+        """SHA-256 (hex) of the TLS certificate's DER encoding."""
+        return tls.fingerprint(self.tls_cert)
+
 
 def make_card(
-    key: SigningKey, box_key: BoxPublicKey, node_id: str, address: str, issued_at: int
+    key: SigningKey,
+    box_key: BoxPublicKey,
+    node_id: str,
+    address: str,
+    issued_at: int,
+    tls_cert: bytes,
+    previous: SigningKey | None = None,
 ) -> bytes:
     """Build and sign a card; returns the card file's bytes (UTF-8 JSON).
 
+    With ``previous`` (key rotation), the card also names the identity key it
+    replaces and carries that key's endorsement of the new card, so peers
+    that trust the old key can accept the new one without another
+    out-of-band exchange.
+
     Raises:
-        MalformedError: the node id is invalid.
+        MalformedError: the node id or the certificate is invalid.
     """
     check_node_id(node_id)
-    payload = json.dumps(
-        {
-            "format": CARD_FORMAT,
-            "node_id": node_id,
-            "address": address,
-            "sign_key": key.public().b64(),
-            "box_key": box_key.b64(),
-            "issued_at": issued_at,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    signature = sign(key, Purpose.IDENTITY_CARD, node_id, ANYONE, payload.encode("utf-8"))
-    card = {"wlx_identity_card": payload, "signature": base64.b64encode(signature).decode()}
+    tls.load_cert(tls_cert)
+    fields: dict[str, Any] = {
+        "format": CARD_FORMAT,
+        "node_id": node_id,
+        "address": address,
+        "sign_key": key.public().b64(),
+        "box_key": box_key.b64(),
+        "tls_cert": tls_cert.decode("ascii"),
+        "issued_at": issued_at,
+    }
+    if previous is not None:
+        fields["previous_sign_key"] = previous.public().b64()
+    payload = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    card = {
+        "wlx_identity_card": payload.decode("utf-8"),
+        "signature": base64.b64encode(
+            sign(key, Purpose.IDENTITY_CARD, node_id, ANYONE, payload)
+        ).decode(),
+    }
+    if previous is not None:
+        card["endorsement"] = base64.b64encode(
+            sign(previous, Purpose.CARD_ROTATION, node_id, ANYONE, payload)
+        ).decode()
     return (json.dumps(card, indent=2) + "\n").encode("utf-8")
 
 
@@ -94,6 +124,15 @@ def _b64(text: str, what: str) -> bytes:
         raise MalformedError(f"identity card field {what!r} is not base64") from None
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON parsers differ on repeated names (first or last wins): refuse them, so
+    # that every implementation reads the same fields from the same signed text.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise MalformedError("identity card repeats a field name")
+    return obj
+
+
 def parse_card(data: bytes) -> IdentityCard:
     """Parse a card file and check its self-signature.
 
@@ -105,7 +144,7 @@ def parse_card(data: bytes) -> IdentityCard:
     if len(data) > MAX_CARD_BYTES:
         raise MalformedError("identity card larger than 16 KiB")
     try:
-        outer = json.loads(data.decode("utf-8"))
+        outer = json.loads(data.decode("utf-8"), object_pairs_hook=_object)
     except (ValueError, RecursionError):  # bad UTF-8 or JSON, too deep, too long a number
         raise MalformedError("identity card is not UTF-8 JSON") from None
     if not isinstance(outer, dict):
@@ -113,7 +152,8 @@ def parse_card(data: bytes) -> IdentityCard:
     payload_text = _field(outer, "wlx_identity_card", str)
     signature = _b64(_field(outer, "signature", str), "signature")
     try:
-        payload = json.loads(payload_text)
+        signed = payload_text.encode("utf-8")  # fails for a lone surrogate (a JSON escape)
+        payload = json.loads(payload_text, object_pairs_hook=_object)
     except (ValueError, RecursionError):
         raise MalformedError("identity card payload is not JSON") from None
     if not isinstance(payload, dict):
@@ -123,14 +163,23 @@ def parse_card(data: bytes) -> IdentityCard:
     node_id = check_node_id(_field(payload, "node_id", str))
     sign_key = VerifyKey(_b64(_field(payload, "sign_key", str), "sign_key"))
     box_key = BoxPublicKey(_b64(_field(payload, "box_key", str), "box_key"))
-    verify(
-        sign_key, signature, Purpose.IDENTITY_CARD, node_id, ANYONE, payload_text.encode("utf-8")
-    )
+    tls_cert = _field(payload, "tls_cert", str).encode("utf-8")
+    tls.load_cert(tls_cert)
+    verify(sign_key, signature, Purpose.IDENTITY_CARD, node_id, ANYONE, signed)
+    previous: VerifyKey | None = None
+    if "previous_sign_key" in payload:
+        previous = VerifyKey(_b64(_field(payload, "previous_sign_key", str), "previous_sign_key"))
+        endorsement = _b64(_field(outer, "endorsement", str), "endorsement")
+        verify(previous, endorsement, Purpose.CARD_ROTATION, node_id, ANYONE, signed)
+    elif "endorsement" in outer:
+        raise MalformedError("identity card has an endorsement but no previous key")
     return IdentityCard(
         node_id=node_id,
         address=_field(payload, "address", str),
         sign_key=sign_key,
         box_key=box_key,
         issued_at=_field(payload, "issued_at", int),
+        tls_cert=tls_cert,
         raw=data,
+        previous_key=previous,
     )

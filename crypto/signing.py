@@ -31,6 +31,7 @@ class Purpose(StrEnum):
     PULL = "pull"
     SNAPSHOT = "snapshot"
     IDENTITY_CARD = "identity-card"
+    CARD_ROTATION = "card-rotation"
     RECEIPT = "receipt"
     DETAIL_REQUEST = "detail-request"
     DETAIL_ANSWER = "detail-answer"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wlx.crypto import atrest
+from wlx.crypto import atrest, tls
 from wlx.crypto.card import IdentityCard, make_card, parse_card
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.errors import CryptoError, MalformedError
@@ -24,6 +24,9 @@ from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
 from wlx.node.config import (
+    BOX_KEY,
+    IDENTITY_KEY,
+    TLS_KEY,
     NodeConfig,
     NodePaths,
     StorageConfig,
@@ -53,9 +56,38 @@ class Node:
     storage_key: bytes = field(repr=False)
     card: IdentityCard
     store: Store
+    tls_key: bytes = field(repr=False, default=b"")
+    """PEM of the node's P-256 TLS key (its certificate is in the card)."""
+    ca_key: bytes = field(repr=False, default=b"")
+    """PEM of the node's credential CA key."""
+    ca_cert: bytes = b""
+    """PEM of the node's credential CA certificate."""
     clock: Clock = time.time
     rng: Rng = system_rng
+    insecure_dev: bool = False
+    """Plaintext gRPC, no client authentication: development only."""
     _cards: dict[bytes, IdentityCard] = field(default_factory=dict, repr=False)
+
+    @property
+    def tls_cert(self) -> bytes:
+        """PEM of the node's TLS certificate (pinned by peers via the card)."""
+        return self.card.tls_cert
+
+    def reload_keys(self) -> bool:
+        """Re-read keys and card after a rotation by another process.
+
+        Returns True if the card changed.
+
+        Raises:
+            UserError: as ``open_node``.
+        """
+        keys = _load_keys(self.paths, self.config)
+        if keys.card.raw == self.card.raw:
+            return False
+        self.signing_key, self.box_key, self.card = keys.signing, keys.box, keys.card
+        self.tls_key, self.ca_key, self.ca_cert = keys.tls_key, keys.ca_key, keys.ca_cert
+        log.info("identity keys reloaded: %s", self.card.fingerprint())
+        return True
 
     @property
     def node_id(self) -> str:
@@ -71,10 +103,10 @@ class Node:
 
     def trusted(self, node_id: str) -> IdentityCard | None:
         """The trusted card of ``node_id``, or None (read from the store each time,
-        so peers added by another process take effect at once)."""
+        so peers added or revoked by another process take effect at once)."""
         with self.store.read() as tx:
             peer = tx.get_peer(node_id)
-        if peer is None:
+        if peer is None or peer.revoked_at:
             return None
         card = self._cards.get(peer.card)
         if card is None:
@@ -131,7 +163,48 @@ def _open_store(paths: NodePaths, storage: StorageConfig) -> Store:
     return open_sqlite(paths.root / storage.path)
 
 
-def open_node(directory: Path, *, clock: Clock = time.time, rng: Rng = system_rng) -> Node:
+@dataclass(frozen=True)
+class _Keys:
+    signing: SigningKey
+    box: BoxKey
+    storage: bytes
+    card: IdentityCard
+    tls_key: bytes
+    ca_key: bytes
+    ca_cert: bytes
+
+
+def _load_keys(paths: NodePaths, config: NodeConfig) -> _Keys:
+    directory = paths.root
+    try:
+        signing_key = SigningKey.from_pem(read_private(paths.identity_key))
+        box_key = BoxKey.from_pem(read_private(paths.box_key))
+        storage_key = read_private(paths.storage_key)
+        if len(storage_key) != atrest.STORAGE_KEY_LEN:
+            raise MalformedError("the storage key is not 32 bytes")
+        tls_key = read_private(paths.tls_key)
+        ca_key = read_private(paths.ca_key)
+        tls.key_from_pem(tls_key)
+        tls.key_from_pem(ca_key)
+        ca_cert = paths.ca_cert.read_bytes()
+        tls.load_cert(ca_cert)
+        card = parse_card(paths.card.read_bytes())
+    except CryptoError as exc:
+        raise UserError(f"{directory}: damaged key or card file ({exc})") from None
+    except FileNotFoundError as exc:
+        raise UserError(f"{directory}: {Path(exc.filename).name} is missing") from None
+    if not card.sign_key.same_as(signing_key.public()) or card.node_id != config.node_id:
+        raise UserError(f"{directory}: {paths.card.name} does not match the node's keys")
+    return _Keys(signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert)
+
+
+def open_node(
+    directory: Path,
+    *,
+    clock: Clock = time.time,
+    rng: Rng = system_rng,
+    insecure_dev: bool = False,
+) -> Node:
     """Load the node in ``directory``.
 
     Raises:
@@ -141,21 +214,107 @@ def open_node(directory: Path, *, clock: Clock = time.time, rng: Rng = system_rn
     """
     paths = NodePaths(directory)
     config = paths.load_config()
-    try:
-        signing_key = SigningKey.from_pem(read_private(paths.identity_key))
-        box_key = BoxKey.from_pem(read_private(paths.box_key))
-        storage_key = read_private(paths.storage_key)
-        if len(storage_key) != atrest.STORAGE_KEY_LEN:
-            raise MalformedError("the storage key is not 32 bytes")
-        card = parse_card(paths.card.read_bytes())
-    except CryptoError as exc:
-        raise UserError(f"{directory}: damaged key or card file ({exc})") from None
-    except FileNotFoundError:
-        raise UserError(f"{directory}: {paths.card.name} is missing") from None
-    if not card.sign_key.same_as(signing_key.public()) or card.node_id != config.node_id:
-        raise UserError(f"{directory}: {paths.card.name} does not match the node's keys")
     store = _open_store(paths, config.storage)
-    return Node(config, paths, signing_key, box_key, storage_key, card, store, clock, rng)
+    try:
+        if (paths.keys / "next").exists():  # a key rotation was interrupted
+            with store.read() as tx:
+                committed = tx.get_meta(ROTATION_META)
+            finish_rotation(paths, committed=committed)
+        keys = _load_keys(paths, config)
+    except BaseException:
+        store.close()
+        raise
+    return Node(
+        config,
+        paths,
+        keys.signing,
+        keys.box,
+        keys.storage,
+        keys.card,
+        store,
+        tls_key=keys.tls_key,
+        ca_key=keys.ca_key,
+        ca_cert=keys.ca_cert,
+        clock=clock,
+        rng=rng,
+        insecure_dev=insecure_dev,
+    )
+
+
+CERT_DAYS = 3650
+
+
+def cert_validity(now: int, days: int) -> tuple[int, int]:
+    """``(not_before, not_after)`` of a certificate made at ``now`` for ``days``.
+
+    TLS checks validity against the wall clock, whatever clock the node is
+    given, so the window covers both (and a day of skew).
+    """
+    wall = int(time.time())
+    return min(now, wall) - 86_400, max(now, wall) + days * 86_400
+
+
+ROTATION_META = "rotation_card"
+
+ROTATED_FILES = (IDENTITY_KEY, BOX_KEY, TLS_KEY)
+
+
+def finish_rotation(paths: NodePaths, *, committed: bytes | None) -> None:
+    """Swap in a key set from ``keys/next`` if the store committed to it.
+
+    ``committed`` is the rotated card the store recorded (None: unknown, in
+    which case a leftover ``keys/next`` is discarded).  The old key set moves
+    to ``keys/previous`` (kept to announce the new card to peers).
+    """
+    staging = paths.keys / "next"
+    if not staging.exists():
+        return
+    if committed is None or (staging / "card.json").read_bytes() != committed:
+        shutil.rmtree(staging)
+        return
+    previous = paths.previous_keys
+    if previous.exists():
+        shutil.rmtree(previous)
+    previous.mkdir(mode=0o700)
+    for name in ROTATED_FILES:
+        (paths.keys / name).rename(previous / name)
+    paths.card.rename(previous / "card.json")
+    for name in ROTATED_FILES:
+        (staging / name).rename(paths.keys / name)
+    (staging / "card.json").rename(paths.card)
+    staging.rmdir()
+
+
+def write_node_keys(
+    keys_dir: Path,
+    card_path: Path,
+    node_id: str,
+    advertise: str,
+    *,
+    now: int,
+    rng: Rng,
+    previous: SigningKey | None = None,
+) -> bytes:
+    """Make and write a node's identity, box and TLS keys (in ``keys_dir``) and
+    its card; returns the card.
+
+    With ``previous``, the card is endorsed by that (old) identity key.
+    """
+    signing_key = SigningKey.generate(rng)
+    box_key = BoxKey.generate(rng)
+    tls_key = tls.generate_key(rng)
+    not_before, not_after = cert_validity(now, CERT_DAYS)
+    tls_cert = tls.node_certificate(
+        tls_key, node_id, not_before=not_before, not_after=not_after, rng=rng
+    )
+    write_private(keys_dir / IDENTITY_KEY, signing_key.to_pem())
+    write_private(keys_dir / BOX_KEY, box_key.to_pem())
+    write_private(keys_dir / TLS_KEY, tls.key_to_pem(tls_key))
+    card = make_card(
+        signing_key, box_key.public(), node_id, advertise, now, tls_cert, previous=previous
+    )
+    write_public(card_path, card)
+    return card
 
 
 def init_node(
@@ -204,26 +363,28 @@ def init_node(
     try:
         paths = NodePaths(staging)
         paths.keys.mkdir(mode=0o700)
-        signing_key = SigningKey.generate(rng)
-        box_key = BoxKey.generate(rng)
-        storage_key = rng(atrest.STORAGE_KEY_LEN)
-        write_private(paths.identity_key, signing_key.to_pem())
-        write_private(paths.box_key, box_key.to_pem())
-        write_private(paths.storage_key, storage_key)
-        card_bytes = make_card(signing_key, box_key.public(), node_id, advertise, int(clock()))
-        write_public(paths.card, card_bytes)
+        now = int(clock())
+        write_node_keys(paths.keys, paths.card, node_id, advertise, now=now, rng=rng)
+        ca_key = tls.generate_key(rng)
+        write_private(paths.ca_key, tls.key_to_pem(ca_key))
+        write_public(
+            paths.ca_cert,
+            tls.ca_certificate(ca_key, node_id, *cert_validity(now, CERT_DAYS), rng=rng),
+        )
+        write_private(paths.storage_key, rng(atrest.STORAGE_KEY_LEN))
         write_public(paths.config, config.to_toml().encode("utf-8"))
+        keys = _load_keys(paths, config)
         store = _open_store(paths, storage)
         node = Node(
             config,
             paths,
-            signing_key,
-            box_key,
-            storage_key,
-            parse_card(card_bytes),
+            keys.signing,
+            keys.box,
+            keys.storage,
+            keys.card,
             store,
-            clock,
-            rng,
+            clock=clock,
+            rng=rng,
         )
         own_key = EpochKey.generate(node_id, node_id, 1, rng)
         with store.write() as tx:

@@ -18,30 +18,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import grpc
 
 from wlx.crypto.errors import InvalidIdentifier
-from wlx.node import origin
-from wlx.node.app import Node, init_node, open_node
+from wlx.node import cli_admin, cli_client, lifecycle, origin
+from wlx.node.app import init_node
+from wlx.node.cli_common import (
+    EXIT_ERROR,
+    EXIT_INTERNAL,
+    insecure_flag,
+    node_dir,
+    open_dir,
+    when,
+)
 from wlx.node.config import StorageConfig, check_address
 from wlx.node.errors import InternalError, UserError, WlxError
-from wlx.node.lookup import Hit, Query
 from wlx.node.model import RecordError, parse_records
-from wlx.node.status import from_rpc_error
-from wlx.node.wire import hit_from_pb, query_to_pb
-from wlx.v1 import lookup_pb2, lookup_pb2_grpc
-
-EXIT_ERROR = 1
-EXIT_DENIED = 3
-EXIT_INTERNAL = 70
-LOOKUP_TIMEOUT = 10.0
 
 log = logging.getLogger("wlx.cli")
 F = TypeVar("F", bound=Callable[..., Any])
-
-node_dir = click.argument(
-    "directory", type=click.Path(file_okay=False, path_type=Path), metavar="DIR"
-)
 
 
 def _setup_logging(level: int) -> None:
@@ -50,10 +44,6 @@ def _setup_logging(level: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-def _open(directory: Path) -> Node:
-    return open_node(directory)
 
 
 @click.group()
@@ -65,7 +55,9 @@ def cli(verbose: bool) -> None:
     Each country runs a node; nodes exchange signed, encrypted deltas of
     their watchlists as keyed tokens, and answer border lookups locally.
     """
-    _setup_logging(logging.INFO if verbose else logging.WARNING)
+    # Without -v only errors are logged: a command's failure is its own one
+    # "error:" line (a warning such as a failed pull would repeat it).
+    _setup_logging(logging.INFO if verbose else logging.ERROR)
 
 
 # ------------------------------------------------------------------ node set-up
@@ -117,7 +109,7 @@ def init(
 @click.option("--fingerprint", is_flag=True, help="Print only the identity fingerprint.")
 def identity(directory: Path, fingerprint: bool) -> None:
     """Print the node's public identity card (to give to peers out of band)."""
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         if fingerprint:
             click.echo(node.card.fingerprint())
@@ -149,7 +141,7 @@ def peer_add(
         card_bytes = card_file.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {card_file}: {exc.strerror}") from None
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         card = origin.add_peer(node, card_bytes, address, expect_fingerprint)
     finally:
@@ -164,7 +156,7 @@ def peer_list(directory: Path) -> None:
     """List the trusted peers."""
     from wlx.crypto.card import parse_card
 
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         with node.store.read() as tx:
             peers = tx.list_peers()
@@ -172,6 +164,74 @@ def peer_list(directory: Path) -> None:
         node.close()
     for row in peers:
         click.echo(f"{row.node_id}\t{row.address}\t{parse_card(row.card).fingerprint()}")
+
+
+@peer.command("revoke")
+@node_dir
+@click.argument("peer_id", metavar="PEER")
+def peer_revoke(directory: Path, peer_id: str) -> None:
+    """Stop trusting PEER: refuse it, purge everything it sent, send it nothing more."""
+    node = open_dir(directory)
+    try:
+        purged = lifecycle.revoke_peer(node, peer_id)
+    finally:
+        node.close()
+    click.echo(f"revoked {peer_id}; purged {purged} of its listings")
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return None if value is None else [v for v in value.split(",") if v.strip()]
+
+
+@peer.command("policy")
+@node_dir
+@click.argument("peer_id", metavar="PEER")
+@click.option("--categories", help="Share only these categories (comma-separated).")
+@click.option("--actions", help="Share only listings requesting these actions.")
+@click.option("--records", "record_ids", help="Share only these record ids.")
+@click.option("--exclude", help="Never share these record ids.")
+@click.option("--all", "share_all", is_flag=True, help="Share everything (clear the policy).")
+def peer_policy(
+    directory: Path,
+    peer_id: str,
+    categories: str | None,
+    actions: str | None,
+    record_ids: str | None,
+    exclude: str | None,
+    share_all: bool,
+) -> None:
+    """Show or set what PEER receives of this node's list.
+
+    Narrowing sends PEER removals of what it may no longer hold; widening
+    sends what it now may.
+    """
+    from wlx.node.policy import SharingPolicy
+
+    node = open_dir(directory)
+    try:
+        with node.store.read() as tx:
+            row = tx.get_peer(peer_id)
+        if row is None or row.revoked_at:
+            raise UserError(f"{peer_id} is not a trusted peer")
+        if not share_all and all(v is None for v in (categories, actions, record_ids, exclude)):
+            click.echo(f"{peer_id} receives: {SharingPolicy.from_json(row.policy).describe()}")
+            return
+        policy = (
+            SharingPolicy()
+            if share_all
+            else SharingPolicy.make(
+                categories=_csv(categories),
+                actions=_csv(actions),
+                records=_csv(record_ids),
+                exclude=_csv(exclude) or (),
+            )
+        )
+        removed, added = origin.set_policy(node, peer_id, policy)
+    finally:
+        node.close()
+    click.echo(
+        f"{peer_id} now receives: {policy.describe()} ({removed} removals, {added} additions sent)"
+    )
 
 
 # ------------------------------------------------------------------ records
@@ -204,7 +264,7 @@ def records_import(directory: Path, file: Path, fmt: str | None) -> None:
         parsed = parse_records(text, fmt)
     except RecordError as exc:
         raise UserError(f"{file}: {exc}; nothing was imported") from None
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         result = origin.import_records(node, parsed)
     finally:
@@ -220,7 +280,7 @@ def records_import(directory: Path, file: Path, fmt: str | None) -> None:
 @click.argument("record_id")
 def records_remove(directory: Path, record_id: str) -> None:
     """Remove the record RECORD_ID; peers receive the removal at their next sync."""
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         origin.remove_record(node, record_id)
     finally:
@@ -233,7 +293,7 @@ def records_remove(directory: Path, record_id: str) -> None:
 @click.argument("record_id")
 def records_suspend(directory: Path, record_id: str) -> None:
     """Suspend RECORD_ID while it is contested: peers still see the hit, with no action."""
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         changed = origin.suspend_record(node, record_id, suspended=True)
     finally:
@@ -246,7 +306,7 @@ def records_suspend(directory: Path, record_id: str) -> None:
 @click.argument("record_id")
 def records_reinstate(directory: Path, record_id: str) -> None:
     """Lift the suspension of RECORD_ID."""
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         changed = origin.suspend_record(node, record_id, suspended=False)
     finally:
@@ -258,7 +318,7 @@ def records_reinstate(directory: Path, record_id: str) -> None:
 @node_dir
 def records_count(directory: Path) -> None:
     """Print how many records the node lists."""
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         with node.store.read() as tx:
             click.echo(tx.count_records())
@@ -273,7 +333,10 @@ def records_count(directory: Path) -> None:
 @node_dir
 @click.option("--sync-interval", type=click.FloatRange(min=0.1), help="Seconds between pulls.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics.")
-def serve(directory: Path, sync_interval: float | None, metrics_port: int | None) -> None:
+@insecure_flag
+def serve(
+    directory: Path, sync_interval: float | None, metrics_port: int | None, insecure_dev: bool
+) -> None:
     """Run the node: serve peers and officers, and pull from peers on an interval."""
     from prometheus_client import start_http_server
 
@@ -281,7 +344,7 @@ def serve(directory: Path, sync_interval: float | None, metrics_port: int | None
     from wlx.node.sync import SyncLoop
 
     logging.getLogger().setLevel(logging.INFO)
-    node = _open(directory)
+    node = open_dir(directory, insecure_dev=insecure_dev)
     server, port = build_server(node, node.config.listen)
     server.start()
     if metrics_port is not None:
@@ -308,11 +371,12 @@ def serve(directory: Path, sync_interval: float | None, metrics_port: int | None
 @cli.command()
 @node_dir
 @click.option("--peer", "only", help="Only this peer.")
-def sync(directory: Path, only: str | None) -> None:
+@insecure_flag
+def sync(directory: Path, only: str | None, insecure_dev: bool) -> None:
     """Pull once from every peer now, and exit (non-zero if any pull failed)."""
     from wlx.node.sync import describe, sync_all
 
-    node = _open(directory)
+    node = open_dir(directory, insecure_dev=insecure_dev)
     try:
         reports = sync_all(node, only)
     finally:
@@ -320,7 +384,9 @@ def sync(directory: Path, only: str | None) -> None:
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
     for report in reports:
-        click.echo(describe(report), err=not report.ok)
+        click.echo(
+            describe(report) if report.ok else f"error: {describe(report)}", err=not report.ok
+        )
     failed = any(not r.ok for r in reports)
     if failed:
         sys.exit(EXIT_ERROR)
@@ -332,7 +398,7 @@ def maintain(directory: Path) -> None:
     """Housekeeping now: purge expired listings, enforce retention, compact the logs."""
     from wlx.node.maintenance import maintain as run
 
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         report = run(node)
     finally:
@@ -354,7 +420,7 @@ def status(directory: Path, as_json: bool) -> None:
 
     from wlx.node.node_status import node_status
 
-    node = _open(directory)
+    node = open_dir(directory)
     try:
         state = node_status(node)
     finally:
@@ -371,15 +437,15 @@ def status(directory: Path, as_json: bool) -> None:
         if p.epoch:
             click.echo(
                 f"  its list here: {p.listings} listings, epoch {p.epoch} at {p.seq}"
-                f" ({p.behind} behind), last sync {_when(p.last_sync)}"
+                f" ({p.behind} behind), last sync {when(p.last_sync)}"
             )
         else:
             click.echo("  its list here: none yet (no snapshot received)")
         if p.last_error:
-            click.echo(f"  last error ({_when(p.last_error_at)}): {p.last_error}")
+            click.echo(f"  last error ({when(p.last_error_at)}): {p.last_error}")
         click.echo(
             f"  our list there: epoch {p.sent_epoch}, made up to {p.sent_seq}, "
-            f"confirmed up to {p.acked_seq}" + (f" ({_when(p.acked_at)})" if p.acked_at else "")
+            f"confirmed up to {p.acked_seq}" + (f" ({when(p.acked_at)})" if p.acked_at else "")
         )
         if p.unconfirmed_removals:
             shown = ", ".join(p.unconfirmed_removals[:10])
@@ -389,195 +455,10 @@ def status(directory: Path, as_json: bool) -> None:
             )
 
 
-def _when(ts: int) -> str:
-    import datetime
+# ------------------------------------------------------------------ other command groups
 
-    if not ts:
-        return "never"
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-# ------------------------------------------------------------------ lookups
-
-
-def _parse_doc(text: str) -> tuple[str, str, str]:
-    parts = text.split(":")
-    if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise UserError("--doc is TYPE:COUNTRY:NUMBER, e.g. P:CHN:E12345678")
-    return parts[0].strip(), parts[1].strip(), parts[2].strip()
-
-
-def _hit_json(hit: Hit) -> dict[str, Any]:
-    return {
-        "origin": hit.origin,
-        "ref": hit.ref,
-        "category": hit.category,
-        "action": hit.action,
-        "matched_on": hit.matched_on,
-        "also_matched": list(hit.also_matched),
-        "expires": hit.expires,
-        "list_synced_at": hit.list_synced_at,
-        "suspended": hit.suspended,
-    }
-
-
-def _stub(address: str) -> tuple[grpc.Channel, lookup_pb2_grpc.LookupStub]:
-    check_address(address)
-    channel = grpc.insecure_channel(address)
-    return channel, lookup_pb2_grpc.LookupStub(channel)
-
-
-@cli.command()
-@click.option("--node", "address", required=True, help="HOST:PORT of the local node.")
-@click.option("--doc", "docs", multiple=True, help="Document TYPE:COUNTRY:NUMBER (repeatable).")
-@click.option("--name", "names", multiple=True, help="Full name, any order (repeatable).")
-@click.option("--dob", default="", help="Date of birth: YYYY-MM-DD, YYYY-MM or YYYY.")
-@click.option("--purpose", default="border-check", show_default=True, help="Why you look up.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def lookup(
-    address: str,
-    docs: Sequence[str],
-    names: Sequence[str],
-    dob: str,
-    purpose: str,
-    as_json: bool,
-) -> None:
-    """Check one person against every list the node holds."""
-    query = Query(names=tuple(names), dob=dob, documents=tuple(_parse_doc(d) for d in docs))
-    query.keys()  # reject an unusable query here, with the same message the node gives
-    channel, stub = _stub(address)
-    try:
-        response = stub.Check(
-            lookup_pb2.CheckRequest(person=query_to_pb(query), purpose=purpose),
-            timeout=LOOKUP_TIMEOUT,
-        )
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {address}") from None
-    finally:
-        channel.close()
-    hits = [hit_from_pb(h) for h in response.hits]
-    if as_json:
-        click.echo(json.dumps({"hits": [_hit_json(h) for h in hits]}))
-        return
-    if not hits:
-        click.echo("no hit")
-        return
-    for hit in hits:
-        also = f" (also {', '.join(hit.also_matched)})" if hit.also_matched else ""
-        action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
-        click.echo(
-            f"HIT {hit.origin} {hit.ref}: {hit.category}, {action}, "
-            f"matched on {hit.matched_on}{also}, expires {hit.expires}, "
-            f"list as of {_when(hit.list_synced_at)}"
-        )
-
-
-@cli.command()
-@click.option("--node", "address", required=True, help="HOST:PORT of the local node.")
-@click.argument("ref")
-@click.option("--origin", "origin_id", help="Node id of the hit's origin (default: from the hit).")
-@click.option("--purpose", required=True, help="Why the record is needed.")
-@click.option("--case", "case_id", default="", help="Your case reference.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def detail(
-    address: str, ref: str, origin_id: str | None, purpose: str, case_id: str, as_json: bool
-) -> None:
-    """Ask the origin of a hit for the full record REF (after a lookup that hit).
-
-    The origin decides under its own rules; a denial prints its reason and
-    exits with status 3.
-    """
-    channel, stub = _stub(address)
-    try:
-        result = stub.Detail(
-            lookup_pb2.DetailQuery(
-                origin=origin_id or "", ref=ref, purpose=purpose, case_id=case_id
-            ),
-            timeout=LOOKUP_TIMEOUT * 4,
-        )
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {address}") from None
-    finally:
-        channel.close()
-    if as_json:
-        record = json.loads(result.record_json) if result.granted else None
-        click.echo(
-            json.dumps({"granted": result.granted, "denial": result.denial, "record": record})
-        )
-        return
-    if not result.granted:
-        click.echo(f"DENIED by the origin: {result.denial}")
-        sys.exit(EXIT_DENIED)
-    record = json.loads(result.record_json)
-    for key in (
-        "id",
-        "names",
-        "dob",
-        "nationality",
-        "sex",
-        "documents",
-        "category",
-        "action",
-        "legal_basis",
-        "authority",
-        "expires",
-    ):
-        value = record.get(key)
-        if key == "documents":
-            value = ", ".join(f"{d['type']}:{d['country']}:{d['number']}" for d in value)
-        elif isinstance(value, list):
-            value = "; ".join(value)
-        click.echo(f"{key:<12} {value}")
-
-
-@cli.command()
-@click.option("--node", "address", required=True, help="HOST:PORT of the local node.")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--purpose", default="manifest-screening", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def screen(address: str, file: Path, purpose: str, as_json: bool) -> None:
-    """Screen a manifest: a JSON Lines FILE of {id, names, dob, documents} per person."""
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        raise UserError(f"cannot read {file} as UTF-8 text") from None
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            docs = tuple((d["type"], d["country"], d["number"]) for d in obj.get("documents", []))
-            query = Query(tuple(obj.get("names", [])), obj.get("dob", ""), docs)
-            entry_id = str(obj.get("id", number))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise UserError(f"{file}: line {number}: not a manifest entry") from None
-        entries.append(lookup_pb2.ScreenEntry(id=entry_id, person=query_to_pb(query)))
-    channel, stub = _stub(address)
-    try:
-        response = stub.Screen(
-            lookup_pb2.ScreenRequest(entries=entries, purpose=purpose), timeout=LOOKUP_TIMEOUT * 6
-        )
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {address}") from None
-    finally:
-        channel.close()
-    if as_json:
-        out = [
-            {"id": r.id, "hits": [_hit_json(hit_from_pb(h)) for h in r.hits], "error": r.error}
-            for r in response.results
-        ]
-        click.echo(json.dumps({"results": out}))
-        return
-    hits = sum(len(r.hits) for r in response.results)
-    errors = sum(1 for r in response.results if r.error)
-    click.echo(f"screened {len(response.results)} people: {hits} hits, {errors} not checkable")
-    for r in response.results:
-        for h in r.hits:
-            hit = hit_from_pb(h)
-            click.echo(f"HIT {r.id}: {hit.origin} {hit.ref} {hit.category}, action {hit.action}")
-        if r.error:
-            click.echo(f"NOT CHECKED {r.id}: {r.error}")
+for _command in (*cli_client.COMMANDS, *cli_admin.COMMANDS):
+    cli.add_command(_command)
 
 
 # ------------------------------------------------------------------ entry point
@@ -591,7 +472,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(EXIT_ERROR)
     except click.ClickException as exc:
-        exc.show()
+        # One line like every other error, not click's usage block.
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see: {exc.ctx.command_path} --help)"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"error: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
     except (UserError, InvalidIdentifier) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -7,6 +7,9 @@ Layout (docs/operations.md)::
     DIR/keys/identity.pem  Ed25519 identity key   (mode 0600)
     DIR/keys/box.pem       X25519 box key         (mode 0600)
     DIR/keys/storage.key   32-byte storage key    (mode 0600)
+    DIR/keys/tls.pem       P-256 TLS key          (mode 0600)
+    DIR/keys/ca.pem        P-256 credential CA key (mode 0600)
+    DIR/keys/ca.crt        credential CA certificate
     DIR/wlx.db             SQLite store (default backend)
 
 Private key files are created with mode 0600 and refused when group or
@@ -19,7 +22,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ import tomli_w
 from wlx.crypto.card import check_node_id
 from wlx.crypto.errors import MalformedError
 from wlx.node.errors import NotFound, UserError
+from wlx.node.limits import LimitSettings, Rate
 
 CONFIG_FILE = "node.toml"
 CARD_FILE = "card.json"
@@ -35,9 +39,38 @@ KEY_DIR = "keys"
 IDENTITY_KEY = "identity.pem"
 BOX_KEY = "box.pem"
 STORAGE_KEY = "storage.key"
+TLS_KEY = "tls.pem"
+CA_KEY = "ca.pem"
+CA_CERT = "ca.crt"
+PREVIOUS_DIR = "previous"
 SQLITE_FILE = "wlx.db"
 DEFAULT_SYNC_INTERVAL = 30.0
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+
+
+ROLES = ("officer", "peer", "auditor", "operator")
+
+
+def _limits(table: Any) -> LimitSettings:
+    """Rate limits from the ``[limits]`` table; missing settings keep defaults."""
+    if not isinstance(table, dict):
+        raise ValueError("[limits] must be a table")
+    unknown = set(table) - {f"{r}_{f}" for r in ROLES for f in ("per_minute", "burst", "per_day")}
+    if unknown:
+        raise ValueError(f"unknown setting limits.{sorted(unknown)[0]}")
+    defaults = LimitSettings()
+    rates = {}
+    for role in ROLES:
+        base = defaults.for_role(role)
+        rate = Rate(
+            per_minute=float(table.get(f"{role}_per_minute", base.per_minute)),
+            burst=float(table.get(f"{role}_burst", base.burst)),
+            per_day=float(table.get(f"{role}_per_day", base.per_day)),
+        )
+        if min(rate.per_minute, rate.burst, rate.per_day) <= 0:
+            raise ValueError(f"limits for {role} must be positive")
+        rates[role] = rate
+    return LimitSettings(**rates)
 
 
 def check_address(address: str) -> str:
@@ -85,6 +118,8 @@ class NodeConfig:
     acknowledged them; a peer further behind resyncs from a snapshot."""
     detail_quota: int = 200
     """Detail requests each peer may make per 24 hours."""
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    """Rate limits per role (``[limits]``)."""
 
     def to_toml(self) -> str:
         """The file's text."""
@@ -105,6 +140,11 @@ class NodeConfig:
                 "outbox_keep_days": self.outbox_keep_days,
                 "detail_quota": self.detail_quota,
                 "storage": storage,
+                "limits": {
+                    f"{role}_{facet}": getattr(getattr(self.limits, role), facet)
+                    for role in ROLES
+                    for facet in ("per_minute", "burst", "per_day")
+                },
             }
         )
 
@@ -128,6 +168,7 @@ class NodeConfig:
             grace = int(data.get("retention_grace_days", 0))
             keep = int(data.get("outbox_keep_days", 30))
             quota = int(data.get("detail_quota", 200))
+            limits = _limits(data.get("limits", {}))
             raw_storage = data.get("storage", {})
             storage = StorageConfig(
                 backend=str(raw_storage.get("backend", "sqlite")),
@@ -149,7 +190,16 @@ class NodeConfig:
                 "detail_quota >= 0"
             )
         return cls(
-            node_id, listen, advertise, sync_interval, storage, authority, grace, keep, quota
+            node_id,
+            listen,
+            advertise,
+            sync_interval,
+            storage,
+            authority,
+            grace,
+            keep,
+            quota,
+            limits,
         )
 
 
@@ -182,6 +232,23 @@ class NodePaths:
     @property
     def storage_key(self) -> Path:
         return self.keys / STORAGE_KEY
+
+    @property
+    def tls_key(self) -> Path:
+        return self.keys / TLS_KEY
+
+    @property
+    def ca_key(self) -> Path:
+        return self.keys / CA_KEY
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.keys / CA_CERT
+
+    @property
+    def previous_keys(self) -> Path:
+        """Keys replaced by the last rotation, kept until every peer has the new card."""
+        return self.keys / PREVIOUS_DIR
 
     def load_config(self) -> NodeConfig:
         """Read ``node.toml``.

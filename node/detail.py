@@ -29,10 +29,11 @@ from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
 from wlx.node.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.origin import MAX_CLOCK_SKEW, load_record
+from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
-from wlx.node.store.base import DetailRow, StoredRecord
+from wlx.node.store.base import DetailRow, PeerRow, StoredRecord
 
 log = logging.getLogger("wlx.detail")
 
@@ -41,14 +42,6 @@ DAY = 86_400
 
 Denial = str
 """One of "no-hit", "not-found", "expired", "suspended", "not-shared", "quota"."""
-
-SharePolicy = Callable[[str, StoredRecord], bool]
-"""Whether a listing is shared with a peer (the origin's sharing policy)."""
-
-
-def share_everything(_peer: str, _stored: StoredRecord) -> bool:
-    """The default policy: every listing is shared with every trusted peer."""
-    return True
 
 
 def proof_message(requester: str, origin: str, ref: str, nonce: bytes) -> bytes:
@@ -83,16 +76,17 @@ def _proof_holds(node: Node, peer: str, stored: StoredRecord, params: DetailPara
 
 
 def _decide(
-    node: Node, peer: str, params: DetailParams, quota: int, shared: SharePolicy
+    node: Node, peer: str, params: DetailParams, quota: int
 ) -> tuple[Denial, StoredRecord | None]:
     with node.store.read() as tx:
         recent = tx.count_details(peer, "in", node.now() - DAY)
         stored = tx.get_record(params.ref)
+        row = tx.get_peer(peer)
     if recent >= quota:
         return "quota", None
-    if stored is None:
+    if stored is None or row is None:
         return "not-found", None
-    if not shared(peer, stored):
+    if not SharingPolicy.from_json(row.policy).allows(load_record(node, stored)):
         return "not-shared", None
     if not _proof_holds(node, peer, stored, params):
         return "no-hit", None
@@ -108,7 +102,6 @@ def answer(
     request: SignedRequest,
     *,
     quota: int = DEFAULT_DAILY_QUOTA,
-    shared: SharePolicy = share_everything,
 ) -> Sealed:
     """Decide a peer's signed detail request; returns the signed, sealed answer.
 
@@ -128,7 +121,7 @@ def answer(
     params = codec.decode_detail_params(request.payload)
     if params.requester != request.signer or params.origin != node.node_id:
         raise Rejection(RejectReason.WRONG_RECIPIENT, "detail request names other parties")
-    denial, stored = _decide(node, card.node_id, params, quota, shared)
+    denial, stored = _decide(node, card.node_id, params, quota)
     record = load_record(node, stored).to_json() if stored is not None else b""
     now = node.now()
     with node.store.write() as tx:
@@ -186,8 +179,8 @@ def answer(
 # ---------------------------------------------------------------- requesting side
 
 
-Transport = Callable[[str, SignedRequest], Sealed]
-"""Sends a signed detail request to the node at an address; returns its answer."""
+Transport = Callable[[PeerRow, SignedRequest], Sealed]
+"""Sends a signed detail request to a peer; returns its sealed answer."""
 
 
 def request(
@@ -244,7 +237,7 @@ def request(
         key=node.signing_key,
         recipient=origin,
     )
-    sealed = send(peer.address, signed)
+    sealed = send(peer, signed)
     reply = codec.decode_detail_answer(
         open_envelope(
             sealed,

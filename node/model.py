@@ -274,6 +274,7 @@ def parse_records(text: str, fmt: str) -> list[Record]:
     Raises:
         RecordError: the first bad line; nothing is returned.
     """
+    text = text.removeprefix("\ufeff")  # the byte-order mark spreadsheet programs write
     records = []
     seen: dict[str, int] = {}
     for line, record in parse_csv(text) if fmt == "csv" else parse_jsonl(text):

@@ -20,11 +20,13 @@ from wlx.crypto.digests import genesis_digest, skip_digest
 from wlx.crypto.errors import CryptoError
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
+from wlx.node import lifecycle
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
 from wlx.node.errors import AlreadyExists, NotFound, Rejection, RejectReason, Unavailable, UserError
 from wlx.node.model import Record
+from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.envelopes import (
     same_digest,
@@ -219,14 +221,17 @@ def add_peer(
 ) -> IdentityCard:
     """Trust the node of ``card_bytes``, reachable at ``address``.
 
-    Adding the same card again only updates the address.  A new peer's
-    stream starts at epoch 1 with a fresh random token key; it receives the
-    current list by snapshot on its first pull.
+    A new peer's stream starts at epoch 1 with a fresh random token key; it
+    receives the current list by snapshot on its first pull.  Adding the same
+    card again only updates the address; a card endorsed by the key already
+    trusted (a key rotation) replaces it; re-adding a revoked peer trusts it
+    again, in a new epoch.
 
     Raises:
         UserError: not a valid card, this node's own card, or a fingerprint
             that does not match.
-        AlreadyExists: the node id is trusted already, with another key.
+        AlreadyExists: the node id is trusted already, with another key that
+            did not endorse this card.
     """
     try:
         card = parse_card(card_bytes)
@@ -238,17 +243,44 @@ def add_peer(
         raise UserError(
             f"fingerprint mismatch: the card's is {card.fingerprint()}; do not trust it"
         )
-    now = node.now()
-    with node.store.write() as tx:
+    with node.store.read() as tx:
         existing = tx.get_peer(card.node_id)
-        if existing is not None:
-            if not parse_card(existing.card).sign_key.same_as(card.sign_key):
+    if existing is not None and not existing.revoked_at:
+        current = parse_card(existing.card)
+        if not current.sign_key.same_as(card.sign_key):
+            if card.previous_key is None or not card.previous_key.same_as(current.sign_key):
                 raise AlreadyExists(
                     f"peer {card.node_id} is already trusted with another identity key"
                 )
-            tx.put_peer(PeerRow(card.node_id, card.raw, address, existing.added_at))
-            return card
+            lifecycle.accept_card(node, card_bytes)
+        with node.store.write() as tx:
+            row = tx.get_peer(card.node_id)
+            if row is not None:
+                tx.put_peer(replace(row, address=address))
+        return card
+    now = node.now()
+    with node.store.write() as tx:
+        tx.lock_changes()
         tx.put_peer(PeerRow(card.node_id, card.raw, address, now))
+        if tx.get_inbound(card.node_id) is None:
+            # Its list arrives with its first snapshot; until then, epoch 0.
+            tx.put_inbound(InboundState(card.node_id, 0, b"", 0, b"", 0))
+        state = tx.get_outbound(card.node_id, for_update=True)
+        if state is None:
+            key = EpochKey.generate(node.node_id, card.node_id, 1, node.rng)
+            tx.put_outbound(
+                OutboundState(
+                    peer=card.node_id,
+                    epoch=1,
+                    token_key=node.wrap_epoch_key(key),
+                    change_pos=tx.change_head(),
+                    last_seq=0,
+                    last_digest=genesis_digest(node.node_id, card.node_id, 1),
+                    epoch_started_at=now,
+                )
+            )
+        else:  # trusted again after a revocation: a new epoch, never a reused one
+            lifecycle.restart_stream(node, tx, state)
         audit.append(
             tx,
             node=node.node_id,
@@ -258,30 +290,18 @@ def add_peer(
             fingerprint=card.fingerprint(),
             address=address,
         )
-        if tx.get_inbound(card.node_id) is None:
-            # Its list arrives with its first snapshot; until then, epoch 0.
-            tx.put_inbound(InboundState(card.node_id, 0, b"", 0, b"", 0))
-        key = EpochKey.generate(node.node_id, card.node_id, 1, node.rng)
-        tx.put_outbound(
-            OutboundState(
-                peer=card.node_id,
-                epoch=1,
-                token_key=node.wrap_epoch_key(key),
-                change_pos=tx.change_head(),
-                last_seq=0,
-                last_digest=genesis_digest(node.node_id, card.node_id, 1),
-                epoch_started_at=now,
-            )
-        )
     log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
     return card
 
 
 def _ops_for(
-    node: Node, tx: Tx, key: EpochKey, changes_pos: int
+    node: Node, tx: Tx, key: EpochKey, changes_pos: int, policy: SharingPolicy
 ) -> tuple[list[Op], dict[int, str], int]:
     """Operations for the changes after ``changes_pos``; also which of them
-    (by index) remove which record, and the change-log position reached."""
+    (by index) remove which record, and the change-log position reached.
+
+    A change to a listing the peer's policy does not share becomes a removal
+    (a no-op for a peer that never had it)."""
     changes = tx.changes_after(changes_pos, MATERIALISE_CHUNK)
     ops: list[Op] = []
     removals: dict[int, str] = {}
@@ -293,8 +313,53 @@ def _ops_for(
         stored = tx.get_record(change.record_id)
         if stored is None or stored.version != change.version:
             continue  # superseded: a later change in the log carries the record
+        if not policy.allows(load_record(node, stored)):
+            ops.append(outbound.remove_for(change.record_id, key))
+            continue
         ops.append(_upsert(node, stored, key))
     return ops, removals, changes[-1].seq if changes else changes_pos
+
+
+def _emit(
+    node: Node, tx: Tx, state: OutboundState, ops: list[Op], removals: dict[int, str]
+) -> OutboundState:
+    """Cut ``ops`` into signed batches continuing ``state``'s stream, keep and
+    log them; returns the advanced state (not yet stored)."""
+    now = node.now()
+    batches = outbound.build_batches(
+        ops,
+        origin=node.node_id,
+        recipient=state.peer,
+        epoch=state.epoch,
+        after_seq=state.last_seq,
+        prev_digest=state.last_digest,
+        created_at=now,
+        key=node.signing_key,
+    )
+    for batch in batches:
+        tx.add_outbox(state.peer, state.epoch, _row(batch), now)
+    for index, record_id in removals.items():
+        tx.add_sent_removal(state.peer, state.epoch, state.last_seq + 1 + index, record_id)
+    for batch in batches:
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.BATCH_SENT,
+            peer=state.peer,
+            epoch=state.epoch,
+            first_seq=batch.first_seq,
+            last_seq=batch.last_seq,
+            digest=batch.digest.hex(),
+        )
+    if not batches:
+        return state
+    return replace(state, last_seq=batches[-1].last_seq, last_digest=batches[-1].digest)
+
+
+def _policy(tx: Tx, peer: str) -> SharingPolicy:
+    row = tx.get_peer(peer)
+    return SharingPolicy.from_json(row.policy) if row is not None else SharingPolicy()
 
 
 def materialise(node: Node, peer: str) -> OutboundState:
@@ -314,44 +379,68 @@ def materialise(node: Node, peer: str) -> OutboundState:
             if state.change_pos >= tx.change_head():
                 return state
             key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
-            ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos)
-            now = node.now()
-            batches = outbound.build_batches(
-                ops,
-                origin=node.node_id,
-                recipient=peer,
-                epoch=state.epoch,
-                after_seq=state.last_seq,
-                prev_digest=state.last_digest,
-                created_at=now,
-                key=node.signing_key,
-            )
-            for batch in batches:
-                tx.add_outbox(peer, state.epoch, _row(batch), now)
-                audit.append(
-                    tx,
-                    node=node.node_id,
-                    time=now,
-                    kind=Event.BATCH_SENT,
-                    peer=peer,
-                    epoch=state.epoch,
-                    first_seq=batch.first_seq,
-                    last_seq=batch.last_seq,
-                    digest=batch.digest.hex(),
-                )
-            for index, record_id in removals.items():
-                tx.add_sent_removal(peer, state.epoch, state.last_seq + 1 + index, record_id)
-            last = batches[-1] if batches else None
-            tx.put_outbound(
-                replace(
-                    state,
-                    change_pos=change_pos,
-                    last_seq=last.last_seq if last else state.last_seq,
-                    last_digest=last.digest if last else state.last_digest,
-                )
-            )
-        if batches:
-            log.debug("peer %s: %d new batches up to %d", peer, len(batches), batches[-1].last_seq)
+            ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
+            state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
+            tx.put_outbound(state)
+
+
+def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
+    """Change what ``peer`` receives; returns (removals, additions) sent.
+
+    The peer's stream is first brought up to date under the old policy;
+    then, in the same transaction, every listing the new policy no longer
+    shares is removed from the peer and every listing it newly shares is
+    sent (docs/protocol.md §6.5).
+
+    Raises:
+        NotFound: ``peer`` is not a trusted peer.
+    """
+    materialise(node, peer)
+    with node.store.write() as tx:
+        tx.lock_changes()  # the list cannot change under us
+        row = tx.get_peer(peer)
+        state = tx.get_outbound(peer, for_update=True)
+        if row is None or row.revoked_at or state is None:
+            raise NotFound(f"{peer} is not a trusted peer")
+        key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+        old = SharingPolicy.from_json(row.policy)
+        while state.change_pos < tx.change_head():  # changes that came in between
+            pending, pending_removals, pos = _ops_for(node, tx, key, state.change_pos, old)
+            state = replace(_emit(node, tx, state, pending, pending_removals), change_pos=pos)
+        ops: list[Op] = []
+        removals: dict[int, str] = {}
+        added = 0
+        today = node.today()
+        for stored in tx.iter_records():
+            record = load_record(node, stored)
+            was, now = old.allows(record), policy.allows(record)
+            if was and not now:
+                removals[len(ops)] = record.id
+                ops.append(outbound.remove_for(record.id, key))
+            elif now and not was and stored.expires >= today:
+                ops.append(_upsert(node, stored, key))
+                added += 1
+        state = _emit(node, tx, state, ops, removals)
+        tx.put_outbound(state)
+        tx.put_peer(replace(row, policy=policy.to_json()))
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=node.now(),
+            kind=Event.POLICY_CHANGE,
+            peer=peer,
+            policy=policy.to_json(),
+            removed=len(removals),
+            added=added,
+        )
+    log.info(
+        "sharing policy for %s: %s (%d removals, %d additions)",
+        peer,
+        policy.describe(),
+        len(removals),
+        added,
+    )
+    return len(removals), added
 
 
 def _row(batch: outbound.OutboxBatch) -> OutboxRow:
@@ -439,10 +528,10 @@ class _Counted:
             yield entry
 
 
-def _live_entries(node: Node, tx: Tx, key: EpochKey) -> Iterator[Upsert]:
+def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: SharingPolicy) -> Iterator[Upsert]:
     today = node.today()
     for stored in tx.iter_records():
-        if stored.expires < today:
+        if stored.expires < today or not policy.allows(load_record(node, stored)):
             continue
         yield _upsert(node, stored, key)
 
@@ -471,7 +560,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
                 continue  # a change committed in between; catch up again
             key = node.epoch_key(node.node_id, card.node_id, state.epoch, state.token_key)
             log.info("snapshot for %s at %d (epoch %d)", card.node_id, state.last_seq, state.epoch)
-            entries = _Counted(_live_entries(node, tx, key))
+            entries = _Counted(_live_entries(node, tx, key, _policy(tx, card.node_id)))
             snapshot_id = node.rng(codec.NONCE_BYTES)
             yield from outbound.snapshot_parts(
                 entries,

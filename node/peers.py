@@ -1,8 +1,6 @@
-"""Connections from this node to its peers."""
+"""gRPC message bounds shared by the node's server and every client."""
 
 from __future__ import annotations
-
-import grpc
 
 from wlx.node.protocol.codec import MAX_ENVELOPE_BYTES
 
@@ -16,8 +14,3 @@ def channel_options() -> list[tuple[str, int]]:
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
-
-
-def peer_channel(address: str) -> grpc.Channel:
-    """A channel to a peer node at ``address``."""
-    return grpc.insecure_channel(address, options=channel_options())

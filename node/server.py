@@ -15,15 +15,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from wlx.node import detail, metrics, origin, status
+from wlx.node import detail, lifecycle, metrics, origin, status
 from wlx.node.app import Node
-from wlx.node.errors import UserError
+from wlx.node.auth import AuthInterceptor, Role, current_caller
+from wlx.node.errors import NotFound, PermissionDenied, UserError
+from wlx.node.limits import Limits
 from wlx.node.lookup import Lookup
 from wlx.node.node_status import node_status
-from wlx.node.peers import MAX_MESSAGE_BYTES, peer_channel
+from wlx.node.peers import MAX_MESSAGE_BYTES
 from wlx.node.protocol import codec
 from wlx.node.protocol.messages import ResyncRequired, Sealed, SignedRequest, StreamHead
 from wlx.node.status import from_rpc_error
+from wlx.node.store.base import PeerRow
+from wlx.node.transport import peer_channel, server_credentials
 from wlx.node.wire import (
     check_purpose,
     hit_to_pb,
@@ -48,8 +52,22 @@ WORKERS = 16
 DETAIL_TIMEOUT = 30.0
 
 
+def _require_signer(signer: str) -> None:
+    """The peer authenticated by TLS must be the one that signed the request."""
+    caller = current_caller()
+    if caller is not None and caller.role is Role.PEER and caller.name != signer:
+        raise PermissionDenied(
+            f"request signed by {signer} arrived over {caller.name}'s connection"
+        )
+
+
+def _caller_name() -> str:
+    caller = current_caller()
+    return caller.name if caller is not None else ""
+
+
 class FederationServicer(federation_pb2_grpc.FederationServicer):
-    """Serves peers: pulls, snapshots, receipts and detail requests."""
+    """Serves peers: pulls, snapshots, receipts, detail requests, new cards."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
@@ -59,6 +77,7 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         self, request: federation_pb2.PullRequest, context: grpc.ServicerContext
     ) -> Iterator[federation_pb2.PullResponse]:
         signed = codec.decode_signed(request.request)
+        _require_signer(signed.signer)
         for item in origin.pull(self._node, signed):
             if isinstance(item, StreamHead):
                 yield federation_pb2.PullResponse(
@@ -79,6 +98,7 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         self, request: federation_pb2.SnapshotRequest, context: grpc.ServicerContext
     ) -> Iterator[envelope_pb2.SealedEnvelope]:
         signed = codec.decode_signed(request.request)
+        _require_signer(signed.signer)
         for sealed in origin.snapshot(self._node, signed):
             yield codec.encode_sealed(sealed)
 
@@ -87,6 +107,8 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         self, request: federation_pb2.AcknowledgeRequest, context: grpc.ServicerContext
     ) -> federation_pb2.AcknowledgeResponse:
         receipts = [codec.decode_signed(r) for r in request.receipts]
+        for receipt in receipts:
+            _require_signer(receipt.signer)
         return federation_pb2.AcknowledgeResponse(recorded=origin.acknowledge(self._node, receipts))
 
     @status.unary
@@ -94,18 +116,40 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         self, request: federation_pb2.DetailRequest, context: grpc.ServicerContext
     ) -> envelope_pb2.SealedEnvelope:
         signed = codec.decode_signed(request.request)
+        _require_signer(signed.signer)
         config = self._node.config
         return codec.encode_sealed(detail.answer(self._node, signed, quota=config.detail_quota))
 
+    @status.unary
+    def AnnounceCard(  # noqa: N802 - gRPC method name
+        self, request: federation_pb2.AnnounceRequest, context: grpc.ServicerContext
+    ) -> federation_pb2.AnnounceResponse:
+        caller = current_caller()
+        from_peer = caller.name if caller is not None and caller.role is Role.PEER else None
+        card = lifecycle.accept_card(self._node, request.card, from_peer=from_peer)
+        return federation_pb2.AnnounceResponse(fingerprint=card.fingerprint())
 
-def send_detail_request(address: str, signed: SignedRequest) -> Sealed:
-    """Send a signed detail request to the peer at ``address``; its sealed answer.
+
+def detail_sender(node: Node) -> detail.Transport:
+    """How ``node`` sends a signed detail request to a peer (over mutual TLS)."""
+
+    def send(peer: PeerRow, signed: SignedRequest) -> Sealed:
+        card = node.trusted(peer.node_id)
+        if card is None:
+            raise NotFound(f"{peer.node_id} is not a trusted peer")
+        return send_detail_request(peer_channel(node, card, peer.address), peer.address, signed)
+
+    return send
+
+
+def send_detail_request(channel: grpc.Channel, address: str, signed: SignedRequest) -> Sealed:
+    """Send a signed detail request over ``channel``; the origin's sealed answer.
 
     Raises:
         Unavailable, PeerError, ...: as ``status.from_rpc_error``.
         Rejection: the answer is malformed.
     """
-    with peer_channel(address) as channel:
+    with channel:
         stub = federation_pb2_grpc.FederationStub(channel)
         request = federation_pb2.DetailRequest(
             request=codec.encode_signed(
@@ -122,10 +166,10 @@ def send_detail_request(address: str, signed: SignedRequest) -> Sealed:
 class LookupServicer(lookup_pb2_grpc.LookupServicer):
     """Answers border-staff lookups from the local store, and detail requests."""
 
-    def __init__(self, node: Node, send: detail.Transport = send_detail_request) -> None:
+    def __init__(self, node: Node, send: detail.Transport | None = None) -> None:
         self._node = node
         self._lookup = Lookup(node)
-        self._send = send
+        self._send = send or detail_sender(node)
 
     @status.unary
     def Check(  # noqa: N802 - gRPC method name
@@ -133,7 +177,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
     ) -> lookup_pb2.CheckResponse:
         purpose = check_purpose(request.purpose)
         with metrics.LOOKUP_SECONDS.labels("check").time():
-            hits = self._lookup.check(query_from_pb(request.person), purpose=purpose)
+            hits = self._lookup.check(
+                query_from_pb(request.person), caller=_caller_name(), purpose=purpose
+            )
         metrics.LOOKUPS.labels("check").inc()
         metrics.HITS.inc(len(hits))
         return lookup_pb2.CheckResponse(hits=[hit_to_pb(h) for h in hits])
@@ -145,7 +191,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         purpose = check_purpose(request.purpose)
         with metrics.LOOKUP_SECONDS.labels("screen").time():
             results = self._lookup.screen(
-                [query_from_pb(e.person) for e in request.entries], purpose=purpose
+                [query_from_pb(e.person) for e in request.entries],
+                caller=_caller_name(),
+                purpose=purpose,
             )
         metrics.LOOKUPS.labels("screen").inc(len(results))
         metrics.HITS.inc(sum(len(r.hits) for r in results))
@@ -168,8 +216,10 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
                 ref=request.ref,
                 purpose=purpose,
                 case_id=request.case_id,
-                officer="",
-                seal_key=self._lookup.hits.recall("", origin_id, request.ref, self._node.now()),
+                officer=_caller_name(),
+                seal_key=self._lookup.hits.recall(
+                    _caller_name(), origin_id, request.ref, self._node.now()
+                ),
                 send=self._send,
             )
         return lookup_pb2.DetailResult(
@@ -177,7 +227,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         )
 
     def _origin_of(self, ref: str) -> str:
-        origins = self._lookup.hits.origins("", ref, self._node.now())
+        origins = self._lookup.hits.origins(_caller_name(), ref, self._node.now())
         if len(origins) != 1:
             raise UserError(
                 f"no recent hit with ref {ref!r}; name its origin"
@@ -218,13 +268,16 @@ def build_server(
 ) -> tuple[grpc.Server, int]:
     """A server for ``node`` bound to ``listen`` (not yet started), and its port.
 
-    Port 0 binds a free port (tests).
+    Mutual TLS, with every call authenticated and authorised
+    (``wlx.node.auth``), unless the node runs with ``insecure_dev``.  Port 0
+    binds a free port (tests).
 
     Raises:
         UserError: the address cannot be bound.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wlx-rpc"),
+        interceptors=[AuthInterceptor(node, Limits(node.config.limits))],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -250,7 +303,15 @@ def build_server(
         ),
         server,
     )
-    port = server.add_insecure_port(listen)
+    if node.insecure_dev:
+        log.warning(
+            "INSECURE-DEV: serving PLAINTEXT gRPC on %s with NO authentication; "
+            "never use this outside development",
+            listen,
+        )
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, server_credentials(node))
     if port == 0:
         raise UserError(f"cannot listen on {listen} (address in use or not local)")
     return server, port

@@ -100,8 +100,13 @@ def from_rpc_error(error: grpc.RpcError, target: str) -> WlxError:
     """A node error for a failed call to ``target``, saying whose fault it is."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else ""
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unavailable(f"{target} is unreachable ({code.name.lower()})")
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(
+            f"{target} is unreachable, or refused our TLS certificate (is this node trusted "
+            "there, with its current card?)"
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Unavailable(f"{target} did not answer in time")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return UserError(f"{target} refused the request: {details}")
     if code == grpc.StatusCode.NOT_FOUND:

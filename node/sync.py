@@ -21,12 +21,14 @@ from wlx.crypto.signing import Purpose
 from wlx.node import metrics, receiver
 from wlx.node.app import Node
 from wlx.node.errors import PeerError, Rejection, RejectReason, WlxError
-from wlx.node.peers import peer_channel
+from wlx.node.lifecycle import announce
+from wlx.node.maintenance import maintain
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import sign_message
 from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams
 from wlx.node.status import from_rpc_error
 from wlx.node.store.base import PeerRow
+from wlx.node.transport import peer_channel
 from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc
 
 log = logging.getLogger("wlx.sync")
@@ -95,7 +97,10 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
     snapshot_entries: int | None = None
     snapshots_in_a_row = 0
     try:
-        with peer_channel(peer.address) as channel:
+        card = node.trusted(peer.node_id)
+        if card is None:
+            raise PeerError(f"{peer.node_id} is not a trusted peer")
+        with peer_channel(node, card, peer.address) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
             for _ in range(MAX_PULLS_PER_SYNC):
                 received = 0
@@ -215,7 +220,9 @@ def describe(report: SyncReport) -> str:
 def sync_all(node: Node, only: str | None = None) -> list[SyncReport]:
     """Sync with every trusted peer (or just ``only``), one after another."""
     with node.store.read() as tx:
-        peers = [p for p in tx.list_peers() if only is None or p.node_id == only]
+        peers = [
+            p for p in tx.list_peers() if not p.revoked_at and (only is None or p.node_id == only)
+        ]
     return [sync_peer(node, peer) for peer in peers]
 
 
@@ -248,20 +255,35 @@ class SyncLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                for report in sync_all(self._node):
-                    if report.ok and (report.batches or report.snapshot_entries is not None):
-                        log.info(
-                            "synced %s: %d batches, %d operations%s",
-                            report.peer,
-                            report.batches,
-                            report.ops,
-                            f", snapshot of {report.snapshot_entries}"
-                            if report.snapshot_entries is not None
-                            else "",
-                        )
-            except Exception:
-                log.exception("sync round failed")
+            self._round()
             delay = self._interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter only
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _round(self) -> None:
+        """One round: keys, announcements, sync, housekeeping.  Never raises:
+        each step's failure is logged and the next step still runs."""
+        node = self._node
+        steps = (
+            ("key reload", node.reload_keys),  # after `wlx keys rotate` by another process
+            ("card announcements", lambda: announce(node)),
+            ("sync", lambda: _log_reports(sync_all(node))),
+            ("housekeeping", self._housekeeping),
+        )
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("%s failed", name)
+
+    def _housekeeping(self) -> None:
+        compact = self._node.clock() - self._last_compaction >= COMPACT_EVERY
+        maintain(self._node, compact=compact)
+        if compact:
+            self._last_compaction = self._node.clock()
+
+
+def _log_reports(reports: list[SyncReport]) -> None:
+    for report in reports:
+        if report.ok and (report.batches or report.snapshot_entries is not None):
+            log.info("synced %s", describe(report))

@@ -85,6 +85,7 @@ class Federation:
     """Nodes that trust each other, with servers running."""
 
     nodes: dict[str, Running] = field(default_factory=dict)
+    _channels: list[grpc.Channel] = field(default_factory=list)
 
     def __getitem__(self, node_id: str) -> Running:
         return self.nodes[node_id]
@@ -96,6 +97,23 @@ class Federation:
             peer = tx.get_peer(source)
         assert peer is not None
         return sync_peer(node, peer)
+
+    def channel(self, node_id: str, role: str = "officer", name: str | None = None) -> grpc.Channel:
+        """A mutual-TLS channel to ``node_id`` with a fresh credential of ``role``."""
+        from wlx.node import credentials
+        from wlx.node.transport import client_channel
+
+        node = self.nodes[node_id].node
+        credential = credentials.issue(
+            node, name=name or f"{role}-{len(self._channels)}", role=role
+        )
+        channel = client_channel(self.nodes[node_id].address, credential)
+        self._channels.append(channel)
+        return channel
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
 
     def sync_all(self) -> None:
         for a, b in itertools.permutations(self.nodes, 2):
@@ -177,9 +195,11 @@ FederationMaker = Callable[..., Federation]
 def federation(make_node: NodeMaker, sqlite_backend: StorageFactory) -> Iterator[FederationMaker]:
     """``federation(["CN", "RU"], storage=factory)``: mutually trusted, serving nodes."""
     servers: list[grpc.Server] = []
+    feds: list[Federation] = []
 
     def make(node_ids: list[str], storage: StorageFactory | None = None) -> Federation:
         fed = Federation()
+        feds.append(fed)
         for node_id in node_ids:
             node = make_node(node_id, storage or sqlite_backend)
             server, port = build_server(node, "127.0.0.1:0")
@@ -191,6 +211,8 @@ def federation(make_node: NodeMaker, sqlite_backend: StorageFactory) -> Iterator
         return fed
 
     yield make
+    for fed in feds:
+        fed.close()
     for server in servers:
         server.stop(grace=None)
 

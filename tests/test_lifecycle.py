@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-import grpc
 import pytest
 from conftest import FakeClock, Federation, FederationMaker, StorageFactory, record
 
 from wlx.node import detail, origin, receiver
 from wlx.node.lookup import Lookup, Query
 from wlx.node.node_status import node_status
-from wlx.node.server import send_detail_request
+from wlx.node.server import detail_sender
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 DAY = 86_400
@@ -247,7 +246,7 @@ def test_compaction_keeps_what_an_up_to_date_peer_needs(federation: FederationMa
 
 
 def detail_stub(fed: Federation, at: str) -> lookup_pb2_grpc.LookupStub:
-    return lookup_pb2_grpc.LookupStub(grpc.insecure_channel(fed[at].address))
+    return lookup_pb2_grpc.LookupStub(fed.channel(at))
 
 
 def test_detail_request_granted_after_a_hit_and_logged_on_both_sides(
@@ -287,7 +286,7 @@ def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
             case_id="",
             officer="post-1",
             seal_key=seal_key,
-            send=send_detail_request,
+            send=detail_sender(ru),
         )
 
     # Fishing by ref, without a hit: denied.
@@ -324,7 +323,7 @@ def test_detail_quota(federation: FederationMaker) -> None:
             case_id="",
             officer="",
             seal_key=key,
-            send=lambda address, signed: detail_answer_with_quota(fed, signed, quota=2),
+            send=lambda peer, signed: detail_answer_with_quota(fed, signed, quota=2),
         )
         outcomes.append(outcome.denial or "granted")
     assert outcomes == ["granted", "granted", "quota", "quota"]
@@ -342,7 +341,7 @@ def test_status_rpc_and_freshness(federation: FederationMaker, clock: FakeClock)
     clock.advance(3600)
     (hit,) = Lookup(fed["RU"].node).check(by_name("CN-1"))
     assert hit.list_synced_at == synced_at
-    stub = admin_pb2_grpc.AdminStub(grpc.insecure_channel(fed["RU"].address))
+    stub = admin_pb2_grpc.AdminStub(fed.channel("RU", role="operator"))
     response = stub.Status(admin_pb2.StatusRequest())
     assert response.node_id == "RU"
     (peer,) = response.peers

@@ -45,7 +45,17 @@ class Event(StrEnum):
     DETAIL_OUT = "detail.out"
     DETAIL_IN = "detail.in"
     PURGE = "purge"
+    POLICY_CHANGE = "policy.change"
+    PEER_REVOKE = "peer.revoke"
+    PEER_ROTATED = "peer.rotated"
+    KEYS_ROTATED = "keys.rotated"
+    EPOCH_NEW = "epoch.new"
+    CREDENTIAL_ISSUED = "credential.issued"
+    CREDENTIAL_REVOKED = "credential.revoked"
+    ACCESS_DENIED = "access.denied"
+    THROTTLED = "throttled"
     COMPACTION = "compaction"
+    WITNESS_REFUSED = "witness.refused"
 
 
 def encode_entry(
@@ -97,6 +107,12 @@ def size(tx: Tx) -> int:
 def root(tx: Tx) -> bytes:
     """RFC 9162 root hash of the whole log."""
     return _range(tx).root()
+
+
+def head(tx: Tx) -> tuple[int, bytes]:
+    """``(size, root hash)`` of the whole log, read together (one consistent pair)."""
+    tree = _range(tx)
+    return tree.size, tree.root()
 
 
 def root_at(tx: Tx, tree_size: int) -> bytes:

@@ -53,6 +53,10 @@ class PeerRow:
     card: bytes
     address: str
     added_at: int
+    revoked_at: int = 0
+    """Unix time the peer was revoked (0: trusted)."""
+    policy: str = "{}"
+    """The sharing policy for this peer, as JSON (``wlx.node.policy``)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,53 @@ class DetailRow:
 
 
 @dataclass(frozen=True)
+class CredentialRow:
+    """A client credential this node issued."""
+
+    serial: str
+    name: str
+    role: str
+    issued_at: int
+    expires_at: int
+    revoked_at: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A signed checkpoint of the node's exchange log (docs/audit.md §3)."""
+
+    size: int
+    root: bytes
+    note: bytes
+    """The signed note: checkpoint text and the node's signature line."""
+    made_at: int
+
+
+@dataclass(frozen=True)
+class CosignatureRow:
+    """A witness's cosignature of one of the node's checkpoints."""
+
+    size: int
+    witness: str
+    """Node id of the witness."""
+    line: str
+    """The tlog-cosignature signature line, ending in a newline."""
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class WitnessedRow:
+    """A peer's checkpoint that this node, as a witness, cosigned."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: bytes
+    """The peer's signed note, as it arrived."""
+    cosigned_at: int
+
+
+@dataclass(frozen=True)
 class RejectionRow:
     """A rejected batch, snapshot or request, as logged."""
 
@@ -226,7 +277,38 @@ class Tx(ABC):
 
     @abstractmethod
     def list_peers(self) -> list[PeerRow]:
-        """Every trusted peer, by node id."""
+        """Every peer (revoked ones included), by node id."""
+
+    @abstractmethod
+    def purge_peer_data(self, peer: str) -> None:
+        """Delete everything held of and for ``peer``: its listings, tokens,
+        cursor, applied batches and receipts to it; the outbox and pending
+        removals made for it.  The stream state stays (its epoch number must
+        never be reused)."""
+
+    @abstractmethod
+    def put_credential(self, row: CredentialRow) -> None:
+        """Insert or replace a credential."""
+
+    @abstractmethod
+    def get_credential(self, serial: str) -> CredentialRow | None:
+        """A credential by serial, or None."""
+
+    @abstractmethod
+    def list_credentials(self) -> list[CredentialRow]:
+        """Every credential, newest first."""
+
+    @abstractmethod
+    def put_announcement(self, peer: str, card: bytes, made_at: int) -> None:
+        """Remember to deliver a rotated card to ``peer``."""
+
+    @abstractmethod
+    def list_announcements(self) -> list[tuple[str, bytes]]:
+        """``(peer, card)`` still to deliver."""
+
+    @abstractmethod
+    def delete_announcement(self, peer: str) -> None:
+        """Forget a delivered announcement."""
 
     # ---------------------------------------------------------- origin side
     @abstractmethod
@@ -410,6 +492,53 @@ class Tx(ABC):
     @abstractmethod
     def audit_node(self, level: int, idx: int) -> bytes | None:
         """Stored hash of a perfect subtree, or None."""
+
+    # ---------------------------------------------------------- checkpoints, witnessing
+    @abstractmethod
+    def add_checkpoint(self, row: CheckpointRow) -> None:
+        """Keep a checkpoint (no-op if one of that size is kept)."""
+
+    @abstractmethod
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        """The checkpoint of the largest size, or None."""
+
+    @abstractmethod
+    def list_checkpoints(self, after_size: int, limit: int) -> list[CheckpointRow]:
+        """Up to ``limit`` checkpoints of size above ``after_size``, smallest first."""
+
+    @abstractmethod
+    def add_cosignature(self, row: CosignatureRow) -> None:
+        """Keep a witness's cosignature (no-op if that witness's is kept)."""
+
+    @abstractmethod
+    def cosignatures(self, size: int) -> list[CosignatureRow]:
+        """The cosignatures of the checkpoint of ``size``, by witness."""
+
+    @abstractmethod
+    def last_cosigned_size(self, witness: str) -> int:
+        """Largest checkpoint size ``witness`` cosigned (0: none)."""
+
+    @abstractmethod
+    def lock_witness(self) -> None:
+        """Serialise witnesses' decisions until commit (before ``lock_audit``)."""
+
+    @abstractmethod
+    def witnessed(self, origin: str, size: int | None = None) -> WitnessedRow | None:
+        """The checkpoint of ``origin`` cosigned at ``size`` (None: the largest)."""
+
+    @abstractmethod
+    def add_witnessed(self, row: WitnessedRow) -> None:
+        """Remember a cosigned checkpoint (no-op if that size is remembered)."""
+
+    @abstractmethod
+    def list_witnessed(self) -> list[WitnessedRow]:
+        """The largest cosigned checkpoint of every origin, by origin."""
+
+    @abstractmethod
+    def add_witness_refusal(
+        self, note_hash: bytes, origin: str, at: int, reason: str, note: bytes
+    ) -> bool:
+        """Keep a refused checkpoint; False if the same note was refused before."""
 
     # ---------------------------------------------------------- rejections
     @abstractmethod

@@ -90,7 +90,7 @@ class PostgresConnector(Connector):
             raise InternalError("no PostgreSQL connection available") from None
 
     def lock_table(self, cur: Cursor, table: str) -> None:
-        if table not in ("changes", "audit_entries"):
+        if table not in ("changes", "audit_entries", "witnessed"):
             raise InternalError(f"no lock for table {table}")
         cur.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 

@@ -39,7 +39,26 @@ CREATE TABLE IF NOT EXISTS peers (
     node_id TEXT PRIMARY KEY,
     card {blob} NOT NULL,
     address TEXT NOT NULL,
-    added_at {int} NOT NULL
+    added_at {int} NOT NULL,
+    revoked_at {int} NOT NULL DEFAULT 0,
+    policy TEXT NOT NULL DEFAULT '{{}}'
+);
+
+-- Officer, auditor and operator credentials issued by this node.
+CREATE TABLE IF NOT EXISTS credentials (
+    serial TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    issued_at {int} NOT NULL,
+    expires_at {int} NOT NULL,
+    revoked_at {int} NOT NULL DEFAULT 0
+);
+
+-- A rotated identity card not yet delivered to a peer.
+CREATE TABLE IF NOT EXISTS announcements (
+    peer TEXT PRIMARY KEY,
+    card {blob} NOT NULL,
+    made_at {int} NOT NULL
 );
 
 -- Origin side: one stream per recipient, and the signed batches kept for it.
@@ -179,6 +198,42 @@ CREATE TABLE IF NOT EXISTS audit_nodes (
     hash {blob} NOT NULL,
     PRIMARY KEY (level, idx)
 ){norowid};
+
+-- Signed checkpoints of the exchange log, every one kept, and the witnesses'
+-- cosignatures of them (docs/audit.md §3-§4).
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size {int} PRIMARY KEY,
+    root {blob} NOT NULL,
+    note {blob} NOT NULL,
+    made_at {int} NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size {int} NOT NULL,
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    timestamp {int} NOT NULL,
+    PRIMARY KEY (size, witness)
+){norowid};
+
+-- As a witness: every checkpoint of a peer's log this node cosigned, and the
+-- signed checkpoints it refused (evidence of a fork or rollback).
+CREATE TABLE IF NOT EXISTS witnessed (
+    origin TEXT NOT NULL,
+    size {int} NOT NULL,
+    root {blob} NOT NULL,
+    note {blob} NOT NULL,
+    cosigned_at {int} NOT NULL,
+    PRIMARY KEY (origin, size)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS witness_refusals (
+    note_hash {blob} PRIMARY KEY,
+    origin TEXT NOT NULL,
+    at {int} NOT NULL,
+    reason TEXT NOT NULL,
+    note {blob} NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS rejections (
     id {serial},

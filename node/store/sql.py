@@ -19,6 +19,9 @@ from wlx.node.protocol.messages import Op, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
     Change,
+    CheckpointRow,
+    CosignatureRow,
+    CredentialRow,
     DetailRow,
     InboundState,
     OutboundState,
@@ -30,6 +33,7 @@ from wlx.node.store.base import (
     StoredRecord,
     TokenRow,
     Tx,
+    WitnessedRow,
 )
 
 Row = tuple[Any, ...]
@@ -190,27 +194,70 @@ class SqlTx(Tx):
         return int(row[0]) if row else 0
 
     # ---------------------------------------------------------- peers
+    _PEER = "SELECT node_id, card, address, added_at, revoked_at, policy FROM peers"
+
     def put_peer(self, peer: PeerRow) -> None:
         self._run(
-            "INSERT INTO peers (node_id, card, address, added_at) VALUES (?, ?, ?, ?) "
+            "INSERT INTO peers (node_id, card, address, added_at, revoked_at, policy) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (node_id) DO UPDATE SET card = excluded.card, "
-            "address = excluded.address",
-            (peer.node_id, peer.card, peer.address, peer.added_at),
+            "address = excluded.address, added_at = excluded.added_at, "
+            "revoked_at = excluded.revoked_at, policy = excluded.policy",
+            (peer.node_id, peer.card, peer.address, peer.added_at, peer.revoked_at, peer.policy),
         )
+
+    @staticmethod
+    def _peer(row: Row) -> PeerRow:
+        return PeerRow(row[0], bytes(row[1]), row[2], row[3], row[4], row[5])
 
     def get_peer(self, node_id: str) -> PeerRow | None:
-        row = self._one(
-            "SELECT node_id, card, address, added_at FROM peers WHERE node_id = ?", (node_id,)
-        )
-        return PeerRow(row[0], bytes(row[1]), row[2], row[3]) if row else None
+        row = self._one(f"{self._PEER} WHERE node_id = ?", (node_id,))
+        return self._peer(row) if row else None
 
     def list_peers(self) -> list[PeerRow]:
-        return [
-            PeerRow(r[0], bytes(r[1]), r[2], r[3])
-            for r in self._all(
-                "SELECT node_id, card, address, added_at FROM peers ORDER BY node_id"
-            )
-        ]
+        return [self._peer(r) for r in self._all(f"{self._PEER} ORDER BY node_id")]
+
+    def purge_peer_data(self, peer: str) -> None:
+        self.clear_origin(peer)
+        for table, column in (
+            ("inbound", "origin"),
+            ("applied", "origin"),
+            ("pending_receipts", "origin"),
+            ("outbox", "peer"),
+            ("sent_removals", "peer"),
+            ("announcements", "peer"),
+        ):
+            self._run(f"DELETE FROM {table} WHERE {column} = ?", (peer,))
+
+    _CREDENTIAL = "SELECT serial, name, role, issued_at, expires_at, revoked_at FROM credentials"
+
+    def put_credential(self, row: CredentialRow) -> None:
+        self._run(
+            "INSERT INTO credentials (serial, name, role, issued_at, expires_at, revoked_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET "
+            "revoked_at = excluded.revoked_at",
+            (row.serial, row.name, row.role, row.issued_at, row.expires_at, row.revoked_at),
+        )
+
+    def get_credential(self, serial: str) -> CredentialRow | None:
+        row = self._one(f"{self._CREDENTIAL} WHERE serial = ?", (serial,))
+        return CredentialRow(*row) if row else None
+
+    def list_credentials(self) -> list[CredentialRow]:
+        return [CredentialRow(*r) for r in self._all(f"{self._CREDENTIAL} ORDER BY issued_at DESC")]
+
+    def put_announcement(self, peer: str, card: bytes, made_at: int) -> None:
+        self._run(
+            "INSERT INTO announcements (peer, card, made_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (peer) DO UPDATE SET card = excluded.card, made_at = excluded.made_at",
+            (peer, card, made_at),
+        )
+
+    def list_announcements(self) -> list[tuple[str, bytes]]:
+        return [(r[0], bytes(r[1])) for r in self._all("SELECT peer, card FROM announcements")]
+
+    def delete_announcement(self, peer: str) -> None:
+        self._run("DELETE FROM announcements WHERE peer = ?", (peer,))
 
     # ---------------------------------------------------------- origin side
     _OUTBOUND = (
@@ -595,6 +642,99 @@ class SqlTx(Tx):
     def audit_node(self, level: int, idx: int) -> bytes | None:
         row = self._one("SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (level, idx))
         return bytes(row[0]) if row else None
+
+    # ---------------------------------------------------------- checkpoints, witnessing
+    _CHECKPOINT = "SELECT size, root, note, made_at FROM checkpoints"
+
+    @staticmethod
+    def _checkpoint(row: Row) -> CheckpointRow:
+        return CheckpointRow(row[0], bytes(row[1]), bytes(row[2]), row[3])
+
+    def add_checkpoint(self, row: CheckpointRow) -> None:
+        self._run(
+            "INSERT INTO checkpoints (size, root, note, made_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (row.size, row.root, row.note, row.made_at),
+        )
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        row = self._one(f"{self._CHECKPOINT} ORDER BY size DESC LIMIT 1")
+        return self._checkpoint(row) if row else None
+
+    def list_checkpoints(self, after_size: int, limit: int) -> list[CheckpointRow]:
+        return [
+            self._checkpoint(r)
+            for r in self._all(
+                f"{self._CHECKPOINT} WHERE size > ? ORDER BY size LIMIT ?", (after_size, limit)
+            )
+        ]
+
+    def add_cosignature(self, row: CosignatureRow) -> None:
+        self._run(
+            "INSERT INTO cosignatures (size, witness, line, timestamp) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (row.size, row.witness, row.line, row.timestamp),
+        )
+
+    def cosignatures(self, size: int) -> list[CosignatureRow]:
+        return [
+            CosignatureRow(*r)
+            for r in self._all(
+                "SELECT size, witness, line, timestamp FROM cosignatures WHERE size = ? "
+                "ORDER BY witness",
+                (size,),
+            )
+        ]
+
+    def last_cosigned_size(self, witness: str) -> int:
+        row = self._one("SELECT MAX(size) FROM cosignatures WHERE witness = ?", (witness,))
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def lock_witness(self) -> None:
+        self._connector.lock_table(self._cur, "witnessed")
+
+    _WITNESSED = "SELECT origin, size, root, note, cosigned_at FROM witnessed"
+
+    @staticmethod
+    def _witnessed(row: Row) -> WitnessedRow:
+        return WitnessedRow(row[0], row[1], bytes(row[2]), bytes(row[3]), row[4])
+
+    def witnessed(self, origin: str, size: int | None = None) -> WitnessedRow | None:
+        if size is None:
+            row = self._one(
+                f"{self._WITNESSED} WHERE origin = ? ORDER BY size DESC LIMIT 1", (origin,)
+            )
+        else:
+            row = self._one(f"{self._WITNESSED} WHERE origin = ? AND size = ?", (origin, size))
+        return self._witnessed(row) if row else None
+
+    def add_witnessed(self, row: WitnessedRow) -> None:
+        self._run(
+            "INSERT INTO witnessed (origin, size, root, note, cosigned_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (row.origin, row.size, row.root, row.note, row.cosigned_at),
+        )
+
+    def list_witnessed(self) -> list[WitnessedRow]:
+        return [
+            self._witnessed(r)
+            for r in self._all(
+                f"{self._WITNESSED} w WHERE size = "
+                "(SELECT MAX(size) FROM witnessed m WHERE m.origin = w.origin) ORDER BY origin"
+            )
+        ]
+
+    def add_witness_refusal(
+        self, note_hash: bytes, origin: str, at: int, reason: str, note: bytes
+    ) -> bool:
+        if self._one("SELECT 1 FROM witness_refusals WHERE note_hash = ?", (note_hash,)):
+            return False
+        self._run(
+            "INSERT INTO witness_refusals (note_hash, origin, at, reason, note) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (note_hash, origin, at, reason, note),
+        )
+        return True
 
     # ---------------------------------------------------------- rejections
     def add_rejection(self, row: RejectionRow) -> None:

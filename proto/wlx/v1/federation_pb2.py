@@ -25,55 +25,59 @@ _sym_db = _symbol_database.Default()
 from wlx.v1 import envelope_pb2 as wlx_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wlx/v1/federation.proto\x12\x06wlx.v1\x1a\x15wlx/v1/envelope.proto\"5\n\x0bPullRequest\x12&\n\x07request\x18\x01 \x01(\x0b\x32\x15.wlx.v1.SignedMessage\"\x9e\x01\n\nPullParams\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x11\n\tafter_seq\x18\x04 \x01(\x04\x12\x14\n\x0c\x61\x66ter_digest\x18\x05 \x01(\x0c\x12\x11\n\tissued_at\x18\x06 \x01(\x03\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x13\n\x0bmax_batches\x18\x08 \x01(\r\"\x8d\x01\n\x0cPullResponse\x12\'\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x16.wlx.v1.SealedEnvelopeH\x00\x12(\n\x06resync\x18\x02 \x01(\x0b\x32\x16.wlx.v1.ResyncRequiredH\x00\x12\"\n\x04head\x18\x03 \x01(\x0b\x32\x12.wlx.v1.StreamHeadH\x00\x42\x06\n\x04item\"<\n\nStreamHead\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\r\n\x05\x61s_of\x18\x03 \x01(\x03\"/\n\x0eResyncRequired\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"9\n\x0fSnapshotRequest\x12&\n\x07request\x18\x01 \x01(\x0b\x32\x15.wlx.v1.SignedMessage\"U\n\x0eSnapshotParams\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\tissued_at\x18\x03 \x01(\x03\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"=\n\x12\x41\x63knowledgeRequest\x12\'\n\x08receipts\x18\x01 \x03(\x0b\x32\x15.wlx.v1.SignedMessage\"\'\n\x13\x41\x63knowledgeResponse\x12\x10\n\x08recorded\x18\x01 \x01(\r\"7\n\rDetailRequest\x12&\n\x07request\x18\x01 \x01(\x0b\x32\x15.wlx.v1.SignedMessage\"\xc4\x01\n\x0c\x44\x65tailParams\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0b\n\x03ref\x18\x03 \x01(\t\x12\x1c\n\x14requesting_authority\x18\x04 \x01(\t\x12\x0f\n\x07officer\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x07 \x01(\t\x12\x11\n\tissued_at\x18\x08 \x01(\x03\x12\r\n\x05nonce\x18\t \x01(\x0c\x12\x11\n\thit_proof\x18\n \x01(\x0c\"\x92\x01\n\x07Receipt\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x11\n\tfirst_seq\x18\x05 \x01(\x04\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x07 \x01(\x0c\x12\x12\n\napplied_at\x18\x08 \x01(\x03\"\x8f\x01\n\x0c\x44\x65tailAnswer\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12\x0e\n\x06\x64\x65nial\x18\x05 \x01(\t\x12\x0e\n\x06record\x18\x06 \x01(\x0c\x12\x13\n\x0b\x61nswered_at\x18\x07 \x01(\x03\"\xb8\x01\n\x0c\x42\x61tchPayload\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x11\n\tfirst_seq\x18\x05 \x01(\x04\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x13\n\x0bprev_digest\x18\x07 \x01(\x0c\x12\x12\n\ncreated_at\x18\x08 \x01(\x03\x12\x17\n\x03ops\x18\t \x03(\x0b\x32\n.wlx.v1.Op\"P\n\x02Op\x12 \n\x06upsert\x18\x01 \x01(\x0b\x32\x0e.wlx.v1.UpsertH\x00\x12 \n\x06remove\x18\x02 \x01(\x0b\x32\x0e.wlx.v1.RemoveH\x00\x42\x06\n\x04kind\"M\n\x06Upsert\x12\x0e\n\x06handle\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\t\x12\"\n\x06tokens\x18\x03 \x03(\x0b\x32\x12.wlx.v1.TokenEntry\"+\n\nTokenEntry\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x0e\n\x06sealed\x18\x02 \x01(\x0c\"\x18\n\x06Remove\x12\x0e\n\x06handle\x18\x01 \x01(\x0c\"\xb5\x02\n\x0cSnapshotPart\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x13\n\x0bsnapshot_id\x18\x05 \x01(\x0c\x12\r\n\x05index\x18\x06 \x01(\r\x12\x0e\n\x06\x61t_seq\x18\x07 \x01(\x04\x12\x14\n\x0c\x63hain_digest\x18\x08 \x01(\x0c\x12\x18\n\x10prev_part_digest\x18\t \x01(\x0c\x12#\n\tepoch_key\x18\n \x01(\x0b\x32\x10.wlx.v1.EpochKey\x12\x1f\n\x07\x65ntries\x18\x0b \x03(\x0b\x32\x0e.wlx.v1.Upsert\x12\r\n\x05\x66inal\x18\x0c \x01(\x08\x12\x15\n\rtotal_entries\x18\r \x01(\x04\x12\x12\n\ncreated_at\x18\x0e \x01(\x03\"4\n\x08\x45pochKey\x12\x11\n\ttoken_key\x18\x01 \x01(\x0c\x12\x15\n\rnormalisation\x18\x02 \x01(\t\"\x91\x01\n\x07HitData\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0f\n\x07\x65xpires\x18\x05 \x01(\t\x12\x12\n\nmatched_on\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x04\x12\x11\n\tsuspended\x18\x08 \x01(\x08\x32\x88\x02\n\nFederation\x12\x33\n\x04Pull\x12\x13.wlx.v1.PullRequest\x1a\x14.wlx.v1.PullResponse0\x01\x12=\n\x08Snapshot\x12\x17.wlx.v1.SnapshotRequest\x1a\x16.wlx.v1.SealedEnvelope0\x01\x12\x46\n\x0b\x41\x63knowledge\x12\x1a.wlx.v1.AcknowledgeRequest\x1a\x1b.wlx.v1.AcknowledgeResponse\x12>\n\rRequestDetail\x12\x15.wlx.v1.DetailRequest\x1a\x16.wlx.v1.SealedEnvelopeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wlx/v1/federation.proto\x12\x06wlx.v1\x1a\x15wlx/v1/envelope.proto\"\x1f\n\x0f\x41nnounceRequest\x12\x0c\n\x04\x63\x61rd\x18\x01 \x01(\x0c\"\'\n\x10\x41nnounceResponse\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\"5\n\x0bPullRequest\x12&\n\x07request\x18\x01 \x01(\x0b\x32\x15.wlx.v1.SignedMessage\"\x9e\x01\n\nPullParams\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x11\n\tafter_seq\x18\x04 \x01(\x04\x12\x14\n\x0c\x61\x66ter_digest\x18\x05 \x01(\x0c\x12\x11\n\tissued_at\x18\x06 \x01(\x03\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x13\n\x0bmax_batches\x18\x08 \x01(\r\"\x8d\x01\n\x0cPullResponse\x12\'\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x16.wlx.v1.SealedEnvelopeH\x00\x12(\n\x06resync\x18\x02 \x01(\x0b\x32\x16.wlx.v1.ResyncRequiredH\x00\x12\"\n\x04head\x18\x03 \x01(\x0b\x32\x12.wlx.v1.StreamHeadH\x00\x42\x06\n\x04item\"<\n\nStreamHead\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\r\n\x05\x61s_of\x18\x03 \x01(\x03\"/\n\x0eResyncRequired\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"9\n\x0fSnapshotRequest\x12&\n\x07request\x18\x01 \x01(\x0b\x32\x15.wlx.v1.SignedMessage\"U\n\x0eSnapshotParams\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\tissued_at\x18\x03 \x01(\x03\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"=\n\x12\x41\x63knowledgeRequest\x12\'\n\x08receipts\x18\x01 \x03(\x0b\x32\x15.wlx.v1.SignedMessage\"\'\n\x13\x41\x63knowledgeResponse\x12\x10\n\x08recorded\x18\x01 \x01(\r\"7\n\rDetailRequest\x12&\n\x07request\x18\x01 \x01(\x0b\x32\x15.wlx.v1.SignedMessage\"\xc4\x01\n\x0c\x44\x65tailParams\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0b\n\x03ref\x18\x03 \x01(\t\x12\x1c\n\x14requesting_authority\x18\x04 \x01(\t\x12\x0f\n\x07officer\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x07 \x01(\t\x12\x11\n\tissued_at\x18\x08 \x01(\x03\x12\r\n\x05nonce\x18\t \x01(\x0c\x12\x11\n\thit_proof\x18\n \x01(\x0c\"\x92\x01\n\x07Receipt\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x11\n\tfirst_seq\x18\x05 \x01(\x04\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x07 \x01(\x0c\x12\x12\n\napplied_at\x18\x08 \x01(\x03\"\x8f\x01\n\x0c\x44\x65tailAnswer\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12\x0e\n\x06\x64\x65nial\x18\x05 \x01(\t\x12\x0e\n\x06record\x18\x06 \x01(\x0c\x12\x13\n\x0b\x61nswered_at\x18\x07 \x01(\x03\"\xb8\x01\n\x0c\x42\x61tchPayload\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x11\n\tfirst_seq\x18\x05 \x01(\x04\x12\x10\n\x08last_seq\x18\x06 \x01(\x04\x12\x13\n\x0bprev_digest\x18\x07 \x01(\x0c\x12\x12\n\ncreated_at\x18\x08 \x01(\x03\x12\x17\n\x03ops\x18\t \x03(\x0b\x32\n.wlx.v1.Op\"P\n\x02Op\x12 \n\x06upsert\x18\x01 \x01(\x0b\x32\x0e.wlx.v1.UpsertH\x00\x12 \n\x06remove\x18\x02 \x01(\x0b\x32\x0e.wlx.v1.RemoveH\x00\x42\x06\n\x04kind\"M\n\x06Upsert\x12\x0e\n\x06handle\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\t\x12\"\n\x06tokens\x18\x03 \x03(\x0b\x32\x12.wlx.v1.TokenEntry\"+\n\nTokenEntry\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x0e\n\x06sealed\x18\x02 \x01(\x0c\"\x18\n\x06Remove\x12\x0e\n\x06handle\x18\x01 \x01(\x0c\"\xb5\x02\n\x0cSnapshotPart\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x13\n\x0bsnapshot_id\x18\x05 \x01(\x0c\x12\r\n\x05index\x18\x06 \x01(\r\x12\x0e\n\x06\x61t_seq\x18\x07 \x01(\x04\x12\x14\n\x0c\x63hain_digest\x18\x08 \x01(\x0c\x12\x18\n\x10prev_part_digest\x18\t \x01(\x0c\x12#\n\tepoch_key\x18\n \x01(\x0b\x32\x10.wlx.v1.EpochKey\x12\x1f\n\x07\x65ntries\x18\x0b \x03(\x0b\x32\x0e.wlx.v1.Upsert\x12\r\n\x05\x66inal\x18\x0c \x01(\x08\x12\x15\n\rtotal_entries\x18\r \x01(\x04\x12\x12\n\ncreated_at\x18\x0e \x01(\x03\"4\n\x08\x45pochKey\x12\x11\n\ttoken_key\x18\x01 \x01(\x0c\x12\x15\n\rnormalisation\x18\x02 \x01(\t\"\x91\x01\n\x07HitData\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0f\n\x07\x65xpires\x18\x05 \x01(\t\x12\x12\n\nmatched_on\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x04\x12\x11\n\tsuspended\x18\x08 \x01(\x08\x32\xcb\x02\n\nFederation\x12\x33\n\x04Pull\x12\x13.wlx.v1.PullRequest\x1a\x14.wlx.v1.PullResponse0\x01\x12=\n\x08Snapshot\x12\x17.wlx.v1.SnapshotRequest\x1a\x16.wlx.v1.SealedEnvelope0\x01\x12\x46\n\x0b\x41\x63knowledge\x12\x1a.wlx.v1.AcknowledgeRequest\x1a\x1b.wlx.v1.AcknowledgeResponse\x12>\n\rRequestDetail\x12\x15.wlx.v1.DetailRequest\x1a\x16.wlx.v1.SealedEnvelope\x12\x41\n\x0c\x41nnounceCard\x12\x17.wlx.v1.AnnounceRequest\x1a\x18.wlx.v1.AnnounceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wlx.v1.federation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PULLREQUEST']._serialized_start=58
-  _globals['_PULLREQUEST']._serialized_end=111
-  _globals['_PULLPARAMS']._serialized_start=114
-  _globals['_PULLPARAMS']._serialized_end=272
-  _globals['_PULLRESPONSE']._serialized_start=275
-  _globals['_PULLRESPONSE']._serialized_end=416
-  _globals['_STREAMHEAD']._serialized_start=418
-  _globals['_STREAMHEAD']._serialized_end=478
-  _globals['_RESYNCREQUIRED']._serialized_start=480
-  _globals['_RESYNCREQUIRED']._serialized_end=527
-  _globals['_SNAPSHOTREQUEST']._serialized_start=529
-  _globals['_SNAPSHOTREQUEST']._serialized_end=586
-  _globals['_SNAPSHOTPARAMS']._serialized_start=588
-  _globals['_SNAPSHOTPARAMS']._serialized_end=673
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=675
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=736
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=738
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=777
-  _globals['_DETAILREQUEST']._serialized_start=779
-  _globals['_DETAILREQUEST']._serialized_end=834
-  _globals['_DETAILPARAMS']._serialized_start=837
-  _globals['_DETAILPARAMS']._serialized_end=1033
-  _globals['_RECEIPT']._serialized_start=1036
-  _globals['_RECEIPT']._serialized_end=1182
-  _globals['_DETAILANSWER']._serialized_start=1185
-  _globals['_DETAILANSWER']._serialized_end=1328
-  _globals['_BATCHPAYLOAD']._serialized_start=1331
-  _globals['_BATCHPAYLOAD']._serialized_end=1515
-  _globals['_OP']._serialized_start=1517
-  _globals['_OP']._serialized_end=1597
-  _globals['_UPSERT']._serialized_start=1599
-  _globals['_UPSERT']._serialized_end=1676
-  _globals['_TOKENENTRY']._serialized_start=1678
-  _globals['_TOKENENTRY']._serialized_end=1721
-  _globals['_REMOVE']._serialized_start=1723
-  _globals['_REMOVE']._serialized_end=1747
-  _globals['_SNAPSHOTPART']._serialized_start=1750
-  _globals['_SNAPSHOTPART']._serialized_end=2059
-  _globals['_EPOCHKEY']._serialized_start=2061
-  _globals['_EPOCHKEY']._serialized_end=2113
-  _globals['_HITDATA']._serialized_start=2116
-  _globals['_HITDATA']._serialized_end=2261
-  _globals['_FEDERATION']._serialized_start=2264
-  _globals['_FEDERATION']._serialized_end=2528
+  _globals['_ANNOUNCEREQUEST']._serialized_start=58
+  _globals['_ANNOUNCEREQUEST']._serialized_end=89
+  _globals['_ANNOUNCERESPONSE']._serialized_start=91
+  _globals['_ANNOUNCERESPONSE']._serialized_end=130
+  _globals['_PULLREQUEST']._serialized_start=132
+  _globals['_PULLREQUEST']._serialized_end=185
+  _globals['_PULLPARAMS']._serialized_start=188
+  _globals['_PULLPARAMS']._serialized_end=346
+  _globals['_PULLRESPONSE']._serialized_start=349
+  _globals['_PULLRESPONSE']._serialized_end=490
+  _globals['_STREAMHEAD']._serialized_start=492
+  _globals['_STREAMHEAD']._serialized_end=552
+  _globals['_RESYNCREQUIRED']._serialized_start=554
+  _globals['_RESYNCREQUIRED']._serialized_end=601
+  _globals['_SNAPSHOTREQUEST']._serialized_start=603
+  _globals['_SNAPSHOTREQUEST']._serialized_end=660
+  _globals['_SNAPSHOTPARAMS']._serialized_start=662
+  _globals['_SNAPSHOTPARAMS']._serialized_end=747
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=749
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=810
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=812
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=851
+  _globals['_DETAILREQUEST']._serialized_start=853
+  _globals['_DETAILREQUEST']._serialized_end=908
+  _globals['_DETAILPARAMS']._serialized_start=911
+  _globals['_DETAILPARAMS']._serialized_end=1107
+  _globals['_RECEIPT']._serialized_start=1110
+  _globals['_RECEIPT']._serialized_end=1256
+  _globals['_DETAILANSWER']._serialized_start=1259
+  _globals['_DETAILANSWER']._serialized_end=1402
+  _globals['_BATCHPAYLOAD']._serialized_start=1405
+  _globals['_BATCHPAYLOAD']._serialized_end=1589
+  _globals['_OP']._serialized_start=1591
+  _globals['_OP']._serialized_end=1671
+  _globals['_UPSERT']._serialized_start=1673
+  _globals['_UPSERT']._serialized_end=1750
+  _globals['_TOKENENTRY']._serialized_start=1752
+  _globals['_TOKENENTRY']._serialized_end=1795
+  _globals['_REMOVE']._serialized_start=1797
+  _globals['_REMOVE']._serialized_end=1821
+  _globals['_SNAPSHOTPART']._serialized_start=1824
+  _globals['_SNAPSHOTPART']._serialized_end=2133
+  _globals['_EPOCHKEY']._serialized_start=2135
+  _globals['_EPOCHKEY']._serialized_end=2187
+  _globals['_HITDATA']._serialized_start=2190
+  _globals['_HITDATA']._serialized_end=2335
+  _globals['_FEDERATION']._serialized_start=2338
+  _globals['_FEDERATION']._serialized_end=2669
 # @@protoc_insertion_point(module_scope)

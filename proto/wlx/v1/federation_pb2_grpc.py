@@ -56,6 +56,11 @@ class FederationStub:
                 request_serializer=wlx_dot_v1_dot_federation__pb2.DetailRequest.SerializeToString,
                 response_deserializer=wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.FromString,
                 _registered_method=True)
+        self.AnnounceCard = channel.unary_unary(
+                '/wlx.v1.Federation/AnnounceCard',
+                request_serializer=wlx_dot_v1_dot_federation__pb2.AnnounceRequest.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_federation__pb2.AnnounceResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServicer:
@@ -100,6 +105,16 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnnounceCard(self, request, context):
+        """Deliver the caller's new identity card after a key rotation.  The card
+        names the previous identity key, which endorses it; the receiver
+        accepts it only if that is the key it trusts for the caller
+        (docs/protocol.md §1.4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +137,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.RequestDetail,
                     request_deserializer=wlx_dot_v1_dot_federation__pb2.DetailRequest.FromString,
                     response_serializer=wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.SerializeToString,
+            ),
+            'AnnounceCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnnounceCard,
+                    request_deserializer=wlx_dot_v1_dot_federation__pb2.AnnounceRequest.FromString,
+                    response_serializer=wlx_dot_v1_dot_federation__pb2.AnnounceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -233,6 +253,33 @@ class Federation:
             '/wlx.v1.Federation/RequestDetail',
             wlx_dot_v1_dot_federation__pb2.DetailRequest.SerializeToString,
             wlx_dot_v1_dot_envelope__pb2.SealedEnvelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnnounceCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Federation/AnnounceCard',
+            wlx_dot_v1_dot_federation__pb2.AnnounceRequest.SerializeToString,
+            wlx_dot_v1_dot_federation__pb2.AnnounceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,12 @@ class FederationStub:
     requester: a SealedEnvelope with purpose "detail-answer" carrying a
     DetailAnswer, which either grants the record or says why not.
     """
+    AnnounceCard: _grpc.UnaryUnaryMultiCallable[_federation_pb2.AnnounceRequest, _federation_pb2.AnnounceResponse]
+    """Deliver the caller's new identity card after a key rotation.  The card
+    names the previous identity key, which endorses it; the receiver
+    accepts it only if that is the key it trusts for the caller
+    (docs/protocol.md §1.4).
+    """
 
 @_typing.type_check_only
 class FederationAsyncStub(FederationStub):
@@ -89,6 +95,12 @@ class FederationAsyncStub(FederationStub):
     The answer is always signed by the origin and encrypted to the
     requester: a SealedEnvelope with purpose "detail-answer" carrying a
     DetailAnswer, which either grants the record or says why not.
+    """
+    AnnounceCard: _aio.UnaryUnaryMultiCallable[_federation_pb2.AnnounceRequest, _federation_pb2.AnnounceResponse]  # type: ignore[assignment]
+    """Deliver the caller's new identity card after a key rotation.  The card
+    names the previous identity key, which endorses it; the receiver
+    accepts it only if that is the key it trusts for the caller
+    (docs/protocol.md §1.4).
     """
 
 class FederationServicer(metaclass=_abc_1.ABCMeta):
@@ -138,6 +150,18 @@ class FederationServicer(metaclass=_abc_1.ABCMeta):
         The answer is always signed by the origin and encrypted to the
         requester: a SealedEnvelope with purpose "detail-answer" carrying a
         DetailAnswer, which either grants the record or says why not.
+        """
+
+    @_abc_1.abstractmethod
+    def AnnounceCard(
+        self,
+        request: _federation_pb2.AnnounceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_pb2.AnnounceResponse, _abc.Awaitable[_federation_pb2.AnnounceResponse]]:
+        """Deliver the caller's new identity card after a key rotation.  The card
+        names the previous identity key, which endorses it; the receiver
+        accepts it only if that is the key it trusts for the caller
+        (docs/protocol.md §1.4).
         """
 
 def add_FederationServicer_to_server(servicer: FederationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,157 @@
+"""Signed checkpoints of the exchange log, and the names and keys they use.
+
+docs/audit.md §3.  A checkpoint is the C2SP ``tlog-checkpoint`` text of the
+log's tree head -- origin line ``wlx.exchange/<NODE_ID>`` (fixed for the life
+of a node), tree size, base64 root hash, no extension lines -- inside a C2SP
+``signed-note`` signed with the node's Ed25519 identity key under the key
+name = the origin line (signed-note type 0x01, key ID
+``SHA-256(name || 0x0A || 0x01 || public key)[:4]``).  Witnesses cosign it
+(C2SP ``tlog-cosignature``, type 0x04) under the key name
+``wlx.witness/<WITNESS_ID>`` with *their* identity keys (docs/audit.md §4).
+
+Every checkpoint is kept (table ``checkpoints``), with the cosignatures it
+received (table ``cosignatures``); served, a checkpoint is its note with the
+cosignature lines appended, as in the transparency-log ecosystem.
+
+Domain separation: the identity key signs three kinds of bytes, and none can
+be taken for another.  wlx messages sign ``"wlx/v1 signature" || 0x00 || ...``
+(a NUL: never note text); cosignatures sign ``"cosignature/v1\\n..."``; a
+checkpoint note always begins ``"wlx.exchange/"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from wlx.crypto.card import check_node_id
+from wlx.crypto.checkpoint import Checkpoint, CosignatureVerifier
+from wlx.crypto.errors import MalformedError
+from wlx.crypto.keys import SigningKey, VerifyKey
+from wlx.crypto.note import Ed25519Signer, Ed25519Verifier, sign_note
+from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.errors import InternalError
+from wlx.node.store.base import CheckpointRow, CosignatureRow, Tx
+
+ORIGIN_PREFIX = "wlx.exchange/"
+WITNESS_PREFIX = "wlx.witness/"
+
+
+def log_origin(node_id: str) -> str:
+    """The checkpoint origin line (and log key name) of ``node_id``'s log."""
+    return ORIGIN_PREFIX + node_id
+
+
+def witness_name(node_id: str) -> str:
+    """The key name under which ``node_id`` cosigns as a witness."""
+    return WITNESS_PREFIX + node_id
+
+
+def node_of_origin(origin: str) -> str:
+    """The node id in an origin line ``wlx.exchange/<NODE_ID>``.
+
+    Raises:
+        MalformedError: not the origin line of a wlx exchange log.
+    """
+    if not origin.startswith(ORIGIN_PREFIX):
+        raise MalformedError("not the origin of a wlx exchange log")
+    return check_node_id(origin[len(ORIGIN_PREFIX) :])
+
+
+def node_of_witness(name: str) -> str:
+    """The node id in a witness key name ``wlx.witness/<NODE_ID>``.
+
+    Raises:
+        MalformedError: not a wlx witness key name.
+    """
+    if not name.startswith(WITNESS_PREFIX):
+        raise MalformedError("not a wlx witness key name")
+    return check_node_id(name[len(WITNESS_PREFIX) :])
+
+
+def private_key(key: SigningKey) -> Ed25519PrivateKey:
+    """The identity key as a ``cryptography`` key, for the note signers."""
+    return Ed25519PrivateKey.from_private_bytes(key.seed())
+
+
+def log_signer(node_id: str, key: SigningKey) -> Ed25519Signer:
+    """Signs ``node_id``'s checkpoints (type 0x01, key name = origin line)."""
+    return Ed25519Signer(log_origin(node_id), private_key(key))
+
+
+def log_verifier(node_id: str, key: VerifyKey) -> Ed25519Verifier:
+    """Verifies ``node_id``'s checkpoint signatures made with identity key ``key``."""
+    return Ed25519Verifier(log_origin(node_id), key.raw)
+
+
+def witness_verifier(node_id: str, key: VerifyKey) -> CosignatureVerifier:
+    """Verifies cosignatures by witness ``node_id`` made with identity key ``key``."""
+    return CosignatureVerifier(witness_name(node_id), key.raw)
+
+
+def checkpoint_text(node_id: str, size: int, root: bytes) -> str:
+    """The tlog-checkpoint note text of ``node_id``'s log at ``size`` with ``root``."""
+    return Checkpoint(log_origin(node_id), size, root).to_text()
+
+
+def make_checkpoint(node: Node) -> CheckpointRow:
+    """Sign and keep a checkpoint of the log as it is now; return the latest checkpoint.
+
+    If the latest kept checkpoint already has the log's size, nothing is
+    made and that one is returned.  The log's size and root are read under
+    the log's lock, so the checkpoint is of one state the log had.
+
+    Raises:
+        InternalError: the log is smaller than a checkpoint already made
+            (the store was rolled back or altered).
+    """
+    with node.store.write() as tx:
+        tx.lock_audit()
+        size, root = audit.head(tx)
+        latest = tx.latest_checkpoint()
+        if latest is not None and latest.size >= size:
+            if latest.size > size:
+                raise InternalError(
+                    f"the exchange log has {size} entries but a checkpoint of size "
+                    f"{latest.size} was made: the store was rolled back or altered"
+                )
+            return latest
+        text = checkpoint_text(node.node_id, size, root)
+        note = sign_note(text, [log_signer(node.node_id, node.signing_key)])
+        row = CheckpointRow(size=size, root=root, note=note, made_at=node.now())
+        tx.add_checkpoint(row)
+    return row
+
+
+def with_cosignatures(note: bytes, cosignatures: Iterable[CosignatureRow]) -> bytes:
+    """The checkpoint note with the witnesses' cosignature lines appended, by witness."""
+    lines = sorted(cosignatures, key=lambda c: c.witness)
+    return note + b"".join(c.line.encode("utf-8") for c in lines)
+
+
+def cosigned(tx: Tx, row: CheckpointRow) -> bytes:
+    """The checkpoint of ``row`` with every cosignature kept for it."""
+    return with_cosignatures(row.note, tx.cosignatures(row.size))
+
+
+def all_checkpoints(tx: Tx, *, upto: int | None = None, page: int = 500) -> list[CheckpointRow]:
+    """Every kept checkpoint (of size at most ``upto``), smallest first."""
+    rows: list[CheckpointRow] = []
+    after = -1
+    while True:
+        chunk = tx.list_checkpoints(after, page)
+        rows.extend(r for r in chunk if upto is None or r.size <= upto)
+        if len(chunk) < page or (upto is not None and chunk[-1].size >= upto):
+            return rows
+        after = chunk[-1].size
+
+
+def export_size(tx: Tx, rows: Sequence[CheckpointRow]) -> int | None:
+    """The size an export covers: the newest checkpoint with a cosignature, or
+    the newest checkpoint if none has one; None if there is no checkpoint."""
+    for row in reversed(rows):
+        if tx.cosignatures(row.size):
+            return row.size
+    return rows[-1].size if rows else None

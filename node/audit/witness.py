@@ -1,0 +1,220 @@
+"""Witnessing: cosigning a trusted peer's checkpoints, never two histories.
+
+docs/audit.md §4.  Follows C2SP ``tlog-witness`` (add-checkpoint): the log
+sends its signed checkpoint, the size of the last checkpoint of its this
+witness cosigned (``old_size``) and an RFC 9162 consistency proof from that
+size.  The witness
+
+1. verifies the note's signature with the identity key on the trusted card
+   of the node the origin line names (``wlx.exchange/<NODE_ID>``);
+2. if it cosigned a checkpoint of the same size: cosigns again when the root
+   is the same, and refuses a *fork* when it differs (two signed roots for
+   one size: conclusive);
+3. answers *conflict* with its size when ``old_size`` is not the size it
+   last cosigned (the log retries from that size);
+4. refuses a *rollback*: a checkpoint smaller than the one it last cosigned;
+5. refuses a *fork* when the proof does not show the checkpoint extends the
+   one it last cosigned;
+6. otherwise records the checkpoint and returns its cosignature
+   (tlog-cosignature, key name ``wlx.witness/<OWN_ID>``, its identity key).
+
+Steps 2-6 run under one lock, so two requests can never both extend the
+same recorded checkpoint.  A refusal is written to the witness's *own*
+exchange log (once per refused note) with both signed notes as evidence.
+:func:`decide` is the pure decision; :func:`add_checkpoint` does the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wlx.crypto.checkpoint import Checkpoint, cosign
+from wlx.crypto.errors import MalformedError, VerificationError
+from wlx.crypto.merkle import HASH_SIZE, verify_consistency
+from wlx.crypto.note import open_note
+from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.checkpoints import (
+    log_verifier,
+    node_of_origin,
+    private_key,
+    witness_name,
+)
+from wlx.node.audit.log import Event
+from wlx.node.errors import Rejection, RejectReason, UserError
+from wlx.node.store.base import WitnessedRow
+
+MAX_NOTE_BYTES = 16 * 1024
+"""Largest checkpoint note a witness reads (a checkpoint is ~150 bytes)."""
+MAX_PROOF_HASHES = 64
+"""A consistency proof of a tree below 2**63 leaves has at most 2*63 hashes;
+64 covers any log of fewer than 2**32 entries."""
+
+
+@dataclass(frozen=True)
+class Cosign:
+    """Cosign the checkpoint; ``record`` unless it is already recorded."""
+
+    record: bool
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """``old_size`` is not the size the witness last cosigned: ``size`` is."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Refuse the checkpoint (and log why)."""
+
+    reason: RejectReason
+    """FORK or ROLLBACK."""
+    detail: str
+    against: WitnessedRow
+    """The cosigned checkpoint it contradicts."""
+
+
+Decision = Cosign | Conflict | Refuse
+
+
+def decide(
+    checkpoint: Checkpoint,
+    old_size: int,
+    proof: Sequence[bytes],
+    *,
+    latest: WitnessedRow | None,
+    same_size: WitnessedRow | None,
+) -> Decision:
+    """Decide on a verified checkpoint, given what the witness cosigned of its log.
+
+    ``latest`` is the largest checkpoint of the log the witness cosigned and
+    ``same_size`` the one of the checkpoint's size, if any.  Pure.
+    """
+    if same_size is not None:
+        if same_size.root == checkpoint.root_hash:
+            return Cosign(record=False)
+        return Refuse(
+            RejectReason.FORK,
+            f"this witness cosigned another root for size {checkpoint.size}",
+            same_size,
+        )
+    recorded_size = latest.size if latest is not None else 0
+    if old_size != recorded_size:
+        return Conflict(recorded_size)
+    if latest is None:
+        return Cosign(record=True)  # first checkpoint of this log: nothing to be consistent with
+    if checkpoint.size < latest.size:
+        return Refuse(
+            RejectReason.ROLLBACK,
+            f"size {checkpoint.size} is below size {latest.size}, which this witness cosigned",
+            latest,
+        )
+    try:
+        verify_consistency(latest.size, checkpoint.size, latest.root, checkpoint.root_hash, proof)
+    except (VerificationError, MalformedError) as exc:
+        return Refuse(
+            RejectReason.FORK,
+            f"not shown to extend size {latest.size}, which this witness cosigned ({exc})",
+            latest,
+        )
+    return Cosign(record=True)
+
+
+@dataclass(frozen=True)
+class Cosigned:
+    """The witness's answer: its cosignature line of the checkpoint."""
+
+    line: str
+
+
+def open_checkpoint(node: Node, note: bytes) -> tuple[str, Checkpoint]:
+    """Verify a peer's checkpoint note; return the peer's node id and the checkpoint.
+
+    Raises:
+        Rejection: MALFORMED (not a wlx checkpoint note, too large),
+            UNKNOWN_SIGNER (the origin is not a trusted peer),
+            BAD_SIGNATURE (not signed by that peer's identity key).
+        UserError: the checkpoint is of this node's own log.
+    """
+    if len(note) > MAX_NOTE_BYTES:
+        raise Rejection(RejectReason.TOO_LARGE, "checkpoint note too large")
+    try:
+        origin_line = note.split(b"\n", 1)[0].decode("utf-8")
+        peer = node_of_origin(origin_line)
+    except (UnicodeDecodeError, MalformedError):
+        raise Rejection(RejectReason.MALFORMED, "not a wlx exchange log checkpoint") from None
+    if peer == node.node_id:
+        raise UserError("a node does not witness its own log")
+    card = node.trusted(peer)
+    if card is None:
+        raise Rejection(RejectReason.UNKNOWN_SIGNER, f"{peer} is not a trusted peer")
+    try:
+        text, _ = open_note(note, [log_verifier(peer, card.sign_key)], max_size=MAX_NOTE_BYTES)
+        checkpoint = Checkpoint.parse(text)
+    except MalformedError as exc:
+        raise Rejection(RejectReason.MALFORMED, f"checkpoint: {exc}") from None
+    except VerificationError:
+        raise Rejection(
+            RejectReason.BAD_SIGNATURE, f"checkpoint not signed by {peer}'s identity key"
+        ) from None
+    return peer, checkpoint
+
+
+def add_checkpoint(
+    node: Node, note: bytes, old_size: int, proof: Sequence[bytes]
+) -> Cosigned | Conflict:
+    """Witness a trusted peer's checkpoint (docs/audit.md §4.2).
+
+    Returns the cosignature, or a conflict naming the size this witness last
+    cosigned (the log retries with a proof from it).
+
+    Raises:
+        Rejection: as :func:`open_checkpoint`; MALFORMED for a bad proof
+            shape; FORK or ROLLBACK when refused (the refusal is in this
+            node's exchange log).
+        UserError: the checkpoint is of this node's own log.
+    """
+    if len(proof) > MAX_PROOF_HASHES or any(len(h) != HASH_SIZE for h in proof):
+        raise Rejection(RejectReason.MALFORMED, "consistency proof is not a list of hashes")
+    peer, checkpoint = open_checkpoint(node, note)
+    now = node.now()
+    with node.store.write() as tx:
+        tx.lock_witness()
+        decision = decide(
+            checkpoint,
+            old_size,
+            proof,
+            latest=tx.witnessed(peer),
+            same_size=tx.witnessed(peer, checkpoint.size),
+        )
+        if isinstance(decision, Cosign) and decision.record:
+            tx.add_witnessed(WitnessedRow(peer, checkpoint.size, checkpoint.root_hash, note, now))
+        elif isinstance(decision, Refuse):
+            note_hash = hashlib.sha256(note).digest()
+            if tx.add_witness_refusal(note_hash, peer, now, decision.reason.value, note):
+                audit.append(
+                    tx,
+                    node=node.node_id,
+                    time=now,
+                    kind=Event.WITNESS_REFUSED,
+                    origin=peer,
+                    reason=decision.reason.value,
+                    detail=decision.detail,
+                    size=checkpoint.size,
+                    old_size=old_size,
+                    note=note.decode("utf-8"),
+                    cosigned_size=decision.against.size,
+                    cosigned_note=decision.against.note.decode("utf-8"),
+                )
+    if isinstance(decision, Conflict):
+        return decision
+    if isinstance(decision, Refuse):
+        raise Rejection(decision.reason, f"checkpoint of {peer}'s log refused: {decision.detail}")
+    line = cosign(
+        checkpoint.to_text(), witness_name(node.node_id), private_key(node.signing_key), now
+    )
+    return Cosigned(line)

@@ -1,0 +1,310 @@
+"""Who is calling, and may they: roles enforced on every RPC.
+
+The TLS handshake already proved the caller holds a certificate chaining to
+one of the node's trust anchors.  Here the certificate is mapped to a
+caller: a trusted peer (its certificate is the one pinned in its identity
+card) or a credential this node issued (its serial is in the credential
+table, not revoked, not expired), and the RPC is allowed only for the roles
+in ``METHOD_ROLES``.  Anything else is refused, logged, and written to the
+exchange log; an unknown method is refused too (fail closed).
+
+Roles: *peer* (federation and witnessing), *officer* (lookups and detail
+requests), *auditor* (the exchange log), *operator* (node status and
+administration).  Rate limits (``wlx.node.limits``) are applied here too.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NoReturn
+
+import grpc
+
+from wlx.crypto import tls
+from wlx.crypto.errors import CryptoError
+from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
+from wlx.node.limits import Limits, RateLimited
+
+log = logging.getLogger("wlx.auth")
+
+
+class Role(StrEnum):
+    """What a caller may do."""
+
+    PEER = "peer"
+    OFFICER = "officer"
+    AUDITOR = "auditor"
+    OPERATOR = "operator"
+
+
+ISSUABLE_ROLES = (Role.OFFICER, Role.AUDITOR, Role.OPERATOR)
+
+_ANY = frozenset(Role)
+METHOD_ROLES: dict[str, frozenset[Role]] = {
+    "/wlx.v1.Federation/Pull": frozenset({Role.PEER}),
+    "/wlx.v1.Federation/Snapshot": frozenset({Role.PEER}),
+    "/wlx.v1.Federation/Acknowledge": frozenset({Role.PEER}),
+    "/wlx.v1.Federation/RequestDetail": frozenset({Role.PEER}),
+    "/wlx.v1.Federation/AnnounceCard": frozenset({Role.PEER}),
+    "/wlx.v1.Witness/AddCheckpoint": frozenset({Role.PEER}),
+    "/wlx.v1.Lookup/Check": frozenset({Role.OFFICER}),
+    "/wlx.v1.Lookup/Screen": frozenset({Role.OFFICER}),
+    "/wlx.v1.Lookup/Detail": frozenset({Role.OFFICER}),
+    "/wlx.v1.Admin/Status": frozenset({Role.OPERATOR}),
+    "/wlx.v1.Admin/SyncNow": frozenset({Role.OPERATOR}),
+    "/grpc.health.v1.Health/Check": _ANY,
+    "/grpc.health.v1.Health/Watch": _ANY,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": frozenset({Role.OPERATOR}),
+}
+SERVICE_ROLES: dict[str, frozenset[Role]] = {
+    "/wlx.v1.Auditor/": frozenset({Role.AUDITOR}),
+}
+
+
+def roles_for(method: str) -> frozenset[Role]:
+    """Roles allowed to call ``method`` (empty: nobody)."""
+    if method in METHOD_ROLES:
+        return METHOD_ROLES[method]
+    for prefix, roles in SERVICE_ROLES.items():
+        if method.startswith(prefix):
+            return roles
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller."""
+
+    role: Role
+    name: str
+    """The peer's node id, or the credential's name."""
+    serial: str = ""
+    """The credential's serial (empty for a peer)."""
+
+
+_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("wlx_caller", default=None)
+INSECURE_CALLER = Caller(Role.OPERATOR, "insecure-dev")
+
+
+def current_caller() -> Caller | None:
+    """The caller of the RPC being handled in this thread (None outside one)."""
+    return _CALLER.get()
+
+
+class Denied(Exception):
+    """The caller may not do this; ``code`` is the gRPC status to answer."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
+    """Map the TLS client certificate of a call to a caller.
+
+    Raises:
+        Denied: UNAUTHENTICATED when there is no certificate, or it is
+            neither a trusted peer's nor a valid credential of this node.
+    """
+    certs = auth_context.get("x509_pem_cert") or []
+    if not certs:
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
+    pem = certs[0]
+    try:
+        fingerprint = tls.fingerprint(pem)
+    except CryptoError:
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unreadable client certificate") from None
+    with node.store.read() as tx:
+        peers = [p.node_id for p in tx.list_peers() if not p.revoked_at]
+    for peer in peers:
+        card = node.trusted(peer)
+        if card is not None and card.tls_fingerprint() == fingerprint:
+            return Caller(Role.PEER, card.node_id)
+    try:
+        serial = tls.check_issued_by(pem, node.ca_cert)
+    except CryptoError:
+        raise Denied(
+            grpc.StatusCode.UNAUTHENTICATED, "certificate of no trusted peer or credential"
+        ) from None
+    with node.store.read() as tx:
+        row = tx.get_credential(serial)
+    if row is None:
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unknown credential")
+    if row.revoked_at:
+        raise Denied(grpc.StatusCode.PERMISSION_DENIED, f"credential {row.name} is revoked")
+    if row.expires_at < node.now():
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, f"credential {row.name} has expired")
+    return Caller(Role(row.role), row.name, serial)
+
+
+class _DenialLog:
+    """Logs refusals to the exchange log, at most once a minute per caller and reason."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def should_log(self, who: str, why: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get((who, why), -1e9) < 60:
+                return False
+            self._last[(who, why)] = now
+            if len(self._last) > 10_000:
+                self._last.clear()
+        return True
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Authenticates, authorises and rate-limits every call before its handler."""
+
+    def __init__(self, node: Node, limits: Limits) -> None:
+        self._node = node
+        self._limits = limits
+        self._denials = _DenialLog()
+
+    def _admit(self, method: str, context: grpc.ServicerContext, cost: Callable[[], int]) -> Caller:
+        if self._node.insecure_dev:
+            return INSECURE_CALLER
+        try:
+            caller = identify(self._node, context.auth_context())
+        except Denied as exc:
+            self._refuse(
+                context,
+                method,
+                context.peer() or "unknown",
+                Event.ACCESS_DENIED,
+                exc.code,
+                str(exc),
+            )
+        who = f"{caller.role.value}:{caller.name}"
+        if caller.role not in roles_for(method):
+            self._refuse(
+                context,
+                method,
+                who,
+                Event.ACCESS_DENIED,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{caller.role.value} {caller.name} may not call {method}",
+            )
+        try:
+            self._limits.charge(caller.role, caller.name, cost())
+        except RateLimited as exc:
+            self._refuse(
+                context, method, who, Event.THROTTLED, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+            )
+        return caller
+
+    def _refuse(
+        self,
+        context: grpc.ServicerContext,
+        method: str,
+        who: str,
+        kind: Event,
+        code: grpc.StatusCode,
+        why: str,
+    ) -> NoReturn:
+        log.warning("refused %s from %s: %s", method, who, why)
+        if self._denials.should_log(who, why):
+            try:
+                with self._node.store.write() as tx:
+                    audit.append(
+                        tx,
+                        node=self._node.node_id,
+                        time=self._node.now(),
+                        kind=kind,
+                        method=method,
+                        caller=who,
+                        reason=why,
+                    )
+            except Exception:
+                log.exception("could not log a refusal")
+        context.abort(code, why)
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
+                caller = self._admit(method, context, lambda: _cost(request))
+                token = _CALLER.set(caller)
+                try:
+                    return inner_uu(request, context)
+                finally:
+                    _CALLER.reset(token)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            inner_us = handler.unary_stream
+
+            def unary_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                caller = self._admit(method, context, lambda: 1)
+                token = _CALLER.set(caller)
+                try:
+                    yield from inner_us(request, context)
+                finally:
+                    _CALLER.reset(token)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            inner_ss = handler.stream_stream
+
+            def stream_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+                caller = self._admit(method, context, lambda: 1)
+                token = _CALLER.set(caller)
+                try:
+                    yield from inner_ss(requests, context)
+                finally:
+                    _CALLER.reset(token)
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        # wlx.v1 has no client-streaming method: refuse rather than pass through.
+        def refuse(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            self._refuse(
+                context,
+                method,
+                context.peer() or "unknown",
+                Event.ACCESS_DENIED,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} is not served",
+            )
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
+
+
+def _cost(request: Any) -> int:
+    """What a call costs in the rate limit: one per person looked up."""
+    entries = getattr(request, "entries", None)
+    if entries is not None and not isinstance(entries, (str, bytes)):
+        return max(1, len(entries))
+    return 1
