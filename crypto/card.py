@@ -11,6 +11,7 @@ operator's decision (compare fingerprints out of band).
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import json
 import re
@@ -59,6 +60,7 @@ class IdentityCard:
         """Fingerprint of the identity key, for comparison out of band."""
         return self.sign_key.fingerprint()
 
+    @functools.cached_property
     def tls_fingerprint(self) -> str:
         """SHA-256 (hex) of the TLS certificate's DER encoding."""
         return tls.fingerprint(self.tls_cert)

@@ -36,7 +36,7 @@ from wlx.node.config import (
     write_public,
 )
 from wlx.node.errors import AlreadyExists, InternalError, UserError
-from wlx.node.store.base import InboundState, Store
+from wlx.node.store.base import InboundState, PeerRow, Store
 from wlx.node.store.postgres import open_postgres
 from wlx.node.store.sqlite import open_sqlite
 
@@ -108,6 +108,10 @@ class Node:
             peer = tx.get_peer(node_id)
         if peer is None or peer.revoked_at:
             return None
+        return self.card_of(peer)
+
+    def card_of(self, peer: PeerRow) -> IdentityCard:
+        """The parsed card of a stored peer (parsed once, then cached)."""
         card = self._cards.get(peer.card)
         if card is None:
             card = parse_card(peer.card)

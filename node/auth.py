@@ -16,6 +16,7 @@ administration).  Rate limits (``wlx.node.limits``) are applied here too.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -107,42 +108,58 @@ class Denied(Exception):
         self.code = code
 
 
+@functools.lru_cache(maxsize=4096)
+def _certificate(pem: bytes, ca_cert: bytes) -> tuple[str, str | None]:
+    """``(fingerprint, serial if issued by ca_cert else None)`` of a client
+    certificate; cached, since the same callers call again and again.
+
+    Raises:
+        CryptoError: unreadable certificate.
+    """
+    fingerprint = tls.fingerprint(pem)
+    try:
+        return fingerprint, tls.check_issued_by(pem, ca_cert)
+    except CryptoError:
+        return fingerprint, None
+
+
 def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
     """Map the TLS client certificate of a call to a caller.
 
+    Revocation and expiry are read from the store on every call, so they
+    take effect at the caller's next call.
+
     Raises:
         Denied: UNAUTHENTICATED when there is no certificate, or it is
-            neither a trusted peer's nor a valid credential of this node.
+            neither a trusted peer's nor a valid credential of this node;
+            PERMISSION_DENIED for a revoked credential.
     """
     certs = auth_context.get("x509_pem_cert") or []
     if not certs:
         raise Denied(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
-    pem = certs[0]
     try:
-        fingerprint = tls.fingerprint(pem)
+        fingerprint, serial = _certificate(bytes(certs[0]), node.ca_cert)
     except CryptoError:
         raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unreadable client certificate") from None
     with node.store.read() as tx:
-        peers = [p.node_id for p in tx.list_peers() if not p.revoked_at]
-    for peer in peers:
-        card = node.trusted(peer)
-        if card is not None and card.tls_fingerprint() == fingerprint:
-            return Caller(Role.PEER, card.node_id)
-    try:
-        serial = tls.check_issued_by(pem, node.ca_cert)
-    except CryptoError:
-        raise Denied(
-            grpc.StatusCode.UNAUTHENTICATED, "certificate of no trusted peer or credential"
-        ) from None
-    with node.store.read() as tx:
-        row = tx.get_credential(serial)
-    if row is None:
+        if serial is None:
+            for row in tx.list_peers():
+                if row.revoked_at:
+                    continue
+                card = node.card_of(row)
+                if card.tls_fingerprint == fingerprint:
+                    return Caller(Role.PEER, card.node_id)
+            raise Denied(
+                grpc.StatusCode.UNAUTHENTICATED, "certificate of no trusted peer or credential"
+            )
+        credential = tx.get_credential(serial)
+    if credential is None:
         raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unknown credential")
-    if row.revoked_at:
-        raise Denied(grpc.StatusCode.PERMISSION_DENIED, f"credential {row.name} is revoked")
-    if row.expires_at < node.now():
-        raise Denied(grpc.StatusCode.UNAUTHENTICATED, f"credential {row.name} has expired")
-    return Caller(Role(row.role), row.name, serial)
+    if credential.revoked_at:
+        raise Denied(grpc.StatusCode.PERMISSION_DENIED, f"credential {credential.name} is revoked")
+    if credential.expires_at < node.now():
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, f"credential {credential.name} has expired")
+    return Caller(Role(credential.role), credential.name, serial)
 
 
 class _DenialLog:

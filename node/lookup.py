@@ -19,7 +19,8 @@ from wlx.crypto.normalize import IdentifierKey, KeyKind, query_keys
 from wlx.crypto.tokens import EpochKey
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
+from wlx.node.audit.journal import Journal
+from wlx.node.audit.log import Event, Field
 from wlx.node.errors import Rejection, UserError
 from wlx.node.protocol import codec
 from wlx.node.store.base import InboundState
@@ -113,9 +114,10 @@ class HitMemory:
 class Lookup:
     """Answers queries from the node's store; caches unwrapped epoch keys."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, journal: Journal | None = None) -> None:
         self._node = node
         self._keys: dict[bytes, EpochKey] = {}
+        self._journal = journal
         self.hits = HitMemory()
 
     def _epoch_key(self, state: InboundState) -> EpochKey:
@@ -197,18 +199,20 @@ class Lookup:
     def _record(self, caller: str, purpose: str, call: str, results: Sequence[Result]) -> None:
         """Log the lookup: who, why, how many people, which listings hit; no identifier."""
         refs = sorted({f"{h.origin}:{h.ref}" for r in results for h in r.hits})
+        fields: dict[str, Field] = {
+            "call": call,
+            "credential": caller,
+            "purpose": purpose,
+            "people": len(results),
+            "unchecked": sum(1 for r in results if r.error),
+            "hits": refs,
+        }
+        if self._journal is not None:
+            self._journal.record(Event.LOOKUP, **fields)
+            return
         with self._node.store.write() as tx:
             audit.append(
-                tx,
-                node=self._node.node_id,
-                time=self._node.now(),
-                kind=Event.LOOKUP,
-                call=call,
-                credential=caller,
-                purpose=purpose,
-                people=len(results),
-                unchecked=sum(1 for r in results if r.error),
-                hits=refs,
+                tx, node=self._node.node_id, time=self._node.now(), kind=Event.LOOKUP, **fields
             )
 
     def _open(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import io
 import json
 import re
@@ -84,9 +85,7 @@ class Record:
 
     def identifier_keys(self) -> list[IdentifierKey]:
         """The record's identifier keys (docs/protocol.md §2.6)."""
-        return record_keys(
-            self.names, self.dob or None, [(d.country, d.number) for d in self.documents]
-        )
+        return list(_identifier_keys(self.names, self.dob, self.documents))
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the stored form."""
@@ -94,12 +93,28 @@ class Record:
 
     @classmethod
     def from_json(cls, data: bytes) -> Record:
-        """Parse the stored form written by ``to_json``.
+        """Load the stored form written by ``to_json`` (validated when it was
+        imported; stored records are encrypted and authenticated at rest).
 
         Raises:
-            RecordError: not a valid record.
+            RecordError: not the stored form of a record.
         """
-        return parse_record(json.loads(data), line=0)
+        try:
+            obj = json.loads(data)
+            fields = {name: obj[name] for name in FIELDS}
+            fields["names"] = tuple(fields["names"])
+            fields["documents"] = tuple(Document(**d) for d in fields["documents"])
+            return cls(**fields)
+        except (ValueError, KeyError, TypeError):
+            raise RecordError(0, "not a stored record") from None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _identifier_keys(
+    names: tuple[str, ...], dob: str, documents: tuple[Document, ...]
+) -> tuple[IdentifierKey, ...]:
+    """Identifier keys, cached: a record is keyed once, not once per peer."""
+    return tuple(record_keys(names, dob or None, [(d.country, d.number) for d in documents]))
 
 
 def _text(obj: Mapping[str, Any], name: str, *, required: bool = True) -> str:

@@ -77,9 +77,15 @@ def _record_context(record_id: str) -> str:
     return f"record:{record_id}"
 
 
-def _upsert(node: Node, stored: StoredRecord, key: EpochKey) -> Upsert:
+def _upsert(
+    node: Node, stored: StoredRecord, key: EpochKey, record: Record | None = None
+) -> Upsert:
     return outbound.upsert_for(
-        load_record(node, stored), stored.version, key, node.rng, suspended=stored.suspended
+        record or load_record(node, stored),
+        stored.version,
+        key,
+        node.rng,
+        suspended=stored.suspended,
     )
 
 
@@ -313,10 +319,11 @@ def _ops_for(
         stored = tx.get_record(change.record_id)
         if stored is None or stored.version != change.version:
             continue  # superseded: a later change in the log carries the record
-        if not policy.allows(load_record(node, stored)):
+        record = load_record(node, stored)
+        if not policy.allows(record):
             ops.append(outbound.remove_for(change.record_id, key))
             continue
-        ops.append(_upsert(node, stored, key))
+        ops.append(_upsert(node, stored, key, record))
     return ops, removals, changes[-1].seq if changes else changes_pos
 
 
@@ -418,7 +425,7 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
                 removals[len(ops)] = record.id
                 ops.append(outbound.remove_for(record.id, key))
             elif now and not was and stored.expires >= today:
-                ops.append(_upsert(node, stored, key))
+                ops.append(_upsert(node, stored, key, record))
                 added += 1
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
@@ -531,9 +538,35 @@ class _Counted:
 def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: SharingPolicy) -> Iterator[Upsert]:
     today = node.today()
     for stored in tx.iter_records():
-        if stored.expires < today or not policy.allows(load_record(node, stored)):
+        if stored.expires < today:
             continue
-        yield _upsert(node, stored, key)
+        record = load_record(node, stored)
+        if policy.allows(record):
+            yield _upsert(node, stored, key, record)
+
+
+def _fast_forward(node: Node, peer: str) -> None:
+    """Move a stream past its pending changes without making batches of them.
+
+    A peer asking for a snapshot replaces its state with the snapshot, so
+    batches of the changes not yet made for it would never be read: the
+    stream skips them instead (``skip_digest``, docs/protocol.md §7.3), and
+    the snapshot, taken at the new position, contains their effect.
+    """
+    with node.store.write() as tx:
+        state = tx.get_outbound(peer, for_update=True)
+        if state is None:
+            raise NotFound(f"no stream for peer {peer}")
+        head = tx.change_head()
+        if state.change_pos < head:
+            tx.put_outbound(
+                replace(
+                    state,
+                    change_pos=head,
+                    last_seq=state.last_seq + 1,
+                    last_digest=skip_digest(state.last_digest),
+                )
+            )
 
 
 def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
@@ -551,7 +584,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
     params: SnapshotParams = codec.decode_snapshot_params(payload)
     _check_parties(params.requester, params.origin, request.signer, node.node_id)
     for _ in range(SNAPSHOT_ATTEMPTS):
-        materialise(node, card.node_id)
+        _fast_forward(node, card.node_id)
         with node.store.read() as tx:
             state = tx.get_outbound(card.node_id)
             if state is None:

@@ -17,6 +17,8 @@ from grpc_reflection.v1alpha import reflection
 
 from wlx.node import detail, lifecycle, metrics, origin, status
 from wlx.node.app import Node
+from wlx.node.audit.journal import Journal
+from wlx.node.audit.service import add_audit_services
 from wlx.node.auth import AuthInterceptor, Role, current_caller
 from wlx.node.errors import NotFound, PermissionDenied, UserError
 from wlx.node.limits import Limits
@@ -166,9 +168,9 @@ def send_detail_request(channel: grpc.Channel, address: str, signed: SignedReque
 class LookupServicer(lookup_pb2_grpc.LookupServicer):
     """Answers border-staff lookups from the local store, and detail requests."""
 
-    def __init__(self, node: Node, send: detail.Transport | None = None) -> None:
+    def __init__(self, node: Node, journal: Journal, send: detail.Transport | None = None) -> None:
         self._node = node
-        self._lookup = Lookup(node)
+        self._lookup = Lookup(node, journal)
         self._send = send or detail_sender(node)
 
     @status.unary
@@ -286,13 +288,15 @@ def build_server(
         ],
     )
     federation_pb2_grpc.add_FederationServicer_to_server(FederationServicer(node), server)
-    lookup_pb2_grpc.add_LookupServicer_to_server(LookupServicer(node), server)
+    journal = Journal(node)
+    lookup_pb2_grpc.add_LookupServicer_to_server(LookupServicer(node, journal), server)
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminServicer(node, sync_now or (lambda: _sync_lines(node))), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    services = ("wlx.v1.Federation", "wlx.v1.Lookup", "wlx.v1.Admin")
+    audit_services = add_audit_services(server, node)  # wlx.v1.Witness, wlx.v1.Auditor
+    services = ("wlx.v1.Federation", "wlx.v1.Lookup", "wlx.v1.Admin", *audit_services)
     for name in ("", *services):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(

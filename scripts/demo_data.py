@@ -14,7 +14,14 @@ import random
 import sys
 
 GIVEN = {
-    "CN": [("伟", "Wei"), ("芳", "Fang"), ("娜", "Na"), ("敏", "Min"), ("静", "Jing"), ("强", "Qiang")],
+    "CN": [
+        ("伟", "Wei"),
+        ("芳", "Fang"),
+        ("娜", "Na"),
+        ("敏", "Min"),
+        ("静", "Jing"),
+        ("强", "Qiang"),
+    ],
     "RU": [("Иван", "Ivan"), ("Ольга", "Olga"), ("Сергей", "Sergei"), ("Анна", "Anna")],
     "AR": [("José", "José"), ("María", "María"), ("Lucía", "Lucía"), ("Martín", "Martín")],
 }

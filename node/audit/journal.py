@@ -1,0 +1,98 @@
+"""Group commit for events that happen on the read path (lookups).
+
+A lookup changes nothing but the exchange log, and must not answer before
+its entry is durable.  Committing one transaction per lookup makes the
+log's fsync the cost of every lookup; instead, lookups hand their entries to
+one writer thread, which appends everything waiting in one transaction and
+then releases every caller whose entry it committed.  Latency stays one
+commit; throughput grows with concurrency.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event, Field
+from wlx.node.errors import InternalError
+
+log = logging.getLogger("wlx.audit")
+
+MAX_GROUP = 512
+WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Item:
+    kind: Event
+    fields: dict[str, Field]
+    done: Future[int]
+
+
+class Journal:
+    """Appends entries from many threads, in groups; ``record`` returns once durable."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="wlx-journal", daemon=True)
+        self._thread.start()
+
+    def record(self, kind: Event, **fields: Field) -> int:
+        """Append one entry; returns its index once committed.
+
+        Raises:
+            InternalError: the entry could not be committed.
+        """
+        item = _Item(kind, fields, Future())
+        self._queue.put(item)
+        try:
+            return item.done.result(timeout=WAIT_SECONDS)
+        except TimeoutError:
+            raise InternalError("the exchange log did not commit in time") from None
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout=WAIT_SECONDS)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            stop = False
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[_Item]) -> None:
+        node = self._node
+        try:
+            with node.store.write() as tx:
+                indexes = [
+                    audit.append(tx, node=node.node_id, time=node.now(), kind=i.kind, **i.fields)
+                    for i in group
+                ]
+        except Exception as exc:
+            log.exception("could not commit %d exchange-log entries", len(group))
+            for item in group:
+                item.done.set_exception(InternalError(f"exchange log unavailable ({exc})"))
+            return
+        for item, index in zip(group, indexes, strict=True):
+            item.done.set_result(index)
