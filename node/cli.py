@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from wlx.crypto.errors import InvalidIdentifier
-from wlx.node import cli_admin, cli_client, lifecycle, origin
+from wlx.node import cli_admin, cli_audit, cli_client, lifecycle, origin
 from wlx.node.app import init_node
 from wlx.node.cli_common import (
     EXIT_ERROR,
@@ -457,7 +457,7 @@ def status(directory: Path, as_json: bool) -> None:
 
 # ------------------------------------------------------------------ other command groups
 
-for _command in (*cli_client.COMMANDS, *cli_admin.COMMANDS):
+for _command in (*cli_client.COMMANDS, *cli_admin.COMMANDS, *cli_audit.COMMANDS):
     cli.add_command(_command)
 
 

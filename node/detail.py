@@ -120,7 +120,12 @@ def answer(
     )
     params = codec.decode_detail_params(request.payload)
     if params.requester != request.signer or params.origin != node.node_id:
-        raise Rejection(RejectReason.WRONG_RECIPIENT, "detail request names other parties")
+        raise Rejection(
+            RejectReason.WRONG_SENDER
+            if params.requester != request.signer
+            else RejectReason.WRONG_RECIPIENT,
+            "detail request names other parties",
+        )
     denial, stored = _decide(node, card.node_id, params, quota)
     record = load_record(node, stored).to_json() if stored is not None else b""
     now = node.now()

@@ -70,6 +70,7 @@ class RejectReason(StrEnum):
     ROLLBACK = "rollback"
     FORK = "fork"
     STALE_REQUEST = "stale-request"
+    UNKNOWN_BATCH = "unknown-batch"
 
 
 class Rejection(PeerError):

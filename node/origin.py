@@ -504,6 +504,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             last_digest=state.last_digest,
             oldest_seq=tx.outbox_oldest(card.node_id, state.epoch) or state.last_seq + 1,
             digest_at=lambda seq: tx.outbox_digest_at(card.node_id, state.epoch, seq),
+            starts_at=lambda seq: tx.outbox_starts_at(card.node_id, state.epoch, seq),
         )
     yield StreamHead(state.epoch, state.last_seq, node.now())
     if isinstance(decision, ResyncRequired):
@@ -665,7 +666,9 @@ def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:
                     raise Rejection(RejectReason.UNKNOWN_SIGNER, "no stream for this peer")
                 expected = _receipt_digest(tx, node, state, receipt)
                 if expected is None or not same_digest(expected, receipt.digest):
-                    raise Rejection(RejectReason.FORK, "receipt for a batch this node did not make")
+                    raise Rejection(
+                        RejectReason.UNKNOWN_BATCH, "receipt for a batch this node does not hold"
+                    )
                 tx.add_receipt(
                     ReceiptRow(
                         peer=card.node_id,

@@ -20,6 +20,7 @@ import grpc
 from wlx.crypto.signing import Purpose
 from wlx.node import metrics, receiver
 from wlx.node.app import Node
+from wlx.node.audit.cosign import checkpoint_round
 from wlx.node.errors import PeerError, Rejection, RejectReason, WlxError
 from wlx.node.lifecycle import announce
 from wlx.node.maintenance import maintain
@@ -261,7 +262,7 @@ class SyncLoop:
             self._wake.clear()
 
     def _round(self) -> None:
-        """One round: keys, announcements, sync, housekeeping.  Never raises:
+        """One round: keys, announcements, sync, housekeeping, checkpoint.  Never raises:
         each step's failure is logged and the next step still runs."""
         node = self._node
         steps = (
@@ -269,6 +270,7 @@ class SyncLoop:
             ("card announcements", lambda: announce(node)),
             ("sync", lambda: _log_reports(sync_all(node))),
             ("housekeeping", self._housekeeping),
+            ("checkpoint", lambda: checkpoint_round(node)),  # if the log grew; peers cosign
         )
         for name, step in steps:
             try:

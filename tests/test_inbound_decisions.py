@@ -589,6 +589,7 @@ def test_snapshot_part_with_a_bad_envelope() -> None:
 # ------------------------------------------------------------- decide_pull
 
 OUTBOX = {2: B1.digest, 4: B2.digest, 6: B3.digest}
+STARTS = {1, 3, 5}
 
 
 def pull(epoch: int, after_seq: int, after_digest: bytes) -> PullParams:
@@ -596,7 +597,12 @@ def pull(epoch: int, after_seq: int, after_digest: bytes) -> PullParams:
 
 
 def decide_pull(
-    params: PullParams, *, epoch: int = 1, last_seq: int = 6, oldest_seq: int = 1
+    params: PullParams,
+    *,
+    epoch: int = 1,
+    last_seq: int = 6,
+    oldest_seq: int = 1,
+    skipped: frozenset[int] = frozenset(),
 ) -> ResyncRequired | int:
     return outbound.decide_pull(
         params,
@@ -605,6 +611,7 @@ def decide_pull(
         last_digest=OUTBOX.get(last_seq, GENESIS),
         oldest_seq=oldest_seq,
         digest_at=lambda seq: OUTBOX.get(seq) if seq >= oldest_seq else None,
+        starts_at=lambda seq: seq in STARTS and seq >= oldest_seq and seq not in skipped,
     )
 
 
@@ -691,3 +698,12 @@ def test_build_batches_edge_sizes() -> None:
     singles = build(removes("a", "b", "c"), max_ops=1)
     assert [(b.first_seq, b.last_seq) for b in singles] == [(1, 1), (2, 2), (3, 3)]
     assert parsed(singles[0]).prev_digest == GENESIS
+
+
+def test_pull_across_a_skipped_position_needs_a_snapshot() -> None:
+    # The batch after a valid cursor is gone (a snapshot request fast-forwarded
+    # the stream past it, or a compaction dropped it): the cursor cannot go on.
+    assert decide_pull(pull(1, 2, OUTBOX[2]), skipped=frozenset({3})) == ResyncRequired(
+        "compacted", 1
+    )
+    assert decide_pull(pull(1, 2, OUTBOX[2])) == 2

@@ -363,3 +363,31 @@ def test_snapshots_arrive_in_parts(federation: FederationMaker, part_size: int) 
         outbound.ENTRIES_PER_PART = original
     assert report.ok and report.snapshot_entries == 30
     converged(fed, "RU", "CN")
+
+
+def test_an_abandoned_snapshot_request_does_not_strand_the_peer(
+    federation: FederationMaker,
+) -> None:
+    from wlx.crypto.signing import Purpose
+    from wlx.node.protocol import codec
+    from wlx.node.protocol.envelopes import sign_message
+    from wlx.node.protocol.messages import SnapshotParams
+
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    origin.import_records(cn, [record("CN-1")])
+    assert fed.sync("RU", "CN").ok
+    origin.import_records(cn, [record("CN-2")])  # pending for RU, not yet made into a batch
+    params = SnapshotParams("RU", "CN", cn.now(), bytes(16))
+    request = sign_message(
+        codec.encode_snapshot_params(params),
+        Purpose.SNAPSHOT,
+        signer="RU",
+        key=ru.signing_key,
+        recipient="CN",
+    )
+    next(origin.snapshot(cn, request))  # RU asked for a snapshot, then went away
+    origin.import_records(cn, [record("CN-3")])
+    report = fed.sync("RU", "CN")
+    assert report.ok and report.snapshot_entries == 3
+    converged(fed, "RU", "CN")

@@ -16,15 +16,16 @@ from dataclasses import dataclass
 
 import grpc
 
+from wlx.crypto.card import IdentityCard
 from wlx.crypto.checkpoint import verify_cosignature
 from wlx.crypto.errors import CryptoError
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.checkpoints import checkpoint_text, make_checkpoint, witness_verifier
 from wlx.node.errors import PeerError, WlxError
-from wlx.node.peers import peer_channel
 from wlx.node.status import from_rpc_error
 from wlx.node.store.base import CheckpointRow, CosignatureRow, PeerRow
+from wlx.node.transport import peer_channel
 from wlx.v1 import audit_pb2, audit_pb2_grpc
 
 log = logging.getLogger("wlx.audit")
@@ -32,15 +33,18 @@ log = logging.getLogger("wlx.audit")
 CALL_TIMEOUT = 10.0
 MAX_ATTEMPTS = 3
 
-Send = Callable[[PeerRow, audit_pb2.AddCheckpointRequest], audit_pb2.AddCheckpointResponse]
-"""Sends an add-checkpoint request to a peer; raises ``grpc.RpcError``."""
+Send = Callable[
+    [Node, IdentityCard, str, audit_pb2.AddCheckpointRequest], audit_pb2.AddCheckpointResponse
+]
+"""Sends an add-checkpoint request to the peer of a card at an address;
+raises ``grpc.RpcError``."""
 
 
 def send_add_checkpoint(
-    peer: PeerRow, request: audit_pb2.AddCheckpointRequest
+    node: Node, card: IdentityCard, address: str, request: audit_pb2.AddCheckpointRequest
 ) -> audit_pb2.AddCheckpointResponse:
-    """Call the peer's ``Witness.AddCheckpoint`` (the default ``Send``)."""
-    with peer_channel(peer.address) as channel:
+    """Call the peer's ``Witness.AddCheckpoint`` over the node's peer transport."""
+    with peer_channel(node, card, address) as channel:
         return audit_pb2_grpc.WitnessStub(channel).AddCheckpoint(request, timeout=CALL_TIMEOUT)
 
 
@@ -64,7 +68,8 @@ def describe(report: WitnessReport) -> str:
     """One line: "RU: cosigned size 42" or "RU: failed: ..."."""
     if report.error:
         return f"{report.witness}: failed: {report.error}"
-    return f"{report.witness}: {'had cosigned' if report.already else 'cosigned'} size {report.size}"
+    done = "had cosigned" if report.already else "cosigned"
+    return f"{report.witness}: {done} size {report.size}"
 
 
 def request_cosignature(
@@ -88,7 +93,9 @@ def request_cosignature(
                     else []  # the witness will refuse: our log is below what it cosigned
                 )
             response = send(
-                peer,
+                node,
+                card,
+                peer.address,
                 audit_pb2.AddCheckpointRequest(
                     checkpoint=checkpoint.note, old_size=old_size, consistency_proof=proof
                 ),

@@ -129,12 +129,14 @@ def decide_pull(
     last_digest: bytes,
     oldest_seq: int,
     digest_at: Callable[[int], bytes | None],
+    starts_at: Callable[[int], bool],
 ) -> ResyncRequired | int:
     """Where to continue a recipient's stream, or why it must resync (§8.2).
 
     ``oldest_seq`` is the first sequence number still in the origin's outbox
-    (older batches were compacted away).  Returns the sequence number after
-    which to send batches.
+    (older batches were compacted away); ``starts_at(seq)`` says whether a
+    kept batch begins at ``seq``.  Returns the sequence number after which
+    to send batches.
     """
     if params.epoch == 0:
         return ResyncRequired("no-cursor", epoch)
@@ -156,6 +158,10 @@ def decide_pull(
         return ResyncRequired(reason, epoch)
     if not same_digest(expected, params.after_digest):
         return ResyncRequired("fork", epoch)
+    if params.after_seq < last_seq and not starts_at(params.after_seq + 1):
+        # The stream skipped past the cursor (compaction, or a snapshot
+        # request fast-forwarded it): the next batch is not kept.
+        return ResyncRequired("compacted", epoch)
     return params.after_seq
 
 

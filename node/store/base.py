@@ -332,6 +332,10 @@ class Tx(ABC):
         """Digest of the batch ending at ``last_seq``, or None."""
 
     @abstractmethod
+    def outbox_starts_at(self, peer: str, epoch: int, first_seq: int) -> bool:
+        """Whether a kept batch begins at ``first_seq``."""
+
+    @abstractmethod
     def outbox_oldest(self, peer: str, epoch: int) -> int | None:
         """First sequence number of the oldest kept batch, or None."""
 

@@ -325,6 +325,13 @@ class SqlTx(Tx):
         )
         return bytes(row[0]) if row else None
 
+    def outbox_starts_at(self, peer: str, epoch: int, first_seq: int) -> bool:
+        row = self._one(
+            "SELECT 1 FROM outbox WHERE peer = ? AND epoch = ? AND first_seq = ?",
+            (peer, epoch, first_seq),
+        )
+        return row is not None
+
     def outbox_oldest(self, peer: str, epoch: int) -> int | None:
         row = self._one(
             "SELECT MIN(first_seq) FROM outbox WHERE peer = ? AND epoch = ?", (peer, epoch)

@@ -1,0 +1,994 @@
+"""Generate the protocol test vectors in docs/vectors/ from the implementation.
+
+    .venv/bin/python scripts/gen_vectors.py          write docs/vectors/*.json
+    .venv/bin/python scripts/gen_vectors.py --check  fail if a file would change
+
+Every input is fixed: keys and seeds are SHA-256 of a label ("wlx test
+vector: ..."), nonces come from a counter instead of the OS, so running it
+again writes the same bytes.  The exception is HPKE (docs/protocol.md §5.3):
+``cryptography`` draws the ephemeral key from the OS, so an HPKE ciphertext
+is made once and then kept: when docs/vectors/envelopes.json or
+messages.json already holds one that still opens to the expected plaintext,
+it is reused; otherwise a new one is made.
+
+The tests (tests/crypto/test_vectors.py) never run this script: they check
+the implementation against the committed JSON.  Run it after an intended
+change of the protocol, review the diff, and commit the JSON with the change.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wlx.crypto import atrest, envelope, tls
+from wlx.crypto.card import make_card
+from wlx.crypto.digests import genesis_digest, payload_digest
+from wlx.crypto.encoding import lp, u64
+from wlx.crypto.errors import CryptoError, InvalidIdentifier
+from wlx.crypto.keys import BoxKey, SigningKey
+from wlx.crypto.normalize import (
+    KeyKind,
+    normalize_country,
+    normalize_document_number,
+    normalize_name,
+    parse_dob,
+    query_keys,
+    record_keys,
+)
+from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
+from wlx.crypto.tokens import EpochKey
+from wlx.node.detail import proof_message
+from wlx.node.model import parse_record
+from wlx.node.protocol import codec, outbound
+from wlx.node.protocol.messages import (
+    DetailAnswer,
+    DetailParams,
+    HitData,
+    PullParams,
+    Receipt,
+    Remove,
+    SnapshotParams,
+)
+from wlx.v1 import envelope_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "vectors"
+
+
+def fixed(label: str) -> bytes:
+    """32 bytes that stand for a secret in the vectors: SHA-256 of a label."""
+    return hashlib.sha256(f"wlx test vector: {label}".encode()).digest()
+
+
+def counter_rng(start: int = 1) -> Callable[[int], bytes]:
+    """An ``Rng`` returning n-byte big-endian counters start, start + 1, ..."""
+    state = [start]
+
+    def rng(n: int) -> bytes:
+        value = state[0]
+        state[0] += 1
+        return value.to_bytes(n, "big")
+
+    return rng
+
+
+def key_json(ikey: Any) -> dict[str, str]:
+    return {"kind": ikey.kind.value, "text": ikey.value.decode("utf-8"), "hex": ikey.value.hex()}
+
+
+def error_of(fn: Callable[[], object]) -> dict[str, str]:
+    try:
+        fn()
+    except (InvalidIdentifier, CryptoError) as exc:
+        return {"error": type(exc).__name__, "message": str(exc)}
+    raise AssertionError("expected an error")
+
+
+# ---------------------------------------------------------------- §2 normalisation
+
+NAMES = [
+    ("Wang Wei", "Latin, two parts"),
+    ("WEI  wang", "case, part order and repeated spaces do not matter"),
+    ("José María Ñúñez", "diacritics are stripped (NFD, drop Mn)"),
+    ("François Müller-Lüdenscheidt", "hyphen separates"),
+    ("Straße", "case folding turns ß into ss"),
+    ("STRASSE", "matches Straße"),
+    ("Søren Kierkegaard", "ø folds to o (fold table)"),
+    ("Æsa Ødegård", "æ folds to ae, ø to o, å loses its ring"),
+    ("Łukasz Żółć", "ł folds to l; ż, ó, ć lose their marks"),
+    ("Đorđe Þórsson", "đ to d, þ to th"),
+    ("Œdipe Ðuro", "œ to oe, ð to d"),
+    ("O'Brien", "apostrophe deleted, not a separator"),
+    ("O’Brien", "U+2019 right single quotation mark deleted too"),
+    ("O´Brien", "U+00B4 acute accent deleted before NFKC (which would make it a space)"),
+    ("Oʼbrien", "U+02BC modifier letter apostrophe deleted"),
+    ("D`Angelo", "grave accent character deleted"),
+    ("Jean-Luc Picard", "hyphen is a separator: three parts"),
+    ("Smith, John (Jr.)", "punctuation separates"),
+    ("Иванов Иван Иванович", "Cyrillic is kept, case-folded"),
+    ("ИВАНОВ Иван", "Cyrillic case"),
+    ("Ёлкин Йорш", "Cyrillic ё and й lose their breve/diaeresis (NFD)"),
+    ("王伟", "Chinese: no case, no separator, one part"),
+    ("王 伟", "a space makes two parts"),
+    ("مُحَمَّد عَلِي", "Arabic harakat (Mn) are stripped"),
+    ("محمد علي", "matches the form with harakat"),
+    ("ΟΔΥΣΣΕΥΣ", "Greek capital sigma folds to σ"),
+    ("Οδυσσεύς", "final sigma ς folds to σ; tonos stripped"),
+    ("Ｗａｎｇ　Ｗｅｉ", "fullwidth letters and ideographic space (NFKC)"),
+    ("김민준", "Hangul syllables are kept (NFD then NFC)"),
+    ("ﾜﾝ ｳｪｲ", "halfwidth katakana become fullwidth (NFKC)"),
+    ("İsmail Işık", "dotted İ folds to i; dotless ı folds to i (fold table)"),
+    ("राम कुमार", "Devanagari: Mn vowel signs stripped, Mc vowel signs kept in the word"),
+    ("राम", "Devanagari: the Mc vowel sign ा stays in its word"),
+    ("मार", "so मार (other letter order) stays a different name"),
+    ("Ĳsbrand", "the ligature ĳ becomes ij (NFKC)"),
+    ("Louis XIV", "digits and letters kept"),
+    ("Henry 8th", "digits are kept"),
+    ("Anna-Maria  O'Neil-Smith", "mixed separators and apostrophe"),
+]
+NAMES_INVALID = [
+    ("", "empty"),
+    ("   ", "only spaces"),
+    ("123 456", "digits only: no letter"),
+    ("'-'", "punctuation only"),
+    ("x" * 257, "longer than 256 characters"),
+]
+DATES = ["1980-05-17", "1980-05", "1980", "1980-00-00", "1980-05-00", "1980-00", " 1980-05-17 "]
+DATES_INVALID = [
+    ("1980-00-17", "a day with an unknown month"),
+    ("1980-02-30", "not a real date"),
+    ("1980-13-01", "no 13th month"),
+    ("1799-12-31", "before 1800"),
+    ("17-05-1980", "wrong order"),
+    ("1980/05/17", "wrong separator"),
+    ("1980-5-17", "month must have two digits"),
+    ("１９８０", "fullwidth digits are not accepted"),
+    ("", "empty"),
+]
+COUNTRIES = ["CHN", "chn", " rus ", "D", "d<<", "DEU", "GBR", "ＣＨＮ", "UTO", "D<<"]
+COUNTRIES_INVALID = [("CN", "two letters"), ("CHNA", "four letters"), ("C1N", "a digit"), ("", "")]
+NUMBERS = [
+    "E12345678",
+    "e12345678",
+    "E 1234 5678",
+    "E-123.456/78",
+    "E1234567<<",
+    "Ｅ１２３４５６７８",
+]
+NUMBERS_INVALID = [
+    ("", "empty"),
+    ("<<<", "only filler"),
+    ("Ж12345", "a letter outside A-Z"),
+    ("1" * 33, "longer than 32 characters"),
+    ("١٢٣٤٥", "Arabic-Indic digits are digits, but not 0-9"),
+]
+RECORDS = [
+    {
+        "names": ["王伟", "Wang Wei"],
+        "dob": "1980-05-17",
+        "documents": [["CHN", "E12345678"]],
+    },
+    {"names": ["José María Ñúñez"], "dob": "1990-00-00", "documents": []},
+    {"names": ["Иван Петров"], "dob": "1975-11", "documents": [["RUS", "75 1234567"]]},
+    {"names": ["Ivan Petrov"], "dob": None, "documents": [["D", "C01X00T47"]]},
+    {
+        "names": ["Jean-Luc Picard", "Picard Jean Luc"],
+        "dob": "2305-07-13",
+        "documents": [["FRA", "12AB34567"], ["fra", "12ab34567"]],
+    },
+]
+RECORDS_INVALID = [
+    {"names": ["Wang Wei"], "dob": None, "documents": []},
+    {"names": [], "dob": "1980-05-17", "documents": []},
+    {"names": ["..."], "dob": "1980-05-17", "documents": [["CHN", "E1"]]},
+    {"names": ["Wang Wei"], "dob": "1980-02-30", "documents": []},
+    {"names": [], "dob": None, "documents": [["XX", "E1"]]},
+]
+QUERIES = [
+    {"names": ["Wang Wei"], "dob": "1980-05-17", "documents": []},
+    {"names": ["ÑÚÑEZ José-María"], "dob": "1990-03", "documents": []},
+    {"names": ["wang wei"], "dob": "1980", "documents": []},
+    {"names": [], "dob": None, "documents": [["chn", "e 1234 5678"]]},
+    {"names": ["Petrov Ivan"], "dob": "1975-11-02", "documents": [["RUS", "751234567"]]},
+]
+QUERIES_INVALID = [
+    {"names": ["Wang Wei"], "dob": None, "documents": []},
+    {"names": [], "dob": "1980-05-17", "documents": []},
+    {"names": [], "dob": None, "documents": []},
+    {"names": ["Wang Wei"], "dob": "1980-13", "documents": []},
+]
+
+
+def normalisation() -> dict[str, Any]:
+    def docs(case: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(c, n) for c, n in case["documents"]]
+
+    return {
+        "version": "wlx-norm-1",
+        "unicode_version": "14.0.0",
+        "names": [{"input": s, "output": normalize_name(s), "note": note} for s, note in NAMES],
+        "names_invalid": [
+            {"input": s, "note": note, **error_of(lambda s=s: normalize_name(s))}
+            for s, note in NAMES_INVALID
+        ],
+        "dates": [
+            {"input": s, "output": parse_dob(s).iso(), "kind": parse_dob(s).kind().value}
+            for s in DATES
+        ],
+        "dates_invalid": [
+            {"input": s, "note": note, **error_of(lambda s=s: parse_dob(s))}
+            for s, note in DATES_INVALID
+        ],
+        "countries": [{"input": s, "output": normalize_country(s)} for s in COUNTRIES],
+        "countries_invalid": [
+            {"input": s, "note": note, **error_of(lambda s=s: normalize_country(s))}
+            for s, note in COUNTRIES_INVALID
+        ],
+        "document_numbers": [{"input": s, "output": normalize_document_number(s)} for s in NUMBERS],
+        "document_numbers_invalid": [
+            {"input": s, "note": note, **error_of(lambda s=s: normalize_document_number(s))}
+            for s, note in NUMBERS_INVALID
+        ],
+        "record_keys": [
+            {**c, "keys": [key_json(k) for k in record_keys(c["names"], c["dob"], docs(c))]}
+            for c in RECORDS
+        ],
+        "record_keys_invalid": [
+            {**c, **error_of(lambda c=c: record_keys(c["names"], c["dob"], docs(c)))}
+            for c in RECORDS_INVALID
+        ],
+        "query_keys": [
+            {**c, "keys": [key_json(k) for k in query_keys(c["names"], c["dob"], docs(c))]}
+            for c in QUERIES
+        ],
+        "query_keys_invalid": [
+            {**c, **error_of(lambda c=c: query_keys(c["names"], c["dob"], docs(c)))}
+            for c in QUERIES_INVALID
+        ],
+    }
+
+
+# ---------------------------------------------------------------- §4 tokens
+
+CN, RU, AR = "CN", "RU", "AR"
+TOKEN_KEY = fixed("epoch token key CN->RU epoch 1")
+KEY = EpochKey(TOKEN_KEY, CN, RU, 1)
+REFS = ["CN-0001", "CN-0002", "ÜBER/7"]
+
+
+def sample_keys() -> list[Any]:
+    return record_keys(["王伟", "Wang Wei"], "1980-05-17", [("CHN", "E12345678")])
+
+
+def tokens() -> dict[str, Any]:
+    coarser = [k for k in query_keys(["Wang Wei"], "1980-05-17", []) if k.kind != KeyKind.NAME_DOB]
+    ikeys = sample_keys() + coarser
+    hit = HitData(CN, "CN-0001", "wanted", "arrest", "2099-12-31", "document", 1)
+    hit_bytes = codec.encode_hit(hit)
+    handle = KEY.handle("CN-0001")
+    seals = []
+    rng = counter_rng()
+    for ikey in ikeys[:2]:
+        nonce_rng_value = rng(12)
+        token, sealed = KEY.seal(ikey.value, handle, hit_bytes, lambda _n, v=nonce_rng_value: v)
+        seals.append(
+            {
+                "identifier_key": ikey.value.hex(),
+                "handle": handle.hex(),
+                "hit_data": hit_bytes.hex(),
+                "nonce": nonce_rng_value.hex(),
+                "aad": KEY._aad(handle, token).hex(),
+                "token": token.hex(),
+                "seal_key": KEY.seal_key(ikey.value).hex(),
+                "sealed": sealed.hex(),
+            }
+        )
+    other = {
+        "origin": CN,
+        "recipient": AR,
+        "epoch": 1,
+        "key": fixed("epoch token key CN->AR epoch 1").hex(),
+    }
+    other_key = EpochKey(bytes.fromhex(other["key"]), CN, AR, 1)
+    return {
+        "epoch_key": {"key": TOKEN_KEY.hex(), "origin": CN, "recipient": RU, "epoch": 1},
+        "derivations": [
+            {
+                "identifier_key_text": ikey.value.decode("utf-8"),
+                "identifier_key": ikey.value.hex(),
+                "token": KEY.token(ikey.value).hex(),
+                "seal_key": KEY.seal_key(ikey.value).hex(),
+            }
+            for ikey in ikeys
+        ],
+        "handles": [{"ref": ref, "handle": KEY.handle(ref).hex()} for ref in REFS],
+        "hit_data": {
+            "fields": dataclasses.asdict(hit),
+            "hex": hit_bytes.hex(),
+        },
+        "seals": seals,
+        "hit_proofs": [
+            {
+                "seal_key": KEY.seal_key(ikey.value).hex(),
+                "requester": RU,
+                "origin": CN,
+                "ref": "CN-0001",
+                "nonce": nonce.hex(),
+                "message": proof_message(RU, CN, "CN-0001", nonce).hex(),
+                "proof": KEY.hit_proof(ikey.value, proof_message(RU, CN, "CN-0001", nonce)).hex(),
+            }
+            for ikey, nonce in [(ikeys[0], bytes(16)), (ikeys[1], bytes(range(16)))]
+        ],
+        "other_epoch_key": {
+            **other,
+            "derivations": [
+                {"identifier_key": k.value.hex(), "token": other_key.token(k.value).hex()}
+                for k in ikeys
+            ],
+        },
+    }
+
+
+# ---------------------------------------------------------------- §3, §5 envelopes
+
+CN_SIGN = SigningKey.from_seed(fixed("CN identity key seed"))
+RU_SIGN = SigningKey.from_seed(fixed("RU identity key seed"))
+RU_BOX = BoxKey.from_raw(fixed("RU box key"))
+CN_BOX = BoxKey.from_raw(fixed("CN box key"))
+
+
+def signature_case(
+    purpose: Purpose, signer: str, recipient: str, payload: bytes, key: SigningKey
+) -> dict[str, Any]:
+    return {
+        "purpose": purpose.value,
+        "signer": signer,
+        "recipient": recipient,
+        "payload": payload.hex(),
+        "payload_digest": payload_digest(payload).hex(),
+        "signing_input": signing_input(purpose, signer, recipient, payload).hex(),
+        "signature": sign(key, purpose, signer, recipient, payload).hex(),
+    }
+
+
+def kept_hpke(
+    old: dict[str, Any] | None, key: BoxKey, purpose: str, sender: str, recipient: str, pt: bytes
+) -> bytes:
+    """The HPKE ciphertext kept from the last run, or a fresh one (see the module doc)."""
+    if old is not None and old.get("plaintext") == pt.hex():
+        ciphertext = bytes.fromhex(old["ciphertext"])
+        try:
+            if (
+                envelope.open_sealed(
+                    ciphertext, key, purpose=purpose, sender=sender, recipient=recipient
+                )
+                == pt
+            ):
+                return ciphertext
+        except CryptoError:
+            pass
+    return envelope.seal(pt, key.public(), purpose=purpose, sender=sender, recipient=recipient)
+
+
+def load(name: str) -> dict[str, Any]:
+    path = OUT / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def envelopes() -> dict[str, Any]:
+    old_cases = {
+        (c["purpose"], c["plaintext"]): c
+        for c in load("envelopes.json").get("hpke", {}).get("cases", [])
+    }
+    hpke_cases = []
+    for purpose, sender, recipient, plaintext in [
+        ("batch", CN, RU, b"wlx/v1 test plaintext"),
+        ("snapshot-part", CN, RU, b""),
+    ]:
+        ct = kept_hpke(
+            old_cases.get((purpose, plaintext.hex())), RU_BOX, purpose, sender, recipient, plaintext
+        )
+        hpke_cases.append(
+            {
+                "purpose": purpose,
+                "sender": sender,
+                "recipient": recipient,
+                "info": envelope.hpke_info(purpose, sender, recipient).hex(),
+                "plaintext": plaintext.hex(),
+                "ciphertext": ct.hex(),
+            }
+        )
+    payload = b"\x08\x01"
+    return {
+        "encoding": {
+            "lp": [{"input": s, "hex": lp(s).hex()} for s in ["", "CN", "batch", "Üb"]],
+            "u64": [{"input": n, "hex": u64(n).hex()} for n in [0, 1, 256, 2**64 - 1]],
+        },
+        "payload_digest": [
+            {"payload": p.hex(), "digest": payload_digest(p).hex()}
+            for p in [b"", payload, bytes(range(256))]
+        ],
+        "genesis_digest": [
+            {
+                "origin": o,
+                "recipient": r,
+                "epoch": e,
+                "input": (b"wlx/v1 genesis\x00" + lp(o) + lp(r) + u64(e)).hex(),
+                "digest": genesis_digest(o, r, e).hex(),
+            }
+            for o, r, e in [(CN, RU, 1), (CN, RU, 2), (RU, CN, 1), (CN, CN, 1)]
+        ],
+        "signatures": {
+            "seed": CN_SIGN.seed().hex(),
+            "public_key": CN_SIGN.public().raw.hex(),
+            "fingerprint": CN_SIGN.public().fingerprint(),
+            "cases": [
+                signature_case(Purpose.BATCH, CN, RU, payload, CN_SIGN),
+                signature_case(Purpose.SNAPSHOT_PART, CN, RU, payload, CN_SIGN),
+                signature_case(Purpose.PULL, CN, RU, payload, CN_SIGN),
+                signature_case(Purpose.SNAPSHOT, CN, AR, b"", CN_SIGN),
+                signature_case(Purpose.IDENTITY_CARD, CN, ANYONE, b"{}", CN_SIGN),
+            ],
+        },
+        "hpke": {
+            "mode": "base",
+            "kem_id": 0x0020,
+            "kdf_id": 0x0001,
+            "aead_id": 0x0003,
+            "recipient_private_key": fixed("RU box key").hex(),
+            "recipient_public_key": RU_BOX.public().raw.hex(),
+            "cases": hpke_cases,
+        },
+    }
+
+
+# ---------------------------------------------------------------- §1.2 cards
+
+
+def kept_tls_cert() -> bytes:
+    """The node's TLS certificate (§1.3) kept from the last run, or a new one.
+
+    ECDSA signatures are randomised, so like HPKE ciphertexts the certificate
+    is made once and kept; everything else in the card is deterministic.
+    """
+    old = load("cards.json").get("tls_cert")
+    if old:
+        try:
+            tls.load_cert(old.encode())
+            return str(old).encode()
+        except CryptoError:
+            pass
+    key = tls.generate_key(counter_rng(4000))
+    return tls.node_certificate(
+        key, CN, not_before=1_800_000_000, not_after=2_500_000_000, rng=counter_rng(5000)
+    )
+
+
+def signed_card(payload: str, key: SigningKey = CN_SIGN) -> str:
+    signature = sign(key, Purpose.IDENTITY_CARD, CN, ANYONE, payload.encode())
+    return json.dumps(
+        {"wlx_identity_card": payload, "signature": base64.b64encode(signature).decode()}
+    )
+
+
+def cards() -> dict[str, Any]:
+    issued_at = 1_800_000_000
+    cert = kept_tls_cert()
+    card = make_card(CN_SIGN, CN_BOX.public(), CN, "cn.example:7001", issued_at, cert)
+    outer = json.loads(card)
+    payload = outer["wlx_identity_card"]
+    fields = json.loads(payload)
+    tampered = dict(fields, address="evil.example:7001")
+    tampered_card = {
+        "wlx_identity_card": json.dumps(tampered, sort_keys=True, separators=(",", ":")),
+        "signature": outer["signature"],
+    }
+    new_key = SigningKey.from_seed(fixed("CN identity key seed, rotated"))
+    rotated = make_card(
+        new_key, CN_BOX.public(), CN, "cn.example:7001", issued_at + 86_400, cert, previous=CN_SIGN
+    )
+    rotated_outer = json.loads(rotated)
+    rotated_payload = rotated_outer["wlx_identity_card"].encode()
+    forged = dict(rotated_outer, endorsement=base64.b64encode(bytes(64)).decode())
+    return {
+        "sign_seed": CN_SIGN.seed().hex(),
+        "box_private_key": fixed("CN box key").hex(),
+        "node_id": CN,
+        "address": "cn.example:7001",
+        "issued_at": issued_at,
+        "sign_key": CN_SIGN.public().b64(),
+        "box_key": CN_BOX.public().b64(),
+        "tls_cert": cert.decode("ascii"),
+        "tls_fingerprint": tls.fingerprint(cert),
+        "fingerprint": CN_SIGN.public().fingerprint(),
+        "payload": payload,
+        "signing_input": signing_input(
+            Purpose.IDENTITY_CARD, CN, ANYONE, payload.encode("utf-8")
+        ).hex(),
+        "signature": base64.b64decode(outer["signature"]).hex(),
+        "card": card.decode("utf-8"),
+        "rotation": {
+            "new_sign_seed": new_key.seed().hex(),
+            "issued_at": issued_at + 86_400,
+            "payload": rotated_payload.decode(),
+            "endorsement_signing_input": signing_input(
+                Purpose.CARD_ROTATION, CN, ANYONE, rotated_payload
+            ).hex(),
+            "endorsement": base64.b64decode(rotated_outer["endorsement"]).hex(),
+            "card": rotated.decode("utf-8"),
+        },
+        "invalid": [
+            {
+                "note": "address changed after signing",
+                "card": json.dumps(tampered_card),
+                "error": "VerificationError",
+            },
+            {
+                "note": "issued_at is a string (correctly signed)",
+                "card": signed_card(json.dumps({**fields, "issued_at": "1800000000"})),
+                "error": "MalformedError",
+            },
+            {
+                "note": "node id in lower case (correctly signed)",
+                "card": signed_card(json.dumps({**fields, "node_id": "cn"})),
+                "error": "MalformedError",
+            },
+            {
+                "note": "a repeated member name (correctly signed)",
+                "card": signed_card(payload[:-1] + ',"address":"evil.example:7001"}'),
+                "error": "MalformedError",
+            },
+            {
+                "note": "tls_cert is not a PEM certificate (correctly signed)",
+                "card": signed_card(json.dumps({**fields, "tls_cert": "not a certificate"})),
+                "error": "MalformedError",
+            },
+            {
+                "note": "an endorsement that the previous key did not make",
+                "card": json.dumps(forged),
+                "error": "VerificationError",
+            },
+            {
+                "note": "an endorsement without a previous key",
+                "card": json.dumps(dict(outer, endorsement=rotated_outer["endorsement"])),
+                "error": "MalformedError",
+            },
+            {"note": "not JSON", "card": "wlx", "error": "MalformedError"},
+            {"note": "a JSON array", "card": "[]", "error": "MalformedError"},
+        ],
+    }
+
+
+# ---------------------------------------------------------------- §10 at rest
+
+
+def at_rest() -> dict[str, Any]:
+    key = fixed("storage key")
+    cases = []
+    rng = counter_rng(1000)
+    record = parse_record(sample_record_obj(), line=0)
+    for context, plaintext in [
+        ("record:CN-0001", record.to_json()),
+        ("epoch-key:CN:RU:1", TOKEN_KEY),
+        ("epoch-key:CN:CN:1", fixed("epoch token key CN->CN epoch 1")),
+    ]:
+        nonce = rng(12)
+        cases.append(
+            {
+                "context": context,
+                "aad": (atrest.AAD_PREFIX + lp(context)).hex(),
+                "nonce": nonce.hex(),
+                "plaintext": plaintext.hex(),
+                "blob": atrest.encrypt(key, plaintext, context, lambda _n, v=nonce: v).hex(),
+            }
+        )
+    return {"storage_key": key.hex(), "cases": cases}
+
+
+# ---------------------------------------------------------------- §6-§8 messages
+
+
+def sample_record_obj() -> dict[str, Any]:
+    return {
+        "id": "CN-0001",
+        "names": ["王伟", "Wang Wei"],
+        "dob": "1980-05-17",
+        "nationality": "CHN",
+        "sex": "M",
+        "documents": [{"type": "P", "country": "CHN", "number": "E12345678"}],
+        "category": "wanted",
+        "action": "arrest",
+        "legal_basis": "Criminal Procedure Law art. 1",
+        "authority": "Example Bureau",
+        "expires": "2099-12-31",
+    }
+
+
+def signed_message(payload: bytes, purpose: Purpose, signer: str, recipient: str) -> bytes:
+    key = CN_SIGN if signer == CN else RU_SIGN
+    signature = sign(key, purpose, signer, recipient, payload)
+    return codec.encode_signed(payload, signature, signer, recipient, purpose).SerializeToString()
+
+
+def message_case(payload: bytes, purpose: Purpose, signer: str, recipient: str) -> dict[str, Any]:
+    key = CN_SIGN if signer == CN else RU_SIGN
+    return {
+        "signer": signer,
+        "recipient": recipient,
+        "purpose": purpose.value,
+        "payload": payload.hex(),
+        "digest": payload_digest(payload).hex(),
+        "signing_input": signing_input(purpose, signer, recipient, payload).hex(),
+        "signature": sign(key, purpose, signer, recipient, payload).hex(),
+        "signed_message": signed_message(payload, purpose, signer, recipient).hex(),
+    }
+
+
+def messages() -> dict[str, Any]:
+    record = parse_record(sample_record_obj(), line=0)
+    upsert = outbound.upsert_for(record, 1, KEY, counter_rng(2000))
+    remove = Remove(KEY.handle("CN-0002"))
+    genesis = genesis_digest(CN, RU, 1)
+    created_at = 1_800_000_000
+    batch1 = codec.encode_batch_payload(
+        origin=CN,
+        recipient=RU,
+        epoch=1,
+        first_seq=1,
+        prev_digest=genesis,
+        created_at=created_at,
+        ops=[upsert, remove],
+    )
+    batch2 = codec.encode_batch_payload(
+        origin=CN,
+        recipient=RU,
+        epoch=1,
+        first_seq=3,
+        prev_digest=payload_digest(batch1),
+        created_at=created_at + 60,
+        ops=[Remove(KEY.handle("CN-0001"))],
+    )
+    part0 = codec.encode_snapshot_part(
+        origin=CN,
+        recipient=RU,
+        epoch=1,
+        snapshot_id=counter_rng(3000)(16),
+        index=0,
+        at_seq=2,
+        chain_digest=payload_digest(batch1),
+        prev_part_digest=b"",
+        token_key=TOKEN_KEY,
+        entries=[upsert],
+        final=True,
+        total_entries=1,
+        created_at=created_at + 30,
+    )
+    pull = codec.encode_pull_params(
+        PullParams(RU, CN, 1, 2, payload_digest(batch1), created_at + 40, bytes(range(16)), 50)
+    )
+    snap = codec.encode_snapshot_params(
+        SnapshotParams(RU, CN, created_at + 50, bytes(range(16, 32)))
+    )
+    receipt = codec.encode_receipt(
+        Receipt(CN, RU, 1, "batch", 1, 2, payload_digest(batch1), created_at + 45)
+    )
+    snapshot_receipt = codec.encode_receipt(
+        Receipt(CN, RU, 1, "snapshot", 0, 2, payload_digest(batch1), created_at + 35)
+    )
+    nonce = bytes(range(32, 48))
+    document_key = record.identifier_keys()[0]
+    detail_params = codec.encode_detail_params(
+        DetailParams(
+            requester=RU,
+            origin=CN,
+            ref="CN-0001",
+            requesting_authority="Border Guard Service",
+            officer="officer-17",
+            purpose="secondary inspection",
+            case_id="BG-2027-0042",
+            issued_at=created_at + 70,
+            nonce=nonce,
+            hit_proof=KEY.hit_proof(document_key.value, proof_message(RU, CN, "CN-0001", nonce)),
+        )
+    )
+    granted = codec.encode_detail_answer(
+        DetailAnswer(
+            CN, RU, payload_digest(detail_params), True, "", record.to_json(), created_at + 71
+        )
+    )
+    denied = codec.encode_detail_answer(
+        DetailAnswer(CN, RU, payload_digest(detail_params), False, "quota", b"", created_at + 71)
+    )
+    signed1 = signed_message(batch1, Purpose.BATCH, CN, RU)
+    old = load("messages.json").get("sealed_batch")
+    ciphertext = kept_hpke(
+        {"plaintext": old["signed_message"], "ciphertext": old["ciphertext"]} if old else None,
+        RU_BOX,
+        "batch",
+        CN,
+        RU,
+        signed1,
+    )
+    sealed_env = envelope_pb2.SealedEnvelope(
+        version=1, sender=CN, recipient=RU, purpose="batch", ciphertext=ciphertext
+    ).SerializeToString()
+    return {
+        "origin": CN,
+        "recipient": RU,
+        "origin_sign_seed": CN_SIGN.seed().hex(),
+        "origin_public_key": CN_SIGN.public().raw.hex(),
+        "requester_sign_seed": RU_SIGN.seed().hex(),
+        "requester_public_key": RU_SIGN.public().raw.hex(),
+        "epoch_key": {"key": TOKEN_KEY.hex(), "origin": CN, "recipient": RU, "epoch": 1},
+        "record": sample_record_obj(),
+        "record_version": 1,
+        "seal_nonces": "the k-th seal of the upsert uses the 12-byte big-endian nonce 2000 + k",
+        "genesis_digest": genesis.hex(),
+        "batches": [
+            {
+                **message_case(batch1, Purpose.BATCH, CN, RU),
+                "decoded": {
+                    "version": 1,
+                    "epoch": 1,
+                    "first_seq": 1,
+                    "last_seq": 2,
+                    "prev_digest": genesis.hex(),
+                    "created_at": created_at,
+                    "ops": [
+                        {
+                            "upsert": {
+                                "handle": upsert.handle.hex(),
+                                "expires": upsert.expires,
+                                "tokens": [
+                                    {"token": t.token.hex(), "sealed": t.sealed.hex()}
+                                    for t in upsert.tokens
+                                ],
+                            }
+                        },
+                        {"remove": {"handle": remove.handle.hex()}},
+                    ],
+                },
+            },
+            {
+                **message_case(batch2, Purpose.BATCH, CN, RU),
+                "decoded": {
+                    "version": 1,
+                    "epoch": 1,
+                    "first_seq": 3,
+                    "last_seq": 3,
+                    "prev_digest": payload_digest(batch1).hex(),
+                    "created_at": created_at + 60,
+                    "ops": [{"remove": {"handle": KEY.handle("CN-0001").hex()}}],
+                },
+            },
+        ],
+        "snapshot_part": message_case(part0, Purpose.SNAPSHOT_PART, CN, RU),
+        "pull_params": message_case(pull, Purpose.PULL, RU, CN),
+        "snapshot_params": message_case(snap, Purpose.SNAPSHOT, RU, CN),
+        "receipts": [
+            message_case(receipt, Purpose.RECEIPT, RU, CN),
+            message_case(snapshot_receipt, Purpose.RECEIPT, RU, CN),
+        ],
+        "detail_request": {
+            **message_case(detail_params, Purpose.DETAIL_REQUEST, RU, CN),
+            "hit_proof_identifier_key": document_key.value.hex(),
+        },
+        "detail_answers": [
+            message_case(granted, Purpose.DETAIL_ANSWER, CN, RU),
+            message_case(denied, Purpose.DETAIL_ANSWER, CN, RU),
+        ],
+        "sealed_batch": {
+            "recipient_private_key": fixed("RU box key").hex(),
+            "signed_message": signed1.hex(),
+            "ciphertext": ciphertext.hex(),
+            "sealed_envelope": sealed_env.hex(),
+        },
+    }
+
+
+# ---------------------------------------------------------------- §6.3, §8.2 decisions
+
+
+def d(n: int) -> bytes:
+    """A stand-in 32-byte digest."""
+    return bytes([n]) * 32
+
+
+def decisions() -> dict[str, Any]:
+    from wlx.node.errors import Rejection
+    from wlx.node.protocol import inbound
+    from wlx.node.protocol.messages import Batch, Cursor, ResyncRequired
+
+    batch_cases: list[dict[str, Any]] = []
+
+    def batch_case(
+        note: str,
+        cursor: tuple[int, int, bytes] | None,
+        batch: dict[str, Any],
+        applied: dict[int, bytes] | None = None,
+    ) -> None:
+        fields = {
+            "origin": CN,
+            "recipient": RU,
+            "epoch": 1,
+            "created_at": 0,
+            "ops": (),
+            **batch,
+        }
+        b = Batch(**fields)
+        known = applied or {}
+        try:
+            result = inbound.decide_batch(
+                b,
+                me=RU,
+                origin=CN,
+                cursor=Cursor(*cursor) if cursor else None,
+                digest_at=known.get,
+            )
+        except Rejection as exc:
+            outcome: dict[str, Any] = {"reject": exc.reason.value}
+        else:
+            if isinstance(result, inbound.Duplicate):
+                outcome = {"duplicate": True}
+            else:
+                c = result.cursor
+                outcome = {"apply": {"epoch": c.epoch, "seq": c.seq, "digest": c.digest.hex()}}
+        batch_cases.append(
+            {
+                "note": note,
+                "me": RU,
+                "expected_origin": CN,
+                "cursor": (
+                    {"epoch": cursor[0], "seq": cursor[1], "digest": cursor[2].hex()}
+                    if cursor
+                    else None
+                ),
+                "applied": {str(k): v.hex() for k, v in known.items()},
+                "batch": {
+                    k: (v.hex() if isinstance(v, bytes) else v)
+                    for k, v in fields.items()
+                    if k not in ("ops", "created_at")
+                },
+                **outcome,
+            }
+        )
+
+    g = genesis_digest(CN, RU, 1)
+    seq = {"first_seq": 1, "last_seq": 2, "prev_digest": g, "digest": d(2)}
+    batch_case("continues the cursor", (1, 0, g), seq)
+    batch_case("no snapshot applied yet", None, seq)
+    batch_case("names another origin", (1, 0, g), {**seq, "origin": AR})
+    batch_case("made for another recipient", (1, 0, g), {**seq, "recipient": AR})
+    batch_case("older epoch", (2, 0, genesis_digest(CN, RU, 2)), seq)
+    batch_case("newer epoch before its snapshot", (1, 0, g), {**seq, "epoch": 2})
+    later = {"first_seq": 3, "last_seq": 5, "prev_digest": d(2), "digest": d(5)}
+    batch_case("next batch", (1, 2, d(2)), later, {2: d(2)})
+    batch_case("same batch again", (1, 5, d(5)), later, {2: d(2), 5: d(5)})
+    batch_case("other batch ending at an applied position", (1, 5, d(5)), later, {5: d(9)})
+    batch_case(
+        "ends behind the cursor at no applied batch end", (1, 5, d(5)), {**later, "last_seq": 4}
+    )
+    batch_case("starts after a gap", (1, 1, d(1)), later, {1: d(1)})
+    batch_case("overlaps the applied stream", (1, 4, d(4)), later, {4: d(4)})
+    batch_case("does not chain to the cursor digest", (1, 2, d(7)), later, {2: d(7)})
+
+    pull_cases: list[dict[str, Any]] = []
+    state: dict[str, Any] = {
+        "epoch": 2,
+        "last_seq": 10,
+        "last_digest": d(10).hex(),
+        "oldest_seq": 4,
+    }
+    outbox = {5: d(5), 7: d(7), 10: d(10)}
+    g2 = genesis_digest(CN, RU, 2)
+
+    def pull_case(
+        note: str,
+        epoch: int,
+        after_seq: int,
+        after_digest: bytes,
+        skipped: tuple[int, ...] = (),
+        **kw: Any,
+    ) -> None:
+        st = {**state, **kw}
+        # Batches kept begin at the oldest kept position and after each kept
+        # batch's end, but where the stream skipped a position.
+        ends = sorted(outbox)
+        starts = sorted(
+            s
+            for s in {st["oldest_seq"], *(e + 1 for e in ends[:-1])}
+            if s >= st["oldest_seq"] and s <= ends[-1] and s not in skipped
+        )
+        st["outbox_starts"] = starts
+        params = PullParams(RU, CN, epoch, after_seq, after_digest, 0, bytes(16), 0)
+        result = outbound.decide_pull(
+            params,
+            epoch=st["epoch"],
+            last_seq=st["last_seq"],
+            last_digest=bytes.fromhex(st["last_digest"]),
+            oldest_seq=st["oldest_seq"],
+            digest_at=outbox.get,
+            starts_at=lambda seq: seq in starts,
+        )
+        outcome = (
+            {"resync": result.reason}
+            if isinstance(result, ResyncRequired)
+            else {"continue_after": result}
+        )
+        pull_cases.append(
+            {
+                "note": note,
+                "origin": CN,
+                "requester": RU,
+                "stream": {**st, "outbox_digests": {str(k): v.hex() for k, v in outbox.items()}},
+                "params": {
+                    "epoch": epoch,
+                    "after_seq": after_seq,
+                    "after_digest": after_digest.hex(),
+                },
+                **outcome,
+            }
+        )
+
+    pull_case("the requester holds nothing", 0, 0, b"")
+    pull_case("the requester's epoch is not the current one", 1, 7, d(7))
+    pull_case("continue after an outbox batch", 2, 7, d(7))
+    pull_case("up to date", 2, 10, d(10))
+    pull_case("ahead of the origin", 2, 11, d(11))
+    pull_case("digest differs from the batch there", 2, 7, d(8))
+    pull_case("not a batch boundary", 2, 6, d(6))
+    pull_case("compacted position", 2, 2, d(2))
+    pull_case("from genesis, but batches 1-3 were compacted", 2, 0, g2)
+    pull_case("from genesis, nothing compacted", 2, 0, g2, oldest_seq=1)
+    pull_case("from genesis with the wrong digest", 2, 0, d(1), oldest_seq=1)
+    pull_case("up to date, every batch compacted", 2, 10, d(10), oldest_seq=11)
+    pull_case("behind, every batch compacted", 2, 7, d(7), oldest_seq=11)
+    pull_case("the batch after the cursor was skipped", 2, 7, d(7), skipped=(8,))
+    return {"batch": batch_cases, "pull": pull_cases}
+
+
+# ---------------------------------------------------------------- main
+
+FILES: dict[str, Callable[[], dict[str, Any]]] = {
+    "normalisation.json": normalisation,
+    "tokens.json": tokens,
+    "envelopes.json": envelopes,
+    "cards.json": cards,
+    "atrest.json": at_rest,
+    "messages.json": messages,
+    "decisions.json": decisions,
+}
+
+
+def render(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    OUT.mkdir(parents=True, exist_ok=True)
+    stale = []
+    for name, make in FILES.items():
+        text = render(make())
+        path = OUT / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        elif not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote docs/vectors/{name}")
+    if stale:
+        print(f"stale vectors: {', '.join(stale)}; run scripts/gen_vectors.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
