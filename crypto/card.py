@@ -11,8 +11,8 @@ operator's decision (compare fingerprints out of band).
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import json
 import re
 from dataclasses import dataclass
