@@ -392,7 +392,9 @@ def init_node(
         )
         own_key = EpochKey.generate(node_id, node_id, 1, rng)
         with store.write() as tx:
-            if tx.get_inbound(node_id) is not None or tx.count_records():
+            # Any node's data, not only this node id's: two nodes in one schema
+            # would share (and break) each other's tables.
+            if tx.list_inbound() or tx.count_records():
                 raise AlreadyExists(
                     f"the store of node {node_id} already holds data; use a new database schema"
                 )

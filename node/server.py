@@ -7,6 +7,7 @@ Message sizes, concurrency and worker threads are bounded.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -313,9 +314,13 @@ def build_server(
             "never use this outside development",
             listen,
         )
-        port = server.add_insecure_port(listen)
+        add_port = functools.partial(server.add_insecure_port, listen)
     else:
-        port = server.add_secure_port(listen, server_credentials(node))
+        add_port = functools.partial(server.add_secure_port, listen, server_credentials(node))
+    try:
+        port = add_port()
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        port = 0
     if port == 0:
         raise UserError(f"cannot listen on {listen} (address in use or not local)")
     return server, port

@@ -1,7 +1,7 @@
 """Witnessing: cosigning a trusted peer's checkpoints, never two histories.
 
 docs/audit.md §4.  Follows C2SP ``tlog-witness`` (add-checkpoint): the log
-sends its signed checkpoint, the size of the last checkpoint of its this
+sends its signed checkpoint, the size of the last of its checkpoints this
 witness cosigned (``old_size``) and an RFC 9162 consistency proof from that
 size.  The witness
 

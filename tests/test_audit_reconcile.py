@@ -1,0 +1,162 @@
+"""Reconciling two nodes' bundles: agreement, pending items, and each kind of
+contradiction (docs/audit.md §8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from audit_support import (
+    bundle_of,
+    entries_of,
+    forge,
+    keyring,
+    signing_keys,
+    witnessed_federation,
+)
+from conftest import Federation, FederationMaker, StorageFactory, record
+
+from wlx.crypto.note import sign_note
+from wlx.node import origin
+from wlx.node.audit import witness
+from wlx.node.audit.checkpoints import checkpoint_text, log_signer
+from wlx.node.audit.cosign import checkpoint_round
+from wlx.node.audit.reconcile import reconcile
+from wlx.node.audit.verify import Verified, verify_bundle
+from wlx.node.errors import Rejection
+
+
+def verified(fed: Federation, data: bytes) -> Verified:
+    return verify_bundle(data, keyring(fed))
+
+
+def both(fed: Federation, a: str = "CN", b: str = "RU") -> tuple[Verified, Verified]:
+    return verified(fed, bundle_of(fed, a)), verified(fed, bundle_of(fed, b))
+
+
+def test_bundles_of_an_honest_exchange_agree(
+    federation: FederationMaker, backend: StorageFactory
+) -> None:
+    fed = witnessed_federation(federation, backend)
+    cn, ru = both(fed)
+    result = reconcile(cn, ru)
+    assert result.agree and result.pending == [], result.lines()
+    summary = "\n".join(result.summary)
+    assert "CN -> RU:" in summary and "RU -> CN:" in summary
+    assert "detail requests: 1 by RU, 1 answered as RU logged" in summary
+    assert "snapshots: 1 sent, 1 applied as sent" in summary
+    assert result.lines()[-1] == "no discrepancy"
+
+
+def test_an_older_bundle_leaves_items_pending(federation: FederationMaker) -> None:
+    fed = witnessed_federation(federation)
+    ru_before = verified(fed, bundle_of(fed, "RU"))
+    origin.import_records(fed["CN"].node, [record("CN-9")])
+    fed.sync("RU", "CN")  # CN makes the batch, RU applies it: after RU's export
+    checkpoint_round(fed["CN"].node)
+    result = reconcile(verified(fed, bundle_of(fed, "CN")), ru_before)
+    assert result.agree, result.discrepancies
+    assert any("not yet applied by RU" in p for p in result.pending)
+    assert any("after the end of RU's bundle" in p for p in result.pending)  # RU's receipt
+
+
+def tamper(
+    fed: Federation,
+    node_id: str,
+    change: Any,
+    *,
+    kind: str,
+    match: dict[str, Any] | None = None,
+    last: bool = False,
+) -> Verified:
+    """``node_id``'s bundle with the first (or last) entry of ``kind`` changed by
+    ``change`` (dropped if it returns None), re-signed by the node and cosigned
+    by the other nodes' keys: a lie that verifies on its own."""
+    data = bundle_of(fed, node_id)
+    rows = entries_of(data)
+    found = [
+        i
+        for i, e in enumerate(rows)
+        if e["kind"] == kind and all(e.get(k) == v for k, v in (match or {}).items())
+    ]
+    index = found[-1] if last else found[0]
+    changed = change(dict(rows[index]))
+    rows = rows[:index] + ([changed] if changed is not None else []) + rows[index + 1 :]
+    others = [n for n in fed.nodes if n != node_id]
+    return verified(fed, forge(data, signing_keys(fed), rows, cosigners=others))
+
+
+def test_a_digest_mismatch_is_a_discrepancy(federation: FederationMaker) -> None:
+    fed = witnessed_federation(federation)
+    cn = verified(fed, bundle_of(fed, "CN"))
+    ru = tamper(
+        fed,
+        "RU",
+        lambda e: {**e, "digest": "00" * 32},
+        kind="batch.applied",
+        match={"origin": "CN"},
+    )
+    result = reconcile(cn, ru)
+    assert not result.agree
+    text = "\n".join(result.discrepancies)
+    assert "CN -> RU: batch of epoch 1" in text and "RU applied digest 0000000000000000" in text
+    # RU's own receipt, held by CN, contradicts RU's rewritten log too.
+    assert "holds RU's signed receipt" in text
+    # And RU's rewritten log is not the one CN cosigned.
+    assert "CN cosigned a checkpoint of RU's log" in text and "another history" in text
+
+
+def test_a_batch_received_but_never_logged_as_sent(federation: FederationMaker) -> None:
+    fed = witnessed_federation(federation)
+    ru = verified(fed, bundle_of(fed, "RU"))
+    # CN's last batch for RU (the removal), which RU applied and acknowledged.
+    cn = tamper(fed, "CN", lambda e: None, kind="batch.sent", match={"peer": "RU"}, last=True)
+    text = "\n".join(reconcile(cn, ru).discrepancies)
+    assert "RU applied batch of epoch 1, seq 4-4" in text and "does not record making" in text
+    # CN's first batch for RU, which RU took as a snapshot continuing after it.
+    cn = tamper(fed, "CN", lambda e: None, kind="batch.sent", match={"peer": "RU"})
+    text = "\n".join(reconcile(cn, ru).discrepancies)
+    assert "continues CN's chain after seq 3, but CN's log records no batch ending there" in text
+
+
+@pytest.mark.parametrize("field", ["outcome", "purpose"])
+def test_a_rewritten_detail_request_is_a_discrepancy(
+    federation: FederationMaker, field: str
+) -> None:
+    fed = witnessed_federation(federation)
+    ru = verified(fed, bundle_of(fed, "RU"))
+    cn = tamper(fed, "CN", lambda e: {**e, field: "rewritten"}, kind="detail.in")
+    text = "\n".join(reconcile(ru, cn).discrepancies)
+    assert "detail request" in text and f"{field} differ between RU" in text
+
+
+def test_a_snapshot_applied_differently_is_a_discrepancy(federation: FederationMaker) -> None:
+    fed = witnessed_federation(federation)
+    cn = verified(fed, bundle_of(fed, "CN"))
+    ru = tamper(
+        fed,
+        "RU",
+        lambda e: {**e, "entries": e["entries"] + 1},
+        kind="snapshot.applied",
+        match={"origin": "CN"},
+    )
+    text = "\n".join(reconcile(cn, ru).discrepancies)
+    assert "entries differ between CN" in text
+
+
+def test_a_witness_refusal_is_reported(federation: FederationMaker) -> None:
+    fed = witnessed_federation(federation)
+    cn_node, ru_node = fed["CN"].node, fed["RU"].node
+    with cn_node.store.read() as tx:
+        latest = tx.latest_checkpoint()
+    assert latest is not None
+    fork = sign_note(
+        checkpoint_text("CN", latest.size, bytes(32)), [log_signer("CN", cn_node.signing_key)]
+    )
+    with pytest.raises(Rejection):
+        witness.add_checkpoint(ru_node, fork, latest.size, [])
+    checkpoint_round(ru_node)
+    result = reconcile(*both(fed))
+    assert any(
+        "RU refused to cosign CN's checkpoint" in d and "fork" in d for d in result.discrepancies
+    )
