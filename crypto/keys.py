@@ -25,6 +25,21 @@ Rng = Callable[[int], bytes]
 KEY_LEN = 32
 
 
+def _to_pem(key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _from_pem(pem: bytes) -> object:
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise MalformedError("not a PEM private key") from exc
+
+
 def system_rng(n: int) -> bytes:
     """The operating system's CSPRNG; the default ``Rng`` everywhere."""
     return os.urandom(n)
@@ -66,11 +81,7 @@ class SigningKey:
 
     def to_pem(self) -> bytes:
         """PKCS#8 PEM, unencrypted (the file holding it must be mode 0600)."""
-        return self._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return _to_pem(self._key)
 
     @classmethod
     def from_pem(cls, pem: bytes) -> SigningKey:
@@ -79,10 +90,7 @@ class SigningKey:
         Raises:
             MalformedError: not a PEM Ed25519 private key.
         """
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
-            raise MalformedError("not a PEM private key") from exc
+        key = _from_pem(pem)
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise MalformedError("not an Ed25519 private key")
         return cls(key)
@@ -159,11 +167,7 @@ class BoxKey:
 
     def to_pem(self) -> bytes:
         """PKCS#8 PEM, unencrypted (the file holding it must be mode 0600)."""
-        return self._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return _to_pem(self._key)
 
     @classmethod
     def from_pem(cls, pem: bytes) -> BoxKey:
@@ -172,10 +176,7 @@ class BoxKey:
         Raises:
             MalformedError: not a PEM X25519 private key.
         """
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
-            raise MalformedError("not a PEM private key") from exc
+        key = _from_pem(pem)
         if not isinstance(key, x25519.X25519PrivateKey):
             raise MalformedError("not an X25519 private key")
         return cls(key)

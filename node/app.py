@@ -202,6 +202,32 @@ def _load_keys(paths: NodePaths, config: NodeConfig) -> _Keys:
     return _Keys(signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert)
 
 
+def _node(
+    config: NodeConfig,
+    paths: NodePaths,
+    keys: _Keys,
+    store: Store,
+    clock: Clock,
+    rng: Rng,
+    insecure_dev: bool,
+) -> Node:
+    return Node(
+        config,
+        paths,
+        keys.signing,
+        keys.box,
+        keys.storage,
+        keys.card,
+        store,
+        tls_key=keys.tls_key,
+        ca_key=keys.ca_key,
+        ca_cert=keys.ca_cert,
+        clock=clock,
+        rng=rng,
+        insecure_dev=insecure_dev,
+    )
+
+
 def open_node(
     directory: Path,
     *,
@@ -228,21 +254,7 @@ def open_node(
     except BaseException:
         store.close()
         raise
-    return Node(
-        config,
-        paths,
-        keys.signing,
-        keys.box,
-        keys.storage,
-        keys.card,
-        store,
-        tls_key=keys.tls_key,
-        ca_key=keys.ca_key,
-        ca_cert=keys.ca_cert,
-        clock=clock,
-        rng=rng,
-        insecure_dev=insecure_dev,
-    )
+    return _node(config, paths, keys, store, clock, rng, insecure_dev)
 
 
 CERT_DAYS = 3650
@@ -379,17 +391,7 @@ def init_node(
         write_public(paths.config, config.to_toml().encode("utf-8"))
         keys = _load_keys(paths, config)
         store = _open_store(paths, storage)
-        node = Node(
-            config,
-            paths,
-            keys.signing,
-            keys.box,
-            keys.storage,
-            keys.card,
-            store,
-            clock=clock,
-            rng=rng,
-        )
+        node = _node(config, paths, keys, store, clock, rng, insecure_dev=False)
         own_key = EpochKey.generate(node_id, node_id, 1, rng)
         with store.write() as tx:
             # Any node's data, not only this node id's: two nodes in one schema

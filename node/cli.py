@@ -26,8 +26,8 @@ from wlx.node.cli_common import (
     EXIT_ERROR,
     EXIT_INTERNAL,
     insecure_flag,
+    node_at,
     node_dir,
-    open_dir,
     when,
 )
 from wlx.node.config import StorageConfig, check_address
@@ -109,14 +109,11 @@ def init(
 @click.option("--fingerprint", is_flag=True, help="Print only the identity fingerprint.")
 def identity(directory: Path, fingerprint: bool) -> None:
     """Print the node's public identity card (to give to peers out of band)."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         if fingerprint:
             click.echo(node.card.fingerprint())
         else:
             click.echo(node.card.raw.decode("utf-8"), nl=False)
-    finally:
-        node.close()
 
 
 @cli.group()
@@ -141,11 +138,8 @@ def peer_add(
         card_bytes = card_file.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {card_file}: {exc.strerror}") from None
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         card = origin.add_peer(node, card_bytes, address, expect_fingerprint)
-    finally:
-        node.close()
     click.echo(f"trusted peer {card.node_id} at {address}")
     click.echo(f"fingerprint: {card.fingerprint()} (compare it with the peer's operator)")
 
@@ -156,12 +150,8 @@ def peer_list(directory: Path) -> None:
     """List the trusted peers."""
     from wlx.crypto.card import parse_card
 
-    node = open_dir(directory)
-    try:
-        with node.store.read() as tx:
-            peers = tx.list_peers()
-    finally:
-        node.close()
+    with node_at(directory) as node, node.store.read() as tx:
+        peers = tx.list_peers()
     for row in peers:
         click.echo(f"{row.node_id}\t{row.address}\t{parse_card(row.card).fingerprint()}")
 
@@ -171,11 +161,8 @@ def peer_list(directory: Path) -> None:
 @click.argument("peer_id", metavar="PEER")
 def peer_revoke(directory: Path, peer_id: str) -> None:
     """Stop trusting PEER: refuse it, purge everything it sent, send it nothing more."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         purged = lifecycle.revoke_peer(node, peer_id)
-    finally:
-        node.close()
     click.echo(f"revoked {peer_id}; purged {purged} of its listings")
 
 
@@ -207,8 +194,7 @@ def peer_policy(
     """
     from wlx.node.policy import SharingPolicy
 
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         with node.store.read() as tx:
             row = tx.get_peer(peer_id)
         if row is None or row.revoked_at:
@@ -227,8 +213,6 @@ def peer_policy(
             )
         )
         removed, added = origin.set_policy(node, peer_id, policy)
-    finally:
-        node.close()
     click.echo(
         f"{peer_id} now receives: {policy.describe()} ({removed} removals, {added} additions sent)"
     )
@@ -264,11 +248,8 @@ def records_import(directory: Path, file: Path, fmt: str | None) -> None:
         parsed = parse_records(text, fmt)
     except RecordError as exc:
         raise UserError(f"{file}: {exc}; nothing was imported") from None
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         result = origin.import_records(node, parsed)
-    finally:
-        node.close()
     click.echo(
         f"imported {len(parsed)} records: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged"
@@ -280,11 +261,8 @@ def records_import(directory: Path, file: Path, fmt: str | None) -> None:
 @click.argument("record_id")
 def records_remove(directory: Path, record_id: str) -> None:
     """Remove the record RECORD_ID; peers receive the removal at their next sync."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         origin.remove_record(node, record_id)
-    finally:
-        node.close()
     click.echo(f"removed {record_id}")
 
 
@@ -293,11 +271,8 @@ def records_remove(directory: Path, record_id: str) -> None:
 @click.argument("record_id")
 def records_suspend(directory: Path, record_id: str) -> None:
     """Suspend RECORD_ID while it is contested: peers still see the hit, with no action."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         changed = origin.suspend_record(node, record_id, suspended=True)
-    finally:
-        node.close()
     click.echo(f"suspended {record_id}" if changed else f"{record_id} was already suspended")
 
 
@@ -306,11 +281,8 @@ def records_suspend(directory: Path, record_id: str) -> None:
 @click.argument("record_id")
 def records_reinstate(directory: Path, record_id: str) -> None:
     """Lift the suspension of RECORD_ID."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         changed = origin.suspend_record(node, record_id, suspended=False)
-    finally:
-        node.close()
     click.echo(f"reinstated {record_id}" if changed else f"{record_id} was not suspended")
 
 
@@ -318,12 +290,8 @@ def records_reinstate(directory: Path, record_id: str) -> None:
 @node_dir
 def records_count(directory: Path) -> None:
     """Print how many records the node lists."""
-    node = open_dir(directory)
-    try:
-        with node.store.read() as tx:
-            click.echo(tx.count_records())
-    finally:
-        node.close()
+    with node_at(directory) as node, node.store.read() as tx:
+        click.echo(tx.count_records())
 
 
 # ------------------------------------------------------------------ running
@@ -344,28 +312,27 @@ def serve(
     from wlx.node.sync import SyncLoop
 
     logging.getLogger().setLevel(logging.INFO)
-    node = open_dir(directory, insecure_dev=insecure_dev)
-    server, port = build_server(node, node.config.listen)
-    server.start()
-    if metrics_port is not None:
-        start_http_server(metrics_port, addr="127.0.0.1")
-    interval = sync_interval or node.config.sync_interval
-    loop = SyncLoop(node, interval)
-    loop.start()
-    log.info("node %s serving on port %d, syncing every %.1fs", node.node_id, port, interval)
-    stopped = threading.Event()
+    with node_at(directory, insecure_dev=insecure_dev) as node:
+        server, port = build_server(node, node.config.listen)
+        server.start()
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr="127.0.0.1")
+        interval = sync_interval or node.config.sync_interval
+        loop = SyncLoop(node, interval)
+        loop.start()
+        log.info("node %s serving on port %d, syncing every %.1fs", node.node_id, port, interval)
+        stopped = threading.Event()
 
-    def stop(signum: int, _frame: object) -> None:
-        log.info("stopping (%s)", signal.Signals(signum).name)
-        stopped.set()
+        def stop(signum: int, _frame: object) -> None:
+            log.info("stopping (%s)", signal.Signals(signum).name)
+            stopped.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, lambda *_: loop.trigger())
-    stopped.wait()
-    server.stop(grace=5).wait()
-    loop.stop()
-    node.close()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda *_: loop.trigger())
+        stopped.wait()
+        server.stop(grace=5).wait()
+        loop.stop()
 
 
 @cli.command()
@@ -376,11 +343,8 @@ def sync(directory: Path, only: str | None, insecure_dev: bool) -> None:
     """Pull once from every peer now, and exit (non-zero if any pull failed)."""
     from wlx.node.sync import describe, sync_all
 
-    node = open_dir(directory, insecure_dev=insecure_dev)
-    try:
+    with node_at(directory, insecure_dev=insecure_dev) as node:
         reports = sync_all(node, only)
-    finally:
-        node.close()
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
     for report in reports:
@@ -398,11 +362,8 @@ def maintain(directory: Path) -> None:
     """Housekeeping now: purge expired listings, enforce retention, compact the logs."""
     from wlx.node.maintenance import maintain as run
 
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         report = run(node)
-    finally:
-        node.close()
     click.echo(
         f"purged {report.purged} expired listings, removed {report.retired} expired own "
         f"records, compacted {report.compacted_batches} batches and "
@@ -420,11 +381,8 @@ def status(directory: Path, as_json: bool) -> None:
 
     from wlx.node.node_status import node_status
 
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         state = node_status(node)
-    finally:
-        node.close()
     if as_json:
         out = asdict(state)
         for peer, row in zip(state.peers, out["peers"], strict=True):

@@ -11,7 +11,7 @@ import click
 
 from wlx.node import credentials, lifecycle
 from wlx.node.auth import ISSUABLE_ROLES
-from wlx.node.cli_common import node_dir, open_dir, when
+from wlx.node.cli_common import node_at, node_dir, when
 from wlx.node.config import write_private
 from wlx.node.errors import UserError
 
@@ -38,11 +38,8 @@ def credential_issue(directory: Path, role: str, name: str, days: int, out: Path
     path = out or Path(f"{name}.credential.json")
     if path.exists():
         raise UserError(f"{path} exists already; not overwriting a credential")
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         issued = credentials.issue(node, name=name, role=role, days=days)
-    finally:
-        node.close()
     write_private(path, issued.to_bytes())
     click.echo(f"issued {role} credential {name} for node {issued.node_id}: {path}")
 
@@ -52,11 +49,8 @@ def credential_issue(directory: Path, role: str, name: str, days: int, out: Path
 @click.argument("name")
 def credential_revoke(directory: Path, name: str) -> None:
     """Revoke the credential NAME: its next call is refused."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         credentials.revoke(node, name)
-    finally:
-        node.close()
     click.echo(f"revoked {name}")
 
 
@@ -64,12 +58,9 @@ def credential_revoke(directory: Path, name: str) -> None:
 @node_dir
 def credential_list(directory: Path) -> None:
     """List the credentials the node issued."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         rows = credentials.listing(node)
         now = node.now()
-    finally:
-        node.close()
     for row in rows:
         state = (
             f"revoked {when(row.revoked_at)}"
@@ -93,14 +84,11 @@ def keys_rotate(directory: Path) -> None:
     or, for peers that cannot be reached, by `wlx serve` later.  Every
     peer's stream starts a new epoch.
     """
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         card = lifecycle.rotate_keys(node)
         delivered = lifecycle.announce(node)
         with node.store.read() as tx:
             pending = [peer for peer, _ in tx.list_announcements()]
-    finally:
-        node.close()
     click.echo(f"new identity fingerprint: {card.fingerprint()}")
     if delivered:
         click.echo(f"new card delivered to: {', '.join(delivered)}")
@@ -118,11 +106,8 @@ def epoch() -> None:
 @click.option("--peer", help="Only this peer (default: every peer).")
 def epoch_new(directory: Path, peer: str | None) -> None:
     """Start a new token epoch: peers resync under a fresh key; old tokens are dropped."""
-    node = open_dir(directory)
-    try:
+    with node_at(directory) as node:
         started = lifecycle.new_epoch(node, peer)
-    finally:
-        node.close()
     for name, number in started:
         click.echo(f"{name}: epoch {number}")
 

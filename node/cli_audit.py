@@ -18,7 +18,7 @@ from wlx.node.audit.bundle import decode
 from wlx.node.audit.cosign import checkpoint_round, describe
 from wlx.node.audit.errors import AuditFailure
 from wlx.node.audit.reconcile import reconcile
-from wlx.node.cli_common import EXIT_ERROR, client_target, insecure_flag, node_dir, open_dir
+from wlx.node.cli_common import EXIT_ERROR, client_target, insecure_flag, node_at, node_dir
 from wlx.node.errors import UserError
 from wlx.node.transport import client_channel
 
@@ -39,11 +39,8 @@ def audit() -> None:
 def checkpoint(directory: Path, only: str | None, insecure_dev: bool) -> None:
     """Checkpoint the node's log now and have its peers cosign it (they must be
     serving); non-zero exit if a peer did not cosign."""
-    node = open_dir(directory, insecure_dev=insecure_dev)
-    try:
+    with node_at(directory, insecure_dev=insecure_dev) as node:
         row, reports = checkpoint_round(node, only)
-    finally:
-        node.close()
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
     root = base64.b64encode(row.root).decode()
@@ -85,11 +82,8 @@ def export_cmd(
     else:
         if len(paths) != 2:
             raise UserError("give the node directory and OUT (or --node HOST:PORT and OUT)")
-        node = open_dir(paths[0])
-        try:
+        with node_at(paths[0]) as node:
             bundle = export.from_store(node)
-        finally:
-            node.close()
     out = paths[-1]
     try:
         written = export.write_bundle(bundle, out)

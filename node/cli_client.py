@@ -19,25 +19,13 @@ import grpc
 from wlx.node.cli_common import EXIT_DENIED, client_target, insecure_flag, when
 from wlx.node.errors import UserError
 from wlx.node.lookup import Hit, Query
+from wlx.node.model import FIELDS
 from wlx.node.status import from_rpc_error
 from wlx.node.transport import client_channel
 from wlx.node.wire import hit_from_pb, query_to_pb
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 LOOKUP_TIMEOUT = 10.0
-RECORD_FIELDS = (
-    "id",
-    "names",
-    "dob",
-    "nationality",
-    "sex",
-    "documents",
-    "category",
-    "action",
-    "legal_basis",
-    "authority",
-    "expires",
-)
 
 node_option = click.option(
     "--node", "address", help="HOST:PORT of the node (default: from the credential)."
@@ -177,7 +165,7 @@ def detail(
         click.echo(f"DENIED by the origin: {result.denial}")
         sys.exit(EXIT_DENIED)
     record = json.loads(result.record_json)
-    for key in RECORD_FIELDS:
+    for key in FIELDS:
         value = record.get(key)
         if key == "documents":
             value = ", ".join(f"{d['type']}:{d['country']}:{d['number']}" for d in value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -29,6 +31,16 @@ insecure_flag = click.option(
 def open_dir(directory: Path, *, insecure_dev: bool = False) -> Node:
     """Open the node in ``directory`` (one-line errors on failure)."""
     return open_node(directory, insecure_dev=insecure_dev)
+
+
+@contextmanager
+def node_at(directory: Path, *, insecure_dev: bool = False) -> Iterator[Node]:
+    """The node in ``directory``, open for the length of a ``with`` block."""
+    node = open_dir(directory, insecure_dev=insecure_dev)
+    try:
+        yield node
+    finally:
+        node.close()
 
 
 def when(ts: int) -> str:

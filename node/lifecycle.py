@@ -22,7 +22,6 @@ from dataclasses import replace
 
 import grpc
 
-from wlx.crypto import tls
 from wlx.crypto.card import IdentityCard, parse_card
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.errors import CryptoError
@@ -34,6 +33,7 @@ from wlx.node.config import read_private
 from wlx.node.errors import NotFound, PermissionDenied, UserError
 from wlx.node.peers import channel_options
 from wlx.node.store.base import OutboundState, Tx
+from wlx.node.transport import pinned_channel
 from wlx.v1 import federation_pb2, federation_pb2_grpc
 
 log = logging.getLogger("wlx.lifecycle")
@@ -247,20 +247,13 @@ def announce(node: Node) -> list[str]:
 def _send_card(
     node: Node, card: IdentityCard, address: str, key: bytes, cert: bytes, card_bytes: bytes
 ) -> None:
-    if node.insecure_dev:
-        channel = grpc.insecure_channel(address, options=channel_options())
-    else:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=card.tls_cert, private_key=key, certificate_chain=cert
+    channel = (
+        grpc.insecure_channel(address, options=channel_options())
+        if node.insecure_dev
+        else pinned_channel(
+            address, node_id=card.node_id, pinned_cert=card.tls_cert, key=key, cert=cert
         )
-        channel = grpc.secure_channel(
-            address,
-            credentials,
-            options=[
-                *channel_options(),
-                ("grpc.ssl_target_name_override", tls.node_dns_name(card.node_id)),
-            ],
-        )
+    )
     with channel:
         federation_pb2_grpc.FederationStub(channel).AnnounceCard(
             federation_pb2.AnnounceRequest(card=card_bytes), timeout=ANNOUNCE_TIMEOUT

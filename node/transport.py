@@ -95,20 +95,32 @@ def server_credentials(node: Node) -> grpc.ServerCredentials:
     return grpc.dynamic_ssl_server_credentials(initial, fetch, require_client_authentication=True)
 
 
+def pinned_channel(
+    address: str, *, node_id: str, pinned_cert: bytes, key: bytes, cert: bytes
+) -> grpc.Channel:
+    """A mutual-TLS channel to node ``node_id`` at ``address``: its certificate
+    ``pinned_cert`` is the only one accepted; ``key``/``cert`` are presented."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pinned_cert, private_key=key, certificate_chain=cert
+    )
+    options = [
+        *channel_options(),
+        ("grpc.ssl_target_name_override", tls.node_dns_name(node_id)),
+    ]
+    return grpc.secure_channel(address, credentials, options=options)
+
+
 def peer_channel(node: Node, card: IdentityCard, address: str) -> grpc.Channel:
     """A channel to the peer of ``card``: its certificate pinned, ours presented."""
     if node.insecure_dev:
         return grpc.insecure_channel(address, options=channel_options())
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=card.tls_cert,
-        private_key=node.tls_key,
-        certificate_chain=node.tls_cert,
+    return pinned_channel(
+        address,
+        node_id=card.node_id,
+        pinned_cert=card.tls_cert,
+        key=node.tls_key,
+        cert=node.tls_cert,
     )
-    options = [
-        *channel_options(),
-        ("grpc.ssl_target_name_override", tls.node_dns_name(card.node_id)),
-    ]
-    return grpc.secure_channel(address, credentials, options=options)
 
 
 @dataclass(frozen=True)
@@ -179,13 +191,10 @@ def client_channel(address: str, credential: Credential | None) -> grpc.Channel:
     """
     if credential is None:
         return grpc.insecure_channel(address, options=channel_options())
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=credential.node_cert,
-        private_key=credential.key,
-        certificate_chain=credential.cert,
+    return pinned_channel(
+        address,
+        node_id=credential.node_id,
+        pinned_cert=credential.node_cert,
+        key=credential.key,
+        cert=credential.cert,
     )
-    options = [
-        *channel_options(),
-        ("grpc.ssl_target_name_override", tls.node_dns_name(credential.node_id)),
-    ]
-    return grpc.secure_channel(address, credentials, options=options)
