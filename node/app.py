@@ -10,6 +10,7 @@ import datetime
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class Node:
     insecure_dev: bool = False
     """Plaintext gRPC, no client authentication: development only."""
     _cards: dict[bytes, IdentityCard] = field(default_factory=dict, repr=False)
+    _card_stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def tls_cert(self) -> bytes:
@@ -76,12 +79,24 @@ class Node:
     def reload_keys(self) -> bool:
         """Re-read keys and card after a rotation by another process.
 
-        Returns True if the card changed.
+        Cheap when nothing changed (one ``stat`` of the card file), so it is
+        called for every new connection.  Returns True if the card changed.
 
         Raises:
             UserError: as ``open_node``.
         """
-        keys = _load_keys(self.paths, self.config)
+        with self._reload_lock:
+            try:
+                stamp = self.paths.card.stat()
+            except FileNotFoundError:
+                return False  # mid-rotation: the new card is about to be in place
+            seen = (stamp.st_mtime_ns, stamp.st_size, stamp.st_ino)
+            if seen == self._card_stamp:
+                return False
+            self._card_stamp = seen
+            return self._swap_keys(_load_keys(self.paths, self.config))
+
+    def _swap_keys(self, keys: _Keys) -> bool:
         if keys.card.raw == self.card.raw:
             return False
         self.signing_key, self.box_key, self.card = keys.signing, keys.box, keys.card

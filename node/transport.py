@@ -68,6 +68,7 @@ class _Fetcher:
 
     def _read(self) -> tuple[bytes, bytes, bytes]:
         node = self._node
+        node.reload_keys()  # a `wlx keys rotate` by another process shows here at once
         return node.tls_key, node.tls_cert, trust_anchors(node)
 
     def __call__(self) -> grpc.ServerCertificateConfiguration | None:
