@@ -281,14 +281,31 @@ def _hit_proof(seal_key: bytes, requester: str, origin: str, ref: str, nonce: by
     return hit_proof(seal_key, proof_message(requester, origin, ref, nonce))
 
 
-def own_record(node: Node, ref: str) -> DetailOutcome:
-    """The officer asks for a record of the node's own list: answered locally.
+def own_record(node: Node, ref: str, *, officer: str, purpose: str, case_id: str) -> DetailOutcome:
+    """An officer asks for a record of the node's own list: answered locally,
+    and logged like any other detail request.
 
     Raises:
         NotFound: no such record.
     """
-    with node.store.read() as tx:
+    with node.store.write() as tx:
         stored = tx.get_record(ref)
-    if stored is None:
-        raise NotFound(f"no record {ref!r} in this node's list")
+        if stored is None:
+            raise NotFound(f"no record {ref!r} in this node's list")
+        tx.add_detail(
+            DetailRow(node.now(), node.node_id, "out", ref, officer, purpose, case_id, "granted")
+        )
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=node.now(),
+            kind=Event.DETAIL_OUT,
+            origin=node.node_id,
+            ref=ref,
+            officer=officer,
+            purpose=purpose,
+            case=case_id,
+            outcome="granted",
+            request="",
+        )
     return DetailOutcome(True, "", load_record(node, stored).to_json().decode("utf-8"))

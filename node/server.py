@@ -211,7 +211,13 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
             raise UserError("a detail request names the hit's ref")
         origin_id = request.origin or self._origin_of(request.ref)
         if origin_id == self._node.node_id:
-            outcome = detail.own_record(self._node, request.ref)
+            outcome = detail.own_record(
+                self._node,
+                request.ref,
+                officer=_caller_name(),
+                purpose=purpose,
+                case_id=request.case_id,
+            )
         else:
             outcome = detail.request(
                 self._node,

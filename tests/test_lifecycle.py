@@ -391,3 +391,17 @@ def test_an_abandoned_snapshot_request_does_not_strand_the_peer(
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries == 3
     converged(fed, "RU", "CN")
+
+
+def test_a_detail_request_for_an_own_record_is_answered_locally_and_logged(
+    federation: FederationMaker,
+) -> None:
+    fed = federation(["CN", "RU"])
+    origin.import_records(fed["CN"].node, [record("CN-1")])
+    stub = detail_stub(fed, "CN")
+    result = stub.Detail(
+        lookup_pb2.DetailQuery(origin="CN", ref="CN-1", purpose="own case", case_id="K-9")
+    )
+    assert result.granted and json.loads(result.record_json)["id"] == "CN-1"
+    with fed["CN"].node.store.read() as tx:
+        assert tx.count_details("CN", "out", 0) == 1
