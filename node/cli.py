@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from wlx.crypto.errors import InvalidIdentifier
-from wlx.node import cli_admin, cli_audit, cli_client, lifecycle, origin
+from wlx.node import cli_admin, cli_audit, cli_client, lifecycle, origin, ownlist
 from wlx.node.app import init_node
 from wlx.node.cli_common import (
     EXIT_ERROR,
@@ -249,7 +249,7 @@ def records_import(directory: Path, file: Path, fmt: str | None) -> None:
     except RecordError as exc:
         raise UserError(f"{file}: {exc}; nothing was imported") from None
     with node_at(directory) as node:
-        result = origin.import_records(node, parsed)
+        result = ownlist.import_records(node, parsed)
     click.echo(
         f"imported {len(parsed)} records: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged"
@@ -262,7 +262,7 @@ def records_import(directory: Path, file: Path, fmt: str | None) -> None:
 def records_remove(directory: Path, record_id: str) -> None:
     """Remove the record RECORD_ID; peers receive the removal at their next sync."""
     with node_at(directory) as node:
-        origin.remove_record(node, record_id)
+        ownlist.remove_record(node, record_id)
     click.echo(f"removed {record_id}")
 
 
@@ -272,7 +272,7 @@ def records_remove(directory: Path, record_id: str) -> None:
 def records_suspend(directory: Path, record_id: str) -> None:
     """Suspend RECORD_ID while it is contested: peers still see the hit, with no action."""
     with node_at(directory) as node:
-        changed = origin.suspend_record(node, record_id, suspended=True)
+        changed = ownlist.suspend_record(node, record_id, suspended=True)
     click.echo(f"suspended {record_id}" if changed else f"{record_id} was already suspended")
 
 
@@ -282,7 +282,7 @@ def records_suspend(directory: Path, record_id: str) -> None:
 def records_reinstate(directory: Path, record_id: str) -> None:
     """Lift the suspension of RECORD_ID."""
     with node_at(directory) as node:
-        changed = origin.suspend_record(node, record_id, suspended=False)
+        changed = ownlist.suspend_record(node, record_id, suspended=False)
     click.echo(f"reinstated {record_id}" if changed else f"{record_id} was not suspended")
 
 

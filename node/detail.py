@@ -28,7 +28,8 @@ from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
 from wlx.node.errors import NotFound, Rejection, RejectReason, UserError
-from wlx.node.origin import MAX_CLOCK_SKEW, load_record
+from wlx.node.origin import MAX_CLOCK_SKEW
+from wlx.node.ownlist import load_record
 from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request

@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from wlx.node import origin, receiver
+from wlx.crypto.digests import skip_digest
+from wlx.node import ownlist, receiver
 from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
 
 log = logging.getLogger("wlx.maintenance")
 
@@ -29,11 +32,72 @@ class MaintenanceReport:
     compacted_changes: int
 
 
-def maintain(node: Node, *, compact: bool = True) -> MaintenanceReport:
+def maintain(node: Node, *, compaction: bool = True) -> MaintenanceReport:
     """Purge expired listings, enforce retention, and (optionally) compact."""
     purged = receiver.purge_expired(node).total
-    retired = len(origin.enforce_retention(node, node.config.retention_grace_days))
+    retired = len(ownlist.enforce_retention(node, node.config.retention_grace_days))
     batches = changes = 0
-    if compact:
-        batches, changes = origin.compact(node, keep_seconds=node.config.outbox_keep_days * DAY)
+    if compaction:
+        batches, changes = compact(node, keep_seconds=node.config.outbox_keep_days * DAY)
     return MaintenanceReport(purged, retired, batches, changes)
+
+
+def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
+    """Compact the outbox and the change log; returns (batches, changes) deleted.
+
+    For each peer (docs/protocol.md §7.3):
+
+    * batches it acknowledged are deleted, but the last one, so that its
+      cursor can still be checked;
+    * batches older than ``keep_seconds`` are deleted whatever their state;
+    * if it has not pulled the changes of the last ``keep_seconds`` at all,
+      its stream skips them: the origin stops keeping them for it and moves
+      the stream's anchor (``skip_digest``), so that it resumes from a
+      snapshot.
+
+    Change-log entries every stream has consumed are then deleted.  Nothing
+    any peer needs to catch up is lost: whatever was deleted, the snapshot it
+    will be offered replaces.
+    """
+    cutoff = node.now() - keep_seconds
+    batches = 0
+    with node.store.write() as tx:
+        tx.lock_changes()
+        head = tx.change_head()
+        states = []
+        skipped: list[str] = []
+        for current in tx.list_outbound():
+            state = current
+            pending = tx.changes_after(state.change_pos, 1)
+            if pending and pending[0].at < cutoff:
+                log.info("peer %s stayed away too long; it will resync from a snapshot", state.peer)
+                state = replace(
+                    current,
+                    change_pos=head,
+                    last_seq=current.last_seq + 1,
+                    last_digest=skip_digest(current.last_digest),
+                )
+                tx.put_outbound(state)
+                skipped.append(state.peer)
+                keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch
+            else:
+                keep_seq, before = state.acked_seq, cutoff
+            batches += tx.delete_outbox(
+                state.peer, epoch=state.epoch, keep_seq=keep_seq, before_time=before
+            )
+            states.append(state)
+        consumed = min((s.change_pos for s in states), default=head)
+        changes = tx.delete_changes_upto(consumed)
+        if batches or changes or skipped:
+            audit.append(
+                tx,
+                node=node.node_id,
+                time=node.now(),
+                kind=Event.COMPACTION,
+                batches=batches,
+                changes=changes,
+                resync=skipped,
+            )
+    if batches or changes:
+        log.info("compacted %d batches and %d change-log entries", batches, changes)
+    return batches, changes

@@ -1,8 +1,7 @@
-"""The origin side of a node: its own list, its peers, and what it sends them.
+"""The origin side of a node: its peers, and what it sends them.
 
-* ``import_records`` / ``remove_record`` change the own list, append to the
-  change log and update the own index, in one transaction.
-* ``add_peer`` trusts a peer and opens its stream (epoch 1, fresh key).
+* ``add_peer`` trusts a peer and opens its stream (epoch 1, fresh key);
+  ``set_policy`` changes what the peer receives (§6.5).
 * ``materialise`` turns new change-log entries into signed batches for one
   peer (docs/protocol.md §6.1); ``pull`` and ``snapshot`` serve a peer's
   signed requests (§8).
@@ -10,10 +9,9 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 
 from wlx.crypto.card import IdentityCard, parse_card
 from wlx.crypto.digests import genesis_digest, skip_digest
@@ -25,19 +23,16 @@ from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
 from wlx.node.errors import AlreadyExists, NotFound, Rejection, RejectReason, Unavailable, UserError
-from wlx.node.model import Record
+from wlx.node.ownlist import load_record, upsert_of
 from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.envelopes import (
-    same_digest,
     seal_presigned,
     verify_request,
-    verify_signed,
 )
 from wlx.node.protocol.messages import (
     Op,
     PullParams,
-    Receipt,
     ResyncRequired,
     Sealed,
     SignedRequest,
@@ -50,8 +45,6 @@ from wlx.node.store.base import (
     OutboundState,
     OutboxRow,
     PeerRow,
-    ReceiptRow,
-    StoredRecord,
     Tx,
 )
 
@@ -62,164 +55,6 @@ MAX_CLOCK_SKEW = 300
 DEFAULT_MAX_BATCHES = 50
 MATERIALISE_CHUNK = 5_000
 SNAPSHOT_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    """What an import changed."""
-
-    added: int
-    updated: int
-    unchanged: int
-
-
-def _record_context(record_id: str) -> str:
-    return f"record:{record_id}"
-
-
-def _upsert(
-    node: Node, stored: StoredRecord, key: EpochKey, record: Record | None = None
-) -> Upsert:
-    return outbound.upsert_for(
-        record or load_record(node, stored),
-        stored.version,
-        key,
-        node.rng,
-        suspended=stored.suspended,
-    )
-
-
-def load_record(node: Node, stored: StoredRecord) -> Record:
-    """Decrypt and parse one of the node's own stored records."""
-    return Record.from_json(node.open_at_rest(stored.body, _record_context(stored.id)))
-
-
-def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
-    """Add or replace records of the own list: all of them, or none.
-
-    A record identical to the stored one is left alone (no new version, no
-    delta).  Each change is logged and indexed in the same transaction.
-    """
-    own_key = node.own_epoch_key()
-    now = node.now()
-    added = updated = unchanged = 0
-    with node.store.write() as tx:
-        tx.lock_changes()
-        for record in records:
-            body = record.to_json()
-            existing = tx.get_record(record.id)
-            if existing is not None:
-                if node.open_at_rest(existing.body, _record_context(record.id)) == body:
-                    unchanged += 1
-                    continue
-                updated += 1
-            else:
-                added += 1
-            version = existing.version + 1 if existing else 1
-            suspended = existing.suspended if existing else False
-            sealed_body = node.seal_at_rest(body, _record_context(record.id))
-            stored = StoredRecord(record.id, version, sealed_body, record.expires, now, suspended)
-            tx.put_record(stored)
-            tx.append_change(record.id, "upsert", version, now)
-            tx.apply_ops(
-                node.node_id,
-                [outbound.upsert_for(record, version, own_key, node.rng, suspended=suspended)],
-            )
-            audit.append(
-                tx,
-                node=node.node_id,
-                time=now,
-                kind=Event.RECORD_UPSERT,
-                record=record.id,
-                version=version,
-            )
-    log.info("imported records: %d added, %d updated, %d unchanged", added, updated, unchanged)
-    return ImportResult(added, updated, unchanged)
-
-
-def remove_record(node: Node, record_id: str) -> None:
-    """Remove a record from the own list; peers receive the removal.
-
-    Raises:
-        NotFound: no such record.
-    """
-    own_key = node.own_epoch_key()
-    with node.store.write() as tx:
-        tx.lock_changes()
-        existing = tx.get_record(record_id)
-        if existing is None:
-            raise NotFound(f"no record with id {record_id!r}")
-        tx.delete_record(record_id)
-        tx.append_change(record_id, "remove", existing.version + 1, node.now())
-        tx.apply_ops(node.node_id, [outbound.remove_for(record_id, own_key)])
-        audit.append(
-            tx,
-            node=node.node_id,
-            time=node.now(),
-            kind=Event.RECORD_REMOVE,
-            record=record_id,
-            version=existing.version + 1,
-        )
-    log.info("removed record %s", record_id)
-
-
-def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
-    """Suspend a listing (or lift the suspension); peers receive the change.
-
-    A suspended listing still hits at every peer, marked suspended and with
-    no requested action, until lifted or removed.  Returns False when the
-    listing was already in that state (nothing changed).
-
-    Raises:
-        NotFound: no such record.
-    """
-    own_key = node.own_epoch_key()
-    now = node.now()
-    with node.store.write() as tx:
-        tx.lock_changes()
-        existing = tx.get_record(record_id)
-        if existing is None:
-            raise NotFound(f"no record with id {record_id!r}")
-        if existing.suspended == suspended:
-            return False
-        stored = StoredRecord(
-            existing.id, existing.version + 1, existing.body, existing.expires, now, suspended
-        )
-        tx.put_record(stored)
-        tx.append_change(record_id, "upsert", stored.version, now)
-        tx.apply_ops(node.node_id, [_upsert(node, stored, own_key)])
-        audit.append(
-            tx,
-            node=node.node_id,
-            time=now,
-            kind=Event.RECORD_SUSPEND,
-            record=record_id,
-            version=stored.version,
-            suspended=suspended,
-        )
-    log.info("%s record %s", "suspended" if suspended else "reinstated", record_id)
-    return True
-
-
-def enforce_retention(node: Node, grace_days: int) -> list[str]:
-    """Remove own records that expired more than ``grace_days`` ago.
-
-    Each removal is a normal one: logged, and sent to every peer.  Returns
-    the removed ids.
-    """
-    cutoff = datetime.date.fromisoformat(node.today()) - datetime.timedelta(days=grace_days)
-    with node.store.read() as tx:
-        expired = tx.expired_records(cutoff.isoformat())
-    removed = []
-    for record_id in expired:
-        try:
-            remove_record(node, record_id)
-        except NotFound:
-            continue  # removed by someone else meanwhile
-        removed.append(record_id)
-    if removed:
-        log.info("retention: removed %d expired records", len(removed))
-    return removed
 
 
 def add_peer(
@@ -309,6 +144,7 @@ def _ops_for(
     A change to a listing the peer's policy does not share becomes a removal
     (a no-op for a peer that never had it)."""
     changes = tx.changes_after(changes_pos, MATERIALISE_CHUNK)
+    current = tx.get_records([c.record_id for c in changes if c.op == "upsert"])
     ops: list[Op] = []
     removals: dict[int, str] = {}
     for change in changes:
@@ -316,14 +152,14 @@ def _ops_for(
             removals[len(ops)] = change.record_id
             ops.append(outbound.remove_for(change.record_id, key))
             continue
-        stored = tx.get_record(change.record_id)
+        stored = current.get(change.record_id)
         if stored is None or stored.version != change.version:
             continue  # superseded: a later change in the log carries the record
         record = load_record(node, stored)
         if not policy.allows(record):
             ops.append(outbound.remove_for(change.record_id, key))
             continue
-        ops.append(_upsert(node, stored, key, record))
+        ops.append(upsert_of(node, stored, key, record))
     return ops, removals, changes[-1].seq if changes else changes_pos
 
 
@@ -347,18 +183,24 @@ def _emit(
         tx.add_outbox(state.peer, state.epoch, _row(batch), now)
     for index, record_id in removals.items():
         tx.add_sent_removal(state.peer, state.epoch, state.last_seq + 1 + index, record_id)
-    for batch in batches:
-        audit.append(
-            tx,
-            node=node.node_id,
-            time=now,
-            kind=Event.BATCH_SENT,
-            peer=state.peer,
-            epoch=state.epoch,
-            first_seq=batch.first_seq,
-            last_seq=batch.last_seq,
-            digest=batch.digest.hex(),
-        )
+    audit.append_many(
+        tx,
+        node=node.node_id,
+        time=now,
+        events=[
+            (
+                Event.BATCH_SENT,
+                {
+                    "peer": state.peer,
+                    "epoch": state.epoch,
+                    "first_seq": batch.first_seq,
+                    "last_seq": batch.last_seq,
+                    "digest": batch.digest.hex(),
+                },
+            )
+            for batch in batches
+        ],
+    )
     if not batches:
         return state
     return replace(state, last_seq=batches[-1].last_seq, last_digest=batches[-1].digest)
@@ -425,7 +267,7 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
                 removals[len(ops)] = record.id
                 ops.append(outbound.remove_for(record.id, key))
             elif now and not was and stored.expires >= today:
-                ops.append(_upsert(node, stored, key, record))
+                ops.append(upsert_of(node, stored, key, record))
                 added += 1
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
@@ -472,7 +314,8 @@ def _verify(node: Node, request: SignedRequest, purpose: Purpose) -> tuple[Ident
     return card, request.payload
 
 
-def _check_parties(requester: str, origin: str, signer: str, me: str) -> None:
+def check_parties(requester: str, origin: str, signer: str, me: str) -> None:
+    """A signed request names its signer as requester and this node as origin."""
     if requester != signer:
         raise Rejection(
             RejectReason.WRONG_SENDER, "request names another requester than its signer"
@@ -493,7 +336,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
     """
     card, payload = _verify(node, request, Purpose.PULL)
     params: PullParams = codec.decode_pull_params(payload)
-    _check_parties(params.requester, params.origin, request.signer, node.node_id)
+    check_parties(params.requester, params.origin, request.signer, node.node_id)
     state = materialise(node, card.node_id)
     limit = min(params.max_batches or DEFAULT_MAX_BATCHES, DEFAULT_MAX_BATCHES)
     with node.store.read() as tx:
@@ -543,7 +386,7 @@ def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: SharingPolicy) -> I
             continue
         record = load_record(node, stored)
         if policy.allows(record):
-            yield _upsert(node, stored, key, record)
+            yield upsert_of(node, stored, key, record)
 
 
 def _fast_forward(node: Node, peer: str) -> None:
@@ -583,7 +426,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
     """
     card, payload = _verify(node, request, Purpose.SNAPSHOT)
     params: SnapshotParams = codec.decode_snapshot_params(payload)
-    _check_parties(params.requester, params.origin, request.signer, node.node_id)
+    check_parties(params.requester, params.origin, request.signer, node.node_id)
     for _ in range(SNAPSHOT_ATTEMPTS):
         _fast_forward(node, card.node_id)
         with node.store.read() as tx:
@@ -622,152 +465,3 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
             )
         return
     raise Unavailable("the list is changing too fast to snapshot; retry")
-
-
-MAX_RECEIPTS_PER_CALL = 1_000
-
-
-def _receipt_digest(tx: Tx, node: Node, state: OutboundState, receipt: Receipt) -> bytes | None:
-    """The digest the origin made for what ``receipt`` acknowledges, if kept."""
-    if receipt.last_seq == 0:
-        return genesis_digest(node.node_id, state.peer, receipt.epoch)
-    if receipt.epoch == state.epoch and receipt.last_seq == state.last_seq:
-        return state.last_digest
-    return tx.outbox_digest_at(state.peer, receipt.epoch, receipt.last_seq)
-
-
-def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:
-    """Record a peer's signed receipts for batches and snapshots it applied.
-
-    Each receipt must be signed by a trusted peer, addressed to this node,
-    and name a batch (or snapshot position) with the digest this node made;
-    a receipt that fails is logged and skipped.  Verified receipts are kept
-    as signed, move the peer's acknowledged position forward and confirm
-    the removals it covers (docs/protocol.md §8.4).  Returns how many were
-    recorded.
-
-    Raises:
-        UserError: more than 1,000 receipts in one call.
-    """
-    if len(receipts) > MAX_RECEIPTS_PER_CALL:
-        raise UserError(f"at most {MAX_RECEIPTS_PER_CALL} receipts per call")
-    recorded = 0
-    now = node.now()
-    for signed in receipts:
-        try:
-            card = verify_signed(
-                signed, purpose=Purpose.RECEIPT, me=node.node_id, trusted=node.trusted
-            )
-            receipt = codec.decode_receipt(signed.payload)
-            _check_parties(receipt.recipient, receipt.origin, signed.signer, node.node_id)
-            with node.store.write() as tx:
-                state = tx.get_outbound(card.node_id, for_update=True)
-                if state is None:
-                    raise Rejection(RejectReason.UNKNOWN_SIGNER, "no stream for this peer")
-                expected = _receipt_digest(tx, node, state, receipt)
-                if expected is None or not same_digest(expected, receipt.digest):
-                    raise Rejection(
-                        RejectReason.UNKNOWN_BATCH, "receipt for a batch this node does not hold"
-                    )
-                tx.add_receipt(
-                    ReceiptRow(
-                        peer=card.node_id,
-                        epoch=receipt.epoch,
-                        kind=receipt.kind,
-                        first_seq=receipt.first_seq,
-                        last_seq=receipt.last_seq,
-                        digest=receipt.digest,
-                        applied_at=receipt.applied_at,
-                        received_at=now,
-                        signed=codec.encode_signed(
-                            signed.payload,
-                            signed.signature,
-                            signed.signer,
-                            signed.recipient,
-                            signed.purpose,
-                        ).SerializeToString(),
-                    )
-                )
-                if receipt.epoch == state.epoch and receipt.last_seq > state.acked_seq:
-                    tx.put_outbound(
-                        replace(state, acked_seq=receipt.last_seq, acked_at=receipt.applied_at)
-                    )
-                tx.confirm_removals(card.node_id, receipt.epoch, receipt.last_seq)
-                audit.append(
-                    tx,
-                    node=node.node_id,
-                    time=now,
-                    kind=Event.RECEIPT,
-                    peer=card.node_id,
-                    epoch=receipt.epoch,
-                    of=receipt.kind,
-                    first_seq=receipt.first_seq,
-                    last_seq=receipt.last_seq,
-                    digest=receipt.digest.hex(),
-                    applied_at=receipt.applied_at,
-                )
-            recorded += 1
-        except Rejection as rejection:
-            log.warning("receipt from %s not recorded: %s", signed.signer, rejection)
-    return recorded
-
-
-def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
-    """Compact the outbox and the change log; returns (batches, changes) deleted.
-
-    For each peer (docs/protocol.md §7.3):
-
-    * batches it acknowledged are deleted, but the last one, so that its
-      cursor can still be checked;
-    * batches older than ``keep_seconds`` are deleted whatever their state;
-    * if it has not pulled the changes of the last ``keep_seconds`` at all,
-      its stream skips them: the origin stops keeping them for it and moves
-      the stream's anchor (``skip_digest``), so that it resumes from a
-      snapshot.
-
-    Change-log entries every stream has consumed are then deleted.  Nothing
-    any peer needs to catch up is lost: whatever was deleted, the snapshot it
-    will be offered replaces.
-    """
-    cutoff = node.now() - keep_seconds
-    batches = 0
-    with node.store.write() as tx:
-        tx.lock_changes()
-        head = tx.change_head()
-        states = []
-        skipped: list[str] = []
-        for current in tx.list_outbound():
-            state = current
-            pending = tx.changes_after(state.change_pos, 1)
-            if pending and pending[0].at < cutoff:
-                log.info("peer %s stayed away too long; it will resync from a snapshot", state.peer)
-                state = replace(
-                    current,
-                    change_pos=head,
-                    last_seq=current.last_seq + 1,
-                    last_digest=skip_digest(current.last_digest),
-                )
-                tx.put_outbound(state)
-                skipped.append(state.peer)
-                keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch
-            else:
-                keep_seq, before = state.acked_seq, cutoff
-            batches += tx.delete_outbox(
-                state.peer, epoch=state.epoch, keep_seq=keep_seq, before_time=before
-            )
-            states.append(state)
-        consumed = min((s.change_pos for s in states), default=head)
-        changes = tx.delete_changes_upto(consumed)
-        if batches or changes or skipped:
-            audit.append(
-                tx,
-                node=node.node_id,
-                time=node.now(),
-                kind=Event.COMPACTION,
-                batches=batches,
-                changes=changes,
-                resync=skipped,
-            )
-    if batches or changes:
-        log.info("compacted %d batches and %d change-log entries", batches, changes)
-    return batches, changes

@@ -311,7 +311,7 @@ def purge_expired(node: Node) -> Purged:
     Runs without the origin: expiry dates are held in the clear for exactly
     this (docs/protocol.md §9.3).  For the node's own list this drops only
     the index entries; removing the records themselves is retention's job
-    (``origin.enforce_retention``).
+    (``ownlist.enforce_retention``).
     """
     today = node.today()
     counts: dict[str, int] = {}

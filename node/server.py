@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from wlx.node import detail, lifecycle, metrics, origin, status
+from wlx.node import receipts as receipts_
 from wlx.node.app import Node
 from wlx.node.audit.journal import Journal
 from wlx.node.audit.service import add_audit_services
@@ -112,7 +113,9 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         receipts = [codec.decode_signed(r) for r in request.receipts]
         for receipt in receipts:
             _require_signer(receipt.signer)
-        return federation_pb2.AcknowledgeResponse(recorded=origin.acknowledge(self._node, receipts))
+        return federation_pb2.AcknowledgeResponse(
+            recorded=receipts_.acknowledge(self._node, receipts)
+        )
 
     @status.unary
     def RequestDetail(  # noqa: N802 - gRPC method name

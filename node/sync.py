@@ -280,7 +280,7 @@ class SyncLoop:
 
     def _housekeeping(self) -> None:
         compact = self._node.clock() - self._last_compaction >= COMPACT_EVERY
-        maintain(self._node, compact=compact)
+        maintain(self._node, compaction=compact)
         if compact:
             self._last_compaction = self._node.clock()
 

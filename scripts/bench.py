@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wlx.node import credentials, origin
+from wlx.node import credentials, origin, ownlist
 from wlx.node.app import Node, init_node
 from wlx.node.config import StorageConfig
 from wlx.node.limits import LimitSettings, Rate
@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"records": args.records, "backend": args.backend}
 
     records = make_records("CN", args.records, 1)
-    _, seconds = timed(lambda: origin.import_records(nodes["CN"], records))
+    _, seconds = timed(lambda: ownlist.import_records(nodes["CN"], records))
     results["import_records_per_s"] = round(args.records / seconds)
-    origin.import_records(nodes["AR"], make_records("AR", args.records // 10, 2))
+    ownlist.import_records(nodes["AR"], make_records("AR", args.records // 10, 2))
 
     report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
     assert report.ok, report.error
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         parse_record({**person("CN", random.Random(i), i), "id": f"CN-D{i:07d}"}, line=0)
         for i, _ in enumerate(changes)
     ]
-    origin.import_records(nodes["CN"], changes)
+    ownlist.import_records(nodes["CN"], changes)
     report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
     assert report.ok and report.ops == args.changes, report
     results["delta_changes"] = args.changes

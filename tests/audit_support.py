@@ -12,7 +12,7 @@ from wlx.crypto.checkpoint import cosign
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.merkle import leaf_hash, root
 from wlx.crypto.note import sign_note
-from wlx.node import origin
+from wlx.node import ownlist
 from wlx.node.audit import export
 from wlx.node.audit.bundle import Bundle, canonical_json, decode, encode
 from wlx.node.audit.checkpoints import (
@@ -33,14 +33,14 @@ WANTED_NAME = "Test Person CN 1"
 def exchange(fed: Federation) -> None:
     """Records, sync, a lookup with a hit, a detail request, a removal, resync:
     every kind of exchange event, in every node's log."""
-    origin.import_records(fed["CN"].node, [record(WANTED), record("CN-2"), record("CN-3")])
-    origin.import_records(fed["AR"].node, [record("AR-1")])
+    ownlist.import_records(fed["CN"].node, [record(WANTED), record("CN-2"), record("CN-3")])
+    ownlist.import_records(fed["AR"].node, [record("AR-1")])
     fed.sync_all()
     stub = lookup_pb2_grpc.LookupStub(fed.channel("RU", name="post-ru-1"))
     person = lookup_pb2.Person(names=[WANTED_NAME], dob="1980-05-17")
     hit = stub.Check(lookup_pb2.CheckRequest(person=person, purpose="border-check")).hits[0]
     stub.Detail(lookup_pb2.DetailQuery(ref=hit.ref, purpose="confirm identity", case_id="K-1"))
-    origin.remove_record(fed["CN"].node, "CN-2")
+    ownlist.remove_record(fed["CN"].node, "CN-2")
     fed.sync_all()
 
 

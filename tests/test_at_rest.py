@@ -42,7 +42,7 @@ from wlx.crypto.normalize import (
     record_keys,
 )
 from wlx.crypto.signing import Purpose
-from wlx.node import credentials, origin, receiver
+from wlx.node import credentials, origin, ownlist, receiver
 from wlx.node.app import Node
 from wlx.node.errors import Rejection, UserError
 from wlx.node.lookup import Lookup, Query
@@ -457,7 +457,7 @@ def run_flow(fed: Federation, tmp_path: Path) -> list[str]:
     import_file = tmp_path / "cn-list.jsonl"
     import_file.write_text(_jsonl(LISTED), encoding="utf-8")
     records = parse_records(import_file.read_text(encoding="utf-8"), "jsonl")
-    result = origin.import_records(cn, records)
+    result = ownlist.import_records(cn, records)
     assert result.added == len(LISTED)
     for peer in ("RU", "AR"):
         assert fed.sync(peer, "CN").ok
@@ -484,7 +484,7 @@ def run_flow(fed: Federation, tmp_path: Path) -> list[str]:
     messages += _detail_requests(officer)
 
     # Changes after the first sync: an update, a removal, a new listing.
-    origin.import_records(
+    ownlist.import_records(
         cn,
         parse_records(
             _jsonl(
@@ -494,10 +494,10 @@ def run_flow(fed: Federation, tmp_path: Path) -> list[str]:
         ),
     )
     origin.materialise(cn, "RU")  # so that the next changes make a second batch
-    origin.remove_record(cn, "CN-ZQX-0003")
+    ownlist.remove_record(cn, "CN-ZQX-0003")
     messages += _rejected_inputs(fed)
     with pytest.raises(UserError) as err:
-        origin.remove_record(cn, "CN-ZQX-0003")
+        ownlist.remove_record(cn, "CN-ZQX-0003")
     messages.append(str(err.value))
     report = fed.sync("RU", "CN")
     assert report.ok and (report.batches, report.ops) == (2, 3), report

@@ -11,7 +11,7 @@ from audit_support import NODES, WANTED, WANTED_NAME, exchange
 from conftest import FederationMaker, StorageFactory, record
 
 from wlx.crypto import merkle
-from wlx.node import origin
+from wlx.node import ownlist
 from wlx.node.audit import log as audit
 from wlx.node.audit.checkpoints import make_checkpoint
 
@@ -107,5 +107,5 @@ def test_a_checkpoint_commits_to_every_entry(federation: FederationMaker) -> Non
 
 
 def exchange_lite(fed: Any) -> None:
-    origin.import_records(fed["CN"].node, [record("CN-1"), record("CN-2")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1"), record("CN-2")])
     fed.sync_all()

@@ -17,7 +17,7 @@ from audit_support import (
 from conftest import Federation, FederationMaker, StorageFactory, record
 
 from wlx.crypto.note import sign_note
-from wlx.node import origin
+from wlx.node import ownlist
 from wlx.node.audit import witness
 from wlx.node.audit.checkpoints import checkpoint_text, log_signer
 from wlx.node.audit.cosign import checkpoint_round
@@ -51,7 +51,7 @@ def test_bundles_of_an_honest_exchange_agree(
 def test_an_older_bundle_leaves_items_pending(federation: FederationMaker) -> None:
     fed = witnessed_federation(federation)
     ru_before = verified(fed, bundle_of(fed, "RU"))
-    origin.import_records(fed["CN"].node, [record("CN-9")])
+    ownlist.import_records(fed["CN"].node, [record("CN-9")])
     fed.sync("RU", "CN")  # CN makes the batch, RU applies it: after RU's export
     checkpoint_round(fed["CN"].node)
     result = reconcile(verified(fed, bundle_of(fed, "CN")), ru_before)

@@ -16,7 +16,7 @@ from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint, verify_cosignature
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.note import open_note, sign_note
-from wlx.node import origin
+from wlx.node import ownlist
 from wlx.node.app import open_node
 from wlx.node.audit import log as audit
 from wlx.node.audit import witness
@@ -254,7 +254,7 @@ def test_a_witness_checks_who_signed(federation: FederationMaker) -> None:
 
 
 def exchange_small(fed: Federation) -> None:
-    origin.import_records(fed["CN"].node, [record("CN-1"), record("CN-2")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1"), record("CN-2")])
     fed.sync_all()
 
 

@@ -32,7 +32,7 @@ import grpc
 import pytest
 from conftest import record
 
-from wlx.node import origin
+from wlx.node import origin, ownlist
 from wlx.node.app import Node, open_node
 from wlx.node.audit import log as audit
 from wlx.node.lookup import Lookup, Query
@@ -128,11 +128,11 @@ class InProcessOrigin:
     address: str
 
     def import_(self, records: Sequence[Record]) -> None:
-        origin.import_records(self.node, records)
+        ownlist.import_records(self.node, records)
 
     def remove(self, numbers: Sequence[int]) -> None:
         for n in numbers:
-            origin.remove_record(self.node, f"CN-{n:06d}")
+            ownlist.remove_record(self.node, f"CN-{n:06d}")
 
 
 @pytest.fixture
@@ -467,7 +467,7 @@ def _many_small_batches(cn: Path, numbers: Sequence[int], per_batch: int) -> Non
     node = open_node(cn)
     try:
         for start in range(0, len(numbers), per_batch):
-            origin.import_records(node, [person(n) for n in numbers[start : start + per_batch]])
+            ownlist.import_records(node, [person(n) for n in numbers[start : start + per_batch]])
             origin.materialise(node, "RU")
     finally:
         node.close()
@@ -528,8 +528,8 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
         try:
             gone = sorted(live)[:: 17 + int(delay * 10)]
             for n in gone:
-                origin.remove_record(node, f"CN-{n:06d}")
-            origin.import_records(
+                ownlist.remove_record(node, f"CN-{n:06d}")
+            ownlist.import_records(
                 node, [person(n, action="refuse-entry") for n in sorted(live)[5::40]]
             )
         finally:

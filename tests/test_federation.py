@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import FederationMaker, StorageFactory, record
 
-from wlx.node import origin
+from wlx.node import ownlist
 from wlx.node.lookup import Lookup, Query
 
 
@@ -17,8 +17,8 @@ def test_sync_then_lookup_hits_on_the_peers_list(
 ) -> None:
     fed = federation(["CN", "RU", "AR"], storage=backend)
     wanted = record("CN-1", documents=[{"type": "P", "country": "CHN", "number": "E1234567"}])
-    origin.import_records(fed["CN"].node, [wanted, record("CN-2")])
-    origin.import_records(fed["AR"].node, [record("AR-1", names=["Juan Pérez"], dob="1970")])
+    ownlist.import_records(fed["CN"].node, [wanted, record("CN-2")])
+    ownlist.import_records(fed["AR"].node, [record("AR-1", names=["Juan Pérez"], dob="1970")])
     fed.sync_all()
 
     hits = Lookup(fed["RU"].node).check(doc_query("CHN", "e123-4567"))
@@ -33,12 +33,12 @@ def test_sync_then_lookup_hits_on_the_peers_list(
 
 def test_a_removal_reaches_the_peers(federation: FederationMaker, backend: StorageFactory) -> None:
     fed = federation(["CN", "RU"], storage=backend)
-    origin.import_records(fed["CN"].node, [record("CN-1"), record("CN-2")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1"), record("CN-2")])
     fed.sync_all()
     query = Query(names=("Test Person CN 1",), dob="1980-05-17")
     assert len(Lookup(fed["RU"].node).check(query)) == 1
 
-    origin.remove_record(fed["CN"].node, "CN-1")
+    ownlist.remove_record(fed["CN"].node, "CN-1")
     report = fed.sync("RU", "CN")
     assert report.ok and report.batches == 1 and report.ops == 1
     assert Lookup(fed["RU"].node).check(query) == ()
@@ -48,9 +48,9 @@ def test_a_removal_reaches_the_peers(federation: FederationMaker, backend: Stora
 
 def test_an_update_replaces_the_hit_data(federation: FederationMaker) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record("CN-1")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()
-    origin.import_records(fed["CN"].node, [record("CN-1", action="refuse-entry")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1", action="refuse-entry")])
     fed.sync("RU", "CN")
     hits = Lookup(fed["RU"].node).check(Query(names=("Test Person CN 1",), dob="1980-05-17"))
     assert [h.action for h in hits] == ["refuse-entry"]
@@ -58,7 +58,7 @@ def test_an_update_replaces_the_hit_data(federation: FederationMaker) -> None:
 
 def test_lookups_work_with_every_peer_offline(federation: FederationMaker) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record("CN-1")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()
     fed["CN"].server.stop(grace=None)
     report = fed.sync("RU", "CN")

@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import FakeClock, Federation, FederationMaker, StorageFactory, record
 
-from wlx.node import detail, origin, receiver
+from wlx.node import detail, maintenance, origin, ownlist, receipts, receiver
 from wlx.node.lookup import Lookup, Query
 from wlx.node.node_status import node_status
 from wlx.node.server import detail_sender
@@ -27,18 +27,18 @@ def hits(fed: Federation, at: str, ref: str) -> list[tuple[str, str, bool]]:
 
 def test_a_suspended_listing_still_hits_with_no_action(federation: FederationMaker) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record("CN-1")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()
-    assert origin.suspend_record(fed["CN"].node, "CN-1", suspended=True)
-    assert not origin.suspend_record(fed["CN"].node, "CN-1", suspended=True)
+    assert ownlist.suspend_record(fed["CN"].node, "CN-1", suspended=True)
+    assert not ownlist.suspend_record(fed["CN"].node, "CN-1", suspended=True)
     fed.sync("RU", "CN")
     assert hits(fed, "RU", "CN-1") == [("CN-1", "", True)]
     assert hits(fed, "CN", "CN-1") == [("CN-1", "", True)]
     # Re-importing the same listing keeps it suspended until it is lifted.
-    origin.import_records(fed["CN"].node, [record("CN-1", legal_basis="amended")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1", legal_basis="amended")])
     fed.sync("RU", "CN")
     assert hits(fed, "RU", "CN-1") == [("CN-1", "", True)]
-    origin.suspend_record(fed["CN"].node, "CN-1", suspended=False)
+    ownlist.suspend_record(fed["CN"].node, "CN-1", suspended=False)
     fed.sync("RU", "CN")
     assert hits(fed, "RU", "CN-1") == [("CN-1", "arrest", False)]
 
@@ -48,9 +48,9 @@ def test_receipts_prove_when_a_removal_reached_the_peer(
 ) -> None:
     fed = federation(["CN", "RU"], storage=backend)
     cn = fed["CN"].node
-    origin.import_records(cn, [record("CN-1"), record("CN-2")])
+    ownlist.import_records(cn, [record("CN-1"), record("CN-2")])
     fed.sync_all()
-    origin.remove_record(cn, "CN-1")
+    ownlist.remove_record(cn, "CN-1")
     origin.materialise(cn, "RU")
     (ru_seen_from_cn,) = node_status(cn).peers
     assert ru_seen_from_cn.unconfirmed_removals == ("CN-1",)
@@ -76,9 +76,9 @@ def test_receipts_are_kept_until_the_origin_takes_them(federation: FederationMak
 
     fed = federation(["CN", "RU"])
     cn, ru = fed["CN"].node, fed["RU"].node
-    origin.import_records(cn, [record("CN-1")])
+    ownlist.import_records(cn, [record("CN-1")])
     fed.sync_all()
-    origin.remove_record(cn, "CN-1")
+    ownlist.remove_record(cn, "CN-1")
     state = origin.materialise(cn, "RU")
     with cn.store.read() as tx:
         (row,) = tx.outbox_after("RU", state.epoch, state.last_seq - 1, 10)
@@ -112,7 +112,7 @@ def test_forged_receipts_are_not_recorded(federation: FederationMaker) -> None:
 
     fed = federation(["CN", "RU"])
     cn, ru = fed["CN"].node, fed["RU"].node
-    origin.import_records(cn, [record("CN-1")])
+    ownlist.import_records(cn, [record("CN-1")])
     origin.materialise(cn, "RU")
     with cn.store.read() as tx:
         state = tx.get_outbound("RU")
@@ -127,11 +127,11 @@ def test_forged_receipts_are_not_recorded(federation: FederationMaker) -> None:
 
     from wlx.crypto.keys import SigningKey
 
-    assert origin.acknowledge(cn, [signed(wrong)]) == 0  # type: ignore[list-item]
-    assert origin.acknowledge(cn, [signed(right, SigningKey.generate())]) == 0  # type: ignore[list-item]
+    assert receipts.acknowledge(cn, [signed(wrong)]) == 0  # type: ignore[list-item]
+    assert receipts.acknowledge(cn, [signed(right, SigningKey.generate())]) == 0  # type: ignore[list-item]
     with cn.store.read() as tx:
         assert tx.get_outbound("RU").acked_seq == 0  # type: ignore[union-attr]
-    assert origin.acknowledge(cn, [signed(right)]) == 1  # type: ignore[list-item]
+    assert receipts.acknowledge(cn, [signed(right)]) == 1  # type: ignore[list-item]
     with cn.store.read() as tx:
         assert tx.get_outbound("RU").acked_seq == 1  # type: ignore[union-attr]
 
@@ -140,7 +140,7 @@ def test_expired_listings_are_purged_with_the_origin_offline(
     federation: FederationMaker, clock: FakeClock
 ) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(
+    ownlist.import_records(
         fed["CN"].node,
         [record("CN-1", expires="2027-01-16"), record("CN-2", expires="2099-01-01")],
     )
@@ -160,12 +160,12 @@ def test_retention_removes_expired_own_records_and_peers_follow(
     federation: FederationMaker, clock: FakeClock
 ) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record("CN-1", expires="2027-01-16")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1", expires="2027-01-16")])
     fed.sync_all()
     clock.now = 1_800_000_000 + 5 * DAY  # 2027-01-20
-    assert origin.enforce_retention(fed["CN"].node, grace_days=30) == []
+    assert ownlist.enforce_retention(fed["CN"].node, grace_days=30) == []
     clock.now = 1_800_000_000 + 40 * DAY
-    assert origin.enforce_retention(fed["CN"].node, grace_days=30) == ["CN-1"]
+    assert ownlist.enforce_retention(fed["CN"].node, grace_days=30) == ["CN-1"]
     with fed["CN"].node.store.read() as tx:
         assert tx.count_records() == 0
     report = fed.sync("RU", "CN")
@@ -187,14 +187,14 @@ def converged(fed: Federation, a: str, b: str) -> None:
 def test_a_peer_offline_for_thousands_of_changes_catches_up(federation: FederationMaker) -> None:
     fed = federation(["CN", "RU"])
     cn = fed["CN"].node
-    origin.import_records(cn, [record(f"CN-{i}") for i in range(200)])
+    ownlist.import_records(cn, [record(f"CN-{i}") for i in range(200)])
     fed.sync_all()
     for round_ in range(5):
-        origin.import_records(
+        ownlist.import_records(
             cn, [record(f"CN-{i}", action=f"act-{round_}") for i in range(round_, 3000, 3)]
         )
         for i in range(round_ * 20, round_ * 20 + 20):
-            origin.remove_record(cn, f"CN-{i}")
+            ownlist.remove_record(cn, f"CN-{i}")
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries is None
     assert report.ops > 3000
@@ -208,22 +208,22 @@ def test_compaction_while_a_peer_lags_forces_a_snapshot_and_loses_nothing(
 ) -> None:
     fed = federation(["CN", "RU", "AR"])
     cn = fed["CN"].node
-    origin.import_records(cn, [record(f"CN-{i}") for i in range(50)])
+    ownlist.import_records(cn, [record(f"CN-{i}") for i in range(50)])
     fed.sync_all()
-    origin.import_records(cn, [record(f"CN-{i}") for i in range(50, 1500)])
+    ownlist.import_records(cn, [record(f"CN-{i}") for i in range(50, 1500)])
     if ru_pulled_part:
         origin.materialise(cn, "RU")  # made for RU, never acknowledged
     for i in range(10):
-        origin.remove_record(cn, f"CN-{i}")
+        ownlist.remove_record(cn, f"CN-{i}")
     assert fed.sync("AR", "CN").ok  # AR keeps up; RU lags
     clock.advance(31 * DAY)
-    batches, changes = origin.compact(cn, keep_seconds=30 * DAY)
+    batches, changes = maintenance.compact(cn, keep_seconds=30 * DAY)
     assert batches > 0 and changes > 0
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries == 1490
     converged(fed, "RU", "CN")
     # AR, which acknowledged everything, continues with deltas, no snapshot.
-    origin.remove_record(cn, "CN-20")
+    ownlist.remove_record(cn, "CN-20")
     report = fed.sync("AR", "CN")
     assert report.ok and report.snapshot_entries is None and report.ops == 1
     converged(fed, "AR", "CN")
@@ -233,14 +233,14 @@ def test_compaction_keeps_what_an_up_to_date_peer_needs(federation: FederationMa
     fed = federation(["CN", "RU"])
     cn = fed["CN"].node
     for i in range(5):
-        origin.import_records(cn, [record(f"CN-{i}")])
+        ownlist.import_records(cn, [record(f"CN-{i}")])
         assert fed.sync("RU", "CN").ok
-    origin.compact(cn, keep_seconds=0)
+    maintenance.compact(cn, keep_seconds=0)
     with cn.store.read() as tx:
         state = tx.get_outbound("RU")
         assert state is not None
         assert tx.outbox_oldest("RU", state.epoch) == state.acked_seq
-    origin.import_records(cn, [record("CN-9")])
+    ownlist.import_records(cn, [record("CN-9")])
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries is None and report.ops == 1
 
@@ -253,7 +253,7 @@ def test_detail_request_granted_after_a_hit_and_logged_on_both_sides(
     federation: FederationMaker, backend: StorageFactory
 ) -> None:
     fed = federation(["CN", "RU"], storage=backend)
-    origin.import_records(fed["CN"].node, [record("CN-1", legal_basis="Art. 26")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1", legal_basis="Art. 26")])
     fed.sync_all()
     stub = detail_stub(fed, "RU")
     person = lookup_pb2.Person(names=["Test Person CN 1"], dob="1980-05-17")
@@ -274,7 +274,7 @@ def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
 ) -> None:
     fed = federation(["CN", "RU"])
     cn, ru = fed["CN"].node, fed["RU"].node
-    origin.import_records(cn, [record("CN-1"), record("CN-2")])
+    ownlist.import_records(cn, [record("CN-1"), record("CN-2")])
     fed.sync_all()
 
     def ask(ref: str, seal_key: bytes | None) -> detail.DetailOutcome:
@@ -299,7 +299,7 @@ def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
     assert key_1 is not None
     assert ask("CN-2", key_1).denial == "no-hit"
     assert ask("CN-1", key_1).granted
-    origin.suspend_record(cn, "CN-1", suspended=True)
+    ownlist.suspend_record(cn, "CN-1", suspended=True)
     assert ask("CN-1", key_1).denial == "suspended"
     with cn.store.read() as tx:
         assert tx.count_details("RU", "in", 0) == 5
@@ -307,7 +307,7 @@ def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
 
 def test_detail_quota(federation: FederationMaker) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record("CN-1")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()
     lookup = Lookup(fed["RU"].node)
     lookup.check(by_name("CN-1"))
@@ -335,7 +335,7 @@ def detail_answer_with_quota(fed: Federation, signed: object, quota: int) -> obj
 
 def test_status_rpc_and_freshness(federation: FederationMaker, clock: FakeClock) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record("CN-1")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()
     synced_at = int(clock.now)
     clock.advance(3600)
@@ -354,7 +354,7 @@ def test_snapshots_arrive_in_parts(federation: FederationMaker, part_size: int) 
     from wlx.node.protocol import outbound
 
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record(f"CN-{i}") for i in range(30)])
+    ownlist.import_records(fed["CN"].node, [record(f"CN-{i}") for i in range(30)])
     original = outbound.ENTRIES_PER_PART
     try:
         outbound.ENTRIES_PER_PART = part_size
@@ -375,9 +375,9 @@ def test_an_abandoned_snapshot_request_does_not_strand_the_peer(
 
     fed = federation(["CN", "RU"])
     cn, ru = fed["CN"].node, fed["RU"].node
-    origin.import_records(cn, [record("CN-1")])
+    ownlist.import_records(cn, [record("CN-1")])
     assert fed.sync("RU", "CN").ok
-    origin.import_records(cn, [record("CN-2")])  # pending for RU, not yet made into a batch
+    ownlist.import_records(cn, [record("CN-2")])  # pending for RU, not yet made into a batch
     params = SnapshotParams("RU", "CN", cn.now(), bytes(16))
     request = sign_message(
         codec.encode_snapshot_params(params),
@@ -387,7 +387,7 @@ def test_an_abandoned_snapshot_request_does_not_strand_the_peer(
         recipient="CN",
     )
     next(origin.snapshot(cn, request))  # RU asked for a snapshot, then went away
-    origin.import_records(cn, [record("CN-3")])
+    ownlist.import_records(cn, [record("CN-3")])
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries == 3
     converged(fed, "RU", "CN")
@@ -397,7 +397,7 @@ def test_a_detail_request_for_an_own_record_is_answered_locally_and_logged(
     federation: FederationMaker,
 ) -> None:
     fed = federation(["CN", "RU"])
-    origin.import_records(fed["CN"].node, [record("CN-1")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
     stub = detail_stub(fed, "CN")
     result = stub.Detail(
         lookup_pb2.DetailQuery(origin="CN", ref="CN-1", purpose="own case", case_id="K-9")

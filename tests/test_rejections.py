@@ -35,7 +35,7 @@ from wlx.crypto.errors import DecryptionError
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node import origin, receiver
+from wlx.node import origin, ownlist, receiver
 from wlx.node.app import Node
 from wlx.node.errors import Rejection, RejectReason
 from wlx.node.lookup import Lookup, Query
@@ -236,7 +236,7 @@ class Stage:
         node = self.make_node(node_id, self.backend)
         for peer in ("RU", "CN"):
             origin.add_peer(node, self.fed[peer].node.card.raw, self.fed[peer].address)
-        origin.import_records(node, [record(f"{node_id}-1")])
+        ownlist.import_records(node, [record(f"{node_id}-1")])
         self.others[node_id] = node
         return node
 
@@ -251,12 +251,12 @@ def stage(
     fed = federation(["CN", "RU", "AR"], storage=backend)
     cn = fed["CN"].node
     for i in (1, 2):
-        origin.import_records(cn, [record(f"CN-{i}")])
+        ownlist.import_records(cn, [record(f"CN-{i}")])
         origin.materialise(cn, "RU")
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries == 2, report
     for i in (3, 4):
-        origin.import_records(cn, [record(f"CN-{i}")])
+        ownlist.import_records(cn, [record(f"CN-{i}")])
         origin.materialise(cn, "RU")
     s = Stage(fed, backend, make_node, clock)
     assert [(r.first_seq, r.last_seq) for r in s.outbox("CN", "RU")] == [
@@ -437,7 +437,7 @@ def _untrusted_sender_claiming_cn(s: Stage) -> tuple[str, Sealed]:
 
 
 def _ar_batch_as_cn(s: Stage) -> tuple[str, Sealed]:
-    origin.import_records(s.ar, [record("AR-1")])
+    ownlist.import_records(s.ar, [record("AR-1")])
     (row,) = s.outbox("AR", "RU")
     return "CN", s.seal(row, sender="CN")  # opens as from CN; signed by AR
 
@@ -600,7 +600,7 @@ def snapshot_for(
     key = cn.epoch_key("CN", to, state.epoch, state.token_key)
     with cn.store.read() as tx:
         entries = [
-            outbound.upsert_for(origin.load_record(cn, r), r.version, key, cn.rng)
+            outbound.upsert_for(ownlist.load_record(cn, r), r.version, key, cn.rng)
             for r in tx.iter_records()
         ]
     if repeat_first:
@@ -645,7 +645,7 @@ def test_stale_epoch_batch_and_snapshot(stage: Stage, caplog: pytest.LogCaptureF
         what="snapshot",
     )
     assert hits(stage.ru, "CN-4") == ["CN-4"]
-    origin.import_records(stage.cn, [record("CN-5")])
+    ownlist.import_records(stage.cn, [record("CN-5")])
     report = stage.fed.sync("RU", "CN")
     assert report.ok and report.batches == 1, report
     assert grpc_lookup(stage.fed, "CN-5") == ["CN-5"]
@@ -725,7 +725,7 @@ def _forged_snapshot(s: Stage) -> list[Sealed]:
 
 def _replayed_snapshot(s: Stage) -> list[Sealed]:
     parts = snapshot_for(s)  # at 4; then RU moves on to 5
-    origin.import_records(s.cn, [record("CN-5")])
+    ownlist.import_records(s.cn, [record("CN-5")])
     report = s.fed.sync("RU", "CN")
     assert report.ok and report.batches == 3, report
     return parts
@@ -1047,7 +1047,7 @@ def test_a_pull_signed_for_another_origin_is_refused(stage: Stage) -> None:
 def test_no_node_obtains_another_nodes_stream(stage: Stage) -> None:
     ar_report = stage.fed.sync("AR", "CN")
     assert ar_report.ok
-    origin.import_records(stage.cn, [record("CN-5")])
+    ownlist.import_records(stage.cn, [record("CN-5")])
     ru_outbox = {r.signed for r in stage.outbox("CN", "RU")}  # CN-5 included
 
     # AR's own pull: only batches made for and sealed to AR.

@@ -17,7 +17,7 @@ import pytest
 from conftest import FakeClock, Federation, FederationMaker, record
 
 from wlx.crypto import tls
-from wlx.node import credentials, lifecycle, origin
+from wlx.node import credentials, lifecycle, origin, ownlist
 from wlx.node.errors import AlreadyExists, NotFound, PermissionDenied
 from wlx.node.limits import LimitSettings, Rate
 from wlx.node.lookup import Lookup, Query
@@ -68,7 +68,7 @@ def audit_kinds(fed: Federation, node_id: str) -> list[str]:
 @pytest.fixture
 def fed(federation: FederationMaker) -> Federation:
     fed = federation(["CN", "RU", "AR"])
-    origin.import_records(fed["CN"].node, [record("CN-1"), record("CN-2", category="missing")])
+    ownlist.import_records(fed["CN"].node, [record("CN-1"), record("CN-2", category="missing")])
     fed.sync_all()
     return fed
 
@@ -252,7 +252,7 @@ def test_narrowing_a_policy_sends_removals_and_widening_sends_records(fed: Feder
     # AR's policy is untouched.
     assert held(fed, "AR", "CN") == 2
     # New listings follow the policy too.
-    origin.import_records(cn, [record("CN-3", category="missing"), record("CN-4")])
+    ownlist.import_records(cn, [record("CN-3", category="missing"), record("CN-4")])
     assert fed.sync("RU", "CN").ok
     assert held(fed, "RU", "CN") == 2
     # Detail requests for what is not shared are denied.
@@ -266,7 +266,7 @@ def test_narrowing_a_policy_sends_removals_and_widening_sends_records(fed: Feder
 def test_a_new_peer_gets_only_what_its_policy_shares(federation: FederationMaker) -> None:
     fed = federation(["CN", "RU"])
     cn = fed["CN"].node
-    origin.import_records(cn, [record("CN-1"), record("CN-2", action="locate")])
+    ownlist.import_records(cn, [record("CN-1"), record("CN-2", action="locate")])
     origin.set_policy(cn, "RU", SharingPolicy.make(actions=["locate"], exclude=["CN-9"]))
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries == 1
@@ -290,7 +290,7 @@ def test_rotation_end_to_end(fed: Federation) -> None:
         assert trusted is not None and trusted.sign_key.same_as(card.sign_key)
         assert "peer.rotated" in audit_kinds(fed, peer)
     # The new epoch arrives by snapshot signed with the new key; lookups go on.
-    origin.import_records(cn, [record("CN-5")])
+    ownlist.import_records(cn, [record("CN-5")])
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries == 3
     assert [h.ref for h in Lookup(fed["RU"].node).check(by_name("CN-5"))] == ["CN-5"]
@@ -338,14 +338,14 @@ def _all_tokens(node: Any) -> set[bytes]:
 
 def test_revoking_a_peer_refuses_it_purges_it_and_sends_it_nothing(fed: Federation) -> None:
     cn, ru = fed["CN"].node, fed["RU"].node
-    origin.import_records(ru, [record("RU-1")])
+    ownlist.import_records(ru, [record("RU-1")])
     assert fed.sync("CN", "RU").ok
     assert held(fed, "CN", "RU") == 1
     assert lifecycle.revoke_peer(cn, "RU") == 1
     assert held(fed, "CN", "RU") == 0
     assert cn.trusted("RU") is None
     # RU's pulls are refused at the handshake; CN sends it nothing more.
-    origin.import_records(cn, [record("CN-7")])
+    ownlist.import_records(cn, [record("CN-7")])
     report = fed.sync("RU", "CN")
     assert not report.ok
     assert [h.ref for h in Lookup(ru).check(by_name("CN-7"))] == []

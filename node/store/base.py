@@ -231,8 +231,16 @@ class Tx(ABC):
         """The record, or None."""
 
     @abstractmethod
+    def get_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        """The records of ``record_ids`` that exist, by id."""
+
+    @abstractmethod
     def put_record(self, record: StoredRecord) -> None:
         """Insert or replace a record."""
+
+    @abstractmethod
+    def put_records(self, records: Sequence[StoredRecord]) -> None:
+        """Insert or replace many records."""
 
     @abstractmethod
     def delete_record(self, record_id: str) -> None:
@@ -253,6 +261,10 @@ class Tx(ABC):
     @abstractmethod
     def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
         """Append to the change log; returns the new sequence number."""
+
+    @abstractmethod
+    def append_changes(self, changes: Sequence[tuple[str, str, int, int]]) -> None:
+        """Append ``(record_id, op, version, at)`` changes, in order."""
 
     @abstractmethod
     def change_head(self) -> int:
@@ -476,6 +488,10 @@ class Tx(ABC):
     @abstractmethod
     def add_audit_entry(self, idx: int, entry: bytes, leaf: bytes) -> None:
         """Store log entry ``idx`` and its leaf hash."""
+
+    @abstractmethod
+    def add_audit_entries(self, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Store ``(idx, entry, leaf)`` log entries."""
 
     @abstractmethod
     def put_audit_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:

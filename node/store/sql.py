@@ -15,7 +15,7 @@ from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
 from wlx.node.errors import InternalError
-from wlx.node.protocol.messages import Op, Upsert
+from wlx.node.protocol.messages import Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
     Change,
@@ -125,6 +125,26 @@ class SqlTx(Tx):
         row = self._one(f"{self._RECORD} WHERE id = ?", (record_id,))
         return self._record(row) if row else None
 
+    def get_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        found: dict[str, StoredRecord] = {}
+        unique = sorted(set(record_ids))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._all(f"{self._RECORD} WHERE id IN ({marks})", chunk):
+                found[row[0]] = self._record(row)
+        return found
+
+    def put_records(self, records: Sequence[StoredRecord]) -> None:
+        self._cur.executemany(
+            "INSERT INTO records (id, version, body, expires, updated_at, suspended) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version, body = excluded.body, "
+            "expires = excluded.expires, updated_at = excluded.updated_at, "
+            "suspended = excluded.suspended",
+            [(r.id, r.version, r.body, r.expires, r.updated_at, int(r.suspended)) for r in records],
+        )
+
     def put_record(self, record: StoredRecord) -> None:
         self._run(
             "INSERT INTO records (id, version, body, expires, updated_at, suspended) "
@@ -173,6 +193,11 @@ class SqlTx(Tx):
         if row is None:
             raise InternalError("change log insert returned no sequence number")
         return int(row[0])
+
+    def append_changes(self, changes: Sequence[tuple[str, str, int, int]]) -> None:
+        self._cur.executemany(
+            "INSERT INTO changes (record_id, op, version, at) VALUES (?, ?, ?, ?)", list(changes)
+        )
 
     def change_head(self) -> int:
         row = self._one("SELECT MAX(seq) FROM changes")
@@ -471,8 +496,7 @@ class SqlTx(Tx):
         ]
 
     def remove_entries(self, origin: str, handles: Sequence[bytes]) -> None:
-        for handle in handles:
-            self._delete_entry(origin, handle)
+        self.apply_ops(origin, [Remove(h) for h in handles])
 
     def applied_digest(self, origin: str, epoch: int, last_seq: int) -> bytes | None:
         row = self._one(
@@ -490,32 +514,43 @@ class SqlTx(Tx):
     def clear_applied(self, origin: str) -> None:
         self._run("DELETE FROM applied WHERE origin = ?", (origin,))
 
-    def _delete_entry(self, origin: str, handle: bytes) -> None:
-        row = self._one(
-            "SELECT tokens FROM entries WHERE origin = ? AND handle = ?", (origin, handle)
-        )
-        if row is None:
-            return
-        self._cur.executemany(
-            "DELETE FROM tokens WHERE origin = ? AND token = ? AND handle = ?",
-            [(origin, token, handle) for token in _split_tokens(bytes(row[0]))],
-        )
-        self._run("DELETE FROM entries WHERE origin = ? AND handle = ?", (origin, handle))
-
     def apply_ops(self, origin: str, ops: Sequence[Op]) -> None:
+        # Each operation replaces a listing whole, so applying them in order
+        # is applying the last one of each handle: delete every listing the
+        # operations touch, then insert the upserts that end up standing.
+        final: dict[bytes, Op] = {}
         for op in ops:
-            self._delete_entry(origin, op.handle)
-            if not isinstance(op, Upsert):
-                continue
-            self._run(
-                "INSERT INTO entries (origin, handle, expires, tokens) VALUES (?, ?, ?, ?)",
-                (origin, op.handle, op.expires, _tokens_blob(op)),
+            final[op.handle] = op
+        handles = sorted(final)
+        for start in range(0, len(handles), LOOKUP_CHUNK):
+            chunk = handles[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            held = self._all(
+                f"SELECT handle, tokens FROM entries WHERE origin = ? AND handle IN ({marks})",
+                (origin, *chunk),
             )
             self._cur.executemany(
-                "INSERT INTO tokens (origin, token, handle, sealed) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                [(origin, t.token, op.handle, t.sealed) for t in op.tokens],
+                "DELETE FROM tokens WHERE origin = ? AND token = ? AND handle = ?",
+                [
+                    (origin, token, bytes(h))
+                    for h, blob in held
+                    for token in _split_tokens(bytes(blob))
+                ],
             )
+            self._cur.executemany(
+                "DELETE FROM entries WHERE origin = ? AND handle = ?",
+                [(origin, bytes(h)) for h, _ in held],
+            )
+        upserts = [op for op in (final[h] for h in handles) if isinstance(op, Upsert)]
+        self._cur.executemany(
+            "INSERT INTO entries (origin, handle, expires, tokens) VALUES (?, ?, ?, ?)",
+            [(origin, op.handle, op.expires, _tokens_blob(op)) for op in upserts],
+        )
+        self._cur.executemany(
+            "INSERT INTO tokens (origin, token, handle, sealed) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            sorted((origin, t.token, op.handle, t.sealed) for op in upserts for t in op.tokens),
+        )
 
     def clear_origin(self, origin: str) -> None:
         self._run("DELETE FROM tokens WHERE origin = ?", (origin,))
@@ -621,8 +656,11 @@ class SqlTx(Tx):
         self._connector.lock_table(self._cur, "audit_entries")
 
     def add_audit_entry(self, idx: int, entry: bytes, leaf: bytes) -> None:
-        self._run(
-            "INSERT INTO audit_entries (idx, entry, leaf) VALUES (?, ?, ?)", (idx, entry, leaf)
+        self.add_audit_entries([(idx, entry, leaf)])
+
+    def add_audit_entries(self, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
+        self._cur.executemany(
+            "INSERT INTO audit_entries (idx, entry, leaf) VALUES (?, ?, ?)", list(rows)
         )
 
     def put_audit_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
