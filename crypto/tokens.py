@@ -10,6 +10,7 @@ data): only someone presenting the identifier itself can open it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -80,15 +81,12 @@ class EpochKey:
         """
         return hit_proof(self.seal_key(identifier_key), message)
 
+    @functools.cached_property
+    def _aad_prefix(self) -> bytes:
+        return SEAL_AAD_PREFIX + lp(self.origin) + lp(self.recipient) + u64(self.epoch)
+
     def _aad(self, handle: bytes, token: bytes) -> bytes:
-        return (
-            SEAL_AAD_PREFIX
-            + lp(self.origin)
-            + lp(self.recipient)
-            + u64(self.epoch)
-            + lp(handle)
-            + lp(token)
-        )
+        return self._aad_prefix + lp(handle) + lp(token)
 
     def seal(
         self, identifier_key: bytes, handle: bytes, hit_data: bytes, rng: Rng = system_rng

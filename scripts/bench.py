@@ -17,7 +17,9 @@ import argparse
 import dataclasses
 import json
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +33,6 @@ from wlx.node.config import StorageConfig
 from wlx.node.limits import LimitSettings, Rate
 from wlx.node.lookup import Query
 from wlx.node.model import Record, parse_record
-from wlx.node.server import build_server
 from wlx.node.sync import sync_peer
 from wlx.node.transport import client_channel
 from wlx.node.wire import query_to_pb
@@ -69,44 +70,91 @@ def storage_for(kind: str, node_id: str, dsn: str) -> StorageConfig:
     return StorageConfig(backend="postgresql", dsn=dsn, schema=schema)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    """``wlx serve`` in its own process, as in production (no shared GIL)."""
+    wlx = str(Path(sys.executable).with_name("wlx"))
+    proc = subprocess.Popen(
+        [wlx, "serve", str(directory), "--sync-interval", "1000000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"wlx serve {directory} did not come up")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Origins and the lookup node run as ``wlx serve`` processes; the bench
+    process pulls (as the receiving node) and looks up (as officers)."""
     tmp = Path(tempfile.mkdtemp(prefix="wlx-bench-"))
-    nodes = {
-        n: init_node(
-            tmp / n, node_id=n, listen="127.0.0.1:0", storage=storage_for(args.backend, n, args.dsn)
-        )
-        for n in ("CN", "RU", "AR")
-    }
+    ports = {n: free_port() for n in ("CN", "RU", "AR")}
     unlimited = Rate(per_minute=1e12, burst=1e12, per_day=1e15)  # a load test, not a border post
-    servers = {}
-    for n, node in nodes.items():
+    nodes = {}
+    for n, port in ports.items():
+        node = init_node(
+            tmp / n,
+            node_id=n,
+            listen=f"127.0.0.1:{port}",
+            storage=storage_for(args.backend, n, args.dsn),
+        )
         node.config = dataclasses.replace(
             node.config, limits=dataclasses.replace(LimitSettings(), officer=unlimited)
         )
-        server, port = build_server(node, "127.0.0.1:0")
-        server.start()
-        servers[n] = (server, port)
+        node.paths.config.write_text(node.config.to_toml(), encoding="utf-8")
+        nodes[n] = node
     for a, node_a in nodes.items():
         for b, node_b in nodes.items():
             if a != b:
-                origin.add_peer(node_a, node_b.card.raw, f"127.0.0.1:{servers[b][1]}")
+                origin.add_peer(node_a, node_b.card.raw, f"127.0.0.1:{ports[b]}")
     results: dict[str, Any] = {"records": args.records, "backend": args.backend}
 
     records = make_records("CN", args.records, 1)
     _, seconds = timed(lambda: ownlist.import_records(nodes["CN"], records))
     results["import_records_per_s"] = round(args.records / seconds)
     ownlist.import_records(nodes["AR"], make_records("AR", args.records // 10, 2))
+    officer = credentials.issue(nodes["RU"], name="bench-post", role="officer", days=1)
+    procs = [serve(tmp / n, ports[n]) for n in ("CN", "AR")]
+    try:
+        return measure(args, nodes, ports, records, officer, procs, results, tmp)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+        for node in nodes.values():
+            node.close()
 
+
+def measure(
+    args: argparse.Namespace,
+    nodes: dict[str, Node],
+    ports: dict[str, int],
+    records: list[Record],
+    officer: Any,
+    procs: list[subprocess.Popen[bytes]],
+    results: dict[str, Any],
+    tmp: Path,
+) -> dict[str, Any]:
     report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
     assert report.ok, report.error
     results["snapshot_sync_s"] = round(seconds, 2)
     results["snapshot_listings_per_s"] = round(args.records / seconds)
     assert sync_peer(nodes["RU"], peer_of(nodes["RU"], "AR")).ok
 
-    changes = make_records("CN", args.changes, 3)
     changes = [
         parse_record({**person("CN", random.Random(i), i), "id": f"CN-D{i:07d}"}, line=0)
-        for i, _ in enumerate(changes)
+        for i in range(args.changes)
     ]
     ownlist.import_records(nodes["CN"], changes)
     report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
@@ -114,8 +162,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results["delta_changes"] = args.changes
     results["delta_sync_s"] = round(seconds, 2)
     results["delta_changes_per_s"] = round(args.changes / seconds)
+    nodes["RU"].close()
+    procs.append(serve(tmp / "RU", ports["RU"]))
+    servers = {n: (None, p) for n, p in ports.items()}
 
-    officer = credentials.issue(nodes["RU"], name="bench-post", role="officer", days=1)
     results["lookup_transport"] = "mutual TLS 1.3, officer credential"
     channel = client_channel(f"127.0.0.1:{servers['RU'][1]}", officer)
     stub = lookup_pb2_grpc.LookupStub(channel)
@@ -180,10 +230,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     assert sum(1 for r in response.results if r.hits) >= 10
     results["screen_500_p50_ms"] = round(statistics.median(times) * 1000, 1)
     channel.close()
-    for server, _ in servers.values():
-        server.stop(grace=None)
-    for node in nodes.values():
-        node.close()
     return results
 
 
