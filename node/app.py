@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wlx.crypto import atrest, tls
-from wlx.crypto.card import IdentityCard, make_card, parse_card
+from wlx.crypto.card import IdentityCard, check_node_id, make_card, parse_card
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.errors import CryptoError, MalformedError
 from wlx.crypto.keys import BoxKey, Rng, SigningKey, system_rng
@@ -370,8 +370,6 @@ def init_node(
         InternalError: the store cannot be created.
     """
     try:
-        from wlx.crypto.card import check_node_id
-
         check_node_id(node_id)
     except MalformedError as exc:
         raise UserError(str(exc)) from None

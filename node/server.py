@@ -31,6 +31,7 @@ from wlx.node.protocol import codec
 from wlx.node.protocol.messages import ResyncRequired, Sealed, SignedRequest, StreamHead
 from wlx.node.status import from_rpc_error
 from wlx.node.store.base import PeerRow
+from wlx.node.sync import describe, sync_all
 from wlx.node.transport import peer_channel, server_credentials
 from wlx.node.wire import (
     check_purpose,
@@ -270,8 +271,6 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
 
 def _sync_lines(node: Node) -> list[str]:
-    from wlx.node.sync import describe, sync_all
-
     return [describe(r) for r in sync_all(node)]
 
 

@@ -356,3 +356,28 @@ def test_revoking_a_peer_refuses_it_purges_it_and_sends_it_nothing(fed: Federati
     origin.add_peer(cn, ru.card.raw, fed["RU"].address)
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries == 3
+
+
+def test_insecure_dev_serves_plaintext_and_says_so(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    node = make_node("DEV")
+    ownlist.import_records(node, [record("DEV-1")])
+    node.insecure_dev = True
+    server, port = build_server(node, "127.0.0.1:0")
+    server.start()
+    try:
+        assert any("INSECURE-DEV" in r.getMessage() for r in caplog.records)
+        with client_channel(f"127.0.0.1:{port}", None) as channel:
+            assert check(channel, "DEV-1") == ["DEV-1"]
+    finally:
+        server.stop(grace=None)
+    # Without the flag, the same plaintext client gets nowhere.
+    node.insecure_dev = False
+    server, port = build_server(node, "127.0.0.1:0")
+    server.start()
+    try:
+        with client_channel(f"127.0.0.1:{port}", None) as channel:
+            assert code_of(lambda: check(channel, "DEV-1")) == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(grace=None)
