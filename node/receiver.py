@@ -214,7 +214,9 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
         for sealed in parts:
             part = receiver.receive(sealed)
             snapshot_id = part.snapshot_id
-            with node.store.write() as tx:
+            # Staging need not survive a crash (it is discarded at restart),
+            # so its commits do not wait for the disk; applying it does.
+            with node.store.write(durable=False) as tx:
                 tx.stage_entries(part.snapshot_id, origin, part.entries)
         result = receiver.result()
         failpoints.hit("receiver.before_snapshot_apply")

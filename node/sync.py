@@ -10,10 +10,12 @@ round for that origin, so nothing after a bad batch is applied.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -84,8 +86,58 @@ def _snapshot_parts(
     request = federation_pb2.SnapshotRequest(
         request=_signed(node, codec.encode_snapshot_params(params), Purpose.SNAPSHOT, peer)
     )
-    for msg in stub.Snapshot(request, timeout=CALL_TIMEOUT):
-        yield codec.decode_sealed(msg)
+    stream: Any = stub.Snapshot(request, timeout=CALL_TIMEOUT)
+    messages: Iterator[envelope_pb2.SealedEnvelope] = iter(stream)
+    try:
+        for msg in prefetch(messages, PREFETCH_PARTS):
+            yield codec.decode_sealed(msg)
+    finally:
+        stream.cancel()  # stop the origin if we stop early (a rejected part)
+
+
+PREFETCH_PARTS = 4
+T = TypeVar("T")
+
+
+def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Iterate ``items`` in a helper thread, up to ``depth`` ahead of the consumer.
+
+    While the consumer applies one snapshot part, the next ones are already
+    being made and sent, instead of waiting for the consumer's read; memory
+    stays bounded by ``depth`` parts.  An exception of ``items`` is re-raised
+    at the point the consumer reaches it.
+    """
+    buffer: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            buffer.put(("error", exc))
+
+    thread = threading.Thread(target=fill, name="wlx-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            yield cast(T, value)
+    finally:
+        stop.set()
 
 
 def sync_peer(node: Node, peer: PeerRow) -> SyncReport:

@@ -574,8 +574,13 @@ class Store(ABC):
     """A node's durable state."""
 
     @abstractmethod
-    def write(self) -> AbstractContextManager[Tx]:
-        """A read-write transaction: commits when the block ends, else rolls back."""
+    def write(self, *, durable: bool = True) -> AbstractContextManager[Tx]:
+        """A read-write transaction: commits when the block ends, else rolls back.
+
+        ``durable=False`` skips waiting for the commit to reach the disk; for
+        data that is thrown away after a crash anyway (a snapshot being
+        staged), never for state or the exchange log.
+        """
 
     @abstractmethod
     def read(self) -> AbstractContextManager[Tx]:

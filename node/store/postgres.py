@@ -70,7 +70,7 @@ class PostgresConnector(Connector):
         conn.execute(f'SET search_path TO "{self._schema}"')
 
     @contextmanager
-    def transaction(self, write: bool) -> Iterator[Cursor]:
+    def transaction(self, write: bool, durable: bool = True) -> Iterator[Cursor]:
         try:
             with self._pool.connection(timeout=30) as conn:
                 conn.execute(
@@ -78,6 +78,8 @@ class PostgresConnector(Connector):
                     if write
                     else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
                 )
+                if not durable:
+                    conn.execute("SET LOCAL synchronous_commit = off")
                 try:
                     yield _PgCursor(conn)
                 except BaseException:

@@ -61,8 +61,10 @@ class Connector(ABC):
     serialises writers anyway)."""
 
     @abstractmethod
-    def transaction(self, write: bool) -> AbstractContextManager[Cursor]:
-        """A transaction; commits at the end of the block, rolls back on error."""
+    def transaction(self, write: bool, durable: bool = True) -> AbstractContextManager[Cursor]:
+        """A transaction; commits at the end of the block, rolls back on error.
+
+        ``durable=False``: the commit need not wait for the disk."""
 
     @abstractmethod
     def lock_table(self, cur: Cursor, table: str) -> None:
@@ -594,13 +596,14 @@ class SqlTx(Tx):
         self.clear_origin(origin)
         self._run(
             "INSERT INTO entries (origin, handle, expires, tokens) "
-            "SELECT origin, handle, expires, tokens FROM staged_entries WHERE snapshot_id = ?",
+            "SELECT origin, handle, expires, tokens FROM staged_entries WHERE snapshot_id = ? "
+            "ORDER BY handle",
             (snapshot_id,),
         )
         self._run(
             "INSERT INTO tokens (origin, token, handle, sealed) "
             "SELECT ?, token, handle, sealed FROM staged_tokens WHERE snapshot_id = ? "
-            "ON CONFLICT DO NOTHING",
+            "ORDER BY token, handle ON CONFLICT DO NOTHING",
             (origin, snapshot_id),
         )
         self.drop_staging(snapshot_id)
@@ -820,8 +823,8 @@ class SqlStore(Store):
             tx.drop_staging()  # a snapshot interrupted by a crash is discarded
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
-        with self._connector.transaction(write=True) as cur:
+    def write(self, *, durable: bool = True) -> Iterator[Tx]:
+        with self._connector.transaction(write=True, durable=durable) as cur:
             yield SqlTx(cur, self._connector)
 
     @contextmanager

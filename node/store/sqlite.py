@@ -62,22 +62,28 @@ class SqliteConnector(Connector):
         return conn
 
     @contextmanager
-    def transaction(self, write: bool) -> Iterator[Cursor]:
+    def transaction(self, write: bool, durable: bool = True) -> Iterator[Cursor]:
         conn = self._connection()
+        if not durable:
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: consistent, not durable
         try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.Error as exc:
-            raise InternalError(f"store unavailable ({exc})") from None
-        try:
-            yield _SqliteCursor(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise InternalError(f"store commit failed ({exc})") from None
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                raise InternalError(f"store unavailable ({exc})") from None
+            try:
+                yield _SqliteCursor(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise InternalError(f"store commit failed ({exc})") from None
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous = FULL")
 
     def lock_table(self, cur: Cursor, table: str) -> None:
         """Nothing to do: SQLite has one writer at a time."""
