@@ -110,20 +110,24 @@ def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
     buffer: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(entry: tuple[str, object]) -> bool:
+        """Put ``entry`` unless the consumer has gone; False if it has."""
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def fill() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(("item", item)):
                     return
-            buffer.put(("end", None))
+            offer(("end", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            buffer.put(("error", exc))
+            offer(("error", exc))
 
     thread = threading.Thread(target=fill, name="wlx-prefetch", daemon=True)
     thread.start()

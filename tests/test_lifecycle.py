@@ -4,6 +4,7 @@ retention, compaction and resync, detail requests, status."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from conftest import FakeClock, Federation, FederationMaker, StorageFactory, record
@@ -405,3 +406,37 @@ def test_a_detail_request_for_an_own_record_is_answered_locally_and_logged(
     assert result.granted and json.loads(result.record_json)["id"] == "CN-1"
     with fed["CN"].node.store.read() as tx:
         assert tx.count_details("CN", "out", 0) == 1
+
+
+def test_prefetch_hands_over_items_errors_and_stops_its_thread() -> None:
+    import threading
+    import time
+
+    from wlx.node.sync import prefetch
+
+    assert list(prefetch(iter(range(10)), 2)) == list(range(10))
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        list(prefetch(broken(), 2))
+
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    items = prefetch(endless(), 3)
+    assert next(items) == 0
+    items.close()  # the consumer stops early: the helper thread must end
+    deadline = time.monotonic() + 5
+    while any(t.name == "wlx-prefetch" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "prefetch thread still running"
+        time.sleep(0.05)
+    assert len(produced) <= 6
