@@ -247,6 +247,21 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         context.abort(code, why)
         raise AssertionError("context.abort returned")  # pragma: no cover
 
+    def _streaming(
+        self, method: str, inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
+    ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
+        """Wrap a server-streaming handler: admit the caller, then stream."""
+
+        def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            caller = self._admit(method, context, lambda: 1)
+            token = _CALLER.set(caller)
+            try:
+                yield from inner(request, context)
+            finally:
+                _CALLER.reset(token)
+
+        return streaming
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Any],
@@ -273,34 +288,14 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            inner_us = handler.unary_stream
-
-            def unary_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                caller = self._admit(method, context, lambda: 1)
-                token = _CALLER.set(caller)
-                try:
-                    yield from inner_us(request, context)
-                finally:
-                    _CALLER.reset(token)
-
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream,
+                self._streaming(method, handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
-            inner_ss = handler.stream_stream
-
-            def stream_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-                caller = self._admit(method, context, lambda: 1)
-                token = _CALLER.set(caller)
-                try:
-                    yield from inner_ss(requests, context)
-                finally:
-                    _CALLER.reset(token)
-
             return grpc.stream_stream_rpc_method_handler(
-                stream_stream,
+                self._streaming(method, handler.stream_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

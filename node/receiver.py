@@ -18,7 +18,7 @@ from wlx.crypto.tokens import EpochKey
 from wlx.node import failpoints, metrics
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
+from wlx.node.audit.log import Event, Field
 from wlx.node.errors import Rejection, RejectReason
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import open_envelope, sign_message
@@ -102,6 +102,16 @@ def _verify_batch(node: Node, origin: str, sealed: Sealed) -> Batch:
     return codec.decode_batch_payload(payload)
 
 
+def _batch_fields(origin: str, batch: Batch) -> dict[str, Field]:
+    return {
+        "origin": origin,
+        "epoch": batch.epoch,
+        "first_seq": batch.first_seq,
+        "last_seq": batch.last_seq,
+        "digest": batch.digest.hex(),
+    }
+
+
 def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
     """Verify one batch envelope from ``origin`` and apply it with its cursor.
 
@@ -128,11 +138,7 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                     node=node.node_id,
                     time=node.now(),
                     kind=Event.BATCH_DUPLICATE,
-                    origin=origin,
-                    epoch=batch.epoch,
-                    first_seq=batch.first_seq,
-                    last_seq=batch.last_seq,
-                    digest=batch.digest.hex(),
+                    **_batch_fields(origin, batch),
                 )
                 return Applied(batch.first_seq, batch.last_seq, 0, duplicate=True)
             assert state is not None  # decide_batch rejects a batch without a cursor
@@ -167,12 +173,8 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                 node=node.node_id,
                 time=node.now(),
                 kind=Event.BATCH_APPLIED,
-                origin=origin,
-                epoch=batch.epoch,
-                first_seq=batch.first_seq,
-                last_seq=batch.last_seq,
-                digest=batch.digest.hex(),
                 ops=len(batch.ops),
+                **_batch_fields(origin, batch),
             )
     except Rejection as rejection:
         record_rejection(node, origin, "batch", rejection)
