@@ -34,7 +34,7 @@ from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
-from wlx.node.store.base import DetailRow, PeerRow, StoredRecord
+from wlx.node.store.base import DetailRow, PeerRow, StoredRecord, Tx
 
 log = logging.getLogger("wlx.detail")
 
@@ -260,22 +260,31 @@ def request(
         raise Rejection(RejectReason.MALFORMED, "detail answer is for another request")
     outcome = reply.denial or "granted"
     with node.store.write() as tx:
-        tx.add_detail(DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome))
-        audit.append(
+        _log_out(
+            node,
             tx,
-            node=node.node_id,
-            time=node.now(),
-            kind=Event.DETAIL_OUT,
-            origin=origin,
-            ref=ref,
-            officer=officer,
-            purpose=purpose,
-            case=case_id,
-            outcome=outcome,
+            DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome),
             request=payload_digest(payload).hex(),
         )
     log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
     return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
+
+
+def _log_out(node: Node, tx: Tx, row: DetailRow, *, request: str) -> None:
+    """Log a detail request this node made (to a peer, or of its own list)."""
+    tx.add_detail(row)
+    audit.record(
+        tx,
+        node,
+        kind=Event.DETAIL_OUT,
+        origin=row.peer,
+        ref=row.ref,
+        officer=row.officer,
+        purpose=row.purpose,
+        case=row.case_id,
+        outcome=row.outcome,
+        request=request,
+    )
 
 
 def _hit_proof(seal_key: bytes, requester: str, origin: str, ref: str, nonce: bytes) -> bytes:
@@ -293,20 +302,10 @@ def own_record(node: Node, ref: str, *, officer: str, purpose: str, case_id: str
         stored = tx.get_record(ref)
         if stored is None:
             raise NotFound(f"no record {ref!r} in this node's list")
-        tx.add_detail(
-            DetailRow(node.now(), node.node_id, "out", ref, officer, purpose, case_id, "granted")
-        )
-        audit.append(
+        _log_out(
+            node,
             tx,
-            node=node.node_id,
-            time=node.now(),
-            kind=Event.DETAIL_OUT,
-            origin=node.node_id,
-            ref=ref,
-            officer=officer,
-            purpose=purpose,
-            case=case_id,
-            outcome="granted",
+            DetailRow(node.now(), node.node_id, "out", ref, officer, purpose, case_id, "granted"),
             request="",
         )
     return DetailOutcome(True, "", load_record(node, stored).to_json().decode("utf-8"))

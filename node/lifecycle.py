@@ -57,9 +57,7 @@ def restart_stream(node: Node, tx: Tx, state: OutboundState) -> OutboundState:
     tx.put_outbound(fresh)
     tx.delete_outbox(state.peer, epoch=epoch, keep_seq=-1, before_time=node.now() + 1)
     tx.confirm_removals(state.peer, epoch, 0)
-    audit.append(
-        tx, node=node.node_id, time=node.now(), kind=Event.EPOCH_NEW, peer=state.peer, epoch=epoch
-    )
+    audit.record(tx, node, kind=Event.EPOCH_NEW, peer=state.peer, epoch=epoch)
     return fresh
 
 
@@ -101,10 +99,9 @@ def revoke_peer(node: Node, peer: str) -> int:
         if state is not None:
             restart_stream(node, tx, state)  # the revoked key never sees another batch
         tx.put_peer(replace(row, revoked_at=node.now()))
-        audit.append(
+        audit.record(
             tx,
-            node=node.node_id,
-            time=node.now(),
+            node,
             kind=Event.PEER_REVOKE,
             peer=peer,
             fingerprint=parse_card(row.card).fingerprint(),
@@ -144,10 +141,9 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
                 f"the new card of {card.node_id} is not endorsed by the key trusted for it"
             )
         tx.put_peer(replace(row, card=card.raw))
-        audit.append(
+        audit.record(
             tx,
-            node=node.node_id,
-            time=node.now(),
+            node,
             kind=Event.PEER_ROTATED,
             peer=card.node_id,
             old_fingerprint=current.fingerprint(),
@@ -187,10 +183,9 @@ def rotate_keys(node: Node) -> IdentityCard:
             restart_stream(node, tx, state)
             tx.put_announcement(state.peer, card_bytes, node.now())
         tx.set_meta(ROTATION_META, card_bytes)
-        audit.append(
+        audit.record(
             tx,
-            node=node.node_id,
-            time=node.now(),
+            node,
             kind=Event.KEYS_ROTATED,
             old_fingerprint=old.fingerprint(),
             new_fingerprint=card.fingerprint(),

@@ -89,10 +89,9 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
         consumed = min((s.change_pos for s in states), default=head)
         changes = tx.delete_changes_upto(consumed)
         if batches or changes or skipped:
-            audit.append(
+            audit.record(
                 tx,
-                node=node.node_id,
-                time=node.now(),
+                node,
                 kind=Event.COMPACTION,
                 batches=batches,
                 changes=changes,

@@ -272,10 +272,9 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
         tx.put_peer(replace(row, policy=policy.to_json()))
-        audit.append(
+        audit.record(
             tx,
-            node=node.node_id,
-            time=node.now(),
+            node,
             kind=Event.POLICY_CHANGE,
             peer=peer,
             policy=policy.to_json(),
@@ -451,10 +450,9 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
                 created_at=node.now(),
             )
         with node.store.write() as tx:
-            audit.append(
+            audit.record(
                 tx,
-                node=node.node_id,
-                time=node.now(),
+                node,
                 kind=Event.SNAPSHOT_SENT,
                 peer=card.node_id,
                 epoch=state.epoch,

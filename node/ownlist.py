@@ -121,10 +121,9 @@ def remove_record(node: Node, record_id: str) -> None:
         tx.delete_record(record_id)
         tx.append_change(record_id, "remove", existing.version + 1, node.now())
         tx.apply_ops(node.node_id, [outbound.remove_for(record_id, own_key)])
-        audit.append(
+        audit.record(
             tx,
-            node=node.node_id,
-            time=node.now(),
+            node,
             kind=Event.RECORD_REMOVE,
             record=record_id,
             version=existing.version + 1,

@@ -133,10 +133,9 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                 digest_at=lambda seq: tx.applied_digest(origin, batch.epoch, seq),
             )
             if isinstance(decision, inbound.Duplicate):
-                audit.append(
+                audit.record(
                     tx,
-                    node=node.node_id,
-                    time=node.now(),
+                    node,
                     kind=Event.BATCH_DUPLICATE,
                     **_batch_fields(origin, batch),
                 )
@@ -168,10 +167,9 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                     last_error_at=0,
                 )
             )
-            audit.append(
+            audit.record(
                 tx,
-                node=node.node_id,
-                time=node.now(),
+                node,
                 kind=Event.BATCH_APPLIED,
                 ops=len(batch.ops),
                 **_batch_fields(origin, batch),
@@ -258,10 +256,9 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
                     origin_head=state.origin_head if state else 0,
                 )
             )
-            audit.append(
+            audit.record(
                 tx,
-                node=node.node_id,
-                time=node.now(),
+                node,
                 kind=Event.SNAPSHOT_APPLIED,
                 origin=origin,
                 epoch=result.epoch,
@@ -328,10 +325,9 @@ def purge_expired(node: Node) -> Purged:
             for origin, handles in by_origin.items():
                 tx.remove_entries(origin, handles)
                 counts[origin] = counts.get(origin, 0) + len(handles)
-                audit.append(
+                audit.record(
                     tx,
-                    node=node.node_id,
-                    time=node.now(),
+                    node,
                     kind=Event.PURGE,
                     origin=origin,
                     listings=len(handles),

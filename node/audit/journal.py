@@ -85,10 +85,7 @@ class Journal:
         node = self._node
         try:
             with node.store.write() as tx:
-                indexes = [
-                    audit.append(tx, node=node.node_id, time=node.now(), kind=i.kind, **i.fields)
-                    for i in group
-                ]
+                indexes = [audit.record(tx, node, kind=i.kind, **i.fields) for i in group]
         except Exception as exc:
             log.exception("could not commit %d exchange-log entries", len(group))
             for item in group:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Protocol
 
 from wlx.crypto import merkle
 from wlx.node.store.base import Tx
@@ -97,6 +98,20 @@ def append(tx: Tx, *, node: str, time: int, kind: Event, **fields: Field) -> int
         tx.put_audit_nodes(completed)
     tx.set_meta(RANGE_KEY, tree.to_bytes())
     return idx
+
+
+class Clocked(Protocol):
+    """What ``record`` needs of a node: its id and its clock."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    def now(self) -> int: ...
+
+
+def record(tx: Tx, node: Clocked, *, kind: Event, **fields: Field) -> int:
+    """``append`` for ``node``, at the node's current time; returns the index."""
+    return append(tx, node=node.node_id, time=node.now(), kind=kind, **fields)
 
 
 def append_many(
