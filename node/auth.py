@@ -32,7 +32,10 @@ from wlx.crypto.errors import CryptoError
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
+from wlx.node.errors import UserError
 from wlx.node.limits import Limits, RateLimited
+from wlx.node.protocol.lookup_rules import lookup_cost
+from wlx.v1 import lookup_pb2
 
 log = logging.getLogger("wlx.auth")
 
@@ -213,7 +216,13 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 f"{caller.role.value} {caller.name} may not call {method}",
             )
         try:
-            self._limits.charge(caller.role, caller.name, cost())
+            price = cost()
+        except UserError as exc:  # oversized: refused before any work or charge
+            log.warning("refused %s from %s: %s", method, who, exc)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("context.abort returned") from None  # pragma: no cover
+        try:
+            self._limits.charge(caller.role, caller.name, price)
         except RateLimited as exc:
             self._refuse(
                 context, method, who, Event.THROTTLED, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
@@ -315,8 +324,18 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
 
 def _cost(request: Any) -> int:
-    """What a call costs in the rate limit: one per person looked up."""
-    entries = getattr(request, "entries", None)
-    if entries is not None and not isinstance(entries, (str, bytes)):
-        return max(1, len(entries))
+    """What a call costs in the rate limit: one per identifier looked up
+    (``wlx.node.protocol.lookup_rules``), one for any other call.
+
+    Raises:
+        UserError: an oversized lookup (refused before anything is charged).
+    """
+    if isinstance(request, lookup_pb2.CheckRequest):
+        return lookup_cost([_identifiers(request.person)])
+    if isinstance(request, lookup_pb2.ScreenRequest):
+        return lookup_cost([_identifiers(e.person) for e in request.entries])
     return 1
+
+
+def _identifiers(person: lookup_pb2.Person) -> tuple[int, int]:
+    return len(person.names), len(person.documents)

@@ -214,6 +214,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         if not request.ref:
             raise UserError("a detail request names the hit's ref")
         origin_id = request.origin or self._origin_of(request.ref)
+        seal_key = self._lookup.hits.recall(
+            _caller_name(), origin_id, request.ref, self._node.now()
+        )
         if origin_id == self._node.node_id:
             outcome = detail.own_record(
                 self._node,
@@ -221,6 +224,8 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
                 officer=_caller_name(),
                 purpose=purpose,
                 case_id=request.case_id,
+                seal_key=seal_key,
+                quota=self._node.config.detail_quota,
             )
         else:
             outcome = detail.request(
@@ -230,9 +235,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
                 purpose=purpose,
                 case_id=request.case_id,
                 officer=_caller_name(),
-                seal_key=self._lookup.hits.recall(
-                    _caller_name(), origin_id, request.ref, self._node.now()
-                ),
+                seal_key=seal_key,
                 send=self._send,
             )
         return lookup_pb2.DetailResult(
