@@ -18,7 +18,7 @@ from wlx.crypto.digests import genesis_digest, skip_digest
 from wlx.crypto.errors import CryptoError
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node import lifecycle
+from wlx.node import lifecycle, sent_snapshots
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
@@ -450,6 +450,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
                 created_at=node.now(),
             )
         with node.store.write() as tx:
+            sent_snapshots.note(tx, card.node_id, state.epoch, state.last_seq, state.last_digest)
             audit.record(
                 tx,
                 node,
