@@ -146,12 +146,18 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
         raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unreadable client certificate") from None
     with node.store.read() as tx:
         if serial is None:
-            for row in tx.list_peers():
-                if row.revoked_at:
-                    continue
-                card = node.card_of(row)
-                if card.tls_fingerprint == fingerprint:
-                    return Caller(Role.PEER, card.node_id)
+            holders = [
+                row.node_id
+                for row in tx.list_peers()
+                if not row.revoked_at and node.card_of(row).tls_fingerprint == fingerprint
+            ]
+            if len(holders) == 1:
+                return Caller(Role.PEER, holders[0])
+            if holders:  # never accepted since card_rules; fail closed on an old store
+                raise Denied(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    f"certificate held by several peers ({', '.join(holders)})",
+                )
             raise Denied(
                 grpc.StatusCode.UNAUTHENTICATED, "certificate of no trusted peer or credential"
             )

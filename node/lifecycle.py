@@ -32,6 +32,7 @@ from wlx.node.audit.log import Event
 from wlx.node.config import read_private
 from wlx.node.errors import NotFound, PermissionDenied, UserError
 from wlx.node.peers import channel_options
+from wlx.node.protocol.card_rules import check_card, check_rotation, held_fingerprints
 from wlx.node.store.base import OutboundState, Tx
 from wlx.node.transport import pinned_channel
 from wlx.v1 import federation_pb2, federation_pb2_grpc
@@ -111,6 +112,13 @@ def revoke_peer(node: Node, peer: str) -> int:
     return listings
 
 
+def trusted_fingerprints(node: Node, tx: Tx) -> dict[str, str]:
+    """TLS fingerprint -> node id of every trusted (not revoked) peer."""
+    return held_fingerprints(
+        {row.node_id: node.card_of(row) for row in tx.list_peers() if not row.revoked_at}
+    )
+
+
 def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) -> IdentityCard:
     """Accept a peer's rotated identity card, endorsed by the key we trust.
 
@@ -136,10 +144,13 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
         current = parse_card(row.card)
         if current.sign_key.same_as(card.sign_key):
             return current  # already have it
-        if card.previous_key is None or not card.previous_key.same_as(current.sign_key):
-            raise PermissionDenied(
-                f"the new card of {card.node_id} is not endorsed by the key trusted for it"
-            )
+        check_rotation(card, current)
+        check_card(
+            card,
+            me=node.node_id,
+            my_tls_fingerprint=node.card.tls_fingerprint,
+            held=trusted_fingerprints(node, tx),
+        )
         tx.put_peer(replace(row, card=card.raw))
         audit.record(
             tx,

@@ -22,10 +22,19 @@ from wlx.node import lifecycle, sent_snapshots
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
-from wlx.node.errors import AlreadyExists, NotFound, Rejection, RejectReason, Unavailable, UserError
+from wlx.node.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    Rejection,
+    RejectReason,
+    Unavailable,
+    UserError,
+)
 from wlx.node.ownlist import load_record, upsert_of
 from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec, outbound
+from wlx.node.protocol.card_rules import check_card, check_rotation
 from wlx.node.protocol.envelopes import (
     seal_presigned,
     verify_request,
@@ -71,6 +80,8 @@ def add_peer(
     Raises:
         UserError: not a valid card, this node's own card, or a fingerprint
             that does not match.
+        PermissionDenied: the card's TLS certificate names another node,
+            lacks proof of possession, or is another peer's (card_rules).
         AlreadyExists: the node id is trusted already, with another key that
             did not endorse this card.
     """
@@ -86,13 +97,21 @@ def add_peer(
         )
     with node.store.read() as tx:
         existing = tx.get_peer(card.node_id)
+        check_card(
+            card,
+            me=node.node_id,
+            my_tls_fingerprint=node.card.tls_fingerprint,
+            held=lifecycle.trusted_fingerprints(node, tx),
+        )
     if existing is not None and not existing.revoked_at:
         current = parse_card(existing.card)
         if not current.sign_key.same_as(card.sign_key):
-            if card.previous_key is None or not card.previous_key.same_as(current.sign_key):
+            try:
+                check_rotation(card, current)
+            except PermissionDenied:
                 raise AlreadyExists(
                     f"peer {card.node_id} is already trusted with another identity key"
-                )
+                ) from None
             lifecycle.accept_card(node, card_bytes)
         with node.store.write() as tx:
             row = tx.get_peer(card.node_id)
