@@ -22,6 +22,7 @@ checkpoint note always begins ``"wlx.exchange/"``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -30,10 +31,12 @@ from wlx.crypto.checkpoint import Checkpoint, CosignatureVerifier
 from wlx.crypto.errors import MalformedError
 from wlx.crypto.keys import SigningKey, VerifyKey
 from wlx.crypto.note import Ed25519Signer, Ed25519Verifier, sign_note
-from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.errors import InternalError
 from wlx.node.store.base import CheckpointRow, CosignatureRow, Tx
+
+if TYPE_CHECKING:  # the offline verifier imports this module without the node's storage
+    from wlx.node.app import Node
 
 ORIGIN_PREFIX = "wlx.exchange/"
 WITNESS_PREFIX = "wlx.witness/"
