@@ -43,7 +43,7 @@ from wlx.crypto.normalize import (
     record_keys,
 )
 from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
-from wlx.crypto.tokens import EpochKey
+from wlx.crypto.tokens import EpochKey, pad
 from wlx.node.detail import proof_message
 from wlx.node.model import parse_record
 from wlx.node.protocol import codec, outbound
@@ -283,6 +283,7 @@ def tokens() -> dict[str, Any]:
                 "identifier_key": ikey.value.hex(),
                 "handle": handle.hex(),
                 "hit_data": hit_bytes.hex(),
+                "padded": pad(hit_bytes).hex(),
                 "nonce": nonce_rng_value.hex(),
                 "aad": KEY._aad(handle, token).hex(),
                 "token": token.hex(),
@@ -625,7 +626,7 @@ def at_rest() -> dict[str, Any]:
     rng = counter_rng(1000)
     record = parse_record(sample_record_obj(), line=0)
     for context, plaintext in [
-        ("record:CN-0001", record.to_json()),
+        (f"record:CN-0001:1:0:{record.expires}", record.to_json()),
         ("epoch-key:CN:RU:1", TOKEN_KEY),
         ("epoch-key:CN:CN:1", fixed("epoch token key CN->CN epoch 1")),
     ]:

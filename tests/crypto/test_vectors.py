@@ -246,7 +246,11 @@ def test_seals() -> None:
         )
         assert aad.hex() == case["aad"]
         opened = ChaCha20Poly1305(h(case["seal_key"])).decrypt(sealed[:12], sealed[12:], aad)
-        assert sealed[:12] == nonce and opened == h(case["hit_data"])
+        # The plaintext is the hit data padded: 0x80, then zeros to a multiple of 256 bytes.
+        padded = h(case["hit_data"]) + b"\x80"
+        padded += bytes(-len(padded) % 256)
+        assert padded.hex() == case["padded"]
+        assert sealed[:12] == nonce and opened == padded
 
 
 def test_hit_proofs() -> None:
