@@ -24,6 +24,7 @@ from wlx.crypto.digests import payload_digest
 from wlx.crypto.encoding import lp
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import HIT_PROOF_LEN, EpochKey, hit_proof
+from wlx.node import previous_epochs
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
@@ -106,11 +107,17 @@ def _decide(
 
 
 def _peer_keys(node: Node, tx: Tx, peer: str) -> list[EpochKey]:
-    """The epoch keys under which ``peer``'s hit proofs are accepted."""
+    """The epoch keys under which ``peer``'s hit proofs are accepted: the
+    current one, and the previous one for a grace period after a new epoch
+    (``previous_epochs``)."""
     state = tx.get_outbound(peer)
     if state is None:
         return []
-    return [node.epoch_key(node.node_id, peer, state.epoch, state.token_key)]
+    keys = [node.epoch_key(node.node_id, peer, state.epoch, state.token_key)]
+    previous = previous_epochs.get(tx, peer, node.now())
+    if previous is not None and previous[0] < state.epoch:
+        keys.append(node.epoch_key(node.node_id, peer, previous[0], previous[1]))
+    return keys
 
 
 def answer(

@@ -26,6 +26,7 @@ from wlx.crypto.card import IdentityCard, parse_card
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.errors import CryptoError
 from wlx.crypto.tokens import EpochKey
+from wlx.node import previous_epochs
 from wlx.node.app import ROTATED_FILES, ROTATION_META, Node, finish_rotation, write_node_keys
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
@@ -42,8 +43,24 @@ log = logging.getLogger("wlx.lifecycle")
 ANNOUNCE_TIMEOUT = 10.0
 
 
-def restart_stream(node: Node, tx: Tx, state: OutboundState) -> OutboundState:
-    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox)."""
+def restart_stream(
+    node: Node, tx: Tx, state: OutboundState, *, keep_previous: bool = False
+) -> OutboundState:
+    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox).
+
+    With ``keep_previous`` (a new epoch or a key rotation, not a revocation),
+    hit proofs under the old key stay valid for ``previous_epochs.PROOF_GRACE``.
+    """
+    if keep_previous:
+        previous_epochs.keep(
+            tx,
+            state.peer,
+            state.epoch,
+            state.token_key,
+            until=node.now() + previous_epochs.PROOF_GRACE,
+        )
+    else:
+        previous_epochs.drop(tx, state.peer)
     epoch = state.epoch + 1
     key = EpochKey.generate(node.node_id, state.peer, epoch, node.rng)
     fresh = OutboundState(
@@ -75,7 +92,7 @@ def new_epoch(node: Node, peer: str | None = None) -> list[tuple[str, int]]:
         if peer is not None and not states:
             raise NotFound(f"{peer} is not a trusted peer")
         for state in states:
-            fresh = restart_stream(node, tx, state)
+            fresh = restart_stream(node, tx, state, keep_previous=True)
             started.append((fresh.peer, fresh.epoch))
     for name, epoch in started:
         log.info("peer %s: new token epoch %d; it will resync from a snapshot", name, epoch)
@@ -191,7 +208,7 @@ def rotate_keys(node: Node) -> IdentityCard:
     with node.store.write() as tx:
         tx.lock_changes()
         for state in tx.list_outbound():
-            restart_stream(node, tx, state)
+            restart_stream(node, tx, state, keep_previous=True)
             tx.put_announcement(state.peer, card_bytes, node.now())
         tx.set_meta(ROTATION_META, card_bytes)
         audit.record(

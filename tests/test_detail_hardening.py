@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import threading
 
-from conftest import Federation, FederationMaker, record
+from conftest import FakeClock, Federation, FederationMaker, record
 
-from wlx.node import detail, origin, ownlist
+from wlx.node import detail, lifecycle, origin, ownlist
 from wlx.node.lookup import Lookup, Query
 from wlx.node.policy import SharingPolicy
+from wlx.node.previous_epochs import PROOF_GRACE
 from wlx.node.protocol.detail_rules import DENIED, PROVEN
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
@@ -134,3 +135,39 @@ def test_the_quota_holds_under_concurrent_requests(federation: FederationMaker) 
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["granted", "granted", "quota", "quota", "quota", "quota"]
+
+
+def test_a_hit_from_the_previous_epoch_is_provable_for_a_grace_period(
+    federation: FederationMaker, clock: FakeClock
+) -> None:
+    """Issue 8, item 10: ``epoch new`` (or a rotation) does not void officers'
+    outstanding hits at once; they stay provable for ``PROOF_GRACE``."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record("CN-1")])
+    fed.sync_all()
+    lookup = Lookup(ru)
+    lookup.check(by_name("CN-1"))
+    key = lookup.hits.recall("", "CN", "CN-1", ru.now())
+    lifecycle.new_epoch(cn, "RU")  # RU has not resynced yet
+    assert _ask(fed, "CN-1", key, quota=10) == "granted"
+    clock.advance(PROOF_GRACE + 1)
+    assert _ask(fed, "CN-1", key, quota=10) == DENIED
+    # After the resync, the new epoch's hits prove as ever.
+    assert fed.sync("RU", "CN").ok
+    lookup.check(by_name("CN-1"))
+    assert _ask(fed, "CN-1", lookup.hits.recall("", "CN", "CN-1", ru.now()), quota=10) == "granted"
+
+
+def test_a_revocation_voids_the_previous_epochs_hits(federation: FederationMaker) -> None:
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record("CN-1")])
+    fed.sync_all()
+    lookup = Lookup(ru)
+    lookup.check(by_name("CN-1"))
+    key = lookup.hits.recall("", "CN", "CN-1", ru.now())
+    lifecycle.new_epoch(cn, "RU")
+    lifecycle.revoke_peer(cn, "RU")
+    origin.add_peer(cn, ru.card.raw, fed["RU"].address)  # trusted again: a fresh start
+    assert _ask(fed, "CN-1", key, quota=10) == DENIED
