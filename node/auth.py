@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from wlx.crypto import tls
 from wlx.crypto.errors import CryptoError
@@ -197,9 +198,22 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self._limits = limits
         self._denials = _DenialLog()
 
-    def _admit(self, method: str, context: grpc.ServicerContext, cost: Callable[[], int]) -> Caller:
+    def _admit(
+        self,
+        method: str,
+        context: grpc.ServicerContext,
+        raw: Any,
+        decode: Callable[[Any], Any] | None,
+    ) -> tuple[Caller, Any]:
+        """Authenticate and authorise the caller, *then* decode its request
+        (``raw``, with ``decode``; None: already decoded), then charge it.
+
+        Aborts the call: UNAUTHENTICATED / PERMISSION_DENIED before anything
+        is decoded; INVALID_ARGUMENT for a request that does not decode or is
+        oversized (nothing charged); RESOURCE_EXHAUSTED when over the limits.
+        """
         if self._node.insecure_dev:
-            return INSECURE_CALLER
+            return INSECURE_CALLER, self._decode(method, "insecure-dev", context, raw, decode)
         try:
             caller = identify(self._node, context.auth_context())
         except Denied as exc:
@@ -221,8 +235,9 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{caller.role.value} {caller.name} may not call {method}",
             )
+        request = self._decode(method, who, context, raw, decode)
         try:
-            price = cost()
+            price = _cost(request)
         except UserError as exc:  # oversized: refused before any work or charge
             log.warning("refused %s from %s: %s", method, who, exc)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -233,7 +248,27 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             self._refuse(
                 context, method, who, Event.THROTTLED, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
             )
-        return caller
+        return caller, request
+
+    @staticmethod
+    def _decode(
+        method: str,
+        who: str,
+        context: grpc.ServicerContext,
+        raw: Any,
+        decode: Callable[[Any], Any] | None,
+    ) -> Any:
+        """The request message; an undecodable one is refused with one log line."""
+        if decode is None:
+            return raw
+        try:
+            return decode(raw)
+        except DecodeError:
+            log.warning("refused %s from %s: the request does not decode", method, who)
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {method} message"
+            )
+            raise AssertionError("context.abort returned") from None  # pragma: no cover
 
     def _refuse(
         self,
@@ -263,12 +298,15 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         raise AssertionError("context.abort returned")  # pragma: no cover
 
     def _streaming(
-        self, method: str, inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
+        self,
+        method: str,
+        inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
+        decode: Callable[[Any], Any] | None,
     ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         """Wrap a server-streaming handler: admit the caller, then stream."""
 
         def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            caller = self._admit(method, context, lambda: 1)
+            caller, request = self._admit(method, context, request, decode)
             token = _CALLER.set(caller)
             try:
                 yield from inner(request, context)
@@ -289,28 +327,31 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_unary is not None:
             inner_uu = handler.unary_unary
 
-            def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
-                caller = self._admit(method, context, lambda: _cost(request))
+            decode = handler.request_deserializer
+
+            def unary_unary(raw: Any, context: grpc.ServicerContext) -> Any:
+                caller, request = self._admit(method, context, raw, decode)
                 token = _CALLER.set(caller)
                 try:
                     return inner_uu(request, context)
                 finally:
                     _CALLER.reset(token)
 
+            # The request arrives as bytes: decoded only once the caller is admitted.
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._streaming(method, handler.unary_stream, handler.request_deserializer),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming(method, handler.stream_stream),
+                self._streaming(method, handler.stream_stream, None),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
