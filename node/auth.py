@@ -33,6 +33,7 @@ from wlx.crypto.errors import CryptoError
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
+from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
 from wlx.node.errors import UserError
 from wlx.node.limits import Limits, RateLimited
 from wlx.node.protocol.lookup_rules import lookup_cost
@@ -172,31 +173,63 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
     return Caller(Role(credential.role), credential.name, serial)
 
 
-class _DenialLog:
-    """Logs refusals to the exchange log, at most once a minute per caller and reason."""
+class RefusalLog:
+    """Writes refusals to the exchange log, aggregated (``wlx.node.audit.refusals``):
+    the first of a kind at once, the rest of its minute as one entry with their
+    count.  Thread-safe."""
 
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, str], float] = {}
+    def __init__(self, node: Node, clock: Callable[[], float] = time.monotonic) -> None:
+        self._node = node
+        self._clock = clock
+        self._aggregator = RefusalAggregator()
         self._lock = threading.Lock()
 
-    def should_log(self, who: str, why: str) -> bool:
-        now = time.monotonic()
+    def refuse(self, kind: RefusalKind) -> None:
+        """Count one refusal; write what is due."""
         with self._lock:
-            if now - self._last.get((who, why), -1e9) < 60:
-                return False
-            self._last[(who, why)] = now
-            if len(self._last) > 10_000:
-                self._last.clear()
-        return True
+            due = self._aggregator.refuse(kind, self._clock(), self._node.now())
+        self._write(due)
+
+    def flush_due(self) -> None:
+        """Write the counts of windows that have closed."""
+        with self._lock:
+            due = self._aggregator.due(self._clock())
+        self._write(due)
+
+    def drain(self) -> None:
+        """Write every pending count (at shutdown)."""
+        with self._lock:
+            due = self._aggregator.drain()
+        self._write(due)
+
+    def _write(self, entries: list[Aggregate]) -> None:
+        if not entries:
+            return
+        try:
+            with self._node.store.write() as tx:
+                for e in entries:
+                    audit.record(
+                        tx,
+                        self._node,
+                        kind=e.kind.event,
+                        method=e.kind.method,
+                        caller=e.kind.caller,
+                        reason=e.kind.reason,
+                        count=e.count,
+                        first=e.first,
+                        last=e.last,
+                    )
+        except Exception:
+            log.exception("could not log %d refusal entries", len(entries))
 
 
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates, authorises and rate-limits every call before its handler."""
 
-    def __init__(self, node: Node, limits: Limits) -> None:
+    def __init__(self, node: Node, limits: Limits, refusals: RefusalLog | None = None) -> None:
         self._node = node
         self._limits = limits
-        self._denials = _DenialLog()
+        self.refusals = refusals or RefusalLog(node)
 
     def _admit(
         self,
@@ -212,6 +245,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         is decoded; INVALID_ARGUMENT for a request that does not decode or is
         oversized (nothing charged); RESOURCE_EXHAUSTED when over the limits.
         """
+        self.refusals.flush_due()
         if self._node.insecure_dev:
             return INSECURE_CALLER, self._decode(method, "insecure-dev", context, raw, decode)
         try:
@@ -239,9 +273,14 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         try:
             price = _cost(request)
         except UserError as exc:  # oversized: refused before any work or charge
-            log.warning("refused %s from %s: %s", method, who, exc)
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise AssertionError("context.abort returned") from None  # pragma: no cover
+            self._refuse(
+                context,
+                method,
+                who,
+                Event.ACCESS_DENIED,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                str(exc),
+            )
         try:
             self._limits.charge(caller.role, caller.name, price)
         except RateLimited as exc:
@@ -250,8 +289,8 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             )
         return caller, request
 
-    @staticmethod
     def _decode(
+        self,
         method: str,
         who: str,
         context: grpc.ServicerContext,
@@ -264,11 +303,15 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         try:
             return decode(raw)
         except DecodeError:
-            log.warning("refused %s from %s: the request does not decode", method, who)
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {method} message"
-            )
-            raise AssertionError("context.abort returned") from None  # pragma: no cover
+            pass
+        self._refuse(
+            context,
+            method,
+            who,
+            Event.ACCESS_DENIED,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid {method} message (it does not decode)",
+        )
 
     def _refuse(
         self,
@@ -280,20 +323,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         why: str,
     ) -> NoReturn:
         log.warning("refused %s from %s: %s", method, who, why)
-        if self._denials.should_log(who, why):
-            try:
-                with self._node.store.write() as tx:
-                    audit.append(
-                        tx,
-                        node=self._node.node_id,
-                        time=self._node.now(),
-                        kind=kind,
-                        method=method,
-                        caller=who,
-                        reason=why,
-                    )
-            except Exception:
-                log.exception("could not log a refusal")
+        self.refusals.refuse(RefusalKind(kind, method, who, why))
         context.abort(code, why)
         raise AssertionError("context.abort returned")  # pragma: no cover
 

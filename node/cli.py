@@ -308,12 +308,14 @@ def serve(
     """Run the node: serve peers and officers, and pull from peers on an interval."""
     from prometheus_client import start_http_server
 
+    from wlx.node.auth import RefusalLog
     from wlx.node.server import build_server
     from wlx.node.sync import SyncLoop
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
-        server, port = build_server(node, node.config.listen)
+        refusals = RefusalLog(node)
+        server, port = build_server(node, node.config.listen, refusals=refusals)
         server.start()
         if metrics_port is not None:
             start_http_server(metrics_port, addr="127.0.0.1")
@@ -333,6 +335,7 @@ def serve(
         stopped.wait()
         server.stop(grace=5).wait()
         loop.stop()
+        refusals.drain()  # the counts of refusals still in their window
 
 
 @cli.command()

@@ -21,7 +21,7 @@ from wlx.node import receipts as receipts_
 from wlx.node.app import Node
 from wlx.node.audit.journal import Journal
 from wlx.node.audit.service import add_audit_services
-from wlx.node.auth import AuthInterceptor, Role, current_caller
+from wlx.node.auth import AuthInterceptor, RefusalLog, Role, current_caller
 from wlx.node.errors import NotFound, PermissionDenied, UserError
 from wlx.node.limits import Limits
 from wlx.node.lookup import Lookup
@@ -278,20 +278,25 @@ def _sync_lines(node: Node) -> list[str]:
 
 
 def build_server(
-    node: Node, listen: str, *, sync_now: Callable[[], list[str]] | None = None
+    node: Node,
+    listen: str,
+    *,
+    sync_now: Callable[[], list[str]] | None = None,
+    refusals: RefusalLog | None = None,
 ) -> tuple[grpc.Server, int]:
     """A server for ``node`` bound to ``listen`` (not yet started), and its port.
 
     Mutual TLS, with every call authenticated and authorised
     (``wlx.node.auth``), unless the node runs with ``insecure_dev``.  Port 0
-    binds a free port (tests).
+    binds a free port (tests).  ``refusals`` aggregates refused calls for the
+    exchange log; the caller drains it when the server stops.
 
     Raises:
         UserError: the address cannot be bound.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wlx-rpc"),
-        interceptors=[AuthInterceptor(node, Limits(node.config.limits))],
+        interceptors=[AuthInterceptor(node, Limits(node.config.limits), refusals)],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

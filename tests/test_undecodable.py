@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import grpc
 import pytest
@@ -57,7 +58,7 @@ def test_an_undecodable_request_is_invalid_and_logged_once(
             (officer, "/wlx.v1.Lookup/Screen"),
             (peer, "/wlx.v1.Federation/RequestDetail"),
         ]:
-            code, details = code_and_details(lambda: raw_unary(channel, method)(GARBAGE))
+            code, details = code_and_details(partial(raw_unary(channel, method), GARBAGE))
             assert code == grpc.StatusCode.INVALID_ARGUMENT, details
             assert "not a valid" in details
         stream = peer.unary_stream(
@@ -67,9 +68,10 @@ def test_an_undecodable_request_is_invalid_and_logged_once(
         assert code == grpc.StatusCode.INVALID_ARGUMENT
     peer.close()
     refusals = [r for r in caplog.records if "does not decode" in r.getMessage()]
+    assert all(r.name == "wlx.auth" for r in refusals)
     assert len(refusals) == 4
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
-    assert dump(cn) == before
+    assert dump(cn) == before  # the exchange log has the four refusals (not compared)
 
 
 def test_an_unauthorised_caller_is_refused_before_its_request_is_read(fed: Federation) -> None:
