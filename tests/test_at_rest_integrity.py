@@ -4,11 +4,15 @@ columns (version, suspension, expiry) are bound to the encrypted record."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
-from conftest import FederationMaker, StorageFactory, record
+from conftest import FakeClock, FederationMaker, NodeMaker, StorageFactory, record
 from test_rejections import execute, query_rows
 
 from wlx.node import lifecycle, ownlist
+from wlx.node.app import open_node
 from wlx.node.errors import InternalError
 from wlx.node.lookup import Lookup, Query
 
@@ -60,3 +64,31 @@ def test_a_database_administrator_cannot_unsuspend_or_extend_a_listing(
     assert query_rows(ru, "SELECT origin, token, handle, sealed FROM tokens") == before
     hits = Lookup(ru).check(Query(names=("Test Person CN 1",), dob="1980-05-17"))
     assert [(h.ref, h.suspended, h.expires) for h in hits] == [("CN-1", True, "2098-12-31")]
+
+
+def test_the_database_files_are_private(make_node: NodeMaker, clock: FakeClock) -> None:
+    """Issue 8, item 14: wlx.db and its -wal and -shm files are 0600, like the
+    keys, whatever the umask; an older, looser file is tightened on open."""
+    old_umask = os.umask(0o022)
+    try:
+        node = make_node("CN")
+        ownlist.import_records(node, [record("CN-1")])
+        db = node.paths.root / "wlx.db"
+        files = [db, db.with_name("wlx.db-wal"), db.with_name("wlx.db-shm")]
+        assert all(f.exists() for f in files)
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+        node.close()
+        for f in files:
+            if f.exists():
+                f.chmod(0o644)
+        reopened = open_node(node.paths.root, clock=clock)
+        try:
+            ownlist.import_records(reopened, [record("CN-2")])
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files if f.exists()}
+            assert modes and set(modes.values()) == {0o600}, modes
+        finally:
+            reopened.close()
+    finally:
+        os.umask(old_umask)
