@@ -32,7 +32,7 @@ from wlx.node.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.origin import MAX_CLOCK_SKEW
 from wlx.node.ownlist import load_record
 from wlx.node.policy import SharingPolicy
-from wlx.node.protocol import codec
+from wlx.node.protocol import codec, free_text
 from wlx.node.protocol.detail_rules import PROVEN, DetailDecision, DetailFacts, decide_detail
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
@@ -244,13 +244,15 @@ def request(
 
     Raises:
         NotFound: ``origin`` is not a trusted peer.
-        UserError: no purpose given.
+        UserError: no purpose given, or a purpose or case the log does not take
+            (``wlx.node.protocol.free_text``).
         Rejection: the answer does not verify.
         Unavailable: the origin cannot be reached.
     """
-    purpose = purpose.strip()
-    if not purpose:
-        raise UserError("a detail request must state its purpose")
+    try:
+        purpose, case_id = free_text.check_purpose(purpose), free_text.check_case(case_id)
+    except free_text.FreeTextError as exc:
+        raise UserError(str(exc)) from None
     with node.store.read() as tx:
         peer = tx.get_peer(origin)
     if peer is None:

@@ -34,6 +34,7 @@ from wlx.node.store.base import PeerRow
 from wlx.node.sync import describe, sync_all
 from wlx.node.transport import peer_channel, server_credentials
 from wlx.node.wire import (
+    check_case,
     check_purpose,
     hit_to_pb,
     query_from_pb,
@@ -211,6 +212,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         self, request: lookup_pb2.DetailQuery, context: grpc.ServicerContext
     ) -> lookup_pb2.DetailResult:
         purpose = check_purpose(request.purpose)
+        case_id = check_case(request.case_id)
         if not request.ref:
             raise UserError("a detail request names the hit's ref")
         origin_id = request.origin or self._origin_of(request.ref)
@@ -223,7 +225,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
                 request.ref,
                 officer=_caller_name(),
                 purpose=purpose,
-                case_id=request.case_id,
+                case_id=case_id,
                 seal_key=seal_key,
                 quota=self._node.config.detail_quota,
             )
@@ -233,7 +235,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
                 origin=origin_id,
                 ref=request.ref,
                 purpose=purpose,
-                case_id=request.case_id,
+                case_id=case_id,
                 officer=_caller_name(),
                 seal_key=seal_key,
                 send=self._send,
