@@ -96,6 +96,9 @@ class Caller:
     """The credential's serial (empty for a peer)."""
 
 
+REQUIRED_TLS_VERSION = b"TLSv1.3"
+"""What ``ssl_tls_version`` in gRPC's auth context must say."""
+
 _CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("wlx_caller", default=None)
 INSECURE_CALLER = Caller(Role.OPERATOR, "insecure-dev")
 
@@ -135,10 +138,16 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
     take effect at the caller's next call.
 
     Raises:
-        Denied: UNAUTHENTICATED when there is no certificate, or it is
+        Denied: UNAUTHENTICATED when the connection is not TLS 1.3, there is
+            no certificate, or it is
             neither a trusted peer's nor a valid credential of this node;
             PERMISSION_DENIED for a revoked credential.
     """
+    versions = auth_context.get("ssl_tls_version") or []
+    if [bytes(v) for v in versions] != [REQUIRED_TLS_VERSION]:
+        # gRPC's TLS cannot be told to refuse 1.2 at the handshake; a call over
+        # anything but TLS 1.3 is refused here, before anything is read.
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "TLS 1.3 is required")
     certs = auth_context.get("x509_pem_cert") or []
     if not certs:
         raise Denied(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
