@@ -967,7 +967,9 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-GENERATOR = "scripts/gen_vectors.py (rerun: .venv/bin/python scripts/gen_vectors.py; --check verifies)"
+GENERATOR = (
+    "scripts/gen_vectors.py (rerun: .venv/bin/python scripts/gen_vectors.py; --check verifies)"
+)
 
 
 def render(data: dict[str, Any]) -> str:
