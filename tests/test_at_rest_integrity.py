@@ -8,13 +8,14 @@ import os
 import stat
 
 import pytest
-from conftest import FakeClock, FederationMaker, NodeMaker, StorageFactory, record
+from support.nodes import FakeClock, FederationMaker, NodeMaker, StorageFactory, record
 from test_rejections import execute, query_rows
 
-from wlx.node import lifecycle, ownlist
-from wlx.node.app import open_node
-from wlx.node.errors import InternalError
-from wlx.node.lookup import Lookup, Query
+from wlx.node.core.errors import InternalError
+from wlx.node.directory import open_node
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import ownlist
+from wlx.node.trust import lifecycle
 
 
 def test_sealed_hit_data_on_a_receivers_disk_has_one_length(

@@ -17,12 +17,11 @@ class Blocker:
         return None
 
 sys.meta_path.insert(0, Blocker())
-import wlx.node.audit.verify, wlx.node.audit.bundle, wlx.node.audit.reconcile
+import wlx.node.audit.offline.verify, wlx.node.audit.offline.bundle, wlx.node.audit.offline.reconcile
 forbidden = sorted(
     m for m in sys.modules
     if m.split(".")[0] in {"grpc", "psycopg"}
-    or m.startswith(("wlx.node.store.sql", "wlx.node.store.sqlite", "wlx.node.store.postgres",
-                     "wlx.node.transport", "wlx.node.server", "wlx.node.app", "wlx.v1"))
+    or m.startswith(("wlx.node.store", "wlx.node.rpc", "wlx.node.directory", "wlx.v1"))
 )
 print(",".join(forbidden))
 """

@@ -7,19 +7,20 @@ from __future__ import annotations
 import base64
 
 import pytest
-from audit_support import bundle_of, witnessed_federation
-from conftest import Federation, FederationMaker
+from support.audit import bundle_of, witnessed_federation
+from support.nodes import Federation, FederationMaker
 
 from wlx.crypto.checkpoint import cosign
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.note import sign_note
-from wlx.node import lifecycle
-from wlx.node.audit.bundle import Bundle, decode, encode
-from wlx.node.audit.checkpoints import checkpoint_text, log_signer, private_key, witness_name
-from wlx.node.audit.cosign import checkpoint_round
-from wlx.node.audit.errors import AuditFailure
-from wlx.node.audit.verify import Keyring, retired_keys, valid_at, verify_bundle
-from wlx.node.lookup import Lookup, Query
+from wlx.node.audit.offline.bundle import Bundle, decode, encode
+from wlx.node.audit.offline.errors import AuditFailure
+from wlx.node.audit.offline.names import checkpoint_text, log_signer, private_key, witness_name
+from wlx.node.audit.offline.verify import Keyring, retired_keys, valid_at, verify_bundle
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.rpc.announce import announce
+from wlx.node.rpc.cosign import checkpoint_round
+from wlx.node.trust import lifecycle
 
 
 def with_latest(data: bytes, signer: SigningKey, cosigners: list[tuple[str, SigningKey]]) -> bytes:
@@ -65,7 +66,7 @@ def test_a_witness_key_retired_by_the_log_does_not_count(federation: FederationM
     fed = witnessed_federation(federation)
     ru_old = fed["RU"].node.signing_key
     lifecycle.rotate_keys(fed["RU"].node)
-    assert "CN" in lifecycle.announce(fed["RU"].node)  # CN logs peer.rotated
+    assert "CN" in announce(fed["RU"].node)  # CN logs peer.rotated
     _, reports = checkpoint_round(fed["CN"].node)
     assert all(r.ok for r in reports)
     data = bundle_of(fed, "CN")
@@ -82,7 +83,7 @@ def test_a_nodes_retired_key_signs_nothing_after_its_rotation(federation: Federa
     fed = witnessed_federation(federation)
     cn_old = fed["CN"].node.signing_key
     lifecycle.rotate_keys(fed["CN"].node)
-    lifecycle.announce(fed["CN"].node)
+    announce(fed["CN"].node)
     Lookup(fed["CN"].node).check(Query(names=("Nobody Here",), dob="1990"))  # one more entry
     _, reports = checkpoint_round(fed["CN"].node)
     assert all(r.ok for r in reports)

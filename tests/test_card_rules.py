@@ -6,16 +6,17 @@ the attack on real nodes (``peer add`` and a self-endorsed rotation)."""
 from __future__ import annotations
 
 import pytest
-from conftest import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, record
 from test_rejections import dump
 
 from wlx.crypto import tls
 from wlx.crypto.card import IdentityCard, make_card, parse_card
 from wlx.crypto.errors import VerificationError
 from wlx.crypto.keys import BoxKey, SigningKey, system_rng
-from wlx.node import lifecycle, origin, ownlist
-from wlx.node.errors import PermissionDenied
+from wlx.node.core.errors import PermissionDenied
+from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol.card_rules import check_card, check_rotation
+from wlx.node.trust import lifecycle
 
 RNG = system_rng
 KEY_AR, KEY_RU = tls.generate_key(RNG), tls.generate_key(RNG)

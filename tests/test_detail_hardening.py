@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import threading
 
-from conftest import FakeClock, Federation, FederationMaker, record
+from support.nodes import FakeClock, Federation, FederationMaker, record
 
-from wlx.node import detail, lifecycle, origin, ownlist
-from wlx.node.lookup import Lookup, Query
-from wlx.node.policy import SharingPolicy
-from wlx.node.previous_epochs import PROOF_GRACE
+from wlx.node import detail
+from wlx.node.core.policy import SharingPolicy
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist
+from wlx.node.outgoing.previous_epochs import PROOF_GRACE
 from wlx.node.protocol.detail_rules import DENIED, PROVEN
+from wlx.node.trust import lifecycle
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import FederationMaker, record
+from support.nodes import FederationMaker, record
 from test_rejections import dump, query_rows
 
-from wlx.node import ownlist
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
+from wlx.node.outgoing import ownlist
 from wlx.node.protocol import codec
 from wlx.node.protocol.free_text import FreeTextError, check_case, check_purpose
 from wlx.node.protocol.messages import DetailParams

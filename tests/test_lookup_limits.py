@@ -12,20 +12,21 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, record
 
-from wlx.node import credentials, ownlist
-from wlx.node.errors import UserError
-from wlx.node.limits import LimitSettings, Rate
-from wlx.node.lookup import Lookup, Query
+from wlx.node.core.errors import UserError
+from wlx.node.core.limits import LimitSettings, Rate
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import ownlist
 from wlx.node.protocol.lookup_rules import (
     MAX_DOCUMENTS_PER_PERSON,
     MAX_NAMES_PER_PERSON,
     MAX_SCREEN_ENTRIES,
     lookup_cost,
 )
-from wlx.node.server import build_server
-from wlx.node.transport import client_channel
+from wlx.node.rpc.server import build_server
+from wlx.node.rpc.transport import client_channel
+from wlx.node.trust import credentials
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 COST_CASES = [
@@ -70,7 +71,7 @@ def code_and_details(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
 
 
 def lookups(fed: Federation, node_id: str) -> list[dict[str, Any]]:
-    from wlx.node.audit import log as audit
+    from wlx.node.audit import exchange_log as audit
 
     with fed[node_id].node.store.read() as tx:
         entries = [json.loads(e) for _, e in tx.audit_entries(0, audit.size(tx))]

@@ -4,18 +4,18 @@ pure decision, and forged receipts against a real origin, which change nothing."
 from __future__ import annotations
 
 import pytest
-from conftest import FederationMaker, record
+from support.nodes import FederationMaker, record
 from test_rejections import dump
 
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.signing import Purpose
-from wlx.node import origin, ownlist, receipts
-from wlx.node.errors import Rejection, RejectReason
-from wlx.node.node_status import node_status
+from wlx.node.core.errors import Rejection, RejectReason
+from wlx.node.outgoing import origin, ownlist, receipts
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import sign_message
 from wlx.node.protocol.messages import Receipt
 from wlx.node.protocol.receipt_rules import Sent, check_receipt
+from wlx.node.report import node_status
 
 D1, D2 = b"\x01" * 32, b"\x02" * 32
 BATCH = Sent("batch", 2, 4, 6, D1)

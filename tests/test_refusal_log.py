@@ -8,16 +8,17 @@ import json
 
 import grpc
 import pytest
-from conftest import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, record
 
-from wlx.node import credentials, ownlist
-from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
+from wlx.node.audit import exchange_log as audit
+from wlx.node.audit.exchange_log import Event
 from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
-from wlx.node.auth import RefusalLog
-from wlx.node.limits import LimitSettings, Rate
-from wlx.node.server import build_server
-from wlx.node.transport import client_channel
+from wlx.node.core.limits import LimitSettings, Rate
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.auth import RefusalLog
+from wlx.node.rpc.server import build_server
+from wlx.node.rpc.transport import client_channel
+from wlx.node.trust import credentials
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 A = RefusalKind(Event.THROTTLED, "/wlx.v1.Lookup/Check", "officer:post-1", "rate limit")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import FederationMaker
+from support.nodes import FederationMaker
 
-from wlx.node import credentials
-from wlx.node.auth import Denied, Role, identify
+from wlx.node.rpc.auth import Denied, Role, identify
+from wlx.node.trust import credentials
 
 
 def test_a_call_over_tls_1_2_is_refused(federation: FederationMaker) -> None:

@@ -10,11 +10,11 @@ from functools import partial
 
 import grpc
 import pytest
-from conftest import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, record
 from test_rejections import dump
 
-from wlx.node import ownlist
-from wlx.node.transport import peer_channel
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.transport import peer_channel
 
 GARBAGE = b"\xff\xff\xff\xff\xff"
 

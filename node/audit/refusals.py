@@ -7,14 +7,14 @@ once (``count`` 1); the ones that follow within the window are counted, and
 one entry carrying their ``count`` (and the times of the first and last of
 them) is written when the window closes.  At most two entries per kind and
 window; no refusal is dropped.  ``RefusalAggregator`` decides what to write
-and when; the caller writes it (``wlx.node.auth``).
+and when; the caller writes it (``wlx.node.rpc.auth``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wlx.node.audit.log import Event
+from wlx.node.audit.exchange_log import Event
 
 WINDOW = 60.0
 MAX_KINDS = 10_000

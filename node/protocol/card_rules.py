@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from wlx.crypto import tls
 from wlx.crypto.card import IdentityCard
 from wlx.crypto.errors import CryptoError
-from wlx.node.errors import PermissionDenied
+from wlx.node.core.errors import PermissionDenied
 
 
 def check_card(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wlx.node.errors import UserError
+from wlx.node.core.errors import UserError
 
 MAX_NAMES_PER_PERSON = 8
 MAX_DOCUMENTS_PER_PERSON = 8

@@ -12,12 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from wlx.crypto.checkpoint import Checkpoint
 from wlx.crypto.errors import MalformedError, VerificationError
 from wlx.crypto.merkle import verify_consistency
-from wlx.node.errors import Rejection, RejectReason
-from wlx.node.store.base import WitnessedRow
+from wlx.node.core.errors import Rejection, RejectReason
+
+
+class WitnessedRow(Protocol):
+    """What the decision needs of a checkpoint the witness cosigned (the
+    store's ``WitnessedRow`` is one)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def root(self) -> bytes: ...
+
+    @property
+    def note(self) -> bytes: ...
 
 
 def check_submitter(log_node: str, submitter: str | None) -> None:
