@@ -35,6 +35,7 @@ class Purpose(StrEnum):
     RECEIPT = "receipt"
     DETAIL_REQUEST = "detail-request"
     DETAIL_ANSWER = "detail-answer"
+    ACCEPTANCE = "acceptance"
 
 
 def signing_input(purpose: Purpose, signer: str, recipient: str, payload: bytes) -> bytes:

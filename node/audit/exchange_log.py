@@ -57,6 +57,9 @@ class Event(StrEnum):
     THROTTLED = "throttled"
     COMPACTION = "compaction"
     WITNESS_REFUSED = "witness.refused"
+    ACCEPTANCE_CHANGE = "acceptance.change"
+    ACCEPTANCE_CONFIRMED = "acceptance.confirmed"
+    ACCEPTANCE_RECEIVED = "acceptance.received"
 
 
 def encode_entry(

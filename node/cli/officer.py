@@ -53,6 +53,15 @@ def _parse_doc(text: str) -> tuple[str, str, str]:
     return parts[0].strip(), parts[1].strip(), parts[2].strip()
 
 
+def action_text(hit: Hit) -> str:
+    """What the officer is to do, and whose rule says so."""
+    if hit.suspended:
+        return "SUSPENDED, no action"
+    if hit.local_action and hit.local_action != hit.action:
+        return f"action here {hit.local_action} ({hit.rule})"
+    return f"action {hit.action}"
+
+
 def hit_json(hit: Hit) -> dict[str, Any]:
     """A hit as JSON (the fields of ``wlx lookup --json``)."""
     return {
@@ -65,6 +74,9 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "expires": hit.expires,
         "list_synced_at": hit.list_synced_at,
         "suspended": hit.suspended,
+        "requested_action": hit.requested_action,
+        "local_action": hit.local_action,
+        "rule": hit.rule,
     }
 
 
@@ -109,7 +121,7 @@ def lookup(
         return
     for hit in hits:
         also = f" (also {', '.join(hit.also_matched)})" if hit.also_matched else ""
-        action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
+        action = action_text(hit)
         click.echo(
             f"HIT {hit.origin} {hit.ref}: {hit.category}, {action}, "
             f"matched on {hit.matched_on}{also}, expires {hit.expires}, "
@@ -233,7 +245,7 @@ def screen(
     for r in response.results:
         for h in r.hits:
             hit = hit_from_pb(h)
-            action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
+            action = action_text(hit)
             click.echo(f"HIT {r.id}: {hit.origin} {hit.ref} {hit.category}, {action}")
         if r.error:
             click.echo(f"NOT CHECKED {r.id}: {r.error}")

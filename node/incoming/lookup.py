@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from wlx.crypto.errors import DecryptionError, InvalidIdentifier
 from wlx.crypto.normalize import IdentifierKey, KeyKind, query_keys
@@ -20,9 +20,12 @@ from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.audit.journal import Journal
+from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import Rejection, UserError
 from wlx.node.core.node import Node
+from wlx.node.incoming import acceptance
 from wlx.node.protocol import codec
+from wlx.node.protocol.acceptance_rules import local_decision
 from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
 from wlx.node.store.base import InboundState
 
@@ -65,6 +68,12 @@ class Hit:
     expires: str
     list_synced_at: int
     suspended: bool = False
+    requested_action: str = ""
+    """The origin's requested action (as ``action``)."""
+    local_action: str = ""
+    """What this node's acceptance policy for the origin makes of it."""
+    rule: str = ""
+    """Why ``local_action`` applies."""
 
 
 @dataclass(frozen=True)
@@ -164,8 +173,10 @@ class Lookup:
             except UserError as exc:
                 keys.append(str(exc))
         found: list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]] = [{} for _ in queries]
+        withheld: set[str] = set()
         now, today = self._node.now(), self._node.today()
         with self._node.store.read() as tx:
+            accepting = acceptance.policies(tx)
             for state in tx.list_inbound():
                 if state.epoch == 0:
                     continue  # a peer whose first snapshot has not arrived
@@ -184,13 +195,18 @@ class Lookup:
                         continue
                     for index, ikey in wanted[row.token]:
                         hit = self._open(key, ikey, row.handle, row.sealed, synced)
-                        if hit is not None:
-                            self.hits.remember(
-                                caller, hit.origin, hit.ref, key.seal_key(ikey.value), now
-                            )
-                            found[index].setdefault((hit.origin, hit.ref), []).append(
-                                (ikey.kind, hit)
-                            )
+                        if hit is None:
+                            continue
+                        shown = _localise(hit, self._node.node_id, accepting)
+                        if shown is None:  # a category this node declines
+                            withheld.add(f"{hit.origin}:{hit.ref}")
+                            continue
+                        self.hits.remember(
+                            caller, hit.origin, hit.ref, key.seal_key(ikey.value), now
+                        )
+                        found[index].setdefault((hit.origin, hit.ref), []).append(
+                            (ikey.kind, shown)
+                        )
         results = []
         for index, entry in enumerate(keys):
             if isinstance(entry, str):
@@ -198,11 +214,17 @@ class Lookup:
             else:
                 results.append(Result(hits=_merge(found[index])))
         tested = sum(len(k) for k in keys if not isinstance(k, str))
-        self._record(caller, purpose, call, results, tested)
+        self._record(caller, purpose, call, results, tested, sorted(withheld))
         return results
 
     def _record(
-        self, caller: str, purpose: str, call: str, results: Sequence[Result], tested: int
+        self,
+        caller: str,
+        purpose: str,
+        call: str,
+        results: Sequence[Result],
+        tested: int,
+        withheld: Sequence[str] = (),
     ) -> None:
         """Log the lookup: who, why, how many people and identifier keys, which
         listings hit; no identifier."""
@@ -216,6 +238,8 @@ class Lookup:
             "unchecked": sum(1 for r in results if r.error),
             "hits": refs,
         }
+        if withheld:
+            fields["withheld"] = list(withheld)
         if self._journal is not None:
             self._journal.record(Event.LOOKUP, **fields)
             return
@@ -245,24 +269,34 @@ class Lookup:
         )
 
 
+def _localise(hit: Hit, me: str, accepting: Mapping[str, AcceptancePolicy]) -> Hit | None:
+    """``hit`` with the local action its origin's acceptance policy maps it to
+    (``acceptance_rules.local_decision``); None for a hit of a category this
+    node declines: it is withheld, never shown (docs/operations.md)."""
+    policy = None if hit.origin == me else accepting.get(hit.origin, AcceptancePolicy())
+    decision = local_decision(
+        policy,
+        origin=hit.origin,
+        category=hit.category,
+        action=hit.action,
+        suspended=hit.suspended,
+    )
+    if decision is None:
+        return None
+    return replace(
+        hit,
+        requested_action=hit.action,
+        local_action=decision.local_action,
+        rule=decision.rule,
+    )
+
+
 def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit, ...]:
     hits = []
     for matches in found.values():
         matches.sort(key=lambda m: m[0].strength)
         kinds = list(dict.fromkeys(kind.value for kind, _ in matches))
         best = matches[0][1]
-        hits.append(
-            Hit(
-                origin=best.origin,
-                ref=best.ref,
-                category=best.category,
-                action=best.action,
-                matched_on=kinds[0],
-                also_matched=tuple(kinds[1:]),
-                expires=best.expires,
-                list_synced_at=best.list_synced_at,
-                suspended=best.suspended,
-            )
-        )
+        hits.append(replace(best, matched_on=kinds[0], also_matched=tuple(kinds[1:])))
     hits.sort(key=lambda h: (KeyKind(h.matched_on).strength, h.origin, h.ref))
     return tuple(hits)

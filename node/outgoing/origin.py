@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from wlx.crypto.card import IdentityCard, parse_card
@@ -20,6 +20,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import (
     AlreadyExists,
     NotFound,
@@ -34,6 +35,7 @@ from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import sent_snapshots
 from wlx.node.outgoing.ownlist import load_record, upsert_of
 from wlx.node.protocol import codec, outbound
+from wlx.node.protocol.acceptance_rules import Effect, PeerFilter, change_of
 from wlx.node.protocol.card_rules import check_card, check_rotation
 from wlx.node.protocol.envelopes import (
     seal_presigned,
@@ -50,6 +52,7 @@ from wlx.node.protocol.messages import (
     Upsert,
 )
 from wlx.node.store.base import (
+    DECLARED,
     InboundState,
     OutboundState,
     OutboxRow,
@@ -156,7 +159,7 @@ def add_peer(
 
 
 def _ops_for(
-    node: Node, tx: Tx, key: EpochKey, changes_pos: int, policy: SharingPolicy
+    node: Node, tx: Tx, key: EpochKey, changes_pos: int, policy: PeerFilter
 ) -> tuple[list[Op], dict[int, str], int]:
     """Operations for the changes after ``changes_pos``; also which of them
     (by index) remove which record, and the change-log position reached.
@@ -226,9 +229,16 @@ def _emit(
     return replace(state, last_seq=batches[-1].last_seq, last_digest=batches[-1].digest)
 
 
-def _policy(tx: Tx, peer: str) -> SharingPolicy:
+def _declared(tx: Tx, peer: str) -> AcceptancePolicy:
+    row = tx.get_acceptance(peer, DECLARED)
+    return AcceptancePolicy.from_json(row.policy) if row is not None else AcceptancePolicy()
+
+
+def _policy(tx: Tx, peer: str) -> PeerFilter:
+    """What ``peer`` receives: the sharing policy and the peer's declared acceptance."""
     row = tx.get_peer(peer)
-    return SharingPolicy.from_json(row.policy) if row is not None else SharingPolicy()
+    sharing = SharingPolicy.from_json(row.policy) if row is not None else SharingPolicy()
+    return PeerFilter(sharing, _declared(tx, peer))
 
 
 def materialise(node: Node, peer: str) -> OutboundState:
@@ -259,7 +269,56 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
     The peer's stream is first brought up to date under the old policy;
     then, in the same transaction, every listing the new policy no longer
     shares is removed from the peer and every listing it newly shares is
-    sent (docs/protocol.md §6.5).
+    sent (docs/protocol.md §6.5).  The peer's declared acceptance (§6.6)
+    still applies: a wider policy never sends a category the peer declined.
+
+    Raises:
+        NotFound: ``peer`` is not a trusted peer.
+    """
+
+    def change(tx: Tx, row: PeerRow) -> tuple[PeerFilter, PeerFilter]:
+        declared = _declared(tx, peer)
+        tx.put_peer(replace(row, policy=policy.to_json()))
+        return PeerFilter(SharingPolicy.from_json(row.policy), declared), PeerFilter(
+            policy, declared
+        )
+
+    def logged(tx: Tx, removed: int, added: int) -> None:
+        exchange_log.record(
+            tx,
+            node,
+            kind=Event.POLICY_CHANGE,
+            peer=peer,
+            policy=policy.to_json(),
+            removed=removed,
+            added=added,
+        )
+
+    removed, added = refilter(node, peer, change, logged)
+    log.info(
+        "sharing policy for %s: %s (%d removals, %d additions)",
+        peer,
+        policy.describe(),
+        removed,
+        added,
+    )
+    return removed, added
+
+
+PolicyChange = Callable[[Tx, PeerRow], tuple[PeerFilter, PeerFilter]]
+"""Stores a new policy within the transaction; returns the old and new filters."""
+
+
+def refilter(
+    node: Node, peer: str, change: PolicyChange, logged: Callable[[Tx, int, int], None]
+) -> tuple[int, int]:
+    """Apply a change of what ``peer`` receives; returns (removals, additions).
+
+    The peer's stream is brought up to date under the old filter; then, in
+    one transaction with the change, every listing the new filter no longer
+    allows is removed from the peer and every one it newly allows is sent
+    (``acceptance_rules.change_of``); ``logged`` appends the exchange-log
+    entry last in the same transaction.
 
     Raises:
         NotFound: ``peer`` is not a trusted peer.
@@ -272,7 +331,7 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
         if row is None or row.revoked_at or state is None:
             raise NotFound(f"{peer} is not a trusted peer")
         key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
-        old = SharingPolicy.from_json(row.policy)
+        old, new = change(tx, row)
         while state.change_pos < tx.change_head():  # changes that came in between
             pending, pending_removals, pos = _ops_for(node, tx, key, state.change_pos, old)
             state = replace(_emit(node, tx, state, pending, pending_removals), change_pos=pos)
@@ -282,32 +341,16 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
         today = node.today()
         for stored in tx.iter_records():
             record = load_record(node, stored)
-            was, now = old.allows(record), policy.allows(record)
-            if was and not now:
+            what = change_of(record, expired=stored.expires < today, old=old, new=new)
+            if what is Effect.REMOVE:
                 removals[len(ops)] = record.id
                 ops.append(outbound.remove_for(record.id, key))
-            elif now and not was and stored.expires >= today:
+            elif what is Effect.ADD:
                 ops.append(upsert_of(node, stored, key, record))
                 added += 1
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
-        tx.put_peer(replace(row, policy=policy.to_json()))
-        exchange_log.record(
-            tx,
-            node,
-            kind=Event.POLICY_CHANGE,
-            peer=peer,
-            policy=policy.to_json(),
-            removed=len(removals),
-            added=added,
-        )
-    log.info(
-        "sharing policy for %s: %s (%d removals, %d additions)",
-        peer,
-        policy.describe(),
-        len(removals),
-        added,
-    )
+        logged(tx, len(removals), added)
     return len(removals), added
 
 
@@ -398,7 +441,7 @@ class _Counted:
             yield entry
 
 
-def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: SharingPolicy) -> Iterator[Upsert]:
+def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: PeerFilter) -> Iterator[Upsert]:
     today = node.today()
     for stored in tx.iter_records():
         if stored.expires < today:

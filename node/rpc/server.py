@@ -23,6 +23,7 @@ from wlx.node.core.errors import NotFound, PermissionDenied, UserError
 from wlx.node.core.limits import Limits
 from wlx.node.core.node import Node
 from wlx.node.incoming.lookup import Lookup
+from wlx.node.outgoing import acceptance as acceptance_
 from wlx.node.outgoing import origin
 from wlx.node.outgoing import receipts as receipts_
 from wlx.node.protocol import codec
@@ -139,6 +140,17 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         from_peer = caller.name if caller is not None and caller.role is Role.PEER else None
         card = lifecycle.accept_card(self._node, request.card, from_peer=from_peer)
         return federation_pb2.AnnounceResponse(fingerprint=card.fingerprint())
+
+    @status_codes.unary
+    def DeclareAcceptance(  # noqa: N802 - gRPC method name
+        self, request: federation_pb2.AcceptanceRequest, context: grpc.ServicerContext
+    ) -> federation_pb2.AcceptanceResponse:
+        signed = codec.decode_signed(request.request)
+        _require_signer(signed.signer)
+        applied = acceptance_.receive(self._node, signed)
+        return federation_pb2.AcceptanceResponse(
+            version=applied.version, removed=applied.removed, added=applied.added
+        )
 
 
 def detail_sender(node: Node) -> detail.Transport:

@@ -26,6 +26,7 @@ from wlx.node.incoming import receiver
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import sign_message
 from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams
+from wlx.node.rpc.acceptance_client import deliver_acceptance
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.transport import peer_channel
 from wlx.node.store.base import PeerRow
@@ -156,6 +157,7 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
             raise PeerError(f"{peer.node_id} is not a trusted peer")
         with peer_channel(node, card, peer.address) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
+            deliver_acceptance(node, stub, peer.node_id)  # its removals come with this pull
             for _ in range(MAX_PULLS_PER_SYNC):
                 received = 0
                 resync = None

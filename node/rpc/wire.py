@@ -41,6 +41,9 @@ def hit_to_pb(hit: Hit) -> lookup_pb2.Hit:
         expires=hit.expires,
         list_synced_at=hit.list_synced_at,
         suspended=hit.suspended,
+        requested_action=hit.requested_action,
+        local_action=hit.local_action,
+        rule=hit.rule,
     )
 
 
@@ -56,6 +59,9 @@ def hit_from_pb(msg: lookup_pb2.Hit) -> Hit:
         expires=msg.expires,
         list_synced_at=msg.list_synced_at,
         suspended=msg.suspended,
+        requested_action=msg.requested_action,
+        local_action=msg.local_action,
+        rule=msg.rule,
     )
 
 

@@ -205,6 +205,26 @@ class RejectionRow:
     detail: str
 
 
+LOCAL = "local"
+DECLARED = "declared"
+
+
+@dataclass(frozen=True)
+class AcceptanceRow:
+    """An acceptance policy (``wlx.node.core.acceptance``), either side."""
+
+    peer: str
+    side: str
+    """"local": this node's policy for origin ``peer``; "declared": what
+    ``peer`` declared to this node as its origin."""
+    version: int
+    policy: str
+    """The policy's JSON."""
+    changed_at: int
+    delivered: int = 0
+    """Side "local": the version the origin confirmed (0: none yet)."""
+
+
 class Tx(ABC):
     """One transaction.  Methods raise ``InternalError`` on storage failure."""
 
@@ -571,6 +591,19 @@ class Tx(ABC):
     @abstractmethod
     def list_rejections(self, origin: str | None = None, limit: int = 100) -> list[RejectionRow]:
         """The latest rejections, newest first."""
+
+    # ---------------------------------------------------------- acceptance
+    @abstractmethod
+    def put_acceptance(self, row: AcceptanceRow) -> None:
+        """Insert or replace the acceptance policy of (peer, side)."""
+
+    @abstractmethod
+    def get_acceptance(self, peer: str, side: str) -> AcceptanceRow | None:
+        """The acceptance policy of (peer, side), or None."""
+
+    @abstractmethod
+    def list_acceptance(self, side: str) -> list[AcceptanceRow]:
+        """Every acceptance policy of one side, by peer."""
 
 
 class Store(ABC):

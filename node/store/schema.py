@@ -235,6 +235,20 @@ CREATE TABLE IF NOT EXISTS witness_refusals (
     note {blob} NOT NULL
 );
 
+-- Acceptance policies (docs/protocol.md §6.6): side 'local' is this node's
+-- policy for an origin (what it holds and how it maps actions; delivered is
+-- the version the origin confirmed); side 'declared' is what a peer declared
+-- to this node as its origin (categories only).
+CREATE TABLE IF NOT EXISTS acceptance (
+    peer TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('local', 'declared')),
+    version {int} NOT NULL,
+    policy TEXT NOT NULL,
+    delivered {int} NOT NULL DEFAULT 0,
+    changed_at {int} NOT NULL,
+    PRIMARY KEY (peer, side)
+){norowid};
+
 CREATE TABLE IF NOT EXISTS rejections (
     id {serial},
     at {int} NOT NULL,

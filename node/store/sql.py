@@ -18,6 +18,7 @@ from wlx.node.core.errors import InternalError
 from wlx.node.protocol.messages import Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
+    AcceptanceRow,
     Change,
     CheckpointRow,
     CosignatureRow,
@@ -806,6 +807,28 @@ class SqlTx(Tx):
                 "ORDER BY id DESC LIMIT ?",
                 (*params, limit),
             )
+        ]
+
+    # ---------------------------------------------------------- acceptance
+    _ACCEPTANCE = "SELECT peer, side, version, policy, changed_at, delivered FROM acceptance"
+
+    def put_acceptance(self, row: AcceptanceRow) -> None:
+        self._run(
+            "INSERT INTO acceptance (peer, side, version, policy, changed_at, delivered) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (peer, side) DO UPDATE SET "
+            "version = excluded.version, policy = excluded.policy, "
+            "changed_at = excluded.changed_at, delivered = excluded.delivered",
+            (row.peer, row.side, row.version, row.policy, row.changed_at, row.delivered),
+        )
+
+    def get_acceptance(self, peer: str, side: str) -> AcceptanceRow | None:
+        row = self._one(f"{self._ACCEPTANCE} WHERE peer = ? AND side = ?", (peer, side))
+        return AcceptanceRow(*row) if row else None
+
+    def list_acceptance(self, side: str) -> list[AcceptanceRow]:
+        return [
+            AcceptanceRow(*r)
+            for r in self._all(f"{self._ACCEPTANCE} WHERE side = ? ORDER BY peer", (side,))
         ]
 
 

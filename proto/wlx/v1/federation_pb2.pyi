@@ -26,6 +26,113 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class AcceptanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _envelope_pb2.SignedMessage:
+        """SignedMessage with purpose "acceptance": signer = the receiving node,
+        recipient = the origin, payload = serialized AcceptanceParams.
+        """
+
+    def __init__(
+        self,
+        *,
+        request: _envelope_pb2.SignedMessage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptanceRequest: _TypeAlias = AcceptanceRequest  # noqa: Y015
+
+@_typing.final
+class AcceptanceParams(_message.Message):
+    """Signed acceptance declaration of a receiving node to one origin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ACCEPT_LISTED_FIELD_NUMBER: _builtins.int
+    ACCEPT_FIELD_NUMBER: _builtins.int
+    DECLINE_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    requester: _builtins.str
+    """Node id of the receiving node (the signer)."""
+    origin: _builtins.str
+    """Node id of the origin it is addressed to."""
+    version: _builtins.int
+    """Increases with every change of the receiver's policy for this origin;
+    the origin ignores a version older than the one it applied.
+    """
+    accept_listed: _builtins.bool
+    """When set, only the categories in `accept` are held; when not set, any
+    category not declined.
+    """
+    issued_at: _builtins.int
+    nonce: _builtins.bytes
+    """16 random bytes."""
+    @_builtins.property
+    def accept(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def decline(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Categories never held, whatever `accept` says."""
+
+    def __init__(
+        self,
+        *,
+        requester: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        version: _builtins.int = ...,
+        accept_listed: _builtins.bool = ...,
+        accept: _abc.Iterable[_builtins.str] | None = ...,
+        decline: _abc.Iterable[_builtins.str] | None = ...,
+        issued_at: _builtins.int = ...,
+        nonce: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "accept_listed", b"accept_listed", "decline", b"decline", "issued_at", b"issued_at", "nonce", b"nonce", "origin", b"origin", "requester", b"requester", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptanceParams: _TypeAlias = AcceptanceParams  # noqa: Y015
+
+@_typing.final
+class AcceptanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    ADDED_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version the origin now applies."""
+    removed: _builtins.int
+    """Removals sent to the caller because of this declaration."""
+    added: _builtins.int
+    """Listings sent again because a category is accepted again."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        removed: _builtins.int = ...,
+        added: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "removed", b"removed", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptanceResponse: _TypeAlias = AcceptanceResponse  # noqa: Y015
+
+@_typing.final
 class AnnounceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

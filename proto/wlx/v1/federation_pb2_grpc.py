@@ -61,6 +61,11 @@ class FederationStub:
                 request_serializer=wlx_dot_v1_dot_federation__pb2.AnnounceRequest.SerializeToString,
                 response_deserializer=wlx_dot_v1_dot_federation__pb2.AnnounceResponse.FromString,
                 _registered_method=True)
+        self.DeclareAcceptance = channel.unary_unary(
+                '/wlx.v1.Federation/DeclareAcceptance',
+                request_serializer=wlx_dot_v1_dot_federation__pb2.AcceptanceRequest.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_federation__pb2.AcceptanceResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServicer:
@@ -115,6 +120,17 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclareAcceptance(self, request, context):
+        """Declare which of the origin's categories the caller holds (its
+        acceptance policy, docs/protocol.md §6.6).  The origin stops sending
+        declined categories and sends removals of what the caller held of them;
+        a category accepted again is sent again.  Sent by the caller before a
+        pull whenever its policy changed; idempotent per version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +158,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.AnnounceCard,
                     request_deserializer=wlx_dot_v1_dot_federation__pb2.AnnounceRequest.FromString,
                     response_serializer=wlx_dot_v1_dot_federation__pb2.AnnounceResponse.SerializeToString,
+            ),
+            'DeclareAcceptance': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareAcceptance,
+                    request_deserializer=wlx_dot_v1_dot_federation__pb2.AcceptanceRequest.FromString,
+                    response_serializer=wlx_dot_v1_dot_federation__pb2.AcceptanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -280,6 +301,33 @@ class Federation:
             '/wlx.v1.Federation/AnnounceCard',
             wlx_dot_v1_dot_federation__pb2.AnnounceRequest.SerializeToString,
             wlx_dot_v1_dot_federation__pb2.AnnounceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareAcceptance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Federation/DeclareAcceptance',
+            wlx_dot_v1_dot_federation__pb2.AcceptanceRequest.SerializeToString,
+            wlx_dot_v1_dot_federation__pb2.AcceptanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,13 @@ class FederationStub:
     accepts it only if that is the key it trusts for the caller
     (docs/protocol.md §1.4).
     """
+    DeclareAcceptance: _grpc.UnaryUnaryMultiCallable[_federation_pb2.AcceptanceRequest, _federation_pb2.AcceptanceResponse]
+    """Declare which of the origin's categories the caller holds (its
+    acceptance policy, docs/protocol.md §6.6).  The origin stops sending
+    declined categories and sends removals of what the caller held of them;
+    a category accepted again is sent again.  Sent by the caller before a
+    pull whenever its policy changed; idempotent per version.
+    """
 
 @_typing.type_check_only
 class FederationAsyncStub(FederationStub):
@@ -101,6 +108,13 @@ class FederationAsyncStub(FederationStub):
     names the previous identity key, which endorses it; the receiver
     accepts it only if that is the key it trusts for the caller
     (docs/protocol.md §1.4).
+    """
+    DeclareAcceptance: _aio.UnaryUnaryMultiCallable[_federation_pb2.AcceptanceRequest, _federation_pb2.AcceptanceResponse]  # type: ignore[assignment]
+    """Declare which of the origin's categories the caller holds (its
+    acceptance policy, docs/protocol.md §6.6).  The origin stops sending
+    declined categories and sends removals of what the caller held of them;
+    a category accepted again is sent again.  Sent by the caller before a
+    pull whenever its policy changed; idempotent per version.
     """
 
 class FederationServicer(metaclass=_abc_1.ABCMeta):
@@ -162,6 +176,19 @@ class FederationServicer(metaclass=_abc_1.ABCMeta):
         names the previous identity key, which endorses it; the receiver
         accepts it only if that is the key it trusts for the caller
         (docs/protocol.md §1.4).
+        """
+
+    @_abc_1.abstractmethod
+    def DeclareAcceptance(
+        self,
+        request: _federation_pb2.AcceptanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_pb2.AcceptanceResponse, _abc.Awaitable[_federation_pb2.AcceptanceResponse]]:
+        """Declare which of the origin's categories the caller holds (its
+        acceptance policy, docs/protocol.md §6.6).  The origin stops sending
+        declined categories and sends removals of what the caller held of them;
+        a category accepted again is sent again.  Sent by the caller before a
+        pull whenever its policy changed; idempotent per version.
         """
 
 def add_FederationServicer_to_server(servicer: FederationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -129,6 +129,9 @@ class Hit(_message.Message):
     EXPIRES_FIELD_NUMBER: _builtins.int
     LIST_SYNCED_AT_FIELD_NUMBER: _builtins.int
     SUSPENDED_FIELD_NUMBER: _builtins.int
+    REQUESTED_ACTION_FIELD_NUMBER: _builtins.int
+    LOCAL_ACTION_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
     """Node id of the country whose list holds the listing."""
     ref: _builtins.str
@@ -147,6 +150,16 @@ class Hit(_message.Message):
     """
     suspended: _builtins.bool
     """The listing is suspended (contested): no action is requested."""
+    requested_action: _builtins.str
+    """The action the origin requests (the same as `action`)."""
+    local_action: _builtins.str
+    """The action this node's acceptance policy for the origin maps it to:
+    what the officer does here (docs/operations.md, "Acceptance policies").
+    """
+    rule: _builtins.str
+    """Why `local_action` applies, e.g. "mapped arrest->refer-to-supervisor
+    by the acceptance policy for RU", or "origin's action (no mapping)".
+    """
     @_builtins.property
     def also_matched(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Other identifier kinds of the query that matched the same listing."""
@@ -163,10 +176,13 @@ class Hit(_message.Message):
         expires: _builtins.str = ...,
         list_synced_at: _builtins.int = ...,
         suspended: _builtins.bool = ...,
+        requested_action: _builtins.str = ...,
+        local_action: _builtins.str = ...,
+        rule: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "also_matched", b"also_matched", "category", b"category", "expires", b"expires", "list_synced_at", b"list_synced_at", "matched_on", b"matched_on", "origin", b"origin", "ref", b"ref", "suspended", b"suspended"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "also_matched", b"also_matched", "category", b"category", "expires", b"expires", "list_synced_at", b"list_synced_at", "local_action", b"local_action", "matched_on", b"matched_on", "origin", b"origin", "ref", b"ref", "requested_action", b"requested_action", "rule", b"rule", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
