@@ -236,8 +236,8 @@ CREATE TABLE IF NOT EXISTS witness_refusals (
 );
 
 -- Acceptance policies (docs/protocol.md §6.6): side 'local' is this node's
--- policy for an origin (what it holds and how it maps actions; delivered is
--- the version the origin confirmed); side 'declared' is what a peer declared
+-- policy for an origin (what it holds and how it maps actions, and in delivered
+-- the version the origin confirmed). Side 'declared' is what a peer declared
 -- to this node as its origin (categories only).
 CREATE TABLE IF NOT EXISTS acceptance (
     peer TEXT NOT NULL,
