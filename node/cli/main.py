@@ -20,8 +20,10 @@ from typing import Any, TypeVar
 import click
 
 from wlx.crypto.errors import InvalidIdentifier
+from wlx.node.cli import acceptance as peer_acceptance
 from wlx.node.cli import admin, audit, officer
 from wlx.node.cli.common import EXIT_ERROR, EXIT_INTERNAL, insecure_flag, node_at, node_dir, when
+from wlx.node.core.acceptance import preset
 from wlx.node.core.config import StorageConfig, check_address
 from wlx.node.core.errors import InternalError, UserError, WlxError
 from wlx.node.core.records import RecordError, parse_records
@@ -124,31 +126,46 @@ def peer() -> None:
     "--expect-fingerprint",
     help="Refuse the card unless its fingerprint is this (as read to you out of band).",
 )
+@click.option(
+    "--acceptance",
+    "acceptance_preset",
+    help="Acceptance policy preset for this origin (default accept-all; see `wlx peer accept`).",
+)
 def peer_add(
-    directory: Path, card_file: Path, address: str, expect_fingerprint: str | None
+    directory: Path,
+    card_file: Path,
+    address: str,
+    expect_fingerprint: str | None,
+    acceptance_preset: str | None,
 ) -> None:
     """Trust the node whose identity card is CARD_FILE."""
     check_address(address)
+    if acceptance_preset is not None:
+        preset(acceptance_preset)  # an unknown preset: refused before anything changes
     try:
         card_bytes = card_file.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {card_file}: {exc.strerror}") from None
     with node_at(directory) as node:
         card = origin.add_peer(node, card_bytes, address, expect_fingerprint)
+        accepts = peer_acceptance.write_default(node, card.node_id, acceptance_preset)
     click.echo(f"trusted peer {card.node_id} at {address}")
     click.echo(f"fingerprint: {card.fingerprint()} (compare it with the peer's operator)")
+    if accepts is not None:
+        click.echo(f"acceptance policy for {card.node_id}: {accepts}")
 
 
 @peer.command("list")
 @node_dir
 def peer_list(directory: Path) -> None:
-    """List the trusted peers."""
+    """List the trusted peers, and what this node holds of each (``peer accept``)."""
     from wlx.crypto.card import parse_card
 
     with node_at(directory) as node, node.store.read() as tx:
-        peers = tx.list_peers()
-    for row in peers:
-        click.echo(f"{row.node_id}\t{row.address}\t{parse_card(row.card).fingerprint()}")
+        peers = [(row, peer_acceptance.describe_local(tx, row.node_id)) for row in tx.list_peers()]
+    for row, accepts in peers:
+        fingerprint = parse_card(row.card).fingerprint()
+        click.echo(f"{row.node_id}\t{row.address}\t{fingerprint}\twe hold: {accepts}")
 
 
 @peer.command("revoke")
@@ -211,6 +228,9 @@ def peer_policy(
     click.echo(
         f"{peer_id} now receives: {policy.describe()} ({removed} removals, {added} additions sent)"
     )
+
+
+peer.add_command(peer_acceptance.peer_accept)
 
 
 # ------------------------------------------------------------------ records
@@ -381,10 +401,20 @@ def status(directory: Path, as_json: bool) -> None:
 
     with node_at(directory) as node:
         state = node_status(node)
+        with node.store.read() as tx:
+            accepting = {
+                p.peer: (
+                    peer_acceptance.describe_local(tx, p.peer),
+                    peer_acceptance.describe_declared(tx, p.peer),
+                    peer_acceptance.status_json(tx, p.peer),
+                )
+                for p in state.peers
+            }
     if as_json:
         out = asdict(state)
         for peer, row in zip(state.peers, out["peers"], strict=True):
             row["behind"] = peer.behind
+            row["acceptance"] = accepting[peer.peer][2]
         click.echo(json.dumps(out))
         return
     click.echo(f"node {state.node_id}: {state.own_records} own records")
@@ -403,6 +433,10 @@ def status(directory: Path, as_json: bool) -> None:
             f"  our list there: epoch {p.sent_epoch}, made up to {p.sent_seq}, "
             f"confirmed up to {p.acked_seq}" + (f" ({when(p.acked_at)})" if p.acked_at else "")
         )
+        we_hold, it_holds = accepting[p.peer][:2]
+        click.echo(f"  we hold of its list: {we_hold}")
+        if it_holds is not None:
+            click.echo(f"  it holds of ours: {it_holds}")
         if p.unconfirmed_removals:
             shown = ", ".join(p.unconfirmed_removals[:10])
             more = len(p.unconfirmed_removals) - 10
