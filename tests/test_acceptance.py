@@ -168,14 +168,14 @@ def test_policy_changes_while_the_origin_lists_and_the_peer_syncs(
                 ]
                 ownlist.import_records(cn, batch)
                 made.extend(batch)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     def syncer() -> None:
         try:
             while not stop.is_set():
                 fed.sync("RU", "CN")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=lister), threading.Thread(target=syncer)]

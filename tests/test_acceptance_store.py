@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from test_store import opener, store  # noqa: F401 - fixtures
 
+from wlx.node.core.errors import InternalError
 from wlx.node.store.base import DECLARED, LOCAL, AcceptanceRow, Store
 
 
@@ -45,5 +46,5 @@ def test_an_acceptance_change_rolls_back_with_its_transaction(store: Store) -> N
 
 
 def test_only_the_two_sides_are_stored(store: Store) -> None:  # noqa: F811
-    with pytest.raises(Exception), store.write() as tx:  # noqa: B017, PT011 - either driver's error
+    with pytest.raises(InternalError), store.write() as tx:
         tx.put_acceptance(AcceptanceRow("CN", "other", 1, "{}", 10))
