@@ -45,7 +45,7 @@ def set_policy(node: Node, origin: str, policy: AcceptancePolicy, *, how: str = 
         if peer is None or peer.revoked_at:
             raise NotFound(f"{origin} is not a trusted peer; add it with `wlx peer add` first")
         current = tx.get_acceptance(origin, LOCAL)
-        version = next_version(current.version if current else None)
+        version = next_version(current.version if current else None, node.now())
         tx.put_acceptance(
             AcceptanceRow(
                 origin,

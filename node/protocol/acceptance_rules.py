@@ -221,6 +221,8 @@ def local_decision(
     return LocalDecision(action, f"{origin}'s requested action (no local mapping)")
 
 
-def next_version(current: int | None) -> int:
-    """The version of a receiver's next policy for an origin."""
-    return (current or 0) + 1
+def next_version(current: int | None, now: int) -> int:
+    """The version of a receiver's next policy for an origin: above the
+    current one, and at least the time, so that a store restored from a
+    backup never reuses a version the origin applied (``rollback``)."""
+    return max((current or 0) + 1, now)
