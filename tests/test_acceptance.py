@@ -14,6 +14,7 @@ from support.nodes import FederationMaker, StorageFactory, record
 
 from wlx.crypto.signing import Purpose
 from wlx.node.audit import exchange_log
+from wlx.node.audit.offline.acceptance import acceptance_lines
 from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import NotFound, Rejection, RejectReason
 from wlx.node.core.node import Node
@@ -43,11 +44,14 @@ def hits(node: Node, rec: Record) -> tuple[Hit, ...]:
     return Lookup(node).check(query(rec))
 
 
-def log_of(node: Node, kind: str) -> list[dict[str, Any]]:
+def all_of(node: Node) -> list[dict[str, Any]]:
     with node.store.read() as tx:
         rows = tx.audit_entries(0, exchange_log.size(tx))
-    entries = [json.loads(entry) for _, entry in rows]
-    return [e for e in entries if e["kind"] == kind]
+    return [json.loads(entry) for _, entry in rows]
+
+
+def log_of(node: Node, kind: str) -> list[dict[str, Any]]:
+    return [e for e in all_of(node) if e["kind"] == kind]
 
 
 def entries(node: Node, origin_id: str) -> int:
@@ -92,6 +96,12 @@ def test_a_declined_category_is_removed_and_no_longer_sent(
         assert confirmed["removed"] == 1 and confirmed["version"] == received["version"]
         withheld = log_of(ru, "lookup")
         assert any(e.get("withheld") == ["CN:CN-2"] for e in withheld)
+        # what an auditor reads of both logs
+        (_, ours) = acceptance_lines(all_of(ru))
+        assert ours.startswith("    of CN's list this node holds: declines: political; maps")
+        assert "CN applied it, removed 1" in ours
+        (_, theirs) = acceptance_lines(all_of(cn))
+        assert "RU declared it holds of this node's list: declines: political" in theirs
 
         # CN lists another political case: RU never receives it, even when
         # CN widens its own sharing policy.

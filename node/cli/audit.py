@@ -15,6 +15,7 @@ import click
 
 from wlx.node.audit import export
 from wlx.node.audit.offline import verify
+from wlx.node.audit.offline.acceptance import acceptance_lines
 from wlx.node.audit.offline.bundle import decode
 from wlx.node.audit.offline.errors import AuditFailure
 from wlx.node.audit.offline.reconcile import reconcile
@@ -141,7 +142,7 @@ def verify_cmd(bundle: Path, cards: Path, min_cosignatures: int) -> None:
     """Verify BUNDLE offline: every root, signature, cosignature and consistency
     step.  Exit 0 with a report, or 1 naming the first failure."""
     verified = _verify(bundle, _keyring(cards), min_cosigners=min_cosignatures)
-    for line in verified.report():
+    for line in [*verified.report(), *acceptance_lines(verified.entries)]:
         click.echo(line)
 
 
