@@ -269,3 +269,15 @@ def test_a_policy_for_an_unknown_peer_is_refused(federation: FederationMaker) ->
     fed = federation(["CN", "RU"])
     with pytest.raises(NotFound, match="peer add"):
         acceptance.set_policy(fed["RU"].node, "XX", DECLINE)
+
+
+def test_a_withheld_hit_proves_nothing_for_a_detail_request(federation: FederationMaker) -> None:
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [POLITICAL])
+    assert fed.sync("RU", "CN").ok
+    acceptance.set_policy(ru, "CN", DECLINE)
+    lookup = Lookup(ru)
+    assert lookup.check(query(POLITICAL), caller="officer-1") == ()
+    assert lookup.hits.recall("officer-1", "CN", "CN-2", ru.now()) is None
+    assert lookup.hits.origins("officer-1", "CN-2", ru.now()) == []
