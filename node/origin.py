@@ -345,7 +345,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             last_seq=state.last_seq,
             last_digest=state.last_digest,
             oldest_seq=tx.outbox_oldest(card.node_id, state.epoch) or state.last_seq + 1,
-            digest_at=lambda seq: tx.outbox_digest_at(card.node_id, state.epoch, seq),
+            digest_at=lambda seq: tx.stream_digest_at(card.node_id, state.epoch, seq),
             starts_at=lambda seq: tx.outbox_starts_at(card.node_id, state.epoch, seq),
         )
     yield StreamHead(state.epoch, state.last_seq, node.now())
@@ -402,14 +402,15 @@ def _fast_forward(node: Node, peer: str) -> None:
             raise NotFound(f"no stream for peer {peer}")
         head = tx.change_head()
         if state.change_pos < head:
-            tx.put_outbound(
-                replace(
-                    state,
-                    change_pos=head,
-                    last_seq=state.last_seq + 1,
-                    last_digest=skip_digest(state.last_digest),
-                )
+            state = replace(
+                state,
+                change_pos=head,
+                last_seq=state.last_seq + 1,
+                last_digest=skip_digest(state.last_digest),
             )
+            tx.put_outbound(state)
+            # A peer the snapshot puts at this position pulls from it next.
+            tx.add_anchor(state.peer, state.epoch, state.last_seq, state.last_digest)
 
 
 def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:

@@ -37,7 +37,7 @@ def _receipt_digest(tx: Tx, node: Node, state: OutboundState, receipt: Receipt) 
         return genesis_digest(node.node_id, state.peer, receipt.epoch)
     if receipt.epoch == state.epoch and receipt.last_seq == state.last_seq:
         return state.last_digest
-    return tx.outbox_digest_at(state.peer, receipt.epoch, receipt.last_seq)
+    return tx.stream_digest_at(state.peer, receipt.epoch, receipt.last_seq)
 
 
 def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:

@@ -530,14 +530,27 @@ def test_drop_staging(store: Store) -> None:
         assert tx.staged_counts(b) == (0, 0)
 
 
-def test_staging_left_by_a_crash_is_discarded_when_the_store_opens(opener: StoreOpener) -> None:
+def test_staging_survives_opening_the_store_and_is_dropped_per_origin(
+    opener: StoreOpener,
+) -> None:
+    """Opening the store (any CLI command beside a serving node) must not
+    destroy a snapshot another process is staging (issue 9 item 1)."""
     store = opener("n1")
-    snap = _b()
+    snap, other = _b(), _b()
     with store.write() as tx:
         tx.stage_entries(snap, "CN", [upsert(_b(), [_b()])])
+        tx.put_staged_snapshot("CN", snap, b"progress")
+        tx.stage_entries(other, "AR", [upsert(_b(), [_b()])])
+    second = opener("n1")
+    with second.read() as tx:
+        assert tx.staged_counts(snap) == (1, 1)
+        assert tx.staged_snapshot("CN") == (snap, b"progress")
+    with second.write() as tx:
+        tx.drop_staged_snapshot("CN")
+    with store.read() as tx:
+        assert tx.staged_counts(snap) == (0, 0) and tx.staged_snapshot("CN") is None
+        assert tx.staged_counts(other) == (1, 1)
     store.close()
-    with opener("n1").read() as tx:
-        assert tx.staged_counts(snap) == (0, 0)
 
 
 # ------------------------------------------------------------------ rejections

@@ -72,6 +72,11 @@ class Connector(ABC):
         has one writer at a time)."""
 
     @abstractmethod
+    def exclusive(self, name: str, timeout: float) -> AbstractContextManager[None]:
+        """A lock named ``name`` shared by every process of this database
+        (see ``Store.exclusive``)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release every connection."""
 
@@ -246,6 +251,7 @@ class SqlTx(Tx):
 
     def purge_peer_data(self, peer: str) -> None:
         self.clear_origin(peer)
+        self.drop_staged_snapshot(peer)
         for table, column in (
             ("inbound", "origin"),
             ("applied", "origin"),
@@ -253,6 +259,7 @@ class SqlTx(Tx):
             ("outbox", "peer"),
             ("sent_removals", "peer"),
             ("announcements", "peer"),
+            ("stream_anchors", "peer"),
         ):
             self._run(f"DELETE FROM {table} WHERE {column} = ?", (peer,))
 
@@ -352,6 +359,23 @@ class SqlTx(Tx):
         )
         return bytes(row[0]) if row else None
 
+    def add_anchor(self, peer: str, epoch: int, seq: int, digest: bytes) -> None:
+        self._run(
+            "INSERT INTO stream_anchors (peer, epoch, seq, digest) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (peer, epoch, seq) DO UPDATE SET digest = excluded.digest",
+            (peer, epoch, seq, digest),
+        )
+
+    def stream_digest_at(self, peer: str, epoch: int, seq: int) -> bytes | None:
+        kept = self.outbox_digest_at(peer, epoch, seq)
+        if kept is not None:
+            return kept
+        row = self._one(
+            "SELECT digest FROM stream_anchors WHERE peer = ? AND epoch = ? AND seq = ?",
+            (peer, epoch, seq),
+        )
+        return bytes(row[0]) if row else None
+
     def outbox_starts_at(self, peer: str, epoch: int, first_seq: int) -> bool:
         row = self._one(
             "SELECT 1 FROM outbox WHERE peer = ? AND epoch = ? AND first_seq = ?",
@@ -373,6 +397,7 @@ class SqlTx(Tx):
         params = (peer, epoch, epoch, keep_seq, keep_seq, before_time)
         row = self._one(f"SELECT COUNT(*) FROM outbox {where}", params)
         self._run(f"DELETE FROM outbox {where}", params)
+        self._run("DELETE FROM stream_anchors WHERE peer = ? AND epoch < ?", (peer, epoch))
         return int(row[0]) if row else 0
 
     def add_receipt(self, receipt: ReceiptRow) -> bool:
@@ -626,9 +651,38 @@ class SqlTx(Tx):
         if snapshot_id is None:
             self._run("DELETE FROM staged_tokens")
             self._run("DELETE FROM staged_entries")
+            self._run("DELETE FROM staged_snapshots")
         else:
             self._run("DELETE FROM staged_tokens WHERE snapshot_id = ?", (snapshot_id,))
             self._run("DELETE FROM staged_entries WHERE snapshot_id = ?", (snapshot_id,))
+
+    def staged_snapshot(self, origin: str) -> tuple[bytes, bytes] | None:
+        row = self._one(
+            "SELECT snapshot_id, progress FROM staged_snapshots WHERE origin = ?", (origin,)
+        )
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def put_staged_snapshot(self, origin: str, snapshot_id: bytes, progress: bytes) -> None:
+        self._run(
+            "INSERT INTO staged_snapshots (origin, snapshot_id, progress) VALUES (?, ?, ?) "
+            "ON CONFLICT (origin) DO UPDATE SET snapshot_id = excluded.snapshot_id, "
+            "progress = excluded.progress",
+            (origin, snapshot_id, progress),
+        )
+
+    def drop_staged_snapshot(self, origin: str) -> None:
+        ids = [
+            bytes(r[0])
+            for r in self._all(
+                "SELECT DISTINCT snapshot_id FROM staged_entries WHERE origin = ?", (origin,)
+            )
+        ]
+        known = self.staged_snapshot(origin)
+        if known is not None and known[0] not in ids:
+            ids.append(known[0])
+        for snapshot_id in ids:
+            self.drop_staging(snapshot_id)
+        self._run("DELETE FROM staged_snapshots WHERE origin = ?", (origin,))
 
     # ---------------------------------------------------------- detail requests
     def add_detail(self, row: DetailRow) -> None:
@@ -820,7 +874,6 @@ class SqlStore(Store):
                     f"store has schema version {int(version)}, this wlx uses "
                     f"{schema.SCHEMA_VERSION}"
                 )
-            tx.drop_staging()  # a snapshot interrupted by a crash is discarded
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Tx]:
@@ -831,6 +884,9 @@ class SqlStore(Store):
     def read(self) -> Iterator[Tx]:
         with self._connector.transaction(write=False) as cur:
             yield SqlTx(cur, self._connector)
+
+    def exclusive(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
+        return self._connector.exclusive(name, timeout)
 
     def close(self) -> None:
         self._connector.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 from wlx.node.errors import InternalError
 from wlx.node.store import schema
+from wlx.node.store.locks import file_lock
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 BUSY_TIMEOUT_MS = 30_000
@@ -87,6 +88,11 @@ class SqliteConnector(Connector):
 
     def lock_table(self, cur: Cursor, table: str) -> None:
         """Nothing to do: SQLite has one writer at a time."""
+
+    @contextmanager
+    def exclusive(self, name: str, timeout: float) -> Iterator[None]:
+        with file_lock(self._path.with_name(f"{self._path.name}.{name}.lock"), name, timeout):
+            yield
 
     def close(self) -> None:
         with self._lock:
