@@ -343,8 +343,11 @@ def sync(directory: Path, only: str | None, insecure_dev: bool) -> None:
     """Pull once from every peer now, and exit (non-zero if any pull failed)."""
     from wlx.node.sync import describe, sync_all
 
+    def waiting() -> None:
+        click.echo("waiting for this node's running sync (wlx serve) to finish...", err=True)
+
     with node_at(directory, insecure_dev=insecure_dev) as node:
-        reports = sync_all(node, only)
+        reports = sync_all(node, only, on_wait=waiting)
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
     for report in reports:

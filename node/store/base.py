@@ -251,6 +251,10 @@ class Tx(ABC):
         """Every record, by id, read lazily."""
 
     @abstractmethod
+    def records_page(self, after_id: str, limit: int) -> list[StoredRecord]:
+        """Up to ``limit`` own records with ids after ``after_id``, by id."""
+
+    @abstractmethod
     def count_records(self) -> int:
         """How many records the node lists."""
 

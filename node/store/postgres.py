@@ -17,10 +17,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from wlx.node.store.locks import wait_for
-
 from wlx.node.errors import InternalError, UserError
 from wlx.node.store import schema
+from wlx.node.store.locks import wait_for
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

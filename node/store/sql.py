@@ -182,6 +182,14 @@ class SqlTx(Tx):
                 return
             after = rows[-1][0]
 
+    def records_page(self, after_id: str, limit: int) -> list[StoredRecord]:
+        return [
+            self._record(row)
+            for row in self._all(
+                f"{self._RECORD} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            )
+        ]
+
     def count_records(self) -> int:
         row = self._one("SELECT COUNT(*) FROM records")
         return int(row[0]) if row else 0
