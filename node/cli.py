@@ -331,6 +331,9 @@ def serve(
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda *_: loop.trigger())
         stopped.wait()
+        # Stop taking calls, let running ones end (streams are cancelled after
+        # the grace period), stop the loop; the store then refuses new
+        # transactions and waits for running ones before it closes.
         server.stop(grace=5).wait()
         loop.stop()
 

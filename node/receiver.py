@@ -208,6 +208,7 @@ def _progress_blob(node: Node, origin: str, progress: inbound.SnapshotProgress) 
             "last_digest": progress.last_digest.hex(),
             "entries": progress.entries,
             "resume_token": progress.resume_token.hex(),
+            "final": progress.final,
         },
         separators=(",", ":"),
     ).encode()
@@ -232,6 +233,7 @@ def staged_progress(node: Node, origin: str) -> inbound.SnapshotProgress | None:
         last_digest=bytes.fromhex(body["last_digest"]),
         entries=body["entries"],
         resume_token=bytes.fromhex(body["resume_token"]),
+        final=body["final"],
     )
 
 
@@ -243,7 +245,7 @@ def _resume_point(
     progress = staged_progress(node, origin)
     if progress is None:
         return None, None
-    if progress.resume_token and inbound.resumable(progress, start):
+    if (progress.final or progress.resume_token) and inbound.resumable(progress, start):
         resume = SnapshotResume(
             progress.snapshot_id,
             progress.next_index,
@@ -282,6 +284,9 @@ def apply_snapshot(
     start = cursor(node, origin)
     if callable(parts):
         progress, resume = _resume_point(node, origin, start)
+        if progress is not None and progress.final:
+            # Complete and verified before an interruption: apply it.
+            return _apply_staged(node, origin, start, progress.result())
         stream = parts(resume)
     else:
         with node.store.write() as tx:
@@ -312,6 +317,18 @@ def apply_snapshot(
                 )
             failpoints.hit("receiver.after_stage")
         result = receiver.result()
+    except Rejection as rejection:
+        _drop(node, origin)
+        record_rejection(node, origin, "snapshot", rejection)
+        raise
+    return _apply_staged(node, origin, start, result)
+
+
+def _apply_staged(
+    node: Node, origin: str, start: Cursor | None, result: inbound.SnapshotResult
+) -> SnapshotApplied:
+    """Swap a complete, staged snapshot in (see ``apply_snapshot``)."""
+    try:
         failpoints.hit("receiver.before_snapshot_apply")
         _swap_in(node, origin, start, result)
     except Rejection as rejection:

@@ -293,8 +293,11 @@ def _failed(
 ) -> SyncReport:
     metrics.SYNC_FAILURES.labels(peer.node_id).inc()
     log.warning("sync with %s stopped: %s", peer.node_id, error)
-    with node.store.write() as tx:
-        tx.set_sync_status(peer.node_id, at=node.now(), error=error)
+    try:
+        with node.store.write() as tx:
+            tx.set_sync_status(peer.node_id, at=node.now(), error=error)
+    except Unavailable:
+        pass  # the node is shutting down: the status is not worth waiting for
     return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries, error)
 
 
@@ -398,8 +401,14 @@ class SyncLoop:
             ("checkpoint", lambda: checkpoint_round(node)),  # if the log grew; peers cosign
         )
         for name, step in steps:
+            if self._stop.is_set():
+                return
             try:
                 step()
+            except Unavailable as exc:  # the store is closing, or a peer is away
+                if self._stop.is_set():
+                    return
+                log.warning("%s: %s", name, exc)
             except Exception:
                 log.exception("%s failed", name)
 

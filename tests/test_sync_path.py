@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 from conftest import FederationMaker, record
 
 from wlx.node import origin, ownlist, sync
+from wlx.node.app import open_node
+from wlx.node.errors import Unavailable
 from wlx.node.node_status import node_status
+from wlx.node.protocol import codec, outbound
+from wlx.node.protocol.messages import Sealed
+from wlx.node.transport import peer_channel
+from wlx.v1 import federation_pb2_grpc
 
 
 def _entries(fed_node: object) -> int:
@@ -54,3 +64,145 @@ def test_a_snapshot_after_a_fast_forward_is_followed_by_batches(
     assert ru_seen_from_cn.acked_seq == ru_seen_from_cn.sent_seq
     with ru.store.read() as tx:
         assert tx.list_rejections() == []
+
+
+def _parts_then(monkeypatch: pytest.MonkeyPatch, after_first: Any) -> None:
+    """Run ``after_first()`` once, after the first snapshot part reached the receiver."""
+    fetch = sync._snapshot_parts
+    done = []
+
+    def parts(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for n, part in enumerate(fetch(*args, **kwargs)):
+            yield part
+            if n == 0 and not done:
+                done.append(True)
+                after_first()
+
+    monkeypatch.setattr(sync, "_snapshot_parts", parts)
+    monkeypatch.setattr(outbound, "ENTRIES_PER_PART", 10)
+
+
+def test_opening_the_store_beside_a_sync_keeps_its_staged_snapshot(
+    federation: FederationMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9.1: a CLI command (any ``open_node``) while the node receives a
+    snapshot must not destroy it, nor make the node accuse its peer."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record(f"CN-{n}") for n in range(35)])
+
+    def cli_command() -> None:
+        other = open_node(ru.paths.root)  # e.g. `wlx records count RU` in another process
+        other.close()
+
+    _parts_then(monkeypatch, cli_command)
+    report = fed.sync("RU", "CN")
+    assert report.ok, report.error
+    assert report.snapshot_entries == 35 and _entries(ru) == 35
+    with ru.store.read() as tx:
+        assert tx.list_rejections() == []
+
+
+def test_a_second_sync_of_the_same_node_waits_instead_of_racing(
+    federation: FederationMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9.1: `wlx sync DIR` while the serving node's own loop pulls (two
+    handles on one store) waits for it: no `rollback`, no `malformed`."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record(f"CN-{n}") for n in range(35)])
+    second = open_node(ru.paths.root, clock=ru.clock)
+    waited = threading.Event()
+    reports: list[sync.SyncReport] = []
+
+    def cli_sync() -> None:
+        reports.extend(sync.sync_all(second, on_wait=waited.set))
+
+    thread = threading.Thread(target=cli_sync)
+
+    def start_second_sync() -> None:
+        thread.start()
+        # Either it waits for our lock (fixed), or it runs to its end first.
+        deadline = time.monotonic() + 30
+        while not waited.is_set() and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    _parts_then(monkeypatch, start_second_sync)
+    try:
+        first = sync.sync_all(ru)
+        thread.join(timeout=60)
+    finally:
+        second.close()
+    assert waited.is_set()
+    assert [r.ok for r in first + reports] == [True, True], [r.error for r in first + reports]
+    assert _entries(ru) == 35
+    with ru.store.read() as tx:
+        assert tx.list_rejections() == []
+
+
+def test_the_server_loop_skips_its_sync_while_another_process_syncs(
+    federation: FederationMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    fed = federation(["CN", "RU"])
+    ru = fed["RU"].node
+    with ru.store.exclusive(sync.SYNC_LOCK, timeout=0):
+        with pytest.raises(Unavailable, match="another process"):
+            sync.sync_all(ru, wait=0)
+        with caplog.at_level(logging.INFO, logger="wlx.sync"):
+            sync.SyncLoop(ru, 3600)._sync()
+    assert "skips the sync" in caplog.text
+    assert all(r.ok for r in sync.sync_all(ru, wait=0))
+
+
+def test_a_batch_that_does_not_decode_is_recorded(
+    federation: FederationMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9.3: every rejection is recorded, whatever its message says."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record("CN-1")])
+    assert fed.sync("RU", "CN").ok
+    ownlist.import_records(cn, [record("CN-2")])
+    real_encode = codec.encode_sealed
+
+    def garbled(sealed: Sealed) -> Any:
+        envelope = real_encode(sealed)
+        envelope.version = 99  # a batch that does not decode at the receiver
+        return envelope
+
+    monkeypatch.setattr(codec, "encode_sealed", garbled)
+    report = fed.sync("RU", "CN")
+    assert not report.ok and "malformed" in report.error
+    with ru.store.read() as tx:
+        (rejection,) = tx.list_rejections()
+    assert (rejection.origin, rejection.what, rejection.reason) == ("CN", "batch", "malformed")
+
+
+def test_closing_the_store_under_a_streaming_snapshot_ends_it_cleanly(
+    federation: FederationMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13: shutdown during a snapshot gives the handler `Unavailable`, not
+    "Cannot operate on a closed database" and a traceback."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record(f"CN-{n}") for n in range(60)])
+    monkeypatch.setattr(outbound, "ENTRIES_PER_PART", 1)
+    monkeypatch.setattr(origin, "SNAPSHOT_PAGE", 5)
+    card = ru.trusted("CN")
+    assert card is not None
+    with (
+        caplog.at_level(logging.INFO),
+        peer_channel(ru, card, fed["CN"].address) as channel,
+    ):
+        stub = federation_pb2_grpc.FederationStub(channel)
+        parts = sync._snapshot_parts(ru, stub, "CN")
+        next(parts)  # the origin is streaming
+        cn.close()  # `wlx serve` shutting down
+        with pytest.raises(grpc.RpcError) as caught:
+            for _ in parts:
+                pass
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "shutting down" in (caught.value.details() or "")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -151,6 +151,23 @@ class SnapshotProgress:
     last_digest: bytes
     entries: int
     resume_token: bytes
+    final: bool = False
+
+    def result(self) -> SnapshotResult:
+        """What to apply, once the final part is staged.
+
+        Raises:
+            Rejection: malformed, the snapshot ended before its final part.
+        """
+        if not self.final:
+            raise Rejection(RejectReason.MALFORMED, "snapshot ended before its final part")
+        return SnapshotResult(
+            snapshot_id=self.snapshot_id,
+            epoch=self.epoch,
+            token_key=self.token_key,
+            cursor=Cursor(self.epoch, self.at_seq, self.chain_digest),
+            total_entries=self.entries,
+        )
 
 
 def resumable(progress: SnapshotProgress, cursor: Cursor | None) -> bool:
@@ -280,6 +297,7 @@ class SnapshotReceiver:
             last_digest=part.digest,
             entries=count,
             resume_token=part.resume_token,
+            final=part.final,
         )
         return part
 
@@ -314,10 +332,4 @@ class SnapshotReceiver:
         progress = self._progress
         if progress is None or not self._final:
             raise Rejection(RejectReason.MALFORMED, "snapshot ended before its final part")
-        return SnapshotResult(
-            snapshot_id=progress.snapshot_id,
-            epoch=progress.epoch,
-            token_key=progress.token_key,
-            cursor=Cursor(progress.epoch, progress.at_seq, progress.chain_digest),
-            total_entries=progress.entries,
-        )
+        return progress.result()

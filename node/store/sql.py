@@ -8,13 +8,14 @@ on (types, locking) is in the connectors and ``schema``.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
-from wlx.node.errors import InternalError
+from wlx.node.errors import InternalError, Unavailable
 from wlx.node.protocol.messages import Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
@@ -38,6 +39,40 @@ from wlx.node.store.base import (
 
 Row = tuple[Any, ...]
 LOOKUP_CHUNK = 500
+CLOSE_WAIT = 10.0
+
+
+class Gate:
+    """Counts transactions in progress; once closed, lets no new one start."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextmanager
+    def open(self) -> Iterator[None]:
+        """Hold the gate open for one transaction.
+
+        Raises:
+            Unavailable: the store is closing (the node is shutting down).
+        """
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the node is shutting down")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def close(self, timeout: float) -> None:
+        """Close the gate and wait up to ``timeout`` seconds for running transactions."""
+        with self._cond:
+            self._closed = True
+            self._cond.wait_for(lambda: self._active == 0, timeout=timeout)
 
 
 class Cursor(ABC):
@@ -870,6 +905,7 @@ class SqlStore(Store):
 
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
+        self._gate = Gate()
         with connector.transaction(write=True) as cur:
             for statement in schema.statements(connector.dialect):
                 cur.execute(statement)
@@ -885,16 +921,21 @@ class SqlStore(Store):
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Tx]:
-        with self._connector.transaction(write=True, durable=durable) as cur:
+        with self._gate.open(), self._connector.transaction(write=True, durable=durable) as cur:
             yield SqlTx(cur, self._connector)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        with self._connector.transaction(write=False) as cur:
+        with self._gate.open(), self._connector.transaction(write=False) as cur:
             yield SqlTx(cur, self._connector)
 
     def exclusive(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
         return self._connector.exclusive(name, timeout)
 
     def close(self) -> None:
+        """Refuse new transactions, let running ones end (up to
+        ``CLOSE_WAIT`` seconds), then release the connections: a handler
+        still streaming at shutdown gets ``Unavailable``, not a closed
+        database."""
+        self._gate.close(CLOSE_WAIT)
         self._connector.close()
