@@ -221,16 +221,17 @@ def measure(
     results["delta_sync_s"] = round(delta_s, 3)
     results["delta_changes_per_s"] = round(args.changes / delta_s)
     results["delta_over_snapshot"] = round(delta_s / seconds, 4)
-    ru.close()
+    # RU stays open here (its TLS configuration serves the echo reference)
+    # while `wlx serve RU` runs beside it: several processes share a store.
     procs.append(serve(tmp / "RU", ports["RU"], sync_interval=args.freshness_interval))
 
     address = f"127.0.0.1:{ports['RU']}"
     requests = lookup_requests(records, args.lookups)
-    echo, echo_port = bench_refs.echo_server(nodes["CN"], WORKERS)
+    echo, echo_port = bench_refs.echo_server(ru, WORKERS)
     try:
         ref = bench_refs.drive(
             f"127.0.0.1:{echo_port}",
-            _echo_credential(nodes["CN"], officer),
+            officer,
             bench_refs.ECHO_METHOD,
             requests,
             args.clients,
@@ -272,11 +273,6 @@ def measure(
             results[f"{name.lower()}_serve_{key}"] = value
     results.update(bench_refs.rss_self())
     return results
-
-
-def _echo_credential(node: Node, officer: Any) -> Any:
-    """The officer credential, pinned to the echo server's node (same TLS)."""
-    return dataclasses.replace(officer, node_id=node.node_id, node_cert=node.tls_cert)
 
 
 def freshness(cn: Node, stub: Any, interval: float) -> float:
