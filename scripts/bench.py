@@ -323,10 +323,10 @@ def with_ratios(results: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=20_000, help="listings in CN's list")
+    parser.add_argument("--records", type=int, help="listings in CN's list (20,000)")
     parser.add_argument("--changes", type=int, default=1_000, help="changes in the delta sync")
-    parser.add_argument("--lookups", type=int, default=2_000, help="single lookups to time")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent lookup client processes")
+    parser.add_argument("--lookups", type=int, help="single lookups to time (2,000)")
+    parser.add_argument("--clients", type=int, help="concurrent lookup client processes (8)")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument(
@@ -335,13 +335,18 @@ def main() -> None:
         default=2.0,
         help="RU's sync interval while freshness is measured",
     )
-    parser.add_argument("--quick", action="store_true", help="10,000 listings: CI (< 2 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="10,000 listings, 1,000 lookups, 4 clients (CI)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
-    if args.quick:
-        args.records, args.lookups, args.clients = 10_000, 1_000, 4
-    results: dict[str, Any] = bench_refs.primitives(20_000 if args.quick else 100_000)
+    quick = {"records": 10_000, "lookups": 1_000, "clients": 4}
+    full = {"records": 20_000, "lookups": 2_000, "clients": 8}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    results: dict[str, Any] = bench_refs.primitives(min(100_000, max(10_000, args.records)))
     results.update(run(args))
     results = with_ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
