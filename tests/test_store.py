@@ -675,3 +675,37 @@ def test_two_nodes_share_one_postgres_database_in_separate_schemas() -> None:
 def test_an_invalid_postgres_schema_name_is_refused(name: str) -> None:
     with pytest.raises(UserError, match="schema name"):
         open_postgres(PG_DSN, name)
+
+
+# ------------------------------------------------------------------ sync path
+
+
+def test_exclusive_is_held_across_handles_and_released(opener: StoreOpener) -> None:
+    """The node-wide lock works across every handle on one store (as across
+    processes), and is free again once its holder leaves."""
+    from wlx.node.errors import Unavailable
+
+    first, second = opener("n1"), opener("n1")
+    with first.exclusive("sync", timeout=0):
+        with pytest.raises(Unavailable, match="another process"):
+            with second.exclusive("sync", timeout=0.1):
+                pass
+        with second.exclusive("other", timeout=0):  # another name: not contended
+            pass
+    with second.exclusive("sync", timeout=0):
+        pass
+
+
+def test_stream_digest_at_knows_batches_and_anchors(store: Store) -> None:
+    with store.write() as tx:
+        tx.add_outbox("RU", 1, OutboxRow(1, 2, b"b" * 32, b"signed"), 0)
+        tx.add_anchor("RU", 1, 3, b"s" * 32)
+    with store.read() as tx:
+        assert tx.stream_digest_at("RU", 1, 2) == b"b" * 32
+        assert tx.stream_digest_at("RU", 1, 3) == b"s" * 32
+        assert tx.stream_digest_at("RU", 1, 4) is None
+        assert tx.stream_digest_at("RU", 2, 3) is None
+    with store.write() as tx:  # a later epoch's compaction forgets the old anchors
+        tx.delete_outbox("RU", epoch=2, keep_seq=-1, before_time=1)
+    with store.read() as tx:
+        assert tx.stream_digest_at("RU", 1, 3) is None
