@@ -687,9 +687,11 @@ def test_exclusive_is_held_across_handles_and_released(opener: StoreOpener) -> N
 
     first, second = opener("n1"), opener("n1")
     with first.exclusive("sync", timeout=0):
-        with pytest.raises(Unavailable, match="another process"):
-            with second.exclusive("sync", timeout=0.1):
-                pass
+        with (
+            pytest.raises(Unavailable, match="another process"),
+            second.exclusive("sync", timeout=0.1),
+        ):
+            pass
         with second.exclusive("other", timeout=0):  # another name: not contended
             pass
     with second.exclusive("sync", timeout=0):
