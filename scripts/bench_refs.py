@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from wlx.node.transport import client_channel, server_credentials
+from wlx.node.rpc.transport import client_channel, server_credentials
 from wlx.v1 import federation_pb2
 
 ECHO_METHOD = "/bench.Echo/Echo"

@@ -10,20 +10,22 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import FederationMaker, record
+from support.nodes import FederationMaker, record
 
-from wlx.node import origin, ownlist, sync
-from wlx.node.app import open_node
-from wlx.node.errors import Unavailable
-from wlx.node.node_status import node_status
+from wlx.node import daemon
+from wlx.node.core.errors import Unavailable
+from wlx.node.directory import open_node
+from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.messages import Sealed
-from wlx.node.transport import peer_channel
+from wlx.node.report import node_status
+from wlx.node.rpc import sync_client as sync
+from wlx.node.rpc.transport import peer_channel
 from wlx.v1 import federation_pb2_grpc
 
 
 def _entries(fed_node: object) -> int:
-    from wlx.node.app import Node
+    from wlx.node.core.node import Node
 
     assert isinstance(fed_node, Node)
     with fed_node.store.read() as tx:
@@ -149,7 +151,7 @@ def test_the_server_loop_skips_its_sync_while_another_process_syncs(
         with pytest.raises(Unavailable, match="another process"):
             sync.sync_all(ru, wait=0)
         with caplog.at_level(logging.INFO, logger="wlx.sync"):
-            sync.SyncLoop(ru, 3600)._sync()
+            daemon.SyncLoop(ru, 3600)._sync()
     assert "skips the sync" in caplog.text
     assert all(r.ok for r in sync.sync_all(ru, wait=0))
 

@@ -1,7 +1,7 @@
 """The requester's loop with one origin (docs/protocol.md §8.3), sans I/O.
 
 ``PullLoop`` says what to do next (``Pull``, ``FetchSnapshot``, ``Finish``,
-``GiveUp``) and is told what each step gave; ``wlx.node.sync`` performs the
+``GiveUp``) and is told what each step gave; ``wlx.node.rpc.sync_client`` performs the
 steps (gRPC, storage).  Rules:
 
 1. Start with a pull.

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from wlx.node.errors import Unavailable
+from wlx.node.core.errors import Unavailable
 
 POLL_SECONDS = 0.05
 
