@@ -15,9 +15,10 @@ from support.nodes import FederationMaker, record
 from wlx.node import daemon
 from wlx.node.core.errors import Unavailable
 from wlx.node.directory import open_node
+from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol import codec, outbound
-from wlx.node.protocol.messages import Sealed
+from wlx.node.protocol.messages import Cursor, Sealed
 from wlx.node.report import node_status
 from wlx.node.rpc import sync_client as sync
 from wlx.node.rpc.transport import peer_channel
@@ -208,3 +209,57 @@ def test_closing_the_store_under_a_streaming_snapshot_ends_it_cleanly(
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "shutting down" in (caught.value.details() or "")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_snapshot_cut_off_resumes_at_the_next_sync(
+    federation: FederationMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13.2: a snapshot interrupted (the connection dropped) is not
+    discarded: the next sync continues after the parts staged, even though
+    the origin's list changed meanwhile, and ends at exactly its list."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record(f"CN-{n:02d}") for n in range(45)])
+    monkeypatch.setattr(outbound, "ENTRIES_PER_PART", 10)
+    fetch = sync._snapshot_parts
+
+    def dropped(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for n, part in enumerate(fetch(*args, **kwargs)):
+            if n == 2:
+                raise Unavailable("the connection dropped")
+            yield part
+
+    monkeypatch.setattr(sync, "_snapshot_parts", dropped)
+    cut = fed.sync("RU", "CN")
+    assert not cut.ok and "connection dropped" in cut.error
+    with ru.store.read() as tx:
+        staged = tx.staged_snapshot("CN")
+    assert staged is not None and _entries(ru) == 0
+    # The list changes before RU comes back.
+    ownlist.import_records(cn, [record(f"CN-{n:02d}", action="refuse-entry") for n in (3, 33)])
+    ownlist.remove_record(cn, "CN-05")
+    ownlist.remove_record(cn, "CN-40")
+    ownlist.import_records(cn, [record("CN-99")])
+    monkeypatch.setattr(sync, "_snapshot_parts", fetch)
+    with caplog.at_level(logging.INFO):
+        report = fed.sync("RU", "CN")
+    assert report.ok, report.error
+    assert "resumed at part 2" in caplog.text
+    assert _entries(ru) == 44
+    with ru.store.read() as tx:
+        assert tx.list_rejections() == [] and tx.staged_snapshot("CN") is None
+    with cn.store.read() as tx:
+        out = tx.get_outbound("RU")
+    assert out is not None
+    assert sync.receiver.cursor(ru, "CN") == Cursor(out.epoch, out.last_seq, out.last_digest)
+    actions = {
+        n: [
+            h.action
+            for h in Lookup(ru).check(Query(names=(f"Test Person CN {n:02d}",), dob="1980-05-17"))
+        ]
+        for n in (3, 5, 33, 40, 99)
+    }
+    assert actions[3] == actions[33] == ["refuse-entry"]
+    assert actions[5] == actions[40] == [] and actions[99] == ["arrest"]
