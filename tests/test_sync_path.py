@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -263,3 +264,18 @@ def test_a_snapshot_cut_off_resumes_at_the_next_sync(
     }
     assert actions[3] == actions[33] == ["refuse-entry"]
     assert actions[5] == actions[40] == [] and actions[99] == ["arrest"]
+
+
+def test_a_snapshots_staging_space_goes_back_to_the_file_system(
+    federation: FederationMaker,
+) -> None:
+    """Staged rows are copied then deleted: their pages do not stay in the file."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record(f"CN-{n}") for n in range(300)])
+    assert fed.sync("RU", "CN").ok
+    conn = sqlite3.connect(ru.paths.root / ru.config.storage.path)
+    try:
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    finally:
+        conn.close()

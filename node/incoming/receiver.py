@@ -19,7 +19,7 @@ from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.core import failpoints, metrics
-from wlx.node.core.errors import Rejection, RejectReason, Unavailable
+from wlx.node.core.errors import Rejection, RejectReason, Unavailable, WlxError
 from wlx.node.core.node import Node
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import open_envelope, sign_message
@@ -341,6 +341,10 @@ def _apply_staged(
             f"the cursor for {origin} moved while its snapshot arrived (another sync of "
             "this node); sync again"
         ) from None
+    try:
+        node.store.reclaim()  # the staging's space
+    except WlxError as exc:
+        log.warning("could not reclaim the staging's space: %s", exc)
     metrics.SNAPSHOTS_APPLIED.labels(origin).inc()
     log.info(
         "applied snapshot of %s: epoch %d at %d, %d listings",

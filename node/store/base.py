@@ -624,5 +624,10 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def reclaim(self) -> None:
+        """Return free space to the file system after a large delete (a
+        snapshot's staging); best effort, outside any transaction."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections."""

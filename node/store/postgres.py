@@ -121,6 +121,9 @@ class PostgresConnector(Connector):
         except PoolTimeout:
             raise InternalError("no PostgreSQL connection available") from None
 
+    def reclaim(self) -> None:
+        """Nothing to do: autovacuum returns dead rows' space for reuse."""
+
     def close(self) -> None:
         self._pool.close()
 

@@ -112,6 +112,10 @@ class Connector(ABC):
         (see ``Store.exclusive``)."""
 
     @abstractmethod
+    def reclaim(self) -> None:
+        """See ``Store.reclaim``."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release every connection."""
 
@@ -931,6 +935,10 @@ class SqlStore(Store):
 
     def exclusive(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
         return self._connector.exclusive(name, timeout)
+
+    def reclaim(self) -> None:
+        with self._gate.open():
+            self._connector.reclaim()
 
     def close(self) -> None:
         """Refuse new transactions, let running ones end (up to
