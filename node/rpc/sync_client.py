@@ -1,10 +1,13 @@
 """Pulling from peers: the client side of the federation protocol (§8).
 
 ``sync_peer`` pulls one origin until the node is up to date with it,
-fetching a snapshot whenever the origin says the cursor cannot continue.
-Each batch is applied (or rejected) on its own; a rejection stops this
-round for that origin, so nothing after a bad batch is applied.
-``sync_all`` does every peer; ``SyncLoop`` does it on an interval.
+following ``wlx.node.protocol.pull_loop.PullLoop``: a snapshot (continuing
+a staged one) whenever the origin says the cursor cannot continue.  Each
+batch is applied (or rejected) on its own; a rejection stops this round for
+that origin, so nothing after a bad batch is applied, and every rejection is
+recorded.  ``sync_all`` does every peer, holding the node's sync lock: one
+sync at a time across all of the node's processes.  ``wlx.node.daemon``
+runs it on an interval.
 """
 
 from __future__ import annotations
