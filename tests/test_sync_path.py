@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from support.nodes import FederationMaker, record
+from support.nodes import FederationMaker, StorageFactory, record
 
 from wlx.node import daemon
 from wlx.node.core.errors import Unavailable
@@ -108,11 +108,11 @@ def test_opening_the_store_beside_a_sync_keeps_its_staged_snapshot(
 
 
 def test_a_second_sync_of_the_same_node_waits_instead_of_racing(
-    federation: FederationMaker, monkeypatch: pytest.MonkeyPatch
+    federation: FederationMaker, backend: StorageFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 9.1: `wlx sync DIR` while the serving node's own loop pulls (two
     handles on one store) waits for it: no `rollback`, no `malformed`."""
-    fed = federation(["CN", "RU"])
+    fed = federation(["CN", "RU"], storage=backend)
     cn, ru = fed["CN"].node, fed["RU"].node
     ownlist.import_records(cn, [record(f"CN-{n}") for n in range(35)])
     second = open_node(ru.paths.root, clock=ru.clock)
