@@ -279,3 +279,34 @@ def test_a_snapshots_staging_space_goes_back_to_the_file_system(
         assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_a_snapshot_is_recorded_as_sent_before_its_final_part_leaves(
+    federation: FederationMaker,
+) -> None:
+    """A receiver may stop reading right after the final part (or crash) and
+    still apply the snapshot: the origin has logged it as sent by then, so the
+    receipt and the audit reconciliation find it."""
+    from wlx.crypto.signing import Purpose
+    from wlx.node.outgoing import sent_snapshots
+    from wlx.node.protocol.envelopes import sign_message
+    from wlx.node.protocol.messages import SnapshotParams
+
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record("CN-1")])
+    params = SnapshotParams("RU", "CN", cn.now(), bytes(16))
+    request = sign_message(
+        codec.encode_snapshot_params(params),
+        Purpose.SNAPSHOT,
+        signer="RU",
+        key=ru.signing_key,
+        recipient="CN",
+    )
+    parts = origin.snapshot(cn, request)
+    next(parts)  # the only, final part; the stream is not read to its end
+    with cn.store.read() as tx:
+        out = tx.get_outbound("RU")
+        assert out is not None
+        assert sent_snapshots.digest_at(tx, "RU", out.epoch, out.last_seq) == out.last_digest
+    parts.close()

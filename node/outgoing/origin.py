@@ -609,7 +609,13 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
         created_at=node.now(),
         resume_token=lambda: _resume_token(node, peer, position, entries),
         start=position.start,
+        on_final=lambda total: _sent(node, peer, position, total),
     )
+
+
+def _sent(node: Node, peer: str, position: _Position, total: int) -> None:
+    """Log the snapshot as sent (and keep it for receipts), before its final
+    part leaves: the peer may apply it even if the stream breaks after."""
     with node.store.write() as tx:
         sent_snapshots.note(tx, peer, position.epoch, position.at_seq, position.chain_digest)
         exchange_log.record(
@@ -620,6 +626,6 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
             epoch=position.epoch,
             at_seq=position.at_seq,
             chain_digest=position.chain_digest.hex(),
-            entries=position.start.entries_before + entries.count,
+            entries=total,
             snapshot=position.snapshot_id.hex(),
         )

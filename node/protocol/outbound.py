@@ -199,6 +199,7 @@ def snapshot_parts(
     part_size: int | None = None,
     start: PartsStart = PartsStart(),
     resume_token: Callable[[], bytes] = lambda: b"",
+    on_final: Callable[[int], None] = lambda total: None,
 ) -> Iterator[Sealed]:
     """Sign and seal a snapshot, part by part, holding one part in memory (§7.1).
 
@@ -207,6 +208,9 @@ def snapshot_parts(
     but the last carries ``resume_token()``, called once the part's entries
     have been drawn from ``entries`` (before the next one is).  ``start``
     continues a snapshot whose first parts the recipient has.
+    ``on_final(total)`` is called before the final part is handed over (so
+    that the origin records the snapshot as sent even if the recipient stops
+    reading right after it).
     """
     size = part_size or ENTRIES_PER_PART
     iterator = iter(entries)
@@ -234,7 +238,10 @@ def snapshot_parts(
             created_at=created_at,
             resume_token=b"" if final else token,
         )
-        yield seal_signed(payload, Purpose.SNAPSHOT_PART, signer=origin, key=key, to=to)
+        sealed = seal_signed(payload, Purpose.SNAPSHOT_PART, signer=origin, key=key, to=to)
+        if final:
+            on_final(total)
+        yield sealed
         if final:
             return
         prev_digest = payload_digest(payload)
