@@ -281,3 +281,28 @@ def test_a_withheld_hit_proves_nothing_for_a_detail_request(federation: Federati
     assert lookup.check(query(POLITICAL), caller="officer-1") == ()
     assert lookup.hits.recall("officer-1", "CN", "CN-2", ru.now()) is None
     assert lookup.hits.origins("officer-1", "CN-2", ru.now()) == []
+
+
+def test_an_origin_without_declarations_still_serves_the_pull(
+    federation: FederationMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older origin answers UNIMPLEMENTED: the pull goes on, the policy
+    stays pending, and lookups still withhold the declined category."""
+    from wlx.node.rpc.server import FederationServicer
+    from wlx.v1 import federation_pb2_grpc
+
+    monkeypatch.setattr(
+        FederationServicer,
+        "DeclareAcceptance",
+        federation_pb2_grpc.FederationServicer.DeclareAcceptance,
+    )
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [WANTED, POLITICAL])
+    acceptance.set_policy(ru, "CN", DECLINE)
+    assert fed.sync("RU", "CN").ok
+    assert entries(ru, "CN") == 2  # CN sent it, not knowing
+    assert hits(ru, POLITICAL) == ()
+    with ru.store.read() as tx:
+        row = tx.get_acceptance("CN", "local")
+        assert row is not None and row.delivered == 0

@@ -46,7 +46,7 @@ def deliver_acceptance(node: Node, stub: federation_pb2_grpc.FederationStub, ori
             timeout=CALL_TIMEOUT,
         )
     except grpc.RpcError as exc:
-        if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+        if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:
             raise
         # An origin too old to take declarations: the pull goes on, lookups
         # still withhold what this node declines; sent again at every sync.
