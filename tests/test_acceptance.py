@@ -14,7 +14,7 @@ from support.nodes import FederationMaker, StorageFactory, record
 
 from wlx.crypto.signing import Purpose
 from wlx.node.audit import exchange_log
-from wlx.node.audit.offline.acceptance import acceptance_lines
+from wlx.node.audit.offline.acceptance import acceptance_lines, reconcile_acceptance
 from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import NotFound, Rejection, RejectReason
 from wlx.node.core.node import Node
@@ -102,6 +102,9 @@ def test_a_declined_category_is_removed_and_no_longer_sent(
         assert "CN applied it, removed 1" in ours
         (_, theirs) = acceptance_lines(all_of(cn))
         assert "RU declared it holds of this node's list: declines: political" in theirs
+        flags: list[str] = []
+        line = reconcile_acceptance("CN", all_of(cn), "RU", all_of(ru), flags.append, flags.append)
+        assert not flags and "1 confirmations matched" in line
 
         # CN lists another political case: RU never receives it, even when
         # CN widens its own sharing policy.

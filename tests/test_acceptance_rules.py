@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from support.nodes import record
 
+from wlx.node.audit.offline.acceptance import reconcile_acceptance
 from wlx.node.core.acceptance import AcceptancePolicy, parse_mapping, preset
 from wlx.node.core.errors import Rejection, RejectReason, UserError
 from wlx.node.core.policy import SharingPolicy
@@ -268,3 +269,39 @@ def test_presets_are_explicit_policies() -> None:
     assert preset("accept-all") == ALL
     assert preset("inform-only").actions == {"*": "inform-only"}
     assert not preset("no-exit-or-political").holds("political")
+
+
+# ---------------------------------------------------------------- reconciling logs
+
+
+def _e(kind: str, time: int, **fields: object) -> dict[str, object]:
+    return {"kind": kind, "time": time, "idx": 0, **fields}
+
+
+CHANGE = _e("acceptance.change", 100, peer="CN", version=100)
+CONFIRMED = _e("acceptance.confirmed", 110, peer="CN", version=100, removed=1, added=0)
+RECEIVED = _e("acceptance.received", 105, peer="RU", version=100, removed=1, added=0)
+LATER_O = _e("lookup", 5_000)
+LATER_R = _e("lookup", 5_000)
+
+RECONCILE = [
+    # (origin's entries, receiver's entries, discrepancies, pending)
+    ([RECEIVED], [CHANGE, CONFIRMED], 0, 0),
+    ([], [CHANGE], 0, 0),  # not yet delivered: nothing to match
+    ([LATER_O], [CHANGE, CONFIRMED], 1, 0),  # confirmed, but CN never received it
+    ([], [CHANGE, CONFIRMED], 0, 1),  # CN's bundle is older
+    ([{**RECEIVED, "removed": 0}], [CHANGE, CONFIRMED], 1, 0),  # counts differ
+    ([RECEIVED], [LATER_R], 1, 0),  # CN applied a version RU never decided
+    ([RECEIVED], [], 0, 1),  # RU's bundle is older
+]
+
+
+@pytest.mark.parametrize(("o", "r", "flagged", "waiting"), RECONCILE)
+def test_reconciling_acceptance_across_two_logs(
+    o: list[dict[str, object]], r: list[dict[str, object]], flagged: int, waiting: int
+) -> None:
+    flags: list[str] = []
+    waits: list[str] = []
+    line = reconcile_acceptance("CN", o, "RU", r, flags.append, waits.append)
+    assert (len(flags), len(waits)) == (flagged, waiting), (flags, waits)
+    assert line.startswith("acceptance: ")

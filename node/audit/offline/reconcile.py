@@ -20,7 +20,10 @@ docs/audit.md §8.  Given two verified bundles A and B, for each direction
   case, officer and outcome;
 * each checkpoint of O's log that R cosigned (bundle ``witnessed``) with
   O's entries: same root at that size (else O showed R another history);
-  and R's refusals to cosign O's checkpoints (``witness.refused``).
+  and R's refusals to cosign O's checkpoints (``witness.refused``);
+* every acceptance declaration of R to O (``acceptance.confirmed`` with O's
+  ``acceptance.received``, ``acceptance.received`` with R's
+  ``acceptance.change``; ``acceptance.reconcile_acceptance``).
 
 A *discrepancy* is a contradiction between the two logs; *pending* lists
 what the two exports cannot settle (one is older than the other).  Timing
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wlx.crypto.digests import genesis_digest, skip_digest
+from wlx.node.audit.offline.acceptance import reconcile_acceptance
 from wlx.node.audit.offline.verify import Verified
 
 CLOCK_SKEW = 600
@@ -350,5 +354,6 @@ def reconcile(a: Verified, b: Verified) -> Reconciliation:
     for o, r in ((a, b), (b, a)):
         d = _Direction(o, r, out)
         parts = [d.batches(), d.snapshots(), d.receipts(), d.details(), d.witnessing()]
+        parts.append(reconcile_acceptance(o.node, o.entries, r.node, r.entries, d.flag, d.wait))
         out.summary += [f"{o.node} -> {r.node}:", *(f"  {p}" for p in parts)]
     return out
