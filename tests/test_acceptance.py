@@ -309,3 +309,44 @@ def test_an_origin_without_declarations_still_serves_the_pull(
     with ru.store.read() as tx:
         row = tx.get_acceptance("CN", "local")
         assert row is not None and row.delivered == 0
+
+
+def test_an_operator_sets_the_policy_over_the_admin_service(federation: FederationMaker) -> None:
+    import grpc
+
+    from wlx.v1 import admin_pb2, admin_pb2_grpc
+
+    fed = federation(["CN", "RU"])
+    ru = fed["RU"].node
+    admin = admin_pb2_grpc.AdminStub(fed.channel("RU", role="operator"))
+    state = admin.GetAcceptance(admin_pb2.GetAcceptanceRequest(peer="CN"))
+    assert (state.version, state.description) == (0, "accepts everything, origin's actions")
+    state = admin.SetAcceptance(
+        admin_pb2.SetAcceptanceRequest(
+            peer="CN", preset="inform-only", decline=["political"], actions={"locate": "notify"}
+        )
+    )
+    assert state.version == ru.now() and state.applied_by_origin == 0
+    assert json.loads(state.policy) == {
+        "actions": {"*": "inform-only", "locate": "notify"},
+        "decline": ["political"],
+    }
+    assert (
+        log_of(ru, "acceptance.change")[-1]["how"] == "preset inform-only, over the Admin service"
+    )
+    for request, code in [
+        (admin_pb2.SetAcceptanceRequest(peer="XX"), grpc.StatusCode.NOT_FOUND),
+        (admin_pb2.SetAcceptanceRequest(peer="CN", preset="x"), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            admin_pb2.SetAcceptanceRequest(peer="CN", decline=["Not/A/Term"]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ]:
+        with pytest.raises(grpc.RpcError) as refused:
+            admin.SetAcceptance(request)
+        assert refused.value.code() is code
+    assert admin.GetAcceptance(admin_pb2.GetAcceptanceRequest(peer="CN")).version == state.version
+    officer = admin_pb2_grpc.AdminStub(fed.channel("RU", role="officer"))
+    with pytest.raises(grpc.RpcError) as denied:
+        officer.SetAcceptance(admin_pb2.SetAcceptanceRequest(peer="CN"))
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED

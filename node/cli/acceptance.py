@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from wlx.node.cli.common import node_at, node_dir
-from wlx.node.core.acceptance import AcceptancePolicy, parse_mapping, preset
+from wlx.node.core.acceptance import AcceptancePolicy, compose, parse_mapping, preset
 from wlx.node.core.errors import UserError
 from wlx.node.core.node import Node
 from wlx.node.incoming import acceptance
@@ -72,11 +72,11 @@ def peer_accept(
             return
         if accept_all and (accept or decline or mapping or preset_name):
             raise UserError("--all replaces the policy; give it alone")
-        base = preset(preset_name) if preset_name else AcceptancePolicy()
-        policy = AcceptancePolicy.make(
-            accept=[*(base.accept or ()), *accept] if base.accept is not None or accept else None,
-            decline=[*base.decline, *decline],
-            actions={**base.actions, **parse_mapping(mapping)},
+        policy = compose(
+            preset_name=preset_name,
+            accept=accept or None,
+            decline=decline,
+            actions=parse_mapping(mapping),
         )
         how = f"preset {preset_name}" if preset_name else ""
         version = acceptance.set_policy(node, peer_id, policy, how=how)

@@ -167,6 +167,32 @@ def preset(name: str) -> AcceptancePolicy:
         ) from None
 
 
+def compose(
+    *,
+    preset_name: str | None = None,
+    accept: Iterable[str] | None = None,
+    decline: Iterable[str] = (),
+    actions: Mapping[str, str] | None = None,
+) -> AcceptancePolicy:
+    """A policy from a preset (optional) and additions to it.
+
+    ``accept`` None keeps the preset's accept list (or none); a list adds to
+    it and makes the policy hold only the listed categories.
+
+    Raises:
+        UserError: no such preset, or an invalid term (``make``).
+    """
+    base = preset(preset_name) if preset_name else AcceptancePolicy()
+    accepted = None
+    if base.accept is not None or accept is not None:
+        accepted = [*(base.accept or ()), *(accept or ())]
+    return AcceptancePolicy.make(
+        accept=accepted,
+        decline=[*base.decline, *decline],
+        actions={**base.actions, **(actions or {})},
+    )
+
+
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     """``ACTION=LOCAL`` items (``*=LOCAL`` for any action) as a mapping.
 

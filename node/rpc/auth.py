@@ -67,6 +67,8 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/wlx.v1.Lookup/Detail": frozenset({Role.OFFICER}),
     "/wlx.v1.Admin/Status": frozenset({Role.OPERATOR}),
     "/wlx.v1.Admin/SyncNow": frozenset({Role.OPERATOR}),
+    "/wlx.v1.Admin/GetAcceptance": frozenset({Role.OPERATOR}),
+    "/wlx.v1.Admin/SetAcceptance": frozenset({Role.OPERATOR}),
     "/grpc.health.v1.Health/Check": _ANY,
     "/grpc.health.v1.Health/Watch": _ANY,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": frozenset({Role.OPERATOR}),

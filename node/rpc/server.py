@@ -30,6 +30,7 @@ from wlx.node.protocol import codec
 from wlx.node.protocol.messages import ResyncRequired, Sealed, SignedRequest, StreamHead
 from wlx.node.report import node_status
 from wlx.node.rpc import status_codes
+from wlx.node.rpc.acceptance_admin import acceptance_state, set_acceptance
 from wlx.node.rpc.audit_service import add_audit_services
 from wlx.node.rpc.auth import AuthInterceptor, RefusalLog, Role, current_caller
 from wlx.node.rpc.status_codes import from_rpc_error
@@ -288,6 +289,18 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.SyncNowRequest, context: grpc.ServicerContext
     ) -> admin_pb2.SyncNowResponse:
         return admin_pb2.SyncNowResponse(reports=self._sync_now())
+
+    @status_codes.unary
+    def GetAcceptance(  # noqa: N802 - gRPC method name
+        self, request: admin_pb2.GetAcceptanceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.AcceptanceState:
+        return acceptance_state(self._node, request.peer)
+
+    @status_codes.unary
+    def SetAcceptance(  # noqa: N802 - gRPC method name
+        self, request: admin_pb2.SetAcceptanceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.AcceptanceState:
+        return set_acceptance(self._node, request)
 
 
 def _sync_lines(node: Node) -> list[str]:

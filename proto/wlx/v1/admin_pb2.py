@@ -24,23 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12wlx/v1/admin.proto\x12\x06wlx.v1\"\x0f\n\rStatusRequest\"\xa5\x02\n\nPeerStatus\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x13\n\x0borigin_head\x18\x05 \x01(\x04\x12\x0e\n\x06\x62\x65hind\x18\x06 \x01(\x04\x12\x10\n\x08listings\x18\x07 \x01(\x04\x12\x11\n\tlast_sync\x18\x08 \x01(\x03\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x15\n\rlast_error_at\x18\n \x01(\x03\x12\x12\n\nsent_epoch\x18\x0b \x01(\x04\x12\x10\n\x08sent_seq\x18\x0c \x01(\x04\x12\x11\n\tacked_seq\x18\r \x01(\x04\x12\x10\n\x08\x61\x63ked_at\x18\x0e \x01(\x03\x12\x1c\n\x14unconfirmed_removals\x18\x0f \x03(\t\"h\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0bown_records\x18\x02 \x01(\x04\x12!\n\x05peers\x18\x03 \x03(\x0b\x32\x12.wlx.v1.PeerStatus\x12\r\n\x05\x61s_of\x18\x04 \x01(\x03\"\x10\n\x0eSyncNowRequest\"\"\n\x0fSyncNowResponse\x12\x0f\n\x07reports\x18\x01 \x03(\t2|\n\x05\x41\x64min\x12\x37\n\x06Status\x12\x15.wlx.v1.StatusRequest\x1a\x16.wlx.v1.StatusResponse\x12:\n\x07SyncNow\x12\x16.wlx.v1.SyncNowRequest\x1a\x17.wlx.v1.SyncNowResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12wlx/v1/admin.proto\x12\x06wlx.v1\"$\n\x14GetAcceptanceRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\"\xd8\x01\n\x14SetAcceptanceRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0e\n\x06preset\x18\x02 \x01(\t\x12\x15\n\raccept_listed\x18\x03 \x01(\x08\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x04 \x03(\t\x12\x0f\n\x07\x64\x65\x63line\x18\x05 \x03(\t\x12:\n\x07\x61\x63tions\x18\x06 \x03(\x0b\x32).wlx.v1.SetAcceptanceRequest.ActionsEntry\x1a.\n\x0c\x41\x63tionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"p\n\x0f\x41\x63\x63\x65ptanceState\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0e\n\x06policy\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x19\n\x11\x61pplied_by_origin\x18\x05 \x01(\x04\"\x0f\n\rStatusRequest\"\xa5\x02\n\nPeerStatus\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x13\n\x0borigin_head\x18\x05 \x01(\x04\x12\x0e\n\x06\x62\x65hind\x18\x06 \x01(\x04\x12\x10\n\x08listings\x18\x07 \x01(\x04\x12\x11\n\tlast_sync\x18\x08 \x01(\x03\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x15\n\rlast_error_at\x18\n \x01(\x03\x12\x12\n\nsent_epoch\x18\x0b \x01(\x04\x12\x10\n\x08sent_seq\x18\x0c \x01(\x04\x12\x11\n\tacked_seq\x18\r \x01(\x04\x12\x10\n\x08\x61\x63ked_at\x18\x0e \x01(\x03\x12\x1c\n\x14unconfirmed_removals\x18\x0f \x03(\t\"h\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0bown_records\x18\x02 \x01(\x04\x12!\n\x05peers\x18\x03 \x03(\x0b\x32\x12.wlx.v1.PeerStatus\x12\r\n\x05\x61s_of\x18\x04 \x01(\x03\"\x10\n\x0eSyncNowRequest\"\"\n\x0fSyncNowResponse\x12\x0f\n\x07reports\x18\x01 \x03(\t2\x8c\x02\n\x05\x41\x64min\x12\x37\n\x06Status\x12\x15.wlx.v1.StatusRequest\x1a\x16.wlx.v1.StatusResponse\x12:\n\x07SyncNow\x12\x16.wlx.v1.SyncNowRequest\x1a\x17.wlx.v1.SyncNowResponse\x12\x46\n\rGetAcceptance\x12\x1c.wlx.v1.GetAcceptanceRequest\x1a\x17.wlx.v1.AcceptanceState\x12\x46\n\rSetAcceptance\x12\x1c.wlx.v1.SetAcceptanceRequest\x1a\x17.wlx.v1.AcceptanceStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wlx.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUSREQUEST']._serialized_start=30
-  _globals['_STATUSREQUEST']._serialized_end=45
-  _globals['_PEERSTATUS']._serialized_start=48
-  _globals['_PEERSTATUS']._serialized_end=341
-  _globals['_STATUSRESPONSE']._serialized_start=343
-  _globals['_STATUSRESPONSE']._serialized_end=447
-  _globals['_SYNCNOWREQUEST']._serialized_start=449
-  _globals['_SYNCNOWREQUEST']._serialized_end=465
-  _globals['_SYNCNOWRESPONSE']._serialized_start=467
-  _globals['_SYNCNOWRESPONSE']._serialized_end=501
-  _globals['_ADMIN']._serialized_start=503
-  _globals['_ADMIN']._serialized_end=627
+  _globals['_SETACCEPTANCEREQUEST_ACTIONSENTRY']._loaded_options = None
+  _globals['_SETACCEPTANCEREQUEST_ACTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_GETACCEPTANCEREQUEST']._serialized_start=30
+  _globals['_GETACCEPTANCEREQUEST']._serialized_end=66
+  _globals['_SETACCEPTANCEREQUEST']._serialized_start=69
+  _globals['_SETACCEPTANCEREQUEST']._serialized_end=285
+  _globals['_SETACCEPTANCEREQUEST_ACTIONSENTRY']._serialized_start=239
+  _globals['_SETACCEPTANCEREQUEST_ACTIONSENTRY']._serialized_end=285
+  _globals['_ACCEPTANCESTATE']._serialized_start=287
+  _globals['_ACCEPTANCESTATE']._serialized_end=399
+  _globals['_STATUSREQUEST']._serialized_start=401
+  _globals['_STATUSREQUEST']._serialized_end=416
+  _globals['_PEERSTATUS']._serialized_start=419
+  _globals['_PEERSTATUS']._serialized_end=712
+  _globals['_STATUSRESPONSE']._serialized_start=714
+  _globals['_STATUSRESPONSE']._serialized_end=818
+  _globals['_SYNCNOWREQUEST']._serialized_start=820
+  _globals['_SYNCNOWREQUEST']._serialized_end=836
+  _globals['_SYNCNOWRESPONSE']._serialized_start=838
+  _globals['_SYNCNOWRESPONSE']._serialized_end=872
+  _globals['_ADMIN']._serialized_start=875
+  _globals['_ADMIN']._serialized_end=1143
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,124 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetAcceptanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEER_FIELD_NUMBER: _builtins.int
+    peer: _builtins.str
+    """Node id of the origin."""
+    def __init__(
+        self,
+        *,
+        peer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peer", b"peer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAcceptanceRequest: _TypeAlias = GetAcceptanceRequest  # noqa: Y015
+
+@_typing.final
+class SetAcceptanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ActionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PEER_FIELD_NUMBER: _builtins.int
+    PRESET_FIELD_NUMBER: _builtins.int
+    ACCEPT_LISTED_FIELD_NUMBER: _builtins.int
+    ACCEPT_FIELD_NUMBER: _builtins.int
+    DECLINE_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    peer: _builtins.str
+    preset: _builtins.str
+    """Start from this preset ("accept-all", "inform-only",
+    "no-exit-or-political"); empty: from nothing.
+    """
+    accept_listed: _builtins.bool
+    """When set, hold only the categories in `accept`."""
+    @_builtins.property
+    def accept(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def decline(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def actions(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The origin's action (or "*") -> the local action."""
+
+    def __init__(
+        self,
+        *,
+        peer: _builtins.str = ...,
+        preset: _builtins.str = ...,
+        accept_listed: _builtins.bool = ...,
+        accept: _abc.Iterable[_builtins.str] | None = ...,
+        decline: _abc.Iterable[_builtins.str] | None = ...,
+        actions: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "accept_listed", b"accept_listed", "actions", b"actions", "decline", b"decline", "peer", b"peer", "preset", b"preset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAcceptanceRequest: _TypeAlias = SetAcceptanceRequest  # noqa: Y015
+
+@_typing.final
+class AcceptanceState(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    APPLIED_BY_ORIGIN_FIELD_NUMBER: _builtins.int
+    peer: _builtins.str
+    version: _builtins.int
+    """0: no policy written (everything accepted, origin's actions)."""
+    policy: _builtins.str
+    """The policy as canonical JSON: {"accept"?, "decline", "actions"}."""
+    description: _builtins.str
+    """One line for people."""
+    applied_by_origin: _builtins.int
+    """The version the origin confirmed it applies (0: none yet)."""
+    def __init__(
+        self,
+        *,
+        peer: _builtins.str = ...,
+        version: _builtins.int = ...,
+        policy: _builtins.str = ...,
+        description: _builtins.str = ...,
+        applied_by_origin: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_by_origin", b"applied_by_origin", "description", b"description", "peer", b"peer", "policy", b"policy", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptanceState: _TypeAlias = AcceptanceState  # noqa: Y015
+
+@_typing.final
 class StatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

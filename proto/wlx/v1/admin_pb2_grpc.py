@@ -44,6 +44,16 @@ class AdminStub:
                 request_serializer=wlx_dot_v1_dot_admin__pb2.SyncNowRequest.SerializeToString,
                 response_deserializer=wlx_dot_v1_dot_admin__pb2.SyncNowResponse.FromString,
                 _registered_method=True)
+        self.GetAcceptance = channel.unary_unary(
+                '/wlx.v1.Admin/GetAcceptance',
+                request_serializer=wlx_dot_v1_dot_admin__pb2.GetAcceptanceRequest.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_admin__pb2.AcceptanceState.FromString,
+                _registered_method=True)
+        self.SetAcceptance = channel.unary_unary(
+                '/wlx.v1.Admin/SetAcceptance',
+                request_serializer=wlx_dot_v1_dot_admin__pb2.SetAcceptanceRequest.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_admin__pb2.AcceptanceState.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -64,6 +74,21 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAcceptance(self, request, context):
+        """This node's acceptance policy for one origin (docs/protocol.md §6.6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAcceptance(self, request, context):
+        """Replace this node's acceptance policy for one origin: logged, applied
+        to lookups at once, declared to the origin at the next sync.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +101,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SyncNow,
                     request_deserializer=wlx_dot_v1_dot_admin__pb2.SyncNowRequest.FromString,
                     response_serializer=wlx_dot_v1_dot_admin__pb2.SyncNowResponse.SerializeToString,
+            ),
+            'GetAcceptance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAcceptance,
+                    request_deserializer=wlx_dot_v1_dot_admin__pb2.GetAcceptanceRequest.FromString,
+                    response_serializer=wlx_dot_v1_dot_admin__pb2.AcceptanceState.SerializeToString,
+            ),
+            'SetAcceptance': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAcceptance,
+                    request_deserializer=wlx_dot_v1_dot_admin__pb2.SetAcceptanceRequest.FromString,
+                    response_serializer=wlx_dot_v1_dot_admin__pb2.AcceptanceState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +167,60 @@ class Admin:
             '/wlx.v1.Admin/SyncNow',
             wlx_dot_v1_dot_admin__pb2.SyncNowRequest.SerializeToString,
             wlx_dot_v1_dot_admin__pb2.SyncNowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAcceptance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Admin/GetAcceptance',
+            wlx_dot_v1_dot_admin__pb2.GetAcceptanceRequest.SerializeToString,
+            wlx_dot_v1_dot_admin__pb2.AcceptanceState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAcceptance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Admin/SetAcceptance',
+            wlx_dot_v1_dot_admin__pb2.SetAcceptanceRequest.SerializeToString,
+            wlx_dot_v1_dot_admin__pb2.AcceptanceState.FromString,
             options,
             channel_credentials,
             insecure,

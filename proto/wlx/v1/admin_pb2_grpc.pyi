@@ -40,6 +40,12 @@ class AdminStub:
     """Pull from every peer now instead of at the next interval; returns when
     the round is done.
     """
+    GetAcceptance: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetAcceptanceRequest, _admin_pb2.AcceptanceState]
+    """This node's acceptance policy for one origin (docs/protocol.md §6.6)."""
+    SetAcceptance: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetAcceptanceRequest, _admin_pb2.AcceptanceState]
+    """Replace this node's acceptance policy for one origin: logged, applied
+    to lookups at once, declared to the origin at the next sync.
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -49,6 +55,12 @@ class AdminAsyncStub(AdminStub):
     SyncNow: _aio.UnaryUnaryMultiCallable[_admin_pb2.SyncNowRequest, _admin_pb2.SyncNowResponse]  # type: ignore[assignment]
     """Pull from every peer now instead of at the next interval; returns when
     the round is done.
+    """
+    GetAcceptance: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetAcceptanceRequest, _admin_pb2.AcceptanceState]  # type: ignore[assignment]
+    """This node's acceptance policy for one origin (docs/protocol.md §6.6)."""
+    SetAcceptance: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetAcceptanceRequest, _admin_pb2.AcceptanceState]  # type: ignore[assignment]
+    """Replace this node's acceptance policy for one origin: logged, applied
+    to lookups at once, declared to the origin at the next sync.
     """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
@@ -68,6 +80,24 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.SyncNowResponse, _abc.Awaitable[_admin_pb2.SyncNowResponse]]:
         """Pull from every peer now instead of at the next interval; returns when
         the round is done.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAcceptance(
+        self,
+        request: _admin_pb2.GetAcceptanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AcceptanceState, _abc.Awaitable[_admin_pb2.AcceptanceState]]:
+        """This node's acceptance policy for one origin (docs/protocol.md §6.6)."""
+
+    @_abc_1.abstractmethod
+    def SetAcceptance(
+        self,
+        request: _admin_pb2.SetAcceptanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AcceptanceState, _abc.Awaitable[_admin_pb2.AcceptanceState]]:
+        """Replace this node's acceptance policy for one origin: logged, applied
+        to lookups at once, declared to the origin at the next sync.
         """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
