@@ -28,9 +28,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from wlx.client.types import Document, Entry
+from wlx.crypto.errors import InvalidIdentifier
+from wlx.crypto.normalize import (
+    normalize_country,
+    normalize_document_number,
+    normalize_name,
+    parse_dob,
+)
 from wlx.node import mrz
 from wlx.node.errors import UserError
-from wlx.node.textio import JsonLineError, json_lines
+from wlx.node.textio import JsonLineError, json_objects
 
 FORMATS = ("paxlst", "csv", "jsonl", "mrz")
 CSV_COLUMNS = ("id", "names", "dob", "documents", "mrz")
@@ -76,7 +83,7 @@ def parse(text: str, fmt: str | None = None, *, today: datetime.date) -> Manifes
         raise ManifestError(f"unknown manifest format {fmt!r} (one of {', '.join(FORMATS)})")
     entries = []
     for entry in parser(text, today):
-        entries.append(entry)
+        entries.append(usable(entry))
         if len(entries) > MAX_ENTRIES:
             raise ManifestError(f"a manifest holds at most {MAX_ENTRIES:,} people")
     if not entries:
@@ -88,6 +95,43 @@ def parse(text: str, fmt: str | None = None, *, today: datetime.date) -> Manifes
 
 
 # ------------------------------------------------------------------ shared
+
+
+def usable(entry: Entry) -> Entry:
+    """``entry`` with only the fields a lookup can use; the others named in ``unusable``.
+
+    A person with one bad field is still checked on the rest: a bad date of
+    birth leaves the documents, a bad document leaves the name and date.
+    """
+    problems = list(entry.unusable)
+    dob = entry.dob
+    if dob:
+        try:
+            parse_dob(dob)
+        except InvalidIdentifier as exc:
+            problems.append(f"date of birth: {exc}")
+            dob = ""
+    names = []
+    for index, name in enumerate(entry.names, start=1):
+        try:
+            normalize_name(name)
+            names.append(name)
+        except InvalidIdentifier as exc:
+            problems.append(f"name {index}: {exc}")
+    docs = []
+    for index, doc in enumerate(entry.documents, start=1):
+        try:
+            normalize_country(doc.country)
+            normalize_document_number(doc.number)
+            docs.append(doc)
+        except InvalidIdentifier as exc:
+            problems.append(f"document {index}: {exc}")
+    if names and not dob and docs:
+        problems.append("names without a date of birth were not checked (documents were)")
+        names = []
+    return replace(
+        entry, names=tuple(names), dob=dob, documents=tuple(docs), unusable=tuple(problems)
+    )
 
 
 def _with_mrz(entry: Entry, text: str, today: datetime.date) -> Entry:
@@ -128,9 +172,7 @@ def _documents(raw: Any, where: str) -> tuple[tuple[Document, ...], tuple[str, .
 
 def _jsonl(text: str, today: datetime.date) -> Iterator[Entry]:
     try:
-        for number, obj in json_lines(text):
-            if not isinstance(obj, dict):
-                raise ManifestError(f"line {number}: not a JSON object")
+        for number, obj in json_objects(text):
             yield _json_entry(obj, number, today)
     except JsonLineError as exc:
         raise ManifestError(str(exc)) from None
@@ -240,13 +282,14 @@ def _segments(text: str) -> Iterator[tuple[int, list[list[str]]]]:
     """``(segment number, elements as lists of components)`` of an EDIFACT interchange."""
     syntax = _Syntax()
     body = text.lstrip()
-    if body.startswith("UNA"):
+    number = 0
+    if body.startswith("UNA"):  # counted as segment 1, as people number the lines
         if len(body) < 9:
             raise ManifestError("segment 1 (UNA): the service string advice is cut short")
         una = body[3:9]
         syntax = _Syntax(una[0], una[1], una[3] if una[3] != " " else "", una[5])
         body = body[9:]
-    number = 0
+        number = 1
     elements: list[list[str]] = [[""]]
     escaped = False
     for char in body:

@@ -97,3 +97,22 @@ def json_lines(text: str) -> Iterator[tuple[int, Any]]:
             # int() refuses more than 4,300 digits (CVE-2020-10735 limit).
             raise JsonLineError(number, "a number is too long (more than 4,300 digits)") from None
         yield number, value
+
+
+def json_objects(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Like ``json_lines``, but every value must be a JSON object.
+
+    Raises:
+        JsonLineError: as ``json_lines``, or a value that is not an object
+            (with a hint for a JSON array on one line).
+    """
+    for number, value in json_lines(text):
+        if not isinstance(value, dict):
+            hint = ""
+            if isinstance(value, list) and number == 1:
+                hint = (
+                    "; the file is a JSON array, but one JSON object per line is expected"
+                    " (convert it with: jq -c '.[]' FILE)"
+                )
+            raise JsonLineError(number, f"not a JSON object{hint}")
+        yield number, value
