@@ -147,7 +147,9 @@ def detail(
         result = client.detail(ref, purpose=purpose, case=case_id, origin=origin_id)
     if as_json:
         click.echo(
-            json.dumps({"granted": result.granted, "denial": result.denial, "record": result.record})
+            json.dumps(
+                {"granted": result.granted, "denial": result.denial, "record": result.record}
+            )
         )
         if not result.granted:
             sys.exit(EXIT_DENIED)

@@ -396,7 +396,7 @@ def _paxlst(text: str, today: datetime.date) -> Iterator[Entry]:
             else:
                 current.problems += (f"name (NAD segment {number}) is missing",)
             continue
-        if tag == "CNT" or tag == "UNT":
+        if tag in {"CNT", "UNT"}:
             if current is not None:
                 yield current.entry()
                 current = None
@@ -421,4 +421,3 @@ def _paxlst(text: str, today: datetime.date) -> Iterator[Entry]:
             current.seat = re.sub(r"[^A-Z0-9]", "", _element(seg, 1, 1).upper())[:8]
     if current is not None:
         yield current.entry()
-

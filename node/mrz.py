@@ -253,9 +253,7 @@ def _td1(lines: list[str], today: datetime.date, checks: _Checks) -> Mrz:
         number = ""
     dob_ok = checks.verify("date of birth", two[0:6], two[6])
     checks.verify("date of expiry", two[8:14], two[14])
-    checks.verify(
-        "whole MRZ (composite)", one[5:30] + two[0:7] + two[8:15] + two[18:29], two[29]
-    )
+    checks.verify("whole MRZ (composite)", one[5:30] + two[0:7] + two[8:15] + two[18:29], two[29])
     surname, given = _name(three)
     return Mrz(
         layout="TD1",

@@ -32,7 +32,7 @@ class Row:
 
     @property
     def checked(self) -> str:
-        """"full", "partial" or "none"."""
+        """ "full", "partial" or "none"."""
         if self.result.error:
             return "none"
         return "partial" if self.entry.unusable else "full"

@@ -9,7 +9,10 @@ from pathlib import Path
 from test_cli import Served, fails, ok, served, wlx
 
 DATA = Path(__file__).parent / "data"
-TD3 = ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"]
+TD3 = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+]
 __all__ = ["served"]  # the module-scoped fixture, shared with test_cli
 
 

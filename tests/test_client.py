@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import Federation, FederationMaker, record
 
 import wlx.client as client_api
 from wlx.client import (
@@ -22,8 +23,6 @@ from wlx.client import (
 )
 from wlx.node import credentials, ownlist
 from wlx.node.config import write_private
-
-from conftest import Federation, FederationMaker, record
 
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 
@@ -138,7 +137,7 @@ def test_one_client_shared_by_threads(fed: Federation, officer: Path) -> None:
             try:
                 for _ in range(5):
                     found.append(len(node.lookup(documents=["P:UTO:L898902C3"])))
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=work) for _ in range(8)]
@@ -161,9 +160,11 @@ def test_errors_are_the_documented_ones(fed: Federation, officer: Path, tmp_path
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         free = sock.getsockname()[1]
-    with Client.from_credential(officer, address=f"127.0.0.1:{free}", timeout=2) as node:
-        with pytest.raises(NodeUnavailable):
-            node.lookup(documents=["P:CHN:X1"])
+    with (
+        Client.from_credential(officer, address=f"127.0.0.1:{free}", timeout=2) as node,
+        pytest.raises(NodeUnavailable),
+    ):
+        node.lookup(documents=["P:CHN:X1"])
     node = Client.from_credential(officer)
     node.close()
     with pytest.raises(ClientError, match="closed"):

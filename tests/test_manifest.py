@@ -49,8 +49,8 @@ def test_paxlst_passengers_names_dates_documents_and_release_character() -> None
 
 def test_paxlst_with_other_separators_and_on_one_line() -> None:
     text = (
-        "UNA*|.? \"UNH|1|PAXLST*D*02B*UN*IATA\"NAD|FL|||DOE*JOHN\"DTM|329*700101\""
-        "DOC|P|E1\"LOC|91|CHN\"CNT|42*1\"UNT|6|1\""
+        'UNA*|.? "UNH|1|PAXLST*D*02B*UN*IATA"NAD|FL|||DOE*JOHN"DTM|329*700101"'
+        'DOC|P|E1"LOC|91|CHN"CNT|42*1"UNT|6|1"'
     )
     (entry,) = parse(text).entries
     assert entry.names == ("JOHN DOE",) and entry.dob == "1970-01-01"
@@ -77,7 +77,7 @@ def test_csv_with_documents_and_mrz() -> None:
     text = (
         "id,names,dob,documents,mrz\n"
         "12A,Wang Wei|王伟,1980-05-17,P:CHN:E12345678|I:CHN:X1,\n"
-        f"12B,,,,\"{TD3.replace(chr(10), '|')}\"\n"
+        f'12B,,,,"{TD3.replace(chr(10), "|")}"\n'
         "12C,A B,1970,P:CHN,\n"
     )
     a, b, c = parse(text).entries

@@ -113,7 +113,9 @@ def test_a_long_td1_document_number() -> None:
     number = "D23145890123"
     head = f"I<UTO{number[:9]}<{number[9:]}{mrz.check_digit(number)}"
     one = head + "<" * (30 - len(head))
-    text = _recomposite(f"{one}\n7408122F1204159UTO<<<<<<<<<<<0\nERIKSSON<<ANNA<MARIA<<<<<<<<<<", "TD1")
+    text = _recomposite(
+        f"{one}\n7408122F1204159UTO<<<<<<<<<<<0\nERIKSSON<<ANNA<MARIA<<<<<<<<<<", "TD1"
+    )
     assert mrz.parse(text, TODAY).document_number == number
 
 
@@ -138,11 +140,14 @@ def test_two_digit_birth_years_are_never_in_the_future(yymmdd: str, expected: st
     [
         ("", "3 lines of 30"),
         ("P<UTOERIKSSON<<ANNA", "3 lines of 30"),
-        (TD3.split("\n")[0], "3 lines of 30"),
+        (TD3.split("\n", maxsplit=1)[0], "3 lines of 30"),
         (TD3 + "\n" + TD3.split("\n")[1], "3 lines of 30"),
         (TD3.replace("ANNA", "ANNÄ"), "only A-Z"),
         (TD3.replace("ERIKSSON<", "ERIKSSON-"), "only A-Z"),
-        (_recomposite(_with(_with(TD3, 1, 15, "1"), 1, 19, mrz.check_digit("741812")), "TD3"), "real date"),
+        (
+            _recomposite(_with(_with(TD3, 1, 15, "1"), 1, 19, mrz.check_digit("741812")), "TD3"),
+            "real date",
+        ),
     ],
 )
 def test_unreadable_mrz(text: str, match: str) -> None:

@@ -144,9 +144,7 @@ class Client:
                 ],
                 purpose=purpose,
             )
-            response = self._call(
-                self._lookup.Screen, request, timeout or self.timeout * 6
-            )
+            response = self._call(self._lookup.Screen, request, timeout or self.timeout * 6)
             if len(response.results) != len(batch):
                 raise translate(WlxError("the node answered a different number of entries"))
             results.extend(
@@ -247,4 +245,3 @@ class Client:
             raise translate(from_rpc_error(exc, f"node at {self.address}")) from None
         except ValueError as exc:  # grpc raises this on a channel closed meanwhile
             raise ClientError(f"this client is closed ({exc})") from None
-

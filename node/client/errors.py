@@ -2,14 +2,14 @@
 
 ::
 
-    ClientError                  every error the client raises on purpose
-    ├── InvalidRequest           the query, MRZ, manifest entry or purpose is unusable: fix the input
-    ├── CredentialError          the credential file cannot be used (missing, unreadable, wrong file)
-    ├── AccessDenied             the node refused this credential (revoked, expired, wrong role)
-    ├── NotFound                 the node does not know what was named (e.g. a ref without a recent hit)
-    ├── NodeUnavailable          the node could not be reached, refused the TLS handshake,
-    │                            timed out, or is over its rate limits: retry later
-    └── NodeError                the node failed (its own error; see its log)
+    ClientError          every error the client raises on purpose
+    ├── InvalidRequest   the query, MRZ, entry or purpose is unusable: fix the input
+    ├── CredentialError  the credential file cannot be used (missing, unreadable, wrong file)
+    ├── AccessDenied     the node refused this credential (revoked, expired, wrong role)
+    ├── NotFound         the node does not know what was named (a ref without a recent hit)
+    ├── NodeUnavailable  the node could not be reached, refused the TLS handshake,
+    │                    timed out, or is over its rate limits: retry later
+    └── NodeError        the node failed (its own error; see its log)
 
 Each is also a subclass of the node's matching error class
 (``wlx.node.errors``), so code catching those keeps working.  Messages never

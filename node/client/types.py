@@ -12,12 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wlx.node import mrz as mrz_
 from wlx.client.errors import InvalidRequest
+from wlx.node import mrz as mrz_
 from wlx.node.lookup import Hit, Query
 from wlx.node.node_status import NodeStatus, PeerStatus
 
-__all__ = ["Document", "Entry", "Hit", "NodeStatus", "PeerStatus", "ScreenResult", "DetailResult"]
+__all__ = ["DetailResult", "Document", "Entry", "Hit", "NodeStatus", "PeerStatus", "ScreenResult"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Entry:
     @classmethod
     def build(
         cls,
-        id: str,  # noqa: A002 - the manifest's own word
+        id: str,
         *,
         names: Iterable[str] = (),
         dob: str = "",
@@ -79,9 +79,7 @@ class Entry:
             if dob and dob != read.dob:
                 raise InvalidRequest("the date of birth given differs from the MRZ's")
             dob = read.dob
-            docs += (
-                Document(read.document_type or "P", read.issuing_state, read.document_number),
-            )
+            docs += (Document(read.document_type or "P", read.issuing_state, read.document_number),)
         return cls(id=id, names=names_t, dob=dob, documents=docs)
 
     def query(self) -> Query:
