@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -232,28 +233,92 @@ def records() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "csv"]),
-    help="File format (default: from the file name; .csv is CSV, anything else JSON Lines).",
+    type=click.Choice(["jsonl", "csv", "ftm"]),
+    help="File format (default: from the file name and content: .csv is CSV; FollowTheMoney "
+    "entities are recognised; anything else JSON Lines).",
 )
-def records_import(directory: Path, file: Path, fmt: str | None) -> None:
-    """Import records from a JSON Lines or CSV FILE: all of them, or none."""
-    fmt = fmt or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
+@click.option("--category", help="FtM only: the listings' category, e.g. sanctioned.")
+@click.option("--action", help="FtM only: the requested action, e.g. refuse-entry.")
+@click.option("--legal-basis", help="FtM only: the legal basis of the listings.")
+@click.option("--authority", help="FtM only: the listing authority.")
+@click.option("--expires", help="FtM only: last day the listings are valid, YYYY-MM-DD.")
+def records_import(
+    directory: Path,
+    file: Path,
+    fmt: str | None,
+    category: str | None,
+    action: str | None,
+    legal_basis: str | None,
+    authority: str | None,
+    expires: str | None,
+) -> None:
+    """Import records from a JSON Lines, CSV or FollowTheMoney FILE: all of them, or none.
+
+    FollowTheMoney (OpenSanctions) Person entities need the listing terms
+    FtM does not carry: --category, --action, --legal-basis, --authority and
+    --expires (docs/records.md).
+    """
+    from wlx.node.cli_client import read_text
+    from wlx.node.ftm import ListingTerms, parse_ftm
+    from wlx.node.model import detect_format, expired
+
+    text = read_text(file)
+    fmt = fmt or detect_format(text, file.name)
+    terms = {
+        "category": category,
+        "action": action,
+        "legal_basis": legal_basis,
+        "authority": authority,
+        "expires": expires,
+    }
+    warnings: list[str] = []
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {file}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{file} is not UTF-8 text") from None
-    try:
-        parsed = parse_records(text, fmt)
+        if fmt == "ftm":
+            missing = [f"--{k.replace('_', '-')}" for k, v in terms.items() if not v]
+            if missing:
+                raise UserError(
+                    f"a FollowTheMoney import needs {', '.join(missing)} (FtM has no listing terms)"
+                )
+            ftm = parse_ftm(text, ListingTerms(**{k: v or "" for k, v in terms.items()}))
+            parsed, warnings = ftm.records, ftm.warnings
+            if ftm.skipped:
+                skipped = ", ".join(f"{n} {s}" for s, n in sorted(ftm.skipped.items()))
+                warnings.append(f"skipped entities that are not persons: {skipped}")
+            if not parsed:
+                raise RecordError(0, "the file holds no Person entities")
+        else:
+            if any(terms.values()):
+                raise UserError("--category, --action, ... are for --format ftm only")
+            parsed = parse_records(text, fmt)
     except RecordError as exc:
         raise UserError(f"{file}: {exc}; nothing was imported") from None
     with node_at(directory) as node:
-        result = ownlist.import_records(node, parsed)
+        late = expired(parsed, node.today())
+        if late:
+            warnings.append(
+                f"{len(late)} records have already expired (first: {late[0].id}, expires "
+                f"{late[0].expires}); they match nothing and go at the next maintenance"
+            )
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        with _busy(f"importing {len(parsed)} records"):
+            result = ownlist.import_records(node, parsed)
     click.echo(
         f"imported {len(parsed)} records: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged"
     )
+
+
+@contextmanager
+def _busy(label: str) -> Iterator[None]:
+    """A spinner on stderr while a long step runs, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(label):
+        yield
 
 
 @records.command("remove")
