@@ -21,8 +21,9 @@ from wlx.client import (
     InvalidRequest,
     NodeUnavailable,
 )
-from wlx.node import credentials, ownlist
-from wlx.node.config import write_private
+from wlx.node.core.config import write_private
+from wlx.node.outgoing import ownlist
+from wlx.node.trust import credentials
 
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from wlx.client.types import Document, Entry, ScreenResult
-from wlx.node import manifest
-from wlx.node.lookup import Hit
-from wlx.node.screening import Report, report_json, report_lines
+from wlx.node.cli.screening import Report, report_json, report_lines
+from wlx.node.core import manifest
+from wlx.node.incoming.lookup import Hit
 
 TODAY = datetime.date(2026, 12, 1)
 DATA = Path(__file__).parent / "data"

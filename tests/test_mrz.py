@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from wlx.node import mrz
+from wlx.node.core import mrz
 
 TODAY = datetime.date(2026, 12, 1)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_cli import blank, fails, nodes, ok, rec, wlx  # noqa: F401 - fixtures
 
-from wlx.node.ftm import ListingTerms, country_code, parse_ftm
-from wlx.node.model import RecordError, detect_format, parse_records
+from wlx.node.core.ftm import ListingTerms, country_code, parse_ftm
+from wlx.node.core.records import RecordError, detect_format, parse_records
 
 TERMS = ListingTerms(
     "sanctioned", "refuse-entry", "UN SC res. 1718", "Foreign Ministry", "2030-01-01"
@@ -157,7 +157,7 @@ def test_format_detection() -> None:
     assert detect_format("id,names\n", "LIST.CSV") == "csv"
 
 
-def test_cli_imports_ftm_with_listing_terms(nodes: Path, tmp_path: Path) -> None:
+def test_cli_imports_ftm_with_listing_terms(nodes: Path, tmp_path: Path) -> None:  # noqa: F811
     node = nodes / "cn"
     path = tmp_path / "entities.ftm.json"
     path.write_text(_jsonl(*FTM), encoding="utf-8")
@@ -184,7 +184,7 @@ def test_cli_imports_ftm_with_listing_terms(nodes: Path, tmp_path: Path) -> None
     assert ok("records", "count", node).strip() == "2"
 
 
-def test_cli_warns_of_expired_records(nodes: Path, tmp_path: Path) -> None:
+def test_cli_warns_of_expired_records(nodes: Path, tmp_path: Path) -> None:  # noqa: F811
     path = tmp_path / "l.jsonl"
     path.write_text(_jsonl(rec("A-1"), rec("A-2", expires="2001-01-01")), encoding="utf-8")
     run = wlx("records", "import", nodes / "cn", path)
@@ -192,7 +192,7 @@ def test_cli_warns_of_expired_records(nodes: Path, tmp_path: Path) -> None:
     assert "warning: 1 records have already expired (first: A-2" in run.err
 
 
-def test_cli_json_array_hint(nodes: Path, tmp_path: Path) -> None:
+def test_cli_json_array_hint(nodes: Path, tmp_path: Path) -> None:  # noqa: F811
     path = tmp_path / "l.json"
     path.write_text(json.dumps([rec("A-1")]), encoding="utf-8")
     fails("records", "import", nodes / "cn", path, match="JSON array.*nothing was imported")

@@ -19,14 +19,14 @@ from typing import Any, TypeVar
 import grpc
 
 from wlx.client.errors import ClientError, CredentialError, InvalidRequest, translate
-from wlx.client.types import DetailResult, Document, Entry, Hit, ScreenResult
-from wlx.node.config import check_address
-from wlx.node.errors import UserError, WlxError
-from wlx.node.lookup import MAX_SCREEN_ENTRIES
-from wlx.node.node_status import NodeStatus
-from wlx.node.status import from_rpc_error
-from wlx.node.transport import Credential, client_channel
-from wlx.node.wire import hit_from_pb, query_to_pb, status_from_pb
+from wlx.client.types import DetailResult, Document, Entry, Hit, ScreenResult, query_of
+from wlx.node.core.config import check_address
+from wlx.node.core.errors import UserError, WlxError
+from wlx.node.incoming.lookup import MAX_SCREEN_ENTRIES
+from wlx.node.report import NodeStatus
+from wlx.node.rpc.status_codes import from_rpc_error
+from wlx.node.rpc.transport import Credential, client_channel
+from wlx.node.rpc.wire import hit_from_pb, query_to_pb, status_from_pb
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 DEFAULT_TIMEOUT = 10.0
@@ -109,8 +109,11 @@ class Client:
                 (naming the field), or no purpose.
             AccessDenied, NodeUnavailable, NodeError: see ``wlx.client``.
         """
-        entry = Entry.build("", names=names, dob=dob, documents=documents, mrz=mrz)
-        query = entry.query()
+        try:
+            entry = Entry.build("", names=names, dob=dob, documents=documents, mrz=mrz)
+        except UserError as exc:
+            raise InvalidRequest(str(exc)) from None
+        query = query_of(entry)
         self._check(query.keys)  # the node's own message, without a round trip
         request = lookup_pb2.CheckRequest(person=query_to_pb(query), purpose=purpose)
         response = self._call(self._lookup.Check, request, timeout)
@@ -140,7 +143,7 @@ class Client:
             batch = items[start : start + self.batch_size]
             request = lookup_pb2.ScreenRequest(
                 entries=[
-                    lookup_pb2.ScreenEntry(id=e.id, person=query_to_pb(e.query())) for e in batch
+                    lookup_pb2.ScreenEntry(id=e.id, person=query_to_pb(query_of(e))) for e in batch
                 ],
                 purpose=purpose,
             )

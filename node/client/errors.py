@@ -18,7 +18,7 @@ contain a name, a date of birth or a document number.
 
 from __future__ import annotations
 
-from wlx.node import errors as node_errors
+from wlx.node.core import errors as node_errors
 
 
 class ClientError(node_errors.WlxError):
