@@ -172,3 +172,19 @@ def test_errors_are_the_documented_ones(fed: Federation, officer: Path, tmp_path
         node.lookup(documents=["P:CHN:X1"])
     with Client.from_credential(officer) as node, pytest.raises(InvalidRequest, match="purpose"):
         node.lookup(documents=["P:CHN:X1"], purpose=" ")
+
+
+def test_the_example_in_docs_client_md_runs(
+    fed: Federation,
+    officer: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "client.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("WLX_CREDENTIAL", str(officer))
+    exec(compile(code, "docs/client.md", "exec"), {"__name__": "__main__"})
+    out = capsys.readouterr().out
+    assert "HIT CN CN-ANNA: arrest (matched on document)" in out
+    assert "record: {" in out and "HIT 12B: CN CN-ANNA arrest" in out
+    assert "NOT CHECKED 12C:" in out and "refused: " in out
