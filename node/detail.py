@@ -26,6 +26,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey, hit_proof
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import metrics
 from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
@@ -157,6 +158,7 @@ def answer(
             outcome=denial or "granted",
             request=payload_digest(request.payload).hex(),
         )
+    metrics.DETAILS.labels("in", card.node_id, denial or "granted").inc()
     log.info(
         "detail request from %s (%s) for %s: %s",
         card.node_id,
@@ -266,6 +268,7 @@ def request(
             DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome),
             request=payload_digest(payload).hex(),
         )
+    metrics.DETAILS.labels("out", origin, outcome).inc()
     log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
     return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
 
@@ -308,4 +311,5 @@ def own_record(node: Node, ref: str, *, officer: str, purpose: str, case_id: str
             DetailRow(node.now(), node.node_id, "out", ref, officer, purpose, case_id, "granted"),
             request="",
         )
+    metrics.DETAILS.labels("own", node.node_id, "granted").inc()
     return DetailOutcome(True, "", load_record(node, stored).to_json().decode("utf-8"))

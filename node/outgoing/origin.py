@@ -65,7 +65,12 @@ SNAPSHOT_ATTEMPTS = 5
 
 
 def add_peer(
-    node: Node, card_bytes: bytes, address: str, expect_fingerprint: str | None = None
+    node: Node,
+    card_bytes: bytes,
+    address: str,
+    expect_fingerprint: str | None = None,
+    *,
+    replace_key: bool = False,
 ) -> IdentityCard:
     """Trust the node of ``card_bytes``, reachable at ``address``.
 
@@ -97,9 +102,20 @@ def add_peer(
         current = parse_card(existing.card)
         if not current.sign_key.same_as(card.sign_key):
             if card.previous_key is None or not card.previous_key.same_as(current.sign_key):
-                raise AlreadyExists(
-                    f"peer {card.node_id} is already trusted with another identity key"
+                if not replace_key:
+                    raise AlreadyExists(
+                        f"peer {card.node_id} is already trusted with another identity key "
+                        f"(trusted: {current.fingerprint()}, this card: {card.fingerprint()}); "
+                        "check both with the peer's operator, then add it with --replace"
+                    )
+                lifecycle.revoke_peer(node, card.node_id)
+                log.warning(
+                    "peer %s: identity key replaced by the operator (%s -> %s)",
+                    card.node_id,
+                    current.fingerprint(),
+                    card.fingerprint(),
                 )
+                return add_peer(node, card_bytes, address)
             lifecycle.accept_card(node, card_bytes)
         with node.store.write() as tx:
             row = tx.get_peer(card.node_id)

@@ -31,6 +31,7 @@ from wlx.crypto import tls
 from wlx.crypto.errors import CryptoError
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import metrics
 from wlx.node.core.limits import Limits, RateLimited
 from wlx.node.core.node import Node
 
@@ -180,6 +181,13 @@ class _DenialLog:
         return True
 
 
+_REFUSAL_REASONS = {
+    grpc.StatusCode.UNAUTHENTICATED: "authentication",
+    grpc.StatusCode.PERMISSION_DENIED: "permission",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "rate-limit",
+}
+
+
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates, authorises and rate-limits every call before its handler."""
 
@@ -230,6 +238,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         why: str,
     ) -> NoReturn:
         log.warning("refused %s from %s: %s", method, who, why)
+        metrics.REFUSALS.labels(_REFUSAL_REASONS.get(code, "other")).inc()
         if self._denials.should_log(who, why):
             try:
                 with self._node.store.write() as tx:
