@@ -47,7 +47,7 @@ def readiness(
         reasons.append(f"store unreachable: {store_error or 'no answer'}")
     else:
         for peer in status.peers:
-            since = max(peer.last_sync, started_at)
+            since = peer.last_sync or started_at
             age = now - since
             if age > bound:
                 what = "never synced" if not peer.last_sync else f"last synced {int(age)} s ago"
@@ -96,7 +96,7 @@ class StatusCollector(Collector):
         listings.add_metric([state.node_id], state.own_records)
         for peer in state.peers:
             last.add_metric([peer.peer], peer.last_sync)
-            stale.add_metric([peer.peer], now - max(peer.last_sync, self._started_at))
+            stale.add_metric([peer.peer], now - (peer.last_sync or self._started_at))
             behind.add_metric([peer.peer], peer.behind)
             unconfirmed.add_metric([peer.peer], len(peer.unconfirmed_removals))
             listings.add_metric([peer.peer], peer.listings)
