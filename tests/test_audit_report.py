@@ -11,7 +11,7 @@ from audit_support import NODES, bundle_of, keyring, witnessed_federation
 from conftest import FederationMaker
 from test_cli import fails, ok
 
-from wlx.node.audit.offline.html import render
+from wlx.node.audit.offline.html_report import render
 from wlx.node.audit.offline.summary import summarise
 from wlx.node.audit.offline.verify import verify_bundle
 

@@ -206,7 +206,7 @@ def report_cmd(bundles: tuple[Path, ...], out: Path, cards: Path | None) -> None
     for removals to be confirmed, rejections, witnesses' coverage."""
     import time
 
-    from wlx.node.audit.offline.html import render
+    from wlx.node.audit.offline.html_report import render
     from wlx.node.audit.offline.summary import summarise
 
     if len(set(bundles)) != len(bundles):

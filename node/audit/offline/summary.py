@@ -1,7 +1,7 @@
 """What oversight bodies want to see in a set of verified bundles, counted.
 
 Pure: ``Verified`` bundles (``verify.verify_bundle``) in, an ``AuditSummary``
-out, for ``wlx audit report`` (``html.py``).  Everything is counted from the
+out, for ``wlx audit report`` (``html_report.py``).  Everything is counted from the
 signed exchange log, which holds no personal identifier (docs/audit.md
 §1.3): lookups by credential and purpose, listings by reference.
 
