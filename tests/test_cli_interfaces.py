@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_cli import Served, fails, ok, served, wlx
 
 DATA = Path(__file__).parent / "data"
@@ -36,6 +37,8 @@ def test_screen_a_paxlst_message(served: Served) -> None:
     assert any(
         line.startswith("PARTLY CHECKED passenger 2: document (DOC segment 26)") for line in lines
     )
+    two = ok("screen", *served.officer, DATA / "paxlst.edi", "--batch-size", "2")
+    assert two.startswith("screened 3 people (paxlst, 2 batches): 1 hits")
     data = json.loads(ok("screen", *served.officer, DATA / "paxlst.edi", "--json"))
     assert data["format"] == "paxlst" and data["counts"]["hits"] == 1
     assert wlx("screen", *served.officer, DATA / "paxlst.edi", "--strict").code == 1
@@ -59,3 +62,14 @@ def test_screen_csv_and_mrz_lines(served: Served, tmp_path: Path) -> None:
     semicolons = tmp_path / "semi.csv"
     semicolons.write_text("id;names;dob\n1;A;1980\n")
     fails("screen", *served.officer, semicolons, match="not ';'")
+
+
+def test_the_progress_bar_stays_off_when_stderr_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from wlx.node.cli.officer import progress_bar
+
+    with progress_bar(10, "screening") as advance:
+        advance(5)
+        advance(10)
+    assert capsys.readouterr().err == ""

@@ -89,6 +89,7 @@ FTM = [
         "datasets": ["example"],
     },
     {"id": "NK-co", "schema": "Company", "properties": {"name": ["Acme"]}},
+    {"id": "NK-nodob", "schema": "Person", "properties": {"name": ["Name Only"]}},
     {
         "id": "pp-1",
         "schema": "Passport",
@@ -126,6 +127,9 @@ def test_ftm_persons_become_records() -> None:
     assert kim.dob == "1970" and kim.documents == () and kim.nationality == "PRK"
     assert result.skipped == {"Company": 1}
     assert any("several birth dates" in w for w in result.warnings)
+    assert any(
+        w.startswith("1 persons have no document and no name with a birth") for w in result.warnings
+    )
     assert any("2 document numbers have no single issuing country" in w for w in result.warnings)
     assert not any("Kim" in w or "Petrov" in w for w in result.warnings)
 

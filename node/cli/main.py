@@ -461,11 +461,16 @@ operator_credential = click.option(
 node_address = click.option("--node", "address", help="HOST:PORT (default: from the credential).")
 
 
-def _dir_or_credential(directory: Path | None, credential_file: Path | None) -> Path | None:
-    """The node directory, or None to use the credential; one-line errors."""
+def _dir_or_credential(
+    directory: Path | None, credential_file: Path | None, remote_dev: bool = False
+) -> Path | None:
+    """The node directory, or None to ask the running node; one-line errors.
+
+    ``remote_dev``: --insecure-dev with --node, a development node without credentials.
+    """
     if directory is not None and credential_file is not None:
         raise UserError("give either the node's DIR or --credential, not both")
-    if directory is None and credential_file is None:
+    if directory is None and credential_file is None and not remote_dev:
         raise UserError("give the node's DIR, or --credential FILE to ask a running node")
     return directory
 
@@ -489,7 +494,7 @@ def sync(
     """
     from wlx.node.rpc.sync_client import describe, sync_all
 
-    if _dir_or_credential(directory, credential_file) is None:
+    if _dir_or_credential(directory, credential_file, insecure_dev and bool(address)) is None:
         from wlx.node.cli.officer import connect
 
         if only:
@@ -554,7 +559,7 @@ def status(
 
     from wlx.node.report import node_status
 
-    if _dir_or_credential(directory, credential_file) is None:
+    if _dir_or_credential(directory, credential_file, insecure_dev and bool(address)) is None:
         from wlx.node.cli.officer import connect
 
         with connect(address, credential_file, insecure_dev) as client:

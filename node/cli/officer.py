@@ -25,6 +25,7 @@ from wlx.node.cli.screening import Report, report_json, report_lines
 from wlx.node.core import manifest
 from wlx.node.core.errors import UserError
 from wlx.node.core.records import FIELDS
+from wlx.node.incoming.lookup import MAX_SCREEN_ENTRIES
 
 node_option = click.option(
     "--node", "address", help="HOST:PORT of the node (default: from the credential)."
@@ -213,6 +214,13 @@ def read_text(file: Path) -> str:
     help="Manifest format (default: recognised from the content).",
 )
 @click.option("--purpose", default="manifest-screening", show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_SCREEN_ENTRIES),
+    default=MAX_SCREEN_ENTRIES,
+    show_default=True,
+    help="People per call to the node.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 if anyone was not fully checked.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def screen(
@@ -222,6 +230,7 @@ def screen(
     file: Path,
     fmt: str | None,
     purpose: str,
+    batch_size: int,
     strict: bool,
     as_json: bool,
 ) -> None:
@@ -240,6 +249,7 @@ def screen(
         connect(address, credential_file, insecure_dev) as client,
         progress_bar(len(parsed.entries), "screening") as progress,
     ):
+        client.batch_size = batch_size
         results = client.screen(parsed.entries, purpose=purpose, progress=progress)
     report = Report.of(parsed, results, batch_size=client.batch_size)
     if as_json:

@@ -14,7 +14,8 @@ The mapping (docs/records.md, "FollowTheMoney"):
   number with no single nationality is skipped with a warning).
 * ``Passport`` and ``Identification`` entities add a document to their
   ``holder`` (type ``P`` or ``I``, with their own ``country``).
-* Every other schema is skipped and counted.
+* Every other schema is skipped and counted; so is a Person with no
+  document and no name with a birth date (nothing a lookup could match).
 * FtM has no listing terms: ``category``, ``action``, ``legal_basis``,
   ``authority`` and ``expires`` come from the operator (``ListingTerms``).
 
@@ -99,7 +100,7 @@ def parse_ftm(text: str, terms: ListingTerms) -> FtmImport:
     out = FtmImport()
     persons: dict[str, tuple[int, dict[str, Any], list[dict[str, str]]]] = {}
     held: list[tuple[int, str, dict[str, str]]] = []
-    several_dobs = dropped_names = no_country = 0
+    several_dobs = dropped_names = no_country = no_identifier = 0
     try:
         for line, entity in json_objects(text):
             schema, entity_id, props = (
@@ -175,7 +176,15 @@ def parse_ftm(text: str, terms: ListingTerms) -> FtmImport:
     for line, obj, docs in persons.values():
         unique = list({(d["country"], d["number"]): d for d in docs}.values())
         obj["documents"] = unique[:MAX_DOCUMENTS]
+        if not obj["documents"] and not (obj["names"] and obj["dob"]):
+            no_identifier += 1  # nothing a border lookup could match
+            continue
         out.records.append(parse_record(obj, line))
+    if no_identifier:
+        out.warnings.append(
+            f"{no_identifier} persons have no document and no name with a birth date: "
+            "nothing a lookup could match, so they were skipped"
+        )
     if several_dobs:
         out.warnings.append(
             f"{several_dobs} persons have several birth dates; the earliest was used"
