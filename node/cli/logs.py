@@ -47,6 +47,7 @@ def setup_logging(level: int, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else text_formatter())
     root = logging.getLogger()
-    if not root.handlers:  # as logging.basicConfig: the first set-up wins
-        root.addHandler(handler)
+    if root.handlers:  # as logging.basicConfig: the first set-up wins, others change nothing
+        return
+    root.addHandler(handler)
     root.setLevel(level)
