@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from audit_support import NODES, bundle_of, keyring, witnessed_federation
-from conftest import FederationMaker
+from support.audit import NODES, bundle_of, keyring, witnessed_federation
+from support.nodes import FederationMaker
 from test_cli import fails, ok
 
 from wlx.node.audit.offline.html_report import render

@@ -13,8 +13,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from audit_support import NODES, bundle_of, keyring, witnessed_federation
-from conftest import FederationMaker
+from support.audit import NODES, bundle_of, keyring, witnessed_federation
+from support.nodes import FederationMaker
 
 from wlx.node.audit.offline.html_report import render
 from wlx.node.audit.offline.summary import summarise

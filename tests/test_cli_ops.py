@@ -12,15 +12,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from support.processes import free_port, start_serve
 from test_cli import (
     ENV,
     WLX,
     Served,
-    _serve,
     blank,
     card_of,
     fails,
-    free_port,
     init,
     nodes,
     ok,
@@ -128,7 +127,7 @@ def test_serve_with_metrics_from_node_toml_and_a_clean_drain(tmp_path: Path) -> 
     text = config.read_text()
     text = re.sub(r"\[metrics\][^\[]*", "", text)
     config.write_text(text + f'\n[metrics]\naddress = "127.0.0.1"\nport = {metrics_port}\n')
-    proc = _serve(node, port)
+    proc = start_serve(node, port)
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, record
 
 import wlx.client as client_api
 from wlx.client import (

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import grpc
 import pytest
-from conftest import FakeClock, Federation, FederationMaker, record
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
+from support.nodes import FakeClock, Federation, FederationMaker, record
 
 from wlx.node.core.errors import UserError
 from wlx.node.health import readiness
