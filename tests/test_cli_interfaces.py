@@ -24,6 +24,7 @@ def test_lookup_by_mrz(served: Served) -> None:
     bad = TD3[1].replace("7408122", "7408123")
     fails("lookup", *served.officer, "--mrz", TD3[0], "--mrz", bad, match="date of birth")
     fails("lookup", *served.officer, "--mrz", TD3[0], match="2 lines of 36")
+    fails("lookup", *served.officer, "--doc", TD3[1], match="give it as an MRZ")
 
 
 def test_screen_a_paxlst_message(served: Served) -> None:

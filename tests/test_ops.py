@@ -84,10 +84,12 @@ def test_http_endpoints_follow_readiness(fed: Federation, clock: FakeClock) -> N
         assert "# TYPE wlx_lookup_seconds histogram" in text
         assert "CN-1" not in text  # no record reference becomes a label
         clock.advance(301)
+        ops.forget()  # the status is cached for a second
         code, text = _get(port, "/readyz")
         assert code == 503 and text.startswith("peer CN is stale: last synced 301 s ago")
         assert 'wlx_peer_staleness_seconds{peer="CN"} 301.0' in _get(port, "/metrics")[1]
         fed.sync("RU", "CN")
+        ops.forget()
         assert _get(port, "/readyz")[0] == 200
         ops.drain()
         assert _get(port, "/readyz") == (503, "draining: the node is shutting down\n")
@@ -104,6 +106,7 @@ def test_a_revoked_peer_does_not_make_the_node_unready(fed: Federation, clock: F
     clock.advance(1000)
     assert not ops.check().ready
     lifecycle.revoke_peer(fed["RU"].node, "CN")
+    ops.forget()
     assert ops.check().ready
 
 
@@ -139,9 +142,11 @@ def test_grpc_health_not_serving_when_stale_or_draining(fed: Federation, clock: 
         assert ops.update_grpc_health().ready
         assert state() == serving and state("wlx.v1.Lookup") == serving
         clock.advance(301)
+        ops.forget()
         assert not ops.update_grpc_health().ready
         assert state() == not_serving and state("wlx.v1.Lookup") == not_serving
         fed.sync("RU", "CN")
+        ops.forget()
         ops.update_grpc_health()
         assert state() == serving
         ops.drain()
@@ -178,3 +183,22 @@ def test_refusals_and_detail_requests_are_counted(fed: Federation) -> None:
 def _document_of(fed: Federation) -> str:
     doc = record("CN-1").documents[0]
     return f"{doc.type}:{doc.country}:{doc.number}"
+
+
+def test_probes_read_the_store_at_most_once_a_second(fed: Federation) -> None:
+    ops = Operations(fed["RU"].node, bound=300)
+    calls = 0
+    real = ops._node.store.read
+
+    def counting():  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return real()
+
+    ops._node.store.read = counting  # type: ignore[method-assign]
+    try:
+        for _ in range(20):
+            assert ops.check().ready
+    finally:
+        ops._node.store.read = real  # type: ignore[method-assign]
+    assert 0 < calls <= 4  # one status (node_status and the peer list) for 20 probes

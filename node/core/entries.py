@@ -35,6 +35,8 @@ class Document:
         """
         if isinstance(value, Document):
             return value
+        if isinstance(value, str) and "<<" in value and len(value.strip()) >= 30:
+            raise EntryError("this looks like a machine-readable zone: give it as an MRZ (--mrz)")
         parts = value.split(":") if isinstance(value, str) else list(value)
         if len(parts) != 3 or not all(isinstance(p, str) and p.strip() for p in parts):
             raise EntryError("a document is TYPE:COUNTRY:NUMBER, e.g. P:CHN:E12345678")

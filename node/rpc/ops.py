@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,9 @@ from wlx.node.report import NodeStatus, node_status
 log = logging.getLogger("wlx.ops")
 
 CHECK_EVERY = 5.0
+CACHE_SECONDS = 1.0
+"""Readiness and status are computed at most once a second, however often probed."""
+REQUEST_TIMEOUT = 5.0
 
 
 class Operations:
@@ -56,13 +60,30 @@ class Operations:
         self._thread: threading.Thread | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StatusCollector(self.status, node.now, self.started_at))
+        self._cache_lock = threading.Lock()
+        self._cached: tuple[float, NodeStatus] | None = None
 
     def status(self) -> NodeStatus:
-        """The node's status, trusted (not revoked) peers only."""
-        state = node_status(self._node)
-        with self._node.store.read() as tx:
-            active = {p.node_id for p in tx.list_peers() if not p.revoked_at}
-        return replace(state, peers=tuple(p for p in state.peers if p.peer in active))
+        """The node's status, trusted (not revoked) peers only; at most a second old.
+
+        Raises:
+            whatever the store raises when it cannot be read.
+        """
+        with self._cache_lock:  # one store read at a time, however many probes
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < CACHE_SECONDS:
+                return self._cached[1]
+            state = node_status(self._node)
+            with self._node.store.read() as tx:
+                active = {p.node_id for p in tx.list_peers() if not p.revoked_at}
+            state = replace(state, peers=tuple(p for p in state.peers if p.peer in active))
+            self._cached = (now, state)
+            return state
+
+    def forget(self) -> None:
+        """Drop the cached status (the next check reads the store)."""
+        with self._cache_lock:
+            self._cached = None
 
     def check(self) -> Readiness:
         """Readiness now (never raises: a failing store is a reason)."""
@@ -119,6 +140,8 @@ class Operations:
 
 def _handler(ops: Operations) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT  # a client that sends nothing does not hold a thread
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
