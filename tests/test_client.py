@@ -65,6 +65,16 @@ def test_the_public_names_are_exported() -> None:
     assert issubclass(InvalidRequest, ClientError) and issubclass(NodeUnavailable, ClientError)
 
 
+def test_building_entries_raises_the_client_errors() -> None:
+    with pytest.raises(InvalidRequest, match="TYPE:COUNTRY:NUMBER"):
+        Entry.build("1", documents=["P:CHN"])
+    with pytest.raises(InvalidRequest, match="check digit of the date of birth"):
+        client_api.read_mrz(TD3.replace("7408122", "7408123"))
+    with pytest.raises(InvalidRequest, match="as an MRZ"):
+        Document.parse(TD3.split("\n")[1])
+    assert client_api.read_mrz(TD3).document_number == "L898902C3"
+
+
 def test_lookup_by_name_document_and_mrz(fed: Federation, officer: Path) -> None:
     with Client.from_credential(officer) as node:
         hits = node.lookup(names=["WEI Wang"], dob="1980-05-17")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from wlx.client.types import Document, Entry, ScreenResult
+from wlx.client.types import ScreenResult
 from wlx.node.cli.screening import Report, report_json, report_lines
 from wlx.node.core import manifest
+from wlx.node.core.entries import Document, Entry
 from wlx.node.incoming.lookup import Hit
 
 TODAY = datetime.date(2026, 12, 1)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wlx.client.types import Entry, Hit, ScreenResult
+from wlx.client.types import Hit, ScreenResult
+from wlx.node.core.entries import Entry
 from wlx.node.core.manifest import Manifest
 
 

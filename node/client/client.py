@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import grpc
 
 from wlx.client.errors import ClientError, CredentialError, InvalidRequest, translate
-from wlx.client.types import DetailResult, Document, Entry, Hit, ScreenResult, query_of
+from wlx.client.types import DetailResult, Entry, Hit, ScreenResult, query_of
+from wlx.node.core import entries as core_entries
 from wlx.node.core.config import check_address
 from wlx.node.core.errors import UserError, WlxError
 from wlx.node.incoming.lookup import MAX_SCREEN_ENTRIES
@@ -93,7 +94,7 @@ class Client:
         *,
         names: Iterable[str] = (),
         dob: str = "",
-        documents: Iterable[Document | str | Sequence[str]] = (),
+        documents: Iterable[core_entries.Document | str | Sequence[str]] = (),
         mrz: str | None = None,
         purpose: str = "border-check",
         timeout: float | None = None,
@@ -109,11 +110,7 @@ class Client:
                 (naming the field), or no purpose.
             AccessDenied, NodeUnavailable, NodeError: see ``wlx.client``.
         """
-        try:
-            entry = Entry.build("", names=names, dob=dob, documents=documents, mrz=mrz)
-        except UserError as exc:
-            raise InvalidRequest(str(exc)) from None
-        query = query_of(entry)
+        query = query_of(Entry.build("", names=names, dob=dob, documents=documents, mrz=mrz))
         self._check(query.keys)  # the node's own message, without a round trip
         request = lookup_pb2.CheckRequest(person=query_to_pb(query), purpose=purpose)
         response = self._call(self._lookup.Check, request, timeout)
@@ -121,7 +118,7 @@ class Client:
 
     def screen(
         self,
-        entries: Iterable[Entry],
+        entries: Iterable[core_entries.Entry],
         *,
         purpose: str = "manifest-screening",
         timeout: float | None = None,
