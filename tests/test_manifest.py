@@ -48,6 +48,16 @@ def test_paxlst_passengers_names_dates_documents_and_release_character() -> None
     )
 
 
+def test_paxlst_hostile_input_is_refused_quickly() -> None:
+    import time
+
+    start = time.monotonic()
+    for text in ("UNH+1+PAXLST'NAD+FL+++" + "?" * 50_001, "UNH+1+PAXLST'" + "?a" * 50_000):
+        with pytest.raises(manifest.ManifestError, match="not terminated"):
+            parse(text, "paxlst")
+    assert time.monotonic() - start < 5  # linear, not exponential
+
+
 def test_paxlst_with_other_separators_and_on_one_line() -> None:
     text = (
         'UNA*|.? "UNH|1|PAXLST*D*02B*UN*IATA"NAD|FL|||DOE*JOHN"DTM|329*700101"'

@@ -290,29 +290,44 @@ def _segments(text: str) -> Iterator[tuple[int, list[list[str]]]]:
         syntax = _Syntax(una[0], una[1], una[3] if una[3] != " " else "", una[5])
         body = body[9:]
         number = 1
+    release, terminator = syntax.release, syntax.terminator
+    begin = search = 0
+    while (at := body.find(terminator, search)) >= 0:
+        # A terminator after an odd number of release characters is text (linear scan).
+        run = 0
+        while release and at - run - 1 >= begin and body[at - run - 1] == release:
+            run += 1
+        search = at + 1
+        if run % 2:
+            continue
+        number += 1
+        segment = body[begin:at].lstrip()
+        begin = search
+        if release and release in segment:
+            yield number, _split_released(segment, syntax)
+        else:
+            yield number, [e.split(syntax.component) for e in segment.split(syntax.element)]
+    if body[begin:].strip():
+        raise ManifestError(f"segment {number + 1}: not terminated (missing {terminator})")
+
+
+def _split_released(segment: str, syntax: _Syntax) -> list[list[str]]:
+    """Split a segment holding release characters (rare: a char-by-char walk)."""
     elements: list[list[str]] = [[""]]
     escaped = False
-    for char in body:
+    for char in segment:
         if escaped:
             elements[-1][-1] += char
             escaped = False
-        elif syntax.release and char == syntax.release:
+        elif char == syntax.release:
             escaped = True
-        elif char == syntax.terminator:
-            number += 1
-            elements[0][0] = elements[0][0].strip()
-            yield number, elements
-            elements = [[""]]
         elif char == syntax.element:
             elements.append([""])
         elif char == syntax.component:
             elements[-1].append("")
-        elif char in "\r\n" and len(elements) == 1 and len(elements[0]) == 1:
-            continue  # line breaks between segments
         else:
             elements[-1][-1] += char
-    if any(c.strip() for e in elements for c in e):
-        raise ManifestError(f"segment {number + 1}: not terminated (missing {syntax.terminator})")
+    return elements
 
 
 def _element(segment: list[list[str]], index: int, component: int = 0) -> str:
