@@ -509,7 +509,7 @@ def sync(
             sys.exit(EXIT_ERROR)
         return
     assert directory is not None
-    with node_at(directory, insecure_dev=insecure_dev) as node:
+    with node_at(directory, insecure_dev=insecure_dev) as node, _busy("pulling from peers"):
         reports = sync_all(node, only)
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
