@@ -171,6 +171,18 @@ def test_format_detection() -> None:
     assert manifest.detect("id,names\n") == "csv"
 
 
+def test_a_person_with_too_many_names_is_capped_not_refused() -> None:
+    names = [f"Name Number{i}" for i in range(10)]
+    docs = [f"P:CHN:E{i}" for i in range(9)]
+    text = json.dumps({"id": "1", "names": names, "dob": "1980", "documents": docs})
+    (entry,) = manifest.parse(text, "jsonl", today=TODAY, limits=(8, 8)).entries
+    assert len(entry.names) == 8 and len(entry.documents) == 8
+    assert entry.unusable == (
+        "names after the first 8 were not checked",
+        "documents after the first 8 were not checked",
+    )
+
+
 def test_duplicate_ids_are_made_unique() -> None:
     parsed = parse('{"id": "1", "documents": ["P:CHN:E1"]}\n{"id": "1", "documents": ["P:CHN:E2"]}')
     assert [e.id for e in parsed.entries] == ["1 #1", "1 #2"]

@@ -402,12 +402,14 @@ def serve(
     from grpc_health.v1 import health
 
     from wlx.node.daemon import SyncLoop
+    from wlx.node.rpc.auth import RefusalLog
     from wlx.node.rpc.ops import Operations, serve_http
     from wlx.node.rpc.server import SERVICES, build_server
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
         settings = node.config.metrics
+        refusals = RefusalLog(node)
         interval = sync_interval or node.config.sync_interval
         health_servicer = health.HealthServicer()
         ops = Operations(
@@ -422,7 +424,9 @@ def serve(
             address = metrics_address or settings.address
             http, http_port = serve_http(ops, address, port_setting)
             log.info("metrics, /healthz and /readyz on http://%s:%d", address, http_port)
-        server, port = build_server(node, node.config.listen, health_servicer=health_servicer)
+        server, port = build_server(
+            node, node.config.listen, refusals=refusals, health_servicer=health_servicer
+        )
         server.start()
         ops.start()
         loop = SyncLoop(node, interval)
@@ -438,10 +442,14 @@ def serve(
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda *_: loop.trigger())
         stopped.wait()
+        # Report not ready, stop taking calls, let running ones end (streams are
+        # cancelled after the grace period), stop the loop; the store then
+        # refuses new transactions and waits for running ones before it closes.
         ops.drain()
         server.stop(grace=DRAIN_SECONDS).wait()
         loop.stop()
         ops.stop()
+        refusals.drain()  # the counts of refusals still in their window
         if http is not None:
             http.shutdown()
 
@@ -509,8 +517,12 @@ def sync(
             sys.exit(EXIT_ERROR)
         return
     assert directory is not None
+
+    def waiting() -> None:
+        click.echo("waiting for this node's running sync (wlx serve) to finish...", err=True)
+
     with node_at(directory, insecure_dev=insecure_dev) as node, _busy("pulling from peers"):
-        reports = sync_all(node, only)
+        reports = sync_all(node, only, on_wait=waiting)
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
     for report in reports:

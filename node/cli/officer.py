@@ -25,7 +25,11 @@ from wlx.node.cli.screening import Report, report_json, report_lines
 from wlx.node.core import manifest
 from wlx.node.core.errors import UserError
 from wlx.node.core.records import FIELDS
-from wlx.node.incoming.lookup import MAX_SCREEN_ENTRIES
+from wlx.node.protocol.lookup_rules import (
+    MAX_DOCUMENTS_PER_PERSON,
+    MAX_NAMES_PER_PERSON,
+    MAX_SCREEN_ENTRIES,
+)
 
 node_option = click.option(
     "--node", "address", help="HOST:PORT of the node (default: from the credential)."
@@ -241,7 +245,10 @@ def screen(
     """
     try:
         parsed = manifest.parse(
-            read_text(file), fmt, today=datetime.datetime.now(datetime.UTC).date()
+            read_text(file),
+            fmt,
+            today=datetime.datetime.now(datetime.UTC).date(),
+            limits=(MAX_NAMES_PER_PERSON, MAX_DOCUMENTS_PER_PERSON),
         )
     except manifest.ManifestError as exc:
         raise UserError(f"{file}: {exc}") from None

@@ -23,7 +23,7 @@ from wlx.client.types import DetailResult, Entry, Hit, ScreenResult, query_of
 from wlx.node.core import entries as core_entries
 from wlx.node.core.config import check_address
 from wlx.node.core.errors import UserError, WlxError
-from wlx.node.incoming.lookup import MAX_SCREEN_ENTRIES
+from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES
 from wlx.node.report import NodeStatus
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.transport import Credential, client_channel

@@ -69,8 +69,18 @@ def detect(text: str) -> str:
     return "csv"
 
 
-def parse(text: str, fmt: str | None = None, *, today: datetime.date) -> Manifest:
+def parse(
+    text: str,
+    fmt: str | None = None,
+    *,
+    today: datetime.date,
+    limits: tuple[int, int] | None = None,
+) -> Manifest:
     """Read a manifest (``fmt`` one of ``FORMATS``, or detected).
+
+    ``limits``: the most names and documents the node takes per person; the
+    rest of a person's are named as unusable, so one such person does not
+    make the node refuse the whole batch.
 
     Raises:
         ManifestError: the file cannot be read in that format (line/segment named),
@@ -83,7 +93,7 @@ def parse(text: str, fmt: str | None = None, *, today: datetime.date) -> Manifes
         raise ManifestError(f"unknown manifest format {fmt!r} (one of {', '.join(FORMATS)})")
     entries = []
     for entry in parser(text, today):
-        entries.append(usable(entry))
+        entries.append(usable(entry, limits))
         if len(entries) > MAX_ENTRIES:
             raise ManifestError(f"a manifest holds at most {MAX_ENTRIES:,} people")
     if not entries:
@@ -97,13 +107,21 @@ def parse(text: str, fmt: str | None = None, *, today: datetime.date) -> Manifes
 # ------------------------------------------------------------------ shared
 
 
-def usable(entry: Entry) -> Entry:
+def usable(entry: Entry, limits: tuple[int, int] | None = None) -> Entry:
     """``entry`` with only the fields a lookup can use; the others named in ``unusable``.
 
     A person with one bad field is still checked on the rest: a bad date of
     birth leaves the documents, a bad document leaves the name and date.
+    ``limits`` caps the names and documents kept (the rest are named).
     """
     problems = list(entry.unusable)
+    if limits is not None:
+        max_names, max_docs = limits
+        if len(entry.names) > max_names:
+            problems.append(f"names after the first {max_names} were not checked")
+        if len(entry.documents) > max_docs:
+            problems.append(f"documents after the first {max_docs} were not checked")
+        entry = replace(entry, names=entry.names[:max_names], documents=entry.documents[:max_docs])
     dob = entry.dob
     if dob:
         try:

@@ -7,6 +7,7 @@ that two writers never deadlock on a lock upgrade.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,9 +17,12 @@ from typing import Any
 
 from wlx.node.core.errors import InternalError
 from wlx.node.store import schema
+from wlx.node.store.locks import file_lock
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+"""The write-ahead log is truncated to this size after a checkpoint."""
 
 
 class _SqliteCursor(Cursor):
@@ -52,7 +56,11 @@ class SqliteConnector(Connector):
                     self._path, isolation_level=None, check_same_thread=False, timeout=30
                 )
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                # Effective only in a new database (before its first table):
+                # space freed by a snapshot's staging can then go back.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
                 conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.Error as exc:
                 raise InternalError(f"cannot open the store ({exc})") from None
@@ -88,6 +96,22 @@ class SqliteConnector(Connector):
     def lock_table(self, cur: Cursor, table: str) -> None:
         """Nothing to do: SQLite has one writer at a time."""
 
+    @contextmanager
+    def exclusive(self, name: str, timeout: float) -> Iterator[None]:
+        with file_lock(self._path.with_name(f"{self._path.name}.{name}.lock"), name, timeout):
+            yield
+
+    def reclaim(self) -> None:
+        """Give the free pages back to the file system (a new database only,
+        see ``auto_vacuum``), and truncate the write-ahead log."""
+        conn = self._connection()
+        try:
+            # Each step frees one page; executescript steps to the end.
+            conn.executescript("PRAGMA incremental_vacuum;")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            raise InternalError(f"store unavailable ({exc})") from None
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
@@ -96,12 +120,37 @@ class SqliteConnector(Connector):
         self._local = threading.local()
 
 
+DB_MODE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (and tighten it and its WAL side files) to mode 0600.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the mode of the
+    database file, so creating that file 0600 first keeps all three private
+    whatever the umask.
+
+    Raises:
+        InternalError: the file cannot be created or its mode changed.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, DB_MODE))
+        for candidate in (path, *(path.with_name(path.name + s) for s in SIDE_FILES)):
+            if candidate.exists() and candidate.stat().st_mode & 0o077:
+                candidate.chmod(DB_MODE)
+    except OSError as exc:
+        raise InternalError(f"cannot create the store at {path} ({exc.strerror})") from None
+
+
 def open_sqlite(path: Path) -> SqlStore:
-    """Open (creating if needed) the SQLite store at ``path``.
+    """Open (creating if needed, mode 0600) the SQLite store at ``path``.
 
     Raises:
         InternalError: the file cannot be opened or has another schema.
     """
+    if str(path) != ":memory:":
+        private_file(path)
     try:
         return SqlStore(SqliteConnector(path))
     except sqlite3.Error as exc:
