@@ -185,6 +185,14 @@ def write_node_keys(
     return card
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "0:0:0:0:0:0:0:0", ""})  # noqa: S104 - detected, not bound
+
+
+def host_of(address: str) -> str:
+    """The host of ``HOST:PORT`` (IPv6 brackets removed)."""
+    return address.rpartition(":")[0].strip("[]")
+
+
 def init_node(
     directory: Path,
     *,
@@ -211,7 +219,15 @@ def init_node(
     except MalformedError as exc:
         raise UserError(str(exc)) from None
     check_address(listen)
+    port = listen.rpartition(":")[2]
+    if advertise is None and host_of(listen) in WILDCARD_HOSTS:
+        raise UserError(
+            f"--listen {listen} binds every interface, but peers need an address to reach "
+            f"this node: give --advertise HOST:{port} (the name or address peers connect to)"
+        )
     advertise = check_address(advertise or listen)
+    if host_of(advertise) in WILDCARD_HOSTS:
+        raise UserError(f"--advertise {advertise} is not an address peers can connect to")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise AlreadyExists(f"{directory} exists and is not empty")
     storage = storage or StorageConfig()
