@@ -9,6 +9,8 @@ it.  ``describe_local`` and ``describe_declared`` are the lines
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -120,6 +122,24 @@ def describe_declared(tx: Tx, peer_id: str) -> str | None:
     if row is None:
         return None
     return f"{AcceptancePolicy.from_json(row.policy).describe()} (v{row.version})"
+
+
+@dataclass(frozen=True)
+class PeerAcceptance:
+    """What ``wlx status`` shows of acceptance for one peer."""
+
+    we_hold: str
+    it_holds: str | None
+    as_json: dict[str, object]
+
+
+def of_peers(node: Node, peers: Sequence[str]) -> dict[str, PeerAcceptance]:
+    """The acceptance lines and JSON of ``wlx status``, per peer."""
+    with node.store.read() as tx:
+        return {
+            p: PeerAcceptance(describe_local(tx, p), describe_declared(tx, p), status_json(tx, p))
+            for p in peers
+        }
 
 
 def status_json(tx: Tx, peer_id: str) -> dict[str, object]:
