@@ -350,3 +350,32 @@ def test_an_operator_sets_the_policy_over_the_admin_service(federation: Federati
     with pytest.raises(grpc.RpcError) as denied:
         officer.SetAcceptance(admin_pb2.SetAcceptanceRequest(peer="CN"))
     assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_audit_report_shows_acceptance_per_origin_and_peer(
+    federation: FederationMaker,
+) -> None:
+    from support.audit import bundle_of, keyring
+
+    from wlx.node.audit.offline.html_report import render
+    from wlx.node.audit.offline.summary import summarise
+    from wlx.node.audit.offline.verify import verify_bundle
+    from wlx.node.rpc.cosign import checkpoint_round
+
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [WANTED, POLITICAL])
+    assert fed.sync("RU", "CN").ok
+    acceptance.set_policy(ru, "CN", DECLINE)
+    assert fed.sync("RU", "CN").ok
+    for node in (cn, ru):
+        checkpoint_round(node)
+    ring = keyring(fed, ["CN", "RU"])
+    verified = [verify_bundle(bundle_of(fed, n), ring, min_cosigners=0) for n in ("CN", "RU")]
+    summary = summarise(verified)
+    rows = [line for node, line in summary.acceptance if node == "RU"]
+    assert any("of CN's list this node holds: declines: political" in r for r in rows)
+    assert any("CN applied it, removed 1" in r for r in rows)
+    assert any("RU declared it holds" in line for node, line in summary.acceptance if node == "CN")
+    page = render(summary, generated=1_800_000_000, sources=["a", "b"])
+    assert 'id="acceptance"' in page and "declines: political" in page

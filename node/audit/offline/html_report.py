@@ -235,6 +235,12 @@ def render(summary: AuditSummary, *, generated: int, sources: Sequence[str]) -> 
             {2},
         )
         or '<p class="note">No refused calls.</p>',
+        '<h2 id="acceptance">Acceptance policies</h2>',
+        '<p class="note">What each receiving node holds of each origin\'s list under its own '
+        "law (declined categories, actions mapped to local ones), and what each peer "
+        "declared it holds of a node's list.</p>",
+        _table(["node", "policy"], s.acceptance, set())
+        or '<p class="note">No acceptance policy in these logs.</p>',
         '<h2 id="witnesses">Witnesses\' coverage</h2>',
         bar_chart(
             "Checkpoints cosigned per witness",

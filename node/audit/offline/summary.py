@@ -15,7 +15,9 @@ signed exchange log, which holds no personal identifier (docs/audit.md
 * rejections (``rejected``, by origin and reason) and refused calls
   (``access.denied``, ``throttled``);
 * witnesses' coverage: of each node's checkpoints, how many each witness
-  cosigned, and the cosigners of the latest.
+  cosigned, and the cosigners of the latest;
+* acceptance policies: per origin, what each node declined and how it
+  mapped actions, whether the origin applied it; per peer, what it declared.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wlx.node.audit.offline.acceptance import acceptance_lines
 from wlx.node.audit.offline.verify import Verified
 
 
@@ -82,6 +85,9 @@ class AuditSummary:
     refusals: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(node, kind "access.denied"/"throttled") -> refused calls."""
     coverage: list[Coverage] = field(default_factory=list)
+    acceptance: list[tuple[str, str]] = field(default_factory=list)
+    """(node, line): acceptance policies per origin and per peer, and the hits
+    withheld under them (``acceptance.acceptance_lines``)."""
 
 
 def _day(ts: int) -> str:
@@ -155,6 +161,7 @@ def summarise(bundles: Sequence[Verified]) -> AuditSummary:
             elif kind in ("access.denied", "throttled"):
                 summary.refusals[(node, kind)] += 1
         summary.confirmations += _confirmations(node, verified.entries)
+        summary.acceptance += [(node, line.strip()) for line in acceptance_lines(verified.entries)]
         by_witness: Counter[str] = Counter()
         for checked in verified.checkpoints:
             by_witness.update(checked.cosigners)
