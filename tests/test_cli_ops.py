@@ -82,7 +82,7 @@ def test_peer_add_of_another_key_needs_replace_and_shows_both(nodes: Path) -> No
     out = ok("peer", "add", cn, card_of(impostor), "--address", "127.0.0.1:7003", "--replace")
     assert f"fingerprint: {new}" in out
     listing = ok("peer", "list", cn)
-    assert re.search(rf"^RU\t127.0.0.1:7003\t{new}$", listing, re.M), listing
+    assert re.search(rf"^RU\t127.0.0.1:7003\t{new}\t", listing, re.M), listing
 
 
 def test_status_and_sync_with_an_operator_credential(served: Served) -> None:
