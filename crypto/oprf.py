@@ -200,6 +200,26 @@ def finalize(data: bytes, blind_scalar: bytes, evaluated_element: bytes, mode: M
     return hashlib.sha512(_lp2(data) + _lp2(unblinded) + b"Finalize").digest()
 
 
+def evaluate(secret: bytes, data: bytes, mode: Mode) -> bytes:
+    """``Evaluate`` of RFC 9497 §3.3.1: the server's own, unblinded output.
+
+    Equal to what a client gets for ``data`` through ``blind``,
+    ``blind_evaluate`` and ``finalize`` under the same key.
+
+    Raises:
+        MalformedError: input longer than 65535 bytes, or one that hashes to
+            the identity.
+    """
+    if len(data) > MAX_INPUT_LEN:
+        raise MalformedError("an OPRF input is at most 65535 bytes")
+    try:
+        point = r255.element(hash_to_group(data, mode))
+    except MalformedError:
+        raise MalformedError("an OPRF input hashes to the identity") from None
+    issued = r255.mul(secret, point)
+    return hashlib.sha512(_lp2(data) + _lp2(issued) + b"Finalize").digest()
+
+
 # --- VOPRF: batched DLEQ proofs (RFC 9497 §2.2) -------------------------------
 
 

@@ -105,6 +105,7 @@ def test_oprf_vectors(suite: dict[str, Any], vector: dict[str, Any]) -> None:
     assert evaluated.hex() == vector["EvaluationElement"]
     output = oprf.finalize(data, blinded.blind, evaluated, Mode.OPRF)
     assert output.hex() == vector["Output"]
+    assert oprf.evaluate(sk, data, Mode.OPRF).hex() == vector["Output"]
 
 
 @pytest.mark.parametrize(("suite", "vector"), cases(1))
@@ -124,6 +125,7 @@ def test_voprf_vectors(suite: dict[str, Any], vector: dict[str, Any]) -> None:
     assert evaluation.proof.hex() == vector["Proof"]["proof"]
     outputs = oprf.finalize_verified(key.public, blinded, evaluation)
     assert outputs == split(vector["Output"])
+    assert [oprf.evaluate(key.secret, x, Mode.VOPRF) for x in inputs] == outputs
 
 
 @pytest.mark.parametrize(("suite", "vector"), cases(1))
@@ -163,6 +165,7 @@ def test_blind_unblind_equals_direct_evaluation(data: bytes, seed: bytes) -> Non
     (output,) = oprf.finalize_verified(key.public, [blinded], evaluation)
     direct = r255.mul(key.secret, oprf.hash_to_group(data, Mode.VOPRF))
     assert output == oprf.finalize(data, r255.scalar(_ONE), direct, Mode.VOPRF)
+    assert output == oprf.evaluate(key.secret, data, Mode.VOPRF)
     again = oprf.blind(data, Mode.VOPRF)
     assert again.element != blinded.element  # fresh blinds: the server cannot link
     (output2,) = oprf.finalize_verified(
