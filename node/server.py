@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from wlx.node import detail, lifecycle, metrics, origin, status
+from wlx.node import detail, lifecycle, metrics, online, origin, status
 from wlx.node import receipts as receipts_
 from wlx.node.app import Node
 from wlx.node.audit.journal import Journal
@@ -126,6 +126,17 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         _require_signer(signed.signer)
         config = self._node.config
         return codec.encode_sealed(detail.answer(self._node, signed, quota=config.detail_quota))
+
+    @status.unary
+    def Evaluate(  # noqa: N802 - gRPC method name
+        self, request: federation_pb2.EvaluateRequest, context: grpc.ServicerContext
+    ) -> envelope_pb2.SignedMessage:
+        signed = codec.decode_signed(request.request)
+        _require_signer(signed.signer)
+        answer = online.evaluate(self._node, signed, budget=self._node.config.oprf_daily_budget)
+        return codec.encode_signed(
+            answer.payload, answer.signature, answer.signer, answer.recipient, answer.purpose
+        )
 
     @status.unary
     def AnnounceCard(  # noqa: N802 - gRPC method name

@@ -1,0 +1,316 @@
+"""The online tier at a node (docs/protocol.md §15): keys, Evaluate, budget.
+
+Origin side: ``online_key`` derives each stream's VOPRF key from the node's
+OPRF seed (itself derived from the storage key, so every front-end of the
+node has it and it never leaves the node); ``evaluate`` decides a peer's
+signed ``Evaluate`` request, charging the peer's daily budget exactly (the
+count lives in the store, updated under the stream's row lock, so all
+front-ends share it) and logging counts only.
+
+Recipient side: ``remember_public_key`` / ``public_key`` keep the key each
+origin committed in its snapshot; ``mark_online`` / ``holds_online`` record
+that an origin's stream carries online listings this epoch; ``evaluate_at``
+blinds identifier keys, calls ``Evaluate`` through an injected transport,
+checks the answer and returns each key's online token and seal key, or the
+reason the origin's online listings cannot be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from wlx.crypto import online as online_crypto
+from wlx.crypto import ristretto
+from wlx.crypto.digests import payload_digest
+from wlx.crypto.encoding import u64
+from wlx.crypto.signing import Purpose
+from wlx.node.app import Node
+from wlx.node.audit import log as audit
+from wlx.node.audit.log import Event
+from wlx.node.errors import (
+    Exhausted,
+    PeerError,
+    PermissionDenied,
+    Rejection,
+    RejectReason,
+    Unavailable,
+    WlxError,
+)
+from wlx.node.origin import MAX_CLOCK_SKEW
+from wlx.node.protocol import codec
+from wlx.node.protocol import online as proto
+from wlx.node.protocol.envelopes import sign_message, verify_request, verify_signed
+from wlx.node.protocol.messages import SignedRequest
+from wlx.node.status import from_rpc_error
+from wlx.node.store.base import Tx
+from wlx.node.transport import peer_channel
+from wlx.v1 import federation_pb2, federation_pb2_grpc
+
+log = logging.getLogger("wlx.online")
+
+PERSON_SEED = b"wlx1-oprf-seed"
+META_PUBLIC_KEY = "oprf/public-key/"
+META_ONLINE = "oprf/online/"
+META_CHARGED = "oprf/charged/"
+
+
+def oprf_seed(node: Node) -> bytes:
+    """The node's OPRF seed: ``BLAKE2b-256(key = storage key, person = "wlx1-oprf-seed")``."""
+    return hashlib.blake2b(b"", digest_size=32, key=node.storage_key, person=PERSON_SEED).digest()
+
+
+def online_key(node: Node, peer: str, epoch: int) -> online_crypto.OnlineKey:
+    """The VOPRF key of this node's stream to ``peer`` in ``epoch``."""
+    return online_crypto.OnlineKey.derive(oprf_seed(node), node.node_id, peer, epoch)
+
+
+# ---------------------------------------------------------------- origin side
+
+
+def _charged_key(peer: str, day: int) -> str:
+    return f"{META_CHARGED}{peer}/{day}"
+
+
+def charged_today(tx: Tx, peer: str, now: int) -> int:
+    """Evaluations charged to ``peer`` in the current UTC day."""
+    raw = tx.get_meta(_charged_key(peer, proto.day_of(now)))
+    return int(raw.decode("ascii")) if raw else 0
+
+
+def evaluate(node: Node, request: SignedRequest, *, budget: int) -> SignedRequest:
+    """Decide and answer a peer's signed ``Evaluate`` request (§15.4).
+
+    Returns the signed ``EvaluateAnswer``.
+
+    Raises:
+        Rejection: the request does not verify (§5.5) or is malformed.
+        PeerError: ``stale-epoch``: not the current epoch of the peer's stream.
+        Exhausted: ``quota``: the peer's daily budget cannot cover the request.
+    """
+    now = node.now()
+    card = verify_request(
+        request,
+        purpose=Purpose.EVALUATE_REQUEST,
+        me=node.node_id,
+        trusted=node.trusted,
+        now=now,
+        issued_at=proto.issued_at,
+        max_skew=MAX_CLOCK_SKEW,
+    )
+    params = proto.decode_evaluate_params(request.payload)
+    if params.requester != request.signer:
+        raise Rejection(RejectReason.WRONG_SENDER, "evaluate request names another requester")
+    if params.origin != node.node_id:
+        raise Rejection(RejectReason.WRONG_RECIPIENT, "evaluate request for another origin")
+    peer = card.node_id
+    with node.store.write() as tx:
+        state = tx.get_outbound(peer, for_update=True)  # serialises the peer's budget
+        charged = charged_today(tx, peer, now)
+        refusal = proto.decide_evaluate(
+            params,
+            current_epoch=state.epoch if state is not None else None,
+            charged_today=charged,
+            budget=budget,
+        )
+        if refusal is None:
+            charged += len(params.blinded)
+            tx.set_meta(_charged_key(peer, proto.day_of(now)), str(charged).encode("ascii"))
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.EVALUATE_IN,
+            peer=peer,
+            epoch=params.epoch,
+            elements=len(params.blinded),
+            outcome=refusal.value if refusal is not None else "evaluated",
+            charged_today=charged,
+            request=payload_digest(request.payload).hex(),
+        )
+    if refusal is proto.Refusal.QUOTA:
+        raise Exhausted(f"quota: the daily evaluation budget of {peer} is spent")
+    if refusal is proto.Refusal.STALE_EPOCH:
+        raise PeerError("stale-epoch: not the current epoch of the stream; resync first")
+    answer = proto.answer_evaluate(
+        params, request.payload, online_key(node, peer, params.epoch), now=now, rng=node.rng
+    )
+    return sign_message(
+        proto.encode_evaluate_answer(answer),
+        Purpose.EVALUATE_ANSWER,
+        signer=node.node_id,
+        key=node.signing_key,
+        recipient=peer,
+    )
+
+
+# ---------------------------------------------------------------- recipient side
+
+
+def remember_public_key(tx: Tx, origin: str, epoch: int, public_key: bytes) -> None:
+    """Keep the VOPRF key ``origin`` committed for ``epoch`` (with its snapshot)."""
+    tx.set_meta(META_PUBLIC_KEY + origin, u64(epoch) + public_key)
+    tx.set_meta(META_ONLINE + origin, b"")
+
+
+def public_key(tx: Tx, origin: str, epoch: int) -> bytes:
+    """The key ``origin`` committed for ``epoch``; empty if none."""
+    raw = tx.get_meta(META_PUBLIC_KEY + origin) or b""
+    if len(raw) != 8 + ristretto.ELEMENT_LEN or raw[:8] != u64(epoch):
+        return b""
+    return raw[8:]
+
+
+def mark_online(tx: Tx, origin: str, epoch: int) -> None:
+    """Note that ``origin``'s stream carries online listings in ``epoch``.
+
+    Kept until the epoch changes even if those listings go: asking an origin
+    once too often costs budget, never a silent miss (§15.6).
+    """
+    tx.set_meta(META_ONLINE + origin, u64(epoch))
+
+
+def holds_online(tx: Tx, origin: str, epoch: int) -> bool:
+    """Whether lookups must ask ``origin`` to evaluate (§15.6)."""
+    return tx.get_meta(META_ONLINE + origin) == u64(epoch)
+
+
+Transport = Callable[[str, SignedRequest], SignedRequest]
+"""Sends a signed Evaluate request to an origin; returns its signed answer.
+
+Raises ``Unavailable`` (unreachable, timed out), ``Exhausted`` (quota),
+``PeerError`` (stale epoch or other refusal), ``PermissionDenied``.
+"""
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """The outcome of asking one origin: keys in order, or why not checked."""
+
+    origin: str
+    keys: tuple[online_crypto.EntryKeys, ...] = ()
+    not_checked: proto.NotChecked | None = None
+
+
+def evaluate_at(
+    node: Node,
+    origin: str,
+    epoch: int,
+    public: bytes,
+    identifier_keys: Sequence[bytes],
+    send: Transport,
+) -> Evaluated:
+    """Ask ``origin`` to evaluate ``identifier_keys`` blinded; check; unblind.
+
+    Never raises for the origin's failures: the result says the origin's
+    online listings are not checked, and why.  Logs counts only.
+    """
+    blinded = online_crypto.blind_keys(identifier_keys, node.rng)
+    params = proto.EvaluateParams(
+        requester=node.node_id,
+        origin=origin,
+        epoch=epoch,
+        issued_at=node.now(),
+        nonce=node.rng(proto.NONCE_BYTES),
+        blinded=tuple(b.element for b in blinded),
+    )
+    payload = proto.encode_evaluate_params(params)
+    signed = sign_message(
+        payload,
+        Purpose.EVALUATE_REQUEST,
+        signer=node.node_id,
+        key=node.signing_key,
+        recipient=origin,
+    )
+    outcome: str = "evaluated"
+    keys: tuple[online_crypto.EntryKeys, ...] = ()
+    reason: proto.NotChecked | None = None
+    try:
+        answer_msg = send(origin, signed)
+        verify_signed(
+            answer_msg, purpose=Purpose.EVALUATE_ANSWER, me=node.node_id, trusted=node.trusted
+        )
+        if answer_msg.signer != origin:
+            raise Rejection(RejectReason.WRONG_SENDER, "evaluate answer from another node")
+        answer = proto.decode_evaluate_answer(answer_msg.payload)
+        keys = tuple(
+            proto.check_answer(
+                answer, params=params, payload=payload, public_key=public, blinded=blinded
+            )
+        )
+    except Unavailable:
+        outcome, reason = "unreachable", proto.NotChecked.UNREACHABLE
+    except Exhausted:
+        outcome, reason = "quota", proto.NotChecked.QUOTA
+    except Rejection as exc:
+        outcome, reason = "invalid", proto.NotChecked.INVALID
+        log.warning("%s's evaluate answer rejected: %s", origin, exc)
+        _record_rejection(node, origin, exc)
+    except (PeerError, PermissionDenied) as exc:
+        stale = "stale-epoch" in str(exc)
+        outcome = "stale-epoch" if stale else "refused"
+        reason = proto.NotChecked.STALE_EPOCH if stale else proto.NotChecked.REFUSED
+    except WlxError as exc:
+        outcome, reason = "refused", proto.NotChecked.REFUSED
+        log.warning("%s refused an evaluation: %s", origin, exc)
+    with node.store.write() as tx:
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=node.now(),
+            kind=Event.EVALUATE_OUT,
+            origin=origin,
+            epoch=epoch,
+            elements=len(blinded),
+            outcome=outcome,
+            request=payload_digest(payload).hex(),
+        )
+    return Evaluated(origin, keys, reason)
+
+
+def _record_rejection(node: Node, origin: str, exc: Rejection) -> None:
+    with node.store.write() as tx:
+        audit.append(
+            tx,
+            node=node.node_id,
+            time=node.now(),
+            kind=Event.REJECTED,
+            origin=origin,
+            what="response",
+            reason=exc.reason.value,
+            detail=exc.detail,
+        )
+
+
+EVALUATE_TIMEOUT = 10.0
+
+
+def evaluate_sender(node: Node) -> Transport:
+    """How ``node`` sends a signed Evaluate request to an origin (mutual TLS)."""
+
+    def send(origin: str, signed: SignedRequest) -> SignedRequest:
+        card = node.trusted(origin)
+        with node.store.read() as tx:
+            peer = tx.get_peer(origin)
+        if card is None or peer is None:
+            raise PermissionDenied(f"{origin} is not a trusted peer")
+        request = federation_pb2.EvaluateRequest(
+            request=codec.encode_signed(
+                signed.payload, signed.signature, signed.signer, signed.recipient, signed.purpose
+            )
+        )
+        with peer_channel(node, card, peer.address) as channel:
+            stub = federation_pb2_grpc.FederationStub(channel)
+            try:
+                response = stub.Evaluate(request, timeout=EVALUATE_TIMEOUT)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise Exhausted(f"{origin}: {exc.details()}") from None
+                raise from_rpc_error(exc, f"peer at {peer.address}") from None
+        return codec.decode_signed(response)
+
+    return send
