@@ -28,6 +28,7 @@ from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
 from wlx.node.errors import NotFound, Rejection, RejectReason, UserError
+from wlx.node.online import online_key
 from wlx.node.origin import MAX_CLOCK_SKEW
 from wlx.node.ownlist import load_record
 from wlx.node.policy import SharingPolicy
@@ -69,10 +70,14 @@ def _proof_holds(node: Node, peer: str, stored: StoredRecord, params: DetailPara
         return False
     key: EpochKey = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
     message = proof_message(params.requester, params.origin, params.ref, params.nonce)
+    online_key_ = online_key(node, peer, state.epoch)
     found = False
     for ikey in load_record(node, stored).identifier_keys():
-        # Check every key, without stopping early: constant work per record.
+        # Check every key under both tiers (the listing's tier may have just
+        # changed), without stopping early: constant work per record.
         found |= hmac.compare_digest(key.hit_proof(ikey.value, message), params.hit_proof)
+        online_seal = online_key_.entry_keys(ikey.value).seal_key
+        found |= hmac.compare_digest(hit_proof(online_seal, message), params.hit_proof)
     return found
 
 

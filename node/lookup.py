@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from wlx.crypto.errors import DecryptionError, InvalidIdentifier
 from wlx.crypto.normalize import IdentifierKey, KeyKind, query_keys
 from wlx.crypto.tokens import EpochKey
+from wlx.node import online
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.journal import Journal
@@ -72,6 +73,9 @@ class Result:
 
     hits: tuple[Hit, ...] = ()
     error: str = ""
+    not_checked: tuple[tuple[str, str], ...] = ()
+    """``(origin, reason)`` of origins whose online-tier listings could not
+    be checked (docs/protocol.md §15.6): no hit from them is *not* a miss."""
 
 
 class HitMemory:
@@ -119,6 +123,8 @@ class Lookup:
         self._keys: dict[bytes, EpochKey] = {}
         self._journal = journal
         self.hits = HitMemory()
+        self.evaluate_send: online.Transport | None = None
+        """How online-tier evaluations reach origins (default: gRPC over mutual TLS)."""
 
     def _epoch_key(self, state: InboundState) -> EpochKey:
         key = self._keys.get(state.token_key)
@@ -187,12 +193,19 @@ class Lookup:
                             found[index].setdefault((hit.origin, hit.ref), []).append(
                                 (ikey.kind, hit)
                             )
+        send = self.evaluate_send or online.evaluate_sender(self._node)
+        extra = online.lookup_online(self._node, keys, send)
+        for match in extra.hits:
+            hit = _online_hit(match)
+            self.hits.remember(caller, hit.origin, hit.ref, match.seal_key, now)
+            found[match.index].setdefault((hit.origin, hit.ref), []).append((match.kind, hit))
+        not_checked = tuple((origin, reason.value) for origin, reason in extra.not_checked)
         results = []
         for index, entry in enumerate(keys):
             if isinstance(entry, str):
                 results.append(Result(error=entry))
             else:
-                results.append(Result(hits=_merge(found[index])))
+                results.append(Result(hits=_merge(found[index]), not_checked=not_checked))
         self._record(caller, purpose, call, results)
         return results
 
@@ -207,6 +220,9 @@ class Lookup:
             "unchecked": sum(1 for r in results if r.error),
             "hits": refs,
         }
+        not_checked = sorted({origin for r in results for origin, _ in r.not_checked})
+        if not_checked:
+            fields["online_not_checked"] = not_checked
         if self._journal is not None:
             self._journal.record(Event.LOOKUP, **fields)
             return
@@ -234,6 +250,21 @@ class Lookup:
             list_synced_at=synced,
             suspended=data.suspended,
         )
+
+
+def _online_hit(match: online.OnlineHit) -> Hit:
+    data = match.hit
+    return Hit(
+        origin=match.origin,
+        ref=data.ref,
+        category=data.category,
+        action=data.action,
+        matched_on=data.matched_on,
+        also_matched=(),
+        expires=data.expires,
+        list_synced_at=match.synced_at,
+        suspended=data.suspended,
+    )
 
 
 def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit, ...]:

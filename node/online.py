@@ -17,10 +17,12 @@ reason the origin's online listings cannot be checked.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -28,7 +30,10 @@ from wlx.crypto import online as online_crypto
 from wlx.crypto import ristretto
 from wlx.crypto.digests import payload_digest
 from wlx.crypto.encoding import u64
+from wlx.crypto.errors import DecryptionError
+from wlx.crypto.normalize import IdentifierKey, KeyKind
 from wlx.crypto.signing import Purpose
+from wlx.crypto.tokens import EpochKey
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
@@ -41,13 +46,14 @@ from wlx.node.errors import (
     Unavailable,
     WlxError,
 )
-from wlx.node.origin import MAX_CLOCK_SKEW
+from wlx.node.model import Record
+from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec
 from wlx.node.protocol import online as proto
 from wlx.node.protocol.envelopes import sign_message, verify_request, verify_signed
-from wlx.node.protocol.messages import SignedRequest
+from wlx.node.protocol.messages import HitData, SignedRequest
 from wlx.node.status import from_rpc_error
-from wlx.node.store.base import Tx
+from wlx.node.store.base import InboundState, Tx
 from wlx.node.transport import peer_channel
 from wlx.v1 import federation_pb2, federation_pb2_grpc
 
@@ -66,7 +72,24 @@ def oprf_seed(node: Node) -> bytes:
 
 def online_key(node: Node, peer: str, epoch: int) -> online_crypto.OnlineKey:
     """The VOPRF key of this node's stream to ``peer`` in ``epoch``."""
-    return online_crypto.OnlineKey.derive(oprf_seed(node), node.node_id, peer, epoch)
+    return _derive(oprf_seed(node), node.node_id, peer, epoch)
+
+
+@functools.lru_cache(maxsize=256)
+def _derive(seed: bytes, origin: str, peer: str, epoch: int) -> online_crypto.OnlineKey:
+    return online_crypto.OnlineKey.derive(seed, origin, peer, epoch)
+
+
+def tier_key(
+    node: Node, policy: SharingPolicy, record: Record, key: EpochKey
+) -> online_crypto.OnlineKey | None:
+    """The stream's VOPRF key if ``record`` is online-tier for the stream's peer (§15.1).
+
+    A node's index of its own list is always offline-tier.
+    """
+    if key.origin == key.recipient or policy.tier(record) != "online":
+        return None
+    return online_key(node, key.recipient, key.epoch)
 
 
 # ---------------------------------------------------------------- origin side
@@ -92,6 +115,8 @@ def evaluate(node: Node, request: SignedRequest, *, budget: int) -> SignedReques
         PeerError: ``stale-epoch``: not the current epoch of the peer's stream.
         Exhausted: ``quota``: the peer's daily budget cannot cover the request.
     """
+    from wlx.node.origin import MAX_CLOCK_SKEW
+
     now = node.now()
     card = verify_request(
         request,
@@ -314,3 +339,122 @@ def evaluate_sender(node: Node) -> Transport:
         return codec.decode_signed(response)
 
     return send
+
+
+# ---------------------------------------------------------------- lookups
+
+
+@dataclass(frozen=True)
+class OnlineHit:
+    """An online listing a query's identifier key opened (§15.6)."""
+
+    index: int
+    """Which query of the lookup."""
+    kind: KeyKind
+    origin: str
+    hit: HitData
+    seal_key: bytes = field(repr=False)
+    synced_at: int = 0
+
+
+@dataclass(frozen=True)
+class OnlineResult:
+    """The online part of a lookup: hits, and origins whose online listings were not checked."""
+
+    hits: tuple[OnlineHit, ...] = ()
+    not_checked: tuple[tuple[str, proto.NotChecked], ...] = ()
+
+
+def lookup_online(
+    node: Node, keys: Sequence[Sequence[IdentifierKey] | str], send: Transport
+) -> OnlineResult:
+    """Match the queries' identifier keys against every origin's online listings.
+
+    ``keys`` holds each query's identifier keys (a string for a query that
+    could not be checked at all).  One ``Evaluate`` per origin that holds
+    online listings here, concurrently; each distinct key is blinded once.
+    An origin that cannot be asked, refuses, answers wrongly, or whose list
+    changed epoch meanwhile is reported in ``not_checked``: never a silent
+    miss.
+    """
+    unique = sorted({k.value for entry in keys if not isinstance(entry, str) for k in entry})
+    with node.store.read() as tx:
+        targets = [
+            (state, public_key(tx, state.origin, state.epoch))
+            for state in tx.list_inbound()
+            if state.epoch
+            and state.origin != node.node_id
+            and holds_online(tx, state.origin, state.epoch)
+        ]
+    if not targets or not unique:
+        return OnlineResult()
+    not_checked: dict[str, proto.NotChecked] = {}
+    asked: list[tuple[InboundState, Evaluated]] = []
+    workers = min(MAX_CONCURRENT, len(targets))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = []
+        for state, public in targets:
+            if not public:  # an epoch whose snapshot committed no key
+                not_checked[state.origin] = proto.NotChecked.STALE_EPOCH
+                continue
+            futures.append(
+                (
+                    state,
+                    pool.submit(evaluate_at, node, state.origin, state.epoch, public, unique, send),
+                )
+            )
+        for state, future in futures:
+            evaluated = future.result()
+            if evaluated.not_checked is not None:
+                not_checked[state.origin] = evaluated.not_checked
+            else:
+                asked.append((state, evaluated))
+    hits = _match(node, keys, unique, asked, not_checked)
+    return OnlineResult(tuple(hits), tuple(sorted(not_checked.items())))
+
+
+MAX_CONCURRENT = 8
+
+
+def _match(
+    node: Node,
+    keys: Sequence[Sequence[IdentifierKey] | str],
+    unique: Sequence[bytes],
+    asked: Sequence[tuple[InboundState, Evaluated]],
+    not_checked: dict[str, proto.NotChecked],
+) -> list[OnlineHit]:
+    hits: list[OnlineHit] = []
+    today = node.today()
+    with node.store.read() as tx:
+        for state, evaluated in asked:
+            now_state = tx.get_inbound(state.origin)
+            if now_state is None or now_state.epoch != state.epoch:
+                not_checked[state.origin] = proto.NotChecked.STALE_EPOCH  # resynced meanwhile
+                continue
+            entry_of = dict(zip(unique, evaluated.keys, strict=True))
+            wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
+            for index, entry in enumerate(keys):
+                if isinstance(entry, str):
+                    continue
+                for ikey in entry:
+                    wanted.setdefault(entry_of[ikey.value].token, []).append((index, ikey))
+            epoch_key = node.epoch_key(state.origin, node.node_id, state.epoch, state.token_key)
+            for row in tx.find_tokens(state.origin, list(wanted)):
+                if row.expires < today:
+                    continue
+                for index, ikey in wanted[row.token]:
+                    seal_key = entry_of[ikey.value].seal_key
+                    try:
+                        data = codec.decode_hit(
+                            epoch_key.open_as(row.token, seal_key, row.handle, row.sealed)
+                        )
+                    except (DecryptionError, Rejection):
+                        log.error(
+                            "a stored online entry of %s does not open: store damaged or tampered",
+                            state.origin,
+                        )
+                        continue
+                    hits.append(
+                        OnlineHit(index, ikey.kind, state.origin, data, seal_key, state.synced_at)
+                    )
+    return hits

@@ -23,6 +23,7 @@ from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
 from wlx.node.errors import AlreadyExists, NotFound, Rejection, RejectReason, Unavailable, UserError
+from wlx.node.online import online_key, tier_key
 from wlx.node.ownlist import load_record, upsert_of
 from wlx.node.policy import SharingPolicy
 from wlx.node.protocol import codec, outbound
@@ -159,7 +160,7 @@ def _ops_for(
         if not policy.allows(record):
             ops.append(outbound.remove_for(change.record_id, key))
             continue
-        ops.append(upsert_of(node, stored, key, record))
+        ops.append(upsert_of(node, stored, key, record, online=tier_key(node, policy, record, key)))
     return ops, removals, changes[-1].seq if changes else changes_pos
 
 
@@ -266,8 +267,15 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
             if was and not now:
                 removals[len(ops)] = record.id
                 ops.append(outbound.remove_for(record.id, key))
-            elif now and not was and stored.expires >= today:
-                ops.append(upsert_of(node, stored, key, record))
+            elif (
+                now
+                and stored.expires >= today
+                and (not was or old.tier(record) != policy.tier(record))
+            ):
+                # newly shared, or its tier changed (§15.1): sent again
+                ops.append(
+                    upsert_of(node, stored, key, record, online=tier_key(node, policy, record, key))
+                )
                 added += 1
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
@@ -385,7 +393,7 @@ def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: SharingPolicy) -> I
             continue
         record = load_record(node, stored)
         if policy.allows(record):
-            yield upsert_of(node, stored, key, record)
+            yield upsert_of(node, stored, key, record, online=tier_key(node, policy, record, key))
 
 
 def _fast_forward(node: Node, peer: str) -> None:
@@ -448,6 +456,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
                 chain_digest=state.last_digest,
                 snapshot_id=snapshot_id,
                 created_at=node.now(),
+                oprf_public_key=online_key(node, card.node_id, state.epoch).public,
             )
         with node.store.write() as tx:
             audit.record(

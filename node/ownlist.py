@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wlx.crypto.online import OnlineKey
 from wlx.crypto.tokens import EpochKey
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
@@ -41,7 +42,12 @@ def _record_context(record_id: str) -> str:
 
 
 def upsert_of(
-    node: Node, stored: StoredRecord, key: EpochKey, record: Record | None = None
+    node: Node,
+    stored: StoredRecord,
+    key: EpochKey,
+    record: Record | None = None,
+    *,
+    online: OnlineKey | None = None,
 ) -> Upsert:
     return outbound.upsert_for(
         record or load_record(node, stored),
@@ -49,6 +55,7 @@ def upsert_of(
         key,
         node.rng,
         suspended=stored.suspended,
+        online=online,
     )
 
 

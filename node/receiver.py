@@ -15,14 +15,14 @@ from dataclasses import dataclass, replace
 
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node import failpoints, metrics
+from wlx.node import failpoints, metrics, online
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event, Field
 from wlx.node.errors import Rejection, RejectReason
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import open_envelope, sign_message
-from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed
+from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed, Upsert
 from wlx.node.store.base import InboundState, RejectionRow
 
 log = logging.getLogger("wlx.receiver")
@@ -143,6 +143,8 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
             assert state is not None  # decide_batch rejects a batch without a cursor
             metrics.BATCHES_APPLIED.labels(origin).inc()
             tx.apply_ops(origin, batch.ops)
+            if any(isinstance(op, Upsert) and op.online for op in batch.ops):
+                online.mark_online(tx, origin, batch.epoch)
             failpoints.hit("receiver.mid_apply")
             tx.add_applied(origin, batch.epoch, batch.last_seq, batch.digest)
             tx.queue_receipt(
@@ -210,10 +212,14 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
         cursor=cursor(node, origin),
     )
     snapshot_id: bytes | None = None
+    oprf_public_key, has_online = b"", False
     try:
         for sealed in parts:
             part = receiver.receive(sealed)
             snapshot_id = part.snapshot_id
+            if part.index == 0:
+                oprf_public_key = part.oprf_public_key
+            has_online = has_online or any(e.online for e in part.entries)
             # Staging need not survive a crash (it is discarded at restart),
             # so its commits do not wait for the disk; applying it does.
             with node.store.write(durable=False) as tx:
@@ -231,6 +237,9 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
             if entries != result.total_entries or tokens < 0:
                 raise Rejection(RejectReason.MALFORMED, "snapshot repeats a handle or a token")
             tx.apply_staged(result.snapshot_id, origin)
+            online.remember_public_key(tx, origin, result.epoch, oprf_public_key)
+            if has_online:
+                online.mark_online(tx, origin, result.epoch)
             tx.clear_applied(origin)
             tx.add_applied(origin, result.epoch, result.cursor.seq, result.cursor.digest)
             tx.queue_receipt(
