@@ -22,7 +22,7 @@ from wlx.node.lookup import Hit, Query
 from wlx.node.model import FIELDS
 from wlx.node.status import from_rpc_error
 from wlx.node.transport import client_channel
-from wlx.node.wire import hit_from_pb, query_to_pb
+from wlx.node.wire import hit_from_pb, not_checked_text, query_to_pb
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 LOOKUP_TIMEOUT = 10.0
@@ -68,6 +68,11 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     }
 
 
+def not_checked_json(msg: lookup_pb2.NotChecked) -> dict[str, str]:
+    """An origin whose online listings were not checked, as JSON (§15.6)."""
+    return {"origin": msg.origin, "reason": msg.reason}
+
+
 @click.command()
 @node_option
 @credential_option
@@ -102,8 +107,17 @@ def lookup(
         channel.close()
     hits = [hit_from_pb(h) for h in response.hits]
     if as_json:
-        click.echo(json.dumps({"hits": [hit_json(h) for h in hits]}))
+        click.echo(
+            json.dumps(
+                {
+                    "hits": [hit_json(h) for h in hits],
+                    "not_checked": [not_checked_json(n) for n in response.not_checked],
+                }
+            )
+        )
         return
+    for line in not_checked_text(response.not_checked):
+        click.echo(line)
     if not hits:
         click.echo("no hit")
         return
@@ -222,7 +236,12 @@ def screen(
         channel.close()
     if as_json:
         out = [
-            {"id": r.id, "hits": [hit_json(hit_from_pb(h)) for h in r.hits], "error": r.error}
+            {
+                "id": r.id,
+                "hits": [hit_json(hit_from_pb(h)) for h in r.hits],
+                "error": r.error,
+                "not_checked": [not_checked_json(n) for n in r.not_checked],
+            }
             for r in response.results
         ]
         click.echo(json.dumps({"results": out}))
@@ -230,6 +249,9 @@ def screen(
     hits = sum(len(r.hits) for r in response.results)
     errors = sum(1 for r in response.results if r.error)
     click.echo(f"screened {len(response.results)} people: {hits} hits, {errors} not checkable")
+    unchecked = {(n.origin, n.reason): n for r in response.results for n in r.not_checked}
+    for line in not_checked_text(list(unchecked.values())):
+        click.echo(line)
     for r in response.results:
         for h in r.hits:
             hit = hit_from_pb(h)

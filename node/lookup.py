@@ -141,10 +141,18 @@ class Lookup:
         Raises:
             UserError: the query has no usable identifier.
         """
+        return self.check_result(query, caller, purpose).hits
+
+    def check_result(self, query: Query, caller: str = "", purpose: str = "") -> Result:
+        """``check`` with the origins whose online listings were not checked.
+
+        Raises:
+            UserError: the query has no usable identifier.
+        """
         result = self.screen([query], caller, purpose, call="check")[0]
         if result.error:
             raise UserError(result.error)
-        return result.hits
+        return result
 
     def screen(
         self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"

@@ -311,7 +311,7 @@ def _record_rejection(node: Node, origin: str, exc: Rejection) -> None:
         )
 
 
-EVALUATE_TIMEOUT = 10.0
+EVALUATE_TIMEOUT = 5.0
 
 
 def evaluate_sender(node: Node) -> Transport:

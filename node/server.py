@@ -36,6 +36,7 @@ from wlx.node.transport import peer_channel, server_credentials
 from wlx.node.wire import (
     check_purpose,
     hit_to_pb,
+    not_checked_to_pb,
     query_from_pb,
     results_to_pb,
     status_to_pb,
@@ -195,12 +196,15 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
     ) -> lookup_pb2.CheckResponse:
         purpose = check_purpose(request.purpose)
         with metrics.LOOKUP_SECONDS.labels("check").time():
-            hits = self._lookup.check(
+            result = self._lookup.check_result(
                 query_from_pb(request.person), caller=_caller_name(), purpose=purpose
             )
         metrics.LOOKUPS.labels("check").inc()
-        metrics.HITS.inc(len(hits))
-        return lookup_pb2.CheckResponse(hits=[hit_to_pb(h) for h in hits])
+        metrics.HITS.inc(len(result.hits))
+        return lookup_pb2.CheckResponse(
+            hits=[hit_to_pb(h) for h in result.hits],
+            not_checked=not_checked_to_pb(result.not_checked),
+        )
 
     @status.unary
     def Screen(  # noqa: N802 - gRPC method name

@@ -199,3 +199,27 @@ def test_record_tier_values(tier: str) -> None:
     else:
         with pytest.raises(Exception, match="tier"):
             record("X-1", tier=tier)
+
+
+def test_not_checked_reaches_the_officer_over_grpc(federation: FederationMaker) -> None:
+    from wlx.node.wire import query_to_pb
+    from wlx.v1 import lookup_pb2, lookup_pb2_grpc
+
+    fed = online_fed(federation)
+    stub = lookup_pb2_grpc.LookupStub(fed.channel("RU"))
+    request = lookup_pb2.CheckRequest(person=query_to_pb(QUERY), purpose="border-check")
+    response = stub.Check(request, timeout=30)
+    assert [h.ref for h in response.hits] == ["CN-1"] and not response.not_checked
+    fed["CN"].server.stop(grace=None)
+    response = stub.Check(request, timeout=30)
+    assert not response.hits
+    assert [(n.origin, n.reason) for n in response.not_checked] == [("CN", "origin unreachable")]
+    screened = stub.Screen(
+        lookup_pb2.ScreenRequest(
+            entries=[lookup_pb2.ScreenEntry(id="seat-1", person=query_to_pb(QUERY))],
+            purpose="manifest",
+        ),
+        timeout=30,
+    )
+    (result,) = screened.results
+    assert [(n.origin, n.reason) for n in result.not_checked] == [("CN", "origin unreachable")]
