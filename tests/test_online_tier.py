@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Federation, FederationMaker, record
+from conftest import Federation, FederationMaker, StorageFactory, record
 
 from wlx.crypto.normalize import record_keys
 from wlx.node import detail, online, origin, ownlist
@@ -31,8 +31,8 @@ def entries(fed: Federation, at: str, kind: Event) -> list[dict[str, object]]:
     return [e for e in found if e["kind"] == kind.value]
 
 
-def online_fed(federation: FederationMaker) -> Federation:
-    fed = federation(["CN", "RU"])
+def online_fed(federation: FederationMaker, storage: StorageFactory | None = None) -> Federation:
+    fed = federation(["CN", "RU"], storage=storage)
     ownlist.import_records(fed["CN"].node, [record("CN-1", tier="online"), record("CN-2")])
     fed.sync_all()
     return fed
@@ -88,8 +88,10 @@ def test_an_origin_without_online_listings_is_never_asked(federation: Federation
     assert entries(fed, "RU", Event.EVALUATE_OUT) == []
 
 
-def test_the_budget_is_exact_and_refusal_is_reported(federation: FederationMaker) -> None:
-    fed = online_fed(federation)
+def test_the_budget_is_exact_and_refusal_is_reported(
+    federation: FederationMaker, backend: StorageFactory
+) -> None:
+    fed = online_fed(federation, backend)
     cn = fed["CN"].node
     send = online.evaluate_sender(fed["RU"].node)
 
@@ -223,3 +225,18 @@ def test_not_checked_reaches_the_officer_over_grpc(federation: FederationMaker) 
     )
     (result,) = screened.results
     assert [(n.origin, n.reason) for n in result.not_checked] == [("CN", "origin unreachable")]
+
+
+def test_auditors_see_each_peers_evaluation_volume(federation: FederationMaker) -> None:
+    from wlx.node.audit.verify import evaluation_volume
+
+    fed = online_fed(federation)
+    lookup(fed, "RU").check(QUERY)
+    lookup(fed, "RU").check(QUERY)
+    day = "2027-01-15"  # the FakeClock's day
+    assert evaluation_volume(entries(fed, "CN", Event.EVALUATE_IN)) == [
+        f"  online tier: {day} evaluated for RU: 6 (0 not evaluated)"
+    ]
+    assert evaluation_volume(entries(fed, "RU", Event.EVALUATE_OUT)) == [
+        f"  online tier: {day} evaluations by CN: 6 (0 not evaluated)"
+    ]
