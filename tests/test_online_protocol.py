@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wlx.crypto import online, oprf
 from wlx.crypto.digests import payload_digest
@@ -168,3 +171,24 @@ def test_not_checked_reasons(kwargs: dict[str, object], expected: NotChecked) ->
 
 def test_day_of() -> None:
     assert proto.day_of(0) == 0 and proto.day_of(86_399) == 0 and proto.day_of(86_400) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_decoders_raise_only_rejections(data: bytes) -> None:
+    for decode in (proto.decode_evaluate_params, proto.decode_evaluate_answer, proto.issued_at):
+        with contextlib.suppress(Rejection):
+            decode(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(position=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
+def test_mutated_requests_parse_or_are_rejected(position: int, bit: int) -> None:
+    _, _, payload = request()
+    mutated = bytearray(payload)
+    mutated[position % len(mutated)] ^= 1 << bit
+    try:
+        params = proto.decode_evaluate_params(bytes(mutated))
+    except Rejection:
+        return
+    assert all(len(e) == 32 for e in params.blinded)
