@@ -201,8 +201,9 @@ class Lookup:
                             found[index].setdefault((hit.origin, hit.ref), []).append(
                                 (ikey.kind, hit)
                             )
-        send = self.evaluate_send or online.evaluate_sender(self._node)
-        extra = online.lookup_online(self._node, keys, send)
+        if self.evaluate_send is None:
+            self.evaluate_send = online.evaluate_sender(self._node)
+        extra = online.lookup_online(self._node, keys, self.evaluate_send, self._journal)
         for match in extra.hits:
             hit = _online_hit(match)
             self.hits.remember(caller, hit.origin, hit.ref, match.seal_key, now)

@@ -21,6 +21,7 @@ import concurrent.futures
 import functools
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +37,8 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
+from wlx.node.audit.journal import Journal
+from wlx.node.audit.log import Event, Field
 from wlx.node.errors import (
     Exhausted,
     PeerError,
@@ -228,6 +230,7 @@ def evaluate_at(
     public: bytes,
     identifier_keys: Sequence[bytes],
     send: Transport,
+    journal: Journal | None = None,
 ) -> Evaluated:
     """Ask ``origin`` to evaluate ``identifier_keys`` blinded; check; unblind.
 
@@ -282,18 +285,18 @@ def evaluate_at(
     except WlxError as exc:
         outcome, reason = "refused", proto.NotChecked.REFUSED
         log.warning("%s refused an evaluation: %s", origin, exc)
-    with node.store.write() as tx:
-        audit.append(
-            tx,
-            node=node.node_id,
-            time=node.now(),
-            kind=Event.EVALUATE_OUT,
-            origin=origin,
-            epoch=epoch,
-            elements=len(blinded),
-            outcome=outcome,
-            request=payload_digest(payload).hex(),
-        )
+    fields: dict[str, Field] = {
+        "origin": origin,
+        "epoch": epoch,
+        "elements": len(blinded),
+        "outcome": outcome,
+        "request": payload_digest(payload).hex(),
+    }
+    if journal is not None:
+        journal.record(Event.EVALUATE_OUT, **fields)
+    else:
+        with node.store.write() as tx:
+            audit.append(tx, node=node.node_id, time=node.now(), kind=Event.EVALUATE_OUT, **fields)
     return Evaluated(origin, keys, reason)
 
 
@@ -315,27 +318,52 @@ EVALUATE_TIMEOUT = 5.0
 
 
 def evaluate_sender(node: Node) -> Transport:
-    """How ``node`` sends a signed Evaluate request to an origin (mutual TLS)."""
+    """How ``node`` sends a signed Evaluate request to an origin (mutual TLS).
 
-    def send(origin: str, signed: SignedRequest) -> SignedRequest:
+    Keeps one channel per origin (address and card), so that a lookup does
+    not pay a TLS handshake; a channel that failed is dropped and made anew.
+    """
+    channels: dict[str, tuple[tuple[str, bytes], grpc.Channel]] = {}
+    lock = threading.Lock()
+
+    def channel_to(origin: str) -> grpc.Channel:
         card = node.trusted(origin)
         with node.store.read() as tx:
             peer = tx.get_peer(origin)
         if card is None or peer is None:
             raise PermissionDenied(f"{origin} is not a trusted peer")
+        ident = (peer.address, card.raw)
+        with lock:
+            cached = channels.get(origin)
+            if cached is not None and cached[0] == ident:
+                return cached[1]
+            if cached is not None:
+                cached[1].close()
+            channel = peer_channel(node, card, peer.address)
+            channels[origin] = (ident, channel)
+            return channel
+
+    def drop(origin: str) -> None:
+        with lock:
+            cached = channels.pop(origin, None)
+        if cached is not None:
+            cached[1].close()
+
+    def send(origin: str, signed: SignedRequest) -> SignedRequest:
         request = federation_pb2.EvaluateRequest(
             request=codec.encode_signed(
                 signed.payload, signed.signature, signed.signer, signed.recipient, signed.purpose
             )
         )
-        with peer_channel(node, card, peer.address) as channel:
-            stub = federation_pb2_grpc.FederationStub(channel)
-            try:
-                response = stub.Evaluate(request, timeout=EVALUATE_TIMEOUT)
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    raise Exhausted(f"{origin}: {exc.details()}") from None
-                raise from_rpc_error(exc, f"peer at {peer.address}") from None
+        stub = federation_pb2_grpc.FederationStub(channel_to(origin))
+        try:
+            response = stub.Evaluate(request, timeout=EVALUATE_TIMEOUT)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise Exhausted(f"{origin}: {exc.details()}") from None
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                drop(origin)
+            raise from_rpc_error(exc, f"peer {origin}") from None
         return codec.decode_signed(response)
 
     return send
@@ -366,7 +394,10 @@ class OnlineResult:
 
 
 def lookup_online(
-    node: Node, keys: Sequence[Sequence[IdentifierKey] | str], send: Transport
+    node: Node,
+    keys: Sequence[Sequence[IdentifierKey] | str],
+    send: Transport,
+    journal: Journal | None = None,
 ) -> OnlineResult:
     """Match the queries' identifier keys against every origin's online listings.
 
@@ -400,7 +431,9 @@ def lookup_online(
             futures.append(
                 (
                     state,
-                    pool.submit(evaluate_at, node, state.origin, state.epoch, public, unique, send),
+                    pool.submit(
+                        evaluate_at, node, state.origin, state.epoch, public, unique, send, journal
+                    ),
                 )
             )
         for state, future in futures:
