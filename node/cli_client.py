@@ -180,6 +180,8 @@ def detail(
         sys.exit(EXIT_DENIED)
     record = json.loads(result.record_json)
     for key in FIELDS:
+        if key not in record:
+            continue  # an optional field the record does not have (tier)
         value = record.get(key)
         if key == "documents":
             value = ", ".join(f"{d['type']}:{d['country']}:{d['number']}" for d in value)
