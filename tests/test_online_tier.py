@@ -240,3 +240,18 @@ def test_auditors_see_each_peers_evaluation_volume(federation: FederationMaker) 
     assert evaluation_volume(entries(fed, "RU", Event.EVALUATE_OUT)) == [
         f"  online tier: {day} evaluations by CN: 6 (0 not evaluated)"
     ]
+
+
+def test_cli_sets_online_categories(federation: FederationMaker) -> None:
+    from test_cli import ok
+
+    fed = federation(["CN", "RU"])
+    cn = fed["CN"].node
+    out = ok("peer", "policy", cn.paths.root, "RU", "--online-categories", "Wanted")
+    assert "online tier: wanted" in out
+    assert "everything; online tier: wanted" in ok("peer", "policy", cn.paths.root, "RU")
+    with cn.store.read() as tx:
+        row = tx.get_peer("RU")
+    assert row is not None
+    assert SharingPolicy.from_json(row.policy).tier(record("CN-1")) == "online"
+    assert SharingPolicy.from_json(row.policy).tier(record("CN-1", tier="offline")) == "offline"
