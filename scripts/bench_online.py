@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from wlx.crypto import online as online_crypto
-from wlx.node import origin, ownlist
-from wlx.node.app import init_node
-from wlx.node.lookup import Lookup, Query
-from wlx.node.model import parse_record
-from wlx.node.sync import sync_peer
+from wlx.node.core.records import parse_record
+from wlx.node.directory import init_node
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist
+from wlx.node.rpc.evaluate_client import evaluate_sender
+from wlx.node.rpc.sync_client import sync_peer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import free_port, pct, serve
@@ -90,6 +91,7 @@ def main() -> None:
         report = sync_peer(ru, peer)
         assert report.ok, report.error
         finder = Lookup(ru)
+        finder.evaluate_send = evaluate_sender(ru)
         queries = [query_of(p) for p in people]
         finder.check(queries[0])  # warm up the channel setup paths
         latencies = []

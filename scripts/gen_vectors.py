@@ -44,8 +44,8 @@ from wlx.crypto.normalize import (
 )
 from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
 from wlx.crypto.tokens import EpochKey
+from wlx.node.core.records import parse_record
 from wlx.node.detail import proof_message
-from wlx.node.model import parse_record
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.messages import (
     DetailAnswer,
@@ -802,7 +802,7 @@ def d(n: int) -> bytes:
 
 
 def decisions() -> dict[str, Any]:
-    from wlx.node.errors import Rejection
+    from wlx.node.core.errors import Rejection
     from wlx.node.protocol import inbound
     from wlx.node.protocol.messages import Batch, Cursor, ResyncRequired
 
@@ -967,8 +967,13 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
+GENERATOR = (
+    "scripts/gen_vectors.py (rerun: .venv/bin/python scripts/gen_vectors.py; --check verifies)"
+)
+
+
 def render(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps({"generator": GENERATOR, **data}, indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str]) -> int:

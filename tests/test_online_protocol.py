@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from wlx.crypto import online, oprf
 from wlx.crypto.digests import payload_digest
 from wlx.crypto.normalize import record_keys
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import online as proto
 from wlx.node.protocol.online import NotChecked, Refusal
 

@@ -7,21 +7,27 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Federation, FederationMaker, StorageFactory, record
+from support.nodes import Federation, FederationMaker, StorageFactory, record
 
 from wlx.crypto.normalize import record_keys
-from wlx.node import detail, online, origin, ownlist
-from wlx.node.audit.log import Event
-from wlx.node.lookup import Lookup, Query
-from wlx.node.policy import SharingPolicy
+from wlx.node import detail
+from wlx.node.audit.exchange_log import Event
+from wlx.node.core.policy import SharingPolicy
+from wlx.node.incoming import online
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import evaluate as origin_eval
+from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol.messages import SignedRequest
-from wlx.node.server import detail_sender
+from wlx.node.rpc.evaluate_client import evaluate_sender
+from wlx.node.rpc.server import detail_sender
 
 QUERY = Query(names=("Test Person CN 1",), dob="1980-05-17")
 
 
 def lookup(fed: Federation, at: str) -> Lookup:
-    return Lookup(fed[at].node)
+    finder = Lookup(fed[at].node)
+    finder.evaluate_send = evaluate_sender(fed[at].node)
+    return finder
 
 
 def entries(fed: Federation, at: str, kind: Event) -> list[dict[str, object]]:
@@ -93,11 +99,13 @@ def test_the_budget_is_exact_and_refusal_is_reported(
 ) -> None:
     fed = online_fed(federation, backend)
     cn = fed["CN"].node
-    send = online.evaluate_sender(fed["RU"].node)
+    send = evaluate_sender(fed["RU"].node)
 
     def budget_of_five(origin_id: str, signed: SignedRequest) -> SignedRequest:
         return (
-            online.evaluate(cn, signed, budget=5) if origin_id == "CN" else send(origin_id, signed)
+            origin_eval.evaluate(cn, signed, budget=5)
+            if origin_id == "CN"
+            else send(origin_id, signed)
         )
 
     finder = lookup(fed, "RU")
@@ -108,7 +116,7 @@ def test_the_budget_is_exact_and_refusal_is_reported(
         ("CN", "evaluation budget exhausted"),
     )
     with cn.store.read() as tx:
-        assert online.charged_today(tx, "RU", cn.now()) == 3
+        assert origin_eval.charged_today(tx, "RU", cn.now()) == 3
     outcomes = [e["outcome"] for e in entries(fed, "CN", Event.EVALUATE_IN)]
     assert outcomes == ["evaluated", "quota"]
 
@@ -122,9 +130,9 @@ def test_an_origin_evaluating_under_another_key_is_caught(federation: Federation
 
     def lying_origin(origin_id: str, signed: SignedRequest) -> SignedRequest:
         params = proto.decode_evaluate_params(signed.payload)
-        wrong = online.online_key(cn, "RU", params.epoch + 1)
+        wrong = origin_eval.online_key(cn, "RU", params.epoch + 1)
         answer = proto.answer_evaluate(
-            params, signed.payload, online.online_key(cn, "RU", params.epoch), now=cn.now()
+            params, signed.payload, origin_eval.online_key(cn, "RU", params.epoch), now=cn.now()
         )
         evaluation = wrong.evaluate(params.blinded)
         forged = proto.EvaluateAnswer(
@@ -177,7 +185,7 @@ def test_policy_default_and_tier_change_travel_as_changes(federation: Federation
 
 def test_an_online_hit_can_be_proved_in_a_detail_request(federation: FederationMaker) -> None:
     fed = online_fed(federation)
-    finder = Lookup(fed["RU"].node)
+    finder = lookup(fed, "RU")
     (hit,) = finder.check(QUERY, caller="officer-1")
     seal_key = finder.hits.recall("officer-1", "CN", hit.ref, fed["RU"].node.now())
     assert seal_key is not None
@@ -204,7 +212,7 @@ def test_record_tier_values(tier: str) -> None:
 
 
 def test_not_checked_reaches_the_officer_over_grpc(federation: FederationMaker) -> None:
-    from wlx.node.wire import query_to_pb
+    from wlx.node.rpc.wire import query_to_pb
     from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
     fed = online_fed(federation)
@@ -228,7 +236,7 @@ def test_not_checked_reaches_the_officer_over_grpc(federation: FederationMaker) 
 
 
 def test_auditors_see_each_peers_evaluation_volume(federation: FederationMaker) -> None:
-    from wlx.node.audit.verify import evaluation_volume
+    from wlx.node.audit.offline.verify import evaluation_volume
 
     fed = online_fed(federation)
     lookup(fed, "RU").check(QUERY)

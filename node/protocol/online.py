@@ -25,7 +25,7 @@ from wlx.crypto import online, oprf, ristretto
 from wlx.crypto.digests import payload_digest
 from wlx.crypto.errors import MalformedError, VerificationError
 from wlx.crypto.keys import Rng, system_rng
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol.envelopes import same_digest
 from wlx.v1 import federation_pb2
 
