@@ -263,3 +263,29 @@ def test_cli_sets_online_categories(federation: FederationMaker) -> None:
     assert row is not None
     assert SharingPolicy.from_json(row.policy).tier(record("CN-1")) == "online"
     assert SharingPolicy.from_json(row.policy).tier(record("CN-1", tier="offline")) == "offline"
+
+
+def test_a_new_epoch_at_the_origin_is_reported_until_the_peer_resyncs(
+    federation: FederationMaker,
+) -> None:
+    from wlx.node.trust import lifecycle
+
+    fed = online_fed(federation)
+    lifecycle.new_epoch(fed["CN"].node, "RU")
+    finder = lookup(fed, "RU")
+    result = finder.screen([QUERY])
+    assert result[0].hits == () and result[0].not_checked == (("CN", "list out of date"),)
+    assert entries(fed, "CN", Event.EVALUATE_IN)[-1]["outcome"] == "stale-epoch"
+    fed.sync("RU", "CN")  # the new epoch's snapshot brings the new key
+    assert [h.ref for h in finder.check(QUERY)] == ["CN-1"]
+
+
+def test_a_revoked_peer_gets_no_evaluation(federation: FederationMaker) -> None:
+    from wlx.node.trust import lifecycle
+
+    fed = online_fed(federation)
+    lifecycle.revoke_peer(fed["CN"].node, "RU")
+    result = lookup(fed, "RU").screen([QUERY])
+    assert result[0].hits == ()
+    assert result[0].not_checked and result[0].not_checked[0][0] == "CN"
+    assert all(e["outcome"] != "evaluated" for e in entries(fed, "CN", Event.EVALUATE_IN)[1:])
