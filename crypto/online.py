@@ -111,19 +111,23 @@ class OnlineKey:
         output = oprf.evaluate(self.pair.secret, identifier_key, MODE)
         return entry_keys(output, self.origin, self.recipient, self.epoch)
 
-    def evaluate(self, blinded: Sequence[bytes], rng: Rng = system_rng) -> oprf.Evaluation:
+    def evaluate(
+        self, blinded: Sequence[bytes], rng: Rng = system_rng, *, workers: int = 1
+    ) -> oprf.Evaluation:
         """Evaluate a recipient's blinded elements, with one DLEQ proof.
 
         Raises:
             MalformedError: an empty batch or an element that is not a
                 non-identity ristretto255 element.
         """
-        return oprf.blind_evaluate_batch(self.pair, blinded, rng)
+        return oprf.blind_evaluate_batch(self.pair, blinded, rng, workers=workers)
 
 
-def blind_keys(identifier_keys: Sequence[bytes], rng: Rng = system_rng) -> list[oprf.Blinded]:
+def blind_keys(
+    identifier_keys: Sequence[bytes], rng: Rng = system_rng, *, workers: int = 1
+) -> list[oprf.Blinded]:
     """The recipient's side: blind each identifier key for ``Evaluate``."""
-    return [oprf.blind(ik, MODE, rng) for ik in identifier_keys]
+    return oprf.blind_batch(identifier_keys, MODE, rng, workers=workers)
 
 
 def unblind_keys(
@@ -134,6 +138,7 @@ def unblind_keys(
     origin: str,
     recipient: str,
     epoch: int,
+    workers: int = 1,
 ) -> list[EntryKeys]:
     """Verify the origin's evaluation against ``public``, then derive the keys.
 
@@ -141,5 +146,5 @@ def unblind_keys(
         VerificationError: the proof does not verify, or the counts differ
             (nothing is returned then).
     """
-    outputs = oprf.finalize_verified(public, blinded, evaluation)
+    outputs = oprf.finalize_verified(public, blinded, evaluation, workers=workers)
     return [entry_keys(y, origin, recipient, epoch) for y in outputs]

@@ -25,11 +25,13 @@ Raises:
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TypeVar
 
 from wlx.crypto import ristretto as r255
 from wlx.crypto.errors import MalformedError, VerificationError
@@ -39,6 +41,8 @@ SUITE_ID = b"ristretto255-SHA512"
 OUTPUT_LEN = 64
 PROOF_LEN = 2 * r255.SCALAR_LEN
 MAX_INPUT_LEN = 0xFFFF
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 class Mode(IntEnum):
@@ -179,6 +183,33 @@ def blind(data: bytes, mode: Mode, rng: Rng = system_rng) -> Blinded:
     return Blinded(data, r, r255.mul(r, point))
 
 
+def blind_batch(
+    inputs: Sequence[bytes], mode: Mode, rng: Rng = system_rng, *, workers: int = 1
+) -> list[Blinded]:
+    """``blind`` for many inputs; the group work is spread over ``workers`` threads.
+
+    Blinds are drawn from ``rng`` in input order, so the result equals
+    ``[blind(x, mode, rng) for x in inputs]``.
+
+    Raises:
+        MalformedError: as ``blind``.
+    """
+    for data in inputs:
+        if len(data) > MAX_INPUT_LEN:
+            raise MalformedError("an OPRF input is at most 65535 bytes")
+    scalars = [random_scalar(rng) for _ in inputs]
+
+    def one(pair: tuple[bytes, bytes]) -> Blinded:
+        data, r = pair
+        try:
+            point = r255.element(hash_to_group(data, mode))
+        except MalformedError:
+            raise MalformedError("an OPRF input hashes to the identity") from None
+        return Blinded(data, r, r255.mul(r, point))
+
+    return _map(one, list(zip(inputs, scalars, strict=True)), workers)
+
+
 def blind_evaluate(secret: bytes, blinded_element: bytes) -> bytes:
     """``BlindEvaluate`` of RFC 9497 §3.3.1 (OPRF mode): ``sk * blindedElement``.
 
@@ -238,11 +269,43 @@ def _composite_weights(
     ]
 
 
-def _weighted_sum(weights: Sequence[bytes], points: Sequence[bytes]) -> bytes:
+def _weighted_sum(weights: Sequence[bytes], points: Sequence[bytes], workers: int = 1) -> bytes:
+    def partial(pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
+        total = r255.IDENTITY
+        for w, p in pairs:
+            total = r255.add(total, r255.mul(w, p))
+        return total
+
+    pairs = list(zip(weights, points, strict=True))
     total = r255.IDENTITY
-    for w, p in zip(weights, points, strict=True):
-        total = r255.add(total, r255.mul(w, p))
+    for part in _map_chunks(partial, pairs, workers):
+        total = r255.add(total, part)
     return total
+
+
+PARALLEL_MIN = 64
+"""Below this many items per thread, threads cost more than they save."""
+
+
+def _map_chunks(fn: Callable[[Sequence[A]], B], items: Sequence[A], workers: int) -> list[B]:
+    """``fn`` of each of up to ``workers`` consecutive chunks of ``items``, in order.
+
+    libsodium's group operations release the GIL (ctypes), so threads run
+    them in parallel; the order of results is that of the chunks.
+    """
+    count = max(1, min(workers, len(items) // PARALLEL_MIN))
+    if count == 1:
+        return [fn(items)]
+    size = -(-len(items) // count)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return list(pool.map(fn, chunks))
+
+
+def _map(fn: Callable[[A], B], items: Sequence[A], workers: int) -> list[B]:
+    """``[fn(x) for x in items]``, over up to ``workers`` threads."""
+    parts = _map_chunks(lambda chunk: [fn(x) for x in chunk], items, workers)
+    return [y for part in parts for y in part]
 
 
 def _challenge(b: bytes, m: bytes, z: bytes, t2: bytes, t3: bytes, mode: Mode) -> bytes:
@@ -258,13 +321,15 @@ def generate_proof(
     ds: Sequence[bytes],
     mode: Mode,
     rng: Rng = system_rng,
+    *,
+    workers: int = 1,
 ) -> bytes:
     """``GenerateProof`` of RFC 9497 §2.2.1: ``k`` is log_A(B) = log_C[i](D[i]).
 
     Uses ``ComputeCompositesFast``.  Returns ``c || s`` (64 bytes).
     """
     weights = _composite_weights(b, cs, ds, mode)
-    m = _weighted_sum(weights, cs)
+    m = _weighted_sum(weights, cs, workers)
     z = r255.mul(k, m)
     r = random_scalar(rng)
     t2, t3 = r255.mul(r, a), r255.mul(r, m)
@@ -274,7 +339,14 @@ def generate_proof(
 
 
 def verify_proof(
-    a: bytes, b: bytes, cs: Sequence[bytes], ds: Sequence[bytes], proof: bytes, mode: Mode
+    a: bytes,
+    b: bytes,
+    cs: Sequence[bytes],
+    ds: Sequence[bytes],
+    proof: bytes,
+    mode: Mode,
+    *,
+    workers: int = 1,
 ) -> None:
     """``VerifyProof`` of RFC 9497 §2.2.2, with ``ComputeComposites``.
 
@@ -289,8 +361,8 @@ def verify_proof(
         for point in (a, b, *cs, *ds):
             r255.element(point)
         weights = _composite_weights(b, cs, ds, mode)
-        m = _weighted_sum(weights, cs)
-        z = _weighted_sum(weights, ds)
+        m = _weighted_sum(weights, cs, workers)
+        z = _weighted_sum(weights, ds, workers)
         t2 = r255.add(r255.mul(s, a), r255.mul(c, b))
         t3 = r255.add(r255.mul(s, m), r255.mul(c, z))
         expected = _challenge(b, m, z, t2, t3, mode)
@@ -309,7 +381,7 @@ class Evaluation:
 
 
 def blind_evaluate_batch(
-    key: KeyPair, blinded_elements: Sequence[bytes], rng: Rng = system_rng
+    key: KeyPair, blinded_elements: Sequence[bytes], rng: Rng = system_rng, *, workers: int = 1
 ) -> Evaluation:
     """VOPRF ``BlindEvaluate`` (RFC 9497 §3.3.2) for a whole batch, one proof.
 
@@ -320,14 +392,16 @@ def blind_evaluate_batch(
     if not blinded_elements:
         raise MalformedError("an OPRF batch has one or more elements")
     checked = [r255.element(e) for e in blinded_elements]
-    evaluated = tuple(r255.mul(key.secret, e) for e in checked)
+    evaluated = tuple(_map(lambda e: r255.mul(key.secret, e), checked, workers))
     gen = r255.mul_base(_ONE)
-    proof = generate_proof(key.secret, gen, key.public, checked, evaluated, Mode.VOPRF, rng)
+    proof = generate_proof(
+        key.secret, gen, key.public, checked, evaluated, Mode.VOPRF, rng, workers=workers
+    )
     return Evaluation(evaluated, proof)
 
 
 def finalize_verified(
-    public: bytes, blinded: Sequence[Blinded], evaluation: Evaluation
+    public: bytes, blinded: Sequence[Blinded], evaluation: Evaluation, *, workers: int = 1
 ) -> list[bytes]:
     """VOPRF ``Finalize`` (RFC 9497 §3.3.2) for a batch: verify, unblind, hash.
 
@@ -339,11 +413,14 @@ def finalize_verified(
         raise VerificationError("the OPRF evaluation does not match the request")
     gen = r255.mul_base(_ONE)
     sent = [b.element for b in blinded]
-    verify_proof(gen, public, sent, evaluation.elements, evaluation.proof, Mode.VOPRF)
-    return [
-        finalize(b.input, b.blind, e, Mode.VOPRF)
-        for b, e in zip(blinded, evaluation.elements, strict=True)
-    ]
+    verify_proof(
+        gen, public, sent, evaluation.elements, evaluation.proof, Mode.VOPRF, workers=workers
+    )
+    return _map(
+        lambda pair: finalize(pair[0].input, pair[0].blind, pair[1], Mode.VOPRF),
+        list(zip(blinded, evaluation.elements, strict=True)),
+        workers,
+    )
 
 
 _ONE = (1).to_bytes(r255.SCALAR_LEN, "little")

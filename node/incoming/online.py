@@ -107,7 +107,7 @@ def evaluate_at(
     Never raises for the origin's failures: the result says the origin's
     online listings are not checked, and why.  Logs counts only.
     """
-    blinded = online_crypto.blind_keys(identifier_keys, node.rng)
+    blinded = online_crypto.blind_keys(identifier_keys, node.rng, workers=proto.WORKERS)
     params = proto.EvaluateParams(
         requester=node.node_id,
         origin=origin,
@@ -137,7 +137,12 @@ def evaluate_at(
         answer = proto.decode_evaluate_answer(answer_msg.payload)
         keys = tuple(
             proto.check_answer(
-                answer, params=params, payload=payload, public_key=public, blinded=blinded
+                answer,
+                params=params,
+                payload=payload,
+                public_key=public,
+                blinded=blinded,
+                workers=proto.WORKERS,
             )
         )
     except Unavailable:

@@ -130,7 +130,12 @@ def evaluate(node: Node, request: SignedRequest, *, budget: int) -> SignedReques
     if refusal is proto.Refusal.STALE_EPOCH:
         raise PeerError("stale-epoch: not the current epoch of the stream; resync first")
     answer = proto.answer_evaluate(
-        params, request.payload, online_key(node, peer, params.epoch), now=now, rng=node.rng
+        params,
+        request.payload,
+        online_key(node, peer, params.epoch),
+        now=now,
+        rng=node.rng,
+        workers=proto.WORKERS,
     )
     return sign_message(
         proto.encode_evaluate_answer(answer),

@@ -15,6 +15,7 @@ caller's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,6 +35,8 @@ MAX_EVALUATE = 10_000
 DEFAULT_DAILY_BUDGET = 100_000
 """Evaluations per peer per UTC day unless configured (§15.5)."""
 DAY = 86_400
+WORKERS = max(1, min(8, os.cpu_count() or 1))
+"""Threads for the group work of one evaluation (libsodium releases the GIL)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,7 @@ def answer_evaluate(
     *,
     now: int,
     rng: Rng = system_rng,
+    workers: int = 1,
 ) -> EvaluateAnswer:
     """Evaluate an admitted request under the stream's key, with one proof.
 
@@ -213,7 +217,7 @@ def answer_evaluate(
     """
     if key.recipient != params.requester or key.epoch != params.epoch:
         raise ValueError("the key is not the requester's stream key for this epoch")
-    evaluation = key.evaluate(params.blinded, rng)
+    evaluation = key.evaluate(params.blinded, rng, workers=workers)
     return EvaluateAnswer(
         origin=key.origin,
         recipient=params.requester,
@@ -235,6 +239,7 @@ def check_answer(
     payload: bytes,
     public_key: bytes,
     blinded: Sequence[oprf.Blinded],
+    workers: int = 1,
 ) -> list[online.EntryKeys]:
     """The requester's checks of an answer whose signature verified (§15.4).
 
@@ -264,6 +269,7 @@ def check_answer(
             origin=params.origin,
             recipient=params.requester,
             epoch=params.epoch,
+            workers=workers,
         )
     except VerificationError:
         raise Rejection(RejectReason.BAD_PROOF, "the evaluation proof does not verify") from None

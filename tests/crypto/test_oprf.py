@@ -282,3 +282,34 @@ def test_secret_not_in_repr() -> None:
 
 
 _ONE = (1).to_bytes(32, "little")
+
+
+def test_threads_give_the_same_bytes() -> None:
+    """``workers`` only spreads the group work; every output is the same."""
+    key = oprf.derive_key_pair(bytes(32), b"k", Mode.VOPRF)
+    inputs = [i.to_bytes(4, "big") for i in range(300)]
+
+    def counter() -> Any:
+        state = [0]
+
+        def rng(n: int) -> bytes:
+            state[0] += 1
+            return state[0].to_bytes(n, "little")
+
+        return rng
+
+    one = oprf.blind_batch(inputs, Mode.VOPRF, counter())
+    four = oprf.blind_batch(inputs, Mode.VOPRF, counter(), workers=4)
+    assert one == four
+    serial = counter()
+    assert one == [oprf.blind(x, Mode.VOPRF, serial) for x in inputs]
+    r = bytes([7]) + bytes(63)
+    ev1 = oprf.blind_evaluate_batch(key, [b.element for b in one], lambda _n: r)
+    ev4 = oprf.blind_evaluate_batch(key, [b.element for b in one], lambda _n: r, workers=4)
+    assert ev1 == ev4
+    out1 = oprf.finalize_verified(key.public, one, ev1)
+    assert oprf.finalize_verified(key.public, one, ev4, workers=4) == out1
+    assert out1 == [oprf.evaluate(key.secret, x, Mode.VOPRF) for x in inputs]
+    bad = oprf.Evaluation((*ev1.elements[:-1], ev1.elements[0]), ev1.proof)
+    with pytest.raises(VerificationError):
+        oprf.finalize_verified(key.public, one, bad, workers=4)
