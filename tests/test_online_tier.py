@@ -289,3 +289,27 @@ def test_a_revoked_peer_gets_no_evaluation(federation: FederationMaker) -> None:
     assert result[0].hits == ()
     assert result[0].not_checked and result[0].not_checked[0][0] == "CN"
     assert all(e["outcome"] != "evaluated" for e in entries(fed, "CN", Event.EVALUATE_IN)[1:])
+
+
+def test_auditors_reconcile_evaluations_between_the_two_logs(
+    federation: FederationMaker,
+) -> None:
+    from support.audit import bundle_of, keyring
+
+    from wlx.node.audit.offline.reconcile import reconcile
+    from wlx.node.audit.offline.verify import verify_bundle
+    from wlx.node.rpc.cosign import checkpoint_round
+
+    fed = online_fed(federation)
+    finder = lookup(fed, "RU")
+    finder.check(QUERY)
+    finder.check(QUERY)
+    for n in ("CN", "RU"):
+        checkpoint_round(fed[n].node)
+    ring = keyring(fed, ["CN", "RU"])
+    cn = verify_bundle(bundle_of(fed, "CN"), ring)
+    ru = verify_bundle(bundle_of(fed, "RU"), ring)
+    result = reconcile(cn, ru)
+    assert result.agree, result.discrepancies
+    summary = "\n".join(result.summary)
+    assert "evaluations: 2 requests by RU, 2 as CN logged; CN evaluated 6 keys for RU" in summary
