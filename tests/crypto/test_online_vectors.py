@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from wlx.crypto import online, oprf
 from wlx.crypto.encoding import lp, u64
 from wlx.crypto.errors import DecryptionError
-from wlx.crypto.tokens import SEAL_AAD_PREFIX, EpochKey
+from wlx.crypto.tokens import SEAL_AAD_PREFIX, EpochKey, pad
 
 V: Any = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "vectors" / "online.json").read_text()
@@ -75,7 +75,8 @@ def test_seal_by_formula() -> None:
     (d,) = [d for d in V["derivations"] if d["identifier_key"] == s["identifier_key"]]
     aad = SEAL_AAD_PREFIX + STREAM + lp(h(s["handle"])) + lp(h(s["token"]))
     nonce = h(s["nonce"])
-    sealed = nonce + ChaCha20Poly1305(h(d["seal_key"])).encrypt(nonce, h(s["hit_data"]), aad)
+    padded = pad(h(s["hit_data"]))  # §4.3: hit data padded before sealing
+    sealed = nonce + ChaCha20Poly1305(h(d["seal_key"])).encrypt(nonce, padded, aad)
     assert sealed.hex() == s["sealed"]
     epoch_key = EpochKey(h(s["epoch_key"]), "CN", "RU", 1)
     opened = epoch_key.open_as(h(d["token"]), h(d["seal_key"]), h(s["handle"]), sealed)
