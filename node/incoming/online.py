@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wlx.crypto import online as online_crypto
@@ -39,7 +39,7 @@ from wlx.node.core.node import Node
 from wlx.node.protocol import codec
 from wlx.node.protocol import online as proto
 from wlx.node.protocol.envelopes import sign_message, verify_signed
-from wlx.node.protocol.messages import HitData, SignedRequest
+from wlx.node.protocol.messages import HitData, SignedRequest, SnapshotPart
 from wlx.node.store.base import InboundState, Tx
 
 log = logging.getLogger("wlx.online")
@@ -60,6 +60,28 @@ def public_key(tx: Tx, origin: str, epoch: int) -> bytes:
     if len(raw) != 8 + ristretto.ELEMENT_LEN or raw[:8] != u64(epoch):
         return b""
     return raw[8:]
+
+
+def staged_fields(part: SnapshotPart, before: Mapping[str, object]) -> dict[str, object]:
+    """What a snapshot's staging keeps for the online tier, after ``part``:
+    part 0's committed key, and whether any part carried an online listing
+    (kept with the staging's progress, so that a resumed snapshot has them)."""
+    key = before.get("oprf_public_key", "") if part.index else part.oprf_public_key.hex()
+    online = bool(before.get("online")) if part.index else False
+    return {
+        "oprf_public_key": key,
+        "online": online or any(e.online for e in part.entries),
+    }
+
+
+def apply_staged(tx: Tx, origin: str, epoch: int, fields: Mapping[str, object]) -> None:
+    """With the swap of a staged snapshot: its key and online listings become
+    the stream's.  A snapshot whose part 0 committed no key leaves none (its
+    online listings are then reported not checked, never silently missed)."""
+    raw = fields.get("oprf_public_key")
+    remember_public_key(tx, origin, epoch, bytes.fromhex(raw) if isinstance(raw, str) else b"")
+    if fields.get("online"):
+        mark_online(tx, origin, epoch)
 
 
 def mark_online(tx: Tx, origin: str, epoch: int) -> None:

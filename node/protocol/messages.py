@@ -87,6 +87,7 @@ class SnapshotPart:
     digest: bytes
     oprf_public_key: bytes = b""
     """Part 0 only: the stream's committed VOPRF public key (§15.3), or empty."""
+    resume_token: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,17 @@ class PullParams:
 
 
 @dataclass(frozen=True)
+class SnapshotResume:
+    """Where an interrupted snapshot stopped, as its recipient staged it (§7.4)."""
+
+    snapshot_id: bytes
+    next_index: int
+    prev_part_digest: bytes
+    token: bytes
+    entries: int
+
+
+@dataclass(frozen=True)
 class SnapshotParams:
     """What a recipient asks of an origin when it needs a snapshot."""
 
@@ -132,6 +144,7 @@ class SnapshotParams:
     origin: str
     issued_at: int
     nonce: bytes
+    resume: SnapshotResume | None = None
 
 
 @dataclass(frozen=True)
