@@ -313,3 +313,35 @@ def test_auditors_reconcile_evaluations_between_the_two_logs(
     assert result.agree, result.discrepancies
     summary = "\n".join(result.summary)
     assert "evaluations: 2 requests by RU, 2 as CN logged; CN evaluated 6 keys for RU" in summary
+
+
+def test_a_resumed_snapshot_keeps_the_committed_key_and_online_listings(
+    federation: FederationMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part 0 (the key) and the online listing arrive before the connection
+    drops; the rest after: the swapped-in stream still checks online listings."""
+    from typing import Any
+
+    from wlx.node.core.errors import Unavailable
+    from wlx.node.protocol import outbound
+    from wlx.node.rpc import sync_client as sync
+
+    fed = federation(["CN", "RU"])
+    cn = fed["CN"].node
+    ownlist.import_records(
+        cn, [record("CN-1", tier="online")] + [record(f"CN-{n:02d}") for n in range(10, 40)]
+    )
+    monkeypatch.setattr(outbound, "ENTRIES_PER_PART", 10)
+    fetch = sync._snapshot_parts
+
+    def dropped(*args: Any, **kwargs: Any) -> Any:
+        for n, part in enumerate(fetch(*args, **kwargs)):
+            if n == 2:
+                raise Unavailable("the connection dropped")
+            yield part
+
+    monkeypatch.setattr(sync, "_snapshot_parts", dropped)
+    assert not fed.sync("RU", "CN").ok
+    monkeypatch.setattr(sync, "_snapshot_parts", fetch)
+    assert fed.sync("RU", "CN").ok
+    assert [h.ref for h in lookup(fed, "RU").check(QUERY)] == ["CN-1"]
