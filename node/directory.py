@@ -31,6 +31,7 @@ from wlx.node.core.config import (
 )
 from wlx.node.core.errors import AlreadyExists, UserError
 from wlx.node.core.node import Clock, KeySet, Node, load_keys
+from wlx.node.outgoing import ownlist
 from wlx.node.store.base import InboundState, Store
 from wlx.node.store.postgres import open_postgres
 from wlx.node.store.sqlite import open_sqlite
@@ -93,10 +94,12 @@ def open_node(
                 committed = tx.get_meta(ROTATION_META)
             finish_rotation(paths, committed=committed)
         keys = load_keys(paths, config)
+        node = _node(config, paths, keys, store, clock, rng, insecure_dev)
+        ownlist.upgrade_record_contexts(node)  # a store made before records were bound
     except BaseException:
         store.close()
         raise
-    return _node(config, paths, keys, store, clock, rng, insecure_dev)
+    return node
 
 
 CERT_DAYS = 3650
@@ -273,6 +276,7 @@ def init_node(
                     synced_at=0,
                 )
             )
+            tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
             exchange_log.append(
                 tx,
                 node=node_id,
