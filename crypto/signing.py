@@ -36,6 +36,8 @@ class Purpose(StrEnum):
     DETAIL_REQUEST = "detail-request"
     DETAIL_ANSWER = "detail-answer"
     ACCEPTANCE = "acceptance"
+    EVALUATE_REQUEST = "evaluate-request"
+    EVALUATE_ANSWER = "evaluate-answer"
 
 
 def signing_input(purpose: Purpose, signer: str, recipient: str, payload: bytes) -> bytes:

@@ -60,6 +60,8 @@ class Event(StrEnum):
     ACCEPTANCE_CHANGE = "acceptance.change"
     ACCEPTANCE_CONFIRMED = "acceptance.confirmed"
     ACCEPTANCE_RECEIVED = "acceptance.received"
+    EVALUATE_IN = "evaluate.in"
+    EVALUATE_OUT = "evaluate.out"
 
 
 def encode_entry(

@@ -34,6 +34,7 @@ from wlx.node.core.errors import (
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import sent_snapshots
+from wlx.node.outgoing.evaluate import online_key, tier_key
 from wlx.node.outgoing.ownlist import load_record, upsert_of
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.acceptance_rules import Effect, PeerFilter, change_of
@@ -202,7 +203,9 @@ def _ops_for(
         if not policy.allows(record):
             ops.append(outbound.remove_for(change.record_id, key))
             continue
-        ops.append(upsert_of(node, stored, key, record))
+        ops.append(
+            upsert_of(node, stored, key, record, online=tier_key(node, policy.sharing, record, key))
+        )
     return ops, removals, changes[-1].seq if changes else changes_pos
 
 
@@ -372,8 +375,9 @@ def refilter(
             if what is Effect.REMOVE:
                 removals[len(ops)] = record.id
                 ops.append(outbound.remove_for(record.id, key))
-            elif what is Effect.ADD:
-                ops.append(upsert_of(node, stored, key, record))
+            elif what is Effect.ADD:  # newly allowed, or its tier changed (§15.1)
+                online = tier_key(node, new.sharing, record, key)
+                ops.append(upsert_of(node, stored, key, record, online=online))
                 added += 1
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
@@ -497,7 +501,8 @@ class _LiveEntries:
                     continue
                 record = load_record(node, stored)
                 if policy.allows(record):
-                    entry = upsert_of(node, stored, self._key, record)
+                    online = tier_key(node, policy.sharing, record, self._key)
+                    entry = upsert_of(node, stored, self._key, record, online=online)
                     self.last_id = stored.id
                     self.count += 1
                     yield entry
@@ -669,6 +674,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
         resume_token=lambda: _resume_token(node, peer, position, entries),
         start=position.start,
         on_final=lambda total: _sent(node, peer, position, total),
+        oprf_public_key=online_key(node, peer, position.epoch).public,
     )
 
 

@@ -42,6 +42,10 @@ class PeerFilter:
         """Whether ``record`` is sent to the peer."""
         return self.sharing.allows(record) and self.declared.holds(record.category)
 
+    def tier(self, record: Record) -> str:
+        """The record's tier for the peer (the sharing policy decides, §15.1)."""
+        return self.sharing.tier(record)
+
 
 class Effect(StrEnum):
     """What a policy change means for one listing the peer may hold."""
@@ -55,12 +59,13 @@ def change_of(record: Record, *, expired: bool, old: PeerFilter, new: PeerFilter
     """The operation a change from ``old`` to ``new`` sends for ``record``.
 
     A listing no longer allowed is removed (expired or not: the peer may
-    hold it until it purges); one newly allowed is sent unless expired.
+    hold it until it purges); one newly allowed, or whose tier changed
+    (online or offline, §15.1), is sent unless expired.
     """
     was, now = old.allows(record), new.allows(record)
     if was and not now:
         return Effect.REMOVE
-    if now and not was and not expired:
+    if now and not expired and (not was or old.tier(record) != new.tier(record)):
         return Effect.ADD
     return Effect.KEEP
 
