@@ -135,6 +135,20 @@ CHANGES = [
         Effect.KEEP,  # widening the sharing policy never sends a declined category
     ),
     (EVERYTHING, EVERYTHING, WANTED, False, Effect.KEEP),
+    (  # its tier changes (online, §15.1): sent again
+        EVERYTHING,
+        PeerFilter(SharingPolicy.make(online_categories=["wanted"]), ALL),
+        WANTED,
+        False,
+        Effect.ADD,
+    ),
+    (  # ... unless the peer declines the category
+        DECLINES_POLITICAL,
+        PeerFilter(SharingPolicy.make(online_categories=["political"]), NO_POLITICAL),
+        POLITICAL,
+        False,
+        Effect.KEEP,
+    ),
 ]
 
 
