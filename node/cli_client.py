@@ -26,6 +26,8 @@ from wlx.node.wire import hit_from_pb, query_to_pb
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 LOOKUP_TIMEOUT = 10.0
+EXIT_NOT_FULLY_CHECKED = 4
+"""Exit status with ``--strict`` when a field of a person could not be used."""
 
 node_option = click.option(
     "--node", "address", help="HOST:PORT of the node (default: from the credential)."
@@ -61,6 +63,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "category": hit.category,
         "action": hit.action,
         "matched_on": hit.matched_on,
+        "strength": hit.strength,
         "also_matched": list(hit.also_matched),
         "expires": hit.expires,
         "list_synced_at": hit.list_synced_at,
@@ -77,6 +80,9 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 @click.option("--dob", default="", help="Date of birth: YYYY-MM-DD, YYYY-MM or YYYY.")
 @click.option("--purpose", default="border-check", show_default=True, help="Why you look up.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--strict", is_flag=True, help=f"Exit {EXIT_NOT_FULLY_CHECKED} if a field was unusable."
+)
 def lookup(
     address: str | None,
     credential_file: Path | None,
@@ -86,10 +92,17 @@ def lookup(
     dob: str,
     purpose: str,
     as_json: bool,
+    strict: bool,
 ) -> None:
-    """Check one person against every list the node holds."""
+    """Check one person against every list the node holds.
+
+    A field that cannot be used (say a two-letter country) does not stop the
+    check of the others; the output then says NOT FULLY CHECKED and which
+    field, and ``--strict`` makes that a non-zero exit.
+    """
     query = Query(names=tuple(names), dob=dob, documents=tuple(_parse_doc(d) for d in docs))
-    query.keys()  # reject an unusable query here, with the same message the node gives
+    # The node uses the same rules: what is unusable here is left out there.
+    unusable = query.checked().unusable
     target, channel, stub = _stub(address, credential_file, insecure_dev)
     try:
         response = stub.Check(
@@ -102,19 +115,25 @@ def lookup(
         channel.close()
     hits = [hit_from_pb(h) for h in response.hits]
     if as_json:
-        click.echo(json.dumps({"hits": [hit_json(h) for h in hits]}))
-        return
-    if not hits:
-        click.echo("no hit")
-        return
-    for hit in hits:
-        also = f" (also {', '.join(hit.also_matched)})" if hit.also_matched else ""
-        action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
-        click.echo(
-            f"HIT {hit.origin} {hit.ref}: {hit.category}, {action}, "
-            f"matched on {hit.matched_on}{also}, expires {hit.expires}, "
-            f"list as of {when(hit.list_synced_at)}"
-        )
+        out = {"hits": [hit_json(h) for h in hits], "fully_checked": not unusable}
+        click.echo(json.dumps({**out, "unusable": list(unusable)}))
+    else:
+        for hit in hits:
+            also = f" (also {', '.join(hit.also_matched)})" if hit.also_matched else ""
+            action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
+            click.echo(
+                f"HIT {hit.origin} {hit.ref}: {hit.category}, {action}, "
+                f"matched on {hit.matched_on}{also} [{hit.strength}], expires {hit.expires}, "
+                f"list as of {when(hit.list_synced_at)}"
+            )
+        for field in unusable:
+            click.echo(f"NOT USED {field}")
+        if unusable:
+            click.echo(f"NOT FULLY CHECKED: {len(unusable)} field(s) could not be used")
+        elif not hits:
+            click.echo("no hit")
+    if unusable and strict:
+        sys.exit(EXIT_NOT_FULLY_CHECKED)
 
 
 @click.command()
@@ -174,7 +193,7 @@ def detail(
         click.echo(f"{key:<12} {value}")
 
 
-def _manifest(file: Path) -> list[lookup_pb2.ScreenEntry]:
+def _manifest(file: Path) -> list[tuple[lookup_pb2.ScreenEntry, tuple[str, ...]]]:
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
@@ -190,7 +209,11 @@ def _manifest(file: Path) -> list[lookup_pb2.ScreenEntry]:
             entry_id = str(obj.get("id", number))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise UserError(f"{file}: line {number}: not a manifest entry") from None
-        entries.append(lookup_pb2.ScreenEntry(id=entry_id, person=query_to_pb(query)))
+        try:
+            unusable = query.checked().unusable
+        except UserError:
+            unusable = ()  # nothing usable: the node answers with the reason
+        entries.append((lookup_pb2.ScreenEntry(id=entry_id, person=query_to_pb(query)), unusable))
     return entries
 
 
@@ -201,6 +224,9 @@ def _manifest(file: Path) -> list[lookup_pb2.ScreenEntry]:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--purpose", default="manifest-screening", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--strict", is_flag=True, help=f"Exit {EXIT_NOT_FULLY_CHECKED} if anyone was not fully checked."
+)
 def screen(
     address: str | None,
     credential_file: Path | None,
@@ -208,9 +234,15 @@ def screen(
     file: Path,
     purpose: str,
     as_json: bool,
+    strict: bool,
 ) -> None:
-    """Screen a manifest: a JSON Lines FILE of {id, names, dob, documents} per person."""
-    entries = _manifest(file)
+    """Screen a manifest: a JSON Lines FILE of {id, names, dob, documents} per person.
+
+    A person with an unusable field is checked on the others and reported
+    NOT FULLY CHECKED; ``--strict`` makes any such person a non-zero exit.
+    """
+    manifest = _manifest(file)
+    entries = [entry for entry, _ in manifest]
     target, channel, stub = _stub(address, credential_file, insecure_dev)
     try:
         response = stub.Screen(
@@ -220,23 +252,41 @@ def screen(
         raise from_rpc_error(exc, f"node at {target}") from None
     finally:
         channel.close()
+    unusable = [u for _, u in manifest]
+    partial = sum(1 for r, u in zip(response.results, unusable, strict=False) if u and not r.error)
+    errors = sum(1 for r in response.results if r.error)
     if as_json:
         out = [
-            {"id": r.id, "hits": [hit_json(hit_from_pb(h)) for h in r.hits], "error": r.error}
-            for r in response.results
+            {
+                "id": r.id,
+                "hits": [hit_json(hit_from_pb(h)) for h in r.hits],
+                "error": r.error,
+                "fully_checked": not r.error and not u,
+                "unusable": list(u),
+            }
+            for r, u in zip(response.results, unusable, strict=False)
         ]
         click.echo(json.dumps({"results": out}))
-        return
-    hits = sum(len(r.hits) for r in response.results)
-    errors = sum(1 for r in response.results if r.error)
-    click.echo(f"screened {len(response.results)} people: {hits} hits, {errors} not checkable")
-    for r in response.results:
-        for h in r.hits:
-            hit = hit_from_pb(h)
-            action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
-            click.echo(f"HIT {r.id}: {hit.origin} {hit.ref} {hit.category}, {action}")
-        if r.error:
-            click.echo(f"NOT CHECKED {r.id}: {r.error}")
+    else:
+        hits = sum(len(r.hits) for r in response.results)
+        click.echo(
+            f"screened {len(response.results)} people: {hits} hits, {errors} not checkable, "
+            f"{partial} NOT FULLY CHECKED"
+        )
+        for r, u in zip(response.results, unusable, strict=False):
+            for h in r.hits:
+                hit = hit_from_pb(h)
+                action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
+                click.echo(
+                    f"HIT {r.id}: {hit.origin} {hit.ref} {hit.category}, {action}, "
+                    f"matched on {hit.matched_on} [{hit.strength}]"
+                )
+            if r.error:
+                click.echo(f"NOT CHECKED {r.id}: {r.error}")
+            elif u:
+                click.echo(f"NOT FULLY CHECKED {r.id}: {'; '.join(u)}")
+    if strict and (partial or errors):
+        sys.exit(EXIT_NOT_FULLY_CHECKED)
 
 
 COMMANDS = (lookup, detail, screen)

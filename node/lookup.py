@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wlx.crypto.errors import DecryptionError, InvalidIdentifier
-from wlx.crypto.normalize import IdentifierKey, KeyKind, query_keys
+from wlx.crypto.normalize import IdentifierKey, KeyKind, QueryKeys, query_keys_checked
 from wlx.crypto.tokens import EpochKey
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
@@ -39,16 +39,29 @@ class Query:
     documents: tuple[tuple[str, str, str], ...] = ()
     """``(type, country, number)`` triples."""
 
-    def keys(self) -> list[IdentifierKey]:
-        """The query's identifier keys.
+    def checked(self) -> QueryKeys:
+        """The identifier keys of every usable field, and the fields left out.
+
+        One invalid field (a two-letter country on a document) does not drop
+        the person: the rest is checked and ``unusable`` names that field.
 
         Raises:
-            UserError: no usable identifier, or an invalid one.
+            UserError: no usable identifier at all (naming every bad field).
         """
         try:
-            return query_keys(self.names, self.dob or None, [(c, n) for _, c, n in self.documents])
+            return query_keys_checked(
+                self.names, self.dob or None, [(c, n) for _, c, n in self.documents]
+            )
         except InvalidIdentifier as exc:
             raise UserError(str(exc)) from None
+
+    def keys(self) -> list[IdentifierKey]:
+        """The query's identifier keys: one unit each against rate limits.
+
+        Raises:
+            UserError: no usable identifier.
+        """
+        return self.checked().keys
 
 
 @dataclass(frozen=True)
@@ -65,13 +78,26 @@ class Hit:
     list_synced_at: int
     suspended: bool = False
 
+    @property
+    def strength(self) -> str:
+        """``strong``, ``medium`` or ``weak`` (docs/matching.md), from ``matched_on``."""
+        try:
+            return KeyKind.parse(self.matched_on).level
+        except ValueError:
+            return "weak"
+
 
 @dataclass(frozen=True)
 class Result:
-    """The hits of one query, or why it could not be checked."""
+    """The hits of one query, or why it could not be checked.
+
+    ``unusable`` names the fields that could not be used while the others
+    were checked: such a person is *not fully checked*.
+    """
 
     hits: tuple[Hit, ...] = ()
     error: str = ""
+    unusable: tuple[str, ...] = ()
 
 
 class HitMemory:
@@ -154,11 +180,15 @@ class Lookup:
         if len(queries) > MAX_SCREEN_ENTRIES:
             raise UserError(f"at most {MAX_SCREEN_ENTRIES} people per screening")
         keys: list[list[IdentifierKey] | str] = []
+        unusable: list[tuple[str, ...]] = []
         for query in queries:
             try:
-                keys.append(query.keys())
+                checked = query.checked()
+                keys.append(checked.keys)
+                unusable.append(checked.unusable)
             except UserError as exc:
                 keys.append(str(exc))
+                unusable.append(())
         found: list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]] = [{} for _ in queries]
         now, today = self._node.now(), self._node.today()
         with self._node.store.read() as tx:
@@ -185,14 +215,14 @@ class Lookup:
                                 caller, hit.origin, hit.ref, key.seal_key(ikey.value), now
                             )
                             found[index].setdefault((hit.origin, hit.ref), []).append(
-                                (ikey.kind, hit)
+                                (_how(ikey.kind, hit.matched_on), hit)
                             )
         results = []
         for index, entry in enumerate(keys):
             if isinstance(entry, str):
                 results.append(Result(error=entry))
             else:
-                results.append(Result(hits=_merge(found[index])))
+                results.append(Result(hits=_merge(found[index]), unusable=unusable[index]))
         self._record(caller, purpose, call, results)
         return results
 
@@ -236,10 +266,18 @@ class Lookup:
         )
 
 
+def _how(queried: KeyKind, listed: str) -> KeyKind:
+    """How a query key matched a listing key (the origin sealed the listing's kind)."""
+    try:
+        return queried.combine(KeyKind.parse(listed))
+    except ValueError:
+        return queried
+
+
 def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit, ...]:
     hits = []
     for matches in found.values():
-        matches.sort(key=lambda m: m[0].strength)
+        matches.sort(key=lambda m: (m[0].strength, m[0]))
         kinds = list(dict.fromkeys(kind.value for kind, _ in matches))
         best = matches[0][1]
         hits.append(
@@ -255,5 +293,5 @@ def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit
                 suspended=best.suspended,
             )
         )
-    hits.sort(key=lambda h: (KeyKind(h.matched_on).strength, h.origin, h.ref))
+    hits.sort(key=lambda h: (KeyKind.parse(h.matched_on).strength, h.origin, h.ref))
     return tuple(hits)
