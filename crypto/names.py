@@ -227,7 +227,7 @@ class NameForms:
 
     def phonetic(self) -> tuple[str, ...]:
         """The phonetic codes of the Latin forms (§2.8.4), sorted, unique."""
-        return tuple(sorted({phonetic_code("".join(parts)) for parts in self.latin}))
+        return tuple(sorted({phonetic_code(parts) for parts in self.latin}))
 
 
 def _prepare(name: str) -> str:
@@ -322,20 +322,31 @@ _PHONETIC_REWRITES = (("kh", "h"), ("ch", "h"), ("ph", "f"), ("y", "i"), ("w", "
 _VOWEL_RUN = re.compile(r"[aeiou]+")
 
 
-def phonetic_code(latin: str) -> str:
-    """Phonetic code of a compact Latin form (a-z, 0-9): Metaphone and vowel classes.
+def phonetic_code(parts: tuple[str, ...]) -> str:
+    """Phonetic code of a Latin form (parts of a-z, 0-9): per part, Metaphone
+    and vowel classes, parts joined by ``-``.
 
-    The consonants are coded by Metaphone (Lawrence Philips, 1990, as
-    implemented by jellyfish) after the rewrites above; each run of vowels
-    is kept as one class, ``i`` if it holds an i, else ``u`` if it holds an
-    o or a u, else ``a``.  So Hussein/Husain/Hussain share a code, Hassan
-    (a-a) does not, and Sunil (u-i) stays apart from Sanil (a-i).
+    Per part, after the rewrites above: the consonants as coded by Metaphone
+    (Lawrence Philips, 1990, as implemented by jellyfish); each run of vowels
+    as one class, ``i`` if it holds an i, else ``u`` if it holds an o or a u,
+    else ``a``; and a part that ends in vowels keeps that last run verbatim
+    with doubled letters made single (after ``=``).  So Hussein / Husain /
+    Hussain and Mohammed / Muhammad share a code, while Hassan (a-a) and
+    Hussein (u-i), Sunil (u-i) and Sanil (a-i), Maria and Mario, Alexander and
+    Alexandra stay apart.
     """
-    text = latin
+    return "-".join(_part_code(part) for part in parts)
+
+
+def _part_code(part: str) -> str:
+    text = part
     for old, new in _PHONETIC_REWRITES:
         text = text.replace(old, new)
+    runs = _VOWEL_RUN.findall(text)
     vowels = "".join(
-        "i" if "i" in run else "u" if ("o" in run or "u" in run) else "a"
-        for run in _VOWEL_RUN.findall(text)
+        "i" if "i" in run else "u" if ("o" in run or "u" in run) else "a" for run in runs
     )
-    return f"{jellyfish.metaphone(text).lower()}.{vowels}"
+    final = ""
+    if runs and text.endswith(runs[-1]):
+        final = "=" + re.sub(r"(.)\1+", r"\1", runs[-1])
+    return f"{jellyfish.metaphone(text).lower()}.{vowels}{final}"

@@ -24,16 +24,37 @@ PHONETIC = "phonetic"
 SWAPPED = "swapped day/month"
 
 
-def _key(kind: KeyKind, space: str, form: str, date: PartialDate) -> IdentifierKey:
-    return IdentifierKey(kind, SEP.join((VERSION, space, form, date.iso())).encode("utf-8"))
+def _key(
+    kind: KeyKind, space: str, form: str, date: PartialDate, coarsened: bool = False
+) -> IdentifierKey:
+    """``coarsened`` marks a listing's key at a precision coarser than its own
+    date, which only a query at that very precision may meet (§2.8.5): two
+    full dates in the same month never meet."""
+    when = ("~" if coarsened else "") + date.iso()
+    return IdentifierKey(kind, SEP.join((VERSION, space, form, when)).encode("utf-8"))
 
 
-def _forms(name: str) -> Iterator[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(parts, qualifiers) of the script form, then of each Latin form."""
-    forms = name_forms(name)
-    yield forms.script, ()
-    for latin in forms.latin:
-        yield latin, (TRANSLITERATED,)
+def _dated(
+    kind: KeyKind, space: str, form: str, date: PartialDate, *, query: bool
+) -> list[IdentifierKey]:
+    """Keys of one form at ``date`` and every coarser precision.
+
+    A listing: its own date plain, the coarser ones marked coarsened.  A
+    query: every precision plain (meets listings known to that precision),
+    and its own date, if partial, also marked (meets finer listings).
+    """
+    keys = []
+    for index, coarse in enumerate(date.coarser()):
+        at = KeyKind.name(coarse.kind().date, *kind.qualifiers)
+        keys.append(_key(at, space, form, coarse, coarsened=not query and index > 0))
+        if query and index == 0 and date.day is None:
+            keys.append(_key(at, space, form, coarse, coarsened=True))
+    return keys
+
+
+def _is_latin(script: tuple[str, ...]) -> bool:
+    """A name whose script form is all a-z and 0-9 (Latin letters once diacritics are gone)."""
+    return all(c.isascii() for part in script for c in part)
 
 
 def _orders(parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -53,40 +74,55 @@ def swapped(date: PartialDate) -> PartialDate | None:
 
 
 def record_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
-    """A listed name's keys (§2.8.5).
+    """A listed name's keys (§2.8.5): the script form in space ``name``, the
+    Latin forms in ``translit-latin`` or ``translit-other`` (by the script the
+    name is written in), their phonetic codes in ``phonetic-latin`` or
+    ``phonetic-other``.
 
     Raises:
         InvalidIdentifier: the name cannot be normalised.
     """
-    keys = []
-    for parts, qualifiers in _forms(name):
-        form = "".join(parts)
-        for coarse in date.coarser():
-            keys.append(_key(KeyKind.name(coarse.kind().date, *qualifiers), "name", form, coarse))
-        if qualifiers and date.day is not None:
+    forms = name_forms(name)
+    tag = "latin" if _is_latin(forms.script) else "other"
+    keys = _dated(KeyKind.name("dob"), "name", "".join(forms.script), date, query=False)
+    for parts in forms.latin:
+        kind = KeyKind.name("dob", TRANSLITERATED)
+        keys += _dated(kind, f"translit-{tag}", "".join(parts), date, query=False)
+        if date.day is not None:
             kind = KeyKind.name("dob", PHONETIC)
-            keys.append(_key(kind, "phonetic", phonetic_code(form), date))
+            keys.append(_key(kind, f"phonetic-{tag}", phonetic_code(parts), date))
     return keys
 
 
 def query_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
     """A queried name's keys (§2.8.5).
 
+    The script form meets listings in the same script (space ``name``).  The
+    Latin forms of a name written in Latin letters meet every listing's
+    transliterations; those of a name in another script meet only the
+    transliterations of listings written in Latin letters, so two different
+    names of one script (王伟 and 汪伟, both WANG WEI) never meet.
+
     Raises:
         InvalidIdentifier: the name cannot be normalised.
     """
-    keys = []
+    forms = name_forms(name)
+    tags = ("latin", "other") if _is_latin(forms.script) else ("latin",)
     other = swapped(date)
-    for parts, by_script in _forms(name):
+    keys = []
+    spaced: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [("name", forms.script, ())]
+    for parts in forms.latin:
+        qualifiers = () if parts == forms.script else (TRANSLITERATED,)
+        spaced += [(f"translit-{tag}", parts, qualifiers) for tag in tags]
+    for space, parts, by_script in spaced:
         for ordered, by_order in _orders(parts):
             form = "".join(ordered)
             qualifiers = by_script + by_order
-            for coarse in date.coarser():
-                kind = KeyKind.name(coarse.kind().date, *qualifiers)
-                keys.append(_key(kind, "name", form, coarse))
+            keys += _dated(KeyKind.name("dob", *qualifiers), space, form, date, query=True)
             if other is not None and not by_order:
-                keys.append(_key(KeyKind.name("dob", *qualifiers, SWAPPED), "name", form, other))
-            if by_script and date.day is not None:
+                keys.append(_key(KeyKind.name("dob", *qualifiers, SWAPPED), space, form, other))
+            if space != "name" and date.day is not None:
                 kind = KeyKind.name("dob", PHONETIC, *by_order)
-                keys.append(_key(kind, "phonetic", phonetic_code(form), date))
+                code = phonetic_code(ordered)
+                keys.append(_key(kind, space.replace("translit", "phonetic"), code, date))
     return keys
