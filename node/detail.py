@@ -1,6 +1,6 @@
 """Detail requests: the full record behind a hit, one at a time (§11).
 
-Step 1 of the exchange is the hit (``wlx.node.lookup``); step 2, here, is
+Step 1 of the exchange is the hit (``wlx.node.incoming.lookup``); step 2, here, is
 the record.  The requesting node signs a request naming the hit's ref, the
 requesting authority, the officer, the purpose and the case, with a *hit
 proof*: a keyed hash under the seal key of the identifier that matched,
@@ -24,13 +24,13 @@ from wlx.crypto.digests import payload_digest
 from wlx.crypto.encoding import lp
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey, hit_proof
-from wlx.node.app import Node
-from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
-from wlx.node.errors import NotFound, Rejection, RejectReason, UserError
-from wlx.node.origin import MAX_CLOCK_SKEW
-from wlx.node.ownlist import load_record
-from wlx.node.policy import SharingPolicy
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
+from wlx.node.core.node import Node
+from wlx.node.core.policy import SharingPolicy
+from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
+from wlx.node.outgoing.ownlist import load_record
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
@@ -143,7 +143,7 @@ def answer(
                 outcome=denial or "granted",
             )
         )
-        audit.append(
+        exchange_log.append(
             tx,
             node=node.node_id,
             time=now,
@@ -273,7 +273,7 @@ def request(
 def _log_out(node: Node, tx: Tx, row: DetailRow, *, request: str) -> None:
     """Log a detail request this node made (to a peer, or of its own list)."""
     tx.add_detail(row)
-    audit.record(
+    exchange_log.record(
         tx,
         node,
         kind=Event.DETAIL_OUT,

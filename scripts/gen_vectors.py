@@ -48,8 +48,8 @@ from wlx.crypto.normalize import (
 )
 from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
 from wlx.crypto.tokens import EpochKey
+from wlx.node.core.records import parse_record
 from wlx.node.detail import proof_message
-from wlx.node.model import parse_record
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.messages import (
     DetailAnswer,
@@ -913,7 +913,7 @@ def d(n: int) -> bytes:
 
 
 def decisions() -> dict[str, Any]:
-    from wlx.node.errors import Rejection
+    from wlx.node.core.errors import Rejection
     from wlx.node.protocol import inbound
     from wlx.node.protocol.messages import Batch, Cursor, ResyncRequired
 

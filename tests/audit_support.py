@@ -12,17 +12,12 @@ from wlx.crypto.checkpoint import cosign
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.merkle import leaf_hash, root
 from wlx.crypto.note import sign_note
-from wlx.node import ownlist
 from wlx.node.audit import export
-from wlx.node.audit.bundle import Bundle, canonical_json, decode, encode
-from wlx.node.audit.checkpoints import (
-    checkpoint_text,
-    log_signer,
-    private_key,
-    witness_name,
-)
-from wlx.node.audit.cosign import checkpoint_round
-from wlx.node.audit.verify import Keyring
+from wlx.node.audit.offline.bundle import Bundle, canonical_json, decode, encode
+from wlx.node.audit.offline.names import checkpoint_text, log_signer, private_key, witness_name
+from wlx.node.audit.offline.verify import Keyring
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.cosign import checkpoint_round
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 NODES = ["CN", "RU", "AR"]

@@ -19,13 +19,14 @@ import grpc
 import psycopg
 import pytest
 
-from wlx.node import origin
-from wlx.node.app import Node, init_node
-from wlx.node.config import StorageConfig
-from wlx.node.model import Record, parse_record
-from wlx.node.server import build_server
+from wlx.node.core.config import StorageConfig
+from wlx.node.core.node import Node
+from wlx.node.core.records import Record, parse_record
+from wlx.node.directory import init_node
+from wlx.node.outgoing import origin
+from wlx.node.rpc.server import build_server
+from wlx.node.rpc.sync_client import SyncReport, sync_peer
 from wlx.node.store.base import PeerRow
-from wlx.node.sync import SyncReport, sync_peer
 
 PG_DSN = os.environ.get("WLX_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -100,8 +101,8 @@ class Federation:
 
     def channel(self, node_id: str, role: str = "officer", name: str | None = None) -> grpc.Channel:
         """A mutual-TLS channel to ``node_id`` with a fresh credential of ``role``."""
-        from wlx.node import credentials
-        from wlx.node.transport import client_channel
+        from wlx.node.rpc.transport import client_channel
+        from wlx.node.trust import credentials
 
         node = self.nodes[node_id].node
         credential = credentials.issue(

@@ -20,10 +20,10 @@ from audit_support import (
 )
 from conftest import Federation, FederationMaker
 
-from wlx.node.audit.bundle import decode, encode
-from wlx.node.audit.errors import AuditFailure
-from wlx.node.audit.verify import verify_bundle
-from wlx.node.cli import main
+from wlx.node.audit.offline.bundle import decode, encode
+from wlx.node.audit.offline.errors import AuditFailure
+from wlx.node.audit.offline.verify import verify_bundle
+from wlx.node.cli.main import main
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ from audit_support import (
 from conftest import Federation, FederationMaker, StorageFactory, record
 
 from wlx.crypto.note import sign_note
-from wlx.node import ownlist
 from wlx.node.audit import witness
-from wlx.node.audit.checkpoints import checkpoint_text, log_signer
-from wlx.node.audit.cosign import checkpoint_round
-from wlx.node.audit.reconcile import reconcile
-from wlx.node.audit.verify import Verified, verify_bundle
-from wlx.node.errors import Rejection
+from wlx.node.audit.offline.names import checkpoint_text, log_signer
+from wlx.node.audit.offline.reconcile import reconcile
+from wlx.node.audit.offline.verify import Verified, verify_bundle
+from wlx.node.core.errors import Rejection
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.cosign import checkpoint_round
 
 
 def verified(fed: Federation, data: bytes) -> Verified:

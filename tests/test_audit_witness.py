@@ -16,22 +16,16 @@ from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint, verify_cosignature
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.note import open_note, sign_note
-from wlx.node import ownlist
-from wlx.node.app import open_node
-from wlx.node.audit import log as audit
-from wlx.node.audit import witness
-from wlx.node.audit.checkpoints import (
-    checkpoint_text,
-    log_signer,
-    log_verifier,
-    make_checkpoint,
-    witness_verifier,
-)
-from wlx.node.audit.cosign import checkpoint_round, request_cosignature, send_add_checkpoint
-from wlx.node.errors import InternalError, Rejection, RejectReason
-from wlx.node.lookup import Lookup, Query
+from wlx.node.audit import exchange_log, witness
+from wlx.node.audit.checkpoints import make_checkpoint
+from wlx.node.audit.offline.names import checkpoint_text, log_signer, log_verifier, witness_verifier
+from wlx.node.core.errors import InternalError, Rejection, RejectReason
+from wlx.node.daemon import SyncLoop
+from wlx.node.directory import open_node
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.cosign import checkpoint_round, request_cosignature, send_add_checkpoint
 from wlx.node.store.base import CheckpointRow, WitnessedRow
-from wlx.node.sync import SyncLoop
 from wlx.v1 import audit_pb2
 
 
@@ -43,7 +37,7 @@ def grow(fed: Federation, node_id: str, n: int = 1) -> None:
 
 def refusals(fed: Federation, at: str) -> list[dict[str, object]]:
     with fed[at].node.store.read() as tx:
-        rows = tx.audit_entries(0, audit.size(tx))
+        rows = tx.audit_entries(0, exchange_log.size(tx))
     return [e for e in (json.loads(r) for _, r in rows) if e["kind"] == "witness.refused"]
 
 
@@ -88,7 +82,7 @@ def test_checkpoints_are_signed_and_cosigned_by_every_peer(
         ("RU", True, False),
     ]
     with cn.store.read() as tx:
-        assert (row.size, row.root) == audit.head(tx)
+        assert (row.size, row.root) == exchange_log.head(tx)
         cosigs = tx.cosignatures(row.size)
     # The C2SP note: origin line, size, root; signed by CN's identity key
     # under the key name wlx.exchange/CN.
@@ -150,7 +144,7 @@ def test_a_witness_refuses_a_fork_and_logs_it(federation: FederationMaker) -> No
     # real proof does not lead to that root; RU refuses it as a fork.
     grow(fed, "CN", 2)
     with cn.store.read() as tx:
-        size = audit.size(tx)
+        size = exchange_log.size(tx)
     rewritten = forged("CN", cn.signing_key, size, merkle.root([bytes(32)] * size))
     report = request_cosignature(cn, peer_row(cn, "RU"), rewritten)
     assert not report.ok and "fork" in report.error and "not shown to extend" in report.error
@@ -343,5 +337,5 @@ def test_the_serve_loop_checkpoints_and_gets_cosignatures(federation: Federation
     loop._round()  # one round, in this thread
     with fed["CN"].node.store.read() as tx:
         latest = tx.latest_checkpoint()
-        assert latest is not None and latest.size == audit.size(tx)
+        assert latest is not None and latest.size == exchange_log.size(tx)
         assert [c.witness for c in tx.cosignatures(latest.size)] == ["RU"]

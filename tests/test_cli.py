@@ -34,7 +34,7 @@ import pytest
 from conftest import PG_DSN
 
 from wlx.crypto.card import parse_card
-from wlx.node.cli import main
+from wlx.node.cli.main import main
 
 pytestmark = pytest.mark.slow
 

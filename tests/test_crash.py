@@ -5,7 +5,7 @@
 * "A node killed between receiving and applying a batch loses nothing."
 
 The receiver runs as ``wlx sync DIR`` with ``WLX_FAILPOINT`` naming a point
-where ``wlx.node.failpoints`` kills it; then ``wlx sync DIR`` runs again
+where ``wlx.node.core.failpoints`` kills it; then ``wlx sync DIR`` runs again
 without it.  Its state must then equal that of a copy of the same node that
 synced without crashing (same identity, so the origin serves both the very
 same batches): same listings and tokens, same cursor, same lookups.  The
@@ -32,12 +32,13 @@ import grpc
 import pytest
 from conftest import record
 
-from wlx.node import origin, ownlist
-from wlx.node.app import Node, open_node
-from wlx.node.audit import log as audit
-from wlx.node.lookup import Lookup, Query
-from wlx.node.model import Record
-from wlx.node.server import build_server
+from wlx.node.audit import exchange_log
+from wlx.node.core.node import Node
+from wlx.node.core.records import Record
+from wlx.node.directory import open_node
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist
+from wlx.node.rpc.server import build_server
 
 pytestmark = pytest.mark.slow
 
@@ -242,10 +243,10 @@ def assert_consistent_with_origin(cn: Node, state: ReceiverState, live: set[int]
     assert len(state.tokens) == token_count
 
 
-def exchange_log(node: Node, kind: str) -> list[dict[str, object]]:
+def log_entries(node: Node, kind: str) -> list[dict[str, object]]:
     """The node's exchange-log entries of one kind, oldest first."""
     with node.store.read() as tx:
-        entries = [json.loads(e) for _, e in tx.audit_entries(0, audit.size(tx))]
+        entries = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
     return [e for e in entries if e["kind"] == kind]
 
 
@@ -546,7 +547,7 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
     try:
         assert_consistent_with_origin(node, state, live)
         sent = {
-            (e["first_seq"], e["last_seq"], e["digest"]) for e in exchange_log(node, "batch.sent")
+            (e["first_seq"], e["last_seq"], e["digest"]) for e in log_entries(node, "batch.sent")
         }
     finally:
         node.close()
@@ -554,10 +555,9 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
     # chain up to its cursor, each one a batch CN made for it.
     node = open_node(ru)
     try:
-        [snap] = exchange_log(node, "snapshot.applied")
+        [snap] = log_entries(node, "snapshot.applied")
         applied = [
-            (e["first_seq"], e["last_seq"], e["digest"])
-            for e in exchange_log(node, "batch.applied")
+            (e["first_seq"], e["last_seq"], e["digest"]) for e in log_entries(node, "batch.applied")
         ]
     finally:
         node.close()

@@ -23,7 +23,7 @@ from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.keys import BoxKey, Rng, SigningKey
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec, inbound, outbound
 from wlx.node.protocol.envelopes import seal_presigned, seal_signed
 from wlx.node.protocol.messages import (

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 import pytest
 from conftest import FakeClock, Federation, FederationMaker, StorageFactory, record
 
-from wlx.node import detail, maintenance, origin, ownlist, receipts, receiver
-from wlx.node.lookup import Lookup, Query
-from wlx.node.node_status import node_status
-from wlx.node.server import detail_sender
+from wlx.node import detail, maintenance
+from wlx.node.incoming import receiver
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist, receipts
+from wlx.node.report import node_status
+from wlx.node.rpc.server import detail_sender
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 DAY = 86_400
@@ -92,7 +94,7 @@ def test_receipts_are_kept_until_the_origin_takes_them(federation: FederationMak
         assert len(tx.pending_receipts("CN", 10)) == 1
     assert node_status(cn).peers[0].unconfirmed_removals == ("CN-1",)
     # CN back (same store, new server): the receipt is delivered at the next sync.
-    from wlx.node.server import build_server
+    from wlx.node.rpc.server import build_server
 
     server, _ = build_server(cn, f"127.0.0.1:{fed['CN'].port}")
     server.start()
@@ -412,7 +414,7 @@ def test_prefetch_hands_over_items_errors_and_stops_its_thread() -> None:
     import threading
     import time
 
-    from wlx.node.sync import prefetch
+    from wlx.node.rpc.sync_client import prefetch
 
     assert list(prefetch(iter(range(10)), 2)) == list(range(10))
 

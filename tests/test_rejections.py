@@ -35,16 +35,17 @@ from wlx.crypto.errors import DecryptionError
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node import origin, ownlist, receiver
-from wlx.node.app import Node
-from wlx.node.errors import Rejection, RejectReason
-from wlx.node.lookup import Lookup, Query
+from wlx.node.core.errors import Rejection, RejectReason
+from wlx.node.core.node import Node
+from wlx.node.incoming import receiver
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.envelopes import open_envelope, seal_presigned, seal_signed, sign_message
 from wlx.node.protocol.messages import Cursor, Op, PullParams, Sealed, SnapshotParams
+from wlx.node.rpc.sync_client import sync_peer
+from wlx.node.rpc.transport import peer_channel
 from wlx.node.store.base import OutboxRow, RejectionRow
-from wlx.node.sync import sync_peer
-from wlx.node.transport import peer_channel
 from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 # ------------------------------------------------------------------ state

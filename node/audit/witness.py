@@ -34,16 +34,11 @@ from wlx.crypto.checkpoint import Checkpoint, cosign
 from wlx.crypto.errors import MalformedError, VerificationError
 from wlx.crypto.merkle import HASH_SIZE, verify_consistency
 from wlx.crypto.note import open_note
-from wlx.node.app import Node
-from wlx.node.audit import log as audit
-from wlx.node.audit.checkpoints import (
-    log_verifier,
-    node_of_origin,
-    private_key,
-    witness_name,
-)
-from wlx.node.audit.log import Event
-from wlx.node.errors import Rejection, RejectReason, UserError
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.audit.offline.names import log_verifier, node_of_origin, private_key, witness_name
+from wlx.node.core.errors import Rejection, RejectReason, UserError
+from wlx.node.core.node import Node
 from wlx.node.store.base import WitnessedRow
 
 MAX_NOTE_BYTES = 16 * 1024
@@ -196,7 +191,7 @@ def add_checkpoint(
         elif isinstance(decision, Refuse):
             note_hash = hashlib.sha256(note).digest()
             if tx.add_witness_refusal(note_hash, peer, now, decision.reason.value, note):
-                audit.append(
+                exchange_log.append(
                     tx,
                     node=node.node_id,
                     time=now,

@@ -19,7 +19,7 @@ from wlx.crypto.digests import DIGEST_LEN, payload_digest
 from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import HANDLE_LEN, NONCE_LEN, TAG_LEN, TOKEN_KEY_LEN, TOKEN_LEN
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol.messages import (
     Batch,
     DetailAnswer,

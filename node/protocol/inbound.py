@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.keys import BoxKey
 from wlx.crypto.signing import Purpose
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import TrustLookup, open_envelope, same_digest
 from wlx.node.protocol.messages import Batch, Cursor, Sealed, SnapshotPart

@@ -15,7 +15,7 @@ from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.keys import Rng, SigningKey, system_rng
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node.model import Record
+from wlx.node.core.records import Record
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import same_digest, seal_signed, sign_message
 from wlx.node.protocol.messages import (

@@ -56,7 +56,7 @@ class PeerRow:
     revoked_at: int = 0
     """Unix time the peer was revoked (0: trusted)."""
     policy: str = "{}"
-    """The sharing policy for this peer, as JSON (``wlx.node.policy``)."""
+    """The sharing policy for this peer, as JSON (``wlx.node.core.policy``)."""
 
 
 @dataclass(frozen=True)

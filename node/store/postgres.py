@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from wlx.node.errors import InternalError, UserError
+from wlx.node.core.errors import InternalError, UserError
 from wlx.node.store import schema
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
-from wlx.node.errors import InternalError
+from wlx.node.core.errors import InternalError
 from wlx.node.protocol.messages import Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from wlx.node.errors import InternalError
+from wlx.node.core.errors import InternalError
 from wlx.node.store import schema
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 

@@ -44,9 +44,9 @@ from wlx.crypto.normalize import (
 )
 from wlx.crypto.signing import Purpose, sign, signing_input, verify
 from wlx.crypto.tokens import EpochKey, hit_proof
+from wlx.node.core.errors import Rejection
+from wlx.node.core.records import parse_record, parse_records
 from wlx.node.detail import proof_message
-from wlx.node.errors import Rejection
-from wlx.node.model import parse_record, parse_records
 from wlx.node.protocol import codec, inbound, outbound
 from wlx.node.protocol.envelopes import open_envelope
 from wlx.node.protocol.messages import (

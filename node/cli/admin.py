@@ -1,0 +1,116 @@
+"""``wlx credential``, ``wlx keys``, ``wlx epoch``: security administration.
+
+Run by the node's operator on the node directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wlx.node.cli.common import node_at, node_dir, when
+from wlx.node.core.config import write_private
+from wlx.node.core.errors import UserError
+from wlx.node.rpc.announce import announce
+from wlx.node.rpc.auth import ISSUABLE_ROLES
+from wlx.node.trust import credentials, lifecycle
+
+
+@click.group()
+def credential() -> None:
+    """Issue and revoke officer, auditor and operator credentials."""
+
+
+@credential.command("issue")
+@node_dir
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in ISSUABLE_ROLES]), help="Role."
+)
+@click.option("--name", required=True, help="Who or what holds it, e.g. post-17.")
+@click.option("--days", default=365, show_default=True, type=int, help="Validity.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credential file to write, mode 0600 (default: NAME.credential.json).",
+)
+def credential_issue(directory: Path, role: str, name: str, days: int, out: Path | None) -> None:
+    """Issue a credential: a client certificate and key in one file (mode 0600)."""
+    path = out or Path(f"{name}.credential.json")
+    if path.exists():
+        raise UserError(f"{path} exists already; not overwriting a credential")
+    with node_at(directory) as node:
+        issued = credentials.issue(node, name=name, role=role, days=days)
+    write_private(path, issued.to_bytes())
+    click.echo(f"issued {role} credential {name} for node {issued.node_id}: {path}")
+
+
+@credential.command("revoke")
+@node_dir
+@click.argument("name")
+def credential_revoke(directory: Path, name: str) -> None:
+    """Revoke the credential NAME: its next call is refused."""
+    with node_at(directory) as node:
+        credentials.revoke(node, name)
+    click.echo(f"revoked {name}")
+
+
+@credential.command("list")
+@node_dir
+def credential_list(directory: Path) -> None:
+    """List the credentials the node issued."""
+    with node_at(directory) as node:
+        rows = credentials.listing(node)
+        now = node.now()
+    for row in rows:
+        state = (
+            f"revoked {when(row.revoked_at)}"
+            if row.revoked_at
+            else ("expired" if row.expires_at < now else f"valid until {when(row.expires_at)}")
+        )
+        click.echo(f"{row.name}\t{row.role}\t{row.serial}\t{state}")
+
+
+@click.group()
+def keys() -> None:
+    """Manage the node's own keys."""
+
+
+@keys.command("rotate")
+@node_dir
+def keys_rotate(directory: Path) -> None:
+    """New identity, box and TLS keys; peers accept the new card on the old key's word.
+
+    The new card is delivered to every peer now (over the old TLS identity)
+    or, for peers that cannot be reached, by `wlx serve` later.  Every
+    peer's stream starts a new epoch.
+    """
+    with node_at(directory) as node:
+        card = lifecycle.rotate_keys(node)
+        delivered = announce(node)
+        with node.store.read() as tx:
+            pending = [peer for peer, _ in tx.list_announcements()]
+    click.echo(f"new identity fingerprint: {card.fingerprint()}")
+    if delivered:
+        click.echo(f"new card delivered to: {', '.join(delivered)}")
+    if pending:
+        click.echo(f"not yet delivered (will retry): {', '.join(pending)}")
+
+
+@click.group()
+def epoch() -> None:
+    """Token epochs: the pairwise keys peers hold tokens under."""
+
+
+@epoch.command("new")
+@node_dir
+@click.option("--peer", help="Only this peer (default: every peer).")
+def epoch_new(directory: Path, peer: str | None) -> None:
+    """Start a new token epoch: peers resync under a fresh key; old tokens are dropped."""
+    with node_at(directory) as node:
+        started = lifecycle.new_epoch(node, peer)
+    for name, number in started:
+        click.echo(f"{name}: epoch {number}")
+
+
+COMMANDS = (credential, keys, epoch)
