@@ -112,12 +112,12 @@ def query_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
     keys = []
     spaced: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [("name", forms.script, ())]
     for parts in forms.latin:
-        qualifiers = () if parts == forms.script else (TRANSLITERATED,)
-        spaced += [(f"translit-{tag}", parts, qualifiers) for tag in tags]
+        by_latin: tuple[str, ...] = () if parts == forms.script else (TRANSLITERATED,)
+        spaced += [(f"translit-{tag}", parts, by_latin) for tag in tags]
     for space, parts, by_script in spaced:
         for ordered, by_order in _orders(parts):
             form = "".join(ordered)
-            qualifiers = by_script + by_order
+            qualifiers: tuple[str, ...] = by_script + by_order
             keys += _dated(KeyKind.name("dob", *qualifiers), space, form, date, query=True)
             if other is not None and not by_order:
                 keys.append(_key(KeyKind.name("dob", *qualifiers, SWAPPED), space, form, other))

@@ -40,7 +40,7 @@ def load(path: Path = PAIRS) -> list[Pair]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        cols = line.split("\t") + ["", ""]
+        cols = [*line.split("\t"), "", ""]
         category, label, listed, queried = cols[:4]
         if label not in ("same", "different"):
             raise ValueError(f"bad label in line: {line!r}")

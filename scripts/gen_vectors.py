@@ -265,7 +265,10 @@ def normalisation() -> dict[str, Any]:
 # ---------------------------------------------------------------- §2.8 wlx-norm-2
 
 NAMES_2 = [
-    ("Jürgen Müller", "Latin: diacritics dropped in the script form; ICAO AE/OE/UE in a Latin form"),
+    (
+        "Jürgen Müller",
+        "Latin: diacritics dropped in the script form; ICAO AE/OE/UE in a Latin form",
+    ),
     ("JUERGEN MUELLER", "the MRZ spelling: meets Jürgen Müller's ICAO Latin form"),
     ("Åsa Lindström", "ICAO Å -> AA, Ö -> OE"),
     ("Søren Kierkegaard", "Ø: O in the script form, OE in the ICAO form"),
@@ -339,7 +342,11 @@ def normalisation_2() -> dict[str, Any]:
 
     def partial(c: dict[str, Any]) -> dict[str, Any]:
         checked = query_keys_checked(c["names"], c["dob"], docs(c), V2)
-        return {**c, "keys": [key_json(k) for k in checked.keys], "unusable": list(checked.unusable)}
+        return {
+            **c,
+            "keys": [key_json(k) for k in checked.keys],
+            "unusable": list(checked.unusable),
+        }
 
     return {
         "version": V2,

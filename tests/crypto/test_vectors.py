@@ -748,10 +748,24 @@ def test_the_record_examples_import() -> None:
     (jsonl,), (csv_text,) = _blocks("jsonl"), _blocks("csv")
     records = parse_records(jsonl, "jsonl")
     kinds = [sorted({k.kind.value for k in r.identifier_keys()}) for r in records]
-    # The pinyin of 王伟 and 李娜 is their Latin alias: one key, the strongest label.
+    # Latin-script and other-script transliterations are kept apart (§2.8.5).
     assert kinds == [
-        ["document", "name+dob", "name+dob (phonetic)", "name+dob-month", "name+dob-year"],
-        ["name+dob-month", "name+dob-year"],
+        [
+            "document",
+            "name+dob",
+            "name+dob (phonetic)",
+            "name+dob (transliterated)",
+            "name+dob-month",
+            "name+dob-month (transliterated)",
+            "name+dob-year",
+            "name+dob-year (transliterated)",
+        ],
+        [
+            "name+dob-month",
+            "name+dob-month (transliterated)",
+            "name+dob-year",
+            "name+dob-year (transliterated)",
+        ],
         ["document"],
     ]
     assert records[2].documents[0].country == "CHN"
