@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import jellyfish
 import opencc  # type: ignore[import-untyped]
 from anyascii import anyascii
+from indic_transliteration import sanscript  # type: ignore[import-untyped]
 from pypinyin import Style, lazy_pinyin
 
 from wlx.crypto.errors import InvalidIdentifier
@@ -292,9 +293,116 @@ def _han_to_pinyin(text: str) -> str:
     return "".join(out)
 
 
+# Brahmic scripts of India, each a 128-code-point block laid out alike (ISCII).
+_INDIC = {
+    0x0900: sanscript.DEVANAGARI,
+    0x0980: sanscript.BENGALI,
+    0x0A00: sanscript.GURMUKHI,
+    0x0A80: sanscript.GUJARATI,
+    0x0B00: sanscript.ORIYA,
+    0x0B80: sanscript.TAMIL,
+    0x0C00: sanscript.TELUGU,
+    0x0C80: sanscript.KANNADA,
+    0x0D00: sanscript.MALAYALAM,
+}
+_ANUSVARA = re.compile(r"M(?=[pbm])|M")
+
+
+def _indic_block(char: str) -> int | None:
+    block = ord(char) & ~0x7F
+    return block if block in _INDIC else None
+
+
+def _indic_word(word: str, block: int) -> str:
+    """One word of an Indic script in OPTITRANS, as names are spelled in Latin.
+
+    The inherent vowel of a word-final consonant is not pronounced in the
+    modern languages (राहुल is Rahul, not Rahula): it is dropped.  The
+    anusvara is ``m`` before p, b, m and ``n`` elsewhere (गांधी: Gandhi).
+    """
+    latin = sanscript.transliterate(word, _INDIC[block], sanscript.OPTITRANS)
+    latin = latin.replace(chr(block + 0x3C), "")  # a nukta OPTITRANS leaves as it is
+    offset = ord(word.removesuffix(chr(block + 0x3C))[-1]) - block  # before a nukta
+    if (0x15 <= offset <= 0x39 or 0x58 <= offset <= 0x5F) and latin.endswith("a"):
+        latin = latin[:-1]
+    return _ANUSVARA.sub(
+        lambda m: "m" if m.end() < len(latin) and latin[m.end()] in "pbm" else "n", latin
+    )
+
+
+def _indic_to_latin(text: str) -> str:
+    """Every run of one Indic script's characters (a word) to OPTITRANS."""
+    out: list[str] = []
+    run: list[str] = []
+    block: int | None = None
+    for char in [*text, " "]:
+        this = _indic_block(char)
+        if run and this != block:
+            out.append(_indic_word("".join(run), block))  # type: ignore[arg-type]
+            run = []
+        if this is None:
+            out.append(char)
+        else:
+            run.append(char)
+        block = this
+    return "".join(out[:-1])
+
+
+# ELOT 743 (ISO 843 type 2), the transliteration of Greek passports:
+# digraphs first, then single letters (input case-folded, without tonos).
+_GREEK_LETTERS = str.maketrans(
+    {
+        "α": "a",
+        "β": "v",
+        "γ": "g",
+        "δ": "d",
+        "ε": "e",
+        "ζ": "z",
+        "η": "i",
+        "θ": "th",
+        "ι": "i",
+        "κ": "k",
+        "λ": "l",
+        "μ": "m",
+        "ν": "n",
+        "ξ": "x",
+        "ο": "o",
+        "π": "p",
+        "ρ": "r",
+        "σ": "s",
+        "ς": "s",
+        "τ": "t",
+        "υ": "y",
+        "φ": "f",
+        "χ": "ch",
+        "ψ": "ps",
+        "ω": "o",
+    }
+)
+_GREEK_DIGRAPHS = re.compile(r"(?<![α-ω])(μπ|ντ|γκ)|ου|γγ|γκ|γξ|γχ|([αεη])υ(?=(.?))")
+_GREEK_VOICED = set("αεηιουωβγδζλμνρ")
+
+
+def _greek_digraph(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if match.group(1):
+        return {"μπ": "b", "ντ": "d", "γκ": "g"}[text]
+    if match.group(2):
+        vowel = {"α": "a", "ε": "e", "η": "i"}[match.group(2)]
+        return vowel + ("v" if match.group(3) in _GREEK_VOICED else "f")
+    return {"ου": "ou", "γγ": "ng", "γκ": "nk", "γξ": "nx", "γχ": "nch", "μπ": "mp", "ντ": "nt"}[
+        text
+    ]
+
+
+def _greek_elot(text: str) -> str:
+    """Greek letters to Latin by ELOT 743 (Greek passports)."""
+    return _GREEK_DIGRAPHS.sub(_greek_digraph, text).translate(_GREEK_LETTERS)
+
+
 def _ascii_parts(text: str) -> tuple[str, ...]:
     """anyascii, lower case, everything but a-z and 0-9 separates (apostrophes vanish)."""
-    latin = anyascii(text).lower().translate(_DELETE)
+    latin = anyascii(_indic_to_latin(text)).lower().translate(_DELETE)
     return tuple(_NOT_ALNUM.sub(" ", latin).split())
 
 
@@ -310,7 +418,7 @@ def name_forms(name: str) -> NameForms:
     if not any(unicodedata.category(c)[0] == "L" for part in script for c in part):
         raise InvalidIdentifier("a name has no letters")
     latin: set[tuple[str, ...]] = set()
-    icao = strip_diacritics(_t2s().convert(text).translate(_ICAO))
+    icao = _greek_elot(strip_diacritics(_t2s().convert(text).translate(_ICAO)))
     latin.add(_ascii_parts(_han_to_pinyin(icao)))
     latin.add(_ascii_parts(_han_to_pinyin(stripped)))
     latin.discard(())
@@ -318,7 +426,16 @@ def name_forms(name: str) -> NameForms:
 
 
 # §2.8.4: spelling rewrites applied before Metaphone, in this order.
-_PHONETIC_REWRITES = (("kh", "h"), ("ch", "h"), ("ph", "f"), ("y", "i"), ("w", "v"))
+_PHONETIC_REWRITES = (
+    ("tch", "ch"),
+    ("kh", "h"),
+    ("ch", "h"),
+    ("ph", "f"),
+    ("dh", "d"),
+    ("q", "k"),
+    ("y", "i"),
+    ("w", "v"),
+)
 _VOWEL_RUN = re.compile(r"[aeiou]+")
 
 
@@ -327,7 +444,8 @@ def phonetic_code(parts: tuple[str, ...]) -> str:
     and vowel classes, parts joined by ``-``.
 
     Per part, after the rewrites above: the consonants as coded by Metaphone
-    (Lawrence Philips, 1990, as implemented by jellyfish); each run of vowels
+    (Lawrence Philips, 1990, as implemented by jellyfish) without the leading
+    vowel Metaphone keeps; each run of vowels
     as one class, ``i`` if it holds an i, else ``u`` if it holds an o or a u,
     else ``a``; and a part that ends in vowels keeps that last run verbatim
     with doubled letters made single (after ``=``).  So Hussein / Husain /
@@ -349,4 +467,5 @@ def _part_code(part: str) -> str:
     final = ""
     if runs and text.endswith(runs[-1]):
         final = "=" + re.sub(r"(.)\1+", r"\1", runs[-1])
-    return f"{jellyfish.metaphone(text).lower()}.{vowels}{final}"
+    consonants = jellyfish.metaphone(text).lower().lstrip("aeiou")  # vowels are in `vowels`
+    return f"{consonants}.{vowels}{final}"

@@ -297,6 +297,9 @@ NAMES_2 = [
     ("สุดา", "Thai vowels are letters"),
     ("สดา", "a different name from สุดา"),
     ("김 민준", "Hangul: the space is ignored"),
+    ("राहुल गांधी", "Devanagari: OPTITRANS, final inherent vowel dropped, anusvara as n"),
+    ("Κωνσταντίνος Παπαδόπουλος", "Greek: ELOT 743 (ου -> ou) and anyascii"),
+    ("Ευάγγελος", "ELOT 743: ευ before a vowel is ev, γγ is ng"),
     ("İbrahim", "the dot of İ is a diacritic"),
 ]
 PHONETIC_2 = [
@@ -312,6 +315,9 @@ PHONETIC_2 = [
     "sanil",
     "yuri",
     "iurii",
+    "osama",
+    "usama",
+    "tchaikovsky",
 ]
 RECORDS_2 = [
     {"names": ["Ольга Коваленко"], "dob": "1985-03-07", "documents": [["UKR", "FX123456"]]},
@@ -356,6 +362,7 @@ def normalisation_2() -> dict[str, Any]:
             "pypinyin": "0.55.0",
             "opencc-python-reimplemented": "0.1.7",
             "jellyfish": "1.3.0",
+            "indic-transliteration": "2.3.82",
         },
         "names": [{"input": s, "note": note, **forms(s)} for s, note in NAMES_2],
         "phonetic": [{"input": s, "output": phonetic_code(s)} for s in PHONETIC_2],
