@@ -26,6 +26,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey, hit_proof
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
@@ -65,12 +66,15 @@ class DetailOutcome:
 def _proof_holds(node: Node, peer: str, stored: StoredRecord, params: DetailParams) -> bool:
     with node.store.read() as tx:
         state = tx.get_outbound(peer)
-    if state is None or len(params.hit_proof) != 32:
-        return False
-    key: EpochKey = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+        if state is None or len(params.hit_proof) != 32:
+            return False
+        version = normalisation.of_epoch(tx, node.node_id, peer, state.epoch)
+    key: EpochKey = node.epoch_key(
+        node.node_id, peer, state.epoch, state.token_key, normalisation=version
+    )
     message = proof_message(params.requester, params.origin, params.ref, params.nonce)
     found = False
-    for ikey in load_record(node, stored).identifier_keys():
+    for ikey in load_record(node, stored).identifier_keys(version):
         # Check every key, without stopping early: constant work per record.
         found |= hmac.compare_digest(key.hit_proof(ikey.value, message), params.hit_proof)
     return found

@@ -15,15 +15,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wlx.crypto.errors import DecryptionError, InvalidIdentifier
-from wlx.crypto.normalize import IdentifierKey, KeyKind, QueryKeys, query_keys_checked
+from wlx.crypto.normalize import (
+    NORMALISATION,
+    IdentifierKey,
+    KeyKind,
+    QueryKeys,
+    query_keys_checked,
+)
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.audit.journal import Journal
+from wlx.node.core import normalisation
 from wlx.node.core.errors import Rejection, UserError
 from wlx.node.core.node import Node
 from wlx.node.protocol import codec
-from wlx.node.store.base import InboundState
+from wlx.node.store.base import InboundState, Tx
 
 log = logging.getLogger("wlx.lookup")
 
@@ -39,7 +46,7 @@ class Query:
     documents: tuple[tuple[str, str, str], ...] = ()
     """``(type, country, number)`` triples."""
 
-    def checked(self) -> QueryKeys:
+    def checked(self, version: str = NORMALISATION) -> QueryKeys:
         """The identifier keys of every usable field, and the fields left out.
 
         One invalid field (a two-letter country on a document) does not drop
@@ -50,7 +57,7 @@ class Query:
         """
         try:
             return query_keys_checked(
-                self.names, self.dob or None, [(c, n) for _, c, n in self.documents]
+                self.names, self.dob or None, [(c, n) for _, c, n in self.documents], version
             )
         except InvalidIdentifier as exc:
             raise UserError(str(exc)) from None
@@ -146,11 +153,13 @@ class Lookup:
         self._journal = journal
         self.hits = HitMemory()
 
-    def _epoch_key(self, state: InboundState) -> EpochKey:
+    def _epoch_key(self, tx: Tx, state: InboundState) -> EpochKey:
         key = self._keys.get(state.token_key)
         if key is None:
+            me = self._node.node_id
+            version = normalisation.of_epoch(tx, state.origin, me, state.epoch)
             key = self._node.epoch_key(
-                state.origin, self._node.node_id, state.epoch, state.token_key
+                state.origin, me, state.epoch, state.token_key, normalisation=version
             )
             self._keys[state.token_key] = key
         return key
@@ -189,15 +198,20 @@ class Lookup:
             except UserError as exc:
                 keys.append(str(exc))
                 unusable.append(())
+        by_version = {NORMALISATION: keys}
         found: list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]] = [{} for _ in queries]
         now, today = self._node.now(), self._node.today()
         with self._node.store.read() as tx:
             for state in tx.list_inbound():
                 if state.epoch == 0:
                     continue  # a peer whose first snapshot has not arrived
-                key = self._epoch_key(state)
+                key = self._epoch_key(tx, state)
+                if key.normalisation not in by_version:  # an epoch not yet migrated
+                    by_version[key.normalisation] = [
+                        _keys_or_error(q, key.normalisation) for q in queries
+                    ]
                 wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
-                for index, query_keys_ in enumerate(keys):
+                for index, query_keys_ in enumerate(by_version[key.normalisation]):
                     if isinstance(query_keys_, str):
                         continue
                     for ikey in query_keys_:
@@ -264,6 +278,13 @@ class Lookup:
             list_synced_at=synced,
             suspended=data.suspended,
         )
+
+
+def _keys_or_error(query: Query, version: str) -> list[IdentifierKey] | str:
+    try:
+        return query.checked(version).keys
+    except UserError as exc:
+        return str(exc)
 
 
 def _how(queried: KeyKind, listed: str) -> KeyKind:

@@ -17,7 +17,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
-from wlx.node.core import failpoints, metrics
+from wlx.node.core import failpoints, metrics, normalisation
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.core.node import Node
 from wlx.node.protocol import codec, inbound
@@ -220,7 +220,7 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
                 tx.stage_entries(part.snapshot_id, origin, part.entries)
         result = receiver.result()
         failpoints.hit("receiver.before_snapshot_apply")
-        key = EpochKey(result.token_key, origin, node.node_id, result.epoch)
+        key = EpochKey(result.token_key, origin, node.node_id, result.epoch, result.normalisation)
         with node.store.write() as tx:
             state = tx.get_inbound(origin, for_update=True)
             if cursor_of(state) != receiver.start_cursor:
@@ -245,6 +245,7 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
                     digest=result.cursor.digest,
                 ),
             )
+            normalisation.record(tx, origin, node.node_id, result.epoch, result.normalisation)
             tx.put_inbound(
                 InboundState(
                     origin=origin,

@@ -20,6 +20,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.errors import (
     AlreadyExists,
     NotFound,
@@ -127,6 +128,7 @@ def add_peer(
                     epoch_started_at=now,
                 )
             )
+            normalisation.record(tx, node.node_id, card.node_id, 1)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
         exchange_log.append(
@@ -140,6 +142,14 @@ def add_peer(
         )
     log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
     return card
+
+
+def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
+    """The epoch key of a peer's stream, with its epoch's normalisation version."""
+    version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
+    return node.epoch_key(
+        node.node_id, state.peer, state.epoch, state.token_key, normalisation=version
+    )
 
 
 def _ops_for(
@@ -234,7 +244,7 @@ def materialise(node: Node, peer: str) -> OutboundState:
                 raise NotFound(f"no stream for peer {peer}")
             if state.change_pos >= tx.change_head():
                 return state
-            key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+            key = _key(node, tx, state)
             ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
             state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
             tx.put_outbound(state)
@@ -258,7 +268,7 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
         state = tx.get_outbound(peer, for_update=True)
         if row is None or row.revoked_at or state is None:
             raise NotFound(f"{peer} is not a trusted peer")
-        key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+        key = _key(node, tx, state)
         old = SharingPolicy.from_json(row.policy)
         while state.change_pos < tx.change_head():  # changes that came in between
             pending, pending_removals, pos = _ops_for(node, tx, key, state.change_pos, old)
@@ -441,7 +451,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
                 raise NotFound(f"no stream for peer {card.node_id}")
             if state.change_pos < tx.change_head():
                 continue  # a change committed in between; catch up again
-            key = node.epoch_key(node.node_id, card.node_id, state.epoch, state.token_key)
+            key = _key(node, tx, state)
             log.info("snapshot for %s at %d (epoch %d)", card.node_id, state.last_seq, state.epoch)
             entries = _Counted(_live_entries(node, tx, key, _policy(tx, card.node_id)))
             snapshot_id = node.rng(codec.NONCE_BYTES)

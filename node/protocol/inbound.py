@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.keys import BoxKey
+from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.signing import Purpose
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec
@@ -135,6 +136,8 @@ class SnapshotResult:
     token_key: bytes
     cursor: Cursor
     total_entries: int
+    normalisation: str = NORMALISATION
+    """The identifier-key version of the epoch's tokens (part 0 says it)."""
 
 
 class SnapshotReceiver:
@@ -266,4 +269,5 @@ class SnapshotReceiver:
             token_key=first.token_key,
             cursor=Cursor(first.epoch, first.at_seq, first.chain_digest),
             total_entries=self._count,
+            normalisation=first.normalisation,
         )

@@ -49,7 +49,7 @@ def upsert_for(
     """
     handle = key.handle(record.id)
     tokens = []
-    for ikey in record.identifier_keys():
+    for ikey in record.identifier_keys(key.normalisation):
         hit = HitData(
             origin=key.origin,
             ref=record.id,
@@ -209,6 +209,7 @@ def snapshot_parts(
             chain_digest=chain_digest,
             prev_part_digest=prev_digest,
             token_key=epoch_key.key if index == 0 else None,
+            normalisation=epoch_key.normalisation,
             entries=chunk,
             final=final,
             total_entries=total if final else 0,

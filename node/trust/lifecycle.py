@@ -26,6 +26,7 @@ from wlx.crypto.errors import CryptoError
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.errors import NotFound, PermissionDenied, UserError
 from wlx.node.core.node import Node
 from wlx.node.directory import ROTATION_META, finish_rotation, write_node_keys
@@ -48,6 +49,7 @@ def restart_stream(node: Node, tx: Tx, state: OutboundState) -> OutboundState:
         epoch_started_at=node.now(),
     )
     tx.put_outbound(fresh)
+    normalisation.record(tx, node.node_id, state.peer, epoch)
     tx.delete_outbox(state.peer, epoch=epoch, keep_seq=-1, before_time=node.now() + 1)
     tx.confirm_removals(state.peer, epoch, 0)
     exchange_log.record(tx, node, kind=Event.EPOCH_NEW, peer=state.peer, epoch=epoch)
