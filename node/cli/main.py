@@ -308,6 +308,7 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
+        lifecycle.migrate_normalisation(node)  # a no-op unless an epoch is older
         server, port = build_server(node, node.config.listen)
         server.start()
         if metrics_port is not None:
