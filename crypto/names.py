@@ -32,8 +32,6 @@ from dataclasses import dataclass
 import jellyfish
 import opencc  # type: ignore[import-untyped]
 from anyascii import anyascii
-from indic_transliteration import sanscript  # type: ignore[import-untyped]
-from pypinyin import Style, lazy_pinyin
 
 from wlx.crypto.errors import InvalidIdentifier
 
@@ -276,6 +274,8 @@ def _han_to_pinyin(text: str) -> str:
 
     def flush() -> None:
         if run:
+            from pypinyin import Style, lazy_pinyin  # slow to load: only for Han
+
             syllables = lazy_pinyin("".join(run), style=Style.NORMAL)
             if not out and 2 <= len(run) <= 4 and run[0] in _SURNAMES:
                 syllables[0] = _SURNAMES[run[0]]
@@ -293,17 +293,18 @@ def _han_to_pinyin(text: str) -> str:
     return "".join(out)
 
 
-# Brahmic scripts of India, each a 128-code-point block laid out alike (ISCII).
+# Brahmic scripts of India, each a 128-code-point block laid out alike (ISCII),
+# by their names in indic-transliteration's sanscript.
 _INDIC = {
-    0x0900: sanscript.DEVANAGARI,
-    0x0980: sanscript.BENGALI,
-    0x0A00: sanscript.GURMUKHI,
-    0x0A80: sanscript.GUJARATI,
-    0x0B00: sanscript.ORIYA,
-    0x0B80: sanscript.TAMIL,
-    0x0C00: sanscript.TELUGU,
-    0x0C80: sanscript.KANNADA,
-    0x0D00: sanscript.MALAYALAM,
+    0x0900: "devanagari",
+    0x0980: "bengali",
+    0x0A00: "gurmukhi",
+    0x0A80: "gujarati",
+    0x0B00: "oriya",
+    0x0B80: "tamil",
+    0x0C00: "telugu",
+    0x0C80: "kannada",
+    0x0D00: "malayalam",
 }
 _ANUSVARA = re.compile(r"M(?=[pbm])|M")
 
@@ -320,6 +321,9 @@ def _indic_word(word: str, block: int) -> str:
     modern languages (राहुल is Rahul, not Rahula): it is dropped.  The
     anusvara is ``m`` before p, b, m and ``n`` elsewhere (गांधी: Gandhi).
     """
+    # Imported when needed: loading it takes longer than most lookups.
+    from indic_transliteration import sanscript  # type: ignore[import-untyped]
+
     latin = sanscript.transliterate(word, _INDIC[block], sanscript.OPTITRANS)
     latin = latin.replace(chr(block + 0x3C), "")  # a nukta OPTITRANS leaves as it is
     offset = ord(word.removesuffix(chr(block + 0x3C))[-1]) - block  # before a nukta
@@ -406,6 +410,7 @@ def _ascii_parts(text: str) -> tuple[str, ...]:
     return tuple(_NOT_ALNUM.sub(" ", latin).split())
 
 
+@functools.lru_cache(maxsize=65_536)
 def name_forms(name: str) -> NameForms:
     """The script form and the Latin forms of one name (§2.8.1-§2.8.3).
 
