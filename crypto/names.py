@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jellyfish
@@ -89,6 +90,9 @@ _ICAO_LATIN = {
     "œ": "oe",
     "þ": "th",
     "ĳ": "ij",
+    # Serbian and Croatian documents write Đ as DJ (ICAO 9303 has D, which the
+    # plain Latin form keeps).
+    "đ": "dj",
 }
 _ICAO_CYRILLIC = {
     "а": "a",
@@ -404,6 +408,37 @@ def _greek_elot(text: str) -> str:
     return _GREEK_DIGRAPHS.sub(_greek_digraph, text).translate(_GREEK_LETTERS)
 
 
+_THAI = ((0x0E00, 0x0E7F),)
+_HANGUL = ((0xAC00, 0xD7AF),)
+
+
+def _runs(text: str, ranges: tuple[tuple[int, int], ...], convert: Callable[[str], str]) -> str:
+    """Replace each maximal run of characters in ``ranges`` by ``convert(run)``."""
+    return re.sub(
+        "[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges) + "]+",
+        lambda m: f" {convert(m.group(0))} ",
+        text,
+    )
+
+
+def _thai_rtgs(run: str) -> str:
+    # Loaded when needed: PyThaiNLP is large.
+    from pythainlp.transliterate import romanize
+
+    return str(romanize(run, engine="royin"))
+
+
+def _hangul_rr(run: str) -> str:
+    from korean_romanizer.romanizer import Romanizer  # type: ignore[import-untyped]
+
+    return str(Romanizer(run).romanize())
+
+
+def _national(text: str) -> str:
+    """Thai by the Royal Thai General System, Hangul by Revised Romanisation."""
+    return _runs(_runs(text, _THAI, _thai_rtgs), _HANGUL, _hangul_rr)
+
+
 def _ascii_parts(text: str) -> tuple[str, ...]:
     """anyascii, lower case, everything but a-z and 0-9 separates (apostrophes vanish)."""
     latin = anyascii(_indic_to_latin(text)).lower().translate(_DELETE)
@@ -423,7 +458,7 @@ def name_forms(name: str) -> NameForms:
     if not any(unicodedata.category(c)[0] == "L" for part in script for c in part):
         raise InvalidIdentifier("a name has no letters")
     latin: set[tuple[str, ...]] = set()
-    icao = _greek_elot(strip_diacritics(_t2s().convert(text).translate(_ICAO)))
+    icao = _national(_greek_elot(strip_diacritics(_t2s().convert(text).translate(_ICAO))))
     latin.add(_ascii_parts(_han_to_pinyin(icao)))
     latin.add(_ascii_parts(_han_to_pinyin(stripped)))
     latin.discard(())

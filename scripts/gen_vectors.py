@@ -300,6 +300,9 @@ NAMES_2 = [
     ("राहुल गांधी", "Devanagari: OPTITRANS, final inherent vowel dropped, anusvara as n"),
     ("Κωνσταντίνος Παπαδόπουλος", "Greek: ELOT 743 (ου -> ou) and anyascii"),
     ("Ευάγγελος", "ELOT 743: ευ before a vowel is ev, γγ is ng"),
+    ("สมชาย", "Thai: RTGS (PyThaiNLP royin) and anyascii"),
+    ("박지성", "Hangul: Revised Romanisation and anyascii"),
+    ("Đorđe Petrović", "Đ is DJ (Serbian documents) and D (ICAO)"),
     ("İbrahim", "the dot of İ is a diacritic"),
 ]
 PHONETIC_2 = [
@@ -363,6 +366,8 @@ def normalisation_2() -> dict[str, Any]:
             "opencc-python-reimplemented": "0.1.7",
             "jellyfish": "1.3.0",
             "indic-transliteration": "2.3.82",
+            "pythainlp": "5.4.0",
+            "korean-romanizer": "0.28.0",
         },
         "names": [{"input": s, "note": note, **forms(s)} for s, note in NAMES_2],
         "phonetic": [{"input": s, "output": phonetic_code(s)} for s in PHONETIC_2],

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "eval_matching.py"
-PUBLISHED_RECALL = 0.94  # docs/matching.md
+PUBLISHED_RECALL = 0.95  # docs/matching.md
 
 
 def _module() -> ModuleType:
