@@ -1098,8 +1098,13 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
+GENERATOR = (
+    "scripts/gen_vectors.py (rerun: .venv/bin/python scripts/gen_vectors.py; --check verifies)"
+)
+
+
 def render(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps({"generator": GENERATOR, **data}, indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str]) -> int:

@@ -32,7 +32,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from conftest import PG_DSN, Federation, FederationMaker, StorageFactory
+from support.nodes import PG_DSN, Federation, FederationMaker, StorageFactory
 
 from wlx.crypto.errors import InvalidIdentifier
 from wlx.crypto.normalize import (

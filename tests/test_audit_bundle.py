@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_support import (
+from support.audit import (
     NODES,
     bundle_of,
     entries_of,
@@ -18,7 +18,7 @@ from audit_support import (
     signing_keys,
     witnessed_federation,
 )
-from conftest import Federation, FederationMaker
+from support.nodes import Federation, FederationMaker
 
 from wlx.node.audit.offline.bundle import decode, encode
 from wlx.node.audit.offline.errors import AuditFailure

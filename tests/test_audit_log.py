@@ -7,8 +7,8 @@ import hashlib
 import json
 from typing import Any
 
-from audit_support import NODES, WANTED, WANTED_NAME, exchange
-from conftest import FederationMaker, StorageFactory, record
+from support.audit import NODES, WANTED, WANTED_NAME, exchange
+from support.nodes import FederationMaker, StorageFactory, record
 
 from wlx.crypto import merkle
 from wlx.node.audit import exchange_log

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from audit_support import (
+from support.audit import (
     bundle_of,
     entries_of,
     forge,
@@ -14,7 +14,7 @@ from audit_support import (
     signing_keys,
     witnessed_federation,
 )
-from conftest import Federation, FederationMaker, StorageFactory, record
+from support.nodes import Federation, FederationMaker, StorageFactory, record
 
 from wlx.crypto.note import sign_note
 from wlx.node.audit import witness

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from audit_support import bundle_of, keyring, witnessed_federation
-from conftest import FederationMaker, StorageFactory
+from support.audit import bundle_of, keyring, witnessed_federation
+from support.nodes import FederationMaker, StorageFactory
 
 from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from audit_support import exchange
-from conftest import FakeClock, Federation, FederationMaker, StorageFactory, peer_row, record
+from support.audit import exchange
+from support.nodes import FakeClock, Federation, FederationMaker, StorageFactory, peer_row, record
 
 from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint, verify_cosignature

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +29,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import record
+from support.nodes import record
+from support.processes import free_port, start_serve
 
 from wlx.node.audit import exchange_log
 from wlx.node.core.node import Node
@@ -59,21 +59,6 @@ def wlx(
         assert proc.returncode == 0, (args, proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     return proc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    """Whether something accepts TCP connections on the port (the server is up)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def person(n: int, **overrides: object) -> Record:
@@ -377,21 +362,7 @@ class ServeProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "WLX_FAILPOINT"}
-        self.proc = subprocess.Popen(
-            [WLX, "serve", str(self.node_dir), "--sync-interval", "3600"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"wlx serve exited: {err}")
-            if listening(self.port):
-                return
-            assert time.monotonic() < deadline, "wlx serve did not come up"
-            time.sleep(0.05)
+        self.proc = start_serve(self.node_dir, self.port, env=env, stderr=subprocess.PIPE)
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FederationMaker, StorageFactory, record
+from support.nodes import FederationMaker, StorageFactory, record
 
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import ownlist

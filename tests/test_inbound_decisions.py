@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from conftest import record
+from support.nodes import record
 
 from wlx.crypto import signing, tls
 from wlx.crypto.card import IdentityCard, make_card, parse_card

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import FakeClock, Federation, FederationMaker, StorageFactory, record
+from support.nodes import FakeClock, Federation, FederationMaker, StorageFactory, record
 
 from wlx.node import detail, maintenance
 from wlx.node.incoming import receiver

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import FakeClock, Federation, FederationMaker, record
+from support.nodes import FakeClock, Federation, FederationMaker, record
 
 from wlx.crypto import tls
 from wlx.node.core.errors import AlreadyExists, NotFound, PermissionDenied

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_DSN, StorageFactory
+from support.nodes import PG_DSN, StorageFactory
 
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event

@@ -6,8 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from conftest import Federation, FederationMaker, StorageFactory, record
-
+from support.nodes import Federation, FederationMaker, StorageFactory, record
 from wlx.crypto.checkpoint import cosign
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.merkle import leaf_hash, root
