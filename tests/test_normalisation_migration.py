@@ -9,7 +9,7 @@ new snapshot it keeps finding every listing through the old epoch's tokens.
 from __future__ import annotations
 
 import pytest
-from conftest import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, record
 
 from wlx.crypto.normalize import NORMALISATION_1, NORMALISATION_2
 from wlx.node.core import normalisation
