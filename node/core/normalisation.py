@@ -10,9 +10,19 @@ Moving a peer to the current version is a new epoch (``lifecycle.migrate``).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from wlx.crypto.normalize import NORMALISATION, NORMALISATION_1, VERSIONS
 from wlx.node.core.errors import InternalError
-from wlx.node.store.base import Tx
+
+
+class Tx(Protocol):
+    """The part of a store transaction this needs (``wlx.node.store.base.Tx``)."""
+
+    def get_meta(self, key: str) -> bytes | None: ...
+
+    def set_meta(self, key: str, value: bytes) -> None: ...
+
 
 LEGACY = NORMALISATION_1
 """The version of an epoch with no recorded version."""
