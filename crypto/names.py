@@ -219,7 +219,8 @@ def phonetic_code(parts: tuple[str, ...]) -> str:
     vowel Metaphone keeps; each run of vowels
     as one class, ``i`` if it holds an i, else ``u`` if it holds an o or a u,
     else ``a``; and a part that ends in vowels keeps that last run verbatim
-    with doubled letters made single (after ``=``).  So Hussein / Husain /
+    with doubled letters made single (after ``=``).  A part holding a digit
+    is its own code.  So Hussein / Husain /
     Hussain and Mohammed / Muhammad share a code, while Hassan (a-a) and
     Hussein (u-i), Sunil (u-i) and Sanil (a-i), Maria and Mario, Alexander and
     Alexandra stay apart.
@@ -228,6 +229,8 @@ def phonetic_code(parts: tuple[str, ...]) -> str:
 
 
 def _part_code(part: str) -> str:
+    if not part.isalpha():
+        return part  # digits are not sounds: a part holding one is kept as it is
     text = part
     for old, new in _PHONETIC_REWRITES:
         text = text.replace(old, new)

@@ -19,6 +19,7 @@ from wlx.crypto import atrest, tls
 from wlx.crypto.card import IdentityCard, parse_card
 from wlx.crypto.errors import CryptoError, MalformedError
 from wlx.crypto.keys import BoxKey, Rng, SigningKey, system_rng
+from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.tokens import EpochKey
 from wlx.node.core import normalisation
 from wlx.node.core.config import NodeConfig, NodePaths, read_private
@@ -138,7 +139,13 @@ class Node:
             ) from None
 
     def epoch_key(
-        self, origin: str, recipient: str, epoch: int, wrapped: bytes, *, normalisation: str
+        self,
+        origin: str,
+        recipient: str,
+        epoch: int,
+        wrapped: bytes,
+        *,
+        normalisation: str = NORMALISATION,
     ) -> EpochKey:
         """Unwrap a stored epoch token key; ``normalisation`` is its epoch's
         version (``wlx.node.core.normalisation.of_epoch``)."""

@@ -91,6 +91,14 @@ def test_phonetic_codes_fold_spellings_and_keep_names_apart() -> None:
     assert code("alexander") != code("alexandra")
 
 
+def test_names_that_differ_in_a_digit_stay_apart() -> None:
+    """Metaphone ignores digits; a part holding one is kept whole in the code."""
+    assert phonetic_code(("person", "cn", "1")) != phonetic_code(("person", "cn", "2"))
+    assert not _values(record_keys(["Test Person CN 1"], "1980-05-07", [])) & _values(
+        query_keys(["Test Person CN 2"], "1980-05-07", [])
+    )
+
+
 def test_an_unusable_field_is_named_and_the_rest_is_keyed() -> None:
     checked = query_keys_checked(["Wang Wei"], "1980-05-17", [("CN", "E1"), ("CHN", "E2")])
     assert checked.unusable == (
