@@ -170,7 +170,14 @@ def write_node_keys(
     write_private(keys_dir / BOX_KEY, box_key.to_pem())
     write_private(keys_dir / TLS_KEY, tls.key_to_pem(tls_key))
     card = make_card(
-        signing_key, box_key.public(), node_id, advertise, now, tls_cert, previous=previous
+        signing_key,
+        box_key.public(),
+        node_id,
+        advertise,
+        now,
+        tls_cert,
+        previous=previous,
+        tls_key=tls_key,
     )
     write_public(card_path, card)
     return card

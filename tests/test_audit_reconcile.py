@@ -154,7 +154,7 @@ def test_a_witness_refusal_is_reported(federation: FederationMaker) -> None:
         checkpoint_text("CN", latest.size, bytes(32)), [log_signer("CN", cn_node.signing_key)]
     )
     with pytest.raises(Rejection):
-        witness.add_checkpoint(ru_node, fork, latest.size, [])
+        witness.add_checkpoint(ru_node, fork, latest.size, [], submitter="CN")
     checkpoint_round(ru_node)
     result = reconcile(*both(fed))
     assert any(

@@ -317,7 +317,7 @@ def test_concurrent_forks_get_one_cosignature(
     def attempt(i: int) -> str:
         note, proof = fork(i)
         try:
-            result = witness.add_checkpoint(ru, note, row.size, proof)
+            result = witness.add_checkpoint(ru, note, row.size, proof, submitter="CN")
         except Rejection as exc:
             return exc.reason.value
         return "cosigned" if isinstance(result, witness.Cosigned) else "conflict"
@@ -339,3 +339,50 @@ def test_the_serve_loop_checkpoints_and_gets_cosignatures(federation: Federation
         latest = tx.latest_checkpoint()
         assert latest is not None and latest.size == exchange_log.size(tx)
         assert [c.witness for c in tx.cosignatures(latest.size)] == ["RU"]
+
+
+def test_a_peer_cannot_relay_another_logs_old_checkpoint(federation: FederationMaker) -> None:
+    """AR relays CN's first checkpoint to RU after RU cosigned a later one: a
+    "rollback" that CN never sent.  RU refuses it as a relay and records no
+    refusal against CN (issue 8, item 6); CN's own submissions still work."""
+    from test_rejections import dump
+
+    fed = federation(["CN", "RU", "AR"])
+    exchange_small(fed)
+    cn, ru, ar = fed["CN"].node, fed["RU"].node, fed["AR"].node
+    first, _ = checkpoint_round(cn)
+    grow(fed, "CN", 3)
+    second, reports = checkpoint_round(cn)
+    assert all(r.ok for r in reports)
+    card = ar.trusted("RU")
+    assert card is not None
+    before = dump(ru)
+    for note, old_size in ((first.note, second.size), (second.note, second.size)):
+        with pytest.raises(grpc.RpcError) as refused:
+            send_add_checkpoint(
+                ar,
+                card,
+                fed["RU"].address,
+                audit_pb2.AddCheckpointRequest(checkpoint=note, old_size=old_size),
+            )
+        assert "may not submit checkpoints of CN" in str(refused.value.details())
+    assert dump(ru) == before
+    assert refusals(fed, "RU") == []
+    grow(fed, "CN", 1)
+    third, reports = checkpoint_round(cn)
+    assert third.size > second.size and all(r.ok for r in reports)
+
+
+@pytest.mark.parametrize(
+    ("log_node", "submitter", "refused"),
+    [("CN", "CN", False), ("CN", None, False), ("CN", "AR", True), ("CN", "", True)],
+)
+def test_only_the_logs_node_submits(log_node: str, submitter: str | None, refused: bool) -> None:
+    from wlx.node.protocol.witness_rules import check_submitter
+
+    if refused:
+        with pytest.raises(Rejection) as err:
+            check_submitter(log_node, submitter)
+        assert err.value.reason is RejectReason.WRONG_SENDER
+    else:
+        check_submitter(log_node, submitter)

@@ -294,7 +294,7 @@ def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
 
     # Fishing by ref, without a hit: denied.
     assert ask("CN-2", None) == detail.DetailOutcome(False, "no-hit", "")
-    assert ask("CN-404", None).denial == "not-found"
+    assert ask("CN-404", None).denial == "no-hit"  # the same answer: no existence oracle
     # A proof made for another listing does not open this one.
     lookup = Lookup(ru)
     lookup.check(by_name("CN-1"))
@@ -402,6 +402,8 @@ def test_a_detail_request_for_an_own_record_is_answered_locally_and_logged(
     fed = federation(["CN", "RU"])
     ownlist.import_records(fed["CN"].node, [record("CN-1")])
     stub = detail_stub(fed, "CN")
+    person = lookup_pb2.Person(names=["Test Person CN 1"], dob="1980-05-17")
+    stub.Check(lookup_pb2.CheckRequest(person=person, purpose="border-check"))
     result = stub.Detail(
         lookup_pb2.DetailQuery(origin="CN", ref="CN-1", purpose="own case", case_id="K-9")
     )

@@ -32,91 +32,30 @@ from dataclasses import dataclass
 
 from wlx.crypto.checkpoint import Checkpoint, cosign
 from wlx.crypto.errors import MalformedError, VerificationError
-from wlx.crypto.merkle import HASH_SIZE, verify_consistency
+from wlx.crypto.merkle import HASH_SIZE
 from wlx.crypto.note import open_note
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.audit.offline.names import log_verifier, node_of_origin, private_key, witness_name
 from wlx.node.core.errors import Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
+from wlx.node.protocol.witness_rules import (
+    Conflict,
+    Cosign,
+    Decision,
+    Refuse,
+    check_submitter,
+    decide,
+)
 from wlx.node.store.base import WitnessedRow
+
+__all__ = ["Conflict", "Cosign", "Cosigned", "Decision", "Refuse", "add_checkpoint", "decide"]
 
 MAX_NOTE_BYTES = 16 * 1024
 """Largest checkpoint note a witness reads (a checkpoint is ~150 bytes)."""
 MAX_PROOF_HASHES = 64
 """A consistency proof of a tree below 2**63 leaves has at most 2*63 hashes;
 64 covers any log of fewer than 2**32 entries."""
-
-
-@dataclass(frozen=True)
-class Cosign:
-    """Cosign the checkpoint; ``record`` unless it is already recorded."""
-
-    record: bool
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """``old_size`` is not the size the witness last cosigned: ``size`` is."""
-
-    size: int
-
-
-@dataclass(frozen=True)
-class Refuse:
-    """Refuse the checkpoint (and log why)."""
-
-    reason: RejectReason
-    """FORK or ROLLBACK."""
-    detail: str
-    against: WitnessedRow
-    """The cosigned checkpoint it contradicts."""
-
-
-Decision = Cosign | Conflict | Refuse
-
-
-def decide(
-    checkpoint: Checkpoint,
-    old_size: int,
-    proof: Sequence[bytes],
-    *,
-    latest: WitnessedRow | None,
-    same_size: WitnessedRow | None,
-) -> Decision:
-    """Decide on a verified checkpoint, given what the witness cosigned of its log.
-
-    ``latest`` is the largest checkpoint of the log the witness cosigned and
-    ``same_size`` the one of the checkpoint's size, if any.  Pure.
-    """
-    if same_size is not None:
-        if same_size.root == checkpoint.root_hash:
-            return Cosign(record=False)
-        return Refuse(
-            RejectReason.FORK,
-            f"this witness cosigned another root for size {checkpoint.size}",
-            same_size,
-        )
-    recorded_size = latest.size if latest is not None else 0
-    if old_size != recorded_size:
-        return Conflict(recorded_size)
-    if latest is None:
-        return Cosign(record=True)  # first checkpoint of this log: nothing to be consistent with
-    if checkpoint.size < latest.size:
-        return Refuse(
-            RejectReason.ROLLBACK,
-            f"size {checkpoint.size} is below size {latest.size}, which this witness cosigned",
-            latest,
-        )
-    try:
-        verify_consistency(latest.size, checkpoint.size, latest.root, checkpoint.root_hash, proof)
-    except (VerificationError, MalformedError) as exc:
-        return Refuse(
-            RejectReason.FORK,
-            f"not shown to extend size {latest.size}, which this witness cosigned ({exc})",
-            latest,
-        )
-    return Cosign(record=True)
 
 
 @dataclass(frozen=True)
@@ -160,14 +99,18 @@ def open_checkpoint(node: Node, note: bytes) -> tuple[str, Checkpoint]:
 
 
 def add_checkpoint(
-    node: Node, note: bytes, old_size: int, proof: Sequence[bytes]
+    node: Node, note: bytes, old_size: int, proof: Sequence[bytes], *, submitter: str | None
 ) -> Cosigned | Conflict:
     """Witness a trusted peer's checkpoint (docs/audit.md §4.2).
 
+    ``submitter`` is the TLS-authenticated peer that sent it (None: none, as
+    in-process or with ``--insecure-dev``); it must be the log's own node.
     Returns the cosignature, or a conflict naming the size this witness last
     cosigned (the log retries with a proof from it).
 
     Raises:
+        Rejection: WRONG_SENDER, a checkpoint relayed by another node than
+            the log's (nothing is recorded: no refusal against the log's node).
         Rejection: as :func:`open_checkpoint`; MALFORMED for a bad proof
             shape; FORK or ROLLBACK when refused (the refusal is in this
             node's exchange log).
@@ -176,6 +119,7 @@ def add_checkpoint(
     if len(proof) > MAX_PROOF_HASHES or any(len(h) != HASH_SIZE for h in proof):
         raise Rejection(RejectReason.MALFORMED, "consistency proof is not a list of hashes")
     peer, checkpoint = open_checkpoint(node, note)
+    check_submitter(peer, submitter)
     now = node.now()
     with node.store.write() as tx:
         tx.lock_witness()

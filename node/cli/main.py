@@ -304,12 +304,14 @@ def serve(
     from prometheus_client import start_http_server
 
     from wlx.node.daemon import SyncLoop
+    from wlx.node.rpc.auth import RefusalLog
     from wlx.node.rpc.server import build_server
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
         lifecycle.migrate_normalisation(node)  # a no-op unless an epoch is older
-        server, port = build_server(node, node.config.listen)
+        refusals = RefusalLog(node)
+        server, port = build_server(node, node.config.listen, refusals=refusals)
         server.start()
         if metrics_port is not None:
             start_http_server(metrics_port, addr="127.0.0.1")
@@ -329,6 +331,7 @@ def serve(
         stopped.wait()
         server.stop(grace=5).wait()
         loop.stop()
+        refusals.drain()  # the counts of refusals still in their window
 
 
 @cli.command()

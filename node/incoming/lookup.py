@@ -30,11 +30,10 @@ from wlx.node.core import normalisation
 from wlx.node.core.errors import Rejection, UserError
 from wlx.node.core.node import Node
 from wlx.node.protocol import codec
+from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
 from wlx.node.store.base import InboundState, Tx
 
 log = logging.getLogger("wlx.lookup")
-
-MAX_SCREEN_ENTRIES = 2_000
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,10 @@ class Query:
         the person: the rest is checked and ``unusable`` names that field.
 
         Raises:
-            UserError: no usable identifier at all (naming every bad field).
+            UserError: no usable identifier at all (naming every bad field),
+                or more names or documents than a person carries.
         """
+        check_person(len(self.names), len(self.documents))
         try:
             return query_keys_checked(
                 self.names, self.dob or None, [(c, n) for _, c, n in self.documents], version
@@ -184,10 +185,13 @@ class Lookup:
         are still checked.
 
         Raises:
-            UserError: more than 2,000 queries.
+            UserError: more than 2,000 queries, or a query with more names or
+                documents than a person carries (nothing is checked).
         """
         if len(queries) > MAX_SCREEN_ENTRIES:
             raise UserError(f"at most {MAX_SCREEN_ENTRIES} people per screening")
+        for query in queries:
+            check_person(len(query.names), len(query.documents))
         keys: list[list[IdentifierKey] | str] = []
         unusable: list[tuple[str, ...]] = []
         for query in queries:
@@ -237,17 +241,22 @@ class Lookup:
                 results.append(Result(error=entry))
             else:
                 results.append(Result(hits=_merge(found[index]), unusable=unusable[index]))
-        self._record(caller, purpose, call, results)
+        tested = sum(len(k) for k in keys if not isinstance(k, str))
+        self._record(caller, purpose, call, results, tested)
         return results
 
-    def _record(self, caller: str, purpose: str, call: str, results: Sequence[Result]) -> None:
-        """Log the lookup: who, why, how many people, which listings hit; no identifier."""
+    def _record(
+        self, caller: str, purpose: str, call: str, results: Sequence[Result], tested: int
+    ) -> None:
+        """Log the lookup: who, why, how many people and identifier keys, which
+        listings hit; no identifier."""
         refs = sorted({f"{h.origin}:{h.ref}" for r in results for h in r.hits})
         fields: dict[str, Field] = {
             "call": call,
             "credential": caller,
             "purpose": purpose,
             "people": len(results),
+            "identifiers": tested,
             "unchecked": sum(1 for r in results if r.error),
             "hits": refs,
         }

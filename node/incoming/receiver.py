@@ -21,7 +21,7 @@ from wlx.node.core import failpoints, metrics, normalisation
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.core.node import Node
 from wlx.node.protocol import codec, inbound
-from wlx.node.protocol.envelopes import open_envelope, sign_message
+from wlx.node.protocol.envelopes import sign_message
 from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed
 from wlx.node.store.base import InboundState, RejectionRow
 
@@ -90,18 +90,6 @@ def _receipt(
     ).SerializeToString()
 
 
-def _verify_batch(node: Node, origin: str, sealed: Sealed) -> Batch:
-    payload = open_envelope(
-        sealed,
-        purpose=Purpose.BATCH,
-        me=node.node_id,
-        box_key=node.box_key,
-        expected_sender=origin,
-        trusted=node.trusted,
-    )
-    return codec.decode_batch_payload(payload)
-
-
 def _batch_fields(origin: str, batch: Batch) -> dict[str, Field]:
     return {
         "origin": origin,
@@ -120,7 +108,9 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
             was logged.
     """
     try:
-        batch = _verify_batch(node, origin, sealed)
+        batch = inbound.open_batch(
+            sealed, me=node.node_id, origin=origin, box_key=node.box_key, trusted=node.trusted
+        )
         failpoints.hit("receiver.before_apply")
         with node.store.write() as tx:
             state = tx.get_inbound(origin, for_update=True)

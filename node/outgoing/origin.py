@@ -24,6 +24,7 @@ from wlx.node.core import normalisation
 from wlx.node.core.errors import (
     AlreadyExists,
     NotFound,
+    PermissionDenied,
     Rejection,
     RejectReason,
     Unavailable,
@@ -31,8 +32,10 @@ from wlx.node.core.errors import (
 )
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
+from wlx.node.outgoing import sent_snapshots
 from wlx.node.outgoing.ownlist import load_record, upsert_of
 from wlx.node.protocol import codec, outbound
+from wlx.node.protocol.card_rules import check_card, check_rotation
 from wlx.node.protocol.envelopes import (
     seal_presigned,
     verify_request,
@@ -79,6 +82,8 @@ def add_peer(
     Raises:
         UserError: not a valid card, this node's own card, or a fingerprint
             that does not match.
+        PermissionDenied: the card's TLS certificate names another node,
+            lacks proof of possession, or is another peer's (card_rules).
         AlreadyExists: the node id is trusted already, with another key that
             did not endorse this card.
     """
@@ -94,13 +99,21 @@ def add_peer(
         )
     with node.store.read() as tx:
         existing = tx.get_peer(card.node_id)
+        check_card(
+            card,
+            me=node.node_id,
+            my_tls_fingerprint=node.card.tls_fingerprint,
+            held=lifecycle.trusted_fingerprints(node, tx),
+        )
     if existing is not None and not existing.revoked_at:
         current = parse_card(existing.card)
         if not current.sign_key.same_as(card.sign_key):
-            if card.previous_key is None or not card.previous_key.same_as(current.sign_key):
+            try:
+                check_rotation(card, current)
+            except PermissionDenied:
                 raise AlreadyExists(
                     f"peer {card.node_id} is already trusted with another identity key"
-                )
+                ) from None
             lifecycle.accept_card(node, card_bytes)
         with node.store.write() as tx:
             row = tx.get_peer(card.node_id)
@@ -467,6 +480,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
                 created_at=node.now(),
             )
         with node.store.write() as tx:
+            sent_snapshots.note(tx, card.node_id, state.epoch, state.last_seq, state.last_digest)
             exchange_log.record(
                 tx,
                 node,

@@ -38,8 +38,18 @@ class ImportResult:
     unchanged: int
 
 
-def _record_context(record_id: str) -> str:
-    return f"record:{record_id}"
+def record_context(record_id: str, version: int, suspended: bool, expires: str) -> str:
+    """The at-rest context (associated data) of an own record's body (§10).
+
+    It binds the body to the columns stored in the clear beside it (version,
+    suspension, expiry), so whoever can write the database but lacks the
+    storage key cannot change them: the body would no longer open.
+    """
+    return f"record:{record_id}:{version}:{int(suspended)}:{expires}"
+
+
+def _context_of(stored: StoredRecord) -> str:
+    return record_context(stored.id, stored.version, stored.suspended, stored.expires)
 
 
 def upsert_of(
@@ -73,8 +83,13 @@ def rebuild_index(node: Node, tx: Tx, own: InboundState) -> None:
 
 
 def load_record(node: Node, stored: StoredRecord) -> Record:
-    """Decrypt and parse one of the node's own stored records."""
-    return Record.from_json(node.open_at_rest(stored.body, _record_context(stored.id)))
+    """Decrypt and parse one of the node's own stored records.
+
+    Raises:
+        InternalError: the body does not open with its stored version,
+            suspension and expiry (tampered columns, or the wrong key).
+    """
+    return Record.from_json(node.open_at_rest(stored.body, _context_of(stored)))
 
 
 def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
@@ -98,7 +113,7 @@ def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
             body = record.to_json()
             old = existing.get(record.id)
             if old is not None:
-                if node.open_at_rest(old.body, _record_context(record.id)) == body:
+                if node.open_at_rest(old.body, _context_of(old)) == body:
                     unchanged += 1
                     continue
                 updated += 1
@@ -106,7 +121,9 @@ def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
                 added += 1
             version = old.version + 1 if old else 1
             suspended = old.suspended if old else False
-            sealed_body = node.seal_at_rest(body, _record_context(record.id))
+            sealed_body = node.seal_at_rest(
+                body, record_context(record.id, version, suspended, record.expires)
+            )
             stored_rows.append(
                 StoredRecord(record.id, version, sealed_body, record.expires, now, suspended)
             )
@@ -170,8 +187,17 @@ def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
             raise NotFound(f"no record with id {record_id!r}")
         if existing.suspended == suspended:
             return False
+        version = existing.version + 1
+        body = node.open_at_rest(existing.body, _context_of(existing))
         stored = StoredRecord(
-            existing.id, existing.version + 1, existing.body, existing.expires, now, suspended
+            existing.id,
+            version,
+            node.seal_at_rest(
+                body, record_context(existing.id, version, suspended, existing.expires)
+            ),
+            existing.expires,
+            now,
+            suspended,
         )
         tx.put_record(stored)
         tx.append_change(record_id, "upsert", stored.version, now)

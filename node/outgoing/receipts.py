@@ -13,17 +13,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from wlx.crypto.digests import genesis_digest
 from wlx.crypto.signing import Purpose
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core.errors import Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
+from wlx.node.outgoing import sent_snapshots
 from wlx.node.outgoing.origin import check_parties
 from wlx.node.protocol import codec
-from wlx.node.protocol.envelopes import same_digest, verify_signed
+from wlx.node.protocol.envelopes import verify_signed
 from wlx.node.protocol.messages import Receipt, SignedRequest
-from wlx.node.store.base import OutboundState, ReceiptRow, Tx
+from wlx.node.protocol.receipt_rules import Sent, check_receipt
+from wlx.node.store.base import ReceiptRow, Tx
 
 log = logging.getLogger("wlx.receipts")
 
@@ -31,13 +32,17 @@ log = logging.getLogger("wlx.receipts")
 MAX_RECEIPTS_PER_CALL = 1_000
 
 
-def _receipt_digest(tx: Tx, node: Node, state: OutboundState, receipt: Receipt) -> bytes | None:
-    """The digest the origin made for what ``receipt`` acknowledges, if kept."""
-    if receipt.last_seq == 0:
-        return genesis_digest(node.node_id, state.peer, receipt.epoch)
-    if receipt.epoch == state.epoch and receipt.last_seq == state.last_seq:
-        return state.last_digest
-    return tx.outbox_digest_at(state.peer, receipt.epoch, receipt.last_seq)
+def _sent(tx: Tx, peer: str, receipt: Receipt) -> Sent | None:
+    """What the origin sent to ``peer`` at the receipt's position, if it knows."""
+    if receipt.kind == "snapshot":
+        digest = sent_snapshots.digest_at(tx, peer, receipt.epoch, receipt.last_seq)
+        if digest is None:
+            return None
+        return Sent("snapshot", receipt.epoch, 0, receipt.last_seq, digest)
+    rows = tx.outbox_after(peer, receipt.epoch, receipt.first_seq - 1, 1)
+    if not rows or rows[0].first_seq != receipt.first_seq:
+        return None
+    return Sent("batch", receipt.epoch, rows[0].first_seq, rows[0].last_seq, rows[0].digest)
 
 
 def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:
@@ -68,11 +73,12 @@ def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:
                 state = tx.get_outbound(card.node_id, for_update=True)
                 if state is None:
                     raise Rejection(RejectReason.UNKNOWN_SIGNER, "no stream for this peer")
-                expected = _receipt_digest(tx, node, state, receipt)
-                if expected is None or not same_digest(expected, receipt.digest):
-                    raise Rejection(
-                        RejectReason.UNKNOWN_BATCH, "receipt for a batch this node does not hold"
-                    )
+                check_receipt(
+                    receipt,
+                    stream_epoch=state.epoch,
+                    stream_head=state.last_seq,
+                    sent=_sent(tx, card.node_id, receipt),
+                )
                 tx.add_receipt(
                     ReceiptRow(
                         peer=card.node_id,

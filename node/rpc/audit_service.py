@@ -17,6 +17,7 @@ from wlx.node.audit.checkpoints import cosigned
 from wlx.node.core.errors import NotFound, UserError
 from wlx.node.core.node import Node
 from wlx.node.rpc import status_codes
+from wlx.node.rpc.auth import Role, current_caller
 from wlx.v1 import audit_pb2, audit_pb2_grpc
 
 WITNESS_SERVICE = "wlx.v1.Witness"
@@ -36,8 +37,13 @@ class WitnessServicer(audit_pb2_grpc.WitnessServicer):
     def AddCheckpoint(  # noqa: N802 - gRPC method name
         self, request: audit_pb2.AddCheckpointRequest, context: grpc.ServicerContext
     ) -> audit_pb2.AddCheckpointResponse:
+        caller = current_caller()
         result = witness.add_checkpoint(
-            self._node, request.checkpoint, request.old_size, list(request.consistency_proof)
+            self._node,
+            request.checkpoint,
+            request.old_size,
+            list(request.consistency_proof),
+            submitter=caller.name if caller is not None and caller.role is Role.PEER else None,
         )
         if isinstance(result, witness.Conflict):
             return audit_pb2.AddCheckpointResponse(conflict_size=result.size)

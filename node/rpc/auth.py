@@ -26,13 +26,18 @@ from enum import StrEnum
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from wlx.crypto import tls
 from wlx.crypto.errors import CryptoError
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
+from wlx.node.core.errors import UserError
 from wlx.node.core.limits import Limits, RateLimited
 from wlx.node.core.node import Node
+from wlx.node.protocol.lookup_rules import lookup_cost
+from wlx.v1 import lookup_pb2
 
 log = logging.getLogger("wlx.auth")
 
@@ -91,6 +96,9 @@ class Caller:
     """The credential's serial (empty for a peer)."""
 
 
+REQUIRED_TLS_VERSION = b"TLSv1.3"
+"""What ``ssl_tls_version`` in gRPC's auth context must say."""
+
 _CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("wlx_caller", default=None)
 INSECURE_CALLER = Caller(Role.OPERATOR, "insecure-dev")
 
@@ -130,10 +138,16 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
     take effect at the caller's next call.
 
     Raises:
-        Denied: UNAUTHENTICATED when there is no certificate, or it is
+        Denied: UNAUTHENTICATED when the connection is not TLS 1.3, there is
+            no certificate, or it is
             neither a trusted peer's nor a valid credential of this node;
             PERMISSION_DENIED for a revoked credential.
     """
+    versions = auth_context.get("ssl_tls_version") or []
+    if [bytes(v) for v in versions] != [REQUIRED_TLS_VERSION]:
+        # gRPC's TLS cannot be told to refuse 1.2 at the handshake; a call over
+        # anything but TLS 1.3 is refused here, before anything is read.
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "TLS 1.3 is required")
     certs = auth_context.get("x509_pem_cert") or []
     if not certs:
         raise Denied(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -143,12 +157,18 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
         raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unreadable client certificate") from None
     with node.store.read() as tx:
         if serial is None:
-            for row in tx.list_peers():
-                if row.revoked_at:
-                    continue
-                card = node.card_of(row)
-                if card.tls_fingerprint == fingerprint:
-                    return Caller(Role.PEER, card.node_id)
+            holders = [
+                row.node_id
+                for row in tx.list_peers()
+                if not row.revoked_at and node.card_of(row).tls_fingerprint == fingerprint
+            ]
+            if len(holders) == 1:
+                return Caller(Role.PEER, holders[0])
+            if holders:  # never accepted since card_rules; fail closed on an old store
+                raise Denied(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    f"certificate held by several peers ({', '.join(holders)})",
+                )
             raise Denied(
                 grpc.StatusCode.UNAUTHENTICATED, "certificate of no trusted peer or credential"
             )
@@ -162,35 +182,81 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
     return Caller(Role(credential.role), credential.name, serial)
 
 
-class _DenialLog:
-    """Logs refusals to the exchange log, at most once a minute per caller and reason."""
+class RefusalLog:
+    """Writes refusals to the exchange log, aggregated (``wlx.node.audit.refusals``):
+    the first of a kind at once, the rest of its minute as one entry with their
+    count.  Thread-safe."""
 
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, str], float] = {}
+    def __init__(self, node: Node, clock: Callable[[], float] = time.monotonic) -> None:
+        self._node = node
+        self._clock = clock
+        self._aggregator = RefusalAggregator()
         self._lock = threading.Lock()
 
-    def should_log(self, who: str, why: str) -> bool:
-        now = time.monotonic()
+    def refuse(self, kind: RefusalKind) -> None:
+        """Count one refusal; write what is due."""
         with self._lock:
-            if now - self._last.get((who, why), -1e9) < 60:
-                return False
-            self._last[(who, why)] = now
-            if len(self._last) > 10_000:
-                self._last.clear()
-        return True
+            due = self._aggregator.refuse(kind, self._clock(), self._node.now())
+        self._write(due)
+
+    def flush_due(self) -> None:
+        """Write the counts of windows that have closed."""
+        with self._lock:
+            due = self._aggregator.due(self._clock())
+        self._write(due)
+
+    def drain(self) -> None:
+        """Write every pending count (at shutdown)."""
+        with self._lock:
+            due = self._aggregator.drain()
+        self._write(due)
+
+    def _write(self, entries: list[Aggregate]) -> None:
+        if not entries:
+            return
+        try:
+            with self._node.store.write() as tx:
+                for e in entries:
+                    exchange_log.record(
+                        tx,
+                        self._node,
+                        kind=e.kind.event,
+                        method=e.kind.method,
+                        caller=e.kind.caller,
+                        reason=e.kind.reason,
+                        count=e.count,
+                        first=e.first,
+                        last=e.last,
+                    )
+        except Exception:
+            log.exception("could not log %d refusal entries", len(entries))
 
 
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates, authorises and rate-limits every call before its handler."""
 
-    def __init__(self, node: Node, limits: Limits) -> None:
+    def __init__(self, node: Node, limits: Limits, refusals: RefusalLog | None = None) -> None:
         self._node = node
         self._limits = limits
-        self._denials = _DenialLog()
+        self.refusals = refusals or RefusalLog(node)
 
-    def _admit(self, method: str, context: grpc.ServicerContext, cost: Callable[[], int]) -> Caller:
+    def _admit(
+        self,
+        method: str,
+        context: grpc.ServicerContext,
+        raw: Any,
+        decode: Callable[[Any], Any] | None,
+    ) -> tuple[Caller, Any]:
+        """Authenticate and authorise the caller, *then* decode its request
+        (``raw``, with ``decode``; None: already decoded), then charge it.
+
+        Aborts the call: UNAUTHENTICATED / PERMISSION_DENIED before anything
+        is decoded; INVALID_ARGUMENT for a request that does not decode or is
+        oversized (nothing charged); RESOURCE_EXHAUSTED when over the limits.
+        """
+        self.refusals.flush_due()
         if self._node.insecure_dev:
-            return INSECURE_CALLER
+            return INSECURE_CALLER, self._decode(method, "insecure-dev", context, raw, decode)
         try:
             caller = identify(self._node, context.auth_context())
         except Denied as exc:
@@ -212,13 +278,49 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{caller.role.value} {caller.name} may not call {method}",
             )
+        request = self._decode(method, who, context, raw, decode)
         try:
-            self._limits.charge(caller.role, caller.name, cost())
+            price = _cost(request)
+        except UserError as exc:  # oversized: refused before any work or charge
+            self._refuse(
+                context,
+                method,
+                who,
+                Event.ACCESS_DENIED,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                str(exc),
+            )
+        try:
+            self._limits.charge(caller.role, caller.name, price)
         except RateLimited as exc:
             self._refuse(
                 context, method, who, Event.THROTTLED, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
             )
-        return caller
+        return caller, request
+
+    def _decode(
+        self,
+        method: str,
+        who: str,
+        context: grpc.ServicerContext,
+        raw: Any,
+        decode: Callable[[Any], Any] | None,
+    ) -> Any:
+        """The request message; an undecodable one is refused with one log line."""
+        if decode is None:
+            return raw
+        try:
+            return decode(raw)
+        except DecodeError:
+            pass
+        self._refuse(
+            context,
+            method,
+            who,
+            Event.ACCESS_DENIED,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid {method} message (it does not decode)",
+        )
 
     def _refuse(
         self,
@@ -230,30 +332,20 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         why: str,
     ) -> NoReturn:
         log.warning("refused %s from %s: %s", method, who, why)
-        if self._denials.should_log(who, why):
-            try:
-                with self._node.store.write() as tx:
-                    exchange_log.append(
-                        tx,
-                        node=self._node.node_id,
-                        time=self._node.now(),
-                        kind=kind,
-                        method=method,
-                        caller=who,
-                        reason=why,
-                    )
-            except Exception:
-                log.exception("could not log a refusal")
+        self.refusals.refuse(RefusalKind(kind, method, who, why))
         context.abort(code, why)
         raise AssertionError("context.abort returned")  # pragma: no cover
 
     def _streaming(
-        self, method: str, inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
+        self,
+        method: str,
+        inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
+        decode: Callable[[Any], Any] | None,
     ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         """Wrap a server-streaming handler: admit the caller, then stream."""
 
         def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            caller = self._admit(method, context, lambda: 1)
+            caller, request = self._admit(method, context, request, decode)
             token = _CALLER.set(caller)
             try:
                 yield from inner(request, context)
@@ -274,28 +366,31 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_unary is not None:
             inner_uu = handler.unary_unary
 
-            def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
-                caller = self._admit(method, context, lambda: _cost(request))
+            decode = handler.request_deserializer
+
+            def unary_unary(raw: Any, context: grpc.ServicerContext) -> Any:
+                caller, request = self._admit(method, context, raw, decode)
                 token = _CALLER.set(caller)
                 try:
                     return inner_uu(request, context)
                 finally:
                     _CALLER.reset(token)
 
+            # The request arrives as bytes: decoded only once the caller is admitted.
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._streaming(method, handler.unary_stream, handler.request_deserializer),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming(method, handler.stream_stream),
+                self._streaming(method, handler.stream_stream, None),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -315,8 +410,18 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
 
 def _cost(request: Any) -> int:
-    """What a call costs in the rate limit: one per person looked up."""
-    entries = getattr(request, "entries", None)
-    if entries is not None and not isinstance(entries, (str, bytes)):
-        return max(1, len(entries))
+    """What a call costs in the rate limit: one per identifier looked up
+    (``wlx.node.protocol.lookup_rules``), one for any other call.
+
+    Raises:
+        UserError: an oversized lookup (refused before anything is charged).
+    """
+    if isinstance(request, lookup_pb2.CheckRequest):
+        return lookup_cost([_identifiers(request.person)])
+    if isinstance(request, lookup_pb2.ScreenRequest):
+        return lookup_cost([_identifiers(e.person) for e in request.entries])
     return 1
+
+
+def _identifiers(person: lookup_pb2.Person) -> tuple[int, int]:
+    return len(person.names), len(person.documents)

@@ -30,11 +30,18 @@ from wlx.node.protocol.messages import ResyncRequired, Sealed, SignedRequest, St
 from wlx.node.report import node_status
 from wlx.node.rpc import status_codes
 from wlx.node.rpc.audit_service import add_audit_services
-from wlx.node.rpc.auth import AuthInterceptor, Role, current_caller
+from wlx.node.rpc.auth import AuthInterceptor, RefusalLog, Role, current_caller
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.sync_client import describe, sync_all
 from wlx.node.rpc.transport import MAX_MESSAGE_BYTES, peer_channel, server_credentials
-from wlx.node.rpc.wire import check_purpose, hit_to_pb, query_from_pb, results_to_pb, status_to_pb
+from wlx.node.rpc.wire import (
+    check_case,
+    check_purpose,
+    hit_to_pb,
+    query_from_pb,
+    results_to_pb,
+    status_to_pb,
+)
 from wlx.node.store.base import PeerRow
 from wlx.node.trust import lifecycle
 from wlx.v1 import (
@@ -208,16 +215,22 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         self, request: lookup_pb2.DetailQuery, context: grpc.ServicerContext
     ) -> lookup_pb2.DetailResult:
         purpose = check_purpose(request.purpose)
+        case_id = check_case(request.case_id)
         if not request.ref:
             raise UserError("a detail request names the hit's ref")
         origin_id = request.origin or self._origin_of(request.ref)
+        seal_key = self._lookup.hits.recall(
+            _caller_name(), origin_id, request.ref, self._node.now()
+        )
         if origin_id == self._node.node_id:
             outcome = detail.own_record(
                 self._node,
                 request.ref,
                 officer=_caller_name(),
                 purpose=purpose,
-                case_id=request.case_id,
+                case_id=case_id,
+                seal_key=seal_key,
+                quota=self._node.config.detail_quota,
             )
         else:
             outcome = detail.request(
@@ -225,11 +238,9 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
                 origin=origin_id,
                 ref=request.ref,
                 purpose=purpose,
-                case_id=request.case_id,
+                case_id=case_id,
                 officer=_caller_name(),
-                seal_key=self._lookup.hits.recall(
-                    _caller_name(), origin_id, request.ref, self._node.now()
-                ),
+                seal_key=seal_key,
                 send=self._send,
             )
         return lookup_pb2.DetailResult(
@@ -272,20 +283,25 @@ def _sync_lines(node: Node) -> list[str]:
 
 
 def build_server(
-    node: Node, listen: str, *, sync_now: Callable[[], list[str]] | None = None
+    node: Node,
+    listen: str,
+    *,
+    sync_now: Callable[[], list[str]] | None = None,
+    refusals: RefusalLog | None = None,
 ) -> tuple[grpc.Server, int]:
     """A server for ``node`` bound to ``listen`` (not yet started), and its port.
 
     Mutual TLS, with every call authenticated and authorised
     (``wlx.node.rpc.auth``), unless the node runs with ``insecure_dev``.  Port 0
-    binds a free port (tests).
+    binds a free port (tests).  ``refusals`` aggregates refused calls for the
+    exchange log; the caller drains it when the server stops.
 
     Raises:
         UserError: the address cannot be bound.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wlx-rpc"),
-        interceptors=[AuthInterceptor(node, Limits(node.config.limits))],
+        interceptors=[AuthInterceptor(node, Limits(node.config.limits), refusals)],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

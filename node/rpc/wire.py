@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 from wlx.node.core.errors import UserError
 from wlx.node.incoming.lookup import Hit, Query, Result
+from wlx.node.protocol import free_text
 from wlx.node.report import NodeStatus
 from wlx.v1 import admin_pb2, lookup_pb2
-
-MAX_PURPOSE = 200
 
 
 def query_from_pb(person: lookup_pb2.Person) -> Query:
@@ -71,17 +70,29 @@ def results_to_pb(ids: Sequence[str], results: Sequence[Result]) -> lookup_pb2.S
 
 
 def check_purpose(purpose: str) -> str:
-    """The stated purpose of a lookup, checked.
+    """The stated purpose of a lookup or detail request, checked
+    (``wlx.node.protocol.free_text``).
 
     Raises:
-        UserError: missing, or longer than 200 characters.
+        UserError: missing, longer than 64 characters, or not one printable line.
     """
-    purpose = purpose.strip()
-    if not purpose:
-        raise UserError("a lookup must state its purpose")
-    if len(purpose) > MAX_PURPOSE:
-        raise UserError(f"a purpose is at most {MAX_PURPOSE} characters")
-    return purpose
+    try:
+        return free_text.check_purpose(purpose)
+    except free_text.FreeTextError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_case(case_id: str) -> str:
+    """A detail request's case reference, checked (may be empty).
+
+    Raises:
+        UserError: longer than 32 characters, or characters other than
+            letters, digits and ``. _ : / # -``.
+    """
+    try:
+        return free_text.check_case(case_id)
+    except free_text.FreeTextError as exc:
+        raise UserError(str(exc)) from None
 
 
 def status_to_pb(status: NodeStatus) -> admin_pb2.StatusResponse:

@@ -473,8 +473,11 @@ class Tx(ABC):
         """Log a detail request and its outcome."""
 
     @abstractmethod
-    def count_details(self, peer: str, direction: str, since: int) -> int:
-        """How many detail requests with ``peer`` in ``direction`` since ``since``."""
+    def count_details(
+        self, peer: str, direction: str, since: int, outcomes: Sequence[str] | None = None
+    ) -> int:
+        """How many detail requests with ``peer`` in ``direction`` since ``since``
+        (only those with one of ``outcomes``, if given)."""
 
     # ---------------------------------------------------------- exchange log
     @abstractmethod

@@ -31,14 +31,31 @@ from wlx.node.core import normalisation
 from wlx.node.core.errors import NotFound, PermissionDenied, UserError
 from wlx.node.core.node import Node
 from wlx.node.directory import ROTATION_META, finish_rotation, write_node_keys
-from wlx.node.outgoing import ownlist
+from wlx.node.outgoing import ownlist, previous_epochs
+from wlx.node.protocol.card_rules import check_card, check_rotation, held_fingerprints
 from wlx.node.store.base import OutboundState, Tx
 
 log = logging.getLogger("wlx.lifecycle")
 
 
-def restart_stream(node: Node, tx: Tx, state: OutboundState) -> OutboundState:
-    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox)."""
+def restart_stream(
+    node: Node, tx: Tx, state: OutboundState, *, keep_previous: bool = False
+) -> OutboundState:
+    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox).
+
+    With ``keep_previous`` (a new epoch or a key rotation, not a revocation),
+    hit proofs under the old key stay valid for ``previous_epochs.PROOF_GRACE``.
+    """
+    if keep_previous:
+        previous_epochs.keep(
+            tx,
+            state.peer,
+            state.epoch,
+            state.token_key,
+            until=node.now() + previous_epochs.PROOF_GRACE,
+        )
+    else:
+        previous_epochs.drop(tx, state.peer)
     epoch = state.epoch + 1
     key = EpochKey.generate(node.node_id, state.peer, epoch, node.rng)
     fresh = OutboundState(
@@ -101,7 +118,7 @@ def new_epoch(node: Node, peer: str | None = None) -> list[tuple[str, int]]:
         if peer is not None and not states:
             raise NotFound(f"{peer} is not a trusted peer")
         for state in states:
-            fresh = restart_stream(node, tx, state)
+            fresh = restart_stream(node, tx, state, keep_previous=True)
             started.append((fresh.peer, fresh.epoch))
     for name, epoch in started:
         log.info("peer %s: new token epoch %d; it will resync from a snapshot", name, epoch)
@@ -138,6 +155,13 @@ def revoke_peer(node: Node, peer: str) -> int:
     return listings
 
 
+def trusted_fingerprints(node: Node, tx: Tx) -> dict[str, str]:
+    """TLS fingerprint -> node id of every trusted (not revoked) peer."""
+    return held_fingerprints(
+        {row.node_id: node.card_of(row) for row in tx.list_peers() if not row.revoked_at}
+    )
+
+
 def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) -> IdentityCard:
     """Accept a peer's rotated identity card, endorsed by the key we trust.
 
@@ -163,10 +187,13 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
         current = parse_card(row.card)
         if current.sign_key.same_as(card.sign_key):
             return current  # already have it
-        if card.previous_key is None or not card.previous_key.same_as(current.sign_key):
-            raise PermissionDenied(
-                f"the new card of {card.node_id} is not endorsed by the key trusted for it"
-            )
+        check_rotation(card, current)
+        check_card(
+            card,
+            me=node.node_id,
+            my_tls_fingerprint=node.card.tls_fingerprint,
+            held=trusted_fingerprints(node, tx),
+        )
         tx.put_peer(replace(row, card=card.raw))
         exchange_log.record(
             tx,
@@ -207,7 +234,7 @@ def rotate_keys(node: Node) -> IdentityCard:
     with node.store.write() as tx:
         tx.lock_changes()
         for state in tx.list_outbound():
-            restart_stream(node, tx, state)
+            restart_stream(node, tx, state, keep_previous=True)
             tx.put_announcement(state.peer, card_bytes, node.now())
         tx.set_meta(ROTATION_META, card_bytes)
         exchange_log.record(

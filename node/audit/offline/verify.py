@@ -30,17 +30,18 @@ bundle (``wlx.node.audit.offline.reconcile``) to find a log cut back to a prefix
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wlx.crypto import merkle
 from wlx.crypto.card import parse_card
-from wlx.crypto.checkpoint import Checkpoint, CosignatureVerifier
+from wlx.crypto.checkpoint import Checkpoint
 from wlx.crypto.errors import CryptoError, MalformedError, VerificationError
 from wlx.crypto.keys import VerifyKey
-from wlx.crypto.note import NoteVerifier, open_note, parse_signature_line
+from wlx.crypto.note import NoteVerifier, VerifiedSignature, open_note, parse_signature_line
 from wlx.node.audit.offline import bundle as bundle_format
 from wlx.node.audit.offline.bundle import ENTRY_FORMAT, Bundle
 from wlx.node.audit.offline.errors import AuditFailure
@@ -200,14 +201,51 @@ def _entry(i: int, line: bytes, node: str) -> dict[str, Any]:
     return obj
 
 
+Retired = Mapping[tuple[str, str], int]
+"""``(node id, identity key fingerprint) -> size``: a key rotated out at log
+entry ``size - 1`` signs (or cosigns) checkpoints of at most ``size`` entries."""
+
+
+def retired_keys(entries: Iterable[Mapping[str, Any]], node: str) -> dict[tuple[str, str], int]:
+    """When each rotated-out key of ``node`` and of its peers was retired, by the
+    node's log (the first entry per key):
+
+    * ``keys.rotated`` at index ``i``: the node's old key may still sign the
+      checkpoint that covers its own retirement (size ``i + 1``), never a larger;
+    * ``peer.rotated`` at index ``i``: the peer had rotated before the node
+      learnt of it, so its old key cosigns checkpoints of at most ``i`` entries.
+    """
+    retired: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        kind, old, idx = entry.get("kind"), entry.get("old_fingerprint"), entry.get("idx")
+        if not isinstance(old, str) or type(idx) is not int:
+            continue
+        if kind == "keys.rotated":
+            retired.setdefault((node, old), idx + 1)
+        elif kind == "peer.rotated" and isinstance(entry.get("peer"), str):
+            retired.setdefault((str(entry["peer"]), old), idx)
+    return retired
+
+
+def valid_at(retired: Retired, node: str, fingerprint: str, size: int) -> bool:
+    """Whether ``node``'s key ``fingerprint`` may sign a checkpoint of ``size``."""
+    limit = retired.get((node, fingerprint))
+    return limit is None or size <= limit
+
+
 def _open(
     note: bytes,
     where: str,
     log_name: str,
     verifiers: list[NoteVerifier],
     strict: bool,
+    keys: Mapping[tuple[str, bytes], str] | None = None,
+    valid: Callable[[str, str], bool] | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """Open a note; return its text and the node ids of its verified cosigners."""
+    """Open a note; return its text and the node ids of its distinct verified
+    cosigners.  With ``keys`` (``(name, key id) -> key fingerprint``) and
+    ``valid`` (``(node id, fingerprint) -> still valid for this note``), only
+    signatures by keys valid for the note count."""
     try:
         text, verified = open_note(note, verifiers, max_size=MAX_NOTE_BYTES)
     except MalformedError as exc:
@@ -227,9 +265,31 @@ def _open(
             if (name, raw[:4]) in seen:
                 raise AuditFailure(where, "signature", f"repeated signature line by {name}")
             seen.add((name, raw[:4]))
-    if not any(v.name == log_name and v.timestamp is None for v in verified):
+
+    def counts(v: VerifiedSignature, node: str) -> bool:
+        if keys is None or valid is None:
+            return True
+        return valid(node, keys[(v.name, v.key_id)])
+
+    log_node = log_name.rsplit("/", 1)[-1]
+    signed = [v for v in verified if v.name == log_name and v.timestamp is None]
+    if not signed:
         raise AuditFailure(where, "signature", f"not signed by the identity key of {log_name}")
-    cosigners = tuple(sorted(node_of_witness(v.name) for v in verified if v.timestamp is not None))
+    if not any(counts(v, log_node) for v in signed):
+        raise AuditFailure(
+            where,
+            "signature",
+            f"signed only by a key of {log_node} retired by a key rotation before this checkpoint",
+        )
+    cosigners = tuple(
+        sorted(
+            {
+                node_of_witness(v.name)
+                for v in verified
+                if v.timestamp is not None and counts(v, node_of_witness(v.name))
+            }
+        )
+    )
     return text, cosigners
 
 
@@ -245,26 +305,35 @@ def _parse_checkpoint(text: str, where: str, origin: str) -> Checkpoint:
     return checkpoint
 
 
-def _witness_verifiers(keyring: Keyring, node: str) -> list[CosignatureVerifier]:
-    return [
-        witness_verifier(peer, key)
+def _checkpoints(
+    bundle: Bundle, keyring: Keyring, tree: _Tree, strict: bool, retired: Retired
+) -> list[CheckedCheckpoint]:
+    node, n = bundle.node, len(tree.leaves)
+    origin = log_origin(node)
+    by_key: list[tuple[VerifyKey, NoteVerifier]] = [
+        (k, log_verifier(node, k)) for k in keyring.of(node)
+    ]
+    by_key += [
+        (key, witness_verifier(peer, key))
         for peer, keys in sorted(keyring.keys.items())
         if peer != node
         for key in keys
     ]
-
-
-def _checkpoints(
-    bundle: Bundle, keyring: Keyring, tree: _Tree, strict: bool
-) -> list[CheckedCheckpoint]:
-    node, n = bundle.node, len(tree.leaves)
-    origin = log_origin(node)
-    verifiers: list[NoteVerifier] = [log_verifier(node, k) for k in keyring.of(node)]
-    verifiers += _witness_verifiers(keyring, node)
+    verifiers = [v for _, v in by_key]
+    keys = {(v.name, v.key_id): k.fingerprint() for k, v in by_key}
     checked: list[CheckedCheckpoint] = []
     prev: Checkpoint | None = None
     for k, note in enumerate(bundle.checkpoints):
-        text, cosigners = _open(note, f"checkpoint {k}", origin, verifiers, strict)
+        size = _claimed_size(note)
+        text, cosigners = _open(
+            note,
+            f"checkpoint {k}",
+            origin,
+            verifiers,
+            strict,
+            keys,
+            functools.partial(_valid, retired, size),
+        )
         cp = _parse_checkpoint(text, f"checkpoint {k}", origin)
         where = f"checkpoint {k} (size {cp.size})"
         if prev is not None and cp.size <= prev.size:
@@ -290,6 +359,20 @@ def _checkpoints(
         checked.append(CheckedCheckpoint(cp, cosigners))
         prev = cp
     return checked
+
+
+def _valid(retired: Retired, size: int, who: str, fingerprint: str) -> bool:
+    return valid_at(retired, who, fingerprint, size)
+
+
+def _claimed_size(note: bytes) -> int:
+    """The size line of a checkpoint note, read before it is verified (only to
+    choose which keys are valid for it; the signatures cover it)."""
+    lines = note.split(b"\n", 2)
+    try:
+        return int(lines[1]) if len(lines) > 2 and lines[1].isdigit() else 0
+    except ValueError:  # pragma: no cover - isdigit() admits only ASCII digits here
+        return 0
 
 
 def _witnessed(bundle: Bundle, keyring: Keyring, strict: bool) -> list[tuple[str, Checkpoint]]:
@@ -330,7 +413,7 @@ def verify_bundle(
     entries = tuple(_entry(i, line, bundle.node) for i, line in enumerate(bundle.entries))
     leaves = tuple(merkle.leaf_hash(line) for line in bundle.entries)
     tree = _Tree(leaves)
-    checkpoints = _checkpoints(bundle, keyring, tree, strict)
+    checkpoints = _checkpoints(bundle, keyring, tree, strict, retired_keys(entries, bundle.node))
     if not checkpoints:
         raise AuditFailure("bundle", "coverage", "holds no checkpoint")
     latest = checkpoints[-1]
