@@ -74,20 +74,22 @@ def swapped(date: PartialDate) -> PartialDate | None:
 
 
 def record_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
-    """A listed name's keys (§2.8.5): the script form in space ``name``, the
-    Latin forms in ``translit-latin`` or ``translit-other`` (by the script the
-    name is written in), their phonetic codes in ``phonetic-latin`` or
-    ``phonetic-other``.
+    """A listed name's keys (§2.8.5): the script form in space ``name``, each
+    Latin form that differs from it in ``translit-latin`` or ``translit-other``
+    (by the script the name is written in), the Latin forms' phonetic codes
+    in ``phonetic-latin`` or ``phonetic-other``.
 
     Raises:
         InvalidIdentifier: the name cannot be normalised.
     """
     forms = name_forms(name)
     tag = "latin" if _is_latin(forms.script) else "other"
-    keys = _dated(KeyKind.name("dob"), "name", "".join(forms.script), date, query=False)
+    script = "".join(forms.script)
+    keys = _dated(KeyKind.name("dob"), "name", script, date, query=False)
     for parts in forms.latin:
-        kind = KeyKind.name("dob", TRANSLITERATED)
-        keys += _dated(kind, f"translit-{tag}", "".join(parts), date, query=False)
+        if "".join(parts) != script:  # a Latin name's plain form is its script form
+            kind = KeyKind.name("dob", TRANSLITERATED)
+            keys += _dated(kind, f"translit-{tag}", "".join(parts), date, query=False)
         if date.day is not None:
             kind = KeyKind.name("dob", PHONETIC)
             keys.append(_key(kind, f"phonetic-{tag}", phonetic_code(parts), date))
@@ -97,8 +99,9 @@ def record_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
 def query_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
     """A queried name's keys (§2.8.5).
 
-    The script form meets listings in the same script (space ``name``).  The
-    Latin forms of a name written in Latin letters meet every listing's
+    The script form meets listings in the same script (space ``name``), and
+    so does each Latin form for listings written in Latin letters.  The Latin
+    forms of a name written in Latin letters meet every listing's
     transliterations; those of a name in another script meet only the
     transliterations of listings written in Latin letters, so two different
     names of one script (王伟 and 汪伟, both WANG WEI) never meet.
@@ -111,8 +114,12 @@ def query_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
     other = swapped(date)
     keys = []
     spaced: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [("name", forms.script, ())]
+    script = "".join(forms.script)
     for parts in forms.latin:
-        by_latin: tuple[str, ...] = () if parts == forms.script else (TRANSLITERATED,)
+        same = "".join(parts) == script
+        by_latin: tuple[str, ...] = () if same else (TRANSLITERATED,)
+        if not same:
+            spaced.append(("name", parts, by_latin))
         spaced += [(f"translit-{tag}", parts, by_latin) for tag in tags]
     for space, parts, by_script in spaced:
         for ordered, by_order in _orders(parts):

@@ -325,10 +325,12 @@ PHONETIC_2 = [
 RECORDS_2 = [
     {"names": ["Ольга Коваленко"], "dob": "1985-03-07", "documents": [["UKR", "FX123456"]]},
     {"names": ["王伟"], "dob": "1980-05", "documents": []},
+    {"names": ["Jürgen Müller"], "dob": "1962-12-01", "documents": []},
 ]
 QUERIES_2 = [
     {"names": ["KOVALENKO OLGA"], "dob": "1985-07-03", "documents": []},
     {"names": ["Wang Wei"], "dob": "1980", "documents": []},
+    {"names": ["Юрген Мюллер"], "dob": "1962-12-01", "documents": []},
 ]
 QUERIES_PARTIAL_2 = [
     {"names": ["Wang Wei"], "dob": "1980-05-17", "documents": [["CN", "E12345678"]]},
