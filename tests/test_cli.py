@@ -764,6 +764,28 @@ def test_screen_a_manifest_with_an_uncheckable_entry(served: Served, tmp_path: P
     assert [h["ref"] for h in results["14C"]["hits"]] == ["CN-0001"]
 
 
+def test_screen_checks_a_person_whose_document_is_unusable(served: Served, tmp_path: Path) -> None:
+    """Issue 9 item 6: a two-letter country no longer hides an arrest listing."""
+    manifest = tmp_path / "manifest.jsonl"
+    row = {
+        "id": "7F",
+        "names": ["王伟"],
+        "dob": "1980-05-17",
+        "documents": [{"type": "P", "country": "CN", "number": "E12345678"}],
+    }
+    manifest.write_text(json.dumps(row) + "\n")
+    out = ok("screen", *served.officer, manifest)
+    assert out.splitlines()[0] == "screened 1 people: 1 hits, 0 not checkable, 1 NOT FULLY CHECKED"
+    assert "HIT 7F: CN CN-0001 wanted, action arrest" in out
+    assert "NOT FULLY CHECKED 7F: document 1: a country must be" in out
+    data = json.loads(ok("screen", *served.officer, manifest, "--json"))
+    (result,) = data["results"]
+    assert result["fully_checked"] is False and len(result["unusable"]) == 1
+    assert [h["ref"] for h in result["hits"]] == ["CN-0001"]
+    strict = wlx("screen", *served.officer, manifest, "--strict")
+    assert strict.code == 4 and "HIT 7F" in strict.out
+
+
 def test_screen_file_errors(served: Served, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "names": ["A B"], "dob": "1980"}\n{"documents": [{"type": "P"}]}\n')
