@@ -9,13 +9,15 @@ new snapshot it keeps finding every listing through the old epoch's tokens.
 from __future__ import annotations
 
 import pytest
-from support.nodes import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, NodeMaker, record
 
 from wlx.crypto.normalize import NORMALISATION_1, NORMALISATION_2
 from wlx.node.core import normalisation
 from wlx.node.core.node import Node
 from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.incoming.receiver import _progress_blob, staged_progress
 from wlx.node.outgoing import ownlist
+from wlx.node.protocol.inbound import SnapshotProgress
 from wlx.node.trust import lifecycle
 
 CYRILLIC = Query(names=("Иван Петров",), dob="1975-11-02")
@@ -107,3 +109,25 @@ def test_new_nodes_start_on_the_current_version(federation: FederationMaker) -> 
         state = tx.get_outbound("CN")
         assert state is not None
         assert normalisation.of_epoch(tx, "RU", "CN", state.epoch) == NORMALISATION_2
+
+
+def test_a_staged_snapshot_remembers_its_normalisation(make_node: NodeMaker) -> None:
+    """A snapshot resumed after a restart keeps the version its part 0 named."""
+    node = make_node("RU")
+    for version in (NORMALISATION_1, NORMALISATION_2):
+        progress = SnapshotProgress(
+            snapshot_id=b"s" * 16,
+            epoch=2,
+            at_seq=5,
+            chain_digest=b"d" * 32,
+            token_key=b"k" * 32,
+            next_index=1,
+            last_digest=b"l" * 32,
+            entries=3,
+            resume_token=b"",
+            normalisation=version,
+        )
+        with node.store.write() as tx:
+            tx.put_staged_snapshot("CN", progress.snapshot_id, _progress_blob(node, "CN", progress))
+        staged = staged_progress(node, "CN")
+        assert staged is not None and staged.normalisation == version
