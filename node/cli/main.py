@@ -415,6 +415,7 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
+        lifecycle.migrate_normalisation(node)  # a no-op unless an epoch is older
         settings = node.config.metrics
         refusals = RefusalLog(node)
         interval = sync_interval or node.config.sync_interval

@@ -22,6 +22,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.errors import (
     AlreadyExists,
     NotFound,
@@ -161,6 +162,7 @@ def add_peer(
                     epoch_started_at=now,
                 )
             )
+            normalisation.record(tx, node.node_id, card.node_id, 1)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
         exchange_log.append(
@@ -174,6 +176,14 @@ def add_peer(
         )
     log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
     return card
+
+
+def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
+    """The epoch key of a peer's stream, with its epoch's normalisation version."""
+    version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
+    return node.epoch_key(
+        node.node_id, state.peer, state.epoch, state.token_key, normalisation=version
+    )
 
 
 def _ops_for(
@@ -273,7 +283,7 @@ def materialise(node: Node, peer: str, *, max_changes: int | None = None) -> Out
                 raise NotFound(f"no stream for peer {peer}")
             if state.change_pos >= tx.change_head():
                 return state
-            key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+            key = _key(node, tx, state)
             ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
             state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
             tx.put_outbound(state)
@@ -299,7 +309,7 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
         state = tx.get_outbound(peer, for_update=True)
         if row is None or row.revoked_at or state is None:
             raise NotFound(f"{peer} is not a trusted peer")
-        key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+        key = _key(node, tx, state)
         old = SharingPolicy.from_json(row.policy)
         while state.change_pos < tx.change_head():  # changes that came in between
             pending, pending_removals, pos = _ops_for(node, tx, key, state.change_pos, old)
@@ -613,7 +623,11 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
             "",
             outbound.PartsStart(),
         )
-    key = node.epoch_key(node.node_id, peer, position.epoch, position.token_key)
+    with node.store.read() as tx:
+        version = normalisation.of_epoch(tx, node.node_id, peer, position.epoch)
+    key = node.epoch_key(
+        node.node_id, peer, position.epoch, position.token_key, normalisation=version
+    )
     entries = _LiveEntries(node, peer, key, position.after_id)
     log.info(
         "snapshot for %s at %d (epoch %d)%s",

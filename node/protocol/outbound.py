@@ -57,7 +57,7 @@ def upsert_for(
         raise ValueError("the online key is not this stream's")
     handle = key.handle(record.id)
     tokens = []
-    for ikey in record.identifier_keys():
+    for ikey in record.identifier_keys(key.normalisation):
         hit = HitData(
             origin=key.origin,
             ref=record.id,
@@ -245,6 +245,7 @@ def snapshot_parts(
             chain_digest=chain_digest,
             prev_part_digest=prev_digest,
             token_key=epoch_key.key if index == 0 else None,
+            normalisation=epoch_key.normalisation,
             entries=chunk,
             final=final,
             total_entries=total if final else 0,
