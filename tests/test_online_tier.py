@@ -23,7 +23,7 @@ from wlx.node.rpc.evaluate_client import evaluate_sender
 from wlx.node.rpc.server import detail_sender
 
 QUERY = Query(names=("Test Person CN 1",), dob="1980-05-17")
-QUERY_KEYS = len({k.value for k in QUERY.keys()})
+QUERY_KEYS = len({k.value for k in QUERY.keys()})  # noqa: SIM118 - Query.keys, not a dict
 """Distinct identifier keys of QUERY: what one lookup asks an origin to evaluate."""
 
 
@@ -69,7 +69,8 @@ def test_an_online_listing_hits_through_the_origin_and_not_offline(
         offline = [k.value for k in record_keys(["Test Person CN 2"], "1980-05-17", [], version)]
         assert tx.find_tokens("CN", [key.token(k) for k in offline])  # the check can see tokens
     # Both sides logged the evaluation as counts: every distinct key of the query, no more.
-    asked = len({k.value for k in Query(names=("Test Person CN 2",), dob="1980-05-17").keys()})
+    other = Query(names=("Test Person CN 2",), dob="1980-05-17")
+    asked = len({k.value for k in other.keys()})  # noqa: SIM118 - Query.keys, not a dict
     (out,) = entries(fed, "RU", Event.EVALUATE_OUT)[-1:]
     assert out["origin"] == "CN" and out["outcome"] == "evaluated" and out["elements"] == asked
     inn = entries(fed, "CN", Event.EVALUATE_IN)[-1]
