@@ -63,6 +63,10 @@ class Node:
     """PEM of the node's credential CA key."""
     ca_cert: bytes = b""
     """PEM of the node's credential CA certificate."""
+    service_cert: bytes = b""
+    """PEM of the certificate the credential CA issued for the current TLS key;
+    presented to officers', auditors' and operators' tools, whose credentials
+    pin the CA (so they survive a key rotation)."""
     clock: Clock = time.time
     rng: Rng = system_rng
     insecure_dev: bool = False
@@ -101,6 +105,7 @@ class Node:
             return False
         self.signing_key, self.box_key, self.card = keys.signing, keys.box, keys.card
         self.tls_key, self.ca_key, self.ca_cert = keys.tls_key, keys.ca_key, keys.ca_cert
+        self.service_cert = keys.service_cert
         log.info("identity keys reloaded: %s", self.card.fingerprint())
         return True
 
@@ -191,6 +196,7 @@ class _Keys:
     tls_key: bytes
     ca_key: bytes
     ca_cert: bytes
+    service_cert: bytes
 
 
 def _load_keys(paths: NodePaths, config: NodeConfig) -> _Keys:
@@ -203,18 +209,27 @@ def _load_keys(paths: NodePaths, config: NodeConfig) -> _Keys:
             raise MalformedError("the storage key is not 32 bytes")
         tls_key = read_private(paths.tls_key)
         ca_key = read_private(paths.ca_key)
-        tls.key_from_pem(tls_key)
-        tls.key_from_pem(ca_key)
+        server_key = tls.key_from_pem(tls_key)
+        ca_key_obj = tls.key_from_pem(ca_key)
         ca_cert = paths.ca_cert.read_bytes()
         tls.load_cert(ca_cert)
         card = parse_card(paths.card.read_bytes())
+        not_before, not_after = cert_validity(int(time.time()), CERT_DAYS)
+        service_cert = tls.service_certificate(
+            ca_key_obj,
+            ca_cert,
+            server_key.public_key(),
+            config.node_id,
+            not_before=not_before,
+            not_after=not_after,
+        )
     except CryptoError as exc:
         raise UserError(f"{directory}: damaged key or card file ({exc})") from None
     except FileNotFoundError as exc:
         raise UserError(f"{directory}: {Path(exc.filename).name} is missing") from None
     if not card.sign_key.same_as(signing_key.public()) or card.node_id != config.node_id:
         raise UserError(f"{directory}: {paths.card.name} does not match the node's keys")
-    return _Keys(signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert)
+    return _Keys(signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert, service_cert)
 
 
 def _node(
@@ -237,6 +252,7 @@ def _node(
         tls_key=keys.tls_key,
         ca_key=keys.ca_key,
         ca_cert=keys.ca_cert,
+        service_cert=keys.service_cert,
         clock=clock,
         rng=rng,
         insecure_dev=insecure_dev,

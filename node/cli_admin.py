@@ -44,6 +44,40 @@ def credential_issue(directory: Path, role: str, name: str, days: int, out: Path
     click.echo(f"issued {role} credential {name} for node {issued.node_id}: {path}")
 
 
+@credential.command("renew")
+@node_dir
+@click.argument("name")
+@click.option("--days", default=365, show_default=True, type=int, help="Validity of the new one.")
+@click.option(
+    "--overlap-days",
+    default=7,
+    show_default=True,
+    type=int,
+    help="Days the old credential keeps working (0: revoked now).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credential file to write, mode 0600 (default: NAME.credential.json).",
+)
+def credential_renew(
+    directory: Path, name: str, days: int, overlap_days: int, out: Path | None
+) -> None:
+    """Issue a new credential NAME (same role) while the old one keeps working.
+
+    Also the way to move a credential issued before this version (which
+    pinned the node's TLS certificate) to one that survives key rotations.
+    """
+    path = out or Path(f"{name}.credential.json")
+    if path.exists():
+        raise UserError(f"{path} exists already; not overwriting a credential (give --out)")
+    with node_at(directory) as node:
+        issued = credentials.renew(node, name, days=days, overlap_days=overlap_days)
+    write_private(path, issued.to_bytes())
+    old = "revoked" if overlap_days == 0 else f"works {overlap_days} more days at most"
+    click.echo(f"renewed {issued.role} credential {name}: {path} (the old one {old})")
+
+
 @credential.command("revoke")
 @node_dir
 @click.argument("name")

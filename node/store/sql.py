@@ -262,7 +262,7 @@ class SqlTx(Tx):
         self._run(
             "INSERT INTO credentials (serial, name, role, issued_at, expires_at, revoked_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET "
-            "revoked_at = excluded.revoked_at",
+            "revoked_at = excluded.revoked_at, expires_at = excluded.expires_at",
             (row.serial, row.name, row.role, row.issued_at, row.expires_at, row.revoked_at),
         )
 
