@@ -313,10 +313,16 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
+        if metrics_port is not None:  # before gRPC: a port in use stops nothing half-started
+            try:
+                start_http_server(metrics_port, addr="127.0.0.1")
+            except OSError as exc:
+                raise UserError(
+                    f"cannot serve metrics on 127.0.0.1:{metrics_port} "
+                    f"({exc.strerror or 'in use'}); choose another --metrics-port"
+                ) from None
         server, port = build_server(node, node.config.listen)
         server.start()
-        if metrics_port is not None:
-            start_http_server(metrics_port, addr="127.0.0.1")
         interval = sync_interval or node.config.sync_interval
         loop = SyncLoop(node, interval)
         loop.start()

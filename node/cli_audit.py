@@ -20,7 +20,7 @@ from wlx.node.audit.errors import AuditFailure
 from wlx.node.audit.reconcile import reconcile
 from wlx.node.cli_common import EXIT_ERROR, client_target, insecure_flag, node_at, node_dir
 from wlx.node.errors import UserError
-from wlx.node.transport import client_channel
+from wlx.node.transport import client_channel, client_endpoint
 
 CARD_GLOB = "*.card.json"
 
@@ -76,7 +76,7 @@ def export_cmd(
         target, credential = client_target(address, credential_file, insecure_dev)
         channel = client_channel(target, credential)
         try:
-            bundle = export.from_auditor(channel, target)
+            bundle = export.from_auditor(channel, target, client_endpoint(target, credential))
         finally:
             channel.close()
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,11 @@ import click
 import grpc
 
 from wlx.node.cli_common import EXIT_DENIED, client_target, insecure_flag, when
-from wlx.node.errors import UserError
+from wlx.node.errors import UserError, WlxError
 from wlx.node.lookup import Hit, Query
 from wlx.node.model import FIELDS
 from wlx.node.status import from_rpc_error
-from wlx.node.transport import client_channel
+from wlx.node.transport import client_channel, client_endpoint
 from wlx.node.wire import hit_from_pb, query_to_pb
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
@@ -40,10 +40,16 @@ credential_option = click.option(
 
 def _stub(
     address: str | None, credential_file: Path | None, insecure_dev: bool
-) -> tuple[str, grpc.Channel, lookup_pb2_grpc.LookupStub]:
+) -> tuple[Callable[[grpc.RpcError], WlxError], grpc.Channel, lookup_pb2_grpc.LookupStub]:
+    """A stub for the node, and how to explain a failed call to it."""
     target, credential = client_target(address, credential_file, insecure_dev)
     channel = client_channel(target, credential)
-    return target, channel, lookup_pb2_grpc.LookupStub(channel)
+    endpoint = client_endpoint(target, credential)
+
+    def failure(exc: grpc.RpcError) -> WlxError:
+        return from_rpc_error(exc, f"your node at {target}", endpoint)
+
+    return failure, channel, lookup_pb2_grpc.LookupStub(channel)
 
 
 def _parse_doc(text: str) -> tuple[str, str, str]:
@@ -90,14 +96,14 @@ def lookup(
     """Check one person against every list the node holds."""
     query = Query(names=tuple(names), dob=dob, documents=tuple(_parse_doc(d) for d in docs))
     query.keys()  # reject an unusable query here, with the same message the node gives
-    target, channel, stub = _stub(address, credential_file, insecure_dev)
+    failure, channel, stub = _stub(address, credential_file, insecure_dev)
     try:
         response = stub.Check(
             lookup_pb2.CheckRequest(person=query_to_pb(query), purpose=purpose),
             timeout=LOOKUP_TIMEOUT,
         )
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
+        raise failure(exc) from None
     finally:
         channel.close()
     hits = [hit_from_pb(h) for h in response.hits]
@@ -141,7 +147,7 @@ def detail(
     The origin decides under its own rules; a denial prints its reason and
     exits with status 3.
     """
-    target, channel, stub = _stub(address, credential_file, insecure_dev)
+    failure, channel, stub = _stub(address, credential_file, insecure_dev)
     try:
         result = stub.Detail(
             lookup_pb2.DetailQuery(
@@ -150,7 +156,7 @@ def detail(
             timeout=LOOKUP_TIMEOUT * 4,
         )
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
+        raise failure(exc) from None
     finally:
         channel.close()
     if as_json:
@@ -211,13 +217,13 @@ def screen(
 ) -> None:
     """Screen a manifest: a JSON Lines FILE of {id, names, dob, documents} per person."""
     entries = _manifest(file)
-    target, channel, stub = _stub(address, credential_file, insecure_dev)
+    failure, channel, stub = _stub(address, credential_file, insecure_dev)
     try:
         response = stub.Screen(
             lookup_pb2.ScreenRequest(entries=entries, purpose=purpose), timeout=LOOKUP_TIMEOUT * 6
         )
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
+        raise failure(exc) from None
     finally:
         channel.close()
     if as_json:

@@ -25,6 +25,7 @@ from wlx.node.auth import AuthInterceptor, Role, current_caller
 from wlx.node.errors import NotFound, PermissionDenied, UserError
 from wlx.node.limits import Limits
 from wlx.node.lookup import Lookup
+from wlx.node.netcheck import Endpoint
 from wlx.node.node_status import node_status
 from wlx.node.peers import MAX_MESSAGE_BYTES
 from wlx.node.protocol import codec
@@ -32,7 +33,7 @@ from wlx.node.protocol.messages import ResyncRequired, Sealed, SignedRequest, St
 from wlx.node.status import from_rpc_error
 from wlx.node.store.base import PeerRow
 from wlx.node.sync import describe, sync_all
-from wlx.node.transport import peer_channel, server_credentials
+from wlx.node.transport import peer_channel, peer_endpoint, server_credentials
 from wlx.node.wire import (
     check_purpose,
     hit_to_pb,
@@ -144,13 +145,21 @@ def detail_sender(node: Node) -> detail.Transport:
         card = node.trusted(peer.node_id)
         if card is None:
             raise NotFound(f"{peer.node_id} is not a trusted peer")
-        return send_detail_request(peer_channel(node, card, peer.address), peer.address, signed)
+        return send_detail_request(
+            peer_channel(node, card, peer.address),
+            f"origin {peer.node_id} at {peer.address}",
+            signed,
+            peer_endpoint(node, card, peer.address),
+        )
 
     return send
 
 
-def send_detail_request(channel: grpc.Channel, address: str, signed: SignedRequest) -> Sealed:
-    """Send a signed detail request over ``channel``; the origin's sealed answer.
+def send_detail_request(
+    channel: grpc.Channel, target: str, signed: SignedRequest, endpoint: Endpoint | None = None
+) -> Sealed:
+    """Send a signed detail request over ``channel`` to ``target`` (named in
+    errors); the origin's sealed answer.
 
     Raises:
         Unavailable, PeerError, ...: as ``status.from_rpc_error``.
@@ -166,7 +175,7 @@ def send_detail_request(channel: grpc.Channel, address: str, signed: SignedReque
         try:
             response = stub.RequestDetail(request, timeout=DETAIL_TIMEOUT)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, f"peer at {address}") from None
+            raise from_rpc_error(exc, target, endpoint) from None
     return codec.decode_sealed(response)
 
 

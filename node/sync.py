@@ -31,7 +31,7 @@ from wlx.node.protocol.envelopes import sign_message
 from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams
 from wlx.node.status import from_rpc_error
 from wlx.node.store.base import PeerRow
-from wlx.node.transport import peer_channel
+from wlx.node.transport import peer_channel, peer_endpoint
 from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc
 
 log = logging.getLogger("wlx.sync")
@@ -201,7 +201,9 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
             receiver.record_rejection(node, peer.node_id, "response", rejection)
         return _failed(node, peer, str(rejection), batches, ops, duplicates, snapshot_entries)
     except grpc.RpcError as exc:
-        error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}")
+        card = node.trusted(peer.node_id)
+        endpoint = peer_endpoint(node, card, peer.address) if card is not None else None
+        error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}", endpoint)
         return _failed(node, peer, str(error), batches, ops, duplicates, snapshot_entries)
     except WlxError as exc:
         return _failed(node, peer, str(exc), batches, ops, duplicates, snapshot_entries)

@@ -38,6 +38,7 @@ from wlx.crypto.errors import MalformedError
 from wlx.node.app import Node
 from wlx.node.config import read_private
 from wlx.node.errors import NotFound, UserError
+from wlx.node.netcheck import Endpoint
 from wlx.node.peers import channel_options
 
 log = logging.getLogger("wlx.transport")
@@ -243,4 +244,37 @@ def client_channel(address: str, credential: Credential | None) -> grpc.Channel:
         pinned_cert=credential.node_cert,
         key=credential.key,
         cert=credential.cert,
+    )
+
+
+def client_endpoint(address: str, credential: Credential | None) -> Endpoint:
+    """What ``client_channel`` connects to, for diagnosing a failed call."""
+    if credential is None:
+        return Endpoint(address, "")
+    name, pinned = (
+        (tls.service_dns_name(credential.node_id), credential.ca_cert)
+        if credential.ca_cert
+        else (tls.node_dns_name(credential.node_id), credential.node_cert)
+    )
+    return Endpoint(
+        address,
+        name,
+        pinned,
+        credential.key,
+        credential.cert,
+        refused_hint=f"is your credential one that node {credential.node_id} issued, unrevoked?",
+    )
+
+
+def peer_endpoint(node: Node, card: IdentityCard, address: str) -> Endpoint:
+    """What ``peer_channel`` connects to, for diagnosing a failed call."""
+    if node.insecure_dev:
+        return Endpoint(address, "")
+    return Endpoint(
+        address,
+        tls.node_dns_name(card.node_id),
+        card.tls_cert,
+        node.tls_key,
+        node.tls_cert,
+        refused_hint=f"is {node.node_id} trusted by {card.node_id}, with its current card?",
     )

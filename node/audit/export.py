@@ -21,6 +21,7 @@ from wlx.node.app import Node
 from wlx.node.audit.bundle import Bundle, encode
 from wlx.node.audit.checkpoints import all_checkpoints, cosigned, export_size
 from wlx.node.errors import NotFound, PeerError
+from wlx.node.netcheck import Endpoint
 from wlx.node.status import from_rpc_error
 from wlx.v1 import audit_pb2, audit_pb2_grpc
 
@@ -62,7 +63,7 @@ def _signature_lines(note: bytes) -> int:
     return note[note.rfind(b"\n\n") + 2 :].count(b"\n")
 
 
-def from_auditor(channel: grpc.Channel, target: str) -> Bundle:
+def from_auditor(channel: grpc.Channel, target: str, endpoint: Endpoint | None = None) -> Bundle:
     """The bundle of the node behind ``channel``, read through its Auditor service.
 
     Raises:
@@ -95,7 +96,7 @@ def from_auditor(channel: grpc.Channel, target: str) -> Bundle:
                 raise PeerError(f"the node sent no entry from {len(entries)}")
             entries.extend(got)
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
+        raise from_rpc_error(exc, f"node at {target}", endpoint) from None
     notes = tuple(c.note for c in checkpoints if c.size <= size)
     if any(_size_of(n) != c.size for n, c in zip(notes, checkpoints, strict=False)):
         raise PeerError("the node's checkpoint sizes do not match their notes")
