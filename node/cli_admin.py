@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from wlx.node import credentials, lifecycle
+from wlx.node import backup, credentials, lifecycle
 from wlx.node.auth import ISSUABLE_ROLES
 from wlx.node.cli_common import node_at, node_dir, when
 from wlx.node.config import write_private
@@ -146,4 +146,41 @@ def epoch_new(directory: Path, peer: str | None) -> None:
         click.echo(f"{name}: epoch {number}")
 
 
-COMMANDS = (credential, keys, epoch)
+@click.command("backup")
+@node_dir
+@click.argument("out", type=click.Path(path_type=Path))
+def backup_cmd(directory: Path, out: Path) -> None:
+    """Back up the node in DIR to the new directory OUT (safe while it serves).
+
+    OUT holds the configuration, every key (mode 0600) and, for SQLite, a
+    consistent copy of the store.  Keep it as safe as the keys themselves.
+    """
+    with node_at(directory) as node:
+        info = backup.backup(node, out)
+    click.echo(f"backed up node {info.node_id} to {out}")
+    if info.backend == "postgresql":
+        schema = node.config.storage.schema
+        click.echo(
+            f"the store is in PostgreSQL: also run pg_dump --schema={schema} "
+            "(docs/operations.md, section 9)"
+        )
+
+
+@click.command("restore")
+@click.argument("source", metavar="BACKUP", type=click.Path(file_okay=False, path_type=Path))
+@node_dir
+def restore_cmd(source: Path, directory: Path) -> None:
+    """Restore the node backed up in BACKUP into DIR (new or empty), and declare it.
+
+    The exchange log records the restore; every peer resyncs in a new epoch
+    at its next pull, and witnesses accept the log from the restore on.
+    """
+    node = backup.restore(source, directory)
+    try:
+        click.echo(f"restored node {node.node_id} into {directory}")
+        click.echo("start it with wlx serve; peers resync in new epochs at their next pull")
+    finally:
+        node.close()
+
+
+COMMANDS = (credential, keys, epoch, backup_cmd, restore_cmd)

@@ -41,9 +41,12 @@ log = logging.getLogger("wlx.lifecycle")
 ANNOUNCE_TIMEOUT = 10.0
 
 
-def restart_stream(node: Node, tx: Tx, state: OutboundState) -> OutboundState:
-    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox)."""
-    epoch = state.epoch + 1
+def restart_stream(
+    node: Node, tx: Tx, state: OutboundState, *, epoch: int | None = None
+) -> OutboundState:
+    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox):
+    ``epoch``, or the next one."""
+    epoch = max(epoch or 0, state.epoch + 1)
     key = EpochKey.generate(node.node_id, state.peer, epoch, node.rng)
     fresh = OutboundState(
         peer=state.peer,

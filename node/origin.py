@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +23,7 @@ from wlx.node import lifecycle
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
 from wlx.node.audit.log import Event
+from wlx.node.backup import RESTORE_PENDING_META
 from wlx.node.errors import AlreadyExists, NotFound, Rejection, RejectReason, Unavailable, UserError
 from wlx.node.ownlist import load_record, upsert_of
 from wlx.node.policy import SharingPolicy
@@ -336,6 +338,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
     card, payload = _verify(node, request, Purpose.PULL)
     params: PullParams = codec.decode_pull_params(payload)
     check_parties(params.requester, params.origin, request.signer, node.node_id)
+    _restart_after_restore(node, card.node_id, params.epoch)
     state = materialise(node, card.node_id)
     limit = min(params.max_batches or DEFAULT_MAX_BATCHES, DEFAULT_MAX_BATCHES)
     with node.store.read() as tx:
@@ -363,6 +366,41 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             yield seal_presigned(row.signed, Purpose.BATCH, sender=node.node_id, to=card)
         sent += len(rows)
         after = rows[-1].last_seq
+
+
+def _restart_after_restore(node: Node, peer: str, requested: int) -> None:
+    """Start the peer's stream in a new epoch if the node was restored since
+    its last pull, or the peer holds an epoch of ours above the current one."""
+
+    def decide(tx: Tx, lock: bool) -> tuple[OutboundState | None, list[str], int | None]:
+        pending = json.loads(tx.get_meta(RESTORE_PENDING_META) or b"[]")
+        state = tx.get_outbound(peer, for_update=lock)
+        if state is None:
+            return None, pending, None
+        return (
+            state,
+            pending,
+            outbound.epoch_to_start(requested, state.epoch, restored=peer in pending),
+        )
+
+    with node.store.read() as tx:
+        if decide(tx, False)[2] is None:
+            return
+    with node.store.write() as tx:
+        tx.lock_changes()
+        state, pending, epoch = decide(tx, True)
+        if state is None or epoch is None:
+            return
+        lifecycle.restart_stream(node, tx, state, epoch=epoch)
+        if peer in pending:
+            pending.remove(peer)
+            tx.set_meta(RESTORE_PENDING_META, json.dumps(pending).encode())
+    log.warning(
+        "peer %s: stream restarts in epoch %d (it holds a state this node no longer has: "
+        "restored from a backup)",
+        peer,
+        epoch,
+    )
 
 
 class _Counted:

@@ -57,6 +57,8 @@ class Event(StrEnum):
     THROTTLED = "throttled"
     COMPACTION = "compaction"
     WITNESS_REFUSED = "witness.refused"
+    NODE_RESTORED = "node.restored"
+    WITNESS_RESTORE = "witness.restore"
 
 
 def encode_entry(

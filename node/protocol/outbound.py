@@ -121,6 +121,21 @@ def build_batches(
     return batches
 
 
+def epoch_to_start(requested: int, current: int, *, restored: bool) -> int | None:
+    """The epoch a recipient's stream must restart at before its pull is
+    served, or None to serve it as it is.  Pure.
+
+    After a restore from backup (``restored``: the peer has not pulled since),
+    the peer may hold epochs and batches this node no longer remembers, so the
+    stream restarts above both its epoch and ours.  A pull in an epoch above
+    ours means the same (a restore that was not declared): never reuse an
+    epoch number the peer has seen.
+    """
+    if restored or requested > current:
+        return max(requested, current) + 1
+    return None
+
+
 def decide_pull(
     params: PullParams,
     *,
