@@ -15,11 +15,18 @@ from pathlib import Path
 import pytest
 from conftest import Federation, FederationMaker, record
 
+from wlx.crypto import merkle
+from wlx.crypto.checkpoint import Checkpoint
 from wlx.node import backup, lifecycle, ownlist
 from wlx.node.app import Node
 from wlx.node.audit import log as audit
+from wlx.node.audit import witness
+from wlx.node.audit.checkpoints import make_checkpoint
+from wlx.node.audit.cosign import checkpoint_round, send_add_checkpoint
+from wlx.node.errors import RejectReason
 from wlx.node.server import build_server
-from wlx.node.store.base import RejectionRow
+from wlx.node.store.base import RejectionRow, WitnessedRow
+from wlx.v1 import audit_pb2
 
 
 def rejections(node: Node) -> list[RejectionRow]:
@@ -134,3 +141,126 @@ def test_restore_refuses_a_non_backup_and_a_used_directory(fed: Federation, tmp_
     with pytest.raises(AlreadyExists):
         backup.restore(tmp_path / "bk", used)
     assert (used / "f").read_text() == "x"
+
+
+# ------------------------------------------------------------ witnesses
+
+
+def test_witnesses_accept_a_declared_restore_once_and_log_it(
+    fed: Federation, tmp_path: Path
+) -> None:
+    cn, ru = fed["CN"].node, fed["RU"].node
+    _, reports = checkpoint_round(cn)
+    assert all(r.ok for r in reports), reports
+    backup.backup(cn, tmp_path / "bk")
+    ownlist.import_records(cn, [record(f"CN-{i}") for i in range(4, 9)])
+    _, reports = checkpoint_round(cn)
+    assert all(r.ok for r in reports), reports
+    with ru.store.read() as tx:
+        abandoned = tx.witnessed("CN")
+    assert abandoned is not None
+
+    with contextlib.contextmanager(_restore_and_serve)(
+        fed, tmp_path / "bk", tmp_path / "cn-restored"
+    ) as restored:
+        made, reports = checkpoint_round(restored)
+        assert all(r.ok for r in reports), reports
+        [event] = [e for e in entries(ru) if e["kind"] == "witness.restore"]
+        assert event["origin"] == "CN" and event["abandoned_size"] == abandoned.size
+        assert json.loads(str(event["declaration"]))["kind"] == "node.restored"
+        with ru.store.read() as tx:
+            latest = tx.witnessed("CN")
+        assert latest is not None and latest.size == made.size
+        # Later checkpoints extend the restored log as usual.
+        ownlist.import_records(restored, [record("CN-20")])
+        again, reports = checkpoint_round(restored)
+        assert all(r.ok for r in reports) and again.size > made.size, reports
+        assert "witness.refused" not in {e["kind"] for e in entries(ru)}
+        # The declaration cannot be used a second time to abandon history.
+        ownlist.import_records(restored, [record("CN-21")])
+        newer = make_checkpoint(restored)
+        with restored.store.read() as tx:
+            index = int(tx.get_meta(backup.RESTORED_ENTRY_META) or b"0")
+            [(_, entry)] = tx.audit_entries(index, index + 1)
+            claim = audit_pb2.RestoreDeclaration(
+                entry=entry,
+                index=index,
+                inclusion_proof=audit.inclusion_proof(tx, index, newer.size),
+            )
+        card = restored.trusted("RU")
+        assert card is not None
+        response = send_add_checkpoint(
+            restored,
+            card,
+            fed["RU"].address,
+            audit_pb2.AddCheckpointRequest(checkpoint=newer.note, old_size=0, restore=claim),
+        )
+        assert response.WhichOneof("result") == "conflict_size"
+        assert response.conflict_size == again.size
+        with ru.store.read() as tx:
+            assert tx.witnessed("CN", again.size) is not None  # nothing was abandoned
+
+
+def entries(node: Node) -> list[dict[str, object]]:
+    with node.store.read() as tx:
+        return [json.loads(e) for _, e in tx.audit_entries(0, audit.size(tx))]
+
+
+def _leaves(n: int, tag: bytes = b"") -> list[bytes]:
+    return [merkle.leaf_hash(tag + bytes([i])) for i in range(n)]
+
+
+def _row(leaves: list[bytes], size: int) -> WitnessedRow:
+    return WitnessedRow("CN", size, merkle.root(leaves, size), b"note", 0)
+
+
+def _checkpoint(leaves: list[bytes]) -> Checkpoint:
+    return Checkpoint("wlx.exchange/CN", len(leaves), merkle.root(leaves))
+
+
+RESTORED = _leaves(4) + _leaves(3, b"new")  # 4 entries kept, declaration at 4
+ABANDONED = _leaves(4) + _leaves(6, b"old")
+
+
+@pytest.mark.parametrize(
+    ("old_size", "declared_at", "proof_from", "same", "expected"),
+    [
+        (2, 4, 2, None, "restore"),  # extends what was cosigned before the backup
+        (0, 4, 0, None, "restore"),  # nothing cosigned before the backup
+        (2, 4, 3, None, "fork"),  # proof that does not show it
+        (5, 4, 5, None, "rollback"),  # continues from after the declaration
+        (2, 4, 2, "same", "cosign"),  # already cosigned, same root (a retry)
+        (10, 4, 10, None, "ordinary"),  # the witness's latest: an ordinary decision
+    ],
+)
+def test_decide_restore_table(
+    old_size: int, declared_at: int, proof_from: int, same: str | None, expected: str
+) -> None:
+    checkpoint = _checkpoint(RESTORED)
+    latest = _row(ABANDONED, len(ABANDONED))
+    proof = merkle.consistency_proof(RESTORED, proof_from) if proof_from <= len(RESTORED) else []
+    at_old = _row(ABANDONED, old_size) if 0 < old_size <= len(ABANDONED) else None
+    decision = witness.decide_restore(
+        checkpoint,
+        old_size,
+        proof,
+        declared_at=declared_at,
+        latest=latest,
+        same_size=_row(RESTORED, len(RESTORED)) if same else None,
+        at_old=at_old,
+    )
+    match expected:
+        case "restore":
+            assert decision == witness.Restore(abandoned=latest)
+        case "fork":
+            assert isinstance(decision, witness.Refuse)
+            assert decision.reason is RejectReason.FORK
+        case "rollback":
+            assert isinstance(decision, witness.Refuse)
+            assert decision.reason is RejectReason.ROLLBACK
+        case "cosign":
+            assert decision == witness.Cosign(record=False)
+        case "ordinary":
+            # From the latest size: the ordinary rule (a smaller size is a rollback).
+            assert isinstance(decision, witness.Refuse)
+            assert decision.reason is RejectReason.ROLLBACK

@@ -37,8 +37,21 @@ class WitnessServicer(audit_pb2_grpc.WitnessServicer):
     def AddCheckpoint(  # noqa: N802 - gRPC method name
         self, request: audit_pb2.AddCheckpointRequest, context: grpc.ServicerContext
     ) -> audit_pb2.AddCheckpointResponse:
+        restore = (
+            witness.RestoreClaim(
+                request.restore.entry,
+                request.restore.index,
+                list(request.restore.inclusion_proof),
+            )
+            if request.HasField("restore")
+            else None
+        )
         result = witness.add_checkpoint(
-            self._node, request.checkpoint, request.old_size, list(request.consistency_proof)
+            self._node,
+            request.checkpoint,
+            request.old_size,
+            list(request.consistency_proof),
+            restore,
         )
         if isinstance(result, witness.Conflict):
             return audit_pb2.AddCheckpointResponse(conflict_size=result.size)
