@@ -264,3 +264,17 @@ def test_decide_restore_table(
             # From the latest size: the ordinary rule (a smaller size is a rollback).
             assert isinstance(decision, witness.Refuse)
             assert decision.reason is RejectReason.ROLLBACK
+
+
+def test_backup_and_restore_through_the_cli(tmp_path: Path) -> None:
+    from test_cli import fails, init, ok, rec, write_jsonl
+
+    cn = init(tmp_path / "cn", "CN")
+    ok("records", "import", cn, write_jsonl(tmp_path / "l.jsonl", [rec("CN-1"), rec("CN-2")]))
+    assert "backed up node CN" in ok("backup", cn, tmp_path / "bk")
+    fails("backup", cn, tmp_path / "bk", match="exists already")
+    fails("restore", tmp_path / "bk", cn, match="not empty; move it aside")
+    fails("restore", tmp_path / "nothing", tmp_path / "x", match="is not a wlx backup")
+    assert "restored node CN" in ok("restore", tmp_path / "bk", tmp_path / "cn2")
+    assert ok("records", "count", tmp_path / "cn2").strip() == "2"
+    assert stat.S_IMODE((tmp_path / "cn2" / "keys" / "identity.pem").stat().st_mode) == 0o600
