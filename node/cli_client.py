@@ -194,7 +194,8 @@ def _manifest(file: Path) -> list[lookup_pb2.ScreenEntry]:
             docs = tuple((d["type"], d["country"], d["number"]) for d in obj.get("documents", []))
             query = Query(tuple(obj.get("names", [])), obj.get("dob", ""), docs)
             entry_id = str(obj.get("id", number))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            # ValueError: bad JSON, or a number of over 4,300 digits; RecursionError: nesting
             raise UserError(f"{file}: line {number}: not a manifest entry") from None
         entries.append(lookup_pb2.ScreenEntry(id=entry_id, person=query_to_pb(query)))
     return entries

@@ -240,6 +240,8 @@ class NodeConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{CONFIG_FILE} is not valid TOML ({exc})") from None
+        except (ValueError, RecursionError):  # a 4,300-digit number; nesting too deep
+            raise UserError(f"{CONFIG_FILE} is not valid TOML (a value is too large)") from None
         mistakes = config_mistakes(data)
         if mistakes:
             raise UserError("\n".join(f"{CONFIG_FILE}: {m}" for m in mistakes))

@@ -216,7 +216,7 @@ class Credential:
             tls.load_cert(credential.cert)
             tls.load_cert(credential.ca_cert or credential.node_cert)
             tls.key_from_pem(credential.key)
-        except (ValueError, KeyError, TypeError, AttributeError, MalformedError):
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError, MalformedError):
             raise not_credential from None
         return credential
 
