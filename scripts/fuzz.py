@@ -8,6 +8,7 @@ real audit bundle; a finding is written to fuzz-out/TARGET/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -60,28 +61,22 @@ def _target(name: str, scratch: Path):  # type: ignore[no-untyped-def]
                 message.ParseFromString(data)
             except Exception:  # noqa: BLE001 - protobuf's own error class
                 return
-            try:
+            with contextlib.suppress(Rejection):
                 codec.decode_sealed(message)
-            except Rejection:
-                pass
 
         return sealed, seeds
     if name == "card":
 
         def card(data: bytes) -> None:
-            try:
+            with contextlib.suppress(MalformedError, VerificationError):
                 parse_card(data)
-            except (MalformedError, VerificationError):
-                pass
 
         return card, [b"{}"]
     if name == "note":
 
         def note(data: bytes) -> None:
-            try:
+            with contextlib.suppress(MalformedError, VerificationError):
                 open_note(data, [], max_size=16384)
-            except (MalformedError, VerificationError):
-                pass
 
         return note, [b"wlx.exchange/CN\n1\nAAAA\n\n"]
     if name == "bundle":
