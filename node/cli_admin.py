@@ -128,6 +128,10 @@ def keys_rotate(directory: Path) -> None:
         click.echo(f"new card delivered to: {', '.join(delivered)}")
     if pending:
         click.echo(f"not yet delivered (will retry): {', '.join(pending)}")
+    click.echo(
+        "credentials keep working (they pin the credential CA); a credential file holding "
+        "node_cert (format 1) does not: wlx credential renew DIR NAME"
+    )
 
 
 @click.group()

@@ -96,8 +96,12 @@ def test_peers_resync_after_a_restore_without_any_rejection(
     fed: Federation, tmp_path: Path
 ) -> None:
     cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(ru, [record("RU-1")])
+    fed.sync_all()
     backup.backup(cn, tmp_path / "bk")
-    # After the backup: more records, a removal, a new epoch, all synced by RU.
+    # After the backup: more records, a removal, a new epoch, all synced by RU;
+    # RU's list grows too, and CN syncs it (and acknowledges it).
+    ownlist.import_records(ru, [record("RU-2"), record("RU-3")])
     ownlist.import_records(cn, [record(f"CN-{i}") for i in range(4, 9)])
     ownlist.remove_record(cn, "CN-1")
     fed.sync_all()
@@ -126,6 +130,7 @@ def _check_recovery(fed: Federation, restored: Node, seen_epoch: int, before: in
     ownlist.import_records(restored, [record("CN-10")])
     assert fed.sync("RU", "CN").ok and listings(ru, "CN") == 4
     assert fed.sync("CN", "RU").ok
+    assert listings(restored, "RU") == 3  # the restored node catches up with RU's list
     assert len(rejections(ru)) == before and rejections(restored) == []
 
 
