@@ -14,7 +14,9 @@ or trickle the connection.  Phases:
 4. **stall and trickle**: the proxy accepts and never answers, then trickles
    bytes, while RU serves lookups; RU must not hang its lookups or accuse CN;
 5. **lookups under load**: RU (``wlx serve``) pulls a large snapshot while
-   officers look up without pause.
+   officers look up without pause;
+6. **concurrent commands**: ``wlx records count``, ``wlx status`` and
+   ``wlx sync`` run beside RU's ``wlx serve`` while it pulls a snapshot.
 
 After each phase RU's listings of CN are compared, handle by handle, with
 what CN shares with RU: ``lost`` (CN has it, RU does not) and ``extra`` must
@@ -41,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +219,7 @@ class Figures:
     origin_kills: int = 0
     failed_syncs_while_cut: int = 0
     stalled_sync_survived: bool = False
+    concurrent_commands: int = 0
     lookups: int = 0
     lookup_errors: int = 0
     lookup_ms_p50: float = 0.0
@@ -341,7 +345,6 @@ class Chaos:
     def phase_receiver_killed(self) -> None:
         args = self.args
         print(f"phase 1: {args.records} listings; receiver SIGKILLed during sync", flush=True)
-        ownlist.import_records(self.cn, self.records(args.records))
         start = time.monotonic()
         first = self.kill_ru_sync_at_random(args.kills, args.kill_window)
         self.figures.receiver_kills += first
@@ -447,19 +450,59 @@ class Chaos:
                 time.sleep(0.05)
         channel.close()
 
+    def phase_concurrent_commands(self) -> None:
+        print("phase 6: CLI commands beside a serving receiver during a large sync", flush=True)
+        self.ru_proc = serve(self.ru_dir, self.ru_port, self.log)
+        self._wait_for_epoch(timeout=600)  # its first round, at start
+        lifecycle.new_epoch(self.cn, "RU")
+        done = threading.Event()
+        commands = [
+            [WLX, "records", "count", str(self.ru_dir)],
+            [WLX, "status", str(self.ru_dir), "--json"],
+            [WLX, "sync", str(self.ru_dir)],
+        ]
+
+        def run_commands(offset: int) -> None:
+            turn = offset
+            while not done.is_set():
+                subprocess.run(commands[turn % 3], capture_output=True, timeout=600, check=False)
+                self.figures.concurrent_commands += 1
+                turn += 1
+
+        runners = [threading.Thread(target=run_commands, args=(i,)) for i in range(2)]
+        for runner in runners:
+            runner.start()
+        time.sleep(0.5)
+        self.ru_proc.send_signal(signal.SIGHUP)
+        self._wait_for_epoch(timeout=600)
+        done.set()
+        for runner in runners:
+            runner.join()
+        stop(self.ru_proc)
+        self.ru_proc = None
+        self.converge("after concurrent commands")
+
     def run(self) -> Figures:
         self.start_cn()
         try:
-            self.phase_receiver_killed()
-            self.phase_origin_killed()
-            self.phase_partition()
-            self.phase_stall_and_lookups()
+            ownlist.import_records(self.cn, self.records(self.args.records))
+            for name in self.args.phases:
+                PHASES[name](self)
         finally:
             stop(self.ru_proc)
             stop(self.cn_proc)
             self.proxy.close()
             self.cn.close()
         return self.figures
+
+
+PHASES: dict[str, Callable[[Chaos], None]] = {
+    "receiver": Chaos.phase_receiver_killed,
+    "origin": Chaos.phase_origin_killed,
+    "partition": Chaos.phase_partition,
+    "stall": Chaos.phase_stall_and_lookups,
+    "commands": Chaos.phase_concurrent_commands,
+}
 
 
 def _raise_officer_limits(config: Path) -> None:
@@ -516,11 +559,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kills", type=int, help="receiver kills (short 5; long 20)")
     parser.add_argument("--changes", type=int, help="changes while partitioned (short 600)")
     parser.add_argument("--origin-kills", type=int, help="origin kills (short 1; long 5)")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated, in order (default: all of {', '.join(PHASES)})",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the node directories")
     args = parser.parse_args(argv)
     long_ = args.long
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = set(args.phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     args.records = args.records or (100_000 if long_ else 3_000)
     args.kills = args.kills or (20 if long_ else 5)
     args.changes = args.changes or (10_000 if long_ else 600)
