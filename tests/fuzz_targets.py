@@ -14,7 +14,9 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from wlx.crypto.errors import InvalidIdentifier, MalformedError, VerificationError
+from test_codec_fuzz import DECODERS as CODEC_DECODERS
+
+from wlx.crypto.errors import InvalidIdentifier
 from wlx.node import cli_client
 from wlx.node.app import Node
 from wlx.node.audit import bundle, witness
@@ -23,12 +25,9 @@ from wlx.node.audit.verify import Keyring, verify_bundle
 from wlx.node.config import NodeConfig
 from wlx.node.errors import Rejection, RejectReason, UserError
 from wlx.node.model import parse_records
-from wlx.node.protocol import codec
 from wlx.node.transport import Credential
 
 Target = Callable[[bytes], None]
-
-DECODERS: dict[str, Target] = {}
 
 
 def _codec(decoder: Callable[[bytes], object]) -> Target:
@@ -41,18 +40,8 @@ def _codec(decoder: Callable[[bytes], object]) -> Target:
     return target
 
 
-for _name, _decoder in {
-    "batch": codec.decode_batch_payload,
-    "snapshot_part": codec.decode_snapshot_part,
-    "pull": codec.decode_pull_params,
-    "snapshot": codec.decode_snapshot_params,
-    "signed": codec.decode_signed_bytes,
-    "hit": codec.decode_hit,
-    "receipt": codec.decode_receipt,
-    "detail_params": codec.decode_detail_params,
-    "detail_answer": codec.decode_detail_answer,
-}.items():
-    DECODERS[_name] = _codec(_decoder)
+DECODERS: dict[str, Target] = {name: _codec(d) for name, d in CODEC_DECODERS.items()}
+"""The wire decoders of test_codec_fuzz.py, as targets."""
 
 
 def decode_bundle_target(data: bytes) -> None:
@@ -132,6 +121,3 @@ def credential_target(directory: Path) -> Target:
 def config_target(data: bytes) -> None:
     with contextlib.suppress(UserError):
         NodeConfig.from_toml(data.decode("utf-8", errors="replace"))
-
-
-CRYPTO_ERRORS = (MalformedError, VerificationError)
