@@ -171,19 +171,18 @@ def restore(source: Path, directory: Path, *, clock: Clock = time.time) -> Node:
         config = NodePaths(staging).load_config()
         if info.backend == "sqlite":
             _copy_private(source / "store.db", staging / config.storage.path)
+        staged = open_node(staging, clock=clock)
+        try:
+            declare_restore(staged, info)
+        finally:
+            staged.close()
         if directory.exists():
             directory.rmdir()
         staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    node = open_node(directory, clock=clock)
-    try:
-        declare_restore(node, info)
-    except BaseException:
-        node.close()
-        raise
-    return node
+    return open_node(directory, clock=clock)
 
 
 def declare_restore(node: Node, info: BackupInfo) -> int:

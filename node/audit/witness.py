@@ -18,7 +18,7 @@ size.  The witness
 6. otherwise records the checkpoint and returns its cosignature
    (tlog-cosignature, key name ``wlx.witness/<OWN_ID>``, its identity key).
 
-After a declared restore (docs/audit.md §4.3) the log also sends its
+After a declared restore (docs/audit.md §4.4) the log also sends its
 ``node.restored`` entry with an inclusion proof in the checkpoint, and an
 ``old_size`` it had cosigned before the backup.  The witness accepts the log
 continuing from there (``decide_restore``) when the checkpoint is shown to
@@ -222,7 +222,7 @@ def check_restore_claim(peer: str, checkpoint: Checkpoint, claim: RestoreClaim) 
             list(claim.proof),
             checkpoint.root_hash,
         )
-    except (ValueError, VerificationError, MalformedError) as exc:
+    except (ValueError, RecursionError, VerificationError, MalformedError) as exc:
         raise Rejection(RejectReason.MALFORMED, f"restore declaration: {exc}") from None
     return hashlib.sha256(claim.entry).digest()
 
