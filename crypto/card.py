@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from wlx.crypto import tls
 from wlx.crypto.errors import MalformedError
 from wlx.crypto.keys import BoxPublicKey, SigningKey, VerifyKey
@@ -55,6 +57,9 @@ class IdentityCard:
     previous_key: VerifyKey | None = None
     """For a card made by key rotation: the identity key it replaces, which
     endorsed it."""
+    tls_bound: bool = False
+    """The card carries a valid ``tls_pop``: the TLS certificate's key signed
+    the node id and identity key (proof of possession, §1.2)."""
 
     def fingerprint(self) -> str:
         """Fingerprint of the identity key, for comparison out of band."""
@@ -74,13 +79,16 @@ def make_card(
     issued_at: int,
     tls_cert: bytes,
     previous: SigningKey | None = None,
+    tls_key: ec.EllipticCurvePrivateKey | None = None,
 ) -> bytes:
     """Build and sign a card; returns the card file's bytes (UTF-8 JSON).
 
     With ``previous`` (key rotation), the card also names the identity key it
     replaces and carries that key's endorsement of the new card, so peers
     that trust the old key can accept the new one without another
-    out-of-band exchange.
+    out-of-band exchange.  With ``tls_key`` (the key of ``tls_cert``), the
+    card carries ``tls_pop``, that key's signature binding it to the node id
+    and identity key; nodes refuse a peer's card without it.
 
     Raises:
         MalformedError: the node id or the certificate is invalid.
@@ -98,6 +106,9 @@ def make_card(
     }
     if previous is not None:
         fields["previous_sign_key"] = previous.public().b64()
+    if tls_key is not None:
+        pop = tls.sign_possession(tls_key, node_id, key.public().raw)
+        fields["tls_pop"] = base64.b64encode(pop).decode("ascii")
     payload = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
     card = {
         "wlx_identity_card": payload.decode("utf-8"),
@@ -175,6 +186,10 @@ def parse_card(data: bytes) -> IdentityCard:
         verify(previous, endorsement, Purpose.CARD_ROTATION, node_id, ANYONE, signed)
     elif "endorsement" in outer:
         raise MalformedError("identity card has an endorsement but no previous key")
+    tls_bound = "tls_pop" in payload
+    if tls_bound:
+        pop = _b64(_field(payload, "tls_pop", str), "tls_pop")
+        tls.verify_possession(tls_cert, node_id, sign_key.raw, pop)
     return IdentityCard(
         node_id=node_id,
         address=_field(payload, "address", str),
@@ -184,4 +199,5 @@ def parse_card(data: bytes) -> IdentityCard:
         tls_cert=tls_cert,
         raw=data,
         previous_key=previous,
+        tls_bound=tls_bound,
     )

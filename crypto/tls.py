@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from wlx.crypto.encoding import lp
 from wlx.crypto.errors import MalformedError, VerificationError
 from wlx.crypto.keys import Rng, system_rng
 
@@ -74,6 +75,55 @@ def fingerprint(pem: bytes) -> str:
     """Lower-case hex SHA-256 of a certificate's DER encoding."""
     der = load_cert(pem).public_bytes(serialization.Encoding.DER)
     return hashlib.sha256(der).hexdigest()
+
+
+def dns_names(pem: bytes) -> list[str]:
+    """The DNS names of a certificate's subject alternative names ([] if none).
+
+    Raises:
+        MalformedError: not a PEM certificate, or an unreadable extension.
+    """
+    cert = load_cert(pem)
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    except ValueError:
+        raise MalformedError("unreadable certificate extensions") from None
+    return [str(n) for n in ext.value.get_values_for_type(x509.DNSName)]
+
+
+TLS_POP_CONTEXT = b"wlx/v1 tls-key-possession\x00"
+
+
+def possession_message(node_id: str, identity_key: bytes) -> bytes:
+    """What a node's TLS key signs to bind itself to the node's identity (§1.2):
+    ``"wlx/v1 tls-key-possession" || 0x00 || lp(node_id) || lp(identity key)``."""
+    return TLS_POP_CONTEXT + lp(node_id) + lp(identity_key)
+
+
+def sign_possession(key: ec.EllipticCurvePrivateKey, node_id: str, identity_key: bytes) -> bytes:
+    """Deterministic ECDSA P-256/SHA-256 (RFC 6979, DER) of ``possession_message``."""
+    return key.sign(
+        possession_message(node_id, identity_key),
+        ec.ECDSA(hashes.SHA256(), deterministic_signing=True),
+    )
+
+
+def verify_possession(cert_pem: bytes, node_id: str, identity_key: bytes, sig: bytes) -> None:
+    """Check that the key of ``cert_pem`` signed ``possession_message``.
+
+    Raises:
+        VerificationError: it did not.
+        MalformedError: not a P-256 certificate.
+    """
+    public = load_cert(cert_pem).public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+        raise MalformedError("not a P-256 certificate")
+    try:
+        public.verify(sig, possession_message(node_id, identity_key), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise VerificationError("the TLS key did not sign for this identity") from None
 
 
 def node_dns_name(node_id: str) -> str:

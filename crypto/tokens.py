@@ -32,6 +32,38 @@ PERSON_HANDLE = b"wlx1-handle"
 PERSON_HIT_PROOF = b"wlx1-hit-proof"
 HIT_PROOF_LEN = 32
 SEAL_AAD_PREFIX = b"wlx/v1 seal\x00"
+PAD_BLOCK = 256
+"""Hit data is padded to a multiple of this many bytes before sealing, so the
+length of sealed hit data says nothing of category, action or suspension."""
+MAX_HIT_DATA = 1_791
+"""Largest hit data that can be sealed: padded, it fits 2,048 sealed bytes."""
+
+
+def pad(data: bytes) -> bytes:
+    """``data || 0x80 || 0x00 ...`` up to the next multiple of ``PAD_BLOCK``
+    (ISO/IEC 7816-4 padding; always at least one byte).
+
+    Raises:
+        MalformedError: ``data`` is longer than ``MAX_HIT_DATA``.
+    """
+    if len(data) > MAX_HIT_DATA:
+        raise MalformedError(f"hit data longer than {MAX_HIT_DATA} bytes")
+    size = (len(data) // PAD_BLOCK + 1) * PAD_BLOCK
+    return data + b"\x80" + bytes(size - len(data) - 1)
+
+
+def unpad(padded: bytes) -> bytes:
+    """Undo ``pad``.
+
+    Raises:
+        DecryptionError: not padded as ``pad`` does (opaque, like a failed open).
+    """
+    body = padded.rstrip(b"\x00")
+    if not padded or len(padded) % PAD_BLOCK or not body.endswith(b"\x80"):
+        raise DecryptionError("sealed hit data does not open")
+    if len(padded) - len(body) >= PAD_BLOCK:
+        raise DecryptionError("sealed hit data does not open")
+    return body[:-1]
 
 
 @dataclass(frozen=True)
@@ -93,13 +125,17 @@ class EpochKey:
     ) -> tuple[bytes, bytes]:
         """Token and sealed hit data for one identifier key of one listing.
 
-        Returns ``(token, nonce || ChaCha20-Poly1305 ciphertext)``; the
-        ciphertext is bound to origin, recipient, epoch, handle and token.
+        Returns ``(token, nonce || ChaCha20-Poly1305 ciphertext)`` of the
+        padded hit data (``pad``: a multiple of 256 bytes); the ciphertext is
+        bound to origin, recipient, epoch, handle and token.
+
+        Raises:
+            MalformedError: hit data longer than ``MAX_HIT_DATA``.
         """
         token = self.token(identifier_key)
         nonce = rng(NONCE_LEN)
         aead = ChaCha20Poly1305(self.seal_key(identifier_key))
-        return token, nonce + aead.encrypt(nonce, hit_data, self._aad(handle, token))
+        return token, nonce + aead.encrypt(nonce, pad(hit_data), self._aad(handle, token))
 
     def open(self, identifier_key: bytes, handle: bytes, sealed: bytes) -> bytes:
         """Open hit data sealed by ``seal`` for the same identifier key.
@@ -113,9 +149,10 @@ class EpochKey:
         aead = ChaCha20Poly1305(self.seal_key(identifier_key))
         token = self.token(identifier_key)
         try:
-            return aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], self._aad(handle, token))
+            padded = aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], self._aad(handle, token))
         except InvalidTag:
             raise DecryptionError("sealed hit data does not open") from None
+        return unpad(padded)
 
 
 def hit_proof(seal_key: bytes, message: bytes) -> bytes:

@@ -27,21 +27,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from wlx.node.app import Clock, Node, open_node
-from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
-from wlx.node.config import CARD_FILE, CONFIG_FILE, KEY_DIR, NodePaths
-from wlx.node.errors import AlreadyExists, NotFound, UserError
+from wlx.node.audit import exchange_log as audit
+from wlx.node.audit.exchange_log import RESTORED_ENTRY_META, Event
+from wlx.node.core.config import CARD_FILE, CONFIG_FILE, KEY_DIR, NodePaths
+from wlx.node.core.errors import AlreadyExists, NotFound, UserError
+from wlx.node.core.node import Clock, Node
+from wlx.node.directory import open_node
+from wlx.node.protocol.outbound import RESTORE_PENDING_META
 
 log = logging.getLogger("wlx.backup")
 
 MANIFEST = "backup.json"
 BACKUP_FORMAT = 1
-RESTORED_ENTRY_META = "restored_entry"
-"""Index of the ``node.restored`` entry of the last restore (witnesses are
-shown it until each has cosigned a checkpoint that includes it)."""
-RESTORE_PENDING_META = "restore_pending"
-"""JSON list of peers whose stream restarts at their next pull."""
+__all__ = ["RESTORED_ENTRY_META", "RESTORE_PENDING_META", "backup", "restore"]
 
 
 @dataclass(frozen=True)

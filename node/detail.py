@@ -1,6 +1,6 @@
 """Detail requests: the full record behind a hit, one at a time (§11).
 
-Step 1 of the exchange is the hit (``wlx.node.lookup``); step 2, here, is
+Step 1 of the exchange is the hit (``wlx.node.incoming.lookup``); step 2, here, is
 the record.  The requesting node signs a request naming the hit's ref, the
 requesting authority, the officer, the purpose and the case, with a *hit
 proof*: a keyed hash under the seal key of the identifier that matched,
@@ -23,15 +23,17 @@ from wlx.crypto.card import IdentityCard
 from wlx.crypto.digests import payload_digest
 from wlx.crypto.encoding import lp
 from wlx.crypto.signing import Purpose
-from wlx.crypto.tokens import EpochKey, hit_proof
-from wlx.node.app import Node
-from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
-from wlx.node.errors import NotFound, Rejection, RejectReason, UserError
-from wlx.node.origin import MAX_CLOCK_SKEW
-from wlx.node.ownlist import load_record
-from wlx.node.policy import SharingPolicy
-from wlx.node.protocol import codec
+from wlx.crypto.tokens import HIT_PROOF_LEN, EpochKey, hit_proof
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
+from wlx.node.core.node import Node
+from wlx.node.core.policy import SharingPolicy
+from wlx.node.outgoing import previous_epochs
+from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
+from wlx.node.outgoing.ownlist import load_record
+from wlx.node.protocol import codec, free_text
+from wlx.node.protocol.detail_rules import PROVEN, DetailDecision, DetailFacts, decide_detail
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
 from wlx.node.store.base import DetailRow, PeerRow, StoredRecord, Tx
@@ -40,9 +42,6 @@ log = logging.getLogger("wlx.detail")
 
 DEFAULT_DAILY_QUOTA = 200
 DAY = 86_400
-
-Denial = str
-"""One of "no-hit", "not-found", "expired", "suspended", "not-shared", "quota"."""
 
 
 def proof_message(requester: str, origin: str, ref: str, nonce: bytes) -> bytes:
@@ -62,40 +61,63 @@ class DetailOutcome:
 # ---------------------------------------------------------------- origin side
 
 
-def _proof_holds(node: Node, peer: str, stored: StoredRecord, params: DetailParams) -> bool:
-    with node.store.read() as tx:
-        state = tx.get_outbound(peer)
-    if state is None or len(params.hit_proof) != 32:
+def _proof_holds(
+    node: Node, keys: list[EpochKey], stored: StoredRecord | None, message: bytes, proof: bytes
+) -> bool:
+    """Whether ``proof`` is a hit proof of one of the record's identifiers under
+    one of ``keys``; constant work per record (every key is tried)."""
+    if stored is None or len(proof) != HIT_PROOF_LEN or not keys:
         return False
-    key: EpochKey = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
-    message = proof_message(params.requester, params.origin, params.ref, params.nonce)
     found = False
     for ikey in load_record(node, stored).identifier_keys():
-        # Check every key, without stopping early: constant work per record.
-        found |= hmac.compare_digest(key.hit_proof(ikey.value, message), params.hit_proof)
+        for key in keys:
+            found |= hmac.compare_digest(key.hit_proof(ikey.value, message), proof)
     return found
 
 
 def _decide(
-    node: Node, peer: str, params: DetailParams, quota: int
-) -> tuple[Denial, StoredRecord | None]:
-    with node.store.read() as tx:
-        recent = tx.count_details(peer, "in", node.now() - DAY)
-        stored = tx.get_record(params.ref)
-        row = tx.get_peer(peer)
-    if recent >= quota:
-        return "quota", None
-    if stored is None or row is None:
-        return "not-found", None
-    if not SharingPolicy.from_json(row.policy).allows(load_record(node, stored)):
-        return "not-shared", None
-    if not _proof_holds(node, peer, stored, params):
-        return "no-hit", None
-    if stored.expires < node.today():
-        return "expired", None
-    if stored.suspended:
-        return "suspended", None
-    return "", stored
+    node: Node,
+    tx: Tx,
+    *,
+    counterpart: str,
+    direction: str,
+    keys: list[EpochKey],
+    ref: str,
+    message: bytes,
+    proof: bytes,
+    quota: int,
+    policy: SharingPolicy | None,
+) -> tuple[DetailDecision, StoredRecord | None]:
+    """Gather the facts inside ``tx`` (which also records the outcome) and decide."""
+    tx.lock_audit()  # serialises this read of the quota with its update
+    stored = tx.get_record(ref)
+    proven = _proof_holds(node, keys, stored, message, proof)
+    record = load_record(node, stored) if proven and stored is not None else None
+    decision = decide_detail(
+        DetailFacts(
+            proof_holds=record is not None,
+            shared=record is not None and (policy is None or policy.allows(record)),
+            expired=stored is not None and stored.expires < node.today(),
+            suspended=stored is not None and stored.suspended,
+            used_today=tx.count_details(counterpart, direction, node.now() - DAY, sorted(PROVEN)),
+            quota=quota,
+        )
+    )
+    return decision, stored if decision.granted else None
+
+
+def _peer_keys(node: Node, tx: Tx, peer: str) -> list[EpochKey]:
+    """The epoch keys under which ``peer``'s hit proofs are accepted: the
+    current one, and the previous one for a grace period after a new epoch
+    (``previous_epochs``)."""
+    state = tx.get_outbound(peer)
+    if state is None:
+        return []
+    keys = [node.epoch_key(node.node_id, peer, state.epoch, state.token_key)]
+    previous = previous_epochs.get(tx, peer, node.now())
+    if previous is not None and previous[0] < state.epoch:
+        keys.append(node.epoch_key(node.node_id, peer, previous[0], previous[1]))
+    return keys
 
 
 def answer(
@@ -127,10 +149,23 @@ def answer(
             else RejectReason.WRONG_RECIPIENT,
             "detail request names other parties",
         )
-    denial, stored = _decide(node, card.node_id, params, quota)
-    record = load_record(node, stored).to_json() if stored is not None else b""
     now = node.now()
     with node.store.write() as tx:
+        row = tx.get_peer(card.node_id)
+        decision, stored = _decide(
+            node,
+            tx,
+            counterpart=card.node_id,
+            direction="in",
+            keys=_peer_keys(node, tx, card.node_id) if row is not None else [],
+            ref=params.ref,
+            message=proof_message(params.requester, params.origin, params.ref, params.nonce),
+            proof=params.hit_proof,
+            quota=quota,
+            policy=SharingPolicy.from_json(row.policy) if row is not None else None,
+        )
+        record = load_record(node, stored).to_json() if stored is not None else b""
+        denial = decision.denial
         tx.add_detail(
             DetailRow(
                 at=now,
@@ -140,10 +175,10 @@ def answer(
                 officer=params.officer,
                 purpose=params.purpose,
                 case_id=params.case_id,
-                outcome=denial or "granted",
+                outcome=decision.outcome,
             )
         )
-        audit.append(
+        exchange_log.append(
             tx,
             node=node.node_id,
             time=now,
@@ -154,7 +189,7 @@ def answer(
             officer=params.officer,
             purpose=params.purpose,
             case=params.case_id,
-            outcome=denial or "granted",
+            outcome=decision.outcome,
             request=payload_digest(request.payload).hex(),
         )
     log.info(
@@ -162,7 +197,7 @@ def answer(
         card.node_id,
         params.officer,
         params.ref,
-        denial or "granted",
+        decision.outcome,
     )
     reply = DetailAnswer(
         origin=node.node_id,
@@ -209,13 +244,15 @@ def request(
 
     Raises:
         NotFound: ``origin`` is not a trusted peer.
-        UserError: no purpose given.
+        UserError: no purpose given, or a purpose or case the log does not take
+            (``wlx.node.protocol.free_text``).
         Rejection: the answer does not verify.
         Unavailable: the origin cannot be reached.
     """
-    purpose = purpose.strip()
-    if not purpose:
-        raise UserError("a detail request must state its purpose")
+    try:
+        purpose, case_id = free_text.check_purpose(purpose), free_text.check_case(case_id)
+    except free_text.FreeTextError as exc:
+        raise UserError(str(exc)) from None
     with node.store.read() as tx:
         peer = tx.get_peer(origin)
     if peer is None:
@@ -273,7 +310,7 @@ def request(
 def _log_out(node: Node, tx: Tx, row: DetailRow, *, request: str) -> None:
     """Log a detail request this node made (to a peer, or of its own list)."""
     tx.add_detail(row)
-    audit.record(
+    exchange_log.record(
         tx,
         node,
         kind=Event.DETAIL_OUT,
@@ -291,21 +328,54 @@ def _hit_proof(seal_key: bytes, requester: str, origin: str, ref: str, nonce: by
     return hit_proof(seal_key, proof_message(requester, origin, ref, nonce))
 
 
-def own_record(node: Node, ref: str, *, officer: str, purpose: str, case_id: str) -> DetailOutcome:
-    """An officer asks for a record of the node's own list: answered locally,
+def own_record(
+    node: Node,
+    ref: str,
+    *,
+    officer: str,
+    purpose: str,
+    case_id: str,
+    seal_key: bytes | None,
+    quota: int = DEFAULT_DAILY_QUOTA,
+) -> DetailOutcome:
+    """An officer asks for a record of the node's own list: decided locally by
+    the same rules as a peer's request (§11.3: a hit proof from this officer's
+    recent lookup, live, not suspended, within the node's own daily quota),
     and logged like any other detail request.
 
-    Raises:
-        NotFound: no such record.
+    ``seal_key`` is the seal key of the identifier that hit (from the lookup
+    service's memory of this caller's hits); without it the answer is the
+    uniform denial.
     """
+    nonce = node.rng(codec.NONCE_BYTES)
+    message = proof_message(node.node_id, node.node_id, ref, nonce)
+    proof = hit_proof(seal_key, message) if seal_key is not None else b""
+    now = node.now()
     with node.store.write() as tx:
-        stored = tx.get_record(ref)
-        if stored is None:
-            raise NotFound(f"no record {ref!r} in this node's list")
+        state = tx.get_inbound(node.node_id)
+        keys = (
+            [node.epoch_key(node.node_id, node.node_id, state.epoch, state.token_key)]
+            if state is not None
+            else []
+        )
+        decision, stored = _decide(
+            node,
+            tx,
+            counterpart=node.node_id,
+            direction="out",
+            keys=keys,
+            ref=ref,
+            message=message,
+            proof=proof,
+            quota=quota,
+            policy=None,
+        )
         _log_out(
             node,
             tx,
-            DetailRow(node.now(), node.node_id, "out", ref, officer, purpose, case_id, "granted"),
+            DetailRow(now, node.node_id, "out", ref, officer, purpose, case_id, decision.outcome),
             request="",
         )
-    return DetailOutcome(True, "", load_record(node, stored).to_json().decode("utf-8"))
+    log.info("detail request for own record %s by %s: %s", ref, officer, decision.outcome)
+    record = load_record(node, stored).to_json().decode("utf-8") if stored is not None else ""
+    return DetailOutcome(decision.granted, decision.denial, record)

@@ -12,10 +12,11 @@ import logging
 from dataclasses import dataclass, replace
 
 from wlx.crypto.digests import skip_digest
-from wlx.node import ownlist, receiver
-from wlx.node.app import Node
-from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.core.node import Node
+from wlx.node.incoming import receiver
+from wlx.node.outgoing import ownlist
 
 log = logging.getLogger("wlx.maintenance")
 
@@ -89,7 +90,7 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
         consumed = min((s.change_pos for s in states), default=head)
         changes = tx.delete_changes_upto(consumed)
         if batches or changes or skipped:
-            audit.record(
+            exchange_log.record(
                 tx,
                 node,
                 kind=Event.COMPACTION,

@@ -27,15 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wlx.node import credentials, origin, ownlist
-from wlx.node.app import Node, init_node
-from wlx.node.config import StorageConfig
-from wlx.node.limits import LimitSettings, Rate
-from wlx.node.lookup import Query
-from wlx.node.model import Record, parse_record
-from wlx.node.sync import sync_peer
-from wlx.node.transport import client_channel
-from wlx.node.wire import query_to_pb
+from wlx.node.core.config import StorageConfig
+from wlx.node.core.limits import LimitSettings, Rate
+from wlx.node.core.node import Node
+from wlx.node.core.records import Record, parse_record
+from wlx.node.directory import init_node
+from wlx.node.incoming.lookup import Query
+from wlx.node.outgoing import origin, ownlist
+from wlx.node.rpc.sync_client import sync_peer
+from wlx.node.rpc.transport import client_channel
+from wlx.node.rpc.wire import query_to_pb
+from wlx.node.trust import credentials
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -53,12 +53,16 @@ import contextlib
 
 from demo_data import person
 
-from wlx.node import credentials, lifecycle, origin, ownlist
-from wlx.node.app import Node, init_node
-from wlx.node.lookup import Query
-from wlx.node.model import Record, parse_record
-from wlx.node.transport import client_channel
-from wlx.node.wire import query_to_pb
+from wlx.node.trust import credentials
+from wlx.node.trust import lifecycle
+from wlx.node.outgoing import origin
+from wlx.node.outgoing import ownlist
+from wlx.node.core.node import Node
+from wlx.node.directory import init_node
+from wlx.node.incoming.lookup import Query
+from wlx.node.core.records import Record, parse_record
+from wlx.node.rpc.transport import client_channel
+from wlx.node.rpc.wire import query_to_pb
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 WLX = str(Path(sys.executable).with_name("wlx"))

@@ -46,7 +46,7 @@ def _target(name: str, scratch: Path):  # type: ignore[no-untyped-def]
     from wlx.crypto.card import parse_card
     from wlx.crypto.errors import MalformedError, VerificationError
     from wlx.crypto.note import open_note
-    from wlx.node.errors import Rejection
+    from wlx.node.core.errors import Rejection
     from wlx.node.protocol import codec
     from wlx.v1 import envelope_pb2
 

@@ -43,9 +43,9 @@ from wlx.crypto.normalize import (
     record_keys,
 )
 from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
-from wlx.crypto.tokens import EpochKey
+from wlx.crypto.tokens import EpochKey, pad
+from wlx.node.core.records import parse_record
 from wlx.node.detail import proof_message
-from wlx.node.model import parse_record
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.messages import (
     DetailAnswer,
@@ -283,6 +283,7 @@ def tokens() -> dict[str, Any]:
                 "identifier_key": ikey.value.hex(),
                 "handle": handle.hex(),
                 "hit_data": hit_bytes.hex(),
+                "padded": pad(hit_bytes).hex(),
                 "nonce": nonce_rng_value.hex(),
                 "aad": KEY._aad(handle, token).hex(),
                 "token": token.hex(),
@@ -471,6 +472,23 @@ def kept_tls_cert() -> bytes:
     )
 
 
+def kept_bound_tls() -> tuple[Any, bytes]:
+    """A TLS key (deterministic) and its certificate (kept, as ``kept_tls_cert``)
+    for the card with a proof of possession."""
+    key = tls.generate_key(counter_rng(4200))
+    old = load("cards.json").get("tls_bound", {}).get("tls_cert")
+    if old:
+        try:
+            cert = str(old).encode()
+            if tls.load_cert(cert).public_key() == key.public_key():
+                return key, cert
+        except CryptoError:
+            pass
+    return key, tls.node_certificate(
+        key, CN, not_before=1_800_000_000, not_after=2_500_000_000, rng=counter_rng(5200)
+    )
+
+
 def signed_card(payload: str, key: SigningKey = CN_SIGN) -> str:
     signature = sign(key, Purpose.IDENTITY_CARD, CN, ANYONE, payload.encode())
     return json.dumps(
@@ -497,6 +515,11 @@ def cards() -> dict[str, Any]:
     rotated_outer = json.loads(rotated)
     rotated_payload = rotated_outer["wlx_identity_card"].encode()
     forged = dict(rotated_outer, endorsement=base64.b64encode(bytes(64)).decode())
+    tls_key, bound_cert = kept_bound_tls()
+    bound = make_card(
+        CN_SIGN, CN_BOX.public(), CN, "cn.example:7001", issued_at, bound_cert, tls_key=tls_key
+    )
+    pop_message = tls.possession_message(CN, CN_SIGN.public().raw)
     return {
         "sign_seed": CN_SIGN.seed().hex(),
         "box_private_key": fixed("CN box key").hex(),
@@ -523,6 +546,14 @@ def cards() -> dict[str, Any]:
             ).hex(),
             "endorsement": base64.b64decode(rotated_outer["endorsement"]).hex(),
             "card": rotated.decode("utf-8"),
+        },
+        "tls_bound": {
+            "note": "the card with tls_pop: the TLS key's deterministic ECDSA (RFC 6979)",
+            "tls_private_key": tls.key_to_pem(tls_key).decode("ascii"),
+            "tls_cert": bound_cert.decode("ascii"),
+            "message": pop_message.hex(),
+            "tls_pop": tls.sign_possession(tls_key, CN, CN_SIGN.public().raw).hex(),
+            "card": bound.decode("utf-8"),
         },
         "invalid": [
             {
@@ -560,6 +591,26 @@ def cards() -> dict[str, Any]:
                 "card": json.dumps(dict(outer, endorsement=rotated_outer["endorsement"])),
                 "error": "MalformedError",
             },
+            {
+                "note": "a tls_pop made by another key (correctly signed)",
+                "card": signed_card(
+                    json.dumps(
+                        {
+                            **fields,
+                            "tls_pop": base64.b64encode(
+                                tls.sign_possession(
+                                    tls.generate_key(counter_rng(4100)),
+                                    CN,
+                                    CN_SIGN.public().raw,
+                                )
+                            ).decode(),
+                        },
+                        sort_keys=True,
+                        separators=(",", ":"),
+                    )
+                ),
+                "error": "VerificationError",
+            },
             {"note": "not JSON", "card": "wlx", "error": "MalformedError"},
             {"note": "a JSON array", "card": "[]", "error": "MalformedError"},
         ],
@@ -575,7 +626,7 @@ def at_rest() -> dict[str, Any]:
     rng = counter_rng(1000)
     record = parse_record(sample_record_obj(), line=0)
     for context, plaintext in [
-        ("record:CN-0001", record.to_json()),
+        (f"record:CN-0001:1:0:{record.expires}", record.to_json()),
         ("epoch-key:CN:RU:1", TOKEN_KEY),
         ("epoch-key:CN:CN:1", fixed("epoch token key CN->CN epoch 1")),
     ]:
@@ -802,7 +853,7 @@ def d(n: int) -> bytes:
 
 
 def decisions() -> dict[str, Any]:
-    from wlx.node.errors import Rejection
+    from wlx.node.core.errors import Rejection
     from wlx.node.protocol import inbound
     from wlx.node.protocol.messages import Batch, Cursor, ResyncRequired
 
@@ -967,8 +1018,13 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
+GENERATOR = (
+    "scripts/gen_vectors.py (rerun: .venv/bin/python scripts/gen_vectors.py; --check verifies)"
+)
+
+
 def render(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps({"generator": GENERATOR, **data}, indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str]) -> int:

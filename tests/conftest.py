@@ -1,4 +1,5 @@
-"""Shared fixtures: real nodes with real gRPC servers on loopback port 0.
+"""Shared fixtures: real nodes with real gRPC servers on loopback port 0
+(helpers in ``tests/support/``).
 
 ``federation(["CN", "RU"])`` makes nodes that trust each other, each serving
 on its own free port.  ``backend`` runs a test on SQLite and, where marked,
@@ -9,138 +10,38 @@ dropped afterwards).
 from __future__ import annotations
 
 import itertools
-import os
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import psycopg
 import pytest
+from support.nodes import (
+    PG_DSN,
+    FakeClock,
+    Federation,
+    FederationMaker,
+    NodeMaker,
+    Running,
+    StorageFactory,
+    peer_row,
+    record,
+)
 
-from wlx.node import origin
-from wlx.node.app import Node, init_node
-from wlx.node.config import StorageConfig
-from wlx.node.model import Record, parse_record
-from wlx.node.server import build_server
-from wlx.node.store.base import PeerRow
-from wlx.node.sync import SyncReport, sync_peer
+from wlx.node.core.node import Node
+from wlx.node.directory import init_node
+from wlx.node.outgoing import origin
+from wlx.node.rpc.server import build_server
 
-PG_DSN = os.environ.get("WLX_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def record(record_id: str, **overrides: object) -> Record:
-    """A valid record with synthetic identifiers; fields can be overridden."""
-    number = int.from_bytes(record_id.encode(), "big") % 10**8
-    obj: dict[str, object] = {
-        "id": record_id,
-        "names": [f"Test Person {record_id.replace('-', ' ')}"],
-        "dob": "1980-05-17",
-        "nationality": "CHN",
-        "sex": "M",
-        "documents": [{"type": "P", "country": "CHN", "number": f"E{number:08d}"}],
-        "category": "wanted",
-        "action": "arrest",
-        "legal_basis": "test basis",
-        "authority": "test authority",
-        "expires": "2099-12-31",
-    }
-    obj.update(overrides)
-    return parse_record(obj, line=0)
-
-
-class FakeClock:
-    """A settable clock, starting at a fixed time."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Running:
-    """A node and its running server."""
-
-    node: Node
-    server: grpc.Server
-    port: int
-
-    @property
-    def id(self) -> str:
-        return self.node.node_id
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-
-@dataclass
-class Federation:
-    """Nodes that trust each other, with servers running."""
-
-    nodes: dict[str, Running] = field(default_factory=dict)
-    _channels: list[grpc.Channel] = field(default_factory=list)
-
-    def __getitem__(self, node_id: str) -> Running:
-        return self.nodes[node_id]
-
-    def sync(self, to: str, source: str) -> SyncReport:
-        """``to`` pulls from ``source`` once (until up to date)."""
-        node = self.nodes[to].node
-        with node.store.read() as tx:
-            peer = tx.get_peer(source)
-        assert peer is not None
-        return sync_peer(node, peer)
-
-    def channel(self, node_id: str, role: str = "officer", name: str | None = None) -> grpc.Channel:
-        """A mutual-TLS channel to ``node_id`` with a fresh credential of ``role``."""
-        from wlx.node import credentials
-        from wlx.node.transport import client_channel
-
-        node = self.nodes[node_id].node
-        credential = credentials.issue(
-            node, name=name or f"{role}-{len(self._channels)}", role=role
-        )
-        channel = client_channel(self.nodes[node_id].address, credential)
-        self._channels.append(channel)
-        return channel
-
-    def close(self) -> None:
-        for channel in self._channels:
-            channel.close()
-
-    def sync_all(self) -> None:
-        for a, b in itertools.permutations(self.nodes, 2):
-            report = self.sync(a, b)
-            assert report.ok, report.error
-
-
-class StorageFactory:
-    """Makes storage configurations for one backend, cleaning up after the test."""
-
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
-        self._schemas: list[str] = []
-
-    def config(self, node_id: str) -> StorageConfig:
-        if self.backend == "sqlite":
-            return StorageConfig()
-        schema = f"t_{node_id.lower().replace('-', '_')}_{uuid.uuid4().hex[:10]}"
-        self._schemas.append(schema)
-        return StorageConfig(backend="postgresql", dsn=PG_DSN, schema=schema)
-
-    def cleanup(self) -> None:
-        if not self._schemas:
-            return
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            for schema in self._schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+__all__ = [  # re-exported for tests written before tests/support/
+    "PG_DSN",
+    "FakeClock",
+    "Federation",
+    "FederationMaker",
+    "NodeMaker",
+    "StorageFactory",
+    "peer_row",
+    "record",
+]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -159,9 +60,6 @@ def sqlite_backend() -> StorageFactory:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-NodeMaker = Callable[..., Node]
 
 
 @pytest.fixture
@@ -188,9 +86,6 @@ def make_node(
         node.close()
 
 
-FederationMaker = Callable[..., Federation]
-
-
 @pytest.fixture
 def federation(make_node: NodeMaker, sqlite_backend: StorageFactory) -> Iterator[FederationMaker]:
     """``federation(["CN", "RU"], storage=factory)``: mutually trusted, serving nodes."""
@@ -215,10 +110,3 @@ def federation(make_node: NodeMaker, sqlite_backend: StorageFactory) -> Iterator
         fed.close()
     for server in servers:
         server.stop(grace=None)
-
-
-def peer_row(node: Node, peer: str) -> PeerRow:
-    with node.store.read() as tx:
-        row = tx.get_peer(peer)
-    assert row is not None
-    return row

@@ -17,15 +17,16 @@ from pathlib import Path
 from test_codec_fuzz import DECODERS as CODEC_DECODERS
 
 from wlx.crypto.errors import InvalidIdentifier
-from wlx.node import cli_client
-from wlx.node.app import Node
-from wlx.node.audit import bundle, witness
-from wlx.node.audit.errors import AuditFailure
-from wlx.node.audit.verify import Keyring, verify_bundle
-from wlx.node.config import NodeConfig
-from wlx.node.errors import Rejection, RejectReason, UserError
-from wlx.node.model import parse_records
-from wlx.node.transport import Credential
+from wlx.node.cli import officer as cli_client
+from wlx.node.core.node import Node
+from wlx.node.audit import witness
+from wlx.node.audit.offline import bundle
+from wlx.node.audit.offline.errors import AuditFailure
+from wlx.node.audit.offline.verify import Keyring, verify_bundle
+from wlx.node.core.config import NodeConfig
+from wlx.node.core.errors import Rejection, RejectReason, UserError
+from wlx.node.core.records import parse_records
+from wlx.node.rpc.transport import Credential
 
 Target = Callable[[bytes], None]
 

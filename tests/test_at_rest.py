@@ -32,7 +32,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from conftest import PG_DSN, Federation, FederationMaker, StorageFactory
+from support.nodes import PG_DSN, Federation, FederationMaker, StorageFactory
 
 from wlx.crypto.errors import InvalidIdentifier
 from wlx.crypto.normalize import (
@@ -42,13 +42,15 @@ from wlx.crypto.normalize import (
     record_keys,
 )
 from wlx.crypto.signing import Purpose
-from wlx.node import credentials, origin, ownlist, receiver
-from wlx.node.app import Node
-from wlx.node.errors import Rejection, UserError
-from wlx.node.lookup import Lookup, Query
-from wlx.node.model import RecordError, parse_records
+from wlx.node.core.errors import Rejection, UserError
+from wlx.node.core.node import Node
+from wlx.node.core.records import RecordError, parse_records
+from wlx.node.incoming import receiver
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol.envelopes import seal_presigned
 from wlx.node.protocol.messages import Sealed
+from wlx.node.trust import credentials
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 WLX = str(Path(sys.executable).with_name("wlx"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_support import (
+from support.audit import (
     NODES,
     bundle_of,
     entries_of,
@@ -18,12 +18,12 @@ from audit_support import (
     signing_keys,
     witnessed_federation,
 )
-from conftest import Federation, FederationMaker
+from support.nodes import Federation, FederationMaker
 
-from wlx.node.audit.bundle import decode, encode
-from wlx.node.audit.errors import AuditFailure
-from wlx.node.audit.verify import verify_bundle
-from wlx.node.cli import main
+from wlx.node.audit.offline.bundle import decode, encode
+from wlx.node.audit.offline.errors import AuditFailure
+from wlx.node.audit.offline.verify import verify_bundle
+from wlx.node.cli.main import main
 
 
 @pytest.fixture

@@ -7,18 +7,18 @@ import hashlib
 import json
 from typing import Any
 
-from audit_support import NODES, WANTED, WANTED_NAME, exchange
-from conftest import FederationMaker, StorageFactory, record
+from support.audit import NODES, WANTED, WANTED_NAME, exchange
+from support.nodes import FederationMaker, StorageFactory, record
 
 from wlx.crypto import merkle
-from wlx.node import ownlist
-from wlx.node.audit import log as audit
+from wlx.node.audit import exchange_log
 from wlx.node.audit.checkpoints import make_checkpoint
+from wlx.node.outgoing import ownlist
 
 
 def entries(fed: Any, node_id: str) -> list[dict[str, Any]]:
     with fed[node_id].node.store.read() as tx:
-        rows = tx.audit_entries(0, audit.size(tx))
+        rows = tx.audit_entries(0, exchange_log.size(tx))
     assert [i for i, _ in rows] == list(range(len(rows)))
     return [json.loads(e) for _, e in rows]
 
@@ -82,7 +82,7 @@ def test_the_log_records_every_exchange_and_no_identifier(
     needles += [hashlib.sha256(n.encode()).hexdigest() for n in (WANTED_NAME, number)]
     for node_id in NODES:
         with fed[node_id].node.store.read() as tx:
-            blob = b"".join(e for _, e in tx.audit_entries(0, audit.size(tx)))
+            blob = b"".join(e for _, e in tx.audit_entries(0, exchange_log.size(tx)))
         for needle in needles:
             assert needle.encode() not in blob, (node_id, needle)
 
@@ -93,11 +93,11 @@ def test_a_checkpoint_commits_to_every_entry(federation: FederationMaker) -> Non
     node = fed["CN"].node
     checkpoint = make_checkpoint(node)
     with node.store.read() as tx:
-        size = audit.size(tx)
+        size = exchange_log.size(tx)
         rows = tx.audit_entries(0, size)
         assert checkpoint.size == size
         for idx in (0, size // 2, size - 1):
-            proof = audit.inclusion_proof(tx, idx, size)
+            proof = exchange_log.inclusion_proof(tx, idx, size)
             merkle.verify_inclusion(
                 merkle.leaf_hash(rows[idx][1]), idx, size, proof, checkpoint.root
             )

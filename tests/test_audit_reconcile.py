@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from audit_support import (
+from support.audit import (
     bundle_of,
     entries_of,
     forge,
@@ -14,16 +14,16 @@ from audit_support import (
     signing_keys,
     witnessed_federation,
 )
-from conftest import Federation, FederationMaker, StorageFactory, record
+from support.nodes import Federation, FederationMaker, StorageFactory, record
 
 from wlx.crypto.note import sign_note
-from wlx.node import ownlist
 from wlx.node.audit import witness
-from wlx.node.audit.checkpoints import checkpoint_text, log_signer
-from wlx.node.audit.cosign import checkpoint_round
-from wlx.node.audit.reconcile import reconcile
-from wlx.node.audit.verify import Verified, verify_bundle
-from wlx.node.errors import Rejection
+from wlx.node.audit.offline.names import checkpoint_text, log_signer
+from wlx.node.audit.offline.reconcile import reconcile
+from wlx.node.audit.offline.verify import Verified, verify_bundle
+from wlx.node.core.errors import Rejection
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.cosign import checkpoint_round
 
 
 def verified(fed: Federation, data: bytes) -> Verified:
@@ -154,7 +154,7 @@ def test_a_witness_refusal_is_reported(federation: FederationMaker) -> None:
         checkpoint_text("CN", latest.size, bytes(32)), [log_signer("CN", cn_node.signing_key)]
     )
     with pytest.raises(Rejection):
-        witness.add_checkpoint(ru_node, fork, latest.size, [])
+        witness.add_checkpoint(ru_node, fork, latest.size, [], submitter="CN")
     checkpoint_round(ru_node)
     result = reconcile(*both(fed))
     assert any(

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from audit_support import bundle_of, keyring, witnessed_federation
-from conftest import FederationMaker, StorageFactory
+from support.audit import bundle_of, keyring, witnessed_federation
+from support.nodes import FederationMaker, StorageFactory
 
 from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint
 from wlx.crypto.note import open_note
-from wlx.node.audit import export, service
-from wlx.node.audit.bundle import encode
-from wlx.node.audit.checkpoints import log_verifier, witness_verifier
-from wlx.node.audit.cosign import checkpoint_round
-from wlx.node.audit.verify import verify_bundle
+from wlx.node.audit.offline.bundle import encode
+from wlx.node.audit.offline.names import log_verifier, witness_verifier
+from wlx.node.audit.offline.verify import verify_bundle
+from wlx.node.rpc import audit_service
+from wlx.node.rpc.audit_client import from_auditor
+from wlx.node.rpc.cosign import checkpoint_round
 from wlx.v1 import audit_pb2, audit_pb2_grpc
 
 
@@ -92,7 +93,7 @@ def test_auditor_rpcs_return_what_verifies(
 
     # The export through the service is the export from the store, and verifies.
     channel = fed.channel("CN", role="auditor", name="auditor-2")
-    over_rpc = encode(export.from_auditor(channel, fed["CN"].address))
+    over_rpc = encode(from_auditor(channel, fed["CN"].address))
     assert over_rpc == bundle_of(fed, "CN")
     assert verify_bundle(over_rpc, keyring(fed)).latest.checkpoint.size == latest.size
 
@@ -101,16 +102,16 @@ def test_entries_come_in_bounded_pages(federation: FederationMaker) -> None:
     fed = witnessed_federation(federation)
     stub = audit_pb2_grpc.AuditorStub(fed.channel("RU", role="auditor"))
     size = stub.GetCheckpoint(audit_pb2.GetCheckpointRequest()).size
-    old = service.MAX_ENTRIES_PER_CALL
-    service.MAX_ENTRIES_PER_CALL = 3
+    old = audit_service.MAX_ENTRIES_PER_CALL
+    audit_service.MAX_ENTRIES_PER_CALL = 3
     try:
         got = stub.GetEntries(audit_pb2.GetEntriesRequest(start=1, end=size)).entries
     finally:
-        service.MAX_ENTRIES_PER_CALL = old
+        audit_service.MAX_ENTRIES_PER_CALL = old
     assert len(got) == 3 and b'"idx":1,' in got[0]
     # And export pages through them.
     channel = fed.channel("RU", role="auditor", name="auditor-x")
-    assert encode(export.from_auditor(channel, fed["RU"].address)) == bundle_of(fed, "RU")
+    assert encode(from_auditor(channel, fed["RU"].address)) == bundle_of(fed, "RU")
 
 
 def test_only_auditors_reach_the_auditor_service(federation: FederationMaker) -> None:

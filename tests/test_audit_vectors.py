@@ -27,8 +27,10 @@ from wlx.crypto.card import make_card
 from wlx.crypto.checkpoint import cosign
 from wlx.crypto.keys import BoxKey, SigningKey
 from wlx.crypto.note import sign_note
-from wlx.node.audit.bundle import Bundle, decode, encode
-from wlx.node.audit.checkpoints import (
+from wlx.node.audit.exchange_log import Event, encode_entry
+from wlx.node.audit.offline.bundle import Bundle, decode, encode
+from wlx.node.audit.offline.errors import AuditFailure
+from wlx.node.audit.offline.names import (
     checkpoint_text,
     log_signer,
     log_verifier,
@@ -36,9 +38,7 @@ from wlx.node.audit.checkpoints import (
     witness_name,
     witness_verifier,
 )
-from wlx.node.audit.errors import AuditFailure
-from wlx.node.audit.log import Event, encode_entry
-from wlx.node.audit.verify import Keyring, verify_bundle
+from wlx.node.audit.offline.verify import Keyring, verify_bundle
 
 VECTORS = Path(__file__).parent.parent / "docs" / "audit-vectors.json"
 LOG, WITNESS = "CN", "RU"

@@ -9,29 +9,23 @@ from pathlib import Path
 
 import grpc
 import pytest
-from audit_support import exchange
-from conftest import FakeClock, Federation, FederationMaker, StorageFactory, peer_row, record
+from support.audit import exchange
+from support.nodes import FakeClock, Federation, FederationMaker, StorageFactory, peer_row, record
 
 from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint, verify_cosignature
 from wlx.crypto.keys import SigningKey
 from wlx.crypto.note import open_note, sign_note
-from wlx.node import ownlist
-from wlx.node.app import open_node
-from wlx.node.audit import log as audit
-from wlx.node.audit import witness
-from wlx.node.audit.checkpoints import (
-    checkpoint_text,
-    log_signer,
-    log_verifier,
-    make_checkpoint,
-    witness_verifier,
-)
-from wlx.node.audit.cosign import checkpoint_round, request_cosignature, send_add_checkpoint
-from wlx.node.errors import InternalError, Rejection, RejectReason
-from wlx.node.lookup import Lookup, Query
+from wlx.node.audit import exchange_log, witness
+from wlx.node.audit.checkpoints import make_checkpoint
+from wlx.node.audit.offline.names import checkpoint_text, log_signer, log_verifier, witness_verifier
+from wlx.node.core.errors import InternalError, Rejection, RejectReason
+from wlx.node.daemon import SyncLoop
+from wlx.node.directory import open_node
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.cosign import checkpoint_round, request_cosignature, send_add_checkpoint
 from wlx.node.store.base import CheckpointRow, WitnessedRow
-from wlx.node.sync import SyncLoop
 from wlx.v1 import audit_pb2
 
 
@@ -43,7 +37,7 @@ def grow(fed: Federation, node_id: str, n: int = 1) -> None:
 
 def refusals(fed: Federation, at: str) -> list[dict[str, object]]:
     with fed[at].node.store.read() as tx:
-        rows = tx.audit_entries(0, audit.size(tx))
+        rows = tx.audit_entries(0, exchange_log.size(tx))
     return [e for e in (json.loads(r) for _, r in rows) if e["kind"] == "witness.refused"]
 
 
@@ -88,7 +82,7 @@ def test_checkpoints_are_signed_and_cosigned_by_every_peer(
         ("RU", True, False),
     ]
     with cn.store.read() as tx:
-        assert (row.size, row.root) == audit.head(tx)
+        assert (row.size, row.root) == exchange_log.head(tx)
         cosigs = tx.cosignatures(row.size)
     # The C2SP note: origin line, size, root; signed by CN's identity key
     # under the key name wlx.exchange/CN.
@@ -150,7 +144,7 @@ def test_a_witness_refuses_a_fork_and_logs_it(federation: FederationMaker) -> No
     # real proof does not lead to that root; RU refuses it as a fork.
     grow(fed, "CN", 2)
     with cn.store.read() as tx:
-        size = audit.size(tx)
+        size = exchange_log.size(tx)
     rewritten = forged("CN", cn.signing_key, size, merkle.root([bytes(32)] * size))
     report = request_cosignature(cn, peer_row(cn, "RU"), rewritten)
     assert not report.ok and "fork" in report.error and "not shown to extend" in report.error
@@ -323,7 +317,7 @@ def test_concurrent_forks_get_one_cosignature(
     def attempt(i: int) -> str:
         note, proof = fork(i)
         try:
-            result = witness.add_checkpoint(ru, note, row.size, proof)
+            result = witness.add_checkpoint(ru, note, row.size, proof, submitter="CN")
         except Rejection as exc:
             return exc.reason.value
         return "cosigned" if isinstance(result, witness.Cosigned) else "conflict"
@@ -343,5 +337,52 @@ def test_the_serve_loop_checkpoints_and_gets_cosignatures(federation: Federation
     loop._round()  # one round, in this thread
     with fed["CN"].node.store.read() as tx:
         latest = tx.latest_checkpoint()
-        assert latest is not None and latest.size == audit.size(tx)
+        assert latest is not None and latest.size == exchange_log.size(tx)
         assert [c.witness for c in tx.cosignatures(latest.size)] == ["RU"]
+
+
+def test_a_peer_cannot_relay_another_logs_old_checkpoint(federation: FederationMaker) -> None:
+    """AR relays CN's first checkpoint to RU after RU cosigned a later one: a
+    "rollback" that CN never sent.  RU refuses it as a relay and records no
+    refusal against CN (issue 8, item 6); CN's own submissions still work."""
+    from test_rejections import dump
+
+    fed = federation(["CN", "RU", "AR"])
+    exchange_small(fed)
+    cn, ru, ar = fed["CN"].node, fed["RU"].node, fed["AR"].node
+    first, _ = checkpoint_round(cn)
+    grow(fed, "CN", 3)
+    second, reports = checkpoint_round(cn)
+    assert all(r.ok for r in reports)
+    card = ar.trusted("RU")
+    assert card is not None
+    before = dump(ru)
+    for note, old_size in ((first.note, second.size), (second.note, second.size)):
+        with pytest.raises(grpc.RpcError) as refused:
+            send_add_checkpoint(
+                ar,
+                card,
+                fed["RU"].address,
+                audit_pb2.AddCheckpointRequest(checkpoint=note, old_size=old_size),
+            )
+        assert "may not submit checkpoints of CN" in str(refused.value.details())
+    assert dump(ru) == before
+    assert refusals(fed, "RU") == []
+    grow(fed, "CN", 1)
+    third, reports = checkpoint_round(cn)
+    assert third.size > second.size and all(r.ok for r in reports)
+
+
+@pytest.mark.parametrize(
+    ("log_node", "submitter", "refused"),
+    [("CN", "CN", False), ("CN", None, False), ("CN", "AR", True), ("CN", "", True)],
+)
+def test_only_the_logs_node_submits(log_node: str, submitter: str | None, refused: bool) -> None:
+    from wlx.node.protocol.witness_rules import check_submitter
+
+    if refused:
+        with pytest.raises(Rejection) as err:
+            check_submitter(log_node, submitter)
+        assert err.value.reason is RejectReason.WRONG_SENDER
+    else:
+        check_submitter(log_node, submitter)

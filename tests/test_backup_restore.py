@@ -13,18 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Federation, FederationMaker, record
+from support.nodes import Federation, FederationMaker, record
 
 from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint
-from wlx.node import backup, lifecycle, ownlist
-from wlx.node.app import Node
-from wlx.node.audit import log as audit
+from wlx.node import backup
+from wlx.node.trust import lifecycle
+from wlx.node.outgoing import ownlist
+from wlx.node.core.node import Node
+from wlx.node.audit import exchange_log as audit
 from wlx.node.audit import witness
 from wlx.node.audit.checkpoints import make_checkpoint
-from wlx.node.audit.cosign import checkpoint_round, send_add_checkpoint
-from wlx.node.errors import RejectReason
-from wlx.node.server import build_server
+from wlx.node.rpc.cosign import checkpoint_round, send_add_checkpoint
+from wlx.node.core.errors import RejectReason
+from wlx.node.rpc.server import build_server
 from wlx.node.store.base import RejectionRow, WitnessedRow
 from wlx.v1 import audit_pb2
 
@@ -135,7 +137,7 @@ def _check_recovery(fed: Federation, restored: Node, seen_epoch: int, before: in
 
 
 def test_restore_refuses_a_non_backup_and_a_used_directory(fed: Federation, tmp_path: Path) -> None:
-    from wlx.node.errors import AlreadyExists, NotFound
+    from wlx.node.core.errors import AlreadyExists, NotFound
 
     with pytest.raises(NotFound):
         backup.restore(tmp_path, tmp_path / "x")

@@ -23,7 +23,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,10 +30,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_DSN
+from support.nodes import PG_DSN
+from support.processes import free_port, start_serve
 
 from wlx.crypto.card import parse_card
-from wlx.node.cli import main
+from wlx.node.cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -102,12 +102,6 @@ def fails(*args: object, match: str = "", code: int = 1, real: bool = False) -> 
     assert len(lines) == 1 and lines[0].startswith("error: "), run
     assert re.search(match, lines[0], re.IGNORECASE), (match, lines[0])
     return lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def init(directory: Path, node_id: str, port: int | None = None) -> Path:
@@ -571,23 +565,7 @@ class Served:
 
 
 def _serve(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [WLX, "serve", str(directory), "--sync-interval", "3600"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("wlx serve exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("wlx serve did not come up")
+    return start_serve(directory, port, env=ENV)
 
 
 @pytest.fixture(scope="module")

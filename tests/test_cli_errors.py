@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PG_DSN, Federation, FederationMaker, record
+from support.nodes import PG_DSN, Federation, FederationMaker, record
 from test_cli import fails, free_port, init, ok, rec, write_jsonl
 
-from wlx.node import credentials, ownlist
-from wlx.node.config import write_private
-from wlx.node.netcheck import Endpoint, why_unreachable
-from wlx.node.transport import Credential, client_endpoint
+from wlx.node.trust import credentials
+from wlx.node.outgoing import ownlist
+from wlx.node.core.config import write_private
+from wlx.node.rpc.netcheck import Endpoint, why_unreachable
+from wlx.node.rpc.transport import Credential, client_endpoint
 
 pytestmark = pytest.mark.slow
 
@@ -200,7 +201,7 @@ def test_a_refused_credential_is_named(fed: Federation, tmp_path: Path) -> None:
 
 
 def test_a_peer_that_does_not_trust_us_is_named_in_sync(fed: Federation) -> None:
-    from wlx.node import lifecycle
+    from wlx.node.trust import lifecycle
 
     lifecycle.revoke_peer(fed["CN"].node, "RU")
     report = fed.sync("RU", "CN")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_cli import _serve, card_of, free_port, init, ok, rec, wlx, write_jsonl
+from support.processes import free_port
+from test_cli import _serve, card_of, init, ok, rec, wlx, write_jsonl
 
 pytestmark = pytest.mark.slow
 

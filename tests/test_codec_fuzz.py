@@ -35,7 +35,7 @@ from wlx.crypto.errors import MalformedError, VerificationError
 from wlx.crypto.keys import BoxKey, SigningKey
 from wlx.crypto.note import Ed25519Signer, open_note, sign_note
 from wlx.crypto.signing import Purpose
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import open_envelope, seal_signed
 from wlx.node.protocol.messages import (

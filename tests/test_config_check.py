@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_cli import init, wlx
 
-from wlx.node.config import NodeConfig, config_mistakes
-from wlx.node.errors import UserError
+from wlx.node.core.config import NodeConfig, config_mistakes
+from wlx.node.core.errors import UserError
 
 BASE = 'node_id = "CN"\nlisten = "127.0.0.1:7001"\n'
 

@@ -5,7 +5,7 @@
 * "A node killed between receiving and applying a batch loses nothing."
 
 The receiver runs as ``wlx sync DIR`` with ``WLX_FAILPOINT`` naming a point
-where ``wlx.node.failpoints`` kills it; then ``wlx sync DIR`` runs again
+where ``wlx.node.core.failpoints`` kills it; then ``wlx sync DIR`` runs again
 without it.  Its state must then equal that of a copy of the same node that
 synced without crashing (same identity, so the origin serves both the very
 same batches): same listings and tokens, same cursor, same lookups.  The
@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,14 +29,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import record
+from support.nodes import record
+from support.processes import free_port, start_serve
 
-from wlx.node import origin, ownlist
-from wlx.node.app import Node, open_node
-from wlx.node.audit import log as audit
-from wlx.node.lookup import Lookup, Query
-from wlx.node.model import Record
-from wlx.node.server import build_server
+from wlx.node.audit import exchange_log
+from wlx.node.core.node import Node
+from wlx.node.core.records import Record
+from wlx.node.directory import open_node
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist
+from wlx.node.rpc.server import build_server
 
 pytestmark = pytest.mark.slow
 
@@ -58,21 +59,6 @@ def wlx(
         assert proc.returncode == 0, (args, proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     return proc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    """Whether something accepts TCP connections on the port (the server is up)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def person(n: int, **overrides: object) -> Record:
@@ -242,10 +228,10 @@ def assert_consistent_with_origin(cn: Node, state: ReceiverState, live: set[int]
     assert len(state.tokens) == token_count
 
 
-def exchange_log(node: Node, kind: str) -> list[dict[str, object]]:
+def log_entries(node: Node, kind: str) -> list[dict[str, object]]:
     """The node's exchange-log entries of one kind, oldest first."""
     with node.store.read() as tx:
-        entries = [json.loads(e) for _, e in tx.audit_entries(0, audit.size(tx))]
+        entries = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
     return [e for e in entries if e["kind"] == kind]
 
 
@@ -376,21 +362,7 @@ class ServeProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "WLX_FAILPOINT"}
-        self.proc = subprocess.Popen(
-            [WLX, "serve", str(self.node_dir), "--sync-interval", "3600"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"wlx serve exited: {err}")
-            if listening(self.port):
-                return
-            assert time.monotonic() < deadline, "wlx serve did not come up"
-            time.sleep(0.05)
+        self.proc = start_serve(self.node_dir, self.port, env=env, stderr=subprocess.PIPE)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -546,7 +518,7 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
     try:
         assert_consistent_with_origin(node, state, live)
         sent = {
-            (e["first_seq"], e["last_seq"], e["digest"]) for e in exchange_log(node, "batch.sent")
+            (e["first_seq"], e["last_seq"], e["digest"]) for e in log_entries(node, "batch.sent")
         }
     finally:
         node.close()
@@ -554,10 +526,9 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
     # chain up to its cursor, each one a batch CN made for it.
     node = open_node(ru)
     try:
-        [snap] = exchange_log(node, "snapshot.applied")
+        [snap] = log_entries(node, "snapshot.applied")
         applied = [
-            (e["first_seq"], e["last_seq"], e["digest"])
-            for e in exchange_log(node, "batch.applied")
+            (e["first_seq"], e["last_seq"], e["digest"]) for e in log_entries(node, "batch.applied")
         ]
     finally:
         node.close()

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import FakeClock, Federation, FederationMaker, record
+from support.nodes import FakeClock, Federation, FederationMaker, record
 from test_security import check, code_of
 
 from wlx.crypto import tls
-from wlx.node import credentials, lifecycle, ownlist
-from wlx.node.errors import NotFound, UserError
-from wlx.node.transport import Credential, client_channel
+from wlx.node.trust import credentials
+from wlx.node.trust import lifecycle
+from wlx.node.outgoing import ownlist
+from wlx.node.core.errors import NotFound, UserError
+from wlx.node.rpc.transport import Credential, client_channel
 
 DAY = 86_400
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import FederationMaker, StorageFactory, record
+from support.nodes import FederationMaker, StorageFactory, record
 
-from wlx.node import ownlist
-from wlx.node.lookup import Lookup, Query
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import ownlist
 
 
 def doc_query(country: str, number: str) -> Query:

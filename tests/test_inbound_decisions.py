@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from conftest import record
+from support.nodes import record
 
 from wlx.crypto import signing, tls
 from wlx.crypto.card import IdentityCard, make_card, parse_card
@@ -23,7 +23,7 @@ from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.keys import BoxKey, Rng, SigningKey
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec, inbound, outbound
 from wlx.node.protocol.envelopes import seal_presigned, seal_signed
 from wlx.node.protocol.messages import (
@@ -707,3 +707,24 @@ def test_pull_across_a_skipped_position_needs_a_snapshot() -> None:
         "compacted", 1
     )
     assert decide_pull(pull(1, 2, OUTBOX[2])) == 2
+
+
+def test_the_receiver_runs_the_tested_batch_check(
+    federation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``receiver.apply_batch`` runs ``open_batch`` and ``decide_batch``, the two
+    halves of ``receive_batch`` tested above, and no check of its own (issue 8)."""
+    from wlx.node.outgoing import ownlist
+
+    fed = federation(["CN", "RU"])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
+    fed.sync_all()
+    calls: list[str] = []
+    for name in ("open_batch", "decide_batch"):
+        real = getattr(inbound, name)
+        monkeypatch.setattr(
+            inbound, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k)
+        )
+    ownlist.import_records(fed["CN"].node, [record("CN-2")])
+    assert fed.sync("RU", "CN").ok
+    assert calls and calls[0] == "open_batch" and "decide_batch" in calls

@@ -7,12 +7,14 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import FakeClock, Federation, FederationMaker, StorageFactory, record
+from support.nodes import FakeClock, Federation, FederationMaker, StorageFactory, record
 
-from wlx.node import detail, maintenance, origin, ownlist, receipts, receiver
-from wlx.node.lookup import Lookup, Query
-from wlx.node.node_status import node_status
-from wlx.node.server import detail_sender
+from wlx.node import detail, maintenance
+from wlx.node.incoming import receiver
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist, receipts
+from wlx.node.report import node_status
+from wlx.node.rpc.server import detail_sender
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 DAY = 86_400
@@ -92,7 +94,7 @@ def test_receipts_are_kept_until_the_origin_takes_them(federation: FederationMak
         assert len(tx.pending_receipts("CN", 10)) == 1
     assert node_status(cn).peers[0].unconfirmed_removals == ("CN-1",)
     # CN back (same store, new server): the receipt is delivered at the next sync.
-    from wlx.node.server import build_server
+    from wlx.node.rpc.server import build_server
 
     server, _ = build_server(cn, f"127.0.0.1:{fed['CN'].port}")
     server.start()
@@ -292,7 +294,7 @@ def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
 
     # Fishing by ref, without a hit: denied.
     assert ask("CN-2", None) == detail.DetailOutcome(False, "no-hit", "")
-    assert ask("CN-404", None).denial == "not-found"
+    assert ask("CN-404", None).denial == "no-hit"  # the same answer: no existence oracle
     # A proof made for another listing does not open this one.
     lookup = Lookup(ru)
     lookup.check(by_name("CN-1"))
@@ -400,6 +402,8 @@ def test_a_detail_request_for_an_own_record_is_answered_locally_and_logged(
     fed = federation(["CN", "RU"])
     ownlist.import_records(fed["CN"].node, [record("CN-1")])
     stub = detail_stub(fed, "CN")
+    person = lookup_pb2.Person(names=["Test Person CN 1"], dob="1980-05-17")
+    stub.Check(lookup_pb2.CheckRequest(person=person, purpose="border-check"))
     result = stub.Detail(
         lookup_pb2.DetailQuery(origin="CN", ref="CN-1", purpose="own case", case_id="K-9")
     )
@@ -412,7 +416,7 @@ def test_prefetch_hands_over_items_errors_and_stops_its_thread() -> None:
     import threading
     import time
 
-    from wlx.node.sync import prefetch
+    from wlx.node.rpc.sync_client import prefetch
 
     assert list(prefetch(iter(range(10)), 2)) == list(range(10))
 

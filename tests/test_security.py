@@ -14,16 +14,18 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import FakeClock, Federation, FederationMaker, record
+from support.nodes import FakeClock, Federation, FederationMaker, record
 
 from wlx.crypto import tls
-from wlx.node import credentials, lifecycle, origin, ownlist
-from wlx.node.errors import AlreadyExists, NotFound, PermissionDenied
-from wlx.node.limits import LimitSettings, Rate
-from wlx.node.lookup import Lookup, Query
-from wlx.node.policy import SharingPolicy
-from wlx.node.server import build_server
-from wlx.node.transport import Credential, client_channel, peer_channel
+from wlx.node.core.errors import AlreadyExists, NotFound, PermissionDenied
+from wlx.node.core.limits import LimitSettings, Rate
+from wlx.node.core.policy import SharingPolicy
+from wlx.node.incoming.lookup import Lookup, Query
+from wlx.node.outgoing import origin, ownlist
+from wlx.node.rpc.announce import announce
+from wlx.node.rpc.server import build_server
+from wlx.node.rpc.transport import Credential, client_channel, peer_channel
+from wlx.node.trust import credentials, lifecycle
 from wlx.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -59,10 +61,10 @@ def code_of(call: Callable[[], object]) -> grpc.StatusCode:
 
 
 def audit_kinds(fed: Federation, node_id: str) -> list[str]:
-    from wlx.node.audit import log as audit
+    from wlx.node.audit import exchange_log
 
     with fed[node_id].node.store.read() as tx:
-        return [json.loads(e)["kind"] for _, e in tx.audit_entries(0, audit.size(tx))]
+        return [json.loads(e)["kind"] for _, e in tx.audit_entries(0, exchange_log.size(tx))]
 
 
 @pytest.fixture
@@ -283,7 +285,7 @@ def test_rotation_end_to_end(fed: Federation) -> None:
     assert not card.sign_key.same_as(old.sign_key)
     assert (cn.paths.previous_keys / "tls.pem").exists()
     # Delivered to every peer over the old TLS identity; they accept it.
-    assert sorted(lifecycle.announce(cn)) == ["AR", "RU"]
+    assert sorted(announce(cn)) == ["AR", "RU"]
     assert not (cn.paths.previous_keys / "tls.pem").exists()
     for peer in ("RU", "AR"):
         trusted = fed[peer].node.trusted("CN")
@@ -300,7 +302,7 @@ def test_rotation_end_to_end(fed: Federation) -> None:
 
 
 def test_a_card_not_endorsed_by_the_trusted_key_is_refused(fed: Federation) -> None:
-    from wlx.node.app import init_node
+    from wlx.node.directory import init_node
 
     # Announcing a card for another node than oneself is refused.
     with pytest.raises(PermissionDenied):

@@ -1,7 +1,7 @@
 """Contract tests of the ``Store`` interface (node/store/base.py), on SQLite and PostgreSQL.
 
 Every test runs against both backends through the ``backend`` fixture; the
-store is opened directly (no node around it), as ``wlx.node.app`` opens it.
+store is opened directly (no node around it), as ``wlx.node.directory`` opens it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_DSN, StorageFactory
+from support.nodes import PG_DSN, StorageFactory
 
-from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event
-from wlx.node.errors import InternalError, UserError
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.core.errors import InternalError, UserError
 from wlx.node.protocol.messages import Remove, TokenEntry, Upsert
 from wlx.node.store.base import (
     InboundState,
@@ -102,7 +102,7 @@ def _everything(tx: Tx) -> None:
     tx.apply_ops("CN", [upsert(b"h" * 16, [b"t" * 16])])
     tx.stage_entries(b"s" * 16, "CN", [upsert(b"g" * 16, [b"u" * 16])])
     tx.add_rejection(RejectionRow(5, "CN", "batch", "gap", "detail"))
-    audit.append(tx, node="RU", time=5, kind=Event.REJECTED, origin="CN", reason="gap")
+    exchange_log.append(tx, node="RU", time=5, kind=Event.REJECTED, origin="CN", reason="gap")
 
 
 def _assert_empty(tx: Tx) -> None:
@@ -115,7 +115,7 @@ def _assert_empty(tx: Tx) -> None:
     assert tx.count_entries("CN") == 0 and tx.find_tokens("CN", [b"t" * 16]) == []
     assert tx.staged_counts(b"s" * 16) == (0, 0)
     assert tx.list_rejections() == []
-    assert audit.size(tx) == 0 and tx.audit_entries(0, 10) == []
+    assert exchange_log.size(tx) == 0 and tx.audit_entries(0, 10) == []
 
 
 # ------------------------------------------------------------------ transactions
@@ -597,7 +597,7 @@ def test_reopening_a_store_keeps_its_data(opener: StoreOpener) -> None:
         assert tx.applied_digest("CN", 1, 3) == b"y" * 32
         assert [r.token for r in tx.find_tokens("CN", [b"t" * 16])] == [b"t" * 16]
         assert len(tx.list_rejections()) == 1
-        assert audit.size(tx) == 1 and b'"reason":"gap"' in tx.audit_entries(0, 1)[0][1]
+        assert exchange_log.size(tx) == 1 and b'"reason":"gap"' in tx.audit_entries(0, 1)[0][1]
     with reopened.write() as tx:  # the change log continues where it was
         assert tx.append_change("R-2", "upsert", 1, 6) > 1
 

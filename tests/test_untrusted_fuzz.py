@@ -19,18 +19,20 @@ from pathlib import Path
 
 import fuzz_targets
 import pytest
-from conftest import FederationMaker, record
+from support.nodes import FederationMaker, record
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_codec_fuzz import mutated
 
 from wlx.crypto.signing import Purpose
-from wlx.node import origin, ownlist, receiver
-from wlx.node.app import Node
+from wlx.node.outgoing import origin
+from wlx.node.outgoing import ownlist
+from wlx.node.incoming import receiver
+from wlx.node.core.node import Node
 from wlx.node.audit import export
-from wlx.node.audit.bundle import encode
-from wlx.node.errors import Rejection
+from wlx.node.audit.offline.bundle import encode
+from wlx.node.core.errors import Rejection
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import seal_presigned
 from wlx.v1 import envelope_pb2
@@ -96,7 +98,7 @@ def test_mutated_batches_change_nothing(federation: FederationMaker) -> None:
 
 
 def test_mutated_bundles_fail_verification_cleanly(federation: FederationMaker) -> None:
-    from wlx.node.audit.cosign import checkpoint_round
+    from wlx.node.rpc.cosign import checkpoint_round
 
     fed = federation(["CN", "RU"])
     ownlist.import_records(fed["CN"].node, [record("CN-1")])
@@ -121,7 +123,7 @@ def test_random_restore_claims_are_rejected_and_change_nothing(
     federation: FederationMaker,
 ) -> None:
     from wlx.node.audit.checkpoints import make_checkpoint
-    from wlx.node.audit.cosign import checkpoint_round
+    from wlx.node.rpc.cosign import checkpoint_round
 
     fed = federation(["CN", "RU"])
     cn, ru = fed["CN"].node, fed["RU"].node
@@ -208,7 +210,7 @@ def test_configurations_raise_only_user_errors(text: str) -> None:
 
 def test_a_valid_credential_file_survives_json_mutations(tmp_path: Path) -> None:
     # Sanity: the credential target accepts a real file (so mutations start deep).
-    from wlx.node.transport import Credential
+    from wlx.node.rpc.transport import Credential
 
     good = Credential("RU", "127.0.0.1:1", "p", "officer", b"x", b"y", ca_cert=b"z").to_bytes()
     assert json.loads(good)["wlx_credential"] == 2

@@ -6,7 +6,7 @@ the largest checkpoint of each peer's log the node cosigned.  The export
 size is that of the newest checkpoint with a cosignature (the newest
 checkpoint if none has one), so the bundle ends on a witnessed tree head;
 entries appended since are in the next export.  Nothing is verified here:
-``wlx.node.audit.verify`` does that, offline.
+``wlx.node.audit.offline.verify`` does that, offline.
 """
 
 from __future__ import annotations
@@ -15,15 +15,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import grpc
-
-from wlx.node.app import Node
-from wlx.node.audit.bundle import Bundle, encode
 from wlx.node.audit.checkpoints import all_checkpoints, cosigned, export_size
-from wlx.node.errors import NotFound, PeerError
-from wlx.node.netcheck import Endpoint
-from wlx.node.status import from_rpc_error
-from wlx.v1 import audit_pb2, audit_pb2_grpc
+from wlx.node.audit.offline.bundle import Bundle, encode
+from wlx.node.core.errors import NotFound, PeerError
+from wlx.node.core.node import Node
 
 PAGE = 1000
 CALL_TIMEOUT = 60.0
@@ -51,56 +46,16 @@ def from_store(node: Node) -> Bundle:
     return Bundle(node.node_id, node.card.raw, tuple(entries), notes, witnessed)
 
 
-def _size_of(note: bytes) -> int:
+def size_of(note: bytes) -> int:
     lines = note.split(b"\n", 2)
     if len(lines) < 3 or not lines[1].isdigit():
         raise PeerError("the node sent a checkpoint that is not one")
     return int(lines[1])
 
 
-def _signature_lines(note: bytes) -> int:
+def signature_lines(note: bytes) -> int:
     # The signature lines follow the last blank line (signed-note).
     return note[note.rfind(b"\n\n") + 2 :].count(b"\n")
-
-
-def from_auditor(channel: grpc.Channel, target: str, endpoint: Endpoint | None = None) -> Bundle:
-    """The bundle of the node behind ``channel``, read through its Auditor service.
-
-    Raises:
-        Unavailable, PermissionDenied, ...: as ``status.from_rpc_error``.
-        NotFound: the node has made no checkpoint yet.
-        PeerError: the node's answers do not fit together.
-    """
-    stub = audit_pb2_grpc.AuditorStub(channel)
-    try:
-        info = stub.GetLogInfo(audit_pb2.GetLogInfoRequest(), timeout=CALL_TIMEOUT)
-        checkpoints: list[audit_pb2.SignedCheckpoint] = []
-        while True:
-            after = checkpoints[-1].size if checkpoints else 0
-            page = stub.ListCheckpoints(
-                audit_pb2.ListCheckpointsRequest(after_size=after), timeout=CALL_TIMEOUT
-            ).checkpoints
-            if not page:
-                break
-            checkpoints.extend(page)
-        if not checkpoints:
-            raise NotFound(f"node {info.node_id} has made no checkpoint yet")
-        cosigned_sizes = [c.size for c in checkpoints if _signature_lines(c.note) > 1]
-        size = cosigned_sizes[-1] if cosigned_sizes else checkpoints[-1].size
-        entries: list[bytes] = []
-        while len(entries) < size:
-            got = stub.GetEntries(
-                audit_pb2.GetEntriesRequest(start=len(entries), end=size), timeout=CALL_TIMEOUT
-            ).entries
-            if not got:
-                raise PeerError(f"the node sent no entry from {len(entries)}")
-            entries.extend(got)
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}", endpoint) from None
-    notes = tuple(c.note for c in checkpoints if c.size <= size)
-    if any(_size_of(n) != c.size for n, c in zip(notes, checkpoints, strict=False)):
-        raise PeerError("the node's checkpoint sizes do not match their notes")
-    return Bundle(info.node_id, info.identity_card, tuple(entries), notes, tuple(info.witnessed))
 
 
 def write_bundle(bundle: Bundle, out: Path) -> int:

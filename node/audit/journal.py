@@ -16,10 +16,10 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from wlx.node.app import Node
-from wlx.node.audit import log as audit
-from wlx.node.audit.log import Event, Field
-from wlx.node.errors import InternalError
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event, Field
+from wlx.node.core.errors import InternalError
+from wlx.node.core.node import Node
 
 log = logging.getLogger("wlx.audit")
 
@@ -85,7 +85,7 @@ class Journal:
         node = self._node
         try:
             with node.store.write() as tx:
-                indexes = [audit.record(tx, node, kind=i.kind, **i.fields) for i in group]
+                indexes = [exchange_log.record(tx, node, kind=i.kind, **i.fields) for i in group]
         except Exception as exc:
             log.exception("could not commit %d exchange-log entries", len(group))
             for item in group:

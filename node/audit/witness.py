@@ -21,11 +21,12 @@ size.  The witness
 After a declared restore (docs/audit.md §4.4) the log also sends its
 ``node.restored`` entry with an inclusion proof in the checkpoint, and an
 ``old_size`` it had cosigned before the backup.  The witness accepts the log
-continuing from there (``decide_restore``) when the checkpoint is shown to
-extend that earlier checkpoint and includes the declaration, forgets the
-abandoned checkpoints and writes the restore, with the abandoned checkpoint
-as evidence, to its own exchange log.  Each declaration is accepted once, so
-a log cannot use one to fork twice; any other divergence is still a fork.
+continuing from there (``witness_rules.decide_restore``) when the checkpoint
+is shown to extend that earlier checkpoint and includes the declaration,
+forgets the abandoned checkpoints and writes the restore, with the abandoned
+checkpoint as evidence, to its own exchange log.  Each declaration is
+accepted once, so a log cannot use one to fork twice; any other divergence
+is still a fork.
 
 Steps 2-6 run under one lock, so two requests can never both extend the
 same recorded checkpoint.  A refusal is written to the witness's *own*
@@ -41,22 +42,40 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint, cosign
 from wlx.crypto.errors import MalformedError, VerificationError
-from wlx.crypto.merkle import HASH_SIZE, verify_consistency, verify_inclusion
+from wlx.crypto import merkle
+from wlx.crypto.merkle import HASH_SIZE, verify_inclusion
 from wlx.crypto.note import open_note
-from wlx.node.app import Node
-from wlx.node.audit import log as audit
-from wlx.node.audit.checkpoints import (
-    log_verifier,
-    node_of_origin,
-    private_key,
-    witness_name,
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.audit.offline.names import log_verifier, node_of_origin, private_key, witness_name
+from wlx.node.core.errors import Rejection, RejectReason, UserError
+from wlx.node.core.node import Node
+from wlx.node.protocol.witness_rules import (
+    Conflict,
+    Cosign,
+    Decision,
+    Refuse,
+    Restore,
+    check_submitter,
+    decide,
+    decide_restore,
 )
-from wlx.node.audit.log import Event
-from wlx.node.errors import Rejection, RejectReason, UserError
 from wlx.node.store.base import Tx, WitnessedRow
+
+__all__ = [
+    "Conflict",
+    "Cosign",
+    "Cosigned",
+    "Decision",
+    "Refuse",
+    "Restore",
+    "RestoreClaim",
+    "add_checkpoint",
+    "decide",
+    "decide_restore",
+]
 
 log = logging.getLogger("wlx.witness")
 
@@ -68,42 +87,6 @@ MAX_PROOF_HASHES = 64
 
 
 @dataclass(frozen=True)
-class Cosign:
-    """Cosign the checkpoint; ``record`` unless it is already recorded."""
-
-    record: bool
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """``old_size`` is not the size the witness last cosigned: ``size`` is."""
-
-    size: int
-
-
-@dataclass(frozen=True)
-class Refuse:
-    """Refuse the checkpoint (and log why)."""
-
-    reason: RejectReason
-    """FORK or ROLLBACK."""
-    detail: str
-    against: WitnessedRow
-    """The cosigned checkpoint it contradicts."""
-
-
-@dataclass(frozen=True)
-class Restore:
-    """Accept the log continuing after a declared restore, abandoning the
-    checkpoints cosigned above ``old_size`` (the largest is ``abandoned``)."""
-
-    abandoned: WitnessedRow
-
-
-Decision = Cosign | Conflict | Refuse | Restore
-
-
-@dataclass(frozen=True)
 class RestoreClaim:
     """A log's ``node.restored`` entry, its index, and its inclusion proof."""
 
@@ -111,89 +94,6 @@ class RestoreClaim:
     index: int
     proof: Sequence[bytes]
 
-
-def decide(
-    checkpoint: Checkpoint,
-    old_size: int,
-    proof: Sequence[bytes],
-    *,
-    latest: WitnessedRow | None,
-    same_size: WitnessedRow | None,
-) -> Decision:
-    """Decide on a verified checkpoint, given what the witness cosigned of its log.
-
-    ``latest`` is the largest checkpoint of the log the witness cosigned and
-    ``same_size`` the one of the checkpoint's size, if any.  Pure.
-    """
-    if same_size is not None:
-        if same_size.root == checkpoint.root_hash:
-            return Cosign(record=False)
-        return Refuse(
-            RejectReason.FORK,
-            f"this witness cosigned another root for size {checkpoint.size}",
-            same_size,
-        )
-    recorded_size = latest.size if latest is not None else 0
-    if old_size != recorded_size:
-        return Conflict(recorded_size)
-    if latest is None:
-        return Cosign(record=True)  # first checkpoint of this log: nothing to be consistent with
-    if checkpoint.size < latest.size:
-        return Refuse(
-            RejectReason.ROLLBACK,
-            f"size {checkpoint.size} is below size {latest.size}, which this witness cosigned",
-            latest,
-        )
-    try:
-        verify_consistency(latest.size, checkpoint.size, latest.root, checkpoint.root_hash, proof)
-    except (VerificationError, MalformedError) as exc:
-        return Refuse(
-            RejectReason.FORK,
-            f"not shown to extend size {latest.size}, which this witness cosigned ({exc})",
-            latest,
-        )
-    return Cosign(record=True)
-
-
-def decide_restore(
-    checkpoint: Checkpoint,
-    old_size: int,
-    proof: Sequence[bytes],
-    *,
-    declared_at: int,
-    latest: WitnessedRow | None,
-    same_size: WitnessedRow | None,
-    at_old: WitnessedRow | None,
-) -> Decision:
-    """Decide on a verified checkpoint that includes a restore declaration
-    (at index ``declared_at``) this witness has not accepted before.  Pure.
-
-    ``at_old`` is the checkpoint cosigned at ``old_size``.  The checkpoint
-    must extend that one; ``old_size`` must come before the declaration
-    (what was restored was cosigned before the backup was taken).
-    """
-    if same_size is not None and same_size.root == checkpoint.root_hash:
-        return Cosign(record=False)
-    if latest is None or latest.size == old_size:
-        return decide(checkpoint, old_size, proof, latest=latest, same_size=same_size)
-    if old_size > declared_at or old_size > latest.size:
-        return Refuse(
-            RejectReason.ROLLBACK,
-            f"a restore declared at entry {declared_at} cannot continue from size {old_size}",
-            latest,
-        )
-    if old_size > 0:
-        if at_old is None:
-            return Conflict(latest.size)
-        try:
-            verify_consistency(old_size, checkpoint.size, at_old.root, checkpoint.root_hash, proof)
-        except (VerificationError, MalformedError) as exc:
-            return Refuse(
-                RejectReason.FORK,
-                f"the restored log is not shown to extend size {old_size} ({exc})",
-                at_old,
-            )
-    return Restore(abandoned=latest)
 
 
 def check_restore_claim(peer: str, checkpoint: Checkpoint, claim: RestoreClaim) -> bytes:
@@ -272,14 +172,21 @@ def add_checkpoint(
     note: bytes,
     old_size: int,
     proof: Sequence[bytes],
+    *,
+    submitter: str | None,
     restore: RestoreClaim | None = None,
 ) -> Cosigned | Conflict:
     """Witness a trusted peer's checkpoint (docs/audit.md §4.2).
 
+    ``submitter`` is the TLS-authenticated peer that sent it (None: none, as
+    in-process or with ``--insecure-dev``); it must be the log's own node.
     Returns the cosignature, or a conflict naming the size this witness last
-    cosigned (the log retries with a proof from it).
+    cosigned (the log retries with a proof from it).  ``restore``: the log's
+    restore declaration (docs/audit.md §4.4).
 
     Raises:
+        Rejection: WRONG_SENDER, a checkpoint relayed by another node than
+            the log's (nothing is recorded: no refusal against the log's node).
         Rejection: as :func:`open_checkpoint`; MALFORMED for a bad proof
             shape; FORK or ROLLBACK when refused (the refusal is in this
             node's exchange log).
@@ -288,16 +195,13 @@ def add_checkpoint(
     if len(proof) > MAX_PROOF_HASHES or any(len(h) != HASH_SIZE for h in proof):
         raise Rejection(RejectReason.MALFORMED, "consistency proof is not a list of hashes")
     peer, checkpoint = open_checkpoint(node, note)
+    check_submitter(peer, submitter)
     declaration = check_restore_claim(peer, checkpoint, restore) if restore else None
     now = node.now()
     with node.store.write() as tx:
         tx.lock_witness()
         latest, same_size = tx.witnessed(peer), tx.witnessed(peer, checkpoint.size)
-        if (
-            restore is not None
-            and declaration is not None
-            and not tx.witnessed_restore(declaration)
-        ):
+        if restore is not None and declaration is not None and not tx.witnessed_restore(declaration):
             decision = decide_restore(
                 checkpoint,
                 old_size,
@@ -319,7 +223,7 @@ def add_checkpoint(
         elif isinstance(decision, Refuse):
             note_hash = hashlib.sha256(note).digest()
             if tx.add_witness_refusal(note_hash, peer, now, decision.reason.value, note):
-                audit.append(
+                exchange_log.append(
                     tx,
                     node=node.node_id,
                     time=now,
@@ -354,7 +258,7 @@ def _log_restore(
     decision: Restore,
     retired: int,
 ) -> None:
-    audit.record(
+    exchange_log.record(
         tx,
         node,
         kind=Event.WITNESS_RESTORE,

@@ -19,7 +19,8 @@ from wlx.crypto.digests import DIGEST_LEN, payload_digest
 from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import HANDLE_LEN, NONCE_LEN, TAG_LEN, TOKEN_KEY_LEN, TOKEN_LEN
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
+from wlx.node.protocol import free_text
 from wlx.node.protocol.messages import (
     Batch,
     DetailAnswer,
@@ -503,8 +504,13 @@ def decode_detail_params(payload: bytes) -> DetailParams:
     texts = (msg.ref, msg.requesting_authority, msg.officer, msg.purpose, msg.case_id)
     if any(len(t) > MAX_DETAIL_TEXT for t in texts):
         raise _malformed(f"detail request fields are at most {MAX_DETAIL_TEXT} characters")
-    if not msg.ref or not msg.purpose.strip():
-        raise _malformed("a detail request names a ref and a purpose")
+    if not msg.ref:
+        raise _malformed("a detail request names a ref")
+    try:
+        free_text.check_purpose(msg.purpose)
+        free_text.check_case(msg.case_id)
+    except free_text.FreeTextError as exc:
+        raise _malformed(f"detail request: {exc}") from None
     return DetailParams(
         requester=msg.requester,
         origin=msg.origin,

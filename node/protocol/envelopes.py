@@ -18,7 +18,7 @@ from wlx.crypto.card import IdentityCard
 from wlx.crypto.errors import DecryptionError, VerificationError
 from wlx.crypto.keys import BoxKey, SigningKey
 from wlx.crypto.signing import Purpose
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec
 from wlx.node.protocol.messages import Sealed, SignedRequest
 

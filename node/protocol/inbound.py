@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.keys import BoxKey
 from wlx.crypto.signing import Purpose
-from wlx.node.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import TrustLookup, open_envelope, same_digest
 from wlx.node.protocol.messages import Batch, Cursor, Sealed, SnapshotPart
@@ -98,6 +98,26 @@ def decide_batch(
     return Apply(batch, Cursor(batch.epoch, batch.last_seq, batch.digest))
 
 
+def open_batch(
+    sealed: Sealed, *, me: str, origin: str, box_key: BoxKey, trusted: TrustLookup
+) -> Batch:
+    """Open, verify and parse one batch envelope from ``origin`` (no state needed,
+    so a receiver does it before taking its store's lock).
+
+    Raises:
+        Rejection: any check of ``open_envelope`` or ``codec``.
+    """
+    payload = open_envelope(
+        sealed,
+        purpose=Purpose.BATCH,
+        me=me,
+        box_key=box_key,
+        expected_sender=origin,
+        trusted=trusted,
+    )
+    return codec.decode_batch_payload(payload)
+
+
 def receive_batch(
     sealed: Sealed,
     *,
@@ -108,21 +128,14 @@ def receive_batch(
     cursor: Cursor | None,
     digest_at: DigestAt,
 ) -> Decision:
-    """Open, verify, parse and decide one batch envelope from ``origin``.
+    """Open, verify, parse and decide one batch envelope from ``origin``:
+    ``open_batch`` then ``decide_batch``, exactly what ``receiver.apply_batch``
+    runs (there in two steps, the second inside the store's transaction).
 
     Raises:
-        Rejection: any check of ``open_envelope``, ``codec`` or
-            ``decide_batch``.
+        Rejection: any check of ``open_batch`` or ``decide_batch``.
     """
-    payload = open_envelope(
-        sealed,
-        purpose=Purpose.BATCH,
-        me=me,
-        box_key=box_key,
-        expected_sender=origin,
-        trusted=trusted,
-    )
-    batch = codec.decode_batch_payload(payload)
+    batch = open_batch(sealed, me=me, origin=origin, box_key=box_key, trusted=trusted)
     return decide_batch(batch, me=me, origin=origin, cursor=cursor, digest_at=digest_at)
 
 

@@ -15,7 +15,7 @@ from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.keys import Rng, SigningKey, system_rng
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
-from wlx.node.model import Record
+from wlx.node.core.records import Record
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import same_digest, seal_signed, sign_message
 from wlx.node.protocol.messages import (
@@ -119,6 +119,11 @@ def build_batches(
         batches.append(OutboxBatch(seq + 1, seq + len(chunk), digest, message.SerializeToString()))
         seq += len(chunk)
     return batches
+
+
+RESTORE_PENDING_META = "restore_pending"
+"""Store meta key: JSON list of the peers whose stream restarts at their next
+pull, set when the node is restored from a backup (``wlx.node.backup``)."""
 
 
 def epoch_to_start(requested: int, current: int, *, restored: bool) -> int | None:

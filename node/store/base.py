@@ -56,7 +56,7 @@ class PeerRow:
     revoked_at: int = 0
     """Unix time the peer was revoked (0: trusted)."""
     policy: str = "{}"
-    """The sharing policy for this peer, as JSON (``wlx.node.policy``)."""
+    """The sharing policy for this peer, as JSON (``wlx.node.core.policy``)."""
 
 
 @dataclass(frozen=True)
@@ -473,8 +473,11 @@ class Tx(ABC):
         """Log a detail request and its outcome."""
 
     @abstractmethod
-    def count_details(self, peer: str, direction: str, since: int) -> int:
-        """How many detail requests with ``peer`` in ``direction`` since ``since``."""
+    def count_details(
+        self, peer: str, direction: str, since: int, outcomes: Sequence[str] | None = None
+    ) -> int:
+        """How many detail requests with ``peer`` in ``direction`` since ``since``
+        (only those with one of ``outcomes``, if given)."""
 
     # ---------------------------------------------------------- exchange log
     @abstractmethod

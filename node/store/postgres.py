@@ -19,7 +19,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from wlx.node.errors import InternalError, Unavailable, UserError
+from wlx.node.core.errors import InternalError, Unavailable, UserError
 from wlx.node.store import schema
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
-from wlx.node.errors import InternalError
+from wlx.node.core.errors import InternalError
 from wlx.node.protocol.messages import Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
@@ -647,11 +647,17 @@ class SqlTx(Tx):
             ),
         )
 
-    def count_details(self, peer: str, direction: str, since: int) -> int:
-        row = self._one(
-            "SELECT COUNT(*) FROM detail_requests WHERE peer = ? AND direction = ? AND at >= ?",
-            (peer, direction, since),
-        )
+    def count_details(
+        self, peer: str, direction: str, since: int, outcomes: Sequence[str] | None = None
+    ) -> int:
+        query = "SELECT COUNT(*) FROM detail_requests WHERE peer = ? AND direction = ? AND at >= ?"
+        args: list[object] = [peer, direction, since]
+        if outcomes is not None:
+            if not outcomes:
+                return 0
+            query += " AND outcome IN (" + ", ".join("?" for _ in outcomes) + ")"
+            args += list(outcomes)
+        row = self._one(query, tuple(args))
         return int(row[0]) if row else 0
 
     # ---------------------------------------------------------- exchange log

@@ -7,6 +7,7 @@ that two writers never deadlock on a lock upgrade.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from wlx.node.errors import InternalError
+from wlx.node.core.errors import InternalError
 from wlx.node.store import schema
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
@@ -96,12 +97,37 @@ class SqliteConnector(Connector):
         self._local = threading.local()
 
 
+DB_MODE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (and tighten it and its WAL side files) to mode 0600.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the mode of the
+    database file, so creating that file 0600 first keeps all three private
+    whatever the umask.
+
+    Raises:
+        InternalError: the file cannot be created or its mode changed.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, DB_MODE))
+        for candidate in (path, *(path.with_name(path.name + s) for s in SIDE_FILES)):
+            if candidate.exists() and candidate.stat().st_mode & 0o077:
+                candidate.chmod(DB_MODE)
+    except OSError as exc:
+        raise InternalError(f"cannot create the store at {path} ({exc.strerror})") from None
+
+
 def open_sqlite(path: Path) -> SqlStore:
-    """Open (creating if needed) the SQLite store at ``path``.
+    """Open (creating if needed, mode 0600) the SQLite store at ``path``.
 
     Raises:
         InternalError: the file cannot be opened or has another schema.
     """
+    if str(path) != ":memory:":
+        private_file(path)
     try:
         return SqlStore(SqliteConnector(path))
     except sqlite3.Error as exc:

@@ -15,11 +15,15 @@ from wlx.crypto.errors import DecryptionError, MalformedError
 from wlx.crypto.normalize import query_keys, record_keys
 from wlx.crypto.tokens import (
     HANDLE_LEN,
+    MAX_HIT_DATA,
     NONCE_LEN,
+    PAD_BLOCK,
     SEAL_AAD_PREFIX,
     TAG_LEN,
     TOKEN_LEN,
     EpochKey,
+    pad,
+    unpad,
 )
 
 IKEYS = [
@@ -43,7 +47,7 @@ def test_sizes() -> None:
     assert len(k.handle("CN-0001")) == HANDLE_LEN == 16
     token, sealed = k.seal(IKEYS[0], HANDLE, HIT)
     assert token == k.token(IKEYS[0])
-    assert len(sealed) == NONCE_LEN + len(HIT) + TAG_LEN
+    assert len(sealed) == NONCE_LEN + PAD_BLOCK + TAG_LEN
 
 
 def test_a_token_set_made_for_one_peer_matches_nothing_in_anothers() -> None:
@@ -105,7 +109,7 @@ def test_seal_is_bound_to_its_token() -> None:
     def aad(tok: bytes) -> bytes:
         return SEAL_AAD_PREFIX + lp("CN") + lp("RU") + u64(1) + lp(HANDLE) + lp(tok)
 
-    assert aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], aad(token)) == HIT
+    assert aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], aad(token)) == pad(HIT)
     with pytest.raises(InvalidTag):
         aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], aad(k.token(IKEYS[1])))
 
@@ -163,3 +167,25 @@ def test_epoch_key_validation() -> None:
     with pytest.raises(MalformedError):
         EpochKey(bytes(32), "CN", "RU", 0)
     assert "key=" not in repr(EpochKey(bytes(32), "CN", "RU", 1))
+
+
+@pytest.mark.parametrize("size", [0, 1, PAD_BLOCK - 1, PAD_BLOCK, 1000, MAX_HIT_DATA])
+def test_padding_round_trips(size: int) -> None:
+    data = bytes(range(256)) * 8
+    padded = pad(data[:size])
+    assert len(padded) % PAD_BLOCK == 0 and len(padded) > size
+    assert unpad(padded) == data[:size]
+
+
+@pytest.mark.parametrize(
+    "padded",
+    [b"", b"\x00" * PAD_BLOCK, b"x" * PAD_BLOCK, b"\x80" + bytes(PAD_BLOCK), b"\x80" * 7],
+)
+def test_bad_padding_is_an_opaque_failure(padded: bytes) -> None:
+    with pytest.raises(DecryptionError, match="does not open"):
+        unpad(padded)
+
+
+def test_hit_data_too_long_to_pad_is_refused() -> None:
+    with pytest.raises(MalformedError):
+        pad(bytes(MAX_HIT_DATA + 1))

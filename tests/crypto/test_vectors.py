@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from wlx.crypto import atrest, envelope, errors
+from wlx.crypto import atrest, envelope, errors, tls
 from wlx.crypto.card import make_card, parse_card
 from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.encoding import lp, u64
@@ -41,9 +41,9 @@ from wlx.crypto.normalize import (
 )
 from wlx.crypto.signing import Purpose, sign, signing_input, verify
 from wlx.crypto.tokens import EpochKey, hit_proof
+from wlx.node.core.errors import Rejection
+from wlx.node.core.records import parse_record, parse_records
 from wlx.node.detail import proof_message
-from wlx.node.errors import Rejection
-from wlx.node.model import parse_record, parse_records
 from wlx.node.protocol import codec, inbound, outbound
 from wlx.node.protocol.envelopes import open_envelope
 from wlx.node.protocol.messages import (
@@ -246,7 +246,11 @@ def test_seals() -> None:
         )
         assert aad.hex() == case["aad"]
         opened = ChaCha20Poly1305(h(case["seal_key"])).decrypt(sealed[:12], sealed[12:], aad)
-        assert sealed[:12] == nonce and opened == h(case["hit_data"])
+        # The plaintext is the hit data padded: 0x80, then zeros to a multiple of 256 bytes.
+        padded = h(case["hit_data"]) + b"\x80"
+        padded += bytes(-len(padded) % 256)
+        assert padded.hex() == case["padded"]
+        assert sealed[:12] == nonce and opened == padded
 
 
 def test_hit_proofs() -> None:
@@ -390,6 +394,29 @@ def test_card_is_made_byte_for_byte() -> None:
         previous=sign_key,
     )
     assert rotated.decode("utf-8") == rotation["card"]
+
+
+def test_a_card_binds_its_tls_key_as_specified() -> None:
+    bound = CARDS["tls_bound"]
+    key = tls.key_from_pem(bound["tls_private_key"].encode())
+    sign_key = SigningKey.from_seed(h(CARDS["sign_seed"]))
+    message = tls.possession_message(CARDS["node_id"], sign_key.public().raw)
+    assert message.hex() == bound["message"]
+    assert (
+        tls.sign_possession(key, CARDS["node_id"], sign_key.public().raw).hex() == bound["tls_pop"]
+    )
+    made = make_card(
+        sign_key,
+        BoxKey.from_raw(h(CARDS["box_private_key"])).public(),
+        CARDS["node_id"],
+        CARDS["address"],
+        CARDS["issued_at"],
+        bound["tls_cert"].encode(),
+        tls_key=key,
+    )
+    assert made.decode("utf-8") == bound["card"]
+    card = parse_card(made)
+    assert card.tls_bound and not parse_card(CARDS["card"].encode()).tls_bound
 
 
 def test_card_parses_and_its_signature_is_as_specified() -> None:

@@ -3,5 +3,5 @@
 Do not edit the ``*_pb2*`` modules: ``scripts/gen-proto`` writes them from the
 ``.proto`` files beside them, and ``tests/test_proto_generated.py`` fails when
 they are stale.  Application code converts these types to frozen dataclasses
-at the boundary (``wlx.node.wire``) and never passes them further in.
+at the boundary (``wlx.node.rpc.wire``) and never passes them further in.
 """

@@ -1,0 +1,467 @@
+"""The ``wlx`` command line.
+
+Every error a user can cause ends in one line on stderr, ``error: ...``, and
+exit status 1 (2 for a usage error); never a traceback (set ``WLX_DEBUG=1``
+to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from wlx.crypto.errors import InvalidIdentifier
+from wlx.node.cli import admin, audit, officer
+from wlx.node.cli.common import EXIT_ERROR, EXIT_INTERNAL, insecure_flag, node_at, node_dir, when
+from wlx.node.core.config import StorageConfig, check_address
+from wlx.node.core.errors import InternalError, UserError, WlxError
+from wlx.node.core.records import RecordError, parse_records
+from wlx.node.directory import init_node
+from wlx.node.outgoing import origin, ownlist
+from wlx.node.trust import lifecycle
+
+log = logging.getLogger("wlx.cli")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _setup_logging(level: int) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what the node does to stderr.")
+@click.version_option(package_name="wlx")
+def cli(verbose: bool) -> None:
+    """wlx: federated watchlist exchange.
+
+    Each country runs a node; nodes exchange signed, encrypted deltas of
+    their watchlists as keyed tokens, and answer border lookups locally.
+    """
+    # Without -v only errors are logged: a command's failure is its own one
+    # "error:" line (a warning such as a failed pull would repeat it).
+    _setup_logging(logging.INFO if verbose else logging.ERROR)
+
+
+# ------------------------------------------------------------------ node set-up
+
+
+@cli.command()
+@node_dir
+@click.option("--node-id", required=True, help="Node id, e.g. a country code: CN.")
+@click.option("--listen", required=True, help="HOST:PORT to serve on, e.g. 127.0.0.1:7001.")
+@click.option("--advertise", help="HOST:PORT peers use to reach this node (default: --listen).")
+@click.option("--sync-interval", type=click.FloatRange(min=0.1), help="Seconds between pulls.")
+@click.option(
+    "--postgres",
+    "dsn",
+    metavar="DSN",
+    help="Keep state in PostgreSQL (e.g. postgresql://127.0.0.1:5432/test) instead of SQLite.",
+)
+@click.option("--pg-schema", help="PostgreSQL schema for this node (default: wlx_<node id>).")
+def init(
+    directory: Path,
+    node_id: str,
+    listen: str,
+    advertise: str | None,
+    sync_interval: float | None,
+    dsn: str | None,
+    pg_schema: str | None,
+) -> None:
+    """Create a node in DIR: keys, configuration, identity card, empty store."""
+    storage = StorageConfig()
+    if dsn:
+        schema = pg_schema or f"wlx_{node_id.lower().replace('-', '_')}"
+        storage = StorageConfig(backend="postgresql", dsn=dsn, schema=schema)
+    node = init_node(
+        directory,
+        node_id=node_id,
+        listen=listen,
+        advertise=advertise,
+        storage=storage,
+        sync_interval=sync_interval,
+    )
+    click.echo(f"created node {node.node_id} in {directory}")
+    click.echo(f"identity fingerprint: {node.card.fingerprint()}")
+    click.echo(f"give peers its card: wlx identity {directory} > {node.node_id}.card.json")
+    node.close()
+
+
+@cli.command()
+@node_dir
+@click.option("--fingerprint", is_flag=True, help="Print only the identity fingerprint.")
+def identity(directory: Path, fingerprint: bool) -> None:
+    """Print the node's public identity card (to give to peers out of band)."""
+    with node_at(directory) as node:
+        if fingerprint:
+            click.echo(node.card.fingerprint())
+        else:
+            click.echo(node.card.raw.decode("utf-8"), nl=False)
+
+
+@cli.group()
+def peer() -> None:
+    """Manage the trusted peers."""
+
+
+@peer.command("add")
+@node_dir
+@click.argument("card_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--address", required=True, help="HOST:PORT of the peer's node.")
+@click.option(
+    "--expect-fingerprint",
+    help="Refuse the card unless its fingerprint is this (as read to you out of band).",
+)
+def peer_add(
+    directory: Path, card_file: Path, address: str, expect_fingerprint: str | None
+) -> None:
+    """Trust the node whose identity card is CARD_FILE."""
+    check_address(address)
+    try:
+        card_bytes = card_file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {card_file}: {exc.strerror}") from None
+    with node_at(directory) as node:
+        card = origin.add_peer(node, card_bytes, address, expect_fingerprint)
+    click.echo(f"trusted peer {card.node_id} at {address}")
+    click.echo(f"fingerprint: {card.fingerprint()} (compare it with the peer's operator)")
+
+
+@peer.command("list")
+@node_dir
+def peer_list(directory: Path) -> None:
+    """List the trusted peers."""
+    from wlx.crypto.card import parse_card
+
+    with node_at(directory) as node, node.store.read() as tx:
+        peers = tx.list_peers()
+    for row in peers:
+        click.echo(f"{row.node_id}\t{row.address}\t{parse_card(row.card).fingerprint()}")
+
+
+@peer.command("revoke")
+@node_dir
+@click.argument("peer_id", metavar="PEER")
+def peer_revoke(directory: Path, peer_id: str) -> None:
+    """Stop trusting PEER: refuse it, purge everything it sent, send it nothing more."""
+    with node_at(directory) as node:
+        purged = lifecycle.revoke_peer(node, peer_id)
+    click.echo(f"revoked {peer_id}; purged {purged} of its listings")
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return None if value is None else [v for v in value.split(",") if v.strip()]
+
+
+@peer.command("policy")
+@node_dir
+@click.argument("peer_id", metavar="PEER")
+@click.option("--categories", help="Share only these categories (comma-separated).")
+@click.option("--actions", help="Share only listings requesting these actions.")
+@click.option("--records", "record_ids", help="Share only these record ids.")
+@click.option("--exclude", help="Never share these record ids.")
+@click.option("--all", "share_all", is_flag=True, help="Share everything (clear the policy).")
+def peer_policy(
+    directory: Path,
+    peer_id: str,
+    categories: str | None,
+    actions: str | None,
+    record_ids: str | None,
+    exclude: str | None,
+    share_all: bool,
+) -> None:
+    """Show or set what PEER receives of this node's list.
+
+    Narrowing sends PEER removals of what it may no longer hold; widening
+    sends what it now may.
+    """
+    from wlx.node.core.policy import SharingPolicy
+
+    with node_at(directory) as node:
+        with node.store.read() as tx:
+            row = tx.get_peer(peer_id)
+        if row is None or row.revoked_at:
+            raise UserError(f"{peer_id} is not a trusted peer")
+        if not share_all and all(v is None for v in (categories, actions, record_ids, exclude)):
+            click.echo(f"{peer_id} receives: {SharingPolicy.from_json(row.policy).describe()}")
+            return
+        policy = (
+            SharingPolicy()
+            if share_all
+            else SharingPolicy.make(
+                categories=_csv(categories),
+                actions=_csv(actions),
+                records=_csv(record_ids),
+                exclude=_csv(exclude) or (),
+            )
+        )
+        removed, added = origin.set_policy(node, peer_id, policy)
+    click.echo(
+        f"{peer_id} now receives: {policy.describe()} ({removed} removals, {added} additions sent)"
+    )
+
+
+# ------------------------------------------------------------------ records
+
+
+@cli.group()
+def records() -> None:
+    """Manage the node's own list."""
+
+
+@records.command("import")
+@node_dir
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    help="File format (default: from the file name; .csv is CSV, anything else JSON Lines).",
+)
+def records_import(directory: Path, file: Path, fmt: str | None) -> None:
+    """Import records from a JSON Lines or CSV FILE: all of them, or none."""
+    fmt = fmt or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{file} is not UTF-8 text") from None
+    try:
+        parsed = parse_records(text, fmt)
+    except RecordError as exc:
+        raise UserError(f"{file}: {exc}; nothing was imported") from None
+    with node_at(directory) as node:
+        result = ownlist.import_records(node, parsed)
+    click.echo(
+        f"imported {len(parsed)} records: {result.added} added, {result.updated} updated, "
+        f"{result.unchanged} unchanged"
+    )
+
+
+@records.command("remove")
+@node_dir
+@click.argument("record_id")
+def records_remove(directory: Path, record_id: str) -> None:
+    """Remove the record RECORD_ID; peers receive the removal at their next sync."""
+    with node_at(directory) as node:
+        ownlist.remove_record(node, record_id)
+    click.echo(f"removed {record_id}")
+
+
+@records.command("suspend")
+@node_dir
+@click.argument("record_id")
+def records_suspend(directory: Path, record_id: str) -> None:
+    """Suspend RECORD_ID while it is contested: peers still see the hit, with no action."""
+    with node_at(directory) as node:
+        changed = ownlist.suspend_record(node, record_id, suspended=True)
+    click.echo(f"suspended {record_id}" if changed else f"{record_id} was already suspended")
+
+
+@records.command("reinstate")
+@node_dir
+@click.argument("record_id")
+def records_reinstate(directory: Path, record_id: str) -> None:
+    """Lift the suspension of RECORD_ID."""
+    with node_at(directory) as node:
+        changed = ownlist.suspend_record(node, record_id, suspended=False)
+    click.echo(f"reinstated {record_id}" if changed else f"{record_id} was not suspended")
+
+
+@records.command("count")
+@node_dir
+def records_count(directory: Path) -> None:
+    """Print how many records the node lists."""
+    with node_at(directory) as node, node.store.read() as tx:
+        click.echo(tx.count_records())
+
+
+# ------------------------------------------------------------------ running
+
+
+@cli.command()
+@node_dir
+@click.option("--sync-interval", type=click.FloatRange(min=0.1), help="Seconds between pulls.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics.")
+@insecure_flag
+def serve(
+    directory: Path, sync_interval: float | None, metrics_port: int | None, insecure_dev: bool
+) -> None:
+    """Run the node: serve peers and officers, and pull from peers on an interval."""
+    from prometheus_client import start_http_server
+
+    from wlx.node.daemon import SyncLoop
+    from wlx.node.rpc.auth import RefusalLog
+    from wlx.node.rpc.server import build_server
+
+    logging.getLogger().setLevel(logging.INFO)
+    with node_at(directory, insecure_dev=insecure_dev) as node:
+        if metrics_port is not None:  # before gRPC: a port in use stops nothing half-started
+            try:
+                start_http_server(metrics_port, addr="127.0.0.1")
+            except OSError as exc:
+                raise UserError(
+                    f"cannot serve metrics on 127.0.0.1:{metrics_port} "
+                    f"({exc.strerror or 'in use'}); choose another --metrics-port"
+                ) from None
+        refusals = RefusalLog(node)
+        server, port = build_server(node, node.config.listen, refusals=refusals)
+        server.start()
+        interval = sync_interval or node.config.sync_interval
+        loop = SyncLoop(node, interval)
+        loop.start()
+        log.info("node %s serving on port %d, syncing every %.1fs", node.node_id, port, interval)
+        stopped = threading.Event()
+
+        def stop(signum: int, _frame: object) -> None:
+            log.info("stopping (%s)", signal.Signals(signum).name)
+            stopped.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda *_: loop.trigger())
+        stopped.wait()
+        server.stop(grace=5).wait()
+        loop.stop()
+        refusals.drain()  # the counts of refusals still in their window
+
+
+@cli.command()
+@node_dir
+@click.option("--peer", "only", help="Only this peer.")
+@insecure_flag
+def sync(directory: Path, only: str | None, insecure_dev: bool) -> None:
+    """Pull once from every peer now, and exit (non-zero if any pull failed)."""
+    from wlx.node.rpc.sync_client import describe, sync_all
+
+    with node_at(directory, insecure_dev=insecure_dev) as node:
+        reports = sync_all(node, only)
+    if only and not reports:
+        raise UserError(f"no trusted peer {only}")
+    for report in reports:
+        click.echo(
+            describe(report) if report.ok else f"error: {describe(report)}", err=not report.ok
+        )
+    failed = any(not r.ok for r in reports)
+    if failed:
+        sys.exit(EXIT_ERROR)
+
+
+@cli.command()
+@node_dir
+def maintain(directory: Path) -> None:
+    """Housekeeping now: purge expired listings, enforce retention, compact the logs."""
+    from wlx.node.maintenance import maintain as run
+
+    with node_at(directory) as node:
+        report = run(node)
+    click.echo(
+        f"purged {report.purged} expired listings, removed {report.retired} expired own "
+        f"records, compacted {report.compacted_batches} batches and "
+        f"{report.compacted_changes} change-log entries"
+    )
+
+
+@cli.command()
+@node_dir
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(directory: Path, as_json: bool) -> None:
+    """Where the node stands with each peer: freshness of their lists here, and
+    how far each has confirmed this node's list (unconfirmed removals)."""
+    from dataclasses import asdict
+
+    from wlx.node.report import node_status
+
+    with node_at(directory) as node:
+        state = node_status(node)
+    if as_json:
+        out = asdict(state)
+        for peer, row in zip(state.peers, out["peers"], strict=True):
+            row["behind"] = peer.behind
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"node {state.node_id}: {state.own_records} own records")
+    for p in state.peers:
+        click.echo(f"peer {p.peer} at {p.address}")
+        if p.epoch:
+            click.echo(
+                f"  its list here: {p.listings} listings, epoch {p.epoch} at {p.seq}"
+                f" ({p.behind} behind), last sync {when(p.last_sync)}"
+            )
+        else:
+            click.echo("  its list here: none yet (no snapshot received)")
+        if p.last_error:
+            click.echo(f"  last error ({when(p.last_error_at)}): {p.last_error}")
+        click.echo(
+            f"  our list there: epoch {p.sent_epoch}, made up to {p.sent_seq}, "
+            f"confirmed up to {p.acked_seq}" + (f" ({when(p.acked_at)})" if p.acked_at else "")
+        )
+        if p.unconfirmed_removals:
+            shown = ", ".join(p.unconfirmed_removals[:10])
+            more = len(p.unconfirmed_removals) - 10
+            click.echo(
+                f"  removals not yet confirmed: {shown}" + (f" and {more} more" if more > 0 else "")
+            )
+
+
+# ------------------------------------------------------------------ other command groups
+
+for _command in (*officer.COMMANDS, *admin.COMMANDS, *audit.COMMANDS):
+    cli.add_command(_command)
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def _say_error(exc: Exception) -> None:
+    """One ``error:`` line per mistake (a configuration can hold several)."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"error: {line}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, turning errors into one line."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as exc:
+        # One line like every other error, not click's usage block.
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see: {exc.ctx.command_path} --help)"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"error: {message}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except (UserError, InvalidIdentifier) as exc:
+        _say_error(exc)
+        sys.exit(EXIT_ERROR)
+    except InternalError as exc:
+        if os.environ.get("WLX_DEBUG"):
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    except WlxError as exc:
+        _say_error(exc)
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:
+        if os.environ.get("WLX_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set WLX_DEBUG=1 for details)", err=True
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,126 @@
+"""Per-peer sharing policy: which of its listings the origin sends each peer.
+
+Like the distribution levels of threat-sharing platforms, decided by the
+origin per peer: by category, by requested action, and by an explicit allow
+list (or deny list) of record ids.  An empty policy shares everything.
+Narrowing a policy sends the peer removals of what it no longer may hold;
+widening it sends what it now may (``origin.set_policy``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from wlx.node.core.errors import UserError
+from wlx.node.core.records import Record
+
+MAX_ITEMS = 10_000
+
+
+def _items(values: Iterable[str] | None, what: str) -> frozenset[str] | None:
+    if values is None:
+        return None
+    items = frozenset(v.strip() for v in values if v.strip())
+    if len(items) > MAX_ITEMS:
+        raise UserError(f"a policy lists at most {MAX_ITEMS} {what}")
+    return items
+
+
+@dataclass(frozen=True)
+class SharingPolicy:
+    """What one peer receives.  ``None`` means "no restriction" for that facet."""
+
+    categories: frozenset[str] | None = None
+    actions: frozenset[str] | None = None
+    records: frozenset[str] | None = None
+    """Explicit allow list of record ids (None: any record the other facets allow)."""
+    exclude: frozenset[str] = frozenset()
+    """Record ids never shared with this peer."""
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        categories: Iterable[str] | None = None,
+        actions: Iterable[str] | None = None,
+        records: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+    ) -> SharingPolicy:
+        """A policy from lists (terms are normalised as record fields are).
+
+        Raises:
+            UserError: a list is too long.
+        """
+        return cls(
+            categories=_items(
+                (c.lower().replace(" ", "-") for c in categories)
+                if categories is not None
+                else None,
+                "categories",
+            ),
+            actions=_items(
+                (a.lower().replace(" ", "-") for a in actions) if actions is not None else None,
+                "actions",
+            ),
+            records=_items(records, "records"),
+            exclude=_items(exclude, "records") or frozenset(),
+        )
+
+    def allows(self, record: Record) -> bool:
+        """Whether ``record`` is shared with the peer."""
+        if record.id in self.exclude:
+            return False
+        if self.records is not None and record.id not in self.records:
+            return False
+        if self.categories is not None and record.category not in self.categories:
+            return False
+        return self.actions is None or record.action in self.actions
+
+    def to_json(self) -> str:
+        """The stored form (sorted lists; absent facets omitted)."""
+        obj: dict[str, list[str]] = {}
+        for name in ("categories", "actions", "records"):
+            value = getattr(self, name)
+            if value is not None:
+                obj[name] = sorted(value)
+        if self.exclude:
+            obj["exclude"] = sorted(self.exclude)
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> SharingPolicy:
+        """Parse the stored form.
+
+        Raises:
+            UserError: not a policy.
+        """
+        try:
+            obj = json.loads(text or "{}")
+        except json.JSONDecodeError:
+            raise UserError("a sharing policy is not valid JSON") from None
+        if not isinstance(obj, dict) or set(obj) - {"categories", "actions", "records", "exclude"}:
+            raise UserError("a sharing policy has categories, actions, records and exclude")
+        for value in obj.values():
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UserError("sharing policy facets are lists of strings")
+        return cls(
+            categories=_items(obj.get("categories"), "categories"),
+            actions=_items(obj.get("actions"), "actions"),
+            records=_items(obj.get("records"), "records"),
+            exclude=_items(obj.get("exclude", []), "records") or frozenset(),
+        )
+
+    def describe(self) -> str:
+        """One line for people."""
+        if self == SharingPolicy():
+            return "everything"
+        parts = []
+        for name in ("categories", "actions", "records"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}: {', '.join(sorted(value)) or '(none)'}")
+        if self.exclude:
+            parts.append(f"except: {', '.join(sorted(self.exclude))}")
+        return "; ".join(parts)

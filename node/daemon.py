@@ -1,0 +1,85 @@
+"""The node's scheduler: what a serving node does on its own, on an interval.
+
+Every ``interval`` seconds (with 10% jitter), until stopped: reload keys
+rotated by another process, announce a rotated card, pull from every peer,
+housekeeping (purge, retention; compaction hourly), and a checkpoint of the
+exchange log for the peers to cosign.  Each step's failure is logged and the
+next step still runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+from wlx.node.core.node import Node
+from wlx.node.maintenance import maintain
+from wlx.node.rpc.announce import announce
+from wlx.node.rpc.cosign import checkpoint_round
+from wlx.node.rpc.sync_client import CALL_TIMEOUT, SyncReport, describe, sync_all
+
+log = logging.getLogger("wlx.sync")
+
+COMPACT_EVERY = 3_600.0
+
+
+class SyncLoop:
+    """Every ``interval`` seconds (with 10% jitter), until stopped: sync with
+    every peer, then housekeeping (purge, retention; compaction hourly)."""
+
+    def __init__(self, node: Node, interval: float) -> None:
+        self._node = node
+        self._interval = interval
+        self._last_compaction = 0.0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wlx-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def trigger(self) -> None:
+        """Sync now instead of waiting for the interval."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=CALL_TIMEOUT)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._round()
+            delay = self._interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter only
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def _round(self) -> None:
+        """One round: keys, announcements, sync, housekeeping, checkpoint.  Never raises:
+        each step's failure is logged and the next step still runs."""
+        node = self._node
+        steps = (
+            ("key reload", node.reload_keys),  # after `wlx keys rotate` by another process
+            ("card announcements", lambda: announce(node)),
+            ("sync", lambda: _log_reports(sync_all(node))),
+            ("housekeeping", self._housekeeping),
+            ("checkpoint", lambda: checkpoint_round(node)),  # if the log grew; peers cosign
+        )
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("%s failed", name)
+
+    def _housekeeping(self) -> None:
+        compact = self._node.clock() - self._last_compaction >= COMPACT_EVERY
+        maintain(self._node, compaction=compact)
+        if compact:
+            self._last_compaction = self._node.clock()
+
+
+def _log_reports(reports: list[SyncReport]) -> None:
+    for report in reports:
+        if report.ok and (report.batches or report.snapshot_entries is not None):
+            log.info("synced %s", describe(report))

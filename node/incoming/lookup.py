@@ -1,0 +1,268 @@
+"""Lookups: a person (or a manifest of people) against every list the node holds.
+
+docs/protocol.md §9.  For each origin, the query's identifier keys become
+that origin's tokens; matching rows are opened with the seal keys of the
+same identifier keys.  Identifiers live only in memory for the length of the
+call: nothing of a query is written to disk or to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wlx.crypto.errors import DecryptionError, InvalidIdentifier
+from wlx.crypto.normalize import IdentifierKey, KeyKind, query_keys
+from wlx.crypto.tokens import EpochKey
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event, Field
+from wlx.node.audit.journal import Journal
+from wlx.node.core.errors import Rejection, UserError
+from wlx.node.core.node import Node
+from wlx.node.protocol import codec
+from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
+from wlx.node.store.base import InboundState
+
+log = logging.getLogger("wlx.lookup")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What an officer knows of one person."""
+
+    names: tuple[str, ...] = ()
+    dob: str = ""
+    documents: tuple[tuple[str, str, str], ...] = ()
+    """``(type, country, number)`` triples."""
+
+    def keys(self) -> list[IdentifierKey]:
+        """The query's identifier keys.
+
+        Raises:
+            UserError: no usable identifier, an invalid one, or more names or
+                documents than a person carries.
+        """
+        check_person(len(self.names), len(self.documents))
+        try:
+            return query_keys(self.names, self.dob or None, [(c, n) for _, c, n in self.documents])
+        except InvalidIdentifier as exc:
+            raise UserError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One listing that matched, as the officer sees it."""
+
+    origin: str
+    ref: str
+    category: str
+    action: str
+    matched_on: str
+    also_matched: tuple[str, ...]
+    expires: str
+    list_synced_at: int
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    """The hits of one query, or why it could not be checked."""
+
+    hits: tuple[Hit, ...] = ()
+    error: str = ""
+
+
+class HitMemory:
+    """For a while after a hit, the seal key of the identifier that matched.
+
+    Held in memory only, per caller, so that the officer who had the hit can
+    prove it in a detail request (§11.2).  Bounded in size and age.
+    """
+
+    def __init__(self, ttl: int = 24 * 3600, size: int = 100_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._items: OrderedDict[tuple[str, str, str], tuple[bytes, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, caller: str, origin: str, ref: str, seal_key: bytes, now: float) -> None:
+        with self._lock:
+            self._items[(caller, origin, ref)] = (seal_key, now + self._ttl)
+            self._items.move_to_end((caller, origin, ref))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def origins(self, caller: str, ref: str, now: float) -> list[str]:
+        """Origins of the caller's unexpired hits with this ref."""
+        with self._lock:
+            return sorted(
+                o
+                for (c, o, r), (_, until) in self._items.items()
+                if c == caller and r == ref and until >= now
+            )
+
+    def recall(self, caller: str, origin: str, ref: str, now: float) -> bytes | None:
+        with self._lock:
+            item = self._items.get((caller, origin, ref))
+        if item is None or item[1] < now:
+            return None
+        return item[0]
+
+
+class Lookup:
+    """Answers queries from the node's store; caches unwrapped epoch keys."""
+
+    def __init__(self, node: Node, journal: Journal | None = None) -> None:
+        self._node = node
+        self._keys: dict[bytes, EpochKey] = {}
+        self._journal = journal
+        self.hits = HitMemory()
+
+    def _epoch_key(self, state: InboundState) -> EpochKey:
+        key = self._keys.get(state.token_key)
+        if key is None:
+            key = self._node.epoch_key(
+                state.origin, self._node.node_id, state.epoch, state.token_key
+            )
+            self._keys[state.token_key] = key
+        return key
+
+    def check(self, query: Query, caller: str = "", purpose: str = "") -> tuple[Hit, ...]:
+        """Every hit of one query, strongest match first.
+
+        Raises:
+            UserError: the query has no usable identifier.
+        """
+        result = self.screen([query], caller, purpose, call="check")[0]
+        if result.error:
+            raise UserError(result.error)
+        return result.hits
+
+    def screen(
+        self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"
+    ) -> list[Result]:
+        """Check many people at once (a manifest); one result per query.
+
+        A query without a usable identifier gets an error result; the others
+        are still checked.
+
+        Raises:
+            UserError: more than 2,000 queries, or a query with more names or
+                documents than a person carries (nothing is checked).
+        """
+        if len(queries) > MAX_SCREEN_ENTRIES:
+            raise UserError(f"at most {MAX_SCREEN_ENTRIES} people per screening")
+        for query in queries:
+            check_person(len(query.names), len(query.documents))
+        keys: list[list[IdentifierKey] | str] = []
+        for query in queries:
+            try:
+                keys.append(query.keys())
+            except UserError as exc:
+                keys.append(str(exc))
+        found: list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]] = [{} for _ in queries]
+        now, today = self._node.now(), self._node.today()
+        with self._node.store.read() as tx:
+            for state in tx.list_inbound():
+                if state.epoch == 0:
+                    continue  # a peer whose first snapshot has not arrived
+                key = self._epoch_key(state)
+                wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
+                for index, query_keys_ in enumerate(keys):
+                    if isinstance(query_keys_, str):
+                        continue
+                    for ikey in query_keys_:
+                        wanted.setdefault(key.token(ikey.value), []).append((index, ikey))
+                if not wanted:
+                    continue
+                synced = now if state.origin == self._node.node_id else state.synced_at
+                for row in tx.find_tokens(state.origin, list(wanted)):
+                    if row.expires < today:
+                        continue
+                    for index, ikey in wanted[row.token]:
+                        hit = self._open(key, ikey, row.handle, row.sealed, synced)
+                        if hit is not None:
+                            self.hits.remember(
+                                caller, hit.origin, hit.ref, key.seal_key(ikey.value), now
+                            )
+                            found[index].setdefault((hit.origin, hit.ref), []).append(
+                                (ikey.kind, hit)
+                            )
+        results = []
+        for index, entry in enumerate(keys):
+            if isinstance(entry, str):
+                results.append(Result(error=entry))
+            else:
+                results.append(Result(hits=_merge(found[index])))
+        tested = sum(len(k) for k in keys if not isinstance(k, str))
+        self._record(caller, purpose, call, results, tested)
+        return results
+
+    def _record(
+        self, caller: str, purpose: str, call: str, results: Sequence[Result], tested: int
+    ) -> None:
+        """Log the lookup: who, why, how many people and identifier keys, which
+        listings hit; no identifier."""
+        refs = sorted({f"{h.origin}:{h.ref}" for r in results for h in r.hits})
+        fields: dict[str, Field] = {
+            "call": call,
+            "credential": caller,
+            "purpose": purpose,
+            "people": len(results),
+            "identifiers": tested,
+            "unchecked": sum(1 for r in results if r.error),
+            "hits": refs,
+        }
+        if self._journal is not None:
+            self._journal.record(Event.LOOKUP, **fields)
+            return
+        with self._node.store.write() as tx:
+            exchange_log.append(
+                tx, node=self._node.node_id, time=self._node.now(), kind=Event.LOOKUP, **fields
+            )
+
+    def _open(
+        self, key: EpochKey, ikey: IdentifierKey, handle: bytes, sealed: bytes, synced: int
+    ) -> Hit | None:
+        try:
+            data = codec.decode_hit(key.open(ikey.value, handle, sealed))
+        except (DecryptionError, Rejection):
+            log.error("a stored entry of %s does not open: store damaged or tampered", key.origin)
+            return None
+        return Hit(
+            origin=key.origin,
+            ref=data.ref,
+            category=data.category,
+            action=data.action,
+            matched_on=data.matched_on,
+            also_matched=(),
+            expires=data.expires,
+            list_synced_at=synced,
+            suspended=data.suspended,
+        )
+
+
+def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit, ...]:
+    hits = []
+    for matches in found.values():
+        matches.sort(key=lambda m: m[0].strength)
+        kinds = list(dict.fromkeys(kind.value for kind, _ in matches))
+        best = matches[0][1]
+        hits.append(
+            Hit(
+                origin=best.origin,
+                ref=best.ref,
+                category=best.category,
+                action=best.action,
+                matched_on=kinds[0],
+                also_matched=tuple(kinds[1:]),
+                expires=best.expires,
+                list_synced_at=best.list_synced_at,
+                suspended=best.suspended,
+            )
+        )
+    hits.sort(key=lambda h: (KeyKind(h.matched_on).strength, h.origin, h.ref))
+    return tuple(hits)

@@ -1,0 +1,524 @@
+"""The origin side of a node: its peers, and what it sends them.
+
+* ``add_peer`` trusts a peer and opens its stream (epoch 1, fresh key);
+  ``set_policy`` changes what the peer receives (§6.5).
+* ``materialise`` turns new change-log entries into signed batches for one
+  peer (docs/protocol.md §6.1); ``pull`` and ``snapshot`` serve a peer's
+  signed requests (§8).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+
+from wlx.crypto.card import IdentityCard, parse_card
+from wlx.crypto.digests import genesis_digest, skip_digest
+from wlx.crypto.errors import CryptoError
+from wlx.crypto.signing import Purpose
+from wlx.crypto.tokens import EpochKey
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.core.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    Rejection,
+    RejectReason,
+    Unavailable,
+    UserError,
+)
+from wlx.node.core.node import Node
+from wlx.node.core.policy import SharingPolicy
+from wlx.node.outgoing import sent_snapshots
+from wlx.node.outgoing.ownlist import load_record, upsert_of
+from wlx.node.protocol import codec, outbound
+from wlx.node.protocol.outbound import RESTORE_PENDING_META
+from wlx.node.protocol.card_rules import check_card, check_rotation
+from wlx.node.protocol.envelopes import (
+    seal_presigned,
+    verify_request,
+)
+from wlx.node.protocol.messages import (
+    Op,
+    PullParams,
+    ResyncRequired,
+    Sealed,
+    SignedRequest,
+    SnapshotParams,
+    StreamHead,
+    Upsert,
+)
+from wlx.node.store.base import (
+    InboundState,
+    OutboundState,
+    OutboxRow,
+    PeerRow,
+    Tx,
+)
+from wlx.node.trust import lifecycle
+
+log = logging.getLogger("wlx.origin")
+
+MAX_CLOCK_SKEW = 300
+"""Seconds a signed request's issue time may differ from the origin's clock."""
+DEFAULT_MAX_BATCHES = 50
+MATERIALISE_CHUNK = 5_000
+SNAPSHOT_ATTEMPTS = 5
+
+
+def add_peer(
+    node: Node, card_bytes: bytes, address: str, expect_fingerprint: str | None = None
+) -> IdentityCard:
+    """Trust the node of ``card_bytes``, reachable at ``address``.
+
+    A new peer's stream starts at epoch 1 with a fresh random token key; it
+    receives the current list by snapshot on its first pull.  Adding the same
+    card again only updates the address; a card endorsed by the key already
+    trusted (a key rotation) replaces it; re-adding a revoked peer trusts it
+    again, in a new epoch.
+
+    Raises:
+        UserError: not a valid card, this node's own card, or a fingerprint
+            that does not match.
+        PermissionDenied: the card's TLS certificate names another node,
+            lacks proof of possession, or is another peer's (card_rules).
+        AlreadyExists: the node id is trusted already, with another key that
+            did not endorse this card.
+    """
+    try:
+        card = parse_card(card_bytes)
+    except CryptoError as exc:
+        raise UserError(f"not a valid identity card ({exc})") from None
+    if card.node_id == node.node_id:
+        raise UserError("that is this node's own identity card")
+    if expect_fingerprint is not None and expect_fingerprint.lower() != card.fingerprint():
+        raise UserError(
+            f"fingerprint mismatch: the card's is {card.fingerprint()}; do not trust it"
+        )
+    with node.store.read() as tx:
+        existing = tx.get_peer(card.node_id)
+        check_card(
+            card,
+            me=node.node_id,
+            my_tls_fingerprint=node.card.tls_fingerprint,
+            held=lifecycle.trusted_fingerprints(node, tx),
+        )
+    if existing is not None and not existing.revoked_at:
+        current = parse_card(existing.card)
+        if not current.sign_key.same_as(card.sign_key):
+            try:
+                check_rotation(card, current)
+            except PermissionDenied:
+                raise AlreadyExists(
+                    f"peer {card.node_id} is already trusted with another identity key"
+                ) from None
+            lifecycle.accept_card(node, card_bytes)
+        with node.store.write() as tx:
+            row = tx.get_peer(card.node_id)
+            if row is not None:
+                tx.put_peer(replace(row, address=address))
+        return card
+    now = node.now()
+    with node.store.write() as tx:
+        tx.lock_changes()
+        tx.put_peer(PeerRow(card.node_id, card.raw, address, now))
+        if tx.get_inbound(card.node_id) is None:
+            # Its list arrives with its first snapshot; until then, epoch 0.
+            tx.put_inbound(InboundState(card.node_id, 0, b"", 0, b"", 0))
+        state = tx.get_outbound(card.node_id, for_update=True)
+        if state is None:
+            key = EpochKey.generate(node.node_id, card.node_id, 1, node.rng)
+            tx.put_outbound(
+                OutboundState(
+                    peer=card.node_id,
+                    epoch=1,
+                    token_key=node.wrap_epoch_key(key),
+                    change_pos=tx.change_head(),
+                    last_seq=0,
+                    last_digest=genesis_digest(node.node_id, card.node_id, 1),
+                    epoch_started_at=now,
+                )
+            )
+        else:  # trusted again after a revocation: a new epoch, never a reused one
+            lifecycle.restart_stream(node, tx, state)
+        exchange_log.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.PEER_TRUST,
+            peer=card.node_id,
+            fingerprint=card.fingerprint(),
+            address=address,
+        )
+    log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
+    return card
+
+
+def _ops_for(
+    node: Node, tx: Tx, key: EpochKey, changes_pos: int, policy: SharingPolicy
+) -> tuple[list[Op], dict[int, str], int]:
+    """Operations for the changes after ``changes_pos``; also which of them
+    (by index) remove which record, and the change-log position reached.
+
+    A change to a listing the peer's policy does not share becomes a removal
+    (a no-op for a peer that never had it)."""
+    changes = tx.changes_after(changes_pos, MATERIALISE_CHUNK)
+    current = tx.get_records([c.record_id for c in changes if c.op == "upsert"])
+    ops: list[Op] = []
+    removals: dict[int, str] = {}
+    for change in changes:
+        if change.op == "remove":
+            removals[len(ops)] = change.record_id
+            ops.append(outbound.remove_for(change.record_id, key))
+            continue
+        stored = current.get(change.record_id)
+        if stored is None or stored.version != change.version:
+            continue  # superseded: a later change in the log carries the record
+        record = load_record(node, stored)
+        if not policy.allows(record):
+            ops.append(outbound.remove_for(change.record_id, key))
+            continue
+        ops.append(upsert_of(node, stored, key, record))
+    return ops, removals, changes[-1].seq if changes else changes_pos
+
+
+def _emit(
+    node: Node, tx: Tx, state: OutboundState, ops: list[Op], removals: dict[int, str]
+) -> OutboundState:
+    """Cut ``ops`` into signed batches continuing ``state``'s stream, keep and
+    log them; returns the advanced state (not yet stored)."""
+    now = node.now()
+    batches = outbound.build_batches(
+        ops,
+        origin=node.node_id,
+        recipient=state.peer,
+        epoch=state.epoch,
+        after_seq=state.last_seq,
+        prev_digest=state.last_digest,
+        created_at=now,
+        key=node.signing_key,
+    )
+    for batch in batches:
+        tx.add_outbox(state.peer, state.epoch, _row(batch), now)
+    for index, record_id in removals.items():
+        tx.add_sent_removal(state.peer, state.epoch, state.last_seq + 1 + index, record_id)
+    exchange_log.append_many(
+        tx,
+        node=node.node_id,
+        time=now,
+        events=[
+            (
+                Event.BATCH_SENT,
+                {
+                    "peer": state.peer,
+                    "epoch": state.epoch,
+                    "first_seq": batch.first_seq,
+                    "last_seq": batch.last_seq,
+                    "digest": batch.digest.hex(),
+                },
+            )
+            for batch in batches
+        ],
+    )
+    if not batches:
+        return state
+    return replace(state, last_seq=batches[-1].last_seq, last_digest=batches[-1].digest)
+
+
+def _policy(tx: Tx, peer: str) -> SharingPolicy:
+    row = tx.get_peer(peer)
+    return SharingPolicy.from_json(row.policy) if row is not None else SharingPolicy()
+
+
+def materialise(node: Node, peer: str) -> OutboundState:
+    """Turn every change not yet sent to ``peer`` into signed, stored batches.
+
+    Works in chunks, one transaction each, so a large import does not hold
+    the store's write lock for long.  Returns the peer's stream state.
+
+    Raises:
+        NotFound: ``peer`` has no stream (not a trusted peer).
+    """
+    while True:
+        with node.store.write() as tx:
+            state = tx.get_outbound(peer, for_update=True)
+            if state is None:
+                raise NotFound(f"no stream for peer {peer}")
+            if state.change_pos >= tx.change_head():
+                return state
+            key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+            ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
+            state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
+            tx.put_outbound(state)
+
+
+def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
+    """Change what ``peer`` receives; returns (removals, additions) sent.
+
+    The peer's stream is first brought up to date under the old policy;
+    then, in the same transaction, every listing the new policy no longer
+    shares is removed from the peer and every listing it newly shares is
+    sent (docs/protocol.md §6.5).
+
+    Raises:
+        NotFound: ``peer`` is not a trusted peer.
+    """
+    materialise(node, peer)
+    with node.store.write() as tx:
+        tx.lock_changes()  # the list cannot change under us
+        row = tx.get_peer(peer)
+        state = tx.get_outbound(peer, for_update=True)
+        if row is None or row.revoked_at or state is None:
+            raise NotFound(f"{peer} is not a trusted peer")
+        key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+        old = SharingPolicy.from_json(row.policy)
+        while state.change_pos < tx.change_head():  # changes that came in between
+            pending, pending_removals, pos = _ops_for(node, tx, key, state.change_pos, old)
+            state = replace(_emit(node, tx, state, pending, pending_removals), change_pos=pos)
+        ops: list[Op] = []
+        removals: dict[int, str] = {}
+        added = 0
+        today = node.today()
+        for stored in tx.iter_records():
+            record = load_record(node, stored)
+            was, now = old.allows(record), policy.allows(record)
+            if was and not now:
+                removals[len(ops)] = record.id
+                ops.append(outbound.remove_for(record.id, key))
+            elif now and not was and stored.expires >= today:
+                ops.append(upsert_of(node, stored, key, record))
+                added += 1
+        state = _emit(node, tx, state, ops, removals)
+        tx.put_outbound(state)
+        tx.put_peer(replace(row, policy=policy.to_json()))
+        exchange_log.record(
+            tx,
+            node,
+            kind=Event.POLICY_CHANGE,
+            peer=peer,
+            policy=policy.to_json(),
+            removed=len(removals),
+            added=added,
+        )
+    log.info(
+        "sharing policy for %s: %s (%d removals, %d additions)",
+        peer,
+        policy.describe(),
+        len(removals),
+        added,
+    )
+    return len(removals), added
+
+
+def _row(batch: outbound.OutboxBatch) -> OutboxRow:
+    return OutboxRow(batch.first_seq, batch.last_seq, batch.digest, batch.signed)
+
+
+def _verify(node: Node, request: SignedRequest, purpose: Purpose) -> tuple[IdentityCard, bytes]:
+    def issued_at(payload: bytes) -> int:
+        if purpose is Purpose.PULL:
+            return codec.decode_pull_params(payload).issued_at
+        return codec.decode_snapshot_params(payload).issued_at
+
+    card = verify_request(
+        request,
+        purpose=purpose,
+        me=node.node_id,
+        trusted=node.trusted,
+        now=node.now(),
+        issued_at=issued_at,
+        max_skew=MAX_CLOCK_SKEW,
+    )
+    return card, request.payload
+
+
+def check_parties(requester: str, origin: str, signer: str, me: str) -> None:
+    """A signed request names its signer as requester and this node as origin."""
+    if requester != signer:
+        raise Rejection(
+            RejectReason.WRONG_SENDER, "request names another requester than its signer"
+        )
+    if origin != me:
+        raise Rejection(RejectReason.WRONG_RECIPIENT, "request addressed to another origin")
+
+
+PullItem = StreamHead | ResyncRequired | Sealed
+
+
+def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
+    """Serve a peer's signed pull: its batches after its cursor, or a resync.
+
+    Raises:
+        Rejection: the request does not verify (unknown signer, bad
+            signature, wrong recipient, stale).
+    """
+    card, payload = _verify(node, request, Purpose.PULL)
+    params: PullParams = codec.decode_pull_params(payload)
+    check_parties(params.requester, params.origin, request.signer, node.node_id)
+    _restart_after_restore(node, card.node_id, params.epoch)
+    state = materialise(node, card.node_id)
+    limit = min(params.max_batches or DEFAULT_MAX_BATCHES, DEFAULT_MAX_BATCHES)
+    with node.store.read() as tx:
+        decision = outbound.decide_pull(
+            params,
+            epoch=state.epoch,
+            last_seq=state.last_seq,
+            last_digest=state.last_digest,
+            oldest_seq=tx.outbox_oldest(card.node_id, state.epoch) or state.last_seq + 1,
+            digest_at=lambda seq: tx.outbox_digest_at(card.node_id, state.epoch, seq),
+            starts_at=lambda seq: tx.outbox_starts_at(card.node_id, state.epoch, seq),
+        )
+    yield StreamHead(state.epoch, state.last_seq, node.now())
+    if isinstance(decision, ResyncRequired):
+        log.info("peer %s must resync (%s)", card.node_id, decision.reason)
+        yield decision
+        return
+    after, sent = decision, 0
+    while sent < limit:
+        with node.store.read() as tx:
+            rows = tx.outbox_after(card.node_id, state.epoch, after, min(10, limit - sent))
+        if not rows:
+            return
+        for row in rows:
+            yield seal_presigned(row.signed, Purpose.BATCH, sender=node.node_id, to=card)
+        sent += len(rows)
+        after = rows[-1].last_seq
+
+
+def _restart_after_restore(node: Node, peer: str, requested: int) -> None:
+    """Start the peer's stream in a new epoch if the node was restored since
+    its last pull, or the peer holds an epoch of ours above the current one."""
+
+    def decide(tx: Tx, lock: bool) -> tuple[OutboundState | None, list[str], int | None]:
+        pending = json.loads(tx.get_meta(RESTORE_PENDING_META) or b"[]")
+        state = tx.get_outbound(peer, for_update=lock)
+        if state is None:
+            return None, pending, None
+        return (
+            state,
+            pending,
+            outbound.epoch_to_start(requested, state.epoch, restored=peer in pending),
+        )
+
+    with node.store.read() as tx:
+        if decide(tx, False)[2] is None:
+            return
+    with node.store.write() as tx:
+        tx.lock_changes()
+        state, pending, epoch = decide(tx, True)
+        if state is None or epoch is None:
+            return
+        lifecycle.restart_stream(node, tx, state, epoch=epoch)
+        if peer in pending:
+            pending.remove(peer)
+            tx.set_meta(RESTORE_PENDING_META, json.dumps(pending).encode())
+    log.warning(
+        "peer %s: stream restarts in epoch %d (it holds a state this node no longer has: "
+        "restored from a backup)",
+        peer,
+        epoch,
+    )
+
+
+class _Counted:
+    """An iterator of snapshot entries that counts what it yields."""
+
+    def __init__(self, entries: Iterator[Upsert]) -> None:
+        self._entries = entries
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Upsert]:
+        for entry in self._entries:
+            self.count += 1
+            yield entry
+
+
+def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: SharingPolicy) -> Iterator[Upsert]:
+    today = node.today()
+    for stored in tx.iter_records():
+        if stored.expires < today:
+            continue
+        record = load_record(node, stored)
+        if policy.allows(record):
+            yield upsert_of(node, stored, key, record)
+
+
+def _fast_forward(node: Node, peer: str) -> None:
+    """Move a stream past its pending changes without making batches of them.
+
+    A peer asking for a snapshot replaces its state with the snapshot, so
+    batches of the changes not yet made for it would never be read: the
+    stream skips them instead (``skip_digest``, docs/protocol.md §7.3), and
+    the snapshot, taken at the new position, contains their effect.
+    """
+    with node.store.write() as tx:
+        state = tx.get_outbound(peer, for_update=True)
+        if state is None:
+            raise NotFound(f"no stream for peer {peer}")
+        head = tx.change_head()
+        if state.change_pos < head:
+            tx.put_outbound(
+                replace(
+                    state,
+                    change_pos=head,
+                    last_seq=state.last_seq + 1,
+                    last_digest=skip_digest(state.last_digest),
+                )
+            )
+
+
+def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
+    """Serve a peer's signed snapshot request: its full current state, in parts.
+
+    The snapshot is read in one consistent read transaction in which the
+    peer's stream has caught up with the change log, so it is exactly the
+    state after the stream's last batch.
+
+    Raises:
+        Rejection: the request does not verify.
+        Unavailable: the list kept changing; the peer should retry.
+    """
+    card, payload = _verify(node, request, Purpose.SNAPSHOT)
+    params: SnapshotParams = codec.decode_snapshot_params(payload)
+    check_parties(params.requester, params.origin, request.signer, node.node_id)
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        _fast_forward(node, card.node_id)
+        with node.store.read() as tx:
+            state = tx.get_outbound(card.node_id)
+            if state is None:
+                raise NotFound(f"no stream for peer {card.node_id}")
+            if state.change_pos < tx.change_head():
+                continue  # a change committed in between; catch up again
+            key = node.epoch_key(node.node_id, card.node_id, state.epoch, state.token_key)
+            log.info("snapshot for %s at %d (epoch %d)", card.node_id, state.last_seq, state.epoch)
+            entries = _Counted(_live_entries(node, tx, key, _policy(tx, card.node_id)))
+            snapshot_id = node.rng(codec.NONCE_BYTES)
+            yield from outbound.snapshot_parts(
+                entries,
+                origin=node.node_id,
+                to=card,
+                key=node.signing_key,
+                epoch_key=key,
+                at_seq=state.last_seq,
+                chain_digest=state.last_digest,
+                snapshot_id=snapshot_id,
+                created_at=node.now(),
+            )
+        with node.store.write() as tx:
+            sent_snapshots.note(tx, card.node_id, state.epoch, state.last_seq, state.last_digest)
+            exchange_log.record(
+                tx,
+                node,
+                kind=Event.SNAPSHOT_SENT,
+                peer=card.node_id,
+                epoch=state.epoch,
+                at_seq=state.last_seq,
+                chain_digest=state.last_digest.hex(),
+                entries=entries.count,
+                snapshot=snapshot_id.hex(),
+            )
+        return
+    raise Unavailable("the list is changing too fast to snapshot; retry")

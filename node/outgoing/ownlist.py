@@ -1,0 +1,216 @@
+"""The node's own list: records in, records out, each change logged.
+
+``import_records``, ``remove_record`` and ``suspend_record`` change the own
+list, append to the change log (which peers' streams are made from), update
+the node's index of its own list, and write the exchange log, all in one
+transaction.  ``enforce_retention`` removes records past their expiry.
+Records are encrypted at rest under the node's storage key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wlx.crypto.tokens import EpochKey
+from wlx.node.audit import exchange_log
+from wlx.node.audit.exchange_log import Event
+from wlx.node.core.errors import NotFound, UserError
+from wlx.node.core.node import Node
+from wlx.node.core.records import Record
+from wlx.node.protocol import outbound
+from wlx.node.protocol.messages import Op, Upsert
+from wlx.node.store.base import StoredRecord
+
+log = logging.getLogger("wlx.ownlist")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import changed."""
+
+    added: int
+    updated: int
+    unchanged: int
+
+
+def record_context(record_id: str, version: int, suspended: bool, expires: str) -> str:
+    """The at-rest context (associated data) of an own record's body (§10).
+
+    It binds the body to the columns stored in the clear beside it (version,
+    suspension, expiry), so whoever can write the database but lacks the
+    storage key cannot change them: the body would no longer open.
+    """
+    return f"record:{record_id}:{version}:{int(suspended)}:{expires}"
+
+
+def _context_of(stored: StoredRecord) -> str:
+    return record_context(stored.id, stored.version, stored.suspended, stored.expires)
+
+
+def upsert_of(
+    node: Node, stored: StoredRecord, key: EpochKey, record: Record | None = None
+) -> Upsert:
+    return outbound.upsert_for(
+        record or load_record(node, stored),
+        stored.version,
+        key,
+        node.rng,
+        suspended=stored.suspended,
+    )
+
+
+def load_record(node: Node, stored: StoredRecord) -> Record:
+    """Decrypt and parse one of the node's own stored records.
+
+    Raises:
+        InternalError: the body does not open with its stored version,
+            suspension and expiry (tampered columns, or the wrong key).
+    """
+    return Record.from_json(node.open_at_rest(stored.body, _context_of(stored)))
+
+
+def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
+    """Add or replace records of the own list: all of them, or none.
+
+    A record identical to the stored one is left alone (no new version, no
+    delta).  Each change is logged and indexed in the same transaction.
+    """
+    ids = [r.id for r in records]
+    if len(set(ids)) != len(ids):
+        raise UserError("the same record id appears twice in one import")
+    own_key = node.own_epoch_key()
+    now = node.now()
+    added = updated = unchanged = 0
+    with node.store.write() as tx:
+        tx.lock_changes()
+        existing = tx.get_records(ids)
+        stored_rows: list[StoredRecord] = []
+        ops: list[Op] = []
+        for record in records:
+            body = record.to_json()
+            old = existing.get(record.id)
+            if old is not None:
+                if node.open_at_rest(old.body, _context_of(old)) == body:
+                    unchanged += 1
+                    continue
+                updated += 1
+            else:
+                added += 1
+            version = old.version + 1 if old else 1
+            suspended = old.suspended if old else False
+            sealed_body = node.seal_at_rest(
+                body, record_context(record.id, version, suspended, record.expires)
+            )
+            stored_rows.append(
+                StoredRecord(record.id, version, sealed_body, record.expires, now, suspended)
+            )
+            ops.append(outbound.upsert_for(record, version, own_key, node.rng, suspended=suspended))
+        tx.put_records(stored_rows)
+        tx.append_changes([(r.id, "upsert", r.version, now) for r in stored_rows])
+        tx.apply_ops(node.node_id, ops)
+        exchange_log.append_many(
+            tx,
+            node=node.node_id,
+            time=now,
+            events=[
+                (Event.RECORD_UPSERT, {"record": r.id, "version": r.version}) for r in stored_rows
+            ],
+        )
+    log.info("imported records: %d added, %d updated, %d unchanged", added, updated, unchanged)
+    return ImportResult(added, updated, unchanged)
+
+
+def remove_record(node: Node, record_id: str) -> None:
+    """Remove a record from the own list; peers receive the removal.
+
+    Raises:
+        NotFound: no such record.
+    """
+    own_key = node.own_epoch_key()
+    with node.store.write() as tx:
+        tx.lock_changes()
+        existing = tx.get_record(record_id)
+        if existing is None:
+            raise NotFound(f"no record with id {record_id!r}")
+        tx.delete_record(record_id)
+        tx.append_change(record_id, "remove", existing.version + 1, node.now())
+        tx.apply_ops(node.node_id, [outbound.remove_for(record_id, own_key)])
+        exchange_log.record(
+            tx,
+            node,
+            kind=Event.RECORD_REMOVE,
+            record=record_id,
+            version=existing.version + 1,
+        )
+    log.info("removed record %s", record_id)
+
+
+def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
+    """Suspend a listing (or lift the suspension); peers receive the change.
+
+    A suspended listing still hits at every peer, marked suspended and with
+    no requested action, until lifted or removed.  Returns False when the
+    listing was already in that state (nothing changed).
+
+    Raises:
+        NotFound: no such record.
+    """
+    own_key = node.own_epoch_key()
+    now = node.now()
+    with node.store.write() as tx:
+        tx.lock_changes()
+        existing = tx.get_record(record_id)
+        if existing is None:
+            raise NotFound(f"no record with id {record_id!r}")
+        if existing.suspended == suspended:
+            return False
+        version = existing.version + 1
+        body = node.open_at_rest(existing.body, _context_of(existing))
+        stored = StoredRecord(
+            existing.id,
+            version,
+            node.seal_at_rest(
+                body, record_context(existing.id, version, suspended, existing.expires)
+            ),
+            existing.expires,
+            now,
+            suspended,
+        )
+        tx.put_record(stored)
+        tx.append_change(record_id, "upsert", stored.version, now)
+        tx.apply_ops(node.node_id, [upsert_of(node, stored, own_key)])
+        exchange_log.append(
+            tx,
+            node=node.node_id,
+            time=now,
+            kind=Event.RECORD_SUSPEND,
+            record=record_id,
+            version=stored.version,
+            suspended=suspended,
+        )
+    log.info("%s record %s", "suspended" if suspended else "reinstated", record_id)
+    return True
+
+
+def enforce_retention(node: Node, grace_days: int) -> list[str]:
+    """Remove own records that expired more than ``grace_days`` ago.
+
+    Each removal is a normal one: logged, and sent to every peer.  Returns
+    the removed ids.
+    """
+    cutoff = datetime.date.fromisoformat(node.today()) - datetime.timedelta(days=grace_days)
+    with node.store.read() as tx:
+        expired = tx.expired_records(cutoff.isoformat())
+    removed = []
+    for record_id in expired:
+        try:
+            remove_record(node, record_id)
+        except NotFound:
+            continue  # removed by someone else meanwhile
+        removed.append(record_id)
+    if removed:
+        log.info("retention: removed %d expired records", len(removed))
+    return removed

@@ -1,0 +1,45 @@
+"""What an officer's lookup may ask, and what it costs (§9.1).  Pure.
+
+A real traveller has a handful of names and documents; a query carrying
+thousands would test thousands of identifiers for the price of one, and tie
+up the node doing it.  So every person is bounded, a manifest is bounded,
+and a lookup is charged (in the caller's rate limit) one token per
+identifier it presents, names and documents alike.  An oversized request is
+refused whole, before any work and before any token is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from wlx.node.core.errors import UserError
+
+MAX_NAMES_PER_PERSON = 8
+MAX_DOCUMENTS_PER_PERSON = 8
+MAX_SCREEN_ENTRIES = 2_000
+MAX_DOB_CHARS = 10
+
+
+def check_person(names: int, documents: int) -> int:
+    """The identifiers one person presents (at least 1: a query costs something).
+
+    Raises:
+        UserError: more names or documents than a person carries.
+    """
+    if names > MAX_NAMES_PER_PERSON:
+        raise UserError(f"at most {MAX_NAMES_PER_PERSON} names per person")
+    if documents > MAX_DOCUMENTS_PER_PERSON:
+        raise UserError(f"at most {MAX_DOCUMENTS_PER_PERSON} documents per person")
+    return max(1, names + documents)
+
+
+def lookup_cost(people: Sequence[tuple[int, int]]) -> int:
+    """What a lookup of ``people`` (``(names, documents)`` per person) costs:
+    one token per identifier presented.
+
+    Raises:
+        UserError: more than ``MAX_SCREEN_ENTRIES`` people, or an oversized person.
+    """
+    if len(people) > MAX_SCREEN_ENTRIES:
+        raise UserError(f"at most {MAX_SCREEN_ENTRIES} people per screening")
+    return max(1, sum(check_person(n, d) for n, d in people))

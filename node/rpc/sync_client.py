@@ -1,0 +1,282 @@
+"""Pulling from peers: the client side of the federation protocol (§8).
+
+``sync_peer`` pulls one origin until the node is up to date with it,
+fetching a snapshot whenever the origin says the cursor cannot continue.
+Each batch is applied (or rejected) on its own; a rejection stops this
+round for that origin, so nothing after a bad batch is applied.
+``sync_all`` does every peer; ``SyncLoop`` does it on an interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import grpc
+
+from wlx.crypto.signing import Purpose
+from wlx.node.core import metrics
+from wlx.node.core.errors import PeerError, Rejection, RejectReason, WlxError
+from wlx.node.core.node import Node
+from wlx.node.incoming import receiver
+from wlx.node.protocol import codec
+from wlx.node.protocol.envelopes import sign_message
+from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams
+from wlx.node.rpc.status_codes import from_rpc_error
+from wlx.node.rpc.transport import peer_channel, peer_endpoint
+from wlx.node.store.base import PeerRow
+from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc
+
+log = logging.getLogger("wlx.sync")
+
+BATCHES_PER_PULL = 50
+MAX_PULLS_PER_SYNC = 10_000
+CALL_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync with one peer did."""
+
+    peer: str
+    batches: int = 0
+    ops: int = 0
+    duplicates: int = 0
+    snapshot_entries: int | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _signed(node: Node, payload: bytes, purpose: Purpose, peer: str) -> envelope_pb2.SignedMessage:
+    msg = sign_message(payload, purpose, signer=node.node_id, key=node.signing_key, recipient=peer)
+    return codec.encode_signed(msg.payload, msg.signature, msg.signer, msg.recipient, msg.purpose)
+
+
+def _pull_request(node: Node, peer: str) -> federation_pb2.PullRequest:
+    cursor = receiver.cursor(node, peer)
+    params = PullParams(
+        requester=node.node_id,
+        origin=peer,
+        epoch=cursor.epoch if cursor else 0,
+        after_seq=cursor.seq if cursor else 0,
+        after_digest=cursor.digest if cursor else b"",
+        issued_at=node.now(),
+        nonce=node.rng(codec.NONCE_BYTES),
+        max_batches=BATCHES_PER_PULL,
+    )
+    return federation_pb2.PullRequest(
+        request=_signed(node, codec.encode_pull_params(params), Purpose.PULL, peer)
+    )
+
+
+def _snapshot_parts(
+    node: Node, stub: federation_pb2_grpc.FederationStub, peer: str
+) -> Iterator[Sealed]:
+    params = SnapshotParams(node.node_id, peer, node.now(), node.rng(codec.NONCE_BYTES))
+    request = federation_pb2.SnapshotRequest(
+        request=_signed(node, codec.encode_snapshot_params(params), Purpose.SNAPSHOT, peer)
+    )
+    stream: Any = stub.Snapshot(request, timeout=CALL_TIMEOUT)
+    messages: Iterator[envelope_pb2.SealedEnvelope] = iter(stream)
+    try:
+        for msg in prefetch(messages, PREFETCH_PARTS):
+            yield codec.decode_sealed(msg)
+    finally:
+        stream.cancel()  # stop the origin if we stop early (a rejected part)
+
+
+PREFETCH_PARTS = 4
+T = TypeVar("T")
+
+
+def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Iterate ``items`` in a helper thread, up to ``depth`` ahead of the consumer.
+
+    While the consumer applies one snapshot part, the next ones are already
+    being made and sent, instead of waiting for the consumer's read; memory
+    stays bounded by ``depth`` parts.  An exception of ``items`` is re-raised
+    at the point the consumer reaches it.
+    """
+    buffer: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[str, object]) -> bool:
+        """Put ``entry`` unless the consumer has gone; False if it has."""
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if not offer(("item", item)):
+                    return
+            offer(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            offer(("error", exc))
+
+    thread = threading.Thread(target=fill, name="wlx-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            yield cast(T, value)
+    finally:
+        stop.set()
+
+
+def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
+    """Pull from one peer until up to date; never raises for the peer's faults.
+
+    Returns a report; ``error`` says why the sync stopped early (peer
+    unreachable, a rejected batch, a protocol violation).
+    """
+    batches = ops = duplicates = 0
+    snapshot_entries: int | None = None
+    snapshots_in_a_row = 0
+    try:
+        card = node.trusted(peer.node_id)
+        if card is None:
+            raise PeerError(f"{peer.node_id} is not a trusted peer")
+        with peer_channel(node, card, peer.address) as channel:
+            stub = federation_pb2_grpc.FederationStub(channel)
+            for _ in range(MAX_PULLS_PER_SYNC):
+                received = 0
+                resync = None
+                for response in stub.Pull(_pull_request(node, peer.node_id), timeout=CALL_TIMEOUT):
+                    kind = response.WhichOneof("item")
+                    if kind == "head":
+                        head = response.head
+                        _record_head(node, peer.node_id, head.epoch, head.last_seq)
+                        continue
+                    if kind == "resync":
+                        resync = response.resync.reason
+                        break
+                    if kind != "batch":
+                        raise Rejection(RejectReason.MALFORMED, "empty pull response")
+                    applied = receiver.apply_batch(
+                        node, peer.node_id, codec.decode_sealed(response.batch)
+                    )
+                    received += 1
+                    batches += 0 if applied.duplicate else 1
+                    duplicates += 1 if applied.duplicate else 0
+                    ops += applied.ops
+                if resync is not None:
+                    snapshots_in_a_row += 1
+                    if snapshots_in_a_row > 2:
+                        raise PeerError(f"{peer.node_id} keeps asking for a resync ({resync})")
+                    log.info("%s asks for a resync (%s); fetching a snapshot", peer.node_id, resync)
+                    result = receiver.apply_snapshot(
+                        node, peer.node_id, _snapshot_parts(node, stub, peer.node_id)
+                    )
+                    snapshot_entries = result.entries
+                    continue
+                snapshots_in_a_row = 0
+                if received < BATCHES_PER_PULL:
+                    break
+            deliver_receipts(node, stub, peer.node_id)
+    except Rejection as rejection:
+        # Rejections of batches and snapshots are recorded where they are
+        # decided; a malformed response outside them is recorded here.
+        if rejection.reason is RejectReason.MALFORMED and "pull response" in rejection.detail:
+            receiver.record_rejection(node, peer.node_id, "response", rejection)
+        return _failed(node, peer, str(rejection), batches, ops, duplicates, snapshot_entries)
+    except grpc.RpcError as exc:
+        card = node.trusted(peer.node_id)
+        endpoint = peer_endpoint(node, card, peer.address) if card is not None else None
+        error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}", endpoint)
+        return _failed(node, peer, str(error), batches, ops, duplicates, snapshot_entries)
+    except WlxError as exc:
+        return _failed(node, peer, str(exc), batches, ops, duplicates, snapshot_entries)
+    with node.store.write() as tx:
+        tx.set_sync_status(peer.node_id, at=node.now(), error=None)
+    return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries)
+
+
+def _record_head(node: Node, peer: str, epoch: int, last_seq: int) -> None:
+    with node.store.write() as tx:
+        state = tx.get_inbound(peer)
+        if state is not None and state.epoch in (0, epoch):
+            tx.set_origin_head(peer, last_seq)
+
+
+RECEIPTS_PER_CALL = 500
+
+
+def deliver_receipts(node: Node, stub: federation_pb2_grpc.FederationStub, peer: str) -> int:
+    """Send the peer the receipts made for what was applied of its list.
+
+    Receipts are made (and kept) in the transaction that applied the batch;
+    they are forgotten once the origin has taken them.  An origin that does
+    not answer gets them at the next sync.  Returns how many were delivered.
+    """
+    delivered = 0
+    while True:
+        with node.store.read() as tx:
+            pending = tx.pending_receipts(peer, RECEIPTS_PER_CALL)
+        if not pending:
+            return delivered
+        request = federation_pb2.AcknowledgeRequest(
+            receipts=[envelope_pb2.SignedMessage.FromString(signed) for _, signed in pending]
+        )
+        stub.Acknowledge(request, timeout=CALL_TIMEOUT)
+        with node.store.write() as tx:
+            tx.delete_pending_receipts([i for i, _ in pending])
+        delivered += len(pending)
+        if len(pending) < RECEIPTS_PER_CALL:
+            return delivered
+
+
+def _failed(
+    node: Node,
+    peer: PeerRow,
+    error: str,
+    batches: int,
+    ops: int,
+    duplicates: int,
+    snapshot_entries: int | None,
+) -> SyncReport:
+    metrics.SYNC_FAILURES.labels(peer.node_id).inc()
+    log.warning("sync with %s stopped: %s", peer.node_id, error)
+    with node.store.write() as tx:
+        tx.set_sync_status(peer.node_id, at=node.now(), error=error)
+    return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries, error)
+
+
+def describe(report: SyncReport) -> str:
+    """One line for a report: "RU: ok, 2 batches, 5 changes" or "RU: failed: ..."."""
+    if not report.ok:
+        return f"{report.peer}: failed: {report.error}"
+    snapshot = (
+        f", snapshot of {report.snapshot_entries} listings"
+        if report.snapshot_entries is not None
+        else ""
+    )
+    batches = f"{report.batches} batch{'es' if report.batches != 1 else ''}"
+    changes = f"{report.ops} change{'s' if report.ops != 1 else ''}"
+    return f"{report.peer}: ok, {batches}, {changes}{snapshot}"
+
+
+def sync_all(node: Node, only: str | None = None) -> list[SyncReport]:
+    """Sync with every trusted peer (or just ``only``), one after another."""
+    with node.store.read() as tx:
+        peers = [
+            p for p in tx.list_peers() if not p.revoked_at and (only is None or p.node_id == only)
+        ]
+    return [sync_peer(node, peer) for peer in peers]

@@ -1,0 +1,59 @@
+"""The detail decision (§11.3) as a table: proof first, one uniform denial,
+only proven requests count, then quota, policy, life."""
+
+from __future__ import annotations
+
+import pytest
+
+from wlx.node.protocol.detail_rules import (
+    DENIED,
+    EXPIRED,
+    GRANTED,
+    NOT_SHARED,
+    QUOTA,
+    SUSPENDED,
+    DetailFacts,
+    decide_detail,
+)
+
+
+def facts(**overrides: object) -> DetailFacts:
+    base: dict[str, object] = {
+        "proof_holds": True,
+        "shared": True,
+        "expired": False,
+        "suspended": False,
+        "used_today": 0,
+        "quota": 3,
+    }
+    base.update(overrides)
+    return DetailFacts(**base)  # type: ignore[arg-type]
+
+
+CASES = [
+    # (facts, outcome, counts in the quota)
+    (facts(), GRANTED, True),
+    # Without a valid proof: the same answer whatever else is true, and free.
+    (facts(proof_holds=False), DENIED, False),
+    (facts(proof_holds=False, shared=False), DENIED, False),
+    (facts(proof_holds=False, suspended=True), DENIED, False),
+    (facts(proof_holds=False, expired=True), DENIED, False),
+    (facts(proof_holds=False, used_today=99), DENIED, False),
+    # With a proof: quota before anything about the record.
+    (facts(used_today=3), QUOTA, False),
+    (facts(used_today=3, shared=False, suspended=True), QUOTA, False),
+    (facts(used_today=2), GRANTED, True),
+    (facts(shared=False), NOT_SHARED, True),
+    (facts(shared=False, suspended=True), NOT_SHARED, True),
+    (facts(expired=True, suspended=True), EXPIRED, True),
+    (facts(suspended=True), SUSPENDED, True),
+    (facts(quota=0), QUOTA, False),
+]
+
+
+@pytest.mark.parametrize(("given", "outcome", "counts"), CASES)
+def test_the_detail_decision(given: DetailFacts, outcome: str, counts: bool) -> None:
+    decision = decide_detail(given)
+    assert (decision.outcome, decision.counts) == (outcome, counts)
+    assert decision.granted == (outcome == GRANTED)
+    assert decision.denial == ("" if outcome == GRANTED else outcome)
