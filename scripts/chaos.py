@@ -53,16 +53,14 @@ import contextlib
 
 from demo_data import person
 
-from wlx.node.trust import credentials
-from wlx.node.trust import lifecycle
-from wlx.node.outgoing import origin
-from wlx.node.outgoing import ownlist
 from wlx.node.core.node import Node
+from wlx.node.core.records import Record, parse_record
 from wlx.node.directory import init_node
 from wlx.node.incoming.lookup import Query
-from wlx.node.core.records import Record, parse_record
+from wlx.node.outgoing import origin, ownlist
 from wlx.node.rpc.transport import client_channel
 from wlx.node.rpc.wire import query_to_pb
+from wlx.node.trust import credentials, lifecycle
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 WLX = str(Path(sys.executable).with_name("wlx"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -129,6 +130,9 @@ def main() -> int:
     if args.list:
         print("\n".join(TARGETS))
         return 0
+    if importlib.util.find_spec("atheris") is None:
+        print("fuzz: atheris is not installed; scripts/fuzz installs it (extra [fuzz])")
+        return 2
     if args.child:
         run_one(args.child, args.seconds)
         return 0

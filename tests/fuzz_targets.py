@@ -17,14 +17,14 @@ from pathlib import Path
 from test_codec_fuzz import DECODERS as CODEC_DECODERS
 
 from wlx.crypto.errors import InvalidIdentifier
-from wlx.node.cli import officer as cli_client
-from wlx.node.core.node import Node
 from wlx.node.audit import witness
 from wlx.node.audit.offline import bundle
 from wlx.node.audit.offline.errors import AuditFailure
 from wlx.node.audit.offline.verify import Keyring, verify_bundle
+from wlx.node.cli import officer as cli_client
 from wlx.node.core.config import NodeConfig
 from wlx.node.core.errors import Rejection, RejectReason, UserError
+from wlx.node.core.node import Node
 from wlx.node.core.records import parse_records
 from wlx.node.rpc.transport import Credential
 
@@ -68,7 +68,12 @@ def witness_restore_target(
     def target(note: bytes, entry: bytes, index: int, proof: Sequence[bytes], old: int) -> None:
         with contextlib.suppress(Rejection, UserError):
             witness.add_checkpoint(
-                node, note, old, [], witness.RestoreClaim(entry, index, list(proof))
+                node,
+                note,
+                old,
+                [],
+                submitter=None,
+                restore=witness.RestoreClaim(entry, index, list(proof)),
             )
 
     return target

@@ -18,16 +18,16 @@ from support.nodes import Federation, FederationMaker, record
 from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint
 from wlx.node import backup
-from wlx.node.trust import lifecycle
-from wlx.node.outgoing import ownlist
-from wlx.node.core.node import Node
 from wlx.node.audit import exchange_log as audit
 from wlx.node.audit import witness
 from wlx.node.audit.checkpoints import make_checkpoint
-from wlx.node.rpc.cosign import checkpoint_round, send_add_checkpoint
 from wlx.node.core.errors import RejectReason
+from wlx.node.core.node import Node
+from wlx.node.outgoing import ownlist
+from wlx.node.rpc.cosign import checkpoint_round, send_add_checkpoint
 from wlx.node.rpc.server import build_server
 from wlx.node.store.base import RejectionRow, WitnessedRow
+from wlx.node.trust import lifecycle
 from wlx.v1 import audit_pb2
 
 

@@ -16,11 +16,11 @@ import pytest
 from support.nodes import PG_DSN, Federation, FederationMaker, record
 from test_cli import fails, free_port, init, ok, rec, write_jsonl
 
-from wlx.node.trust import credentials
-from wlx.node.outgoing import ownlist
 from wlx.node.core.config import write_private
+from wlx.node.outgoing import ownlist
 from wlx.node.rpc.netcheck import Endpoint, why_unreachable
 from wlx.node.rpc.transport import Credential, client_endpoint
+from wlx.node.trust import credentials
 
 pytestmark = pytest.mark.slow
 

@@ -18,11 +18,10 @@ from support.nodes import FakeClock, Federation, FederationMaker, record
 from test_security import check, code_of
 
 from wlx.crypto import tls
-from wlx.node.trust import credentials
-from wlx.node.trust import lifecycle
-from wlx.node.outgoing import ownlist
 from wlx.node.core.errors import NotFound, UserError
+from wlx.node.outgoing import ownlist
 from wlx.node.rpc.transport import Credential, client_channel
+from wlx.node.trust import credentials, lifecycle
 
 DAY = 86_400
 

@@ -19,20 +19,19 @@ from pathlib import Path
 
 import fuzz_targets
 import pytest
-from support.nodes import FederationMaker, record
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.nodes import FederationMaker, record
 from test_codec_fuzz import mutated
 
 from wlx.crypto.signing import Purpose
-from wlx.node.outgoing import origin
-from wlx.node.outgoing import ownlist
-from wlx.node.incoming import receiver
-from wlx.node.core.node import Node
 from wlx.node.audit import export
 from wlx.node.audit.offline.bundle import encode
 from wlx.node.core.errors import Rejection
+from wlx.node.core.node import Node
+from wlx.node.incoming import receiver
+from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import seal_presigned
 from wlx.v1 import envelope_pb2

@@ -42,9 +42,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint, cosign
 from wlx.crypto.errors import MalformedError, VerificationError
-from wlx.crypto import merkle
 from wlx.crypto.merkle import HASH_SIZE, verify_inclusion
 from wlx.crypto.note import open_note
 from wlx.node.audit import exchange_log
@@ -93,7 +93,6 @@ class RestoreClaim:
     entry: bytes
     index: int
     proof: Sequence[bytes]
-
 
 
 def check_restore_claim(peer: str, checkpoint: Checkpoint, claim: RestoreClaim) -> bytes:
@@ -201,7 +200,11 @@ def add_checkpoint(
     with node.store.write() as tx:
         tx.lock_witness()
         latest, same_size = tx.witnessed(peer), tx.witnessed(peer, checkpoint.size)
-        if restore is not None and declaration is not None and not tx.witnessed_restore(declaration):
+        if (
+            restore is not None
+            and declaration is not None
+            and not tx.witnessed_restore(declaration)
+        ):
             decision = decide_restore(
                 checkpoint,
                 old_size,

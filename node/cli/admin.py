@@ -9,13 +9,13 @@ from pathlib import Path
 
 import click
 
+from wlx.node import backup
 from wlx.node.cli.common import node_at, node_dir, when
 from wlx.node.core.config import write_private
 from wlx.node.core.errors import UserError
 from wlx.node.rpc.announce import announce
 from wlx.node.rpc.auth import ISSUABLE_ROLES
 from wlx.node.trust import credentials, lifecycle
-from wlx.node import backup
 
 
 @click.group()

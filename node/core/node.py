@@ -212,6 +212,4 @@ def load_keys(paths: NodePaths, config: NodeConfig) -> KeySet:
         raise UserError(f"{directory}: {Path(exc.filename).name} is missing") from None
     if not card.sign_key.same_as(signing_key.public()) or card.node_id != config.node_id:
         raise UserError(f"{directory}: {paths.card.name} does not match the node's keys")
-    return KeySet(
-        signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert, service_cert
-    )
+    return KeySet(signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert, service_cert)

@@ -35,7 +35,6 @@ from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import sent_snapshots
 from wlx.node.outgoing.ownlist import load_record, upsert_of
 from wlx.node.protocol import codec, outbound
-from wlx.node.protocol.outbound import RESTORE_PENDING_META
 from wlx.node.protocol.card_rules import check_card, check_rotation
 from wlx.node.protocol.envelopes import (
     seal_presigned,
@@ -51,6 +50,7 @@ from wlx.node.protocol.messages import (
     StreamHead,
     Upsert,
 )
+from wlx.node.protocol.outbound import RESTORE_PENDING_META
 from wlx.node.store.base import (
     InboundState,
     OutboundState,

@@ -20,8 +20,8 @@ from wlx.crypto.card import IdentityCard
 from wlx.crypto.checkpoint import verify_cosignature
 from wlx.crypto.errors import CryptoError
 from wlx.node.audit import exchange_log
-from wlx.node.audit.exchange_log import RESTORED_ENTRY_META
 from wlx.node.audit.checkpoints import make_checkpoint
+from wlx.node.audit.exchange_log import RESTORED_ENTRY_META
 from wlx.node.audit.offline.names import checkpoint_text, witness_verifier
 from wlx.node.core.errors import PeerError, WlxError
 from wlx.node.core.node import Node

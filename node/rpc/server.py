@@ -31,9 +31,9 @@ from wlx.node.report import node_status
 from wlx.node.rpc import status_codes
 from wlx.node.rpc.audit_service import add_audit_services
 from wlx.node.rpc.auth import AuthInterceptor, RefusalLog, Role, current_caller
+from wlx.node.rpc.netcheck import Endpoint
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.sync_client import describe, sync_all
-from wlx.node.rpc.netcheck import Endpoint
 from wlx.node.rpc.transport import (
     MAX_MESSAGE_BYTES,
     peer_channel,
