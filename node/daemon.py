@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 
+from wlx.node.core.errors import Unavailable
 from wlx.node.core.node import Node
 from wlx.node.maintenance import maintain
 from wlx.node.rpc.announce import announce
@@ -62,15 +63,31 @@ class SyncLoop:
         steps = (
             ("key reload", node.reload_keys),  # after `wlx keys rotate` by another process
             ("card announcements", lambda: announce(node)),
-            ("sync", lambda: _log_reports(sync_all(node))),
+            ("sync", self._sync),
             ("housekeeping", self._housekeeping),
             ("checkpoint", lambda: checkpoint_round(node)),  # if the log grew; peers cosign
         )
         for name, step in steps:
+            if self._stop.is_set():
+                return
             try:
                 step()
+            except Unavailable as exc:  # the store is closing, or a peer is away
+                if self._stop.is_set():
+                    return
+                log.warning("%s: %s", name, exc)
             except Exception:
                 log.exception("%s failed", name)
+
+    def _sync(self) -> None:
+        """Pull from every peer, unless another process of this node is
+        pulling now (``wlx sync``): then this round skips it."""
+        try:
+            reports = sync_all(self._node, wait=0)
+        except Unavailable:
+            log.info("another process of this node is syncing; this round skips the sync")
+            return
+        _log_reports(reports)
 
     def _housekeeping(self) -> None:
         compact = self._node.clock() - self._last_compaction >= COMPACT_EVERY

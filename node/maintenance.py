@@ -79,6 +79,7 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
                     last_digest=skip_digest(current.last_digest),
                 )
                 tx.put_outbound(state)
+                tx.add_anchor(state.peer, state.epoch, state.last_seq, state.last_digest)
                 skipped.append(state.peer)
                 keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch
             else:

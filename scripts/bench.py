@@ -1,12 +1,18 @@
 """Benchmarks of a small federation on this machine (run by scripts/bench).
 
-Measures, with real nodes and real gRPC servers on loopback:
+First the references (``bench_refs``: keyed hash, seal, protobuf, SQLite, a
+bare gRPC echo over the node's own mutual TLS), then wlx, in the same run,
+each wlx figure beside its reference as a ratio.  ``--quick`` (10,000
+listings, under two minutes) is what CI runs; ``--json`` prints the result
+as JSON.  Measures, with real nodes and real gRPC servers on loopback:
   * import: records/s into the origin's own list (encrypt, index, log);
   * snapshot sync: a new peer pulls the whole list (listings/s);
   * delta sync: a peer pulls N changes as batches (changes/s);
   * lookup: one person per call, sequential (p50/p99 latency) and with
     concurrent clients (calls/s);
-  * manifest screening: 500 people per call (ms per call).
+  * manifest screening: 500 people per call (ms per call);
+  * freshness: a change at the origin until it hits at a serving peer;
+  * bytes on disk per listing at the receiver, resident memory of each process.
 
 Results are printed and written as JSON to the output directory.
 """
@@ -18,11 +24,11 @@ import dataclasses
 import json
 import random
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ from wlx.node.core.records import Record, parse_record
 from wlx.node.directory import init_node
 from wlx.node.incoming.lookup import Query
 from wlx.node.outgoing import origin, ownlist
+from wlx.node.rpc.server import WORKERS
 from wlx.node.rpc.sync_client import sync_peer
 from wlx.node.rpc.transport import client_channel
 from wlx.node.rpc.wire import query_to_pb
@@ -41,6 +48,7 @@ from wlx.node.trust import credentials
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_refs
 from demo_data import person
 
 
@@ -78,11 +86,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(directory: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(directory: Path, port: int, sync_interval: float = 1e6) -> subprocess.Popen[bytes]:
     """``wlx serve`` in its own process, as in production (no shared GIL)."""
     wlx = str(Path(sys.executable).with_name("wlx"))
     proc = subprocess.Popen(
-        [wlx, "serve", str(directory), "--sync-interval", "1000000"],
+        [wlx, "serve", str(directory), "--sync-interval", str(sync_interval)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -140,6 +148,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             node.close()
 
 
+def rss_mib(pid: int) -> dict[str, float]:
+    """Resident memory of a process now and at its peak (MiB)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss_mib": fields.get("VmRSS", 0.0), "peak_rss_mib": fields.get("VmHWM", 0.0)}
+
+
+def disk_bytes(node: Node) -> dict[str, float]:
+    """The receiver's SQLite file after a checkpoint: file size, and pages in use."""
+    path = node.paths.root / node.config.storage.path
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size, pages, free = (
+            conn.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("page_size", "page_count", "freelist_count")
+        )
+    finally:
+        conn.close()
+    return {"file": path.stat().st_size, "used": page_size * (pages - free)}
+
+
+def lookup_requests(records: list[Record], count: int) -> list[bytes]:
+    """Half hits (a listed document), half misses (an unlisted name and date)."""
+    rng = random.Random(7)
+    listed = [r for r in records if r.documents]
+    out = []
+    for i in range(count):
+        if i % 2 == 0:
+            d = rng.choice(listed).documents[0]
+            query = Query(documents=((d.type, d.country, d.number),))
+        else:
+            query = Query(names=(f"Nobody Number{i}",), dob="1970-01-01")
+        out.append(
+            lookup_pb2.CheckRequest(person=query_to_pb(query), purpose="bench").SerializeToString()
+        )
+    return out
+
+
 def measure(
     args: argparse.Namespace,
     nodes: dict[str, Node],
@@ -150,72 +200,55 @@ def measure(
     results: dict[str, Any],
     tmp: Path,
 ) -> dict[str, Any]:
-    report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
+    ru = nodes["RU"]
+    report, seconds = timed(lambda: sync_peer(ru, peer_of(ru, "CN")))
     assert report.ok, report.error
     results["snapshot_sync_s"] = round(seconds, 2)
     results["snapshot_listings_per_s"] = round(args.records / seconds)
-    assert sync_peer(nodes["RU"], peer_of(nodes["RU"], "AR")).ok
+    assert sync_peer(ru, peer_of(ru, "AR")).ok
+    held = args.records + args.records // 10
+    if args.backend == "sqlite":
+        size = disk_bytes(ru)
+        results["receiver_bytes_per_listing"] = round(size["file"] / held)
+        results["receiver_bytes_per_listing_in_use"] = round(size["used"] / held)
 
     changes = [
         parse_record({**person("CN", random.Random(i), i), "id": f"CN-D{i:07d}"}, line=0)
         for i in range(args.changes)
     ]
     ownlist.import_records(nodes["CN"], changes)
-    report, seconds = timed(lambda: sync_peer(nodes["RU"], peer_of(nodes["RU"], "CN")))
+    report, delta_s = timed(lambda: sync_peer(ru, peer_of(ru, "CN")))
     assert report.ok and report.ops == args.changes, report
     results["delta_changes"] = args.changes
-    results["delta_sync_s"] = round(seconds, 2)
-    results["delta_changes_per_s"] = round(args.changes / seconds)
-    nodes["RU"].close()
-    procs.append(serve(tmp / "RU", ports["RU"]))
-    servers = {n: (None, p) for n, p in ports.items()}
+    results["delta_sync_s"] = round(delta_s, 3)
+    results["delta_changes_per_s"] = round(args.changes / delta_s)
+    results["delta_over_snapshot"] = round(delta_s / seconds, 4)
+    # RU stays open here (its TLS configuration serves the echo reference)
+    # while `wlx serve RU` runs beside it: several processes share a store.
+    procs.append(serve(tmp / "RU", ports["RU"], sync_interval=args.freshness_interval))
 
-    results["lookup_transport"] = "mutual TLS 1.3, officer credential"
-    channel = client_channel(f"127.0.0.1:{servers['RU'][1]}", officer)
-    stub = lookup_pb2_grpc.LookupStub(channel)
-    rng = random.Random(7)
-    listed = [r for r in records if r.documents]
-    queries = []
-    for i in range(args.lookups):
-        if i % 2 == 0:
-            r = rng.choice(listed)
-            d = r.documents[0]
-            queries.append(Query(documents=((d.type, d.country, d.number),)))
-        else:
-            queries.append(Query(names=(f"Nobody Number{i}",), dob="1970-01-01"))
-    requests = [lookup_pb2.CheckRequest(person=query_to_pb(q), purpose="bench") for q in queries]
-    for request in requests[:50]:
-        stub.Check(request)
-    latencies, hits = [], 0
-    for request in requests:
-        start = time.perf_counter()
-        response = stub.Check(request)
-        latencies.append(time.perf_counter() - start)
-        hits += bool(response.hits)
-    assert hits == args.lookups // 2 + args.lookups % 2, hits
-    results["lookup_p50_ms"] = round(statistics.median(latencies) * 1000, 3)
-    results["lookup_p99_ms"] = round(pct(latencies, 0.99) * 1000, 3)
-    results["lookup_sequential_per_s"] = round(len(latencies) / sum(latencies))
-
-    def worker(chunk: list[lookup_pb2.CheckRequest]) -> None:
-        ch = client_channel(f"127.0.0.1:{servers['RU'][1]}", officer)
-        s = lookup_pb2_grpc.LookupStub(ch)
-        for request in chunk:
-            s.Check(request)
-        ch.close()
-
-    threads = [
-        threading.Thread(target=worker, args=(requests[i :: args.clients],))
-        for i in range(args.clients)
-    ]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    address = f"127.0.0.1:{ports['RU']}"
+    requests = lookup_requests(records, args.lookups)
+    echo, echo_port = bench_refs.echo_server(ru, WORKERS)
+    try:
+        ref = bench_refs.drive(
+            f"127.0.0.1:{echo_port}",
+            officer,
+            bench_refs.ECHO_METHOD,
+            requests,
+            args.clients,
+        )
+    finally:
+        echo.stop(grace=None)
+    wlx = bench_refs.drive(address, officer, "/wlx.v1.Lookup/Check", requests, args.clients)
+    results["lookup_transport"] = "mutual TLS 1.3, officer credential; raw bytes, client processes"
+    for key, value in ref.items():
+        results[f"ref_echo_{key}"] = value
+        results[f"lookup_{key}"] = wlx[key]
     results["lookup_concurrent_clients"] = args.clients
-    results["lookup_concurrent_per_s"] = round(len(requests) / (time.perf_counter() - start))
 
+    channel = client_channel(address, officer)
+    stub = lookup_pb2_grpc.LookupStub(channel)
     manifest = lookup_pb2.ScreenRequest(purpose="bench")
     for i in range(500):
         r = records[(i * 7919) % len(records)] if i % 50 == 0 else None
@@ -233,24 +266,97 @@ def measure(
         times.append(time.perf_counter() - start)
     assert sum(1 for r in response.results if r.hits) >= 10
     results["screen_500_p50_ms"] = round(statistics.median(times) * 1000, 1)
+    results["screen_identities_per_s"] = round(500 / statistics.median(times))
+    results["freshness_s"] = freshness(nodes["CN"], stub, args.freshness_interval)
+    results["freshness_sync_interval_s"] = args.freshness_interval
     channel.close()
+    for name, proc in zip(("CN", "AR", "RU"), procs, strict=False):
+        for key, value in rss_mib(proc.pid).items():
+            results[f"{name.lower()}_serve_{key}"] = value
+    results.update(bench_refs.rss_self())
+    return results
+
+
+def freshness(cn: Node, stub: Any, interval: float) -> float:
+    """Seconds from a new listing at CN (served) to a hit at RU (served, syncing
+    every ``interval`` seconds); CN's list is changed through its store."""
+    record = parse_record(
+        {
+            **person("CN", random.Random(99), 99),
+            "id": "CN-FRESH",
+            "documents": [{"type": "P", "country": "CHN", "number": "F00000001"}],
+        },
+        line=0,
+    )
+    query = lookup_pb2.CheckRequest(
+        person=query_to_pb(Query(documents=(("P", "CHN", "F00000001"),))), purpose="bench"
+    )
+    start = time.perf_counter()
+    ownlist.import_records(cn, [record])
+    deadline = start + interval * 3 + 30
+    while time.perf_counter() < deadline:
+        if stub.Check(query).hits:
+            return round(time.perf_counter() - start, 2)
+        time.sleep(0.05)
+    return -1.0
+
+
+RATIOS = {
+    # wlx figure: (reference figure, how to read it)
+    "lookup_concurrent_per_s": ("ref_echo_concurrent_per_s", "target >= 0.6"),
+    "lookup_p50_ms": ("ref_echo_p50_ms", "target <= 1.5"),
+    "lookup_sequential_per_s": ("ref_echo_sequential_per_s", ""),
+    "snapshot_listings_per_s": ("ref_sqlite_inserts_per_s", "tokens/listing ~3"),
+    "import_records_per_s": ("ref_seal_per_s", "seals/record ~3"),
+}
+
+
+def with_ratios(results: dict[str, Any]) -> dict[str, Any]:
+    ratios = {}
+    for key, (ref, note) in RATIOS.items():
+        if key in results and results.get(ref):
+            ratios[f"{key}/{ref}"] = {
+                "ratio": round(results[key] / results[ref], 3),
+                "note": note,
+            }
+    results["ratios"] = ratios
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=20_000, help="listings in CN's list")
-    parser.add_argument("--changes", type=int, default=5_000, help="changes in the delta sync")
-    parser.add_argument("--lookups", type=int, default=2_000, help="single lookups to time")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent lookup clients")
+    parser.add_argument("--records", type=int, help="listings in CN's list (20,000)")
+    parser.add_argument("--changes", type=int, default=1_000, help="changes in the delta sync")
+    parser.add_argument("--lookups", type=int, help="single lookups to time (2,000)")
+    parser.add_argument("--clients", type=int, help="concurrent lookup client processes (8)")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--freshness-interval",
+        type=float,
+        default=2.0,
+        help="RU's sync interval while freshness is measured",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="10,000 listings, 1,000 lookups, 4 clients (CI)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
-    results = run(args)
+    quick = {"records": 10_000, "lookups": 1_000, "clients": 4}
+    full = {"records": 20_000, "lookups": 2_000, "clients": 8}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    results: dict[str, Any] = bench_refs.primitives(min(100_000, max(10_000, args.records)))
+    results.update(run(args))
+    results = with_ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"results-{args.backend}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")

@@ -524,9 +524,9 @@ def expected_handles(cn: Node, peer: str) -> set[bytes]:
     """The handles of every listing CN shares with ``peer`` in its current epoch."""
     with cn.store.read() as tx:
         state = tx.get_outbound(peer)
-        assert state is not None
-        key = cn.epoch_key(cn.node_id, peer, state.epoch, state.token_key)
-        return {u.handle for u in origin._live_entries(cn, tx, key, origin._policy(tx, peer))}
+    assert state is not None
+    key = cn.epoch_key(cn.node_id, peer, state.epoch, state.token_key)
+    return {u.handle for u in origin._LiveEntries(cn, peer, key, "")}
 
 
 def _ro(directory: Path) -> sqlite3.Connection:

@@ -402,6 +402,7 @@ def _rejected_inputs(fed: Federation) -> list[str]:
     assert before is not None
     state = origin.materialise(cn, "RU")
     assert state.last_seq > before.seq
+    origin.materialise(cn, "AR")  # a batch made for another node
     with cn.store.read() as tx:
         rows = tx.outbox_after("RU", state.epoch, before.seq, 10)
         ar_rows = tx.outbox_after("AR", 1, 0, 1)

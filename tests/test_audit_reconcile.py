@@ -112,11 +112,41 @@ def test_a_batch_received_but_never_logged_as_sent(federation: FederationMaker) 
     # CN's last batch for RU (the removal), which RU applied and acknowledged.
     cn = tamper(fed, "CN", lambda e: None, kind="batch.sent", match={"peer": "RU"}, last=True)
     text = "\n".join(reconcile(cn, ru).discrepancies)
-    assert "RU applied batch of epoch 1, seq 4-4" in text and "does not record making" in text
-    # CN's first batch for RU, which RU took as a snapshot continuing after it.
-    cn = tamper(fed, "CN", lambda e: None, kind="batch.sent", match={"peer": "RU"})
+    # RU's snapshot put it at seq 1 (CN's stream skipped to it: a fast-forward),
+    # the removal came as batch 2.
+    assert "RU applied batch of epoch 1, seq 2-2" in text and "does not record making" in text
+    # A snapshot whose chain digest neither a batch nor a skip of CN's log gives.
+    forged = "ab" * 32
+    cn = tamper(
+        fed,
+        "CN",
+        lambda e: {**e, "chain_digest": forged},
+        kind="snapshot.sent",
+        match={"peer": "RU"},
+    )
+    ru = tamper(
+        fed,
+        "RU",
+        lambda e: {**e, "chain_digest": forged},
+        kind="snapshot.applied",
+        match={"origin": "CN"},
+    )
     text = "\n".join(reconcile(cn, ru).discrepancies)
-    assert "continues CN's chain after seq 3, but CN's log records no batch ending there" in text
+    assert "continues CN's chain after seq 1, but CN's log records no batch ending there" in text
+
+
+def test_a_snapshot_after_a_fast_forward_agrees(federation: FederationMaker) -> None:
+    """Issue 8.7: a snapshot at a position CN's stream skipped to is no discrepancy."""
+    fed = witnessed_federation(federation)
+    cn, ru = verified(fed, bundle_of(fed, "CN")), verified(fed, bundle_of(fed, "RU"))
+    [snap] = [
+        e
+        for e in entries_of(bundle_of(fed, "RU"))
+        if e["kind"] == "snapshot.applied" and e["origin"] == "CN"
+    ]
+    assert snap["at_seq"] == 1  # reached by a skip, not by a batch
+    result = reconcile(cn, ru)
+    assert result.agree, result.discrepancies
 
 
 @pytest.mark.parametrize("field", ["outcome", "purpose"])

@@ -16,6 +16,7 @@ a peer pulls from it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -539,3 +540,65 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
         position = last
     assert position == state.seq
     assert set(applied) <= sent
+
+
+# ------------------------------------------------------------------ resumable snapshots
+
+
+def _rejections(node_dir: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(f"file:{node_dir / 'wlx.db'}?mode=ro", uri=True)
+    try:
+        return [(r[0], r[1]) for r in conn.execute("SELECT what, reason FROM rejections")]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "staged"),
+    [
+        ("receiver.after_stage@1", 1_000),
+        ("receiver.after_stage@3", 3_000),
+        ("receiver.before_snapshot_apply", 3_500),
+    ],
+)
+def test_a_snapshot_interrupted_anywhere_resumes_and_converges(
+    pair: tuple[Path, Path],
+    cn_server: InProcessOrigin,
+    caplog: pytest.LogCaptureFixture,
+    failpoint: str,
+    staged: int,
+) -> None:
+    """Issue 9.2 / 13.2: a receiver killed during a snapshot keeps what it staged,
+    continues after it (even though the origin's list changed meanwhile), ends
+    at exactly the origin's list, and accuses nobody."""
+    _, ru = pair
+    live = set(range(3_500))  # four parts
+    cn_server.import_([person(n) for n in sorted(live)])
+    crash_sync(ru, failpoint)
+    counts = raw_counts(ru)
+    assert counts["staged_entries"] == staged and counts["entries"] == 0
+
+    # A busy origin: its list changes before the receiver comes back.
+    cn_server.import_([person(n) for n in range(3_500, 3_600)])
+    cn_server.import_([person(n, action="refuse-entry") for n in range(1, 3_500, 97)])
+    cn_server.remove(range(0, 3_500, 50))
+    live = (live | set(range(3_500, 3_600))) - set(range(0, 3_500, 50))
+
+    with caplog.at_level(logging.INFO, logger="wlx.origin"):
+        out = sync_ok(ru)
+    assert "snapshot of" in out
+    if staged < 3_500:
+        assert f"resumed at part {staged // 1_000}" in caplog.text
+    else:
+        assert "snapshot for RU" not in caplog.text  # complete: applied as staged
+    numbers = [*range(0, 3_600, 13), 7_000]
+    state = receiver_state(ru, numbers)
+    assert state.hits == expected_hits(live, numbers)
+    assert_consistent_with_origin(cn_server.node, state, live)
+    assert _rejections(ru) == []
+    node = open_node(ru)
+    try:
+        hits = Lookup(node).check(doc_query(98))
+    finally:
+        node.close()
+    assert [h.action for h in hits] == ["refuse-entry"]

@@ -530,14 +530,27 @@ def test_drop_staging(store: Store) -> None:
         assert tx.staged_counts(b) == (0, 0)
 
 
-def test_staging_left_by_a_crash_is_discarded_when_the_store_opens(opener: StoreOpener) -> None:
+def test_staging_survives_opening_the_store_and_is_dropped_per_origin(
+    opener: StoreOpener,
+) -> None:
+    """Opening the store (any CLI command beside a serving node) must not
+    destroy a snapshot another process is staging (issue 9 item 1)."""
     store = opener("n1")
-    snap = _b()
+    snap, other = _b(), _b()
     with store.write() as tx:
         tx.stage_entries(snap, "CN", [upsert(_b(), [_b()])])
+        tx.put_staged_snapshot("CN", snap, b"progress")
+        tx.stage_entries(other, "AR", [upsert(_b(), [_b()])])
+    second = opener("n1")
+    with second.read() as tx:
+        assert tx.staged_counts(snap) == (1, 1)
+        assert tx.staged_snapshot("CN") == (snap, b"progress")
+    with second.write() as tx:
+        tx.drop_staged_snapshot("CN")
+    with store.read() as tx:
+        assert tx.staged_counts(snap) == (0, 0) and tx.staged_snapshot("CN") is None
+        assert tx.staged_counts(other) == (1, 1)
     store.close()
-    with opener("n1").read() as tx:
-        assert tx.staged_counts(snap) == (0, 0)
 
 
 # ------------------------------------------------------------------ rejections
@@ -662,3 +675,39 @@ def test_two_nodes_share_one_postgres_database_in_separate_schemas() -> None:
 def test_an_invalid_postgres_schema_name_is_refused(name: str) -> None:
     with pytest.raises(UserError, match="schema name"):
         open_postgres(PG_DSN, name)
+
+
+# ------------------------------------------------------------------ sync path
+
+
+def test_exclusive_is_held_across_handles_and_released(opener: StoreOpener) -> None:
+    """The node-wide lock works across every handle on one store (as across
+    processes), and is free again once its holder leaves."""
+    from wlx.node.core.errors import Unavailable
+
+    first, second = opener("n1"), opener("n1")
+    with first.exclusive("sync", timeout=0):
+        with (
+            pytest.raises(Unavailable, match="another process"),
+            second.exclusive("sync", timeout=0.1),
+        ):
+            pass
+        with second.exclusive("other", timeout=0):  # another name: not contended
+            pass
+    with second.exclusive("sync", timeout=0):
+        pass
+
+
+def test_stream_digest_at_knows_batches_and_anchors(store: Store) -> None:
+    with store.write() as tx:
+        tx.add_outbox("RU", 1, OutboxRow(1, 2, b"b" * 32, b"signed"), 0)
+        tx.add_anchor("RU", 1, 3, b"s" * 32)
+    with store.read() as tx:
+        assert tx.stream_digest_at("RU", 1, 2) == b"b" * 32
+        assert tx.stream_digest_at("RU", 1, 3) == b"s" * 32
+        assert tx.stream_digest_at("RU", 1, 4) is None
+        assert tx.stream_digest_at("RU", 2, 3) is None
+    with store.write() as tx:  # a later epoch's compaction forgets the old anchors
+        tx.delete_outbox("RU", epoch=2, keep_seq=-1, before_time=1)
+    with store.read() as tx:
+        assert tx.stream_digest_at("RU", 1, 3) is None

@@ -334,6 +334,9 @@ def serve(
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda *_: loop.trigger())
         stopped.wait()
+        # Stop taking calls, let running ones end (streams are cancelled after
+        # the grace period), stop the loop; the store then refuses new
+        # transactions and waits for running ones before it closes.
         server.stop(grace=5).wait()
         loop.stop()
         refusals.drain()  # the counts of refusals still in their window
@@ -347,8 +350,11 @@ def sync(directory: Path, only: str | None, insecure_dev: bool) -> None:
     """Pull once from every peer now, and exit (non-zero if any pull failed)."""
     from wlx.node.rpc.sync_client import describe, sync_all
 
+    def waiting() -> None:
+        click.echo("waiting for this node's running sync (wlx serve) to finish...", err=True)
+
     with node_at(directory, insecure_dev=insecure_dev) as node:
-        reports = sync_all(node, only)
+        reports = sync_all(node, only, on_wait=waiting)
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
     for report in reports:

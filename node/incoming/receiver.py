@@ -9,8 +9,9 @@ its reason.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from wlx.crypto.signing import Purpose
@@ -18,11 +19,11 @@ from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.core import failpoints, metrics
-from wlx.node.core.errors import Rejection, RejectReason
+from wlx.node.core.errors import Rejection, RejectReason, Unavailable, WlxError
 from wlx.node.core.node import Node
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import sign_message
-from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed
+from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed, SnapshotResume
 from wlx.node.store.base import InboundState, RejectionRow
 
 log = logging.getLogger("wlx.receiver")
@@ -180,90 +181,160 @@ class SnapshotApplied:
     entries: int
 
 
-def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> SnapshotApplied:
+FetchParts = Callable[[SnapshotResume | None], Iterable[Sealed]]
+"""Opens the origin's snapshot stream: a new snapshot (None), or the
+continuation of the staged parts."""
+
+
+def _progress_blob(node: Node, origin: str, progress: inbound.SnapshotProgress) -> bytes:
+    key = EpochKey(progress.token_key, origin, node.node_id, progress.epoch)
+    return json.dumps(
+        {
+            "epoch": progress.epoch,
+            "at_seq": progress.at_seq,
+            "chain_digest": progress.chain_digest.hex(),
+            "token_key": node.wrap_epoch_key(key).hex(),
+            "next_index": progress.next_index,
+            "last_digest": progress.last_digest.hex(),
+            "entries": progress.entries,
+            "resume_token": progress.resume_token.hex(),
+            "final": progress.final,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def staged_progress(node: Node, origin: str) -> inbound.SnapshotProgress | None:
+    """How far the snapshot of ``origin`` being staged got, if one is."""
+    with node.store.read() as tx:
+        staged = tx.staged_snapshot(origin)
+    if staged is None:
+        return None
+    snapshot_id, blob = staged
+    body = json.loads(blob)
+    key = node.epoch_key(origin, node.node_id, body["epoch"], bytes.fromhex(body["token_key"]))
+    return inbound.SnapshotProgress(
+        snapshot_id=snapshot_id,
+        epoch=body["epoch"],
+        at_seq=body["at_seq"],
+        chain_digest=bytes.fromhex(body["chain_digest"]),
+        token_key=key.key,
+        next_index=body["next_index"],
+        last_digest=bytes.fromhex(body["last_digest"]),
+        entries=body["entries"],
+        resume_token=bytes.fromhex(body["resume_token"]),
+        final=body["final"],
+    )
+
+
+def _resume_point(
+    node: Node, origin: str, start: Cursor | None
+) -> tuple[inbound.SnapshotProgress | None, SnapshotResume | None]:
+    """The staged parts to continue, if any still fit ``start``; the rest of
+    what is staged for ``origin`` is discarded."""
+    progress = staged_progress(node, origin)
+    if progress is None:
+        return None, None
+    if (progress.final or progress.resume_token) and inbound.resumable(progress, start):
+        resume = SnapshotResume(
+            progress.snapshot_id,
+            progress.next_index,
+            progress.last_digest,
+            progress.resume_token,
+            progress.entries,
+        )
+        log.info("resuming the snapshot of %s after %d staged listings", origin, progress.entries)
+        return progress, resume
+    with node.store.write() as tx:
+        tx.drop_staged_snapshot(origin)
+    return None, None
+
+
+def apply_snapshot(
+    node: Node, origin: str, parts: Iterable[Sealed] | FetchParts
+) -> SnapshotApplied:
     """Verify a snapshot part by part, staging entries, then swap it in atomically.
 
     Memory stays bounded by one part: entries go to the store's staging
-    area as they arrive, and only a complete, verified snapshot replaces
-    ``origin``'s listings, key and cursor (in one transaction).
+    area as they arrive, each part committed with how far the snapshot got,
+    and only a complete, verified snapshot replaces ``origin``'s listings,
+    key and cursor (in one transaction).  Given ``parts`` as a function,
+    parts staged earlier (before a crash or a dropped connection) are
+    continued rather than fetched again (docs/protocol.md §7.4).  The caller
+    holds the node's sync lock: nothing else moves the cursor meanwhile.
 
     Raises:
         Rejection: any part failed a check, the stream ended early, or the
-            staged entries do not add up; nothing was applied and the
-            rejection was logged.
+            staged entries do not add up; what was staged is discarded and
+            the rejection was logged.
+        Unavailable: the cursor moved meanwhile (another sync of this node);
+            nothing was applied, nothing was logged against the peer.
+        Other errors (the connection dropped): the staged parts are kept.
     """
+    start = cursor(node, origin)
+    if callable(parts):
+        progress, resume = _resume_point(node, origin, start)
+        if progress is not None and progress.final:
+            # Complete and verified before an interruption: apply it.
+            return _apply_staged(node, origin, start, progress.result())
+        stream = parts(resume)
+    else:
+        with node.store.write() as tx:
+            tx.drop_staged_snapshot(origin)
+        progress, stream = None, parts
     receiver = inbound.SnapshotReceiver(
         me=node.node_id,
         origin=origin,
         box_key=node.box_key,
         trusted=node.trusted,
-        cursor=cursor(node, origin),
+        cursor=start,
+        resume=progress,
     )
-    snapshot_id: bytes | None = None
     try:
-        for sealed in parts:
+        for sealed in stream:
             part = receiver.receive(sealed)
-            snapshot_id = part.snapshot_id
-            # Staging need not survive a crash (it is discarded at restart),
-            # so its commits do not wait for the disk; applying it does.
+            staged = receiver.progress
+            assert staged is not None  # set by every part received
+            # Staging survives a crash of the process (WAL), not always a
+            # power loss; its progress is committed with it, so a resumed
+            # snapshot continues exactly after what is staged.
             with node.store.write(durable=False) as tx:
+                if part.index == 0:
+                    tx.drop_staged_snapshot(origin)  # a new snapshot replaces any staged
                 tx.stage_entries(part.snapshot_id, origin, part.entries)
+                tx.put_staged_snapshot(
+                    origin, part.snapshot_id, _progress_blob(node, origin, staged)
+                )
+            failpoints.hit("receiver.after_stage")
         result = receiver.result()
-        failpoints.hit("receiver.before_snapshot_apply")
-        key = EpochKey(result.token_key, origin, node.node_id, result.epoch)
-        with node.store.write() as tx:
-            state = tx.get_inbound(origin, for_update=True)
-            if cursor_of(state) != receiver.start_cursor:
-                raise Rejection(
-                    RejectReason.ROLLBACK, "the cursor moved while the snapshot arrived"
-                )
-            entries, tokens = tx.staged_counts(result.snapshot_id)
-            if entries != result.total_entries or tokens < 0:
-                raise Rejection(RejectReason.MALFORMED, "snapshot repeats a handle or a token")
-            tx.apply_staged(result.snapshot_id, origin)
-            tx.clear_applied(origin)
-            tx.add_applied(origin, result.epoch, result.cursor.seq, result.cursor.digest)
-            tx.queue_receipt(
-                origin,
-                _receipt(
-                    node,
-                    origin,
-                    epoch=result.epoch,
-                    kind="snapshot",
-                    first=0,
-                    last=result.cursor.seq,
-                    digest=result.cursor.digest,
-                ),
-            )
-            tx.put_inbound(
-                InboundState(
-                    origin=origin,
-                    epoch=result.epoch,
-                    token_key=node.wrap_epoch_key(key),
-                    seq=result.cursor.seq,
-                    digest=result.cursor.digest,
-                    synced_at=node.now(),
-                    origin_head=state.origin_head if state else 0,
-                )
-            )
-            exchange_log.record(
-                tx,
-                node,
-                kind=Event.SNAPSHOT_APPLIED,
-                origin=origin,
-                epoch=result.epoch,
-                at_seq=result.cursor.seq,
-                chain_digest=result.cursor.digest.hex(),
-                entries=result.total_entries,
-                snapshot=result.snapshot_id.hex(),
-            )
     except Rejection as rejection:
-        _drop(node, snapshot_id)
+        _drop(node, origin)
         record_rejection(node, origin, "snapshot", rejection)
         raise
-    except BaseException:
-        _drop(node, snapshot_id)
+    return _apply_staged(node, origin, start, result)
+
+
+def _apply_staged(
+    node: Node, origin: str, start: Cursor | None, result: inbound.SnapshotResult
+) -> SnapshotApplied:
+    """Swap a complete, staged snapshot in (see ``apply_snapshot``)."""
+    try:
+        failpoints.hit("receiver.before_snapshot_apply")
+        _swap_in(node, origin, start, result)
+    except Rejection as rejection:
+        _drop(node, origin)
+        record_rejection(node, origin, "snapshot", rejection)
         raise
+    except _CursorMoved:
+        _drop(node, origin)
+        raise Unavailable(
+            f"the cursor for {origin} moved while its snapshot arrived (another sync of "
+            "this node); sync again"
+        ) from None
+    try:
+        node.store.reclaim()  # the staging's space
+    except WlxError as exc:
+        log.warning("could not reclaim the staging's space: %s", exc)
     metrics.SNAPSHOTS_APPLIED.labels(origin).inc()
     log.info(
         "applied snapshot of %s: epoch %d at %d, %d listings",
@@ -275,12 +346,63 @@ def apply_snapshot(node: Node, origin: str, parts: Iterable[Sealed]) -> Snapshot
     return SnapshotApplied(result.epoch, result.cursor.seq, result.total_entries)
 
 
-def _drop(node: Node, snapshot_id: bytes | None) -> None:
-    if snapshot_id is None:
-        return
+class _CursorMoved(Exception):
+    """Our own cursor changed under a snapshot: not the origin's doing."""
+
+
+def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.SnapshotResult) -> None:
+    key = EpochKey(result.token_key, origin, node.node_id, result.epoch)
+    with node.store.write() as tx:
+        state = tx.get_inbound(origin, for_update=True)
+        if cursor_of(state) != start:
+            raise _CursorMoved
+        entries, tokens = tx.staged_counts(result.snapshot_id)
+        if entries != result.total_entries or tokens < 0:
+            raise Rejection(RejectReason.MALFORMED, "snapshot repeats a handle or a token")
+        tx.apply_staged(result.snapshot_id, origin)
+        tx.drop_staged_snapshot(origin)
+        tx.clear_applied(origin)
+        tx.add_applied(origin, result.epoch, result.cursor.seq, result.cursor.digest)
+        tx.queue_receipt(
+            origin,
+            _receipt(
+                node,
+                origin,
+                epoch=result.epoch,
+                kind="snapshot",
+                first=0,
+                last=result.cursor.seq,
+                digest=result.cursor.digest,
+            ),
+        )
+        tx.put_inbound(
+            InboundState(
+                origin=origin,
+                epoch=result.epoch,
+                token_key=node.wrap_epoch_key(key),
+                seq=result.cursor.seq,
+                digest=result.cursor.digest,
+                synced_at=node.now(),
+                origin_head=state.origin_head if state else 0,
+            )
+        )
+        exchange_log.record(
+            tx,
+            node,
+            kind=Event.SNAPSHOT_APPLIED,
+            origin=origin,
+            epoch=result.epoch,
+            at_seq=result.cursor.seq,
+            chain_digest=result.cursor.digest.hex(),
+            entries=result.total_entries,
+            snapshot=result.snapshot_id.hex(),
+        )
+
+
+def _drop(node: Node, origin: str) -> None:
     try:
         with node.store.write() as tx:
-            tx.drop_staging(snapshot_id)
+            tx.drop_staged_snapshot(origin)
     except Exception:
         log.exception("could not drop a staged snapshot")
 

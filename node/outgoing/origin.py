@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from wlx.crypto import atrest
 from wlx.crypto.card import IdentityCard, parse_card
 from wlx.crypto.digests import genesis_digest, skip_digest
 from wlx.crypto.errors import CryptoError
@@ -27,7 +28,6 @@ from wlx.node.core.errors import (
     PermissionDenied,
     Rejection,
     RejectReason,
-    Unavailable,
     UserError,
 )
 from wlx.node.core.node import Node
@@ -47,6 +47,7 @@ from wlx.node.protocol.messages import (
     Sealed,
     SignedRequest,
     SnapshotParams,
+    SnapshotResume,
     StreamHead,
     Upsert,
 )
@@ -66,7 +67,9 @@ MAX_CLOCK_SKEW = 300
 """Seconds a signed request's issue time may differ from the origin's clock."""
 DEFAULT_MAX_BATCHES = 50
 MATERIALISE_CHUNK = 5_000
-SNAPSHOT_ATTEMPTS = 5
+MATERIALISE_PER_PULL = 10 * MATERIALISE_CHUNK
+"""Changes one pull turns into batches at most: a pull's work follows what it
+can send (50 batches), not how far behind the peer is."""
 
 
 def add_peer(
@@ -233,8 +236,9 @@ def _policy(tx: Tx, peer: str) -> SharingPolicy:
     return SharingPolicy.from_json(row.policy) if row is not None else SharingPolicy()
 
 
-def materialise(node: Node, peer: str) -> OutboundState:
-    """Turn every change not yet sent to ``peer`` into signed, stored batches.
+def materialise(node: Node, peer: str, *, max_changes: int | None = None) -> OutboundState:
+    """Turn every change not yet sent to ``peer`` into signed, stored batches
+    (or the first ``max_changes`` or so of them).
 
     Works in chunks, one transaction each, so a large import does not hold
     the store's write lock for long.  Returns the peer's stream state.
@@ -242,7 +246,11 @@ def materialise(node: Node, peer: str) -> OutboundState:
     Raises:
         NotFound: ``peer`` has no stream (not a trusted peer).
     """
-    while True:
+    budget = max_changes
+    state: OutboundState | None = None
+    while budget is None or budget > 0:
+        if budget is not None:
+            budget -= MATERIALISE_CHUNK
         with node.store.write() as tx:
             state = tx.get_outbound(peer, for_update=True)
             if state is None:
@@ -253,6 +261,8 @@ def materialise(node: Node, peer: str) -> OutboundState:
             ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
             state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
             tx.put_outbound(state)
+    assert state is not None  # the loop ran at least once (max_changes > 0)
+    return state
 
 
 def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
@@ -359,7 +369,20 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
     params: PullParams = codec.decode_pull_params(payload)
     check_parties(params.requester, params.origin, request.signer, node.node_id)
     _restart_after_restore(node, card.node_id, params.epoch)
-    state = materialise(node, card.node_id)
+    with node.store.read() as tx:
+        current = tx.get_outbound(card.node_id)
+    if current is None:
+        raise NotFound(f"no stream for peer {card.node_id}")
+    resync = outbound.needs_snapshot(params, current.epoch)
+    if resync is not None:
+        # No cursor, or another epoch: a snapshot is the answer, and the
+        # pending changes need not be made into batches first (a snapshot
+        # fast-forwards past them).
+        yield StreamHead(current.epoch, current.last_seq, node.now())
+        log.info("peer %s must resync (%s)", card.node_id, resync.reason)
+        yield resync
+        return
+    state = materialise(node, card.node_id, max_changes=MATERIALISE_PER_PULL)
     limit = min(params.max_batches or DEFAULT_MAX_BATCHES, DEFAULT_MAX_BATCHES)
     with node.store.read() as tx:
         decision = outbound.decide_pull(
@@ -368,7 +391,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             last_seq=state.last_seq,
             last_digest=state.last_digest,
             oldest_seq=tx.outbox_oldest(card.node_id, state.epoch) or state.last_seq + 1,
-            digest_at=lambda seq: tx.outbox_digest_at(card.node_id, state.epoch, seq),
+            digest_at=lambda seq: tx.stream_digest_at(card.node_id, state.epoch, seq),
             starts_at=lambda seq: tx.outbox_starts_at(card.node_id, state.epoch, seq),
         )
     yield StreamHead(state.epoch, state.last_seq, node.now())
@@ -423,102 +446,223 @@ def _restart_after_restore(node: Node, peer: str, requested: int) -> None:
     )
 
 
-class _Counted:
-    """An iterator of snapshot entries that counts what it yields."""
+SNAPSHOT_PAGE = 500
+"""Own records read per read transaction while making a snapshot."""
 
-    def __init__(self, entries: Iterator[Upsert]) -> None:
-        self._entries = entries
+
+class _LiveEntries:
+    """The upserts of a snapshot: every live record the peer's policy allows,
+    by record id after ``after_id``, read in short read transactions (no
+    transaction spans the whole list).  ``last_id`` is the id of the last
+    entry yielded, ``count`` how many were yielded."""
+
+    def __init__(self, node: Node, peer: str, key: EpochKey, after_id: str) -> None:
+        self._node = node
+        self._peer = peer
+        self._key = key
+        self.last_id = after_id
         self.count = 0
 
     def __iter__(self) -> Iterator[Upsert]:
-        for entry in self._entries:
-            self.count += 1
-            yield entry
+        node, after, today = self._node, self.last_id, self._node.today()
+        while True:
+            with node.store.read() as tx:
+                page = tx.records_page(after, SNAPSHOT_PAGE)
+                policy = _policy(tx, self._peer)
+            for stored in page:
+                after = stored.id
+                if stored.expires < today:
+                    continue
+                record = load_record(node, stored)
+                if policy.allows(record):
+                    entry = upsert_of(node, stored, self._key, record)
+                    self.last_id = stored.id
+                    self.count += 1
+                    yield entry
+            if len(page) < SNAPSHOT_PAGE:
+                return
 
 
-def _live_entries(node: Node, tx: Tx, key: EpochKey, policy: SharingPolicy) -> Iterator[Upsert]:
-    today = node.today()
-    for stored in tx.iter_records():
-        if stored.expires < today:
-            continue
-        record = load_record(node, stored)
-        if policy.allows(record):
-            yield upsert_of(node, stored, key, record)
-
-
-def _fast_forward(node: Node, peer: str) -> None:
+def _fast_forward(node: Node, peer: str) -> OutboundState:
     """Move a stream past its pending changes without making batches of them.
 
     A peer asking for a snapshot replaces its state with the snapshot, so
     batches of the changes not yet made for it would never be read: the
     stream skips them instead (``skip_digest``, docs/protocol.md §7.3), and
-    the snapshot, taken at the new position, contains their effect.
+    the snapshot, taken at the new position, contains their effect.  The
+    position is kept as an anchor, so that the peer continues from it.
+    Returns the stream's state at that position.
     """
     with node.store.write() as tx:
+        tx.lock_changes()
         state = tx.get_outbound(peer, for_update=True)
         if state is None:
             raise NotFound(f"no stream for peer {peer}")
         head = tx.change_head()
         if state.change_pos < head:
-            tx.put_outbound(
-                replace(
-                    state,
-                    change_pos=head,
-                    last_seq=state.last_seq + 1,
-                    last_digest=skip_digest(state.last_digest),
-                )
+            state = replace(
+                state,
+                change_pos=head,
+                last_seq=state.last_seq + 1,
+                last_digest=skip_digest(state.last_digest),
             )
+            tx.put_outbound(state)
+            # A peer the snapshot puts at this position pulls from it next.
+            tx.add_anchor(state.peer, state.epoch, state.last_seq, state.last_digest)
+        return state
+
+
+@dataclass(frozen=True)
+class _Position:
+    """Where a snapshot stands in the peer's stream, and where it starts."""
+
+    epoch: int
+    at_seq: int
+    chain_digest: bytes
+    token_key: bytes
+    snapshot_id: bytes
+    after_id: str
+    start: outbound.PartsStart
+
+
+def _token_context(node: Node, peer: str) -> str:
+    return f"snapshot-resume:{node.node_id}:{peer}"
+
+
+def _resume_token(node: Node, peer: str, position: _Position, entries: _LiveEntries) -> bytes:
+    """Sealed under this node's storage key: opaque to the peer, and only this
+    node can make one it accepts back."""
+    body = json.dumps(
+        {
+            "id": position.snapshot_id.hex(),
+            "epoch": position.epoch,
+            "at": position.at_seq,
+            "after": entries.last_id,
+            "entries": position.start.entries_before + entries.count,
+        },
+        separators=(",", ":"),
+    ).encode()
+    return node.seal_at_rest(body, _token_context(node, peer))
+
+
+def _resumed(node: Node, peer: str, resume: SnapshotResume) -> _Position | None:
+    """Where to continue the snapshot ``resume`` names, or None when it cannot
+    be continued (unknown token, another epoch, or a stream that no longer
+    continues from the snapshot's position): the peer then gets a new one."""
+    try:
+        body = json.loads(
+            atrest.decrypt(node.storage_key, resume.token, _token_context(node, peer))
+        )
+        snapshot_id = bytes.fromhex(body["id"])
+        epoch, at_seq, after_id, count = body["epoch"], body["at"], body["after"], body["entries"]
+    except (CryptoError, ValueError, KeyError, TypeError):
+        return None
+    if snapshot_id != resume.snapshot_id or count != resume.entries:
+        return None
+    with node.store.read() as tx:
+        state = tx.get_outbound(peer)
+        if state is None or state.epoch != epoch:
+            return None
+        if at_seq == 0:
+            chain: bytes | None = genesis_digest(node.node_id, peer, epoch)
+        elif at_seq == state.last_seq:
+            chain = state.last_digest
+        else:
+            chain = tx.stream_digest_at(peer, epoch, at_seq)
+        if chain is None:
+            return None
+        continues = outbound.decide_pull(
+            PullParams(peer, node.node_id, epoch, at_seq, chain, 0, b"", 0),
+            epoch=state.epoch,
+            last_seq=state.last_seq,
+            last_digest=state.last_digest,
+            oldest_seq=tx.outbox_oldest(peer, epoch) or state.last_seq + 1,
+            digest_at=lambda seq: tx.stream_digest_at(peer, epoch, seq),
+            starts_at=lambda seq: tx.outbox_starts_at(peer, epoch, seq),
+        )
+    if not isinstance(continues, int):
+        return None
+    return _Position(
+        epoch,
+        at_seq,
+        chain,
+        state.token_key,
+        snapshot_id,
+        after_id,
+        outbound.PartsStart(resume.next_index, resume.prev_part_digest, count),
+    )
 
 
 def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
     """Serve a peer's signed snapshot request: its full current state, in parts.
 
-    The snapshot is read in one consistent read transaction in which the
-    peer's stream has caught up with the change log, so it is exactly the
-    state after the stream's last batch.
+    The stream is first fast-forwarded to the end of the change log
+    (position ``at_seq``); the records are then read in short transactions,
+    so that later parts may already show changes made after ``at_seq``.
+    Those changes are in the stream's batches after ``at_seq``, which the
+    peer applies next; each operation replaces a listing whole, so the peer
+    ends exactly at the origin's state (docs/protocol.md §7.1).  A request
+    that names staged parts continues after them when the stream still
+    continues from the snapshot's position (§7.4), else gets a new snapshot.
 
     Raises:
         Rejection: the request does not verify.
-        Unavailable: the list kept changing; the peer should retry.
+        NotFound: the requester has no stream.
     """
     card, payload = _verify(node, request, Purpose.SNAPSHOT)
     params: SnapshotParams = codec.decode_snapshot_params(payload)
     check_parties(params.requester, params.origin, request.signer, node.node_id)
-    for _ in range(SNAPSHOT_ATTEMPTS):
-        _fast_forward(node, card.node_id)
-        with node.store.read() as tx:
-            state = tx.get_outbound(card.node_id)
-            if state is None:
-                raise NotFound(f"no stream for peer {card.node_id}")
-            if state.change_pos < tx.change_head():
-                continue  # a change committed in between; catch up again
-            key = node.epoch_key(node.node_id, card.node_id, state.epoch, state.token_key)
-            log.info("snapshot for %s at %d (epoch %d)", card.node_id, state.last_seq, state.epoch)
-            entries = _Counted(_live_entries(node, tx, key, _policy(tx, card.node_id)))
-            snapshot_id = node.rng(codec.NONCE_BYTES)
-            yield from outbound.snapshot_parts(
-                entries,
-                origin=node.node_id,
-                to=card,
-                key=node.signing_key,
-                epoch_key=key,
-                at_seq=state.last_seq,
-                chain_digest=state.last_digest,
-                snapshot_id=snapshot_id,
-                created_at=node.now(),
-            )
-        with node.store.write() as tx:
-            sent_snapshots.note(tx, card.node_id, state.epoch, state.last_seq, state.last_digest)
-            exchange_log.record(
-                tx,
-                node,
-                kind=Event.SNAPSHOT_SENT,
-                peer=card.node_id,
-                epoch=state.epoch,
-                at_seq=state.last_seq,
-                chain_digest=state.last_digest.hex(),
-                entries=entries.count,
-                snapshot=snapshot_id.hex(),
-            )
-        return
-    raise Unavailable("the list is changing too fast to snapshot; retry")
+    peer = card.node_id
+    position = _resumed(node, peer, params.resume) if params.resume is not None else None
+    if position is None:
+        state = _fast_forward(node, peer)
+        position = _Position(
+            state.epoch,
+            state.last_seq,
+            state.last_digest,
+            state.token_key,
+            node.rng(codec.NONCE_BYTES),
+            "",
+            outbound.PartsStart(),
+        )
+    key = node.epoch_key(node.node_id, peer, position.epoch, position.token_key)
+    entries = _LiveEntries(node, peer, key, position.after_id)
+    log.info(
+        "snapshot for %s at %d (epoch %d)%s",
+        peer,
+        position.at_seq,
+        position.epoch,
+        f", resumed at part {position.start.index}" if position.start.index else "",
+    )
+    yield from outbound.snapshot_parts(
+        entries,
+        origin=node.node_id,
+        to=card,
+        key=node.signing_key,
+        epoch_key=key,
+        at_seq=position.at_seq,
+        chain_digest=position.chain_digest,
+        snapshot_id=position.snapshot_id,
+        created_at=node.now(),
+        resume_token=lambda: _resume_token(node, peer, position, entries),
+        start=position.start,
+        on_final=lambda total: _sent(node, peer, position, total),
+    )
+
+
+def _sent(node: Node, peer: str, position: _Position, total: int) -> None:
+    """Log the snapshot as sent (and keep it for receipts), before its final
+    part leaves: the peer may apply it even if the stream breaks after."""
+    with node.store.write() as tx:
+        sent_snapshots.note(tx, peer, position.epoch, position.at_seq, position.chain_digest)
+        exchange_log.record(
+            tx,
+            node,
+            kind=Event.SNAPSHOT_SENT,
+            peer=peer,
+            epoch=position.epoch,
+            at_seq=position.at_seq,
+            chain_digest=position.chain_digest.hex(),
+            entries=total,
+            snapshot=position.snapshot_id.hex(),
+        )

@@ -34,6 +34,7 @@ from wlx.node.protocol.messages import (
     SignedRequest,
     SnapshotParams,
     SnapshotPart,
+    SnapshotResume,
     TokenEntry,
     Upsert,
 )
@@ -47,6 +48,7 @@ MAX_ENTRIES_PER_PART = 5_000
 MAX_TOKENS_PER_UPSERT = 256
 MAX_SEALED_BYTES = 2_048
 NONCE_BYTES = 16
+MAX_RESUME_TOKEN = 512
 M = TypeVar("M", bound=PbMessage)
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
@@ -258,6 +260,7 @@ def encode_snapshot_part(
     final: bool,
     total_entries: int,
     created_at: int,
+    resume_token: bytes = b"",
 ) -> bytes:
     """Serialize a snapshot part (the bytes the origin signs)."""
     msg = federation_pb2.SnapshotPart(
@@ -274,6 +277,7 @@ def encode_snapshot_part(
         final=final,
         total_entries=total_entries,
         created_at=created_at,
+        resume_token=resume_token,
     )
     if token_key is not None:
         msg.epoch_key.CopyFrom(
@@ -311,6 +315,8 @@ def decode_snapshot_part(payload: bytes) -> SnapshotPart:
         if msg.HasField("epoch_key"):
             raise _malformed("only part 0 of a snapshot carries the epoch key")
         _check_digest(msg.prev_part_digest, "prev_part_digest")
+    if len(msg.resume_token) > MAX_RESUME_TOKEN:
+        raise _malformed(f"a resume token has at most {MAX_RESUME_TOKEN} bytes")
     return SnapshotPart(
         origin=msg.origin,
         recipient=msg.recipient,
@@ -327,6 +333,7 @@ def decode_snapshot_part(payload: bytes) -> SnapshotPart:
         total_entries=msg.total_entries,
         created_at=msg.created_at,
         digest=payload_digest(payload),
+        resume_token=msg.resume_token,
     )
 
 
@@ -372,12 +379,24 @@ def decode_pull_params(payload: bytes) -> PullParams:
 
 def encode_snapshot_params(params: SnapshotParams) -> bytes:
     """Serialize snapshot request parameters (the bytes the requester signs)."""
-    return federation_pb2.SnapshotParams(
+    msg = federation_pb2.SnapshotParams(
         requester=params.requester,
         origin=params.origin,
         issued_at=params.issued_at,
         nonce=params.nonce,
-    ).SerializeToString()
+    )
+    if params.resume is not None:
+        r = params.resume
+        msg.resume.CopyFrom(
+            federation_pb2.SnapshotResume(
+                snapshot_id=r.snapshot_id,
+                next_index=r.next_index,
+                prev_part_digest=r.prev_part_digest,
+                token=r.token,
+                entries=r.entries,
+            )
+        )
+    return msg.SerializeToString()
 
 
 def decode_snapshot_params(payload: bytes) -> SnapshotParams:
@@ -389,7 +408,23 @@ def decode_snapshot_params(payload: bytes) -> SnapshotParams:
     msg = _parse(federation_pb2.SnapshotParams, payload, "snapshot parameters")
     if len(msg.nonce) != NONCE_BYTES:
         raise _malformed("a nonce is 16 bytes")
-    return SnapshotParams(msg.requester, msg.origin, msg.issued_at, msg.nonce)
+    resume = None
+    if msg.HasField("resume"):
+        r = msg.resume
+        if len(r.snapshot_id) != NONCE_BYTES:
+            raise _malformed("a snapshot id is 16 bytes")
+        if r.next_index < 1:
+            raise _malformed("a snapshot resumes after its part 0")
+        if len(r.token) > MAX_RESUME_TOKEN:
+            raise _malformed(f"a resume token has at most {MAX_RESUME_TOKEN} bytes")
+        resume = SnapshotResume(
+            r.snapshot_id,
+            r.next_index,
+            _check_digest(r.prev_part_digest, "prev_part_digest"),
+            r.token,
+            r.entries,
+        )
+    return SnapshotParams(msg.requester, msg.origin, msg.issued_at, msg.nonce, resume)
 
 
 # ---------------------------------------------------------------- hit data

@@ -10,7 +10,7 @@ input cannot have changed anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.keys import BoxKey
@@ -150,12 +150,75 @@ class SnapshotResult:
     total_entries: int
 
 
+@dataclass(frozen=True)
+class SnapshotProgress:
+    """How far a snapshot being staged got: enough to check and stage the
+    parts that follow, after a restart (docs/protocol.md §7.4)."""
+
+    snapshot_id: bytes
+    epoch: int
+    at_seq: int
+    chain_digest: bytes
+    token_key: bytes = field(repr=False)
+    next_index: int
+    last_digest: bytes
+    entries: int
+    resume_token: bytes
+    final: bool = False
+
+    def result(self) -> SnapshotResult:
+        """What to apply, once the final part is staged.
+
+        Raises:
+            Rejection: malformed, the snapshot ended before its final part.
+        """
+        if not self.final:
+            raise Rejection(RejectReason.MALFORMED, "snapshot ended before its final part")
+        return SnapshotResult(
+            snapshot_id=self.snapshot_id,
+            epoch=self.epoch,
+            token_key=self.token_key,
+            cursor=Cursor(self.epoch, self.at_seq, self.chain_digest),
+            total_entries=self.entries,
+        )
+
+
+def resumable(progress: SnapshotProgress, cursor: Cursor | None) -> bool:
+    """Whether staged parts still fit the recipient's cursor (they did when
+    staged; a cursor moved since by a snapshot or batch makes them void)."""
+    try:
+        _check_position(progress.epoch, progress.at_seq, progress.chain_digest, cursor)
+    except Rejection:
+        return False
+    return True
+
+
+def _check_position(epoch: int, at_seq: int, chain_digest: bytes, cursor: Cursor | None) -> None:
+    if cursor is None:
+        return
+    if epoch < cursor.epoch:
+        raise Rejection(
+            RejectReason.STALE_EPOCH, f"snapshot of epoch {epoch}, current is {cursor.epoch}"
+        )
+    if epoch == cursor.epoch:
+        if at_seq < cursor.seq:
+            raise Rejection(
+                RejectReason.ROLLBACK, f"snapshot at {at_seq}, behind the cursor at {cursor.seq}"
+            )
+        if at_seq == cursor.seq and not same_digest(chain_digest, cursor.digest):
+            raise Rejection(RejectReason.FORK, "snapshot disagrees with the applied stream")
+
+
 class SnapshotReceiver:
     """Checks the parts of one snapshot as they stream in (sans I/O).
 
     Feed every envelope to ``receive``; stage the entries of each returned
-    part; when ``done``, ``result()`` says what to apply.  Any exception
-    means: discard everything staged for this snapshot.
+    part (with ``progress``, to resume after a restart); when ``done``,
+    ``result()`` says what to apply.  Given the ``resume`` progress of staged
+    parts, the stream may continue them (next index, same snapshot, chained
+    to the last staged part) or start a new snapshot at part 0, which
+    replaces them.  Any exception means: discard everything staged for this
+    snapshot.
     """
 
     def __init__(
@@ -166,15 +229,16 @@ class SnapshotReceiver:
         box_key: BoxKey,
         trusted: TrustLookup,
         cursor: Cursor | None,
+        resume: SnapshotProgress | None = None,
     ) -> None:
         self._me = me
         self._origin = origin
         self._box_key = box_key
         self._trusted = trusted
         self._cursor = cursor
-        self._first: SnapshotPart | None = None
-        self._last: SnapshotPart | None = None
-        self._count = 0
+        self._progress = resume
+        self._final = False
+        self._started = False
 
     @property
     def start_cursor(self) -> Cursor | None:
@@ -184,10 +248,18 @@ class SnapshotReceiver:
     @property
     def done(self) -> bool:
         """True once the final part has been received."""
-        return self._last is not None and self._last.final
+        return self._final
+
+    @property
+    def progress(self) -> SnapshotProgress | None:
+        """How far the snapshot got (None before its part 0)."""
+        return self._progress
 
     def receive(self, sealed: Sealed) -> SnapshotPart:
         """Verify the next part; returns it so its entries can be staged.
+
+        A part 0 starts the snapshot afresh: whatever was staged before it
+        (of a resumed snapshot) is to be discarded.
 
         Raises:
             Rejection: a check of ``open_envelope`` or ``codec`` failed; the
@@ -195,7 +267,7 @@ class SnapshotReceiver:
                 older epoch (stale-epoch) or behind the cursor (rollback), or
                 disagrees with it (fork).
         """
-        if self.done:
+        if self._final:
             raise Rejection(RejectReason.MALFORMED, "part after the final snapshot part")
         payload = open_envelope(
             sealed,
@@ -210,58 +282,58 @@ class SnapshotReceiver:
             raise Rejection(RejectReason.WRONG_SENDER, "snapshot names another origin")
         if part.recipient != self._me:
             raise Rejection(RejectReason.WRONG_RECIPIENT, "snapshot made for another node")
-        if self._first is None:
+        progress = self._progress
+        if part.index == 0 and not self._started:
             self._check_first(part)
-            self._first = part
+            count = 0
+            assert part.token_key is not None  # the codec requires it in part 0
+            token_key = part.token_key
+        elif progress is None:
+            raise Rejection(RejectReason.MALFORMED, "snapshot does not start at part 0")
         else:
-            self._check_next(self._first, part)
-        self._count += len(part.entries)
-        if self._count > MAX_SNAPSHOT_ENTRIES:
+            self._check_next(progress, part)
+            count, token_key = progress.entries, progress.token_key
+        self._started = True
+        count += len(part.entries)
+        if count > MAX_SNAPSHOT_ENTRIES:
             raise Rejection(RejectReason.TOO_LARGE, "snapshot has too many entries")
-        if part.final and part.total_entries != self._count:
+        if part.final and part.total_entries != count:
             raise Rejection(RejectReason.MALFORMED, "snapshot entry count does not match")
-        self._last = part
+        self._final = part.final
+        self._progress = SnapshotProgress(
+            snapshot_id=part.snapshot_id,
+            epoch=part.epoch,
+            at_seq=part.at_seq,
+            chain_digest=part.chain_digest,
+            token_key=token_key,
+            next_index=part.index + 1,
+            last_digest=part.digest,
+            entries=count,
+            resume_token=part.resume_token,
+            final=part.final,
+        )
         return part
 
     def _check_first(self, part: SnapshotPart) -> None:
-        if part.index != 0:
-            raise Rejection(RejectReason.MALFORMED, "snapshot does not start at part 0")
         if part.at_seq == 0 and not same_digest(
             part.chain_digest, genesis_digest(self._origin, self._me, part.epoch)
         ):
             raise Rejection(
                 RejectReason.MALFORMED, "snapshot at 0 does not carry the genesis digest"
             )
-        cursor = self._cursor
-        if cursor is None:
-            return
-        if part.epoch < cursor.epoch:
-            raise Rejection(
-                RejectReason.STALE_EPOCH,
-                f"snapshot of epoch {part.epoch}, current is {cursor.epoch}",
-            )
-        if part.epoch == cursor.epoch:
-            if part.at_seq < cursor.seq:
-                raise Rejection(
-                    RejectReason.ROLLBACK,
-                    f"snapshot at {part.at_seq}, behind the cursor at {cursor.seq}",
-                )
-            if part.at_seq == cursor.seq and not same_digest(part.chain_digest, cursor.digest):
-                raise Rejection(RejectReason.FORK, "snapshot disagrees with the applied stream")
+        _check_position(part.epoch, part.at_seq, part.chain_digest, self._cursor)
 
-    def _check_next(self, first: SnapshotPart, part: SnapshotPart) -> None:
-        last = self._last
-        assert last is not None  # set together with _first
-        if part.index != last.index + 1:
+    def _check_next(self, last: SnapshotProgress, part: SnapshotPart) -> None:
+        if part.index != last.next_index:
             raise Rejection(RejectReason.MALFORMED, "snapshot parts out of order")
         if (
-            part.snapshot_id != first.snapshot_id
-            or part.epoch != first.epoch
-            or part.at_seq != first.at_seq
-            or part.chain_digest != first.chain_digest
+            part.snapshot_id != last.snapshot_id
+            or part.epoch != last.epoch
+            or part.at_seq != last.at_seq
+            or part.chain_digest != last.chain_digest
         ):
             raise Rejection(RejectReason.MALFORMED, "snapshot parts from different snapshots")
-        if not same_digest(part.prev_part_digest, last.digest):
+        if not same_digest(part.prev_part_digest, last.last_digest):
             raise Rejection(RejectReason.FORK, "snapshot part does not chain to the previous one")
 
     def result(self) -> SnapshotResult:
@@ -270,13 +342,7 @@ class SnapshotReceiver:
         Raises:
             Rejection: malformed, the snapshot ended before its final part.
         """
-        first = self._first
-        if first is None or not self.done or first.token_key is None:
+        progress = self._progress
+        if progress is None or not self._final:
             raise Rejection(RejectReason.MALFORMED, "snapshot ended before its final part")
-        return SnapshotResult(
-            snapshot_id=first.snapshot_id,
-            epoch=first.epoch,
-            token_key=first.token_key,
-            cursor=Cursor(first.epoch, first.at_seq, first.chain_digest),
-            total_entries=self._count,
-        )
+        return progress.result()

@@ -83,6 +83,7 @@ class SnapshotPart:
     total_entries: int
     created_at: int
     digest: bytes
+    resume_token: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,17 @@ class PullParams:
 
 
 @dataclass(frozen=True)
+class SnapshotResume:
+    """Where an interrupted snapshot stopped, as its recipient staged it (§7.4)."""
+
+    snapshot_id: bytes
+    next_index: int
+    prev_part_digest: bytes
+    token: bytes
+    entries: int
+
+
+@dataclass(frozen=True)
 class SnapshotParams:
     """What a recipient asks of an origin when it needs a snapshot."""
 
@@ -128,6 +140,7 @@ class SnapshotParams:
     origin: str
     issued_at: int
     nonce: bytes
+    resume: SnapshotResume | None = None
 
 
 @dataclass(frozen=True)

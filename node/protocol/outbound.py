@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from wlx.crypto.card import IdentityCard
 from wlx.crypto.digests import genesis_digest, payload_digest
@@ -141,6 +142,16 @@ def epoch_to_start(requested: int, current: int, *, restored: bool) -> int | Non
     return None
 
 
+def needs_snapshot(params: PullParams, epoch: int) -> ResyncRequired | None:
+    """Rules 1-2 of §8.2: no cursor, or a cursor of another epoch, needs a
+    snapshot whatever the stream holds (decided before any batch is made)."""
+    if params.epoch == 0:
+        return ResyncRequired("no-cursor", epoch)
+    if params.epoch != epoch:
+        return ResyncRequired("new-epoch", epoch)
+    return None
+
+
 def decide_pull(
     params: PullParams,
     *,
@@ -158,10 +169,9 @@ def decide_pull(
     kept batch begins at ``seq``.  Returns the sequence number after which
     to send batches.
     """
-    if params.epoch == 0:
-        return ResyncRequired("no-cursor", epoch)
-    if params.epoch != epoch:
-        return ResyncRequired("new-epoch", epoch)
+    resync = needs_snapshot(params, epoch)
+    if resync is not None:
+        return resync
     if params.after_seq > last_seq:
         return ResyncRequired("unknown-position", epoch)
     if params.after_seq + 1 < oldest_seq and params.after_seq != last_seq:
@@ -185,6 +195,16 @@ def decide_pull(
     return params.after_seq
 
 
+@dataclass(frozen=True)
+class PartsStart:
+    """Where a stream of snapshot parts begins: part 0, or after the parts a
+    recipient staged (§7.4)."""
+
+    index: int = 0
+    prev_part_digest: bytes = b""
+    entries_before: int = 0
+
+
 def snapshot_parts(
     entries: Iterable[Upsert],
     *,
@@ -196,28 +216,31 @@ def snapshot_parts(
     chain_digest: bytes,
     snapshot_id: bytes,
     created_at: int,
-    part_size: int = ENTRIES_PER_PART,
+    part_size: int | None = None,
+    start: PartsStart = PartsStart(),
+    resume_token: Callable[[], bytes] = lambda: b"",
+    on_final: Callable[[int], None] = lambda total: None,
 ) -> Iterator[Sealed]:
     """Sign and seal a snapshot, part by part, holding one part in memory (§7.1).
 
     Part 0 carries the epoch key; every part chains to the one before; the
-    last is marked final and states the total number of entries.
+    last is marked final and states the total number of entries.  Each part
+    but the last carries ``resume_token()``, called once the part's entries
+    have been drawn from ``entries`` (before the next one is).  ``start``
+    continues a snapshot whose first parts the recipient has.
+    ``on_final(total)`` is called before the final part is handed over (so
+    that the origin records the snapshot as sent even if the recipient stops
+    reading right after it).
     """
+    size = part_size or ENTRIES_PER_PART
     iterator = iter(entries)
-    index, prev_digest, total = 0, b"", 0
-
-    def next_chunk() -> list[Upsert]:
-        chunk = []
-        for entry in iterator:
-            chunk.append(entry)
-            if len(chunk) == part_size:
-                break
-        return chunk
-
-    chunk = next_chunk()
+    index, prev_digest, total = start.index, start.prev_part_digest, start.entries_before
+    peeked: list[Upsert] = []
     while True:
-        following = next_chunk() if len(chunk) == part_size else []
-        final = not following
+        chunk = peeked + list(islice(iterator, size - len(peeked)))
+        token = resume_token() if len(chunk) == size else b""
+        peeked = list(islice(iterator, 1)) if len(chunk) == size else []
+        final = not peeked
         total += len(chunk)
         payload = codec.encode_snapshot_part(
             origin=origin,
@@ -233,10 +256,13 @@ def snapshot_parts(
             final=final,
             total_entries=total if final else 0,
             created_at=created_at,
+            resume_token=b"" if final else token,
         )
-        yield seal_signed(payload, Purpose.SNAPSHOT_PART, signer=origin, key=key, to=to)
+        sealed = seal_signed(payload, Purpose.SNAPSHOT_PART, signer=origin, key=key, to=to)
+        if final:
+            on_final(total)
+        yield sealed
         if final:
             return
         prev_digest = payload_digest(payload)
         index += 1
-        chunk = following

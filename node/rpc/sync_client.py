@@ -1,10 +1,13 @@
 """Pulling from peers: the client side of the federation protocol (§8).
 
 ``sync_peer`` pulls one origin until the node is up to date with it,
-fetching a snapshot whenever the origin says the cursor cannot continue.
-Each batch is applied (or rejected) on its own; a rejection stops this
-round for that origin, so nothing after a bad batch is applied.
-``sync_all`` does every peer; ``SyncLoop`` does it on an interval.
+following ``wlx.node.protocol.pull_loop.PullLoop``: a snapshot (continuing
+a staged one) whenever the origin says the cursor cannot continue.  Each
+batch is applied (or rejected) on its own; a rejection stops this round for
+that origin, so nothing after a bad batch is applied, and every rejection is
+recorded.  ``sync_all`` does every peer, holding the node's sync lock: one
+sync at a time across all of the node's processes.  ``wlx.node.daemon``
+runs it on an interval.
 """
 
 from __future__ import annotations
@@ -12,20 +15,22 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
 
 from wlx.crypto.signing import Purpose
 from wlx.node.core import metrics
-from wlx.node.core.errors import PeerError, Rejection, RejectReason, WlxError
+from wlx.node.core.errors import PeerError, Rejection, RejectReason, Unavailable, WlxError
 from wlx.node.core.node import Node
 from wlx.node.incoming import receiver
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import sign_message
-from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams
+from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams, SnapshotResume
+from wlx.node.protocol.pull_loop import FetchSnapshot, Finish, GiveUp, PullLoop
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.transport import peer_channel, peer_endpoint
 from wlx.node.store.base import PeerRow
@@ -36,6 +41,10 @@ log = logging.getLogger("wlx.sync")
 BATCHES_PER_PULL = 50
 MAX_PULLS_PER_SYNC = 10_000
 CALL_TIMEOUT = 120.0
+SNAPSHOT_TIMEOUT = 3_600.0
+"""A snapshot streams for as long as the list takes (each part is verified
+and staged as it arrives; an interrupted one resumes)."""
+SYNC_LOCK_WAIT = 3_600.0
 
 
 @dataclass(frozen=True)
@@ -77,13 +86,18 @@ def _pull_request(node: Node, peer: str) -> federation_pb2.PullRequest:
 
 
 def _snapshot_parts(
-    node: Node, stub: federation_pb2_grpc.FederationStub, peer: str
+    node: Node,
+    stub: federation_pb2_grpc.FederationStub,
+    peer: str,
+    resume: SnapshotResume | None = None,
 ) -> Iterator[Sealed]:
-    params = SnapshotParams(node.node_id, peer, node.now(), node.rng(codec.NONCE_BYTES))
+    params = SnapshotParams(
+        node.node_id, peer, node.now(), node.rng(codec.NONCE_BYTES), resume=resume
+    )
     request = federation_pb2.SnapshotRequest(
         request=_signed(node, codec.encode_snapshot_params(params), Purpose.SNAPSHOT, peer)
     )
-    stream: Any = stub.Snapshot(request, timeout=CALL_TIMEOUT)
+    stream: Any = stub.Snapshot(request, timeout=SNAPSHOT_TIMEOUT)
     messages: Iterator[envelope_pb2.SealedEnvelope] = iter(stream)
     try:
         for msg in prefetch(messages, PREFETCH_PARTS):
@@ -144,69 +158,96 @@ def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
 def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
     """Pull from one peer until up to date; never raises for the peer's faults.
 
-    Returns a report; ``error`` says why the sync stopped early (peer
-    unreachable, a rejected batch, a protocol violation).
+    The caller holds the node's sync lock (``sync_all`` takes it).  Follows
+    ``PullLoop`` (docs/protocol.md §8.3).  Returns a report; ``error`` says
+    why the sync stopped early (peer unreachable, a rejected batch, a
+    protocol violation).  Every rejection is recorded where it is decided.
     """
     batches = ops = duplicates = 0
     snapshot_entries: int | None = None
-    snapshots_in_a_row = 0
+    loop = PullLoop(max_batches=BATCHES_PER_PULL, max_pulls=MAX_PULLS_PER_SYNC)
     try:
         card = node.trusted(peer.node_id)
         if card is None:
             raise PeerError(f"{peer.node_id} is not a trusted peer")
         with peer_channel(node, card, peer.address) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
-            for _ in range(MAX_PULLS_PER_SYNC):
-                received = 0
-                resync = None
-                for response in stub.Pull(_pull_request(node, peer.node_id), timeout=CALL_TIMEOUT):
-                    kind = response.WhichOneof("item")
-                    if kind == "head":
-                        head = response.head
-                        _record_head(node, peer.node_id, head.epoch, head.last_seq)
-                        continue
-                    if kind == "resync":
-                        resync = response.resync.reason
-                        break
-                    if kind != "batch":
-                        raise Rejection(RejectReason.MALFORMED, "empty pull response")
-                    applied = receiver.apply_batch(
-                        node, peer.node_id, codec.decode_sealed(response.batch)
+            while True:
+                step = loop.next
+                if isinstance(step, GiveUp):
+                    raise PeerError(f"{peer.node_id} {step.error}")
+                if isinstance(step, Finish):
+                    break
+                if isinstance(step, FetchSnapshot):
+                    log.info(
+                        "%s asks for a resync (%s); fetching a snapshot", peer.node_id, step.reason
                     )
-                    received += 1
-                    batches += 0 if applied.duplicate else 1
-                    duplicates += 1 if applied.duplicate else 0
-                    ops += applied.ops
-                if resync is not None:
-                    snapshots_in_a_row += 1
-                    if snapshots_in_a_row > 2:
-                        raise PeerError(f"{peer.node_id} keeps asking for a resync ({resync})")
-                    log.info("%s asks for a resync (%s); fetching a snapshot", peer.node_id, resync)
                     result = receiver.apply_snapshot(
-                        node, peer.node_id, _snapshot_parts(node, stub, peer.node_id)
+                        node,
+                        peer.node_id,
+                        lambda resume: _snapshot_parts(node, stub, peer.node_id, resume),
                     )
                     snapshot_entries = result.entries
+                    loop.snapshot_applied()
                     continue
-                snapshots_in_a_row = 0
-                if received < BATCHES_PER_PULL:
-                    break
+                pulled = _pull_once(node, stub, peer.node_id)
+                batches += pulled.applied
+                duplicates += pulled.duplicates
+                ops += pulled.ops
+                loop.pulled(batches=pulled.applied + pulled.duplicates, resync=pulled.resync)
             deliver_receipts(node, stub, peer.node_id)
-    except Rejection as rejection:
-        # Rejections of batches and snapshots are recorded where they are
-        # decided; a malformed response outside them is recorded here.
-        if rejection.reason is RejectReason.MALFORMED and "pull response" in rejection.detail:
-            receiver.record_rejection(node, peer.node_id, "response", rejection)
-        return _failed(node, peer, str(rejection), batches, ops, duplicates, snapshot_entries)
     except grpc.RpcError as exc:
         card = node.trusted(peer.node_id)
         endpoint = peer_endpoint(node, card, peer.address) if card is not None else None
         error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}", endpoint)
         return _failed(node, peer, str(error), batches, ops, duplicates, snapshot_entries)
-    except WlxError as exc:
+    except WlxError as exc:  # a Rejection was recorded where it was decided
         return _failed(node, peer, str(exc), batches, ops, duplicates, snapshot_entries)
     with node.store.write() as tx:
         tx.set_sync_status(peer.node_id, at=node.now(), error=None)
     return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries)
+
+
+@dataclass(frozen=True)
+class _Pulled:
+    applied: int = 0
+    duplicates: int = 0
+    ops: int = 0
+    resync: str | None = None
+
+
+def _pull_once(node: Node, stub: federation_pb2_grpc.FederationStub, peer: str) -> _Pulled:
+    """One ``Pull`` call: record the head, apply each batch, or note a resync.
+
+    Raises:
+        Rejection: a response item or batch was refused (recorded).
+    """
+    applied = duplicates = ops = 0
+    for response in stub.Pull(_pull_request(node, peer), timeout=CALL_TIMEOUT):
+        kind = response.WhichOneof("item")
+        if kind == "head":
+            _record_head(node, peer, response.head.epoch, response.head.last_seq)
+            continue
+        if kind == "resync":
+            return _Pulled(applied, duplicates, ops, response.resync.reason)
+        if kind != "batch":
+            _reject(
+                node, peer, "response", Rejection(RejectReason.MALFORMED, "empty pull response")
+            )
+        try:
+            sealed = codec.decode_sealed(response.batch)
+        except Rejection as rejection:
+            _reject(node, peer, "batch", rejection)
+        result = receiver.apply_batch(node, peer, sealed)  # records its own rejections
+        duplicates += 1 if result.duplicate else 0
+        applied += 0 if result.duplicate else 1
+        ops += result.ops
+    return _Pulled(applied, duplicates, ops)
+
+
+def _reject(node: Node, peer: str, what: str, rejection: Rejection) -> NoReturn:
+    receiver.record_rejection(node, peer, what, rejection)
+    raise rejection
 
 
 def _record_head(node: Node, peer: str, epoch: int, last_seq: int) -> None:
@@ -254,8 +295,11 @@ def _failed(
 ) -> SyncReport:
     metrics.SYNC_FAILURES.labels(peer.node_id).inc()
     log.warning("sync with %s stopped: %s", peer.node_id, error)
-    with node.store.write() as tx:
-        tx.set_sync_status(peer.node_id, at=node.now(), error=error)
+    try:
+        with node.store.write() as tx:
+            tx.set_sync_status(peer.node_id, at=node.now(), error=error)
+    except Unavailable:
+        pass  # the node is shutting down: the status is not worth waiting for
     return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries, error)
 
 
@@ -273,10 +317,41 @@ def describe(report: SyncReport) -> str:
     return f"{report.peer}: ok, {batches}, {changes}{snapshot}"
 
 
-def sync_all(node: Node, only: str | None = None) -> list[SyncReport]:
-    """Sync with every trusted peer (or just ``only``), one after another."""
+SYNC_LOCK = "sync"
+
+
+def sync_all(
+    node: Node,
+    only: str | None = None,
+    *,
+    wait: float = SYNC_LOCK_WAIT,
+    on_wait: Callable[[], None] | None = None,
+) -> list[SyncReport]:
+    """Sync with every trusted peer (or just ``only``), one after another.
+
+    Holds the node's sync lock meanwhile, across processes: a ``wlx sync``
+    beside a serving node waits for the server's round instead of racing its
+    cursor and staged snapshot (``on_wait`` is called once if it must wait).
+
+    Raises:
+        Unavailable: another process kept the lock for ``wait`` seconds.
+    """
     with node.store.read() as tx:
         peers = [
             p for p in tx.list_peers() if not p.revoked_at and (only is None or p.node_id == only)
         ]
-    return [sync_peer(node, peer) for peer in peers]
+    if not peers:
+        return []
+    with _sync_lock(node, wait, on_wait):
+        return [sync_peer(node, peer) for peer in peers]
+
+
+def _sync_lock(node: Node, wait: float, on_wait: Callable[[], None] | None) -> ExitStack:
+    stack = ExitStack()
+    try:
+        stack.enter_context(node.store.exclusive(SYNC_LOCK, timeout=0))
+    except Unavailable:
+        if on_wait is not None:
+            on_wait()
+        stack.enter_context(node.store.exclusive(SYNC_LOCK, timeout=wait))
+    return stack

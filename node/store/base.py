@@ -251,6 +251,10 @@ class Tx(ABC):
         """Every record, by id, read lazily."""
 
     @abstractmethod
+    def records_page(self, after_id: str, limit: int) -> list[StoredRecord]:
+        """Up to ``limit`` own records with ids after ``after_id``, by id."""
+
+    @abstractmethod
     def count_records(self) -> int:
         """How many records the node lists."""
 
@@ -342,6 +346,15 @@ class Tx(ABC):
     @abstractmethod
     def outbox_digest_at(self, peer: str, epoch: int, last_seq: int) -> bytes | None:
         """Digest of the batch ending at ``last_seq``, or None."""
+
+    @abstractmethod
+    def add_anchor(self, peer: str, epoch: int, seq: int, digest: bytes) -> None:
+        """Remember that ``peer``'s stream reached ``seq`` by a skip, with ``digest``."""
+
+    @abstractmethod
+    def stream_digest_at(self, peer: str, epoch: int, seq: int) -> bytes | None:
+        """The stream's digest at ``seq``: of the kept batch ending there, or
+        of the skip that reached it; None if neither is known."""
 
     @abstractmethod
     def outbox_starts_at(self, peer: str, epoch: int, first_seq: int) -> bool:
@@ -466,6 +479,18 @@ class Tx(ABC):
     @abstractmethod
     def drop_staging(self, snapshot_id: bytes | None = None) -> None:
         """Discard one staged snapshot, or all of them."""
+
+    @abstractmethod
+    def staged_snapshot(self, origin: str) -> tuple[bytes, bytes] | None:
+        """``(snapshot_id, progress)`` of the snapshot of ``origin`` being staged."""
+
+    @abstractmethod
+    def put_staged_snapshot(self, origin: str, snapshot_id: bytes, progress: bytes) -> None:
+        """Record how far the snapshot of ``origin`` being staged got."""
+
+    @abstractmethod
+    def drop_staged_snapshot(self, origin: str) -> None:
+        """Discard whatever is staged for ``origin`` (entries, tokens, progress)."""
 
     # ---------------------------------------------------------- detail requests
     @abstractmethod
@@ -603,6 +628,23 @@ class Store(ABC):
     @abstractmethod
     def read(self) -> AbstractContextManager[Tx]:
         """A read-only transaction over one consistent snapshot of the data."""
+
+    @abstractmethod
+    def exclusive(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
+        """Hold the store-wide lock ``name`` for the block, across processes.
+
+        Every process that opens the same store (a serving node, any number of
+        CLI commands) contends for the same lock; a process that dies holding
+        it releases it.  Waits up to ``timeout`` seconds (0: do not wait).
+
+        Raises:
+            Unavailable: another holder kept it past ``timeout``.
+        """
+
+    @abstractmethod
+    def reclaim(self) -> None:
+        """Return free space to the file system after a large delete (a
+        snapshot's staging); best effort, outside any transaction."""
 
     @abstractmethod
     def close(self) -> None:

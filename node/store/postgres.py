@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from wlx.node.core.errors import InternalError, Unavailable, UserError
 from wlx.node.store import schema
+from wlx.node.store.locks import wait_for
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -157,6 +158,33 @@ class PostgresConnector(Connector):
         if table not in ("changes", "audit_entries", "witnessed"):
             raise InternalError(f"no lock for table {table}")
         cur.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+
+    @contextmanager
+    def exclusive(self, name: str, timeout: float) -> Iterator[None]:
+        """A session advisory lock keyed by this schema and ``name``, held on
+        a connection of its own for the block."""
+        key = f"wlx:{self._schema}:{name}"
+        try:
+            with self._pool.connection(timeout=30) as conn:
+
+                def try_once() -> bool:
+                    row = conn.execute(
+                        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)
+                    ).fetchone()
+                    return bool(row and row[0])
+
+                wait_for(try_once, name, timeout)
+                try:
+                    yield
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+        except psycopg.Error as exc:
+            raise InternalError(f"PostgreSQL error ({type(exc).__name__})") from None
+        except PoolTimeout:
+            raise InternalError("no PostgreSQL connection available") from None
+
+    def reclaim(self) -> None:
+        """Nothing to do: autovacuum returns dead rows' space for reuse."""
 
     def close(self) -> None:
         self._pool.close()

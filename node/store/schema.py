@@ -141,6 +141,25 @@ CREATE TABLE IF NOT EXISTS staged_tokens (
     PRIMARY KEY (snapshot_id, token, handle)
 ){norowid};
 
+-- Recipient side: the snapshot of each origin being staged, and how far it
+-- got (kept across restarts, so that an interrupted snapshot resumes).
+CREATE TABLE IF NOT EXISTS staged_snapshots (
+    origin TEXT PRIMARY KEY,
+    snapshot_id {blob} NOT NULL,
+    progress {blob} NOT NULL
+);
+
+-- Origin side: positions a stream reached without a batch ending there (a
+-- skip, or the fast-forward before a snapshot), with their anchor digest,
+-- so that a peer whose cursor a snapshot put there can continue from it.
+CREATE TABLE IF NOT EXISTS stream_anchors (
+    peer TEXT NOT NULL,
+    epoch {int} NOT NULL,
+    seq {int} NOT NULL,
+    digest {blob} NOT NULL,
+    PRIMARY KEY (peer, epoch, seq)
+){norowid};
+
 -- Origin side: signed receipts from peers, and the removals each peer has
 -- not yet acknowledged (docs/protocol.md §8.4).
 CREATE TABLE IF NOT EXISTS receipts (

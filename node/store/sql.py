@@ -8,13 +8,14 @@ on (types, locking) is in the connectors and ``schema``.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
-from wlx.node.core.errors import InternalError
+from wlx.node.core.errors import InternalError, Unavailable
 from wlx.node.protocol.messages import Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
@@ -38,6 +39,40 @@ from wlx.node.store.base import (
 
 Row = tuple[Any, ...]
 LOOKUP_CHUNK = 500
+CLOSE_WAIT = 10.0
+
+
+class Gate:
+    """Counts transactions in progress; once closed, lets no new one start."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextmanager
+    def open(self) -> Iterator[None]:
+        """Hold the gate open for one transaction.
+
+        Raises:
+            Unavailable: the store is closing (the node is shutting down).
+        """
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the node is shutting down")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def close(self, timeout: float) -> None:
+        """Close the gate and wait up to ``timeout`` seconds for running transactions."""
+        with self._cond:
+            self._closed = True
+            self._cond.wait_for(lambda: self._active == 0, timeout=timeout)
 
 
 class Cursor(ABC):
@@ -70,6 +105,15 @@ class Connector(ABC):
     def lock_table(self, cur: Cursor, table: str) -> None:
         """Serialise writers of ``table`` until commit (no-op where the engine
         has one writer at a time)."""
+
+    @abstractmethod
+    def exclusive(self, name: str, timeout: float) -> AbstractContextManager[None]:
+        """A lock named ``name`` shared by every process of this database
+        (see ``Store.exclusive``)."""
+
+    @abstractmethod
+    def reclaim(self) -> None:
+        """See ``Store.reclaim``."""
 
     @abstractmethod
     def close(self) -> None:
@@ -177,6 +221,14 @@ class SqlTx(Tx):
                 return
             after = rows[-1][0]
 
+    def records_page(self, after_id: str, limit: int) -> list[StoredRecord]:
+        return [
+            self._record(row)
+            for row in self._all(
+                f"{self._RECORD} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            )
+        ]
+
     def count_records(self) -> int:
         row = self._one("SELECT COUNT(*) FROM records")
         return int(row[0]) if row else 0
@@ -246,6 +298,7 @@ class SqlTx(Tx):
 
     def purge_peer_data(self, peer: str) -> None:
         self.clear_origin(peer)
+        self.drop_staged_snapshot(peer)
         for table, column in (
             ("inbound", "origin"),
             ("applied", "origin"),
@@ -253,6 +306,7 @@ class SqlTx(Tx):
             ("outbox", "peer"),
             ("sent_removals", "peer"),
             ("announcements", "peer"),
+            ("stream_anchors", "peer"),
         ):
             self._run(f"DELETE FROM {table} WHERE {column} = ?", (peer,))
 
@@ -352,6 +406,23 @@ class SqlTx(Tx):
         )
         return bytes(row[0]) if row else None
 
+    def add_anchor(self, peer: str, epoch: int, seq: int, digest: bytes) -> None:
+        self._run(
+            "INSERT INTO stream_anchors (peer, epoch, seq, digest) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (peer, epoch, seq) DO UPDATE SET digest = excluded.digest",
+            (peer, epoch, seq, digest),
+        )
+
+    def stream_digest_at(self, peer: str, epoch: int, seq: int) -> bytes | None:
+        kept = self.outbox_digest_at(peer, epoch, seq)
+        if kept is not None:
+            return kept
+        row = self._one(
+            "SELECT digest FROM stream_anchors WHERE peer = ? AND epoch = ? AND seq = ?",
+            (peer, epoch, seq),
+        )
+        return bytes(row[0]) if row else None
+
     def outbox_starts_at(self, peer: str, epoch: int, first_seq: int) -> bool:
         row = self._one(
             "SELECT 1 FROM outbox WHERE peer = ? AND epoch = ? AND first_seq = ?",
@@ -373,6 +444,7 @@ class SqlTx(Tx):
         params = (peer, epoch, epoch, keep_seq, keep_seq, before_time)
         row = self._one(f"SELECT COUNT(*) FROM outbox {where}", params)
         self._run(f"DELETE FROM outbox {where}", params)
+        self._run("DELETE FROM stream_anchors WHERE peer = ? AND epoch < ?", (peer, epoch))
         return int(row[0]) if row else 0
 
     def add_receipt(self, receipt: ReceiptRow) -> bool:
@@ -626,9 +698,38 @@ class SqlTx(Tx):
         if snapshot_id is None:
             self._run("DELETE FROM staged_tokens")
             self._run("DELETE FROM staged_entries")
+            self._run("DELETE FROM staged_snapshots")
         else:
             self._run("DELETE FROM staged_tokens WHERE snapshot_id = ?", (snapshot_id,))
             self._run("DELETE FROM staged_entries WHERE snapshot_id = ?", (snapshot_id,))
+
+    def staged_snapshot(self, origin: str) -> tuple[bytes, bytes] | None:
+        row = self._one(
+            "SELECT snapshot_id, progress FROM staged_snapshots WHERE origin = ?", (origin,)
+        )
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def put_staged_snapshot(self, origin: str, snapshot_id: bytes, progress: bytes) -> None:
+        self._run(
+            "INSERT INTO staged_snapshots (origin, snapshot_id, progress) VALUES (?, ?, ?) "
+            "ON CONFLICT (origin) DO UPDATE SET snapshot_id = excluded.snapshot_id, "
+            "progress = excluded.progress",
+            (origin, snapshot_id, progress),
+        )
+
+    def drop_staged_snapshot(self, origin: str) -> None:
+        ids = [
+            bytes(r[0])
+            for r in self._all(
+                "SELECT DISTINCT snapshot_id FROM staged_entries WHERE origin = ?", (origin,)
+            )
+        ]
+        known = self.staged_snapshot(origin)
+        if known is not None and known[0] not in ids:
+            ids.append(known[0])
+        for snapshot_id in ids:
+            self.drop_staging(snapshot_id)
+        self._run("DELETE FROM staged_snapshots WHERE origin = ?", (origin,))
 
     # ---------------------------------------------------------- detail requests
     def add_detail(self, row: DetailRow) -> None:
@@ -834,6 +935,7 @@ class SqlStore(Store):
 
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
+        self._gate = Gate()
         with connector.transaction(write=True) as cur:
             for statement in schema.statements(connector.dialect):
                 cur.execute(statement)
@@ -846,17 +948,28 @@ class SqlStore(Store):
                     f"store has schema version {int(version)}, this wlx uses "
                     f"{schema.SCHEMA_VERSION}"
                 )
-            tx.drop_staging()  # a snapshot interrupted by a crash is discarded
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Tx]:
-        with self._connector.transaction(write=True, durable=durable) as cur:
+        with self._gate.open(), self._connector.transaction(write=True, durable=durable) as cur:
             yield SqlTx(cur, self._connector)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        with self._connector.transaction(write=False) as cur:
+        with self._gate.open(), self._connector.transaction(write=False) as cur:
             yield SqlTx(cur, self._connector)
 
+    def exclusive(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
+        return self._connector.exclusive(name, timeout)
+
+    def reclaim(self) -> None:
+        with self._gate.open():
+            self._connector.reclaim()
+
     def close(self) -> None:
+        """Refuse new transactions, let running ones end (up to
+        ``CLOSE_WAIT`` seconds), then release the connections: a handler
+        still streaming at shutdown gets ``Unavailable``, not a closed
+        database."""
+        self._gate.close(CLOSE_WAIT)
         self._connector.close()

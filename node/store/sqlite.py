@@ -17,9 +17,12 @@ from typing import Any
 
 from wlx.node.core.errors import InternalError
 from wlx.node.store import schema
+from wlx.node.store.locks import file_lock
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+"""The write-ahead log is truncated to this size after a checkpoint."""
 
 
 class _SqliteCursor(Cursor):
@@ -53,7 +56,11 @@ class SqliteConnector(Connector):
                     self._path, isolation_level=None, check_same_thread=False, timeout=30
                 )
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                # Effective only in a new database (before its first table):
+                # space freed by a snapshot's staging can then go back.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
                 conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.Error as exc:
                 raise InternalError(f"cannot open the store ({exc})") from None
@@ -88,6 +95,22 @@ class SqliteConnector(Connector):
 
     def lock_table(self, cur: Cursor, table: str) -> None:
         """Nothing to do: SQLite has one writer at a time."""
+
+    @contextmanager
+    def exclusive(self, name: str, timeout: float) -> Iterator[None]:
+        with file_lock(self._path.with_name(f"{self._path.name}.{name}.lock"), name, timeout):
+            yield
+
+    def reclaim(self) -> None:
+        """Give the free pages back to the file system (a new database only,
+        see ``auto_vacuum``), and truncate the write-ahead log."""
+        conn = self._connection()
+        try:
+            # Each step frees one page; executescript steps to the end.
+            conn.executescript("PRAGMA incremental_vacuum;")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            raise InternalError(f"store unavailable ({exc})") from None
 
     def close(self) -> None:
         with self._lock:

@@ -34,9 +34,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from wlx.crypto.digests import genesis_digest, skip_digest
 from wlx.node.audit.offline.verify import Verified
 
 CLOCK_SKEW = 600
+MAX_SKIPS = 10_000
+"""Consecutive skips (snapshots with no batch in between) followed back."""
 Key = tuple[int, int, int]
 """(epoch, first_seq, last_seq) of a batch."""
 
@@ -215,6 +218,8 @@ class _Direction:
             return
         batch = next((e for k, e in self.sent.items() if (k[0], k[2]) == (epoch, at)), None)
         if batch is None:
+            if self._skipped_to(epoch, at) == _str(got, "chain_digest"):
+                return  # O's stream skipped to that position (a snapshot's fast-forward)
             if self.o_went_past(epoch, at + 1):
                 self.flag(
                     f"snapshot {snap}... continues {o}'s chain after seq {at}, but {o}'s log "
@@ -225,6 +230,24 @@ class _Direction:
                 f"snapshot {snap}... continues the chain at seq {at} with a digest other "
                 f"than that of {o}'s batch ending there (entry {batch['idx']})"
             )
+
+    def _skipped_to(self, epoch: int, at: int) -> str:
+        """The chain digest at ``at`` if O's stream reached it by skips (§6.2:
+        ``skip_digest`` of the position before, back to a batch O logged, or
+        to the genesis); "" past ``MAX_SKIPS`` skips in a row."""
+        ends = {k[2]: e for k, e in self.sent.items() if k[0] == epoch}
+        skips, pos = 1, at - 1
+        digest = genesis_digest(self.o.node, self.r.node, epoch)  # if pos reaches 0
+        while pos > 0:
+            if pos in ends:
+                digest = bytes.fromhex(_str(ends[pos], "digest"))
+                break
+            if skips >= MAX_SKIPS:
+                return ""
+            skips, pos = skips + 1, pos - 1
+        for _ in range(skips):
+            digest = skip_digest(digest)
+        return digest.hex()
 
     def receipts(self) -> str:
         o, r = self.o.node, self.r.node

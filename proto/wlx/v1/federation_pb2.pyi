@@ -280,10 +280,17 @@ class SnapshotParams(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     NONCE_FIELD_NUMBER: _builtins.int
+    RESUME_FIELD_NUMBER: _builtins.int
     requester: _builtins.str
     origin: _builtins.str
     issued_at: _builtins.int
     nonce: _builtins.bytes
+    @_builtins.property
+    def resume(self) -> Global___SnapshotResume:
+        """Set to continue a snapshot whose first parts the requester staged
+        (docs/protocol.md §7.4); absent for a new snapshot.
+        """
+
     def __init__(
         self,
         *,
@@ -291,14 +298,53 @@ class SnapshotParams(_message.Message):
         origin: _builtins.str = ...,
         issued_at: _builtins.int = ...,
         nonce: _builtins.bytes = ...,
+        resume: Global___SnapshotResume | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resume", b"resume"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at", "nonce", b"nonce", "origin", b"origin", "requester", b"requester"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at", "nonce", b"nonce", "origin", b"origin", "requester", b"requester", "resume", b"resume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SnapshotParams: _TypeAlias = SnapshotParams  # noqa: Y015
+
+@_typing.final
+class SnapshotResume(_message.Message):
+    """Where an interrupted snapshot stopped, as the requester staged it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_ID_FIELD_NUMBER: _builtins.int
+    NEXT_INDEX_FIELD_NUMBER: _builtins.int
+    PREV_PART_DIGEST_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    snapshot_id: _builtins.bytes
+    """The snapshot's id."""
+    next_index: _builtins.int
+    """Index of the next part wanted (the number of parts staged)."""
+    prev_part_digest: _builtins.bytes
+    """Payload digest of the last part staged."""
+    token: _builtins.bytes
+    """That part's resume_token, as received."""
+    entries: _builtins.int
+    """Entries staged so far."""
+    def __init__(
+        self,
+        *,
+        snapshot_id: _builtins.bytes = ...,
+        next_index: _builtins.int = ...,
+        prev_part_digest: _builtins.bytes = ...,
+        token: _builtins.bytes = ...,
+        entries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_index", b"next_index", "prev_part_digest", b"prev_part_digest", "snapshot_id", b"snapshot_id", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotResume: _TypeAlias = SnapshotResume  # noqa: Y015
 
 @_typing.final
 class AcknowledgeRequest(_message.Message):
@@ -728,6 +774,7 @@ class SnapshotPart(_message.Message):
     FINAL_FIELD_NUMBER: _builtins.int
     TOTAL_ENTRIES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """Payload format version; 1."""
     origin: _builtins.str
@@ -754,6 +801,10 @@ class SnapshotPart(_message.Message):
     """On the final part: number of entries across all parts."""
     created_at: _builtins.int
     """Unix time (seconds) at which the origin made the snapshot."""
+    resume_token: _builtins.bytes
+    """Opaque to the recipient (sealed by the origin, at most 512 bytes): sent
+    back in SnapshotResume to continue after this part (§7.4).  May be empty.
+    """
     @_builtins.property
     def epoch_key(self) -> Global___EpochKey:
         """The epoch's token key; in part 0 only."""
@@ -779,10 +830,11 @@ class SnapshotPart(_message.Message):
         final: _builtins.bool = ...,
         total_entries: _builtins.int = ...,
         created_at: _builtins.int = ...,
+        resume_token: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["epoch_key", b"epoch_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_seq", b"at_seq", "chain_digest", b"chain_digest", "created_at", b"created_at", "entries", b"entries", "epoch", b"epoch", "epoch_key", b"epoch_key", "final", b"final", "index", b"index", "origin", b"origin", "prev_part_digest", b"prev_part_digest", "recipient", b"recipient", "snapshot_id", b"snapshot_id", "total_entries", b"total_entries", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_seq", b"at_seq", "chain_digest", b"chain_digest", "created_at", b"created_at", "entries", b"entries", "epoch", b"epoch", "epoch_key", b"epoch_key", "final", b"final", "index", b"index", "origin", b"origin", "prev_part_digest", b"prev_part_digest", "recipient", b"recipient", "resume_token", b"resume_token", "snapshot_id", b"snapshot_id", "total_entries", b"total_entries", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
