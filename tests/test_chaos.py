@@ -43,14 +43,9 @@ def test_chaos_short_mode_loses_nothing_and_accuses_no_one() -> None:
     assert code == 0, err
 
 
-@pytest.mark.xfail(
-    reason="issue 9 item 1, fixed on the sync-path branch: a CLI command beside a serving "
-    "node opens the store (SqlStore.__init__ -> drop_staging) and deletes the in-flight "
-    "snapshot, which the server then rejects as 'malformed: snapshot repeats a handle or a "
-    "token' (a false rejection of an honest peer)",
-    strict=False,
-)
 def test_chaos_cli_commands_beside_a_serving_node_raise_no_false_alarm() -> None:
+    # Issue 9 item 1: a command beside a serving node used to delete its
+    # in-flight snapshot, which it then rejected as malformed.
     code, figures, err = chaos("--records", "4000", "--phases", "commands")
     assert figures["concurrent_commands"] >= 1, figures
     assert figures["lost"] == 0 and figures["extra"] == 0, figures
