@@ -9,6 +9,7 @@ coverage-guided run of ``scripts/fuzz`` (atheris).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import itertools
 import os
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from wlx.node.audit import witness
 from wlx.node.audit.offline import bundle
 from wlx.node.audit.offline.errors import AuditFailure
 from wlx.node.audit.offline.verify import Keyring, verify_bundle
-from wlx.node.cli import officer as cli_client
+from wlx.node.core import manifest
 from wlx.node.core.config import NodeConfig
 from wlx.node.core.errors import Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
@@ -99,10 +100,14 @@ def _file(directory: Path, data: bytes, mode: int = 0o600) -> Path:
 
 
 def manifest_target(directory: Path) -> Target:
+    """``wlx screen``'s reader of a manifest file (every format it detects)."""
+
     def target(data: bytes) -> None:
         path = _file(directory, data)
         try:
-            cli_client._manifest(path)
+            manifest.parse(
+                path.read_bytes().decode("utf-8", errors="replace"), today=datetime.date(2026, 1, 1)
+            )
         except (UserError, InvalidIdentifier):
             pass
         finally:
