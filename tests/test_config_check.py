@@ -19,7 +19,8 @@ CASES = [
     ("sync_intervall = 5", "unknown setting 'sync_intervall' (did you mean 'sync_interval'?)"),
     ("[storage]\npathh = 'x.db'", "unknown setting storage.pathh (did you mean storage.path?)"),
     ("[storge]\npath = 'x.db'", "unknown section [storge] (did you mean [storage]?)"),
-    ("metrics_port = 9101", "unknown setting 'metrics_port': the metrics port is an option"),
+    ("metrics_port = 9101", "unknown setting 'metrics_port': the metrics port is `port` in"),
+    ("[metrics]\nprot = 9101", "unknown setting metrics.prot (did you mean metrics.port?)"),
     (
         "[limits]\nofficer_per_minit = 5",
         "unknown setting limits.officer_per_minit (did you mean limits.officer_per_minute?)",
@@ -53,7 +54,9 @@ def test_every_mistake_is_reported_at_once() -> None:
 
 
 def test_a_valid_configuration_round_trips_without_mistakes() -> None:
-    config = NodeConfig.from_toml(BASE + "sync_interval = 5\ndetail_quota = 7\n")
+    config = NodeConfig.from_toml(
+        BASE + "sync_interval = 5\ndetail_quota = 7\n[metrics]\nport = 9101\nstale_after = 60\n"
+    )
     assert config.sync_interval == 5.0 and config.detail_quota == 7
     again = NodeConfig.from_toml(config.to_toml())
     assert again.to_toml() == config.to_toml()

@@ -63,6 +63,7 @@ SETTINGS: dict[str, str] = {
     "detail_quota": _WHOLE,
     "storage": _TABLE,
     "limits": _TABLE,
+    "metrics": _TABLE,
 }
 """Every top-level setting of ``node.toml`` and the type of its value."""
 SECTIONS: dict[str, dict[str, str]] = {
@@ -70,10 +71,12 @@ SECTIONS: dict[str, dict[str, str]] = {
     "limits": {
         f"{role}_{facet}": _NUMBER for role in ROLES for facet in ("per_minute", "burst", "per_day")
     },
+    "metrics": {"address": _TEXT, "port": _WHOLE, "stale_after": _NUMBER},
 }
 """The settings of each section."""
 _HINTS = {
-    "metrics_port": "the metrics port is an option of the command: wlx serve --metrics-port",
+    "metrics_port": "the metrics port is `port` in the [metrics] section "
+    "(or wlx serve --metrics-port)",
     "insecure_dev": "--insecure-dev is an option of the commands, never a setting",
 }
 
