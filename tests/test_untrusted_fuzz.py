@@ -157,22 +157,12 @@ TEXT = st.text(
 )
 
 
-@pytest.mark.xfail(
-    reason="issue 9 item 9 (import edge cases, owned by the interfaces helper): found by this "
-    "property: a CSV field with a bare carriage return escapes parse_records as _csv.Error",
-    strict=False,
-)
 @FUZZ
 @given(TEXT, st.sampled_from(["jsonl", "csv"]))
 def test_record_imports_raise_only_record_errors(text: str, fmt: str) -> None:
     fuzz_targets.records_target(fmt)(text.encode("utf-8"))
 
 
-@pytest.mark.xfail(
-    reason="issue 9 item 9 (import edge cases, owned by the interfaces helper): a record "
-    "line nested 5,000 deep or with a 6,000-digit number escapes as RecursionError/ValueError",
-    strict=False,
-)
 @pytest.mark.parametrize("line", HOSTILE)
 def test_hostile_record_lines_raise_only_record_errors(line: str) -> None:
     fuzz_targets.records_target("jsonl")(line.encode("utf-8"))
