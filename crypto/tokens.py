@@ -141,9 +141,15 @@ class EpochKey:
             MalformedError: hit data longer than ``MAX_HIT_DATA``.
         """
         token = self.token(identifier_key)
+        return token, self.seal_as(token, self.seal_key(identifier_key), handle, hit_data, rng)
+
+    def seal_as(
+        self, token: bytes, seal_key: bytes, handle: bytes, hit_data: bytes, rng: Rng = system_rng
+    ) -> bytes:
+        """``seal`` with a token and seal key derived elsewhere (online tier, §15)."""
         nonce = rng(NONCE_LEN)
-        aead = ChaCha20Poly1305(self.seal_key(identifier_key))
-        return token, nonce + aead.encrypt(nonce, pad(hit_data), self._aad(handle, token))
+        aead = ChaCha20Poly1305(seal_key)
+        return nonce + aead.encrypt(nonce, pad(hit_data), self._aad(handle, token))
 
     def open(self, identifier_key: bytes, handle: bytes, sealed: bytes) -> bytes:
         """Open hit data sealed by ``seal`` for the same identifier key.
@@ -152,10 +158,19 @@ class EpochKey:
             DecryptionError: a different identifier, key, handle or token, or
                 tampered bytes (one opaque error).
         """
+        return self.open_as(
+            self.token(identifier_key), self.seal_key(identifier_key), handle, sealed
+        )
+
+    def open_as(self, token: bytes, seal_key: bytes, handle: bytes, sealed: bytes) -> bytes:
+        """Open hit data sealed by ``seal_as`` with the same token and seal key.
+
+        Raises:
+            DecryptionError: as ``open``.
+        """
         if len(sealed) < NONCE_LEN + TAG_LEN:
             raise DecryptionError("sealed hit data does not open")
-        aead = ChaCha20Poly1305(self.seal_key(identifier_key))
-        token = self.token(identifier_key)
+        aead = ChaCha20Poly1305(seal_key)
         try:
             padded = aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], self._aad(handle, token))
         except InvalidTag:

@@ -31,6 +31,7 @@ from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import previous_epochs
+from wlx.node.outgoing.evaluate import online_key
 from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
 from wlx.node.outgoing.ownlist import load_record
 from wlx.node.protocol import codec, free_text
@@ -70,9 +71,14 @@ def _proof_holds(
     if stored is None or len(proof) != HIT_PROOF_LEN or not keys:
         return False
     found = False
+    online_keys = [online_key(node, key.recipient, key.epoch) for key in keys]
     for ikey in load_record(node, stored).identifier_keys():
-        for key in keys:
+        for key, okey in zip(keys, online_keys, strict=True):
+            # Both tiers (a listing's tier may just have changed), every key:
+            # constant work per record.
             found |= hmac.compare_digest(key.hit_proof(ikey.value, message), proof)
+            online_seal = okey.entry_keys(ikey.value).seal_key
+            found |= hmac.compare_digest(hit_proof(online_seal, message), proof)
     return found
 
 

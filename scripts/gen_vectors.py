@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wlx.crypto import atrest, envelope, tls
+from wlx.crypto import atrest, envelope, online, oprf, ristretto, tls
 from wlx.crypto.card import make_card
 from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.encoding import lp, u64
@@ -42,6 +42,7 @@ from wlx.crypto.normalize import (
     query_keys,
     record_keys,
 )
+from wlx.crypto.online import OnlineKey
 from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
 from wlx.crypto.tokens import EpochKey, pad
 from wlx.node.core.records import parse_record
@@ -333,6 +334,74 @@ def tokens() -> dict[str, Any]:
                 {"identifier_key": k.value.hex(), "token": other_key.token(k.value).hex()}
                 for k in ikeys
             ],
+        },
+    }
+
+
+# ---------------------------------------------------------------- §15 online tier
+
+
+def wide(label: str) -> bytes:
+    """64 bytes for an ``rng(64)`` that must yield a fixed scalar: 32 fixed bytes, 32 zeros."""
+    scalar = int.from_bytes(fixed(label), "little") % ristretto.L
+    return scalar.to_bytes(32, "little") + bytes(32)
+
+
+def online_tier() -> dict[str, Any]:
+    seed = fixed("OPRF seed of CN")
+    key = OnlineKey.derive(seed, CN, RU, 1)
+    ikeys = sample_keys()
+    derivations = []
+    for ikey in ikeys:
+        output = oprf.evaluate(key.pair.secret, ikey.value, oprf.Mode.VOPRF)
+        entry = online.entry_keys(output, CN, RU, 1)
+        derivations.append(
+            {
+                "identifier_key": ikey.value.hex(),
+                "output": output.hex(),
+                "token": entry.token.hex(),
+                "seal_key": entry.seal_key.hex(),
+            }
+        )
+    blinds = [wide(f"online blind {i}") for i in range(len(ikeys))]
+    blinded = [
+        oprf.blind(ikey.value, oprf.Mode.VOPRF, lambda _n, b=b: b)
+        for ikey, b in zip(ikeys, blinds, strict=True)
+    ]
+    proof_r = wide("online proof randomness")
+    evaluation = key.evaluate([b.element for b in blinded], lambda _n: proof_r)
+    hit = HitData(CN, "CN-0009", "wanted", "arrest", "2099-12-31", "document", 1)
+    handle = KEY.handle("CN-0009")
+    entry = key.entry_keys(ikeys[-1].value)
+    nonce = bytes(range(12))
+    sealed = KEY.seal_as(
+        entry.token, entry.seal_key, handle, codec.encode_hit(hit), lambda _n: nonce
+    )
+    return {
+        "suite": "RFC 9497 VOPRF (mode 0x01), ristretto255-SHA512",
+        "seed": seed.hex(),
+        "origin": CN,
+        "recipient": RU,
+        "epoch": 1,
+        "key_info": online.key_info(CN, RU, 1).hex(),
+        "secret_key": key.pair.secret.hex(),
+        "public_key": key.public.hex(),
+        "derivations": derivations,
+        "evaluation": {
+            "blinds": [b.blind.hex() for b in blinded],
+            "blinded": [b.element.hex() for b in blinded],
+            "evaluated": [e.hex() for e in evaluation.elements],
+            "proof_randomness": proof_r[:32].hex(),
+            "proof": evaluation.proof.hex(),
+        },
+        "seal": {
+            "epoch_key": TOKEN_KEY.hex(),
+            "identifier_key": ikeys[-1].value.hex(),
+            "handle": handle.hex(),
+            "hit_data": codec.encode_hit(hit).hex(),
+            "nonce": nonce.hex(),
+            "token": entry.token.hex(),
+            "sealed": sealed.hex(),
         },
     }
 
@@ -1015,6 +1084,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "atrest.json": at_rest,
     "messages.json": messages,
     "decisions.json": decisions,
+    "online.json": online_tier,
 }
 
 

@@ -630,7 +630,8 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
     data = json.loads(
         ok("lookup", *served.officer, "--name", "WEI wang", "--dob", "1980-05-17", "--json")
     )
-    assert set(data) == {"hits"} and len(data["hits"]) == 1
+    assert set(data) == {"hits", "not_checked"} and len(data["hits"]) == 1
+    assert data["not_checked"] == []
     hit = data["hits"][0]
     assert set(hit) >= HIT_KEYS
     assert {k: hit[k] for k in HIT_KEYS} == {
@@ -662,7 +663,10 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
         ok("lookup", *served.officer, "--name", "na li", "--dob", "1975-03-04", "--json")
     )
     assert [(h["ref"], h["matched_on"]) for h in by_year["hits"]] == [("CN-0002", "name+dob-year")]
-    assert json.loads(ok("lookup", *served.officer, "--doc", "P:RUS:1", "--json")) == {"hits": []}
+    assert json.loads(ok("lookup", *served.officer, "--doc", "P:RUS:1", "--json")) == {
+        "hits": [],
+        "not_checked": [],
+    }
 
 
 @pytest.mark.parametrize(

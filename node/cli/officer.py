@@ -109,9 +109,22 @@ def lookup(
     query_of(Entry.build("", names=names, dob=dob, documents=docs, mrz=mrz)).keys()
     with connect(address, credential_file, insecure_dev) as client:
         hits = client.lookup(names=names, dob=dob, documents=docs, mrz=mrz, purpose=purpose)
+        not_checked = client.last_not_checked
     if as_json:
-        click.echo(json.dumps({"hits": [hit_json(h) for h in hits]}))
+        click.echo(
+            json.dumps(
+                {
+                    "hits": [hit_json(h) for h in hits],
+                    "not_checked": [{"origin": o, "reason": r} for o, r in not_checked],
+                }
+            )
+        )
         return
+    for origin_id, reason in not_checked:
+        click.echo(
+            f"NOT CHECKED: online listings of {origin_id} ({reason}); "
+            "no hit from them is not a miss"
+        )
     if not hits:
         click.echo("no hit")
         return

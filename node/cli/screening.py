@@ -102,6 +102,11 @@ def report_lines(report: Report) -> list[str]:
         f"{report.not_fully_checked} not fully checked "
         f"({report.not_checked} not checked, {report.partly_checked} partly)"
     ]
+    online = sorted({pair for row in report.rows for pair in row.result.not_checked})
+    lines.extend(
+        f"NOT CHECKED: online listings of {origin} ({reason}); no hit from them is not a miss"
+        for origin, reason in online
+    )
     for row in report.rows:
         lines.extend(_hit_line(row.entry.id, hit) for hit in row.result.hits)
     for row in report.rows:
@@ -124,6 +129,7 @@ def report_json(report: Report, hit_json: Callable[[Hit], dict[str, Any]]) -> di
                 "hits": [hit_json(h) for h in row.result.hits],
                 "error": row.result.error,
                 "unusable": list(row.entry.unusable),
+                "not_checked": [{"origin": o, "reason": r} for o, r in row.result.not_checked],
             }
             for row in report.rows
         ],

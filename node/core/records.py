@@ -48,7 +48,10 @@ FIELDS = (
     "legal_basis",
     "authority",
     "expires",
+    "tier",
 )
+TIERS = frozenset({"", "offline", "online"})
+"""A record's tier (docs/protocol.md §15.1); "" defers to the sharing policy."""
 
 
 class RecordError(UserError):
@@ -83,6 +86,8 @@ class Record:
     legal_basis: str
     authority: str
     expires: str
+    tier: str = ""
+    """``"online"``, ``"offline"``, or ``""``: the policy's default (§15.1)."""
 
     def identifier_keys(self) -> list[IdentifierKey]:
         """The record's identifier keys (docs/protocol.md §2.6)."""
@@ -90,7 +95,10 @@ class Record:
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the stored form."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        obj = asdict(self)
+        if not self.tier:
+            del obj["tier"]  # records without a tier keep the bytes they always had
+        return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> Record:
@@ -102,7 +110,10 @@ class Record:
         """
         try:
             obj = json.loads(data)
-            fields = {name: obj[name] for name in FIELDS}
+            fields = {name: obj[name] for name in FIELDS if name != "tier"}
+            fields["tier"] = obj.get("tier", "")
+            if fields["tier"] not in TIERS:
+                raise ValueError
             fields["names"] = tuple(fields["names"])
             fields["documents"] = tuple(Document(**d) for d in fields["documents"])
             return cls(**fields)
@@ -163,6 +174,13 @@ def _expires(obj: Mapping[str, Any]) -> str:
         raise ValueError("field 'expires' must be a date YYYY-MM-DD") from None
 
 
+def _tier(obj: Mapping[str, Any]) -> str:
+    value = _text(obj, "tier", required=False).lower()
+    if value not in TIERS:
+        raise ValueError("field 'tier' must be offline or online")
+    return value
+
+
 def parse_record(obj: Any, line: int) -> Record:
     """Validate one record object (a parsed JSON line or CSV row).
 
@@ -213,6 +231,7 @@ def parse_record(obj: Any, line: int) -> Record:
             legal_basis=_text(obj, "legal_basis"),
             authority=_text(obj, "authority"),
             expires=_expires(obj),
+            tier=_tier(obj),
         )
         record.identifier_keys()  # a record must yield at least one valid key
         return record

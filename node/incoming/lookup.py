@@ -22,6 +22,7 @@ from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.audit.journal import Journal
 from wlx.node.core.errors import Rejection, UserError
 from wlx.node.core.node import Node
+from wlx.node.incoming import online
 from wlx.node.protocol import codec
 from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
 from wlx.node.store.base import InboundState
@@ -73,6 +74,9 @@ class Result:
 
     hits: tuple[Hit, ...] = ()
     error: str = ""
+    not_checked: tuple[tuple[str, str], ...] = ()
+    """``(origin, reason)`` of origins whose online-tier listings could not
+    be checked (docs/protocol.md §15.6): no hit from them is *not* a miss."""
 
 
 class HitMemory:
@@ -120,6 +124,9 @@ class Lookup:
         self._keys: dict[bytes, EpochKey] = {}
         self._journal = journal
         self.hits = HitMemory()
+        self.evaluate_send: online.Transport | None = None
+        """How online-tier evaluations reach origins (the server sets gRPC over
+        mutual TLS); without one, online listings are reported not checked."""
 
     def _epoch_key(self, state: InboundState) -> EpochKey:
         key = self._keys.get(state.token_key)
@@ -136,10 +143,18 @@ class Lookup:
         Raises:
             UserError: the query has no usable identifier.
         """
+        return self.check_result(query, caller, purpose).hits
+
+    def check_result(self, query: Query, caller: str = "", purpose: str = "") -> Result:
+        """``check`` with the origins whose online listings were not checked.
+
+        Raises:
+            UserError: the query has no usable identifier.
+        """
         result = self.screen([query], caller, purpose, call="check")[0]
         if result.error:
             raise UserError(result.error)
-        return result.hits
+        return result
 
     def screen(
         self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"
@@ -191,12 +206,18 @@ class Lookup:
                             found[index].setdefault((hit.origin, hit.ref), []).append(
                                 (ikey.kind, hit)
                             )
+        extra = online.lookup_online(self._node, keys, self.evaluate_send, self._journal)
+        for match in extra.hits:
+            hit = _online_hit(match)
+            self.hits.remember(caller, hit.origin, hit.ref, match.seal_key, now)
+            found[match.index].setdefault((hit.origin, hit.ref), []).append((match.kind, hit))
+        not_checked = tuple((origin, reason.value) for origin, reason in extra.not_checked)
         results = []
         for index, entry in enumerate(keys):
             if isinstance(entry, str):
                 results.append(Result(error=entry))
             else:
-                results.append(Result(hits=_merge(found[index])))
+                results.append(Result(hits=_merge(found[index]), not_checked=not_checked))
         tested = sum(len(k) for k in keys if not isinstance(k, str))
         self._record(caller, purpose, call, results, tested)
         return results
@@ -216,6 +237,9 @@ class Lookup:
             "unchecked": sum(1 for r in results if r.error),
             "hits": refs,
         }
+        not_checked = sorted({origin for r in results for origin, _ in r.not_checked})
+        if not_checked:
+            fields["online_not_checked"] = not_checked
         if self._journal is not None:
             self._journal.record(Event.LOOKUP, **fields)
             return
@@ -243,6 +267,21 @@ class Lookup:
             list_synced_at=synced,
             suspended=data.suspended,
         )
+
+
+def _online_hit(match: online.OnlineHit) -> Hit:
+    data = match.hit
+    return Hit(
+        origin=match.origin,
+        ref=data.ref,
+        category=data.category,
+        action=data.action,
+        matched_on=data.matched_on,
+        also_matched=(),
+        expires=data.expires,
+        list_synced_at=match.synced_at,
+        suspended=data.suspended,
+    )
 
 
 def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit, ...]:

@@ -33,6 +33,7 @@ from wlx.node.core.errors import (
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import sent_snapshots
+from wlx.node.outgoing.evaluate import online_key, tier_key
 from wlx.node.outgoing.ownlist import load_record, upsert_of
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.card_rules import check_card, check_rotation
@@ -200,7 +201,7 @@ def _ops_for(
         if not policy.allows(record):
             ops.append(outbound.remove_for(change.record_id, key))
             continue
-        ops.append(upsert_of(node, stored, key, record))
+        ops.append(upsert_of(node, stored, key, record, online=tier_key(node, policy, record, key)))
     return ops, removals, changes[-1].seq if changes else changes_pos
 
 
@@ -314,8 +315,15 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
             if was and not now:
                 removals[len(ops)] = record.id
                 ops.append(outbound.remove_for(record.id, key))
-            elif now and not was and stored.expires >= today:
-                ops.append(upsert_of(node, stored, key, record))
+            elif (
+                now
+                and stored.expires >= today
+                and (not was or old.tier(record) != policy.tier(record))
+            ):
+                # newly shared, or its tier changed (§15.1): sent again
+                ops.append(
+                    upsert_of(node, stored, key, record, online=tier_key(node, policy, record, key))
+                )
                 added += 1
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
@@ -491,7 +499,8 @@ class _LiveEntries:
                     continue
                 record = load_record(node, stored)
                 if policy.allows(record):
-                    entry = upsert_of(node, stored, self._key, record)
+                    online = tier_key(node, policy, record, self._key)
+                    entry = upsert_of(node, stored, self._key, record, online=online)
                     self.last_id = stored.id
                     self.count += 1
                     yield entry
@@ -663,6 +672,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
         resume_token=lambda: _resume_token(node, peer, position, entries),
         start=position.start,
         on_final=lambda total: _sent(node, peer, position, total),
+        oprf_public_key=online_key(node, peer, position.epoch).public,
     )
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from wlx.crypto.online import OnlineKey
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
@@ -88,7 +89,12 @@ def upgrade_record_contexts(node: Node) -> int:
 
 
 def upsert_of(
-    node: Node, stored: StoredRecord, key: EpochKey, record: Record | None = None
+    node: Node,
+    stored: StoredRecord,
+    key: EpochKey,
+    record: Record | None = None,
+    *,
+    online: OnlineKey | None = None,
 ) -> Upsert:
     return outbound.upsert_for(
         record or load_record(node, stored),
@@ -96,6 +102,7 @@ def upsert_of(
         key,
         node.rng,
         suspended=stored.suspended,
+        online=online,
     )
 
 
