@@ -61,6 +61,7 @@ SETTINGS: dict[str, str] = {
     "retention_grace_days": _WHOLE,
     "outbox_keep_days": _WHOLE,
     "detail_quota": _WHOLE,
+    "oprf_daily_budget": _WHOLE,
     "storage": _TABLE,
     "limits": _TABLE,
     "metrics": _TABLE,
