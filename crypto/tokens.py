@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from wlx.crypto.encoding import lp, u64
 from wlx.crypto.errors import DecryptionError, MalformedError
 from wlx.crypto.keys import Rng, system_rng
+from wlx.crypto.normalize import NORMALISATION, VERSIONS
 
 TOKEN_KEY_LEN = 32
 TOKEN_LEN = 16
@@ -79,18 +80,24 @@ class EpochKey:
     """The token key of one (origin, recipient, epoch) and what derives from it.
 
     ``origin == recipient`` for a node's index of its own list.
+    ``normalisation`` is the version of the identifier keys this epoch's
+    tokens are computed over (docs/protocol.md §2.9); it does not enter any
+    derivation.
     """
 
     key: bytes = field(repr=False)
     origin: str
     recipient: str
     epoch: int
+    normalisation: str = NORMALISATION
 
     def __post_init__(self) -> None:
         if len(self.key) != TOKEN_KEY_LEN:
             raise MalformedError("an epoch token key is 32 bytes")
         if self.epoch < 1:
             raise MalformedError("epochs start at 1")
+        if self.normalisation not in VERSIONS:
+            raise MalformedError("unsupported normalisation version")
 
     @classmethod
     def generate(cls, origin: str, recipient: str, epoch: int, rng: Rng = system_rng) -> EpochKey:

@@ -18,6 +18,7 @@ from wlx.crypto.keys import BoxKey, Rng, SigningKey, system_rng
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.config import (
     BOX_KEY,
     IDENTITY_KEY,
@@ -65,6 +66,7 @@ def _node(
         tls_key=keys.tls_key,
         ca_key=keys.ca_key,
         ca_cert=keys.ca_cert,
+        service_cert=keys.service_cert,
         clock=clock,
         rng=rng,
         insecure_dev=insecure_dev,
@@ -276,6 +278,7 @@ def init_node(
                     synced_at=0,
                 )
             )
+            normalisation.record(tx, node_id, node_id, 1)
             tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
             exchange_log.append(
                 tx,

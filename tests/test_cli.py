@@ -521,10 +521,10 @@ def test_sync_with_an_unreachable_peer_is_one_line_and_shows_in_status(nodes: Pa
     cn, ru = nodes / "cn", nodes / "ru"
     ok("peer", "add", ru, card_of(cn), "--address", f"127.0.0.1:{free_port()}")
     line = fails("sync", ru, match="CN", real=True)
-    assert "unreachable" in line
+    assert "nothing is listening there" in line
     fails("sync", ru, "--peer", "XX", match="no trusted peer XX")
     data = json.loads(ok("status", ru, "--json"))
-    assert "unreachable" in data["peers"][0]["last_error"]
+    assert "nothing is listening there" in data["peers"][0]["last_error"]
     assert "last error" in ok("status", ru)
 
 
@@ -630,8 +630,9 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
     data = json.loads(
         ok("lookup", *served.officer, "--name", "WEI wang", "--dob", "1980-05-17", "--json")
     )
-    assert set(data) == {"hits", "not_checked"} and len(data["hits"]) == 1
-    assert data["not_checked"] == []
+    assert set(data) == {"hits", "not_checked", "fully_checked", "unusable"}
+    assert len(data["hits"]) == 1 and data["not_checked"] == []
+    assert data["fully_checked"] is True and data["unusable"] == []
     hit = data["hits"][0]
     assert set(hit) >= HIT_KEYS
     assert {k: hit[k] for k in HIT_KEYS} == {
@@ -639,10 +640,10 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
         "ref": "CN-0001",
         "category": "wanted",
         "action": "arrest",
-        "matched_on": "name+dob",
+        "matched_on": "name+dob (reordered)",  # listed as "Wang Wei": order is kept
         "expires": "2099-12-31",
     }
-    assert hit.get("also_matched", []) == []
+    assert hit["strength"] == "medium"
     both = json.loads(
         ok(
             "lookup",
@@ -657,16 +658,33 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
         )
     )
     assert [(h["ref"], h["matched_on"], h["also_matched"]) for h in both["hits"]] == [
-        ("CN-0001", "document", ["name+dob"])
+        ("CN-0001", "document", ["name+dob", "name+dob (transliterated)", "name+dob (phonetic)"])
     ]
     by_year = json.loads(
         ok("lookup", *served.officer, "--name", "na li", "--dob", "1975-03-04", "--json")
     )
-    assert [(h["ref"], h["matched_on"]) for h in by_year["hits"]] == [("CN-0002", "name+dob-year")]
+    assert [(h["ref"], h["strength"]) for h in by_year["hits"]] == [("CN-0002", "weak")]
+    assert by_year["hits"][0]["matched_on"].startswith("name+dob-year")
     assert json.loads(ok("lookup", *served.officer, "--doc", "P:RUS:1", "--json")) == {
         "hits": [],
         "not_checked": [],
+        "fully_checked": True,
+        "unusable": [],
     }
+
+
+def test_one_unusable_field_does_not_hide_a_hit(served: Served) -> None:
+    """Issue 9 item 6: a two-letter country no longer makes the person unchecked."""
+    args = ("lookup", *served.officer, "--doc", "P:CN:E12345678", "--name", "王伟")
+    out = ok(*args, "--dob", "1980-05-17")
+    assert "HIT CN CN-0001" in out and "matched on name+dob" in out
+    assert "NOT USED document 1: a country must be an ICAO three-letter code" in out
+    assert "NOT FULLY CHECKED" in out
+    data = json.loads(ok(*args, "--dob", "1980-05-17", "--json"))
+    assert data["fully_checked"] is False and len(data["unusable"]) == 1
+    assert [h["ref"] for h in data["hits"]] == ["CN-0001"]
+    strict = wlx(*args, "--dob", "1980-05-17", "--strict")
+    assert strict.code == 4 and "HIT CN CN-0001" in strict.out
 
 
 @pytest.mark.parametrize(
@@ -703,7 +721,9 @@ def test_lookup_with_an_empty_purpose_is_refused_by_the_node(served: Served) -> 
 def test_lookup_at_an_unreachable_or_invalid_node(served: Served, tmp_path: Path) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     doc = ("--doc", "P:CHN:E1")
-    fails("lookup", *served.officer, "--node", nowhere, *doc, match="unreach", real=True)
+    fails(
+        "lookup", *served.officer, "--node", nowhere, *doc, match="nothing is listening", real=True
+    )
     fails("lookup", *served.officer, "--node", "not-an-address", *doc, match="HOST:PORT")
     fails("lookup", "--node", served.ru_address, *doc, match="--credential")
     # RU's officer credential at CN: CN is not the node it pins, nor does CN know it.
@@ -715,11 +735,20 @@ def test_lookup_at_an_unreachable_or_invalid_node(served: Served, tmp_path: Path
     fails("lookup", "--credential", tmp_path / "junk.json", *doc, match="credential")
     manifest = tmp_path / "m.jsonl"
     manifest.write_text('{"id": "1", "names": ["A B"], "dob": "1980"}\n')
-    fails("screen", *served.officer, "--node", nowhere, manifest, match="unreachable")
+    fails("screen", *served.officer, "--node", nowhere, manifest, match="nothing is listening")
 
 
 def test_a_refused_tls_handshake_is_one_line(served: Served) -> None:
-    fails("lookup", *served.officer, "--node", served.cn_address, "--doc", "P:CHN:E1", real=True)
+    fails(
+        "lookup",
+        *served.officer,
+        "--node",
+        served.cn_address,
+        "--doc",
+        "P:CHN:E1",
+        match="not the one trusted for it",
+        real=True,
+    )
 
 
 def test_screen_a_manifest_with_an_uncheckable_entry(served: Served, tmp_path: Path) -> None:
@@ -749,6 +778,28 @@ def test_screen_a_manifest_with_an_uncheckable_entry(served: Served, tmp_path: P
     assert results["12A"]["hits"] == [] and results["12A"]["error"] == ""
     assert results["12B"]["hits"] == [] and "date of birth" in results["12B"]["error"]
     assert [h["ref"] for h in results["14C"]["hits"]] == ["CN-0001"]
+
+
+def test_screen_checks_a_person_whose_document_is_unusable(served: Served, tmp_path: Path) -> None:
+    """Issue 9 item 6: a two-letter country no longer hides an arrest listing."""
+    manifest = tmp_path / "manifest.jsonl"
+    row = {
+        "id": "7F",
+        "names": ["王伟"],
+        "dob": "1980-05-17",
+        "documents": [{"type": "P", "country": "CN", "number": "E12345678"}],
+    }
+    manifest.write_text(json.dumps(row) + "\n")
+    out = ok("screen", *served.officer, manifest)
+    assert "1 not fully checked (0 not checked, 1 partly)" in out.splitlines()[0]
+    assert "HIT 7F: CN CN-0001 wanted, action arrest" in out
+    assert "PARTLY CHECKED 7F: document 1: a country must be" in out
+    data = json.loads(ok("screen", *served.officer, manifest, "--json"))
+    (result,) = data["results"]
+    assert result["checked"] == "partial" and len(result["unusable"]) == 1
+    assert [h["ref"] for h in result["hits"]] == ["CN-0001"]
+    strict = wlx("screen", *served.officer, manifest, "--strict")
+    assert strict.code != 0 and "HIT 7F" in strict.out
 
 
 def test_screen_file_errors(served: Served, tmp_path: Path) -> None:

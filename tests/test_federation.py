@@ -26,7 +26,10 @@ def test_sync_then_lookup_hits_on_the_peers_list(
     assert hits[0].category == "wanted" and hits[0].action == "arrest"
 
     by_name = Lookup(fed["CN"].node).check(Query(names=("PEREZ juan",), dob="1970-02-03"))
-    assert [(h.origin, h.ref, h.matched_on) for h in by_name] == [("AR", "AR-1", "name+dob-year")]
+    # Listed as "Juan Pérez": the other part order is a reordered match (wlx-norm-2).
+    assert [(h.origin, h.ref, h.matched_on, h.strength) for h in by_name] == [
+        ("AR", "AR-1", "name+dob-year (reordered)", "weak")
+    ]
 
     assert Lookup(fed["RU"].node).check(doc_query("CHN", "E7654321")) == ()
 
@@ -62,6 +65,6 @@ def test_lookups_work_with_every_peer_offline(federation: FederationMaker) -> No
     fed.sync_all()
     fed["CN"].server.stop(grace=None)
     report = fed.sync("RU", "CN")
-    assert not report.ok and "unreachable" in report.error
+    assert not report.ok and "nothing is listening there" in report.error
     hits = Lookup(fed["RU"].node).check(Query(names=("Test Person CN 1",), dob="1980-05-17"))
     assert [h.ref for h in hits] == ["CN-1"]

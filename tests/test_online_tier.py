@@ -12,6 +12,7 @@ from support.nodes import Federation, FederationMaker, StorageFactory, record
 from wlx.crypto.normalize import record_keys
 from wlx.node import detail
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.incoming import online
 from wlx.node.incoming.lookup import Lookup, Query
@@ -22,6 +23,8 @@ from wlx.node.rpc.evaluate_client import evaluate_sender
 from wlx.node.rpc.server import detail_sender
 
 QUERY = Query(names=("Test Person CN 1",), dob="1980-05-17")
+QUERY_KEYS = len({k.value for k in QUERY.keys()})  # noqa: SIM118 - Query.keys, not a dict
+"""Distinct identifier keys of QUERY: what one lookup asks an origin to evaluate."""
 
 
 def lookup(fed: Federation, at: str) -> Lookup:
@@ -59,14 +62,19 @@ def test_an_online_listing_hits_through_the_origin_and_not_offline(
     with ru.store.read() as tx:
         state = tx.get_inbound("CN")
         assert state is not None
+        version = normalisation.of_epoch(tx, "CN", "RU", state.epoch)
         key = ru.epoch_key("CN", "RU", state.epoch, state.token_key)
-        keys = [k.value for k in record_keys(["Test Person CN 1"], "1980-05-17", [])]
-        assert tx.find_tokens("CN", [key.token(k) for k in keys]) == []
-    # Both sides logged the evaluation as counts.
+        keys = [k.value for k in record_keys(["Test Person CN 1"], "1980-05-17", [], version)]
+        assert keys and tx.find_tokens("CN", [key.token(k) for k in keys]) == []
+        offline = [k.value for k in record_keys(["Test Person CN 2"], "1980-05-17", [], version)]
+        assert tx.find_tokens("CN", [key.token(k) for k in offline])  # the check can see tokens
+    # Both sides logged the evaluation as counts: every distinct key of the query, no more.
+    other = Query(names=("Test Person CN 2",), dob="1980-05-17")
+    asked = len({k.value for k in other.keys()})  # noqa: SIM118 - Query.keys, not a dict
     (out,) = entries(fed, "RU", Event.EVALUATE_OUT)[-1:]
-    assert out["origin"] == "CN" and out["outcome"] == "evaluated" and out["elements"] == 3
+    assert out["origin"] == "CN" and out["outcome"] == "evaluated" and out["elements"] == asked
     inn = entries(fed, "CN", Event.EVALUATE_IN)[-1]
-    assert inn["peer"] == "RU" and inn["outcome"] == "evaluated" and inn["elements"] == 3
+    assert inn["peer"] == "RU" and inn["outcome"] == "evaluated" and inn["elements"] == asked
     assert out["request"] == inn["request"]
     assert "Test" not in json.dumps(entries(fed, "CN", Event.EVALUATE_IN))
 
@@ -101,22 +109,25 @@ def test_the_budget_is_exact_and_refusal_is_reported(
     cn = fed["CN"].node
     send = evaluate_sender(fed["RU"].node)
 
+    per_query = QUERY_KEYS
+    budget = per_query * 2 - 1
+
     def budget_of_five(origin_id: str, signed: SignedRequest) -> SignedRequest:
         return (
-            origin_eval.evaluate(cn, signed, budget=5)
+            origin_eval.evaluate(cn, signed, budget=budget)
             if origin_id == "CN"
             else send(origin_id, signed)
         )
 
     finder = lookup(fed, "RU")
     finder.evaluate_send = budget_of_five
-    assert [h.ref for h in finder.check(QUERY)] == ["CN-1"]  # 3 evaluations
-    result = finder.screen([QUERY])  # 3 more would be 6 > 5: refused whole
+    assert [h.ref for h in finder.check(QUERY)] == ["CN-1"]  # per_query evaluations
+    result = finder.screen([QUERY])  # as many again would be over the budget: refused whole
     assert result[0].hits == () and result[0].not_checked == (
         ("CN", "evaluation budget exhausted"),
     )
     with cn.store.read() as tx:
-        assert origin_eval.charged_today(tx, "RU", cn.now()) == 3
+        assert origin_eval.charged_today(tx, "RU", cn.now()) == per_query
     outcomes = [e["outcome"] for e in entries(fed, "CN", Event.EVALUATE_IN)]
     assert outcomes == ["evaluated", "quota"]
 
@@ -243,10 +254,10 @@ def test_auditors_see_each_peers_evaluation_volume(federation: FederationMaker) 
     lookup(fed, "RU").check(QUERY)
     day = "2027-01-15"  # the FakeClock's day
     assert evaluation_volume(entries(fed, "CN", Event.EVALUATE_IN)) == [
-        f"  online tier: {day} evaluated for RU: 6 (0 not evaluated)"
+        f"  online tier: {day} evaluated for RU: {2 * QUERY_KEYS} (0 not evaluated)"
     ]
     assert evaluation_volume(entries(fed, "RU", Event.EVALUATE_OUT)) == [
-        f"  online tier: {day} evaluations by CN: 6 (0 not evaluated)"
+        f"  online tier: {day} evaluations by CN: {2 * QUERY_KEYS} (0 not evaluated)"
     ]
 
 
@@ -312,7 +323,10 @@ def test_auditors_reconcile_evaluations_between_the_two_logs(
     result = reconcile(cn, ru)
     assert result.agree, result.discrepancies
     summary = "\n".join(result.summary)
-    assert "evaluations: 2 requests by RU, 2 as CN logged; CN evaluated 6 keys for RU" in summary
+    assert (
+        f"evaluations: 2 requests by RU, 2 as CN logged; CN evaluated {2 * QUERY_KEYS} keys for RU"
+        in summary
+    )
 
 
 def test_a_resumed_snapshot_keeps_the_committed_key_and_online_listings(

@@ -432,6 +432,7 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
+        lifecycle.migrate_normalisation(node)  # a no-op unless an epoch is older
         settings = node.config.metrics
         refusals = RefusalLog(node)
         interval = sync_interval or node.config.sync_interval
@@ -651,6 +652,12 @@ for _command in (*officer.COMMANDS, *admin.COMMANDS, *audit.COMMANDS):
 # ------------------------------------------------------------------ entry point
 
 
+def _say_error(exc: Exception) -> None:
+    """One ``error:`` line per mistake (a configuration can hold several)."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"error: {line}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning errors into one line."""
     try:
@@ -667,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"error: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
     except (UserError, InvalidIdentifier) as exc:
-        click.echo(f"error: {exc}", err=True)
+        _say_error(exc)
         sys.exit(EXIT_ERROR)
     except InternalError as exc:
         if os.environ.get("WLX_DEBUG"):
@@ -675,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INTERNAL)
     except WlxError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _say_error(exc)
         sys.exit(EXIT_ERROR)
     except Exception as exc:
         if os.environ.get("WLX_DEBUG"):

@@ -20,6 +20,7 @@ from typing import Any
 
 from wlx.crypto.errors import InvalidIdentifier
 from wlx.crypto.normalize import (
+    NORMALISATION,
     IdentifierKey,
     normalize_country,
     normalize_document_number,
@@ -89,9 +90,9 @@ class Record:
     tier: str = ""
     """``"online"``, ``"offline"``, or ``""``: the policy's default (§15.1)."""
 
-    def identifier_keys(self) -> list[IdentifierKey]:
+    def identifier_keys(self, version: str = NORMALISATION) -> list[IdentifierKey]:
         """The record's identifier keys (docs/protocol.md §2.6)."""
-        return list(_identifier_keys(self.names, self.dob, self.documents))
+        return list(_identifier_keys(self.names, self.dob, self.documents, version))
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the stored form."""
@@ -123,10 +124,11 @@ class Record:
 
 @functools.lru_cache(maxsize=65_536)
 def _identifier_keys(
-    names: tuple[str, ...], dob: str, documents: tuple[Document, ...]
+    names: tuple[str, ...], dob: str, documents: tuple[Document, ...], version: str
 ) -> tuple[IdentifierKey, ...]:
     """Identifier keys, cached: a record is keyed once, not once per peer."""
-    return tuple(record_keys(names, dob or None, [(d.country, d.number) for d in documents]))
+    docs = [(d.country, d.number) for d in documents]
+    return tuple(record_keys(names, dob or None, docs, version))
 
 
 def _text(obj: Mapping[str, Any], name: str, *, required: bool = True) -> str:

@@ -26,6 +26,7 @@ from wlx.crypto.signing import Purpose
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.audit.journal import Journal
+from wlx.node.core import normalisation
 from wlx.node.core.errors import (
     Exhausted,
     PeerError,
@@ -239,36 +240,44 @@ class OnlineResult:
 
 def lookup_online(
     node: Node,
-    keys: Sequence[Sequence[IdentifierKey] | str],
+    keys_for: Callable[[str], Sequence[Sequence[IdentifierKey] | str]],
     send: Transport | None,
     journal: Journal | None = None,
 ) -> OnlineResult:
     """Match the queries' identifier keys against every origin's online listings.
 
-    ``keys`` holds each query's identifier keys (a string for a query that
-    could not be checked at all).  One ``Evaluate`` per origin that holds
-    online listings here, concurrently; each distinct key is blinded once.
-    An origin that cannot be asked, refuses, answers wrongly, or whose list
-    changed epoch meanwhile is reported in ``not_checked``: never a silent
-    miss.
+    ``keys_for(version)`` gives each query's identifier keys under one
+    normalisation version (a string for a query that could not be checked at
+    all); each origin is asked with the keys of its epoch's version.  One
+    ``Evaluate`` per origin that holds online listings here, concurrently;
+    each distinct key is blinded once.  An origin that cannot be asked,
+    refuses, answers wrongly, or whose list changed epoch meanwhile is
+    reported in ``not_checked``: never a silent miss.
     """
-    unique = sorted({k.value for entry in keys if not isinstance(entry, str) for k in entry})
     with node.store.read() as tx:
         targets = [
-            (state, public_key(tx, state.origin, state.epoch))
+            (
+                state,
+                public_key(tx, state.origin, state.epoch),
+                normalisation.of_epoch(tx, state.origin, node.node_id, state.epoch),
+            )
             for state in tx.list_inbound()
             if state.epoch
             and state.origin != node.node_id
             and holds_online(tx, state.origin, state.epoch)
         ]
-    if not targets or not unique:
+    if not targets:
         return OnlineResult()
     not_checked: dict[str, proto.NotChecked] = {}
-    asked: list[tuple[InboundState, Evaluated]] = []
+    asked: list[tuple[InboundState, Evaluated, Sequence[Sequence[IdentifierKey] | str]]] = []
     workers = min(MAX_CONCURRENT, len(targets))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         futures = []
-        for state, public in targets:
+        for state, public, version in targets:
+            keys = keys_for(version)
+            unique = _unique(keys)
+            if not unique:
+                continue
             if not public:  # an epoch whose snapshot committed no key
                 not_checked[state.origin] = proto.NotChecked.STALE_EPOCH
                 continue
@@ -278,19 +287,24 @@ def lookup_online(
             futures.append(
                 (
                     state,
+                    keys,
                     pool.submit(
                         evaluate_at, node, state.origin, state.epoch, public, unique, send, journal
                     ),
                 )
             )
-        for state, future in futures:
+        for state, keys, future in futures:
             evaluated = future.result()
             if evaluated.not_checked is not None:
                 not_checked[state.origin] = evaluated.not_checked
             else:
-                asked.append((state, evaluated))
-    hits = _match(node, keys, unique, asked, not_checked)
+                asked.append((state, evaluated, keys))
+    hits = _match(node, asked, not_checked)
     return OnlineResult(tuple(hits), tuple(sorted(not_checked.items())))
+
+
+def _unique(keys: Sequence[Sequence[IdentifierKey] | str]) -> list[bytes]:
+    return sorted({k.value for entry in keys if not isinstance(entry, str) for k in entry})
 
 
 MAX_CONCURRENT = 8
@@ -298,15 +312,14 @@ MAX_CONCURRENT = 8
 
 def _match(
     node: Node,
-    keys: Sequence[Sequence[IdentifierKey] | str],
-    unique: Sequence[bytes],
-    asked: Sequence[tuple[InboundState, Evaluated]],
+    asked: Sequence[tuple[InboundState, Evaluated, Sequence[Sequence[IdentifierKey] | str]]],
     not_checked: dict[str, proto.NotChecked],
 ) -> list[OnlineHit]:
     hits: list[OnlineHit] = []
     today = node.today()
     with node.store.read() as tx:
-        for state, evaluated in asked:
+        for state, evaluated, keys in asked:
+            unique = _unique(keys)
             now_state = tx.get_inbound(state.origin)
             if now_state is None or now_state.epoch != state.epoch:
                 not_checked[state.origin] = proto.NotChecked.STALE_EPOCH  # resynced meanwhile

@@ -18,7 +18,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
-from wlx.node.core import failpoints, metrics
+from wlx.node.core import failpoints, metrics, normalisation
 from wlx.node.core.errors import Rejection, RejectReason, Unavailable, WlxError
 from wlx.node.core.node import Node
 from wlx.node.incoming import online
@@ -208,6 +208,7 @@ def _progress_blob(
             "entries": progress.entries,
             "resume_token": progress.resume_token.hex(),
             "final": progress.final,
+            "normalisation": progress.normalisation,
         },
         separators=(",", ":"),
     ).encode()
@@ -240,6 +241,8 @@ def staged_progress(node: Node, origin: str) -> inbound.SnapshotProgress | None:
         entries=body["entries"],
         resume_token=bytes.fromhex(body["resume_token"]),
         final=body["final"],
+        # Staged before versions were recorded: only wlx-norm-1 was accepted then.
+        normalisation=body.get("normalisation", normalisation.LEGACY),
     )
 
 
@@ -369,7 +372,7 @@ class _CursorMoved(Exception):
 
 
 def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.SnapshotResult) -> None:
-    key = EpochKey(result.token_key, origin, node.node_id, result.epoch)
+    key = EpochKey(result.token_key, origin, node.node_id, result.epoch, result.normalisation)
     with node.store.write() as tx:
         state = tx.get_inbound(origin, for_update=True)
         if cursor_of(state) != start:
@@ -395,6 +398,7 @@ def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.Snap
                 digest=result.cursor.digest,
             ),
         )
+        normalisation.record(tx, origin, node.node_id, result.epoch, result.normalisation)
         tx.put_inbound(
             InboundState(
                 origin=origin,

@@ -22,6 +22,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import (
     AlreadyExists,
@@ -54,6 +55,7 @@ from wlx.node.protocol.messages import (
     StreamHead,
     Upsert,
 )
+from wlx.node.protocol.outbound import RESTORE_PENDING_META
 from wlx.node.store.base import (
     DECLARED,
     InboundState,
@@ -164,6 +166,7 @@ def add_peer(
                     epoch_started_at=now,
                 )
             )
+            normalisation.record(tx, node.node_id, card.node_id, 1)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
         exchange_log.append(
@@ -177,6 +180,14 @@ def add_peer(
         )
     log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
     return card
+
+
+def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
+    """The epoch key of a peer's stream, with its epoch's normalisation version."""
+    version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
+    return node.epoch_key(
+        node.node_id, state.peer, state.epoch, state.token_key, normalisation=version
+    )
 
 
 def _ops_for(
@@ -285,7 +296,7 @@ def materialise(node: Node, peer: str, *, max_changes: int | None = None) -> Out
                 raise NotFound(f"no stream for peer {peer}")
             if state.change_pos >= tx.change_head():
                 return state
-            key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+            key = _key(node, tx, state)
             ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
             state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
             tx.put_outbound(state)
@@ -360,7 +371,7 @@ def refilter(
         state = tx.get_outbound(peer, for_update=True)
         if row is None or row.revoked_at or state is None:
             raise NotFound(f"{peer} is not a trusted peer")
-        key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+        key = _key(node, tx, state)
         old, new = change(tx, row)
         while state.change_pos < tx.change_head():  # changes that came in between
             pending, pending_removals, pos = _ops_for(node, tx, key, state.change_pos, old)
@@ -430,6 +441,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
     card, payload = _verify(node, request, Purpose.PULL)
     params: PullParams = codec.decode_pull_params(payload)
     check_parties(params.requester, params.origin, request.signer, node.node_id)
+    _restart_after_restore(node, card.node_id, params.epoch)
     with node.store.read() as tx:
         current = tx.get_outbound(card.node_id)
     if current is None:
@@ -470,6 +482,41 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             yield seal_presigned(row.signed, Purpose.BATCH, sender=node.node_id, to=card)
         sent += len(rows)
         after = rows[-1].last_seq
+
+
+def _restart_after_restore(node: Node, peer: str, requested: int) -> None:
+    """Start the peer's stream in a new epoch if the node was restored since
+    its last pull, or the peer holds an epoch of ours above the current one."""
+
+    def decide(tx: Tx, lock: bool) -> tuple[OutboundState | None, list[str], int | None]:
+        pending = json.loads(tx.get_meta(RESTORE_PENDING_META) or b"[]")
+        state = tx.get_outbound(peer, for_update=lock)
+        if state is None:
+            return None, pending, None
+        return (
+            state,
+            pending,
+            outbound.epoch_to_start(requested, state.epoch, restored=peer in pending),
+        )
+
+    with node.store.read() as tx:
+        if decide(tx, False)[2] is None:
+            return
+    with node.store.write() as tx:
+        tx.lock_changes()
+        state, pending, epoch = decide(tx, True)
+        if state is None or epoch is None:
+            return
+        lifecycle.restart_stream(node, tx, state, epoch=epoch)
+        if peer in pending:
+            pending.remove(peer)
+            tx.set_meta(RESTORE_PENDING_META, json.dumps(pending).encode())
+    log.warning(
+        "peer %s: stream restarts in epoch %d (it holds a state this node no longer has: "
+        "restored from a backup)",
+        peer,
+        epoch,
+    )
 
 
 SNAPSHOT_PAGE = 500
@@ -652,7 +699,11 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
             "",
             outbound.PartsStart(),
         )
-    key = node.epoch_key(node.node_id, peer, position.epoch, position.token_key)
+    with node.store.read() as tx:
+        version = normalisation.of_epoch(tx, node.node_id, peer, position.epoch)
+    key = node.epoch_key(
+        node.node_id, peer, position.epoch, position.token_key, normalisation=version
+    )
     entries = _LiveEntries(node, peer, key, position.after_id)
     log.info(
         "snapshot for %s at %d (epoch %d)%s",

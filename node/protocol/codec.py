@@ -18,7 +18,7 @@ from google.protobuf.message import Message as PbMessage
 from wlx.crypto import ristretto
 from wlx.crypto.digests import DIGEST_LEN, payload_digest
 from wlx.crypto.errors import MalformedError
-from wlx.crypto.normalize import NORMALISATION
+from wlx.crypto.normalize import NORMALISATION, VERSIONS
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import HANDLE_LEN, NONCE_LEN, TAG_LEN, TOKEN_KEY_LEN, TOKEN_LEN
 from wlx.node.core.errors import Rejection, RejectReason
@@ -259,6 +259,7 @@ def encode_snapshot_part(
     chain_digest: bytes,
     prev_part_digest: bytes,
     token_key: bytes | None,
+    normalisation: str = NORMALISATION,
     entries: Sequence[Upsert],
     final: bool,
     total_entries: int,
@@ -287,7 +288,7 @@ def encode_snapshot_part(
         msg.epoch_key.CopyFrom(
             federation_pb2.EpochKey(
                 token_key=token_key,
-                normalisation=NORMALISATION,
+                normalisation=normalisation,
                 oprf_public_key=oprf_public_key,
             )
         )
@@ -315,7 +316,7 @@ def decode_snapshot_part(payload: bytes) -> SnapshotPart:
     if msg.index == 0:
         if not msg.HasField("epoch_key") or len(msg.epoch_key.token_key) != TOKEN_KEY_LEN:
             raise _malformed("part 0 of a snapshot carries the 32-byte epoch key")
-        if msg.epoch_key.normalisation != NORMALISATION:
+        if msg.epoch_key.normalisation not in VERSIONS:
             raise _malformed("unsupported normalisation version")
         token_key, normalisation = msg.epoch_key.token_key, msg.epoch_key.normalisation
         oprf_public_key = _oprf_public_key(msg.epoch_key.oprf_public_key)

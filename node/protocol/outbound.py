@@ -57,7 +57,7 @@ def upsert_for(
         raise ValueError("the online key is not this stream's")
     handle = key.handle(record.id)
     tokens = []
-    for ikey in record.identifier_keys():
+    for ikey in record.identifier_keys(key.normalisation):
         hit = HitData(
             origin=key.origin,
             ref=record.id,
@@ -132,6 +132,26 @@ def build_batches(
         batches.append(OutboxBatch(seq + 1, seq + len(chunk), digest, message.SerializeToString()))
         seq += len(chunk)
     return batches
+
+
+RESTORE_PENDING_META = "restore_pending"
+"""Store meta key: JSON list of the peers whose stream restarts at their next
+pull, set when the node is restored from a backup (``wlx.node.backup``)."""
+
+
+def epoch_to_start(requested: int, current: int, *, restored: bool) -> int | None:
+    """The epoch a recipient's stream must restart at before its pull is
+    served, or None to serve it as it is.  Pure.
+
+    After a restore from backup (``restored``: the peer has not pulled since),
+    the peer may hold epochs and batches this node no longer remembers, so the
+    stream restarts above both its epoch and ours.  A pull in an epoch above
+    ours means the same (a restore that was not declared): never reuse an
+    epoch number the peer has seen.
+    """
+    if restored or requested > current:
+        return max(requested, current) + 1
+    return None
 
 
 def needs_snapshot(params: PullParams, epoch: int) -> ResyncRequired | None:
@@ -245,6 +265,7 @@ def snapshot_parts(
             chain_digest=chain_digest,
             prev_part_digest=prev_digest,
             token_key=epoch_key.key if index == 0 else None,
+            normalisation=epoch_key.normalisation,
             entries=chunk,
             final=final,
             total_entries=total if final else 0,
