@@ -11,7 +11,6 @@ operator's decision (compare fingerprints out of band).
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import json
 import re
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from wlx.crypto import tls
 from wlx.crypto.errors import MalformedError
 from wlx.crypto.keys import BoxPublicKey, SigningKey, VerifyKey
+from wlx.crypto.note import b64decode_strict
 from wlx.crypto.signing import ANYONE, Purpose, sign, verify
 
 CARD_FORMAT = 1
@@ -131,10 +131,16 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
 
 
 def _b64(text: str, what: str) -> bytes:
+    """Canonical standard base64 only (MUST-1.2-2): one encoding per byte string."""
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedError(f"identity card field {what!r} is not base64") from None
+        return b64decode_strict(text, f"identity card field {what!r}")
+    except MalformedError:
+        raise MalformedError(f"identity card field {what!r} is not canonical base64") from None
+
+
+def _no_constant(name: str) -> Any:
+    # RFC 8259 has no NaN or Infinity; Python's json would accept them (MUST-1.2-3).
+    raise ValueError(f"{name} is not JSON")
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -157,7 +163,9 @@ def parse_card(data: bytes) -> IdentityCard:
     if len(data) > MAX_CARD_BYTES:
         raise MalformedError("identity card larger than 16 KiB")
     try:
-        outer = json.loads(data.decode("utf-8"), object_pairs_hook=_object)
+        outer = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_object, parse_constant=_no_constant
+        )
     except (ValueError, RecursionError):  # bad UTF-8 or JSON, too deep, too long a number
         raise MalformedError("identity card is not UTF-8 JSON") from None
     if not isinstance(outer, dict):
@@ -166,7 +174,9 @@ def parse_card(data: bytes) -> IdentityCard:
     signature = _b64(_field(outer, "signature", str), "signature")
     try:
         signed = payload_text.encode("utf-8")  # fails for a lone surrogate (a JSON escape)
-        payload = json.loads(payload_text, object_pairs_hook=_object)
+        payload = json.loads(
+            payload_text, object_pairs_hook=_object, parse_constant=_no_constant
+        )
     except (ValueError, RecursionError):
         raise MalformedError("identity card payload is not JSON") from None
     if not isinstance(payload, dict):
@@ -177,7 +187,7 @@ def parse_card(data: bytes) -> IdentityCard:
     sign_key = VerifyKey(_b64(_field(payload, "sign_key", str), "sign_key"))
     box_key = BoxPublicKey(_b64(_field(payload, "box_key", str), "box_key"))
     tls_cert = _field(payload, "tls_cert", str).encode("utf-8")
-    tls.load_cert(tls_cert)
+    tls.load_node_cert(tls_cert)
     verify(sign_key, signature, Purpose.IDENTITY_CARD, node_id, ANYONE, signed)
     previous: VerifyKey | None = None
     if "previous_sign_key" in payload:

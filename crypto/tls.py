@@ -71,6 +71,25 @@ def load_cert(pem: bytes) -> x509.Certificate:
         raise MalformedError("not a PEM certificate") from None
 
 
+def load_node_cert(pem: bytes) -> x509.Certificate:
+    """Parse a node certificate as an identity card carries it (MUST-1.2-4):
+    exactly one certificate, in the PEM form of RFC 7468 that
+    ``-----BEGIN CERTIFICATE-----`` / 64-character base64 lines /
+    ``-----END CERTIFICATE-----`` and one final newline make, with nothing
+    before or after it (no chain, no text), of an ECDSA P-256 key.
+
+    Raises:
+        MalformedError: anything else.
+    """
+    cert = load_cert(pem)
+    if cert.public_bytes(serialization.Encoding.PEM) != pem:
+        raise MalformedError("not exactly one PEM certificate (a chain, or extra text)")
+    public = cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+        raise MalformedError("not a P-256 certificate")
+    return cert
+
+
 def fingerprint(pem: bytes) -> str:
     """Lower-case hex SHA-256 of a certificate's DER encoding."""
     der = load_cert(pem).public_bytes(serialization.Encoding.DER)
