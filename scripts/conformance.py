@@ -205,8 +205,8 @@ class Kit:
         try:
             call()
         except grpc.RpcError as exc:
-            got = exc.code()  # type: ignore[attr-defined]
-            details = str(exc.details())  # type: ignore[attr-defined]
+            got = exc.code()
+            details = str(exc.details())
             expect(got == code, f"expected {code.name}, got {_status(exc)}")
             expect(contains in details, f"status message {details!r} lacks {contains!r}")
             return
@@ -272,7 +272,9 @@ class Kit:
                     lambda: check(request, timeout=TIMEOUT), grpc.StatusCode.PERMISSION_DENIED
                 )
 
-        self.check("MUST-1.3-3", "a peer may not call Lookup (PERMISSION_DENIED)", peer_may_not_look_up)
+        self.check(
+            "MUST-1.3-3", "a peer may not call Lookup (PERMISSION_DENIED)", peer_may_not_look_up
+        )
 
     # ------------------------------------------------------------ pull and snapshot
 
@@ -548,7 +550,9 @@ class Kit:
 
     def receipt_checks(self) -> None:
         if self.snapshot is None:
-            self.results.append(Result("MUST-8.4-1", "receipts (no snapshot to acknowledge)", False))
+            self.results.append(
+                Result("MUST-8.4-1", "receipts (no snapshot to acknowledge)", False)
+            )
             return
 
         def recorded() -> None:
@@ -579,7 +583,9 @@ class Kit:
             "MUST-8.4-3",
             "a receipt signed by another node than the TLS peer: PERMISSION_DENIED",
             lambda: self.refused(
-                lambda: self.acknowledge([self.receipt(), self.signed(b"", Purpose.RECEIPT, signer="ZZ")]),
+                lambda: self.acknowledge(
+                    [self.receipt(), self.signed(b"", Purpose.RECEIPT, signer="ZZ")]
+                ),
                 grpc.StatusCode.PERMISSION_DENIED,
             ),
         )
@@ -675,14 +681,18 @@ class Kit:
                     request_serializer=federation_pb2.AnnounceRequest.SerializeToString,
                     response_deserializer=federation_pb2.AnnounceResponse.FromString,
                 )
-                return str(stub(federation_pb2.AnnounceRequest(card=card), timeout=TIMEOUT).fingerprint)
+                return str(
+                    stub(federation_pb2.AnnounceRequest(card=card), timeout=TIMEOUT).fingerprint
+                )
 
         def same_card() -> None:
             got = announce(self.peer.card_bytes)
             want = self.peer.signing_key.public().fingerprint()
             expect(got == want, f"fingerprint {got}, expected {want}")
 
-        self.check("MUST-1.4-1", "AnnounceCard with the trusted card: a no-op, its fingerprint", same_card)
+        self.check(
+            "MUST-1.4-1", "AnnounceCard with the trusted card: a no-op, its fingerprint", same_card
+        )
         self.check(
             "MUST-1.4-2",
             "AnnounceCard with bytes that are no card: INVALID_ARGUMENT",
@@ -740,7 +750,9 @@ class Kit:
                     contains="malformed",
                 )
 
-        self.check("MUST-A.5-2", "a checkpoint that is no note: INVALID_ARGUMENT malformed", garbage)
+        self.check(
+            "MUST-A.5-2", "a checkpoint that is no note: INVALID_ARGUMENT malformed", garbage
+        )
 
     # ------------------------------------------------------------ officer and auditor
 
@@ -760,7 +772,11 @@ class Kit:
         doc = lookup_pb2.Document(type="P", country="XXA", number="CONFORMANCE1")
 
         def answered() -> None:
-            response = call(lookup_pb2.CheckRequest(person=lookup_pb2.Person(documents=[doc]), purpose="conformance test"))
+            response = call(
+                lookup_pb2.CheckRequest(
+                    person=lookup_pb2.Person(documents=[doc]), purpose="conformance test"
+                )
+            )
             kinds = {"document", "name+dob", "name+dob-month", "name+dob-year"}
             for hit in response.hits:
                 expect(hit.matched_on in kinds, f"matched_on {hit.matched_on!r}")
@@ -800,7 +816,11 @@ class Kit:
                     grpc.StatusCode.PERMISSION_DENIED,
                 )
 
-        self.check("MUST-1.3-4", "an officer may not call Federation (PERMISSION_DENIED)", officer_may_not_pull)
+        self.check(
+            "MUST-1.3-4",
+            "an officer may not call Federation (PERMISSION_DENIED)",
+            officer_may_not_pull,
+        )
 
     def auditor_checks(self, credential: Credential) -> None:
         def info() -> None:
@@ -865,10 +885,13 @@ def _handshake(address: str, target: IdentityCard, peer: Peer) -> tuple[bytes, s
         key.write_bytes(peer.tls_key)
         key.chmod(0o600)
         context.load_cert_chain(cert, key)
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=TIMEOUT) as sock:
-        with context.wrap_socket(sock, server_hostname=tls.node_dns_name(target.node_id)) as s:
-            der = s.getpeercert(binary_form=True)
-            return der or b"", str(s.version())
+    name = tls.node_dns_name(target.node_id)
+    with (
+        socket.create_connection((host.strip("[]"), int(port)), timeout=TIMEOUT) as sock,
+        context.wrap_socket(sock, server_hostname=name) as s,
+    ):
+        der = s.getpeercert(binary_form=True)
+        return der or b"", str(s.version())
 
 
 def usage_error(message: str) -> NoReturn:

@@ -106,6 +106,7 @@ def add_peer(
             card,
             me=node.node_id,
             my_tls_fingerprint=node.card.tls_fingerprint,
+            my_speaks=node.card.speaks,
             held=lifecycle.trusted_fingerprints(node, tx),
         )
     if existing is not None and not existing.revoked_at:

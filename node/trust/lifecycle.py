@@ -159,6 +159,7 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
             card,
             me=node.node_id,
             my_tls_fingerprint=node.card.tls_fingerprint,
+            my_speaks=node.card.speaks,
             held=trusted_fingerprints(node, tx),
         )
         tx.put_peer(replace(row, card=card.raw))
