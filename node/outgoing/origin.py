@@ -51,6 +51,7 @@ from wlx.node.protocol.messages import (
     StreamHead,
     Upsert,
 )
+from wlx.node.protocol.pull_loop import MAX_BATCHES_PER_PULL, batch_limit
 from wlx.node.store.base import (
     InboundState,
     OutboundState,
@@ -64,7 +65,7 @@ log = logging.getLogger("wlx.origin")
 
 MAX_CLOCK_SKEW = 300
 """Seconds a signed request's issue time may differ from the origin's clock."""
-DEFAULT_MAX_BATCHES = 50
+DEFAULT_MAX_BATCHES = MAX_BATCHES_PER_PULL
 MATERIALISE_CHUNK = 5_000
 MATERIALISE_PER_PULL = 10 * MATERIALISE_CHUNK
 """Changes one pull turns into batches at most: a pull's work follows what it
@@ -382,7 +383,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
         yield resync
         return
     state = materialise(node, card.node_id, max_changes=MATERIALISE_PER_PULL)
-    limit = min(params.max_batches or DEFAULT_MAX_BATCHES, DEFAULT_MAX_BATCHES)
+    limit = batch_limit(params.max_batches)
     with node.store.read() as tx:
         decision = outbound.decide_pull(
             params,
