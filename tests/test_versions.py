@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from support.nodes import FederationMaker
 
 from wlx.crypto import tls
 from wlx.crypto.card import DEFAULT_SPEAKS, Speaks, make_card, parse_card
@@ -20,6 +21,7 @@ from wlx.node.protocol.versions import (
     epoch_action,
     negotiate,
 )
+from wlx.node.trust import lifecycle
 
 N1, N2, N3 = "wlx-norm-1", "wlx-norm-2", "wlx-norm-3"
 V1 = Speaks()
@@ -155,3 +157,44 @@ def _signed_with(speaks: Any) -> bytes:
 def test_a_malformed_speaks_member_makes_the_card_malformed(speaks: Any) -> None:
     with pytest.raises(MalformedError, match="speaks"):
         parse_card(_signed_with(speaks))
+
+
+# ---------------------------------------------------------------- a card refresh carries the advertisement
+
+
+def test_a_later_card_with_the_same_keys_refreshes_what_a_peer_speaks(
+    federation: FederationMaker,
+) -> None:
+    """B.1: a node that starts speaking more re-issues its card with the same
+    keys; the peer replaces the stored card (announced or added by hand)."""
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    stored = cn.trusted("RU")
+    assert stored is not None and stored.speaks == DEFAULT_SPEAKS
+
+    def ru_card(issued_at: int, speaks: Speaks, cert: bytes | None = None) -> bytes:
+        key = tls.key_from_pem(ru.tls_key)
+        return make_card(
+            ru.signing_key,
+            ru.box_key.public(),
+            "RU",
+            ru.card.address,
+            issued_at,
+            cert or ru.tls_cert,
+            tls_key=key,
+            speaks=speaks,
+        )
+
+    older = ru_card(stored.issued_at - 1, V12)
+    assert lifecycle.accept_card(cn, older, from_peer="RU").speaks == DEFAULT_SPEAKS
+    refreshed = ru_card(stored.issued_at + 1, V12)
+    assert lifecycle.accept_card(cn, refreshed, from_peer="RU").speaks == V12
+    now = cn.trusted("RU")
+    assert now is not None and now.speaks == V12 and now.raw == refreshed
+    # A new TLS certificate under the same identity key is not a refresh.
+    other_cert = tls.node_certificate(
+        tls.key_from_pem(ru.tls_key), "RU", not_before=0, not_after=2**32
+    )
+    lifecycle.accept_card(cn, ru_card(stored.issued_at + 2, V1, other_cert), from_peer="RU")
+    now = cn.trusted("RU")
+    assert now is not None and now.raw == refreshed

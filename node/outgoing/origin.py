@@ -119,7 +119,7 @@ def add_peer(
                 raise AlreadyExists(
                     f"peer {card.node_id} is already trusted with another identity key"
                 ) from None
-            lifecycle.accept_card(node, card_bytes)
+        lifecycle.accept_card(node, card_bytes)  # a rotation, a refresh (appendix B.1) or as is
         with node.store.write() as tx:
             row = tx.get_peer(card.node_id)
             if row is not None:

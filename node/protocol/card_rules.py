@@ -97,3 +97,17 @@ def check_rotation(card: IdentityCard, current: IdentityCard) -> None:
 def held_fingerprints(cards: Mapping[str, IdentityCard]) -> dict[str, str]:
     """TLS fingerprint -> node id of trusted peers' cards (node id -> card)."""
     return {card.tls_fingerprint: node_id for node_id, card in cards.items()}
+
+
+def is_refresh(card: IdentityCard, current: IdentityCard) -> bool:
+    """Whether ``card`` refreshes ``current`` (appendix B.1): the same identity
+    key, box key and TLS certificate, issued later.  Only the address and the
+    advertised versions (``speaks``) may change this way; a new key or
+    certificate is a rotation (§1.4)."""
+    return (
+        current.sign_key.same_as(card.sign_key)
+        and current.box_key == card.box_key
+        and current.tls_fingerprint == card.tls_fingerprint
+        and card.issued_at > current.issued_at
+        and card.raw != current.raw
+    )
