@@ -100,6 +100,11 @@ class Kit:
     results: list[Result] = field(default_factory=list)
     snapshot: tuple[int, int, bytes] | None = None
     head: federation_pb2.StreamHead | None = None
+    prefixes: list[str] = field(default_factory=list)
+    """Rejection messages that did not begin with their reason (MUST-A.3-3)."""
+    prefix_checks: int = 0
+    unimplemented: set[str] = field(default_factory=set)
+    """Checks that met UNIMPLEMENTED: a method path not served (MUST-A.1-1)."""
 
     # ------------------------------------------------------------ plumbing
 
@@ -109,6 +114,8 @@ class Kit:
         except Failed as exc:
             self.results.append(Result(must, text, False, str(exc)))
         except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self.unimplemented.add(must)
             self.results.append(Result(must, text, False, _status(exc)))
         except Exception as exc:  # noqa: BLE001 - a check that crashes fails, with why
             self.results.append(Result(must, text, False, f"{type(exc).__name__}: {exc}"))
@@ -207,8 +214,13 @@ class Kit:
         except grpc.RpcError as exc:
             got = exc.code()
             details = str(exc.details())
+            if got == grpc.StatusCode.UNIMPLEMENTED:
+                self.unimplemented.add(code.name)
             expect(got == code, f"expected {code.name}, got {_status(exc)}")
             if contains:  # a rejection's message begins with its reason (MUST-A.3-3)
+                self.prefix_checks += 1
+                if not details.startswith(f"{contains}: "):
+                    self.prefixes.append(details)
                 expect(
                     details.startswith(f"{contains}: "),
                     f"status message {details!r} does not begin with {contains!r}",
@@ -851,6 +863,22 @@ class Kit:
             self.officer_checks(self.credentials["officer"])
         if "auditor" in self.credentials:
             self.auditor_checks(self.credentials["auditor"])
+        self.results.append(
+            Result(
+                "MUST-A.1-1",
+                "every method path called is served (no UNIMPLEMENTED)",
+                not self.unimplemented,
+                ", ".join(sorted(self.unimplemented)),
+            )
+        )
+        self.results.append(
+            Result(
+                "MUST-A.3-3",
+                f"each rejection's status message begins with its reason ({self.prefix_checks})",
+                self.prefix_checks > 0 and not self.prefixes,
+                "; ".join(self.prefixes[:3]),
+            )
+        )
 
 
 # ---------------------------------------------------------------- helpers
