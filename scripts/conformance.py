@@ -23,6 +23,7 @@ logs the refusals the kit provokes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import ssl
@@ -43,8 +44,11 @@ from wlx.crypto import tls
 from wlx.crypto.card import IdentityCard
 from wlx.crypto.checkpoint import verify_cosignature
 from wlx.crypto.digests import genesis_digest, payload_digest
+from wlx.crypto.encoding import lp
 from wlx.crypto.envelope import open_sealed
+from wlx.crypto.normalize import document_key, normalize_country, normalize_document_number
 from wlx.crypto.signing import Purpose, sign, verify
+from wlx.crypto.tokens import EpochKey
 from wlx.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -103,6 +107,10 @@ class Kit:
     prefixes: list[str] = field(default_factory=list)
     """Rejection messages that did not begin with their reason (MUST-A.3-3)."""
     prefix_checks: int = 0
+    listed: tuple[str, str] | None = None
+    """(country, number) of a document the target lists, for the granted detail path."""
+    epoch_key: bytes = b""
+    entries: list[federation_pb2.Upsert] = field(default_factory=list)
     unimplemented: set[str] = field(default_factory=set)
     """Checks that met UNIMPLEMENTED: a method path not served (MUST-A.1-1)."""
 
@@ -418,6 +426,7 @@ class Kit:
                 for name in ("snapshot_id", "epoch", "at_seq", "chain_digest"):
                     expect(getattr(part, name) == getattr(first, name), f"{name} changed")
             entries += len(part.entries)
+            self.entries.extend(part.entries)
             final = part.final
             expect(final == (index == len(envelopes) - 1), "final is not on the last part only")
             if final:
@@ -425,6 +434,7 @@ class Kit:
             prev = payload_digest(payload)
         assert first is not None
         self.snapshot = (first.epoch, first.at_seq, first.chain_digest)
+        self.epoch_key = bytes(first.epoch_key.token_key)
 
     # ------------------------------------------------------------ signed requests
 
@@ -689,6 +699,92 @@ class Kit:
             "MUST-11.1-2", "a detail request without a purpose: INVALID_ARGUMENT", detail_malformed
         )
 
+    def granted_checks(self) -> None:
+        """With a document the target lists: find it in the snapshot by its
+        token, open its hit data, prove the hit and get the record (§4, §11)."""
+        if self.listed is None or self.snapshot is None:
+            return
+        country, number = self.listed
+        state: dict[str, Any] = {}
+
+        def found() -> None:
+            assert self.snapshot is not None
+            ikey = document_key(country, number).value
+            epoch = self.snapshot[0]
+            key = EpochKey(self.epoch_key, self.target.node_id, self.peer.node_id, epoch)
+            token = key.token(ikey)
+            for upsert in self.entries:
+                for entry in upsert.tokens:
+                    if entry.token == token:
+                        hit = federation_pb2.HitData.FromString(
+                            key.open(ikey, upsert.handle, entry.sealed)
+                        )
+                        expect(hit.origin == self.target.node_id, f"hit origin {hit.origin!r}")
+                        expect(hit.matched_on == "document", f"matched_on {hit.matched_on!r}")
+                        expect(key.handle(hit.ref) == upsert.handle, "handle is not of the ref")
+                        expect(len(entry.sealed) == 284, f"sealed is {len(entry.sealed)} bytes")
+                        state.update(key=key, ikey=ikey, ref=hit.ref)
+                        return
+            raise Failed("no token of the listed document in the snapshot")
+
+        self.check(
+            "MUST-4.3-1",
+            "the listed document's token is in the snapshot; its hit data opens and names it",
+            found,
+        )
+        if not state:
+            return
+
+        def granted() -> None:
+            nonce = os.urandom(16)
+            message = (
+                b"wlx/v1 hit-proof\x00"
+                + lp(self.peer.node_id)
+                + lp(self.target.node_id)
+                + lp(state["ref"])
+                + lp(nonce)
+            )
+            params = federation_pb2.DetailParams(
+                requester=self.peer.node_id,
+                origin=self.target.node_id,
+                ref=state["ref"],
+                requesting_authority="conformance kit",
+                officer="conformance",
+                purpose="conformance test",
+                issued_at=int(time.time()),
+                nonce=nonce,
+                hit_proof=state["key"].hit_proof(state["ikey"], message),
+            ).SerializeToString()
+            with self.channel() as ch:
+                stub = ch.unary_unary(
+                    "/wlx.v1.Federation/RequestDetail",
+                    request_serializer=federation_pb2.DetailRequest.SerializeToString,
+                    response_deserializer=envelope_pb2.SealedEnvelope.FromString,
+                )
+                env = stub(
+                    federation_pb2.DetailRequest(
+                        request=self.signed(params, Purpose.DETAIL_REQUEST)
+                    ),
+                    timeout=TIMEOUT,
+                )
+            answer = federation_pb2.DetailAnswer.FromString(self.open(env, Purpose.DETAIL_ANSWER))
+            expect(answer.granted, f"denied: {answer.denial!r}")
+            expect(answer.request_digest == payload_digest(params), "request_digest mismatch")
+            record = json.loads(answer.record, parse_constant=_no_constant)
+            canonical = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+            expect(answer.record == canonical, "the record is not in canonical JSON")
+            expect(record.get("id") == state["ref"], "the record is not the one asked")
+            expect(
+                [d["number"] for d in record["documents"] if d["country"] == country],
+                "the record does not hold the document",
+            )
+
+        self.check(
+            "MUST-R-3",
+            "a detail request with a valid hit proof is granted the record, in canonical JSON",
+            granted,
+        )
+
     def announce_checks(self) -> None:
         def announce(card: bytes) -> str:
             with self.channel() as ch:
@@ -857,6 +953,7 @@ class Kit:
         self.request_checks()
         self.receipt_checks()
         self.detail_checks()
+        self.granted_checks()
         self.announce_checks()
         self.witness_checks()
         if "officer" in self.credentials:
@@ -882,6 +979,10 @@ class Kit:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _no_constant(name: str) -> Any:
+    raise Failed(f"{name} is not JSON (RFC 8259)")
 
 
 def expect(condition: object, detail: str) -> None:
@@ -1005,6 +1106,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", help="the target's node id (default: from a credential)")
     parser.add_argument("--new-peer", type=Path, help="make a throwaway peer directory and stop")
     parser.add_argument("--new-peer-id", default="CONFORMANCE")
+    parser.add_argument(
+        "--listed-document",
+        metavar="TYPE:COUNTRY:NUMBER",
+        help="a document the target lists and shares with the peer: adds the hit and "
+        "granted detail checks",
+    )
     args = parser.parse_args(argv)
     if args.new_peer:
         new_peer(args.new_peer, args.new_peer_id)
@@ -1017,6 +1124,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name the target with --target or give a --credential it issued")
     peer, target = load_peer(args.peer_dir, target_id)
     kit = Kit(args.address, peer, target, credentials)
+    if args.listed_document:
+        parts = args.listed_document.split(":")
+        if len(parts) != 3:
+            usage_error("--listed-document is TYPE:COUNTRY:NUMBER")
+        try:
+            kit.listed = (normalize_country(parts[1]), normalize_document_number(parts[2]))
+        except ValueError as exc:
+            usage_error(f"--listed-document: {exc}")
     kit.run()
     for r in kit.results:
         line = f"{r.must:<12} {'PASS' if r.ok else 'FAIL'}  {r.text}"
