@@ -306,3 +306,24 @@ def test_tls_cert_is_exactly_one_p256_pem_certificate(tls_cert: str) -> None:
     """MUST-1.2-4."""
     with pytest.raises(MalformedError):
         parse_card(signed_card({**PAYLOAD, "tls_cert": tls_cert}))
+
+
+def test_a_certificate_whose_key_is_no_curve_point_is_malformed() -> None:
+    """Found by tests/test_codec_fuzz.py: an invalid point raised ValueError."""
+    import textwrap
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_pem_x509_certificate(CERT)
+    point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    der = cert.public_bytes(Encoding.DER)
+    bad_point = point[:-1] + bytes([point[-1] ^ 1])  # almost surely off the curve
+    bad = der.replace(point, bad_point)
+    assert bad != der
+    body = "\n".join(textwrap.wrap(base64.b64encode(bad).decode(), 64))
+    pem = f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+    with pytest.raises(MalformedError):
+        tls.load_node_cert(pem.encode())
+    with pytest.raises(MalformedError):
+        parse_card(signed_card({**PAYLOAD, "tls_cert": pem}))

@@ -839,3 +839,8 @@ def test_error_statuses() -> None:
         assert str(Rejection(RejectReason(case["reason"]), "x")).startswith(
             case["message_starts_with"]
         )
+
+
+def test_the_canonical_json_example_of_records_md_is_the_vector() -> None:
+    (example,) = _blocks("json")
+    assert example.strip() == RECORDS["cases"][0]["canonical"]
