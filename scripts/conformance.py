@@ -1115,7 +1115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.new_peer:
         new_peer(args.new_peer, args.new_peer_id)
-        return 2
+        return 0
     if args.peer_dir is None:
         parser.error("--peer-dir is required (or --new-peer DIR to make one)")
     credentials = {c.role: c for c in map(load_credential, args.credential)}
