@@ -55,11 +55,19 @@ def pad(data: bytes) -> bytes:
 def unpad(padded: bytes) -> bytes:
     """Undo ``pad``.
 
+    Hit data sealed before padding existed (docs/protocol.md §4.3) is never a
+    multiple of ``PAD_BLOCK`` long in practice, and is returned as it is, so
+    that stores written before keep opening until the origin's next epoch
+    re-seals everything padded.  (The AEAD has authenticated it either way.)
+
     Raises:
-        DecryptionError: not padded as ``pad`` does (opaque, like a failed open).
+        DecryptionError: a multiple of ``PAD_BLOCK`` not padded as ``pad``
+            does (opaque, like a failed open).
     """
+    if padded and len(padded) % PAD_BLOCK:
+        return padded  # unpadded, as sealed before padding
     body = padded.rstrip(b"\x00")
-    if not padded or len(padded) % PAD_BLOCK or not body.endswith(b"\x80"):
+    if not padded or not body.endswith(b"\x80"):
         raise DecryptionError("sealed hit data does not open")
     if len(padded) - len(body) >= PAD_BLOCK:
         raise DecryptionError("sealed hit data does not open")

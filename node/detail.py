@@ -26,6 +26,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import HIT_PROOF_LEN, EpochKey, hit_proof
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import metrics
 from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
@@ -192,6 +193,7 @@ def answer(
             outcome=decision.outcome,
             request=payload_digest(request.payload).hex(),
         )
+    metrics.DETAILS.labels("in", card.node_id, decision.outcome).inc()
     log.info(
         "detail request from %s (%s) for %s: %s",
         card.node_id,
@@ -303,6 +305,7 @@ def request(
             DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome),
             request=payload_digest(payload).hex(),
         )
+    metrics.DETAILS.labels("out", origin, outcome).inc()
     log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
     return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
 
@@ -376,6 +379,7 @@ def own_record(
             DetailRow(now, node.node_id, "out", ref, officer, purpose, case_id, decision.outcome),
             request="",
         )
+    metrics.DETAILS.labels("own", node.node_id, decision.outcome).inc()
     log.info("detail request for own record %s by %s: %s", ref, officer, decision.outcome)
     record = load_record(node, stored).to_json().decode("utf-8") if stored is not None else ""
     return DetailOutcome(decision.granted, decision.denial, record)

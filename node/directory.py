@@ -31,6 +31,7 @@ from wlx.node.core.config import (
 )
 from wlx.node.core.errors import AlreadyExists, UserError
 from wlx.node.core.node import Clock, KeySet, Node, load_keys
+from wlx.node.outgoing import ownlist
 from wlx.node.store.base import InboundState, Store
 from wlx.node.store.postgres import open_postgres
 from wlx.node.store.sqlite import open_sqlite
@@ -93,10 +94,12 @@ def open_node(
                 committed = tx.get_meta(ROTATION_META)
             finish_rotation(paths, committed=committed)
         keys = load_keys(paths, config)
+        node = _node(config, paths, keys, store, clock, rng, insecure_dev)
+        ownlist.upgrade_record_contexts(node)  # a store made before records were bound
     except BaseException:
         store.close()
         raise
-    return _node(config, paths, keys, store, clock, rng, insecure_dev)
+    return node
 
 
 CERT_DAYS = 3650
@@ -182,6 +185,14 @@ def write_node_keys(
     return card
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "0:0:0:0:0:0:0:0", ""})  # noqa: S104 - detected, not bound
+
+
+def host_of(address: str) -> str:
+    """The host of ``HOST:PORT`` (IPv6 brackets removed)."""
+    return address.rpartition(":")[0].strip("[]")
+
+
 def init_node(
     directory: Path,
     *,
@@ -208,7 +219,15 @@ def init_node(
     except MalformedError as exc:
         raise UserError(str(exc)) from None
     check_address(listen)
+    port = listen.rpartition(":")[2]
+    if advertise is None and host_of(listen) in WILDCARD_HOSTS:
+        raise UserError(
+            f"--listen {listen} binds every interface, but peers need an address to reach "
+            f"this node: give --advertise HOST:{port} (the name or address peers connect to)"
+        )
     advertise = check_address(advertise or listen)
+    if host_of(advertise) in WILDCARD_HOSTS:
+        raise UserError(f"--advertise {advertise} is not an address peers can connect to")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise AlreadyExists(f"{directory} exists and is not empty")
     storage = storage or StorageConfig()
@@ -257,6 +276,7 @@ def init_node(
                     synced_at=0,
                 )
             )
+            tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
             exchange_log.append(
                 tx,
                 node=node_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 
 import pytest
 from support.nodes import FakeClock, FederationMaker, NodeMaker, StorageFactory, record
@@ -93,3 +94,27 @@ def test_the_database_files_are_private(make_node: NodeMaker, clock: FakeClock) 
             reopened.close()
     finally:
         os.umask(old_umask)
+
+
+def test_a_store_from_before_is_upgraded_once(make_node: NodeMaker, clock: FakeClock) -> None:
+    """Records sealed under the old context (``record:{id}``) are re-sealed,
+    bound to their columns, the first time the node opens; then never again."""
+    node = make_node("CN")
+    ownlist.import_records(node, [record("CN-1"), record("CN-2")])
+    ownlist.suspend_record(node, "CN-2", suspended=True)
+    with node.store.write() as tx:  # what a store made before this version holds
+        for stored in list(tx.iter_records()):
+            body = ownlist.load_record(node, stored).to_json()
+            tx.put_record(replace(stored, body=node.seal_at_rest(body, f"record:{stored.id}")))
+        tx.set_meta(ownlist.RECORD_CONTEXT_META, b"")
+    node.close()
+    reopened = open_node(node.paths.root, clock=clock)
+    try:
+        with reopened.store.read() as tx:
+            rows = {r.id: r for r in tx.iter_records()}
+            assert tx.get_meta(ownlist.RECORD_CONTEXT_META) == ownlist.RECORD_CONTEXT_VERSION
+        assert ownlist.load_record(reopened, rows["CN-2"]).id == "CN-2"
+        assert rows["CN-2"].suspended
+        assert ownlist.upgrade_record_contexts(reopened) == 0
+    finally:
+        reopened.close()

@@ -732,7 +732,10 @@ def test_screen_a_manifest_with_an_uncheckable_entry(served: Served, tmp_path: P
     ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
     out = ok("screen", *served.officer, manifest, real=True)
-    assert out.splitlines()[0] == "screened 3 people: 1 hits, 1 not checkable"
+    assert out.splitlines()[0] == (
+        "screened 3 people (jsonl, 1 batch): 1 hits on 1 people, "
+        "1 not fully checked (1 not checked, 0 partly)"
+    )
     assert "HIT 14C: CN CN-0001 wanted, action arrest" in out
     assert re.search(r"NOT CHECKED 12B: .*date of birth", out)
     assert "12A" not in out
@@ -747,6 +750,11 @@ def test_screen_a_manifest_with_an_uncheckable_entry(served: Served, tmp_path: P
 def test_screen_file_errors(served: Served, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "names": ["A B"], "dob": "1980"}\n{"documents": [{"type": "P"}]}\n')
+    # One person's unreadable field does not stop the others: reported, named, and --strict fails.
+    out = ok("screen", *served.officer, bad)
+    assert "NOT CHECKED 2: document 1 is not TYPE:COUNTRY:NUMBER" in out
+    assert wlx("screen", *served.officer, bad, "--strict").code == 1
+    bad.write_text('{"id": "1", "names": ["A B"], "dob": "1980"}\n{"names": "x"\n')
     fails("screen", *served.officer, bad, match=r"line 2")
     bad.write_text("[1]\n")
     fails("screen", *served.officer, bad, match=r"line 1")

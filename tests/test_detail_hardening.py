@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
-from support.nodes import FakeClock, Federation, FederationMaker, record
+from support.nodes import FakeClock, Federation, FederationMaker, StorageFactory, record
 
 from wlx.node import detail
 from wlx.node.core.policy import SharingPolicy
@@ -116,8 +116,10 @@ def test_a_detail_request_without_a_proof_learns_nothing_and_costs_no_quota(
         assert tx.count_details("RU", "in", 0) == 11
 
 
-def test_the_quota_holds_under_concurrent_requests(federation: FederationMaker) -> None:
-    fed = federation(["CN", "RU"])
+def test_the_quota_holds_under_concurrent_requests(
+    federation: FederationMaker, backend: StorageFactory
+) -> None:
+    fed = federation(["CN", "RU"], storage=backend)
     ru = fed["RU"].node
     ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()

@@ -180,4 +180,57 @@ def reconcile_cmd(bundle_a: Path, bundle_b: Path, cards: Path | None) -> None:
         )
 
 
+def _own_cards(data: dict[Path, bytes]) -> verify.Keyring:
+    try:
+        return verify.Keyring.from_cards((str(p), decode(d).card) for p, d in data.items())
+    except AuditFailure as exc:
+        raise AuditFailure(f"bundle: {exc.where}", exc.check, exc.detail) from None
+
+
+@audit.command("report")
+@click.argument("bundles", nargs=-1, required=True, type=bundle_arg)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (one self-contained page).",
+)
+@click.option(
+    "--cards",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Verify the bundles against these trusted cards (else the bundles' own cards).",
+)
+def report_cmd(bundles: tuple[Path, ...], out: Path, cards: Path | None) -> None:
+    """Verify BUNDLES and write a self-contained HTML report of them: lookups and
+    hits per day and per credential, detail requests per peer and outcome, time
+    for removals to be confirmed, rejections, witnesses' coverage."""
+    import time
+
+    from wlx.node.audit.offline.html_report import render
+    from wlx.node.audit.offline.summary import summarise
+
+    if len(set(bundles)) != len(bundles):
+        raise UserError("a bundle is given twice")
+    if cards is not None:
+        keyring = _keyring(cards)
+        verified = [_verify(p, keyring) for p in bundles]
+    else:
+        keyring = _own_cards({p: _read(p) for p in bundles})
+        verified = [_verify(p, keyring, min_cosigners=0, strict=False) for p in bundles]
+    nodes = [v.node for v in verified]
+    if len(set(nodes)) != len(nodes):
+        raise UserError("two bundles are of the same node's log; give the newest only")
+    checked = "verified against --cards" if cards else "checked against their own cards"
+    page = render(
+        summarise(verified),
+        generated=int(time.time()),
+        sources=[f"{p.name}: {v.node}, {checked}" for p, v in zip(bundles, verified, strict=True)],
+    )
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+    click.echo(f"wrote {out}: report of {', '.join(nodes)} ({len(page):,} bytes)")
+
+
 COMMANDS = (audit,)

@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ import click
 from wlx.crypto.errors import InvalidIdentifier
 from wlx.node.cli import admin, audit, officer
 from wlx.node.cli.common import EXIT_ERROR, EXIT_INTERNAL, insecure_flag, node_at, node_dir, when
+from wlx.node.cli.logs import setup_logging
 from wlx.node.core.config import StorageConfig, check_address
 from wlx.node.core.errors import InternalError, UserError, WlxError
 from wlx.node.core.records import RecordError, parse_records
@@ -33,18 +35,17 @@ log = logging.getLogger("wlx.cli")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _setup_logging(level: int) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log what the node does to stderr.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text or as JSON objects (UTC timestamps).",
+)
 @click.version_option(package_name="wlx")
-def cli(verbose: bool) -> None:
+def cli(verbose: bool, log_format: str) -> None:
     """wlx: federated watchlist exchange.
 
     Each country runs a node; nodes exchange signed, encrypted deltas of
@@ -52,7 +53,7 @@ def cli(verbose: bool) -> None:
     """
     # Without -v only errors are logged: a command's failure is its own one
     # "error:" line (a warning such as a failed pull would repeat it).
-    _setup_logging(logging.INFO if verbose else logging.ERROR)
+    setup_logging(logging.INFO if verbose else logging.ERROR, log_format)
 
 
 # ------------------------------------------------------------------ node set-up
@@ -124,17 +125,35 @@ def peer() -> None:
     "--expect-fingerprint",
     help="Refuse the card unless its fingerprint is this (as read to you out of band).",
 )
+@click.option(
+    "--replace",
+    "replace_key",
+    is_flag=True,
+    help="The peer has a new identity key its old one did not endorse: revoke the old one "
+    "(purging its listings) and trust this card.",
+)
 def peer_add(
-    directory: Path, card_file: Path, address: str, expect_fingerprint: str | None
+    directory: Path,
+    card_file: Path,
+    address: str,
+    expect_fingerprint: str | None,
+    replace_key: bool,
 ) -> None:
-    """Trust the node whose identity card is CARD_FILE."""
+    """Trust the node whose identity card is CARD_FILE.
+
+    Adding the card of a trusted peer again updates its address.  A card
+    with another identity key is refused (both fingerprints shown) unless
+    the old key endorsed it (a key rotation) or --replace is given.
+    """
     check_address(address)
     try:
         card_bytes = card_file.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {card_file}: {exc.strerror}") from None
     with node_at(directory) as node:
-        card = origin.add_peer(node, card_bytes, address, expect_fingerprint)
+        card = origin.add_peer(
+            node, card_bytes, address, expect_fingerprint, replace_key=replace_key
+        )
     click.echo(f"trusted peer {card.node_id} at {address}")
     click.echo(f"fingerprint: {card.fingerprint()} (compare it with the peer's operator)")
 
@@ -227,28 +246,92 @@ def records() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "csv"]),
-    help="File format (default: from the file name; .csv is CSV, anything else JSON Lines).",
+    type=click.Choice(["jsonl", "csv", "ftm"]),
+    help="File format (default: from the file name and content: .csv is CSV; FollowTheMoney "
+    "entities are recognised; anything else JSON Lines).",
 )
-def records_import(directory: Path, file: Path, fmt: str | None) -> None:
-    """Import records from a JSON Lines or CSV FILE: all of them, or none."""
-    fmt = fmt or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
+@click.option("--category", help="FtM only: the listings' category, e.g. sanctioned.")
+@click.option("--action", help="FtM only: the requested action, e.g. refuse-entry.")
+@click.option("--legal-basis", help="FtM only: the legal basis of the listings.")
+@click.option("--authority", help="FtM only: the listing authority.")
+@click.option("--expires", help="FtM only: last day the listings are valid, YYYY-MM-DD.")
+def records_import(
+    directory: Path,
+    file: Path,
+    fmt: str | None,
+    category: str | None,
+    action: str | None,
+    legal_basis: str | None,
+    authority: str | None,
+    expires: str | None,
+) -> None:
+    """Import records from a JSON Lines, CSV or FollowTheMoney FILE: all of them, or none.
+
+    FollowTheMoney (OpenSanctions) Person entities need the listing terms
+    FtM does not carry: --category, --action, --legal-basis, --authority and
+    --expires (docs/records.md).
+    """
+    from wlx.node.cli.officer import read_text
+    from wlx.node.core.ftm import ListingTerms, parse_ftm
+    from wlx.node.core.records import detect_format, expired
+
+    text = read_text(file)
+    fmt = fmt or detect_format(text, file.name)
+    terms = {
+        "category": category,
+        "action": action,
+        "legal_basis": legal_basis,
+        "authority": authority,
+        "expires": expires,
+    }
+    warnings: list[str] = []
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {file}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{file} is not UTF-8 text") from None
-    try:
-        parsed = parse_records(text, fmt)
+        if fmt == "ftm":
+            missing = [f"--{k.replace('_', '-')}" for k, v in terms.items() if not v]
+            if missing:
+                raise UserError(
+                    f"a FollowTheMoney import needs {', '.join(missing)} (FtM has no listing terms)"
+                )
+            ftm = parse_ftm(text, ListingTerms(**{k: v or "" for k, v in terms.items()}))
+            parsed, warnings = ftm.records, ftm.warnings
+            if ftm.skipped:
+                skipped = ", ".join(f"{n} {s}" for s, n in sorted(ftm.skipped.items()))
+                warnings.append(f"skipped entities that are not persons: {skipped}")
+            if not parsed:
+                raise RecordError(0, "the file holds no Person entities")
+        else:
+            if any(terms.values()):
+                raise UserError("--category, --action, ... are for --format ftm only")
+            parsed = parse_records(text, fmt)
     except RecordError as exc:
         raise UserError(f"{file}: {exc}; nothing was imported") from None
     with node_at(directory) as node:
-        result = ownlist.import_records(node, parsed)
+        late = expired(parsed, node.today())
+        if late:
+            warnings.append(
+                f"{len(late)} records have already expired (first: {late[0].id}, expires "
+                f"{late[0].expires}); they match nothing and go at the next maintenance"
+            )
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        with _busy(f"importing {len(parsed)} records"):
+            result = ownlist.import_records(node, parsed)
     click.echo(
         f"imported {len(parsed)} records: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged"
     )
+
+
+@contextmanager
+def _busy(label: str) -> Iterator[None]:
+    """A spinner on stderr while a long step runs, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(label):
+        yield
 
 
 @records.command("remove")
@@ -295,59 +378,150 @@ def records_count(directory: Path) -> None:
 @cli.command()
 @node_dir
 @click.option("--sync-interval", type=click.FloatRange(min=0.1), help="Seconds between pulls.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics, /healthz and /readyz on this port (default: [metrics] port).",
+)
+@click.option(
+    "--metrics-address", help="Interface for them (default: [metrics] address, 127.0.0.1)."
+)
 @insecure_flag
 def serve(
-    directory: Path, sync_interval: float | None, metrics_port: int | None, insecure_dev: bool
+    directory: Path,
+    sync_interval: float | None,
+    metrics_port: int | None,
+    metrics_address: str | None,
+    insecure_dev: bool,
 ) -> None:
-    """Run the node: serve peers and officers, and pull from peers on an interval."""
-    from prometheus_client import start_http_server
+    """Run the node: serve peers and officers, and pull from peers on an interval.
+
+    On SIGTERM or SIGINT the node stops taking traffic (gRPC health and
+    /readyz report it not ready), lets calls in progress finish, and exits.
+    """
+    from grpc_health.v1 import health
 
     from wlx.node.daemon import SyncLoop
     from wlx.node.rpc.auth import RefusalLog
-    from wlx.node.rpc.server import build_server
+    from wlx.node.rpc.ops import Operations, serve_http
+    from wlx.node.rpc.server import SERVICES, build_server
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
+        settings = node.config.metrics
         refusals = RefusalLog(node)
-        server, port = build_server(node, node.config.listen, refusals=refusals)
-        server.start()
-        if metrics_port is not None:
-            start_http_server(metrics_port, addr="127.0.0.1")
         interval = sync_interval or node.config.sync_interval
+        health_servicer = health.HealthServicer()
+        ops = Operations(
+            node,
+            bound=settings.staleness_bound(interval),
+            health_servicer=health_servicer,
+            services=SERVICES,
+        )
+        port_setting = metrics_port if metrics_port is not None else settings.port
+        http = None
+        if port_setting is not None:  # bound first: a port in use fails before gRPC starts
+            address = metrics_address or settings.address
+            http, http_port = serve_http(ops, address, port_setting)
+            log.info("metrics, /healthz and /readyz on http://%s:%d", address, http_port)
+        server, port = build_server(
+            node, node.config.listen, refusals=refusals, health_servicer=health_servicer
+        )
+        server.start()
+        ops.start()
         loop = SyncLoop(node, interval)
         loop.start()
         log.info("node %s serving on port %d, syncing every %.1fs", node.node_id, port, interval)
         stopped = threading.Event()
 
         def stop(signum: int, _frame: object) -> None:
-            log.info("stopping (%s)", signal.Signals(signum).name)
+            log.info("stopping (%s): draining", signal.Signals(signum).name)
             stopped.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda *_: loop.trigger())
         stopped.wait()
-        # Stop taking calls, let running ones end (streams are cancelled after
-        # the grace period), stop the loop; the store then refuses new
-        # transactions and waits for running ones before it closes.
-        server.stop(grace=5).wait()
+        # Report not ready, stop taking calls, let running ones end (streams are
+        # cancelled after the grace period), stop the loop; the store then
+        # refuses new transactions and waits for running ones before it closes.
+        ops.drain()
+        server.stop(grace=DRAIN_SECONDS).wait()
         loop.stop()
+        ops.stop()
         refusals.drain()  # the counts of refusals still in their window
+        if http is not None:
+            http.shutdown()
+
+
+DRAIN_SECONDS = 5.0
+
+
+optional_dir = click.argument(
+    "directory", type=click.Path(file_okay=False, path_type=Path), metavar="[DIR]", required=False
+)
+operator_credential = click.option(
+    "--credential",
+    "credential_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ask a running node instead, with an operator credential (from wlx credential issue).",
+)
+node_address = click.option("--node", "address", help="HOST:PORT (default: from the credential).")
+
+
+def _dir_or_credential(
+    directory: Path | None, credential_file: Path | None, remote_dev: bool = False
+) -> Path | None:
+    """The node directory, or None to ask the running node; one-line errors.
+
+    ``remote_dev``: --insecure-dev with --node, a development node without credentials.
+    """
+    if directory is not None and credential_file is not None:
+        raise UserError("give either the node's DIR or --credential, not both")
+    if directory is None and credential_file is None and not remote_dev:
+        raise UserError("give the node's DIR, or --credential FILE to ask a running node")
+    return directory
 
 
 @cli.command()
-@node_dir
-@click.option("--peer", "only", help="Only this peer.")
+@optional_dir
+@click.option("--peer", "only", help="Only this peer (with DIR).")
+@operator_credential
+@node_address
 @insecure_flag
-def sync(directory: Path, only: str | None, insecure_dev: bool) -> None:
-    """Pull once from every peer now, and exit (non-zero if any pull failed)."""
+def sync(
+    directory: Path | None,
+    only: str | None,
+    credential_file: Path | None,
+    address: str | None,
+    insecure_dev: bool,
+) -> None:
+    """Pull once from every peer now, and exit (non-zero if any pull failed).
+
+    With --credential, the running node does it (wlx.client, operator role).
+    """
     from wlx.node.rpc.sync_client import describe, sync_all
+
+    if _dir_or_credential(directory, credential_file, insecure_dev and bool(address)) is None:
+        from wlx.node.cli.officer import connect
+
+        if only:
+            raise UserError("--peer needs the node's DIR")
+        with connect(address, credential_file, insecure_dev) as client:
+            lines = client.sync()
+        failed_lines = [line for line in lines if line.partition(": ")[2].startswith("failed")]
+        for line in lines:
+            bad = line in failed_lines
+            click.echo(f"error: {line}" if bad else line, err=bad)
+        if failed_lines:
+            sys.exit(EXIT_ERROR)
+        return
+    assert directory is not None
 
     def waiting() -> None:
         click.echo("waiting for this node's running sync (wlx serve) to finish...", err=True)
 
-    with node_at(directory, insecure_dev=insecure_dev) as node:
+    with node_at(directory, insecure_dev=insecure_dev) as node, _busy("pulling from peers"):
         reports = sync_all(node, only, on_wait=waiting)
     if only and not reports:
         raise UserError(f"no trusted peer {only}")
@@ -376,17 +550,36 @@ def maintain(directory: Path) -> None:
 
 
 @cli.command()
-@node_dir
+@optional_dir
+@operator_credential
+@node_address
+@insecure_flag
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(directory: Path, as_json: bool) -> None:
+def status(
+    directory: Path | None,
+    credential_file: Path | None,
+    address: str | None,
+    insecure_dev: bool,
+    as_json: bool,
+) -> None:
     """Where the node stands with each peer: freshness of their lists here, and
-    how far each has confirmed this node's list (unconfirmed removals)."""
+    how far each has confirmed this node's list (unconfirmed removals).
+
+    With --credential, asks the running node (wlx.client, operator role).
+    """
     from dataclasses import asdict
 
     from wlx.node.report import node_status
 
-    with node_at(directory) as node:
-        state = node_status(node)
+    if _dir_or_credential(directory, credential_file, insecure_dev and bool(address)) is None:
+        from wlx.node.cli.officer import connect
+
+        with connect(address, credential_file, insecure_dev) as client:
+            state = client.status()
+    else:
+        assert directory is not None
+        with node_at(directory) as node:
+            state = node_status(node)
     if as_json:
         out = asdict(state)
         for peer, row in zip(state.peers, out["peers"], strict=True):

@@ -2,30 +2,34 @@
 
 Each connects to the local node over mutual TLS with the officer's
 credential file (``wlx credential issue``), which also pins the node's
-certificate; ``--node`` defaults to the address in the credential.
+certificate; ``--node`` defaults to the address in the credential.  All of
+them go through ``wlx.client``, the same API a border system embeds.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-import grpc
 
-from wlx.node.cli.common import EXIT_DENIED, client_target, insecure_flag, when
+from wlx.client import Client, Entry, Hit, read_mrz
+from wlx.client.types import query_of
+from wlx.node.cli.common import EXIT_DENIED, EXIT_ERROR, client_target, insecure_flag, when
+from wlx.node.cli.screening import Report, report_json, report_lines
+from wlx.node.core import manifest
 from wlx.node.core.errors import UserError
 from wlx.node.core.records import FIELDS
-from wlx.node.incoming.lookup import Hit, Query
-from wlx.node.rpc.status_codes import from_rpc_error
-from wlx.node.rpc.transport import client_channel
-from wlx.node.rpc.wire import hit_from_pb, query_to_pb
-from wlx.v1 import lookup_pb2, lookup_pb2_grpc
-
-LOOKUP_TIMEOUT = 10.0
+from wlx.node.protocol.lookup_rules import (
+    MAX_DOCUMENTS_PER_PERSON,
+    MAX_NAMES_PER_PERSON,
+    MAX_SCREEN_ENTRIES,
+)
 
 node_option = click.option(
     "--node", "address", help="HOST:PORT of the node (default: from the credential)."
@@ -38,19 +42,10 @@ credential_option = click.option(
 )
 
 
-def _stub(
-    address: str | None, credential_file: Path | None, insecure_dev: bool
-) -> tuple[str, grpc.Channel, lookup_pb2_grpc.LookupStub]:
+def connect(address: str | None, credential_file: Path | None, insecure_dev: bool) -> Client:
+    """A client for a CLI command (one-line errors for a missing credential or address)."""
     target, credential = client_target(address, credential_file, insecure_dev)
-    channel = client_channel(target, credential)
-    return target, channel, lookup_pb2_grpc.LookupStub(channel)
-
-
-def _parse_doc(text: str) -> tuple[str, str, str]:
-    parts = text.split(":")
-    if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise UserError("--doc is TYPE:COUNTRY:NUMBER, e.g. P:CHN:E12345678")
-    return parts[0].strip(), parts[1].strip(), parts[2].strip()
+    return Client(target, credential)
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -68,6 +63,16 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     }
 
 
+def _mrz_text(lines: Sequence[str]) -> str | None:
+    if not lines:
+        return None
+    text = "\n".join(lines).replace("\\n", "\n")
+    if text.strip() == "-":
+        text = sys.stdin.read()
+    read_mrz(text)  # refuse a bad MRZ before connecting (the error names the field)
+    return text
+
+
 @click.command()
 @node_option
 @credential_option
@@ -75,6 +80,12 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 @click.option("--doc", "docs", multiple=True, help="Document TYPE:COUNTRY:NUMBER (repeatable).")
 @click.option("--name", "names", multiple=True, help="Full name, any order (repeatable).")
 @click.option("--dob", default="", help="Date of birth: YYYY-MM-DD, YYYY-MM or YYYY.")
+@click.option(
+    "--mrz",
+    "mrz_lines",
+    multiple=True,
+    help="A line of the document's machine-readable zone (repeat per line, or - for stdin).",
+)
 @click.option("--purpose", default="border-check", show_default=True, help="Why you look up.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def lookup(
@@ -84,23 +95,20 @@ def lookup(
     docs: Sequence[str],
     names: Sequence[str],
     dob: str,
+    mrz_lines: Sequence[str],
     purpose: str,
     as_json: bool,
 ) -> None:
-    """Check one person against every list the node holds."""
-    query = Query(names=tuple(names), dob=dob, documents=tuple(_parse_doc(d) for d in docs))
-    query.keys()  # reject an unusable query here, with the same message the node gives
-    target, channel, stub = _stub(address, credential_file, insecure_dev)
-    try:
-        response = stub.Check(
-            lookup_pb2.CheckRequest(person=query_to_pb(query), purpose=purpose),
-            timeout=LOOKUP_TIMEOUT,
-        )
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
-    finally:
-        channel.close()
-    hits = [hit_from_pb(h) for h in response.hits]
+    """Check one person against every list the node holds.
+
+    With --mrz, the MRZ's check digits are verified and its name, date of
+    birth and document are looked up.
+    """
+    mrz = _mrz_text(mrz_lines)
+    # Validate the query before connecting: the same message the node gives.
+    query_of(Entry.build("", names=names, dob=dob, documents=docs, mrz=mrz)).keys()
+    with connect(address, credential_file, insecure_dev) as client:
+        hits = client.lookup(names=names, dob=dob, documents=docs, mrz=mrz, purpose=purpose)
     if as_json:
         click.echo(json.dumps({"hits": [hit_json(h) for h in hits]}))
         return
@@ -141,57 +149,61 @@ def detail(
     The origin decides under its own rules; a denial prints its reason and
     exits with status 3.
     """
-    target, channel, stub = _stub(address, credential_file, insecure_dev)
-    try:
-        result = stub.Detail(
-            lookup_pb2.DetailQuery(
-                origin=origin_id or "", ref=ref, purpose=purpose, case_id=case_id
-            ),
-            timeout=LOOKUP_TIMEOUT * 4,
-        )
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
-    finally:
-        channel.close()
+    with connect(address, credential_file, insecure_dev) as client:
+        result = client.detail(ref, purpose=purpose, case=case_id, origin=origin_id)
     if as_json:
-        record = json.loads(result.record_json) if result.granted else None
         click.echo(
-            json.dumps({"granted": result.granted, "denial": result.denial, "record": record})
+            json.dumps(
+                {"granted": result.granted, "denial": result.denial, "record": result.record}
+            )
         )
         if not result.granted:
             sys.exit(EXIT_DENIED)
         return
-    if not result.granted:
+    if not result.granted or result.record is None:
         click.echo(f"DENIED by the origin: {result.denial}")
         sys.exit(EXIT_DENIED)
-    record = json.loads(result.record_json)
     for key in FIELDS:
-        value = record.get(key)
-        if key == "documents":
+        value = result.record.get(key)
+        if key == "documents" and isinstance(value, list):
             value = ", ".join(f"{d['type']}:{d['country']}:{d['number']}" for d in value)
         elif isinstance(value, list):
             value = "; ".join(value)
         click.echo(f"{key:<12} {value}")
 
 
-def _manifest(file: Path) -> list[lookup_pb2.ScreenEntry]:
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A ``rich`` progress bar on stderr when it is a terminal; otherwise nothing.
+
+    Yields a function taking the number of items done so far.
+    """
+    if not sys.stderr.isatty():
+        yield lambda _done: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def read_text(file: Path) -> str:
+    """A file's UTF-8 text (one-line errors)."""
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
         raise UserError(f"cannot read {file} as UTF-8 text") from None
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            docs = tuple((d["type"], d["country"], d["number"]) for d in obj.get("documents", []))
-            query = Query(tuple(obj.get("names", [])), obj.get("dob", ""), docs)
-            entry_id = str(obj.get("id", number))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise UserError(f"{file}: line {number}: not a manifest entry") from None
-        entries.append(lookup_pb2.ScreenEntry(id=entry_id, person=query_to_pb(query)))
-    return entries
 
 
 @click.command()
@@ -199,44 +211,61 @@ def _manifest(file: Path) -> list[lookup_pb2.ScreenEntry]:
 @credential_option
 @insecure_flag
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(manifest.FORMATS),
+    help="Manifest format (default: recognised from the content).",
+)
 @click.option("--purpose", default="manifest-screening", show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_SCREEN_ENTRIES),
+    default=MAX_SCREEN_ENTRIES,
+    show_default=True,
+    help="People per call to the node.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 if anyone was not fully checked.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def screen(
     address: str | None,
     credential_file: Path | None,
     insecure_dev: bool,
     file: Path,
+    fmt: str | None,
     purpose: str,
+    batch_size: int,
+    strict: bool,
     as_json: bool,
 ) -> None:
-    """Screen a manifest: a JSON Lines FILE of {id, names, dob, documents} per person."""
-    entries = _manifest(file)
-    target, channel, stub = _stub(address, credential_file, insecure_dev)
+    """Screen a manifest FILE: UN/EDIFACT PAXLST, CSV, JSON Lines or MRZ lines.
+
+    Large manifests are sent in batches.  The report lists every hit, every
+    person not fully checked and why, and the counts (docs/manifests.md).
+    """
     try:
-        response = stub.Screen(
-            lookup_pb2.ScreenRequest(entries=entries, purpose=purpose), timeout=LOOKUP_TIMEOUT * 6
+        parsed = manifest.parse(
+            read_text(file),
+            fmt,
+            today=datetime.datetime.now(datetime.UTC).date(),
+            limits=(MAX_NAMES_PER_PERSON, MAX_DOCUMENTS_PER_PERSON),
         )
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
-    finally:
-        channel.close()
+    except manifest.ManifestError as exc:
+        raise UserError(f"{file}: {exc}") from None
+    with (
+        connect(address, credential_file, insecure_dev) as client,
+        progress_bar(len(parsed.entries), "screening") as progress,
+    ):
+        client.batch_size = batch_size
+        results = client.screen(parsed.entries, purpose=purpose, progress=progress)
+    report = Report.of(parsed, results, batch_size=client.batch_size)
     if as_json:
-        out = [
-            {"id": r.id, "hits": [hit_json(hit_from_pb(h)) for h in r.hits], "error": r.error}
-            for r in response.results
-        ]
-        click.echo(json.dumps({"results": out}))
-        return
-    hits = sum(len(r.hits) for r in response.results)
-    errors = sum(1 for r in response.results if r.error)
-    click.echo(f"screened {len(response.results)} people: {hits} hits, {errors} not checkable")
-    for r in response.results:
-        for h in r.hits:
-            hit = hit_from_pb(h)
-            action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
-            click.echo(f"HIT {r.id}: {hit.origin} {hit.ref} {hit.category}, {action}")
-        if r.error:
-            click.echo(f"NOT CHECKED {r.id}: {r.error}")
+        click.echo(json.dumps(report_json(report, hit_json)))
+    else:
+        for line in report_lines(report):
+            click.echo(line)
+    if strict and report.not_fully_checked:
+        sys.exit(EXIT_ERROR)
 
 
 COMMANDS = (lookup, detail, screen)

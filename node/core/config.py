@@ -100,6 +100,54 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """The operations HTTP endpoint (``[metrics]``): /metrics, /healthz, /readyz."""
+
+    address: str = "127.0.0.1"
+    """Interface to listen on (no client certificate is asked there)."""
+    port: int | None = None
+    """Port; None: not served (``wlx serve --metrics-port`` overrides)."""
+    stale_after: float = 0.0
+    """Seconds after which a peer's list counts as stale for /readyz and the
+    gRPC health service; 0: ten sync intervals, at least 300 s."""
+
+    def staleness_bound(self, sync_interval: float) -> float:
+        """The bound in seconds."""
+        return self.stale_after or max(300.0, 10 * sync_interval)
+
+    @classmethod
+    def from_table(cls, table: Any) -> MetricsConfig:
+        """Parse ``[metrics]``.
+
+        Raises:
+            ValueError: not a table, an unknown key, or a bad value.
+        """
+        if not isinstance(table, dict):
+            raise ValueError("[metrics] must be a table")
+        unknown = sorted(set(table) - {"address", "port", "stale_after"})
+        if unknown:
+            raise ValueError(f"unknown setting metrics.{unknown[0]} (address, port, stale_after)")
+        address = str(table.get("address", "127.0.0.1"))
+        try:
+            check_address(f"{address}:0")
+        except UserError:
+            raise ValueError("metrics.address must be a host name or an IP address") from None
+        port = table.get("port")
+        if port is not None and (not isinstance(port, int) or not 0 <= port <= 65535):
+            raise ValueError("metrics.port must be a port number 0-65535")
+        stale_after = float(table.get("stale_after", 0.0))
+        if stale_after < 0:
+            raise ValueError("metrics.stale_after must be 0 or more seconds")
+        return cls(address, port, stale_after)
+
+    def to_table(self) -> dict[str, Any]:
+        table: dict[str, Any] = {"address": self.address, "stale_after": self.stale_after}
+        if self.port is not None:
+            table["port"] = self.port
+        return table
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """The contents of ``node.toml``."""
 
@@ -120,6 +168,8 @@ class NodeConfig:
     """Detail requests each peer may make per 24 hours."""
     limits: LimitSettings = field(default_factory=LimitSettings)
     """Rate limits per role (``[limits]``)."""
+    metrics: MetricsConfig = MetricsConfig()
+    """The operations HTTP endpoint (``[metrics]``)."""
 
     def to_toml(self) -> str:
         """The file's text."""
@@ -140,6 +190,7 @@ class NodeConfig:
                 "outbox_keep_days": self.outbox_keep_days,
                 "detail_quota": self.detail_quota,
                 "storage": storage,
+                "metrics": self.metrics.to_table(),
                 "limits": {
                     f"{role}_{facet}": getattr(getattr(self.limits, role), facet)
                     for role in ROLES
@@ -169,6 +220,7 @@ class NodeConfig:
             keep = int(data.get("outbox_keep_days", 30))
             quota = int(data.get("detail_quota", 200))
             limits = _limits(data.get("limits", {}))
+            metrics = MetricsConfig.from_table(data.get("metrics", {}))
             raw_storage = data.get("storage", {})
             storage = StorageConfig(
                 backend=str(raw_storage.get("backend", "sqlite")),
@@ -200,6 +252,7 @@ class NodeConfig:
             keep,
             quota,
             limits,
+            metrics,
         )
 
 

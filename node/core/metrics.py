@@ -21,3 +21,13 @@ BATCHES_APPLIED = Counter("wlx_batches_applied_total", "Delta batches applied", 
 SNAPSHOTS_APPLIED = Counter("wlx_snapshots_applied_total", "Snapshots applied", ["origin"])
 REJECTIONS = Counter("wlx_rejections_total", "Inputs from peers rejected", ["origin", "reason"])
 SYNC_FAILURES = Counter("wlx_sync_failures_total", "Sync attempts that failed", ["origin"])
+DETAILS = Counter(
+    "wlx_detail_requests_total",
+    "Detail requests, by direction (in: from a peer, out: to an origin, own) and outcome",
+    ["direction", "peer", "outcome"],
+)
+REFUSALS = Counter(
+    "wlx_refusals_total",
+    "Calls refused before their handler, by reason (authentication, permission, rate-limit)",
+    ["reason"],
+)

@@ -27,6 +27,7 @@ from wlx.crypto.normalize import (
     record_keys,
 )
 from wlx.node.core.errors import UserError
+from wlx.node.core.textio import JsonLineError, json_objects
 
 RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 TERM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -222,17 +223,17 @@ def parse_record(obj: Any, line: int) -> Record:
 def parse_jsonl(text: str) -> Iterator[tuple[int, Record]]:
     """``(line number, record)`` of a JSON Lines file, one per non-blank line.
 
+    Lines end at ``\\n`` only (U+2028 or U+0085 inside a string is text, not
+    a line break).  A JSON array, pretty-printed JSON or CSV gets a hint.
+
     Raises:
         RecordError: for the first bad line (its number and what is wrong).
     """
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(number, f"not valid JSON ({exc.msg})") from None
-        yield number, parse_record(obj, number)
+    try:
+        for number, obj in json_objects(text):
+            yield number, parse_record(obj, number)
+    except JsonLineError as exc:
+        raise RecordError(exc.line, str(exc).split(": ", 1)[1]) from None
 
 
 def _csv_row(row: Mapping[str, str | None]) -> dict[str, Any]:
@@ -261,14 +262,23 @@ def parse_csv(text: str) -> Iterator[tuple[int, Record]]:
     Raises:
         RecordError: for the first bad row.
     """
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     unknown = [i for i, h in enumerate(header, start=1) if h not in FIELDS]
     if unknown:
         # By position, not by its text: in a file without a header row, the
         # "header" is the first person's names and document numbers.
+        column = header[unknown[0] - 1]
+        hint = ""
+        if column.strip().lower() in FIELDS:  # a field name: safe to show
+            hint = f"; write it as {column.strip().lower()!r} (lower case, no spaces)"
+        elif ";" in column or "\t" in column:
+            hint = "; separate fields with ',' (this file uses ';' or tabs)"
+        elif column.lstrip().startswith(("{", "[")):
+            hint = "; this looks like JSON: give --format jsonl"
         raise RecordError(
-            1, f"header column {unknown[0]} is not a field name (fields: {', '.join(FIELDS)})"
+            1,
+            f"header column {unknown[0]} is not a field name (fields: {', '.join(FIELDS)}){hint}",
         )
     for row in reader:
         line = reader.line_num
@@ -279,6 +289,23 @@ def parse_csv(text: str) -> Iterator[tuple[int, Record]]:
         except ValueError as exc:
             raise RecordError(line, str(exc)) from None
         yield line, parse_record(obj, line)
+
+
+def detect_format(text: str, filename: str) -> str:
+    """ "csv" for a .csv file, "ftm" when the first line is a FollowTheMoney
+    entity (has "schema" and "properties"), else "jsonl"."""
+    if filename.lower().endswith(".csv"):
+        return "csv"
+    first = text.lstrip("\ufeff \t\r\n").split("\n", 1)[0]
+    if first.startswith("{") and '"schema"' in first and '"properties"' in first:
+        return "ftm"
+    return "jsonl"
+
+
+def expired(records: list[Record], today: str) -> list[Record]:
+    """The records whose ``expires`` is before ``today`` (YYYY-MM-DD): they would
+    be imported, match nothing, and be removed at the next maintenance."""
+    return [r for r in records if r.expires < today]
 
 
 def parse_records(text: str, fmt: str) -> list[Record]:

@@ -73,7 +73,12 @@ can send (50 batches), not how far behind the peer is."""
 
 
 def add_peer(
-    node: Node, card_bytes: bytes, address: str, expect_fingerprint: str | None = None
+    node: Node,
+    card_bytes: bytes,
+    address: str,
+    expect_fingerprint: str | None = None,
+    *,
+    replace_key: bool = False,
 ) -> IdentityCard:
     """Trust the node of ``card_bytes``, reachable at ``address``.
 
@@ -116,9 +121,20 @@ def add_peer(
             try:
                 check_rotation(card, current)
             except PermissionDenied:
-                raise AlreadyExists(
-                    f"peer {card.node_id} is already trusted with another identity key"
-                ) from None
+                if not replace_key:
+                    raise AlreadyExists(
+                        f"peer {card.node_id} is already trusted with another identity key "
+                        f"(trusted: {current.fingerprint()}, this card: {card.fingerprint()}); "
+                        "check both with the peer's operator, then add it with --replace"
+                    ) from None
+                lifecycle.revoke_peer(node, card.node_id)
+                log.warning(
+                    "peer %s: identity key replaced by the operator (%s -> %s)",
+                    card.node_id,
+                    current.fingerprint(),
+                    card.fingerprint(),
+                )
+                return add_peer(node, card_bytes, address)
         lifecycle.accept_card(node, card_bytes)  # a rotation, a refresh (appendix B.1) or as is
         with node.store.write() as tx:
             row = tx.get_peer(card.node_id)

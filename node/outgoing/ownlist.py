@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
@@ -48,6 +48,43 @@ def record_context(record_id: str, version: int, suspended: bool, expires: str) 
 
 def _context_of(stored: StoredRecord) -> str:
     return record_context(stored.id, stored.version, stored.suspended, stored.expires)
+
+
+RECORD_CONTEXT_META = "record_context"
+RECORD_CONTEXT_VERSION = b"2"
+"""Own records' bodies are sealed with ``record_context`` (version 2); a store
+made before (version 1: context ``record:{id}``) is upgraded when opened."""
+
+
+def upgrade_record_contexts(node: Node) -> int:
+    """Re-seal own records stored under the version-1 context (``record:{id}``),
+    binding each to its current version, suspension and expiry; returns how
+    many.  Runs once per store (then a no-op); a store made by this version
+    never needs it.
+
+    Raises:
+        InternalError: a record does not open under the version-1 context.
+    """
+    with node.store.write() as tx:
+        if tx.get_meta(RECORD_CONTEXT_META) == RECORD_CONTEXT_VERSION:
+            return 0
+        tx.lock_changes()
+        rows = list(tx.iter_records())
+        upgraded = [
+            replace(
+                stored,
+                body=node.seal_at_rest(
+                    node.open_at_rest(stored.body, f"record:{stored.id}"), _context_of(stored)
+                ),
+            )
+            for stored in rows
+        ]
+        if upgraded:
+            tx.put_records(upgraded)
+        tx.set_meta(RECORD_CONTEXT_META, RECORD_CONTEXT_VERSION)
+    if upgraded:
+        log.warning("re-sealed %d own records with their version, suspension and expiry", len(rows))
+    return len(upgraded)
 
 
 def upsert_of(

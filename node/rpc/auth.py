@@ -33,6 +33,7 @@ from wlx.crypto.errors import CryptoError
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
+from wlx.node.core import metrics
 from wlx.node.core.errors import UserError
 from wlx.node.core.limits import Limits, RateLimited
 from wlx.node.core.node import Node
@@ -232,6 +233,13 @@ class RefusalLog:
             log.exception("could not log %d refusal entries", len(entries))
 
 
+_REFUSAL_REASONS = {
+    grpc.StatusCode.UNAUTHENTICATED: "authentication",
+    grpc.StatusCode.PERMISSION_DENIED: "permission",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "rate-limit",
+}
+
+
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates, authorises and rate-limits every call before its handler."""
 
@@ -332,6 +340,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         why: str,
     ) -> NoReturn:
         log.warning("refused %s from %s: %s", method, who, why)
+        metrics.REFUSALS.labels(_REFUSAL_REASONS.get(code, "other")).inc()
         self.refusals.refuse(RefusalKind(kind, method, who, why))
         context.abort(code, why)
         raise AssertionError("context.abort returned")  # pragma: no cover

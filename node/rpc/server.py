@@ -56,6 +56,14 @@ from wlx.v1 import (
 
 log = logging.getLogger("wlx.server")
 
+SERVICES = (
+    "wlx.v1.Federation",
+    "wlx.v1.Lookup",
+    "wlx.v1.Admin",
+    "wlx.v1.Witness",
+    "wlx.v1.Auditor",
+)
+"""The services a node serves (each reported by the gRPC health service)."""
 MAX_CONCURRENT_RPCS = 64
 WORKERS = 16
 DETAIL_TIMEOUT = 30.0
@@ -288,8 +296,13 @@ def build_server(
     *,
     sync_now: Callable[[], list[str]] | None = None,
     refusals: RefusalLog | None = None,
+    health_servicer: health.HealthServicer | None = None,
 ) -> tuple[grpc.Server, int]:
     """A server for ``node`` bound to ``listen`` (not yet started), and its port.
+
+    ``health_servicer``: the gRPC health service to serve (``wlx serve``
+    passes its own, which ``rpc.ops.Operations`` keeps current); its
+    services are reported SERVING until told otherwise.
 
     Mutual TLS, with every call authenticated and authorised
     (``wlx.node.rpc.auth``), unless the node runs with ``insecure_dev``.  Port 0
@@ -315,10 +328,11 @@ def build_server(
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminServicer(node, sync_now or (lambda: _sync_lines(node))), server
     )
-    health_servicer = health.HealthServicer()
+    health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     audit_services = add_audit_services(server, node)  # wlx.v1.Witness, wlx.v1.Auditor
     services = ("wlx.v1.Federation", "wlx.v1.Lookup", "wlx.v1.Admin", *audit_services)
+    assert set(services) == set(SERVICES), "SERVICES lists every service"
     for name in ("", *services):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(

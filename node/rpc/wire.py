@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from wlx.node.core.errors import UserError
 from wlx.node.incoming.lookup import Hit, Query, Result
 from wlx.node.protocol import free_text
-from wlx.node.report import NodeStatus
+from wlx.node.report import NodeStatus, PeerStatus
 from wlx.v1 import admin_pb2, lookup_pb2
 
 
@@ -121,4 +121,32 @@ def status_to_pb(status: NodeStatus) -> admin_pb2.StatusResponse:
             )
             for p in status.peers
         ],
+    )
+
+
+def status_from_pb(msg: admin_pb2.StatusResponse) -> NodeStatus:
+    """A ``NodeStatus`` from its message (the inverse of ``status_to_pb``)."""
+    return NodeStatus(
+        node_id=msg.node_id,
+        own_records=msg.own_records,
+        as_of=msg.as_of,
+        peers=tuple(
+            PeerStatus(
+                peer=p.peer,
+                address=p.address,
+                epoch=p.epoch,
+                seq=p.seq,
+                origin_head=p.origin_head,
+                listings=p.listings,
+                last_sync=p.last_sync,
+                last_error=p.last_error,
+                last_error_at=p.last_error_at,
+                sent_epoch=p.sent_epoch,
+                sent_seq=p.sent_seq,
+                acked_seq=p.acked_seq,
+                acked_at=p.acked_at,
+                unconfirmed_removals=tuple(p.unconfirmed_removals),
+            )
+            for p in msg.peers
+        ),
     )

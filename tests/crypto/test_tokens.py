@@ -179,7 +179,7 @@ def test_padding_round_trips(size: int) -> None:
 
 @pytest.mark.parametrize(
     "padded",
-    [b"", b"\x00" * PAD_BLOCK, b"x" * PAD_BLOCK, b"\x80" + bytes(PAD_BLOCK), b"\x80" * 7],
+    [b"", b"\x00" * PAD_BLOCK, b"x" * PAD_BLOCK, b"\x80" + bytes(2 * PAD_BLOCK - 1)],
 )
 def test_bad_padding_is_an_opaque_failure(padded: bytes) -> None:
     with pytest.raises(DecryptionError, match="does not open"):
@@ -189,3 +189,13 @@ def test_bad_padding_is_an_opaque_failure(padded: bytes) -> None:
 def test_hit_data_too_long_to_pad_is_refused() -> None:
     with pytest.raises(MalformedError):
         pad(bytes(MAX_HIT_DATA + 1))
+
+
+def test_hit_data_sealed_before_padding_still_opens() -> None:
+    """A store written before padding existed keeps working (docs §4.3)."""
+    k = EpochKey(bytes(range(32)), "CN", "RU", 1)
+    token = k.token(IKEYS[0])
+    nonce = bytes(12)
+    aad = SEAL_AAD_PREFIX + lp("CN") + lp("RU") + u64(1) + lp(HANDLE) + lp(token)
+    legacy = nonce + ChaCha20Poly1305(k.seal_key(IKEYS[0])).encrypt(nonce, HIT, aad)
+    assert len(HIT) % PAD_BLOCK and k.open(IKEYS[0], HANDLE, legacy) == HIT
