@@ -41,7 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from wlx.crypto import tls
-from wlx.crypto.card import IdentityCard
+from wlx.crypto.card import DEFAULT_SPEAKS, IdentityCard, Speaks
 from wlx.crypto.checkpoint import verify_cosignature
 from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.encoding import lp
@@ -49,6 +49,7 @@ from wlx.crypto.envelope import open_sealed
 from wlx.crypto.normalize import document_key, normalize_country, normalize_document_number
 from wlx.crypto.signing import Purpose, sign, verify
 from wlx.crypto.tokens import EpochKey
+from wlx.node.protocol.versions import negotiate
 from wlx.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -84,6 +85,7 @@ class Peer:
     tls_cert: bytes
     card_bytes: bytes
     directory: Path
+    speaks: Speaks = DEFAULT_SPEAKS
 
 
 @dataclass
@@ -320,7 +322,11 @@ class Kit:
             "Pull with epoch 0: StreamHead, then exactly one ResyncRequired no-cursor",
             no_cursor,
         )
-        self.check("MUST-7.2-1", "Snapshot: every part opens, verifies and chains", self._snapshot)
+        self.check(
+            "MUST-7.2-1",
+            "Snapshot: every part opens, verifies, chains; part 0 keys the agreed normalisation",
+            self._snapshot,
+        )
         if self.snapshot is None:
             return
         epoch, at_seq, chain = self.snapshot
@@ -410,9 +416,11 @@ class Kit:
                 first = part
                 expect(part.HasField("epoch_key"), "part 0 has no epoch key")
                 expect(len(part.epoch_key.token_key) == 32, "the epoch key is not 32 bytes")
+                agreed = negotiate(self.target.speaks, self.peer.speaks).normalisation
                 expect(
-                    part.epoch_key.normalisation == "wlx-norm-1",
-                    f"normalisation {part.epoch_key.normalisation!r}",
+                    part.epoch_key.normalisation == agreed,
+                    f"normalisation {part.epoch_key.normalisation!r}, expected {agreed!r} "
+                    "(the highest both cards advertise, appendix B.2)",
                 )
                 if part.at_seq == 0:
                     expect(
@@ -1058,6 +1066,7 @@ def load_peer(directory: Path, target_id: str) -> tuple[Peer, IdentityCard]:
                 node.tls_cert,
                 node.card.raw,
                 directory,
+                node.card.speaks,
             ),
             target,
         )
