@@ -953,6 +953,27 @@ class Kit:
 
         self.check("MUST-A.5-3", "Auditor.GetLogInfo names the node and its card", info)
 
+        def checkpoint() -> None:
+            from wlx.crypto.note import open_note
+            from wlx.node.audit.offline.names import log_origin, log_verifier
+
+            with self.channel(key=credential.key, cert=credential.cert) as ch:
+                signed = audit_pb2_grpc.AuditorStub(ch).GetCheckpoint(
+                    audit_pb2.GetCheckpointRequest(), timeout=TIMEOUT
+                )
+            text, _ = open_note(
+                signed.note, [log_verifier(self.target.node_id, self.target.sign_key)]
+            )
+            lines = text.split("\n")
+            expect(lines[0] == log_origin(self.target.node_id), f"origin {lines[0]!r}")
+            expect(lines[1] == str(signed.size), "the note's size is not the answer's")
+
+        self.check(
+            "MUST-A.5-4",
+            "Auditor.GetCheckpoint: a note of wlx.exchange/<id> signed by the node's key",
+            checkpoint,
+        )
+
     # ------------------------------------------------------------ all
 
     def run(self) -> None:
