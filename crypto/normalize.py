@@ -1,4 +1,4 @@
-"""Identifier normalisation, version ``wlx-norm-1``.
+"""Identifier normalisation, versions ``wlx-norm-1`` and ``wlx-norm-2``.
 
 docs/protocol.md §2 specifies every rule here, and docs/vectors/
 normalisation.json holds the vectors a second implementation checks itself
@@ -16,11 +16,15 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import ClassVar
 
 from wlx.crypto.errors import InvalidIdentifier
 
-NORMALISATION = "wlx-norm-1"
+NORMALISATION_1 = "wlx-norm-1"
+NORMALISATION_2 = "wlx-norm-2"
+NORMALISATION = NORMALISATION_2
+"""The version new keys are made with."""
+VERSIONS = (NORMALISATION_1, NORMALISATION_2)
 SEP = "\x1f"  # U+001F UNIT SEPARATOR: cannot occur in any normalised part
 MAX_NAME_CHARS = 256
 MAX_NUMBER_CHARS = 32
@@ -62,18 +66,101 @@ _NUMBER = re.compile(r"^[A-Z0-9]+$")
 _COUNTRY_ALIASES = {"D": "DEU"}
 
 
-class KeyKind(StrEnum):
-    """The kinds of identifier key, strongest first."""
+_DATES = ("dob", "dob-month", "dob-year")
+# How much each qualifier weakens a name match (§2.8.6); sorted by this, then name.
+QUALIFIERS = {
+    "transliterated": 1,
+    "reordered": 1,
+    "swapped day/month": 2,
+    "phonetic": 3,
+}
 
-    DOCUMENT = "document"
-    NAME_DOB = "name+dob"
-    NAME_DOB_MONTH = "name+dob-month"
-    NAME_DOB_YEAR = "name+dob-year"
+
+@dataclass(frozen=True, order=True)
+class KeyKind:
+    """How an identifier key matches: a document, or a name with a date.
+
+    ``value`` is the text a hit shows, e.g. ``document``, ``name+dob``,
+    ``name+dob-year`` or ``name+dob (phonetic, reordered)``.  In wlx-norm-1 the
+    value is also part of the key bytes; in wlx-norm-2 it is a label only.
+    """
+
+    base: str
+    date: str = ""
+    qualifiers: tuple[str, ...] = ()
+
+    DOCUMENT: ClassVar[KeyKind]
+    NAME_DOB: ClassVar[KeyKind]
+    NAME_DOB_MONTH: ClassVar[KeyKind]
+    NAME_DOB_YEAR: ClassVar[KeyKind]
+
+    @classmethod
+    def name(cls, date: str, *qualifiers: str) -> KeyKind:
+        """A name kind at a date precision (``dob``, ``dob-month``, ``dob-year``)."""
+        return cls("name", date, tuple(sorted(set(qualifiers))))
+
+    @property
+    def value(self) -> str:
+        """The label, as hits show it and wlx-norm-1 keys carry it."""
+        if self.base == "document":
+            return "document"
+        text = f"name+{self.date}"
+        return f"{text} ({', '.join(self.qualifiers)})" if self.qualifiers else text
+
+    @classmethod
+    def parse(cls, text: str) -> KeyKind:
+        """The kind whose ``value`` is ``text``.
+
+        Raises:
+            ValueError: not a value of any kind.
+        """
+        if text == "document":
+            return cls.DOCUMENT
+        head, _, rest = text.partition(" (")
+        date = head.removeprefix("name+")
+        qualifiers = tuple(rest.removesuffix(")").split(", ")) if rest else ()
+        if (
+            not head.startswith("name+")
+            or date not in _DATES
+            or (rest and not rest.endswith(")"))
+            or any(q not in QUALIFIERS for q in qualifiers)
+        ):
+            raise ValueError("not an identifier kind")
+        kind = cls.name(date, *qualifiers)
+        if kind.value != text:
+            raise ValueError("not an identifier kind")
+        return kind
 
     @property
     def strength(self) -> int:
-        """0 for the strongest kind (document), larger for weaker ones."""
-        return list(KeyKind).index(self)
+        """0 for a document, 1 for an exact name and full date; larger is weaker."""
+        if self.base == "document":
+            return 0
+        return 1 + _DATES.index(self.date) + sum(QUALIFIERS[q] for q in self.qualifiers)
+
+    @property
+    def level(self) -> str:
+        """``strong`` (document, exact name+dob), ``medium`` (transliterated or
+        reordered name, full date) or ``weak`` (phonetic, partial or swapped date)."""
+        if self.strength <= 1:
+            return "strong"
+        if self.date == "dob" and set(self.qualifiers) <= {"transliterated", "reordered"}:
+            return "medium"
+        return "weak"
+
+    def combine(self, other: KeyKind) -> KeyKind:
+        """The kind of a match made by a query key of this kind and a listing key
+        of ``other``: the coarser date and every qualifier of either."""
+        if self.base == "document" or other.base == "document":
+            return self
+        date = max(self.date, other.date, key=_DATES.index)
+        return KeyKind.name(date, *self.qualifiers, *other.qualifiers)
+
+
+KeyKind.DOCUMENT = KeyKind("document")
+KeyKind.NAME_DOB = KeyKind.name("dob")
+KeyKind.NAME_DOB_MONTH = KeyKind.name("dob-month")
+KeyKind.NAME_DOB_YEAR = KeyKind.name("dob-year")
 
 
 @dataclass(frozen=True, order=True)
@@ -209,21 +296,24 @@ def normalize_document_number(number: str) -> str:
     return text
 
 
-def _key(kind: KeyKind, *parts: str) -> IdentifierKey:
-    return IdentifierKey(kind, SEP.join((NORMALISATION, kind.value, *parts)).encode("utf-8"))
+def _key(kind: KeyKind, *parts: str, version: str = NORMALISATION_1) -> IdentifierKey:
+    return IdentifierKey(kind, SEP.join((version, kind.value, *parts)).encode("utf-8"))
 
 
-def document_key(country: str, number: str) -> IdentifierKey:
+def document_key(country: str, number: str, version: str = NORMALISATION) -> IdentifierKey:
     """The document key of §2.5: country and number; the type is not part of it.
 
     Raises:
-        InvalidIdentifier: as ``normalize_country``/``normalize_document_number``.
+        InvalidIdentifier: as ``normalize_country``/``normalize_document_number``;
+            an unknown ``version``.
     """
-    return _key(KeyKind.DOCUMENT, normalize_country(country), normalize_document_number(number))
+    _check_version(version)
+    country, number = normalize_country(country), normalize_document_number(number)
+    return _key(KeyKind.DOCUMENT, country, number, version=version)
 
 
 def name_dob_key(name: str, dob: PartialDate) -> IdentifierKey:
-    """The name + date-of-birth key of §2.5, at the date's own precision.
+    """The wlx-norm-1 name + date-of-birth key of §2.5, at the date's own precision.
 
     Raises:
         InvalidIdentifier: as ``normalize_name``.
@@ -231,56 +321,159 @@ def name_dob_key(name: str, dob: PartialDate) -> IdentifierKey:
     return _key(dob.kind(), normalize_name(name), dob.iso())
 
 
-def _document_keys(documents: Iterable[tuple[str, str]]) -> set[IdentifierKey]:
-    return {document_key(country, number) for country, number in documents}
+def _check_version(version: str) -> None:
+    if version not in VERSIONS:
+        raise InvalidIdentifier("unknown normalisation version")
+
+
+def _name_keys(
+    names: Sequence[str], date: PartialDate, version: str, *, query: bool
+) -> list[IdentifierKey]:
+    if version == NORMALISATION_1:
+        dates = date.coarser() if query else [date]
+        normalised = [normalize_name(n) for n in names]
+        return [_key(d.kind(), n, d.iso()) for n in normalised for d in dates]
+    from wlx.crypto import norm2
+
+    make = norm2.query_name_keys if query else norm2.record_name_keys
+    return [k for name in names for k in make(name, date)]
+
+
+def _strongest(keys: Iterable[IdentifierKey]) -> list[IdentifierKey]:
+    """One key per value (the strongest kind that made it), in byte order."""
+    best: dict[bytes, IdentifierKey] = {}
+    for key in keys:
+        old = best.get(key.value)
+        if old is None or (key.kind.strength, key.kind) < (old.kind.strength, old.kind):
+            best[key.value] = key
+    return [best[v] for v in sorted(best)]
 
 
 def record_keys(
-    names: Sequence[str], dob: str | None, documents: Sequence[tuple[str, str]]
+    names: Sequence[str],
+    dob: str | None,
+    documents: Sequence[tuple[str, str]],
+    version: str = NORMALISATION,
 ) -> list[IdentifierKey]:
-    """The identifier keys of a listed person (§2.6), sorted, without duplicates.
+    """The identifier keys of a listed person (§2.6, §2.8.5), sorted by value,
+    one per value.
 
-    One document key per document; when the date of birth is known, one
-    name key per name at the date's precision.  ``documents`` holds
-    ``(country, number)`` pairs.
+    One document key per document; when the date of birth is known, the
+    name keys of every name.  ``documents`` holds ``(country, number)`` pairs.
 
     Raises:
         InvalidIdentifier: any identifier is invalid, or the record yields no
             key at all.
     """
-    keys = _document_keys(documents)
-    names_normalised = [normalize_name(n) for n in names]  # validate even without a dob
+    _check_version(version)
+    keys = [document_key(c, n, version) for c, n in documents]
+    for name in names:  # validate every name, even without a date
+        normalize_name(name) if version == NORMALISATION_1 else validate_name(name)
     if dob:
-        date = parse_dob(dob)
-        keys |= {_key(date.kind(), n, date.iso()) for n in names_normalised}
+        keys += _name_keys(names, parse_dob(dob), version, query=False)
     if not keys:
         raise InvalidIdentifier("a record needs a document, or a name with a date of birth")
-    return sorted(keys)
+    return _strongest(keys)
+
+
+@dataclass(frozen=True)
+class QueryKeys:
+    """The keys of a query, and the fields that could not be used (§2.7)."""
+
+    keys: list[IdentifierKey]
+    unusable: tuple[str, ...] = ()
+    """One line per field left out, naming the field and the rule, never its value."""
+
+
+def query_keys_checked(
+    names: Sequence[str],
+    dob: str | None,
+    documents: Sequence[tuple[str, str]],
+    version: str = NORMALISATION,
+) -> QueryKeys:
+    """The keys of every usable identifier of a query; what is not usable is
+    named in ``unusable`` rather than dropping the whole query.
+
+    Raises:
+        InvalidIdentifier: no identifier of the query is usable (the message
+            names every field that failed).
+    """
+    keys, unusable = _query(names, dob, documents, version)
+    if not keys:
+        if unusable:
+            raise InvalidIdentifier("; ".join(unusable))
+        raise InvalidIdentifier("a query needs a document, or a name with a date of birth")
+    return QueryKeys(keys, tuple(unusable))
+
+
+def _query(
+    names: Sequence[str],
+    dob: str | None,
+    documents: Sequence[tuple[str, str]],
+    version: str,
+) -> tuple[list[IdentifierKey], list[str]]:
+    _check_version(version)
+    keys: list[IdentifierKey] = []
+    unusable: list[str] = []
+    for index, (country, number) in enumerate(documents, start=1):
+        try:
+            keys.append(document_key(country, number, version))
+        except InvalidIdentifier as exc:
+            unusable.append(f"document {index}: {exc}")
+    date: PartialDate | None = None
+    if dob:
+        try:
+            date = parse_dob(dob)
+        except InvalidIdentifier as exc:
+            unusable.append(f"date of birth: {exc}")
+    if names and not dob:
+        unusable.append("names: a name needs a date of birth")
+    if dob and not names:
+        unusable.append("date of birth: a date of birth needs a name")
+    for index, name in enumerate(names, start=1):
+        try:
+            if date is None:
+                validate_name(name)
+            else:
+                keys += _name_keys([name], date, version, query=True)
+        except InvalidIdentifier as exc:
+            unusable.append(f"name {index}: {exc}")
+    if names and dob and date is None:
+        unusable.append("names: not checked without a valid date of birth")
+    return _strongest(keys), unusable
 
 
 def query_keys(
-    names: Sequence[str], dob: str | None, documents: Sequence[tuple[str, str]]
+    names: Sequence[str],
+    dob: str | None,
+    documents: Sequence[tuple[str, str]],
+    version: str = NORMALISATION,
 ) -> list[IdentifierKey]:
-    """The identifier keys of a query (§2.7), sorted, without duplicates.
+    """The identifier keys of a query (§2.7, §2.8.5), sorted, one per value.
 
     As ``record_keys``, except that each name is keyed at the date's
     precision *and every coarser one*, so a query with a full date also finds
-    listings whose date of birth is known only to the month or the year.
+    listings whose date of birth is known only to the month or the year
+    (wlx-norm-2 adds reordered, swapped-date and phonetic keys).
 
     Raises:
         InvalidIdentifier: any identifier is invalid, a name comes without a
             date of birth, or the query yields no key.
     """
-    keys = _document_keys(documents)
-    if names and not dob:
-        raise InvalidIdentifier("a name needs a date of birth")
-    if dob and not names:
-        raise InvalidIdentifier("a date of birth needs a name")
-    if dob:
-        dates = parse_dob(dob).coarser()
-        for name in names:
-            normalised = normalize_name(name)
-            keys |= {_key(d.kind(), normalised, d.iso()) for d in dates}
+    keys, unusable = _query(names, dob, documents, version)
+    if unusable:
+        raise InvalidIdentifier(unusable[0].partition(": ")[2])
     if not keys:
         raise InvalidIdentifier("a query needs a document, or a name with a date of birth")
-    return sorted(keys)
+    return keys
+
+
+def validate_name(name: str) -> None:
+    """Check that a name can be normalised (wlx-norm-2).
+
+    Raises:
+        InvalidIdentifier: as ``wlx.crypto.names.name_forms``.
+    """
+    from wlx.crypto.names import name_forms
+
+    name_forms(name)

@@ -35,6 +35,8 @@ class Purpose(StrEnum):
     RECEIPT = "receipt"
     DETAIL_REQUEST = "detail-request"
     DETAIL_ANSWER = "detail-answer"
+    EVALUATE_REQUEST = "evaluate-request"
+    EVALUATE_ANSWER = "evaluate-answer"
 
 
 def signing_input(purpose: Purpose, signer: str, recipient: str, payload: bytes) -> bytes:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from wlx.crypto.encoding import lp, u64
 from wlx.crypto.errors import DecryptionError, MalformedError
 from wlx.crypto.keys import Rng, system_rng
+from wlx.crypto.normalize import NORMALISATION, VERSIONS
 
 TOKEN_KEY_LEN = 32
 TOKEN_LEN = 16
@@ -79,18 +80,24 @@ class EpochKey:
     """The token key of one (origin, recipient, epoch) and what derives from it.
 
     ``origin == recipient`` for a node's index of its own list.
+    ``normalisation`` is the version of the identifier keys this epoch's
+    tokens are computed over (docs/protocol.md §2.9); it does not enter any
+    derivation.
     """
 
     key: bytes = field(repr=False)
     origin: str
     recipient: str
     epoch: int
+    normalisation: str = NORMALISATION
 
     def __post_init__(self) -> None:
         if len(self.key) != TOKEN_KEY_LEN:
             raise MalformedError("an epoch token key is 32 bytes")
         if self.epoch < 1:
             raise MalformedError("epochs start at 1")
+        if self.normalisation not in VERSIONS:
+            raise MalformedError("unsupported normalisation version")
 
     @classmethod
     def generate(cls, origin: str, recipient: str, epoch: int, rng: Rng = system_rng) -> EpochKey:
@@ -141,9 +148,15 @@ class EpochKey:
             MalformedError: hit data longer than ``MAX_HIT_DATA``.
         """
         token = self.token(identifier_key)
+        return token, self.seal_as(token, self.seal_key(identifier_key), handle, hit_data, rng)
+
+    def seal_as(
+        self, token: bytes, seal_key: bytes, handle: bytes, hit_data: bytes, rng: Rng = system_rng
+    ) -> bytes:
+        """``seal`` with a token and seal key derived elsewhere (online tier, §15)."""
         nonce = rng(NONCE_LEN)
-        aead = ChaCha20Poly1305(self.seal_key(identifier_key))
-        return token, nonce + aead.encrypt(nonce, pad(hit_data), self._aad(handle, token))
+        aead = ChaCha20Poly1305(seal_key)
+        return nonce + aead.encrypt(nonce, pad(hit_data), self._aad(handle, token))
 
     def open(self, identifier_key: bytes, handle: bytes, sealed: bytes) -> bytes:
         """Open hit data sealed by ``seal`` for the same identifier key.
@@ -152,10 +165,19 @@ class EpochKey:
             DecryptionError: a different identifier, key, handle or token, or
                 tampered bytes (one opaque error).
         """
+        return self.open_as(
+            self.token(identifier_key), self.seal_key(identifier_key), handle, sealed
+        )
+
+    def open_as(self, token: bytes, seal_key: bytes, handle: bytes, sealed: bytes) -> bytes:
+        """Open hit data sealed by ``seal_as`` with the same token and seal key.
+
+        Raises:
+            DecryptionError: as ``open``.
+        """
         if len(sealed) < NONCE_LEN + TAG_LEN:
             raise DecryptionError("sealed hit data does not open")
-        aead = ChaCha20Poly1305(self.seal_key(identifier_key))
-        token = self.token(identifier_key)
+        aead = ChaCha20Poly1305(seal_key)
         try:
             padded = aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], self._aad(handle, token))
         except InvalidTag:

@@ -26,11 +26,12 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import HIT_PROOF_LEN, EpochKey, hit_proof
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
-from wlx.node.core import metrics
+from wlx.node.core import metrics, normalisation
 from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import previous_epochs
+from wlx.node.outgoing.evaluate import online_key
 from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
 from wlx.node.outgoing.ownlist import load_record
 from wlx.node.protocol import codec, free_text
@@ -66,13 +67,20 @@ def _proof_holds(
     node: Node, keys: list[EpochKey], stored: StoredRecord | None, message: bytes, proof: bytes
 ) -> bool:
     """Whether ``proof`` is a hit proof of one of the record's identifiers under
-    one of ``keys``; constant work per record (every key is tried)."""
+    one of ``keys`` (each with its epoch's normalisation); constant work per
+    record (every key is tried)."""
     if stored is None or len(proof) != HIT_PROOF_LEN or not keys:
         return False
     found = False
-    for ikey in load_record(node, stored).identifier_keys():
-        for key in keys:
+    record = load_record(node, stored)
+    online_keys = [online_key(node, key.recipient, key.epoch) for key in keys]
+    for key, okey in zip(keys, online_keys, strict=True):
+        for ikey in record.identifier_keys(key.normalisation):
+            # Both tiers (a listing's tier may just have changed), every key:
+            # constant work per record.
             found |= hmac.compare_digest(key.hit_proof(ikey.value, message), proof)
+            online_seal = okey.entry_keys(ikey.value).seal_key
+            found |= hmac.compare_digest(hit_proof(online_seal, message), proof)
     return found
 
 
@@ -114,10 +122,13 @@ def _peer_keys(node: Node, tx: Tx, peer: str) -> list[EpochKey]:
     state = tx.get_outbound(peer)
     if state is None:
         return []
-    keys = [node.epoch_key(node.node_id, peer, state.epoch, state.token_key)]
+    me = node.node_id
+    version = normalisation.of_epoch(tx, me, peer, state.epoch)
+    keys = [node.epoch_key(me, peer, state.epoch, state.token_key, normalisation=version)]
     previous = previous_epochs.get(tx, peer, node.now())
     if previous is not None and previous[0] < state.epoch:
-        keys.append(node.epoch_key(node.node_id, peer, previous[0], previous[1]))
+        old = normalisation.of_epoch(tx, me, peer, previous[0])
+        keys.append(node.epoch_key(me, peer, previous[0], previous[1], normalisation=old))
     return keys
 
 
@@ -357,7 +368,17 @@ def own_record(
     with node.store.write() as tx:
         state = tx.get_inbound(node.node_id)
         keys = (
-            [node.epoch_key(node.node_id, node.node_id, state.epoch, state.token_key)]
+            [
+                node.epoch_key(
+                    node.node_id,
+                    node.node_id,
+                    state.epoch,
+                    state.token_key,
+                    normalisation=normalisation.of_epoch(
+                        tx, node.node_id, node.node_id, state.epoch
+                    ),
+                )
+            ]
             if state is not None
             else []
         )

@@ -18,6 +18,7 @@ from wlx.crypto.keys import BoxKey, Rng, SigningKey, system_rng
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.config import (
     BOX_KEY,
     IDENTITY_KEY,
@@ -32,6 +33,7 @@ from wlx.node.core.config import (
 from wlx.node.core.errors import AlreadyExists, UserError
 from wlx.node.core.node import Clock, KeySet, Node, load_keys
 from wlx.node.outgoing import ownlist
+from wlx.node.protocol.versions import NODE_SPEAKS
 from wlx.node.store.base import InboundState, Store
 from wlx.node.store.postgres import open_postgres
 from wlx.node.store.sqlite import open_sqlite
@@ -180,6 +182,7 @@ def write_node_keys(
         tls_cert,
         previous=previous,
         tls_key=tls_key,
+        speaks=NODE_SPEAKS,
     )
     write_public(card_path, card)
     return card
@@ -276,6 +279,7 @@ def init_node(
                     synced_at=0,
                 )
             )
+            normalisation.record(tx, node_id, node_id, 1)
             tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
             exchange_log.append(
                 tx,

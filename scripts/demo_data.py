@@ -40,7 +40,8 @@ LISTINGS = [
 ]
 FIXED = {
     "CN": ("王伟", "Wang Wei", "1980-05-17", "E12345678", "wanted", "arrest"),
-    "RU": ("Иван Петров", "Ivan Petrov", "1975-11-02", "751234567", "entry-ban", "refuse-entry"),
+    # Listed in Cyrillic only: the demo finds it with a Latin, MRZ-style query.
+    "RU": ("Иван Петров", "Иван Петров", "1975-11-02", "751234567", "entry-ban", "refuse-entry"),
     "AR": ("José González", "Jose Gonzalez", "1990", "AAB123456", "missing", "locate"),
 }
 

@@ -27,21 +27,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wlx.crypto import atrest, envelope, tls
+from wlx.crypto import atrest, envelope, online, oprf, ristretto, tls
 from wlx.crypto.card import make_card
 from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.encoding import lp, u64
 from wlx.crypto.errors import CryptoError, InvalidIdentifier
 from wlx.crypto.keys import BoxKey, SigningKey
+from wlx.crypto.names import name_forms, phonetic_code
 from wlx.crypto.normalize import (
+    NORMALISATION_1,
+    NORMALISATION_2,
     KeyKind,
     normalize_country,
     normalize_document_number,
     normalize_name,
     parse_dob,
     query_keys,
+    query_keys_checked,
     record_keys,
 )
+from wlx.crypto.online import OnlineKey
 from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
 from wlx.crypto.tokens import EpochKey, pad
 from wlx.node.core.records import parse_record
@@ -77,6 +82,9 @@ def counter_rng(start: int = 1) -> Callable[[int], bytes]:
         return value.to_bytes(n, "big")
 
     return rng
+
+
+V1, V2 = NORMALISATION_1, NORMALISATION_2
 
 
 def key_json(ikey: Any) -> dict[str, str]:
@@ -237,21 +245,144 @@ def normalisation() -> dict[str, Any]:
             for s, note in NUMBERS_INVALID
         ],
         "record_keys": [
-            {**c, "keys": [key_json(k) for k in record_keys(c["names"], c["dob"], docs(c))]}
+            {**c, "keys": [key_json(k) for k in record_keys(c["names"], c["dob"], docs(c), V1)]}
             for c in RECORDS
         ],
         "record_keys_invalid": [
-            {**c, **error_of(lambda c=c: record_keys(c["names"], c["dob"], docs(c)))}
+            {**c, **error_of(lambda c=c: record_keys(c["names"], c["dob"], docs(c), V1))}
             for c in RECORDS_INVALID
         ],
         "query_keys": [
-            {**c, "keys": [key_json(k) for k in query_keys(c["names"], c["dob"], docs(c))]}
+            {**c, "keys": [key_json(k) for k in query_keys(c["names"], c["dob"], docs(c), V1)]}
             for c in QUERIES
         ],
         "query_keys_invalid": [
-            {**c, **error_of(lambda c=c: query_keys(c["names"], c["dob"], docs(c)))}
+            {**c, **error_of(lambda c=c: query_keys(c["names"], c["dob"], docs(c), V1))}
             for c in QUERIES_INVALID
         ],
+    }
+
+
+# ---------------------------------------------------------------- §2.8 wlx-norm-2
+
+NAMES_2 = [
+    (
+        "Jürgen Müller",
+        "Latin: diacritics dropped in the script form; ICAO AE/OE/UE in a Latin form",
+    ),
+    ("JUERGEN MUELLER", "the MRZ spelling: meets Jürgen Müller's ICAO Latin form"),
+    ("Åsa Lindström", "ICAO Å -> AA, Ö -> OE"),
+    ("Søren Kierkegaard", "Ø: O in the script form, OE in the ICAO form"),
+    ("Straße", "case folding makes ß ss"),
+    ("O'Brien", "apostrophes are deleted"),
+    ("Jean-Luc Picard", "hyphens separate; keys join the parts"),
+    ("Ali bin Hassan", "part order is kept"),
+    ("Hassan bin Ali", "not the same name as Ali bin Hassan"),
+    ("Ольга Коваленко", "Cyrillic: ICAO table and anyascii"),
+    ("Юрий Гагарин", "Ю -> IU, Й -> I (ICAO); Yu, Y (anyascii)"),
+    ("Щукин Йосиф", "Щ -> SHCH"),
+    ("Οδυσσεύς Ελύτης", "Greek: tonos dropped, anyascii"),
+    ("王伟", "Han: pinyin"),
+    ("王偉", "traditional Han: simplified first"),
+    ("王 伟", "spaces between Han characters are ignored"),
+    ("曾志伟", "a surname with its own reading (Zeng, not Ceng)"),
+    ("吕布", "ü is YU as in passports"),
+    ("محـمد", "Arabic tatweel deleted"),
+    ("علی رضا", "Persian ی is Arabic ي"),
+    ("کریم", "Persian ک is Arabic ك"),
+    ("مُحَمَّد", "Arabic harakat are diacritics"),
+    ("Mehr\u200cdad", "ZWNJ joins, it does not separate"),
+    ("Jo\u00adhann", "a soft hyphen joins"),
+    ("सुनील", "Devanagari vowel signs are letters"),
+    ("सनील", "a different name from सुनील"),
+    ("สุดา", "Thai vowels are letters"),
+    ("สดา", "a different name from สุดา"),
+    ("김 민준", "Hangul: the space is ignored"),
+    ("राहुल गांधी", "Devanagari: OPTITRANS, final inherent vowel dropped, anusvara as n"),
+    ("Κωνσταντίνος Παπαδόπουλος", "Greek: ELOT 743 (ου -> ou) and anyascii"),
+    ("Ευάγγελος", "ELOT 743: ευ before a vowel is ev, γγ is ng"),
+    ("สมชาย", "Thai: RTGS (PyThaiNLP royin) and anyascii"),
+    ("박지성", "Hangul: Revised Romanisation and anyascii"),
+    ("Đorđe Petrović", "Đ is DJ (Serbian documents) and D (ICAO)"),
+    ("İbrahim", "the dot of İ is a diacritic"),
+]
+PHONETIC_2 = [
+    "mikhail",
+    "michail",
+    "hussein",
+    "husain",
+    "hussain",
+    "hassan",
+    "mohammed",
+    "muhammad",
+    "sunil",
+    "sanil",
+    "yuri",
+    "iurii",
+    "osama",
+    "usama",
+    "tchaikovsky",
+]
+RECORDS_2 = [
+    {"names": ["Ольга Коваленко"], "dob": "1985-03-07", "documents": [["UKR", "FX123456"]]},
+    {"names": ["王伟"], "dob": "1980-05", "documents": []},
+    {"names": ["Jürgen Müller"], "dob": "1962-12-01", "documents": []},
+]
+QUERIES_2 = [
+    {"names": ["KOVALENKO OLGA"], "dob": "1985-07-03", "documents": []},
+    {"names": ["Wang Wei"], "dob": "1980", "documents": []},
+    {"names": ["Юрген Мюллер"], "dob": "1962-12-01", "documents": []},
+]
+QUERIES_PARTIAL_2 = [
+    {"names": ["Wang Wei"], "dob": "1980-05-17", "documents": [["CN", "E12345678"]]},
+    {"names": ["..."], "dob": "1980-05-17", "documents": [["CHN", "E12345678"]]},
+    {"names": ["Wang Wei"], "dob": "1980-13-01", "documents": [["CHN", "E12345678"]]},
+]
+
+
+def normalisation_2() -> dict[str, Any]:
+    def docs(case: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(c, n) for c, n in case["documents"]]
+
+    def forms(text: str) -> dict[str, Any]:
+        f = name_forms(text)
+        return {
+            "script": "".join(f.script),
+            "latin": ["".join(p) for p in f.latin],
+            "phonetic": list(f.phonetic()),
+        }
+
+    def partial(c: dict[str, Any]) -> dict[str, Any]:
+        checked = query_keys_checked(c["names"], c["dob"], docs(c), V2)
+        return {
+            **c,
+            "keys": [key_json(k) for k in checked.keys],
+            "unusable": list(checked.unusable),
+        }
+
+    return {
+        "version": V2,
+        "unicode_version": "14.0.0",
+        "libraries": {
+            "anyascii": "0.3.3",
+            "pypinyin": "0.55.0",
+            "opencc-python-reimplemented": "0.1.7",
+            "jellyfish": "1.3.0",
+            "indic-transliteration": "2.3.82",
+            "pythainlp": "5.4.0",
+            "korean-romanizer": "0.28.0",
+        },
+        "names": [{"input": s, "note": note, **forms(s)} for s, note in NAMES_2],
+        "phonetic": [{"input": s, "output": phonetic_code(s)} for s in PHONETIC_2],
+        "record_keys": [
+            {**c, "keys": [key_json(k) for k in record_keys(c["names"], c["dob"], docs(c), V2)]}
+            for c in RECORDS_2
+        ],
+        "query_keys": [
+            {**c, "keys": [key_json(k) for k in query_keys(c["names"], c["dob"], docs(c), V2)]}
+            for c in QUERIES_2
+        ],
+        "query_keys_partial": [partial(c) for c in QUERIES_PARTIAL_2],
     }
 
 
@@ -264,11 +395,13 @@ REFS = ["CN-0001", "CN-0002", "ÜBER/7"]
 
 
 def sample_keys() -> list[Any]:
-    return record_keys(["王伟", "Wang Wei"], "1980-05-17", [("CHN", "E12345678")])
+    return record_keys(["王伟", "Wang Wei"], "1980-05-17", [("CHN", "E12345678")], V1)
 
 
 def tokens() -> dict[str, Any]:
-    coarser = [k for k in query_keys(["Wang Wei"], "1980-05-17", []) if k.kind != KeyKind.NAME_DOB]
+    coarser = [
+        k for k in query_keys(["Wang Wei"], "1980-05-17", [], V1) if k.kind != KeyKind.NAME_DOB
+    ]
     ikeys = sample_keys() + coarser
     hit = HitData(CN, "CN-0001", "wanted", "arrest", "2099-12-31", "document", 1)
     hit_bytes = codec.encode_hit(hit)
@@ -335,6 +468,74 @@ def tokens() -> dict[str, Any]:
                 {"identifier_key": k.value.hex(), "token": other_key.token(k.value).hex()}
                 for k in ikeys
             ],
+        },
+    }
+
+
+# ---------------------------------------------------------------- §15 online tier
+
+
+def wide(label: str) -> bytes:
+    """64 bytes for an ``rng(64)`` that must yield a fixed scalar: 32 fixed bytes, 32 zeros."""
+    scalar = int.from_bytes(fixed(label), "little") % ristretto.L
+    return scalar.to_bytes(32, "little") + bytes(32)
+
+
+def online_tier() -> dict[str, Any]:
+    seed = fixed("OPRF seed of CN")
+    key = OnlineKey.derive(seed, CN, RU, 1)
+    ikeys = sample_keys()
+    derivations = []
+    for ikey in ikeys:
+        output = oprf.evaluate(key.pair.secret, ikey.value, oprf.Mode.VOPRF)
+        entry = online.entry_keys(output, CN, RU, 1)
+        derivations.append(
+            {
+                "identifier_key": ikey.value.hex(),
+                "output": output.hex(),
+                "token": entry.token.hex(),
+                "seal_key": entry.seal_key.hex(),
+            }
+        )
+    blinds = [wide(f"online blind {i}") for i in range(len(ikeys))]
+    blinded = [
+        oprf.blind(ikey.value, oprf.Mode.VOPRF, lambda _n, b=b: b)
+        for ikey, b in zip(ikeys, blinds, strict=True)
+    ]
+    proof_r = wide("online proof randomness")
+    evaluation = key.evaluate([b.element for b in blinded], lambda _n: proof_r)
+    hit = HitData(CN, "CN-0009", "wanted", "arrest", "2099-12-31", "document", 1)
+    handle = KEY.handle("CN-0009")
+    entry = key.entry_keys(ikeys[-1].value)
+    nonce = bytes(range(12))
+    sealed = KEY.seal_as(
+        entry.token, entry.seal_key, handle, codec.encode_hit(hit), lambda _n: nonce
+    )
+    return {
+        "suite": "RFC 9497 VOPRF (mode 0x01), ristretto255-SHA512",
+        "seed": seed.hex(),
+        "origin": CN,
+        "recipient": RU,
+        "epoch": 1,
+        "key_info": online.key_info(CN, RU, 1).hex(),
+        "secret_key": key.pair.secret.hex(),
+        "public_key": key.public.hex(),
+        "derivations": derivations,
+        "evaluation": {
+            "blinds": [b.blind.hex() for b in blinded],
+            "blinded": [b.element.hex() for b in blinded],
+            "evaluated": [e.hex() for e in evaluation.elements],
+            "proof_randomness": proof_r[:32].hex(),
+            "proof": evaluation.proof.hex(),
+        },
+        "seal": {
+            "epoch_key": TOKEN_KEY.hex(),
+            "identifier_key": ikeys[-1].value.hex(),
+            "handle": handle.hex(),
+            "hit_data": codec.encode_hit(hit).hex(),
+            "nonce": nonce.hex(),
+            "token": entry.token.hex(),
+            "sealed": sealed.hex(),
         },
     }
 
@@ -1176,12 +1377,14 @@ def wire() -> dict[str, Any]:
 
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "normalisation.json": normalisation,
+    "normalisation-2.json": normalisation_2,
     "tokens.json": tokens,
     "envelopes.json": envelopes,
     "cards.json": cards,
     "atrest.json": at_rest,
     "messages.json": messages,
     "decisions.json": decisions,
+    "online.json": online_tier,
     "records.json": records,
     "wire.json": wire,
 }

@@ -12,8 +12,23 @@ quiet() {  # run a command, showing its output only if it fails
   rm -f "$log"
 }
 
+ensure_libsodium() {  # pysodium (crypto/ristretto.py) loads the system libsodium >= 1.0.18
+  if ldconfig -p 2>/dev/null | grep -q 'libsodium\.so'; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing libsodium23 (apt-get)"
+    quiet apt-get update
+    quiet env DEBIAN_FRONTEND=noninteractive apt-get install -y libsodium23
+  else
+    echo "libsodium is not installed: install it (Debian: apt-get install libsodium23), then re-run" >&2
+    return 1
+  fi
+}
+
 setup_venv() {
   local extras=${1:-}
+  ensure_libsodium
   local python=${PYTHON:-python3}
   if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"

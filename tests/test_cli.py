@@ -630,7 +630,9 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
     data = json.loads(
         ok("lookup", *served.officer, "--name", "WEI wang", "--dob", "1980-05-17", "--json")
     )
-    assert set(data) == {"hits"} and len(data["hits"]) == 1
+    assert set(data) == {"hits", "not_checked", "fully_checked", "unusable"}
+    assert len(data["hits"]) == 1 and data["not_checked"] == []
+    assert data["fully_checked"] is True and data["unusable"] == []
     hit = data["hits"][0]
     assert set(hit) >= HIT_KEYS
     assert {k: hit[k] for k in HIT_KEYS} == {
@@ -638,10 +640,10 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
         "ref": "CN-0001",
         "category": "wanted",
         "action": "arrest",
-        "matched_on": "name+dob",
+        "matched_on": "name+dob (reordered)",  # listed as "Wang Wei": order is kept
         "expires": "2099-12-31",
     }
-    assert hit.get("also_matched", []) == []
+    assert hit["strength"] == "medium"
     both = json.loads(
         ok(
             "lookup",
@@ -656,13 +658,33 @@ def test_lookup_hit_miss_and_json(served: Served) -> None:
         )
     )
     assert [(h["ref"], h["matched_on"], h["also_matched"]) for h in both["hits"]] == [
-        ("CN-0001", "document", ["name+dob"])
+        ("CN-0001", "document", ["name+dob", "name+dob (transliterated)", "name+dob (phonetic)"])
     ]
     by_year = json.loads(
         ok("lookup", *served.officer, "--name", "na li", "--dob", "1975-03-04", "--json")
     )
-    assert [(h["ref"], h["matched_on"]) for h in by_year["hits"]] == [("CN-0002", "name+dob-year")]
-    assert json.loads(ok("lookup", *served.officer, "--doc", "P:RUS:1", "--json")) == {"hits": []}
+    assert [(h["ref"], h["strength"]) for h in by_year["hits"]] == [("CN-0002", "weak")]
+    assert by_year["hits"][0]["matched_on"].startswith("name+dob-year")
+    assert json.loads(ok("lookup", *served.officer, "--doc", "P:RUS:1", "--json")) == {
+        "hits": [],
+        "not_checked": [],
+        "fully_checked": True,
+        "unusable": [],
+    }
+
+
+def test_one_unusable_field_does_not_hide_a_hit(served: Served) -> None:
+    """Issue 9 item 6: a two-letter country no longer makes the person unchecked."""
+    args = ("lookup", *served.officer, "--doc", "P:CN:E12345678", "--name", "王伟")
+    out = ok(*args, "--dob", "1980-05-17")
+    assert "HIT CN CN-0001" in out and "matched on name+dob" in out
+    assert "NOT USED document 1: a country must be an ICAO three-letter code" in out
+    assert "NOT FULLY CHECKED" in out
+    data = json.loads(ok(*args, "--dob", "1980-05-17", "--json"))
+    assert data["fully_checked"] is False and len(data["unusable"]) == 1
+    assert [h["ref"] for h in data["hits"]] == ["CN-0001"]
+    strict = wlx(*args, "--dob", "1980-05-17", "--strict")
+    assert strict.code == 4 and "HIT CN CN-0001" in strict.out
 
 
 @pytest.mark.parametrize(
@@ -745,6 +767,28 @@ def test_screen_a_manifest_with_an_uncheckable_entry(served: Served, tmp_path: P
     assert results["12A"]["hits"] == [] and results["12A"]["error"] == ""
     assert results["12B"]["hits"] == [] and "date of birth" in results["12B"]["error"]
     assert [h["ref"] for h in results["14C"]["hits"]] == ["CN-0001"]
+
+
+def test_screen_checks_a_person_whose_document_is_unusable(served: Served, tmp_path: Path) -> None:
+    """Issue 9 item 6: a two-letter country no longer hides an arrest listing."""
+    manifest = tmp_path / "manifest.jsonl"
+    row = {
+        "id": "7F",
+        "names": ["王伟"],
+        "dob": "1980-05-17",
+        "documents": [{"type": "P", "country": "CN", "number": "E12345678"}],
+    }
+    manifest.write_text(json.dumps(row) + "\n")
+    out = ok("screen", *served.officer, manifest)
+    assert "1 not fully checked (0 not checked, 1 partly)" in out.splitlines()[0]
+    assert "HIT 7F: CN CN-0001 wanted, action arrest" in out
+    assert "PARTLY CHECKED 7F: document 1: a country must be" in out
+    data = json.loads(ok("screen", *served.officer, manifest, "--json"))
+    (result,) = data["results"]
+    assert result["checked"] == "partial" and len(result["unusable"]) == 1
+    assert [h["ref"] for h in result["hits"]] == ["CN-0001"]
+    strict = wlx("screen", *served.officer, manifest, "--strict")
+    assert strict.code != 0 and "HIT 7F" in strict.out
 
 
 def test_screen_file_errors(served: Served, tmp_path: Path) -> None:

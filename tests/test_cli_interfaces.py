@@ -20,7 +20,7 @@ __all__ = ["served"]  # the module-scoped fixture, shared with test_cli
 def test_lookup_by_mrz(served: Served) -> None:
     assert ok("lookup", *served.officer, "--mrz", TD3[0], "--mrz", TD3[1]).strip() == "no hit"
     data = json.loads(ok("lookup", *served.officer, "--mrz", "\\n".join(TD3), "--json"))
-    assert data == {"hits": []}
+    assert data == {"hits": [], "not_checked": [], "fully_checked": True, "unusable": []}
     bad = TD3[1].replace("7408122", "7408123")
     fails("lookup", *served.officer, "--mrz", TD3[0], "--mrz", bad, match="date of birth")
     fails("lookup", *served.officer, "--mrz", TD3[0], match="2 lines of 36")

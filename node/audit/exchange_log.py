@@ -57,6 +57,8 @@ class Event(StrEnum):
     THROTTLED = "throttled"
     COMPACTION = "compaction"
     WITNESS_REFUSED = "witness.refused"
+    EVALUATE_IN = "evaluate.in"
+    EVALUATE_OUT = "evaluate.out"
 
 
 def encode_entry(

@@ -191,6 +191,10 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--actions", help="Share only listings requesting these actions.")
 @click.option("--records", "record_ids", help="Share only these record ids.")
 @click.option("--exclude", help="Never share these record ids.")
+@click.option(
+    "--online-categories",
+    help="Put these categories on the online tier for PEER (docs/protocol.md §15).",
+)
 @click.option("--all", "share_all", is_flag=True, help="Share everything (clear the policy).")
 def peer_policy(
     directory: Path,
@@ -199,6 +203,7 @@ def peer_policy(
     actions: str | None,
     record_ids: str | None,
     exclude: str | None,
+    online_categories: str | None,
     share_all: bool,
 ) -> None:
     """Show or set what PEER receives of this node's list.
@@ -213,7 +218,8 @@ def peer_policy(
             row = tx.get_peer(peer_id)
         if row is None or row.revoked_at:
             raise UserError(f"{peer_id} is not a trusted peer")
-        if not share_all and all(v is None for v in (categories, actions, record_ids, exclude)):
+        facets = (categories, actions, record_ids, exclude, online_categories)
+        if not share_all and all(v is None for v in facets):
             click.echo(f"{peer_id} receives: {SharingPolicy.from_json(row.policy).describe()}")
             return
         policy = (
@@ -224,6 +230,7 @@ def peer_policy(
                 actions=_csv(actions),
                 records=_csv(record_ids),
                 exclude=_csv(exclude) or (),
+                online_categories=_csv(online_categories) or (),
             )
         )
         removed, added = origin.set_policy(node, peer_id, policy)
@@ -408,6 +415,7 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
+        lifecycle.migrate_normalisation(node)  # a no-op unless an epoch is older
         settings = node.config.metrics
         refusals = RefusalLog(node)
         interval = sync_interval or node.config.sync_interval

@@ -31,6 +31,9 @@ from wlx.node.protocol.lookup_rules import (
     MAX_SCREEN_ENTRIES,
 )
 
+EXIT_NOT_FULLY_CHECKED = 4
+"""Exit status of ``wlx lookup --strict`` when a field of the person could not be used."""
+
 node_option = click.option(
     "--node", "address", help="HOST:PORT of the node (default: from the credential)."
 )
@@ -56,6 +59,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "category": hit.category,
         "action": hit.action,
         "matched_on": hit.matched_on,
+        "strength": hit.strength,
         "also_matched": list(hit.also_matched),
         "expires": hit.expires,
         "list_synced_at": hit.list_synced_at,
@@ -88,6 +92,9 @@ def _mrz_text(lines: Sequence[str]) -> str | None:
 )
 @click.option("--purpose", default="border-check", show_default=True, help="Why you look up.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--strict", is_flag=True, help=f"Exit {EXIT_NOT_FULLY_CHECKED} if a field was unusable."
+)
 def lookup(
     address: str | None,
     credential_file: Path | None,
@@ -98,31 +105,52 @@ def lookup(
     mrz_lines: Sequence[str],
     purpose: str,
     as_json: bool,
+    strict: bool,
 ) -> None:
     """Check one person against every list the node holds.
 
     With --mrz, the MRZ's check digits are verified and its name, date of
-    birth and document are looked up.
+    birth and document are looked up.  A field that cannot be used (say a
+    two-letter country) does not stop the check of the others; the output
+    then says NOT FULLY CHECKED and which field, and --strict makes that a
+    non-zero exit.
     """
     mrz = _mrz_text(mrz_lines)
-    # Validate the query before connecting: the same message the node gives.
-    query_of(Entry.build("", names=names, dob=dob, documents=docs, mrz=mrz)).keys()
+    # Validate the query before connecting; the node leaves out the same fields.
+    query = query_of(Entry.build("", names=names, dob=dob, documents=docs, mrz=mrz))
+    unusable = query.checked().unusable
     with connect(address, credential_file, insecure_dev) as client:
         hits = client.lookup(names=names, dob=dob, documents=docs, mrz=mrz, purpose=purpose)
+        not_checked = client.last_not_checked
     if as_json:
-        click.echo(json.dumps({"hits": [hit_json(h) for h in hits]}))
-        return
-    if not hits:
-        click.echo("no hit")
-        return
-    for hit in hits:
-        also = f" (also {', '.join(hit.also_matched)})" if hit.also_matched else ""
-        action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
-        click.echo(
-            f"HIT {hit.origin} {hit.ref}: {hit.category}, {action}, "
-            f"matched on {hit.matched_on}{also}, expires {hit.expires}, "
-            f"list as of {when(hit.list_synced_at)}"
-        )
+        out = {
+            "hits": [hit_json(h) for h in hits],
+            "not_checked": [{"origin": o, "reason": r} for o, r in not_checked],
+            "fully_checked": not unusable and not not_checked,
+        }
+        click.echo(json.dumps({**out, "unusable": list(unusable)}))
+    else:
+        for origin_id, reason in not_checked:
+            click.echo(
+                f"NOT CHECKED: online listings of {origin_id} ({reason}); "
+                "no hit from them is not a miss"
+            )
+        for hit in hits:
+            also = f" (also {', '.join(hit.also_matched)})" if hit.also_matched else ""
+            action = "SUSPENDED, no action" if hit.suspended else f"action {hit.action}"
+            click.echo(
+                f"HIT {hit.origin} {hit.ref}: {hit.category}, {action}, "
+                f"matched on {hit.matched_on}{also} [{hit.strength}], expires {hit.expires}, "
+                f"list as of {when(hit.list_synced_at)}"
+            )
+        for problem in unusable:
+            click.echo(f"NOT USED {problem}")
+        if unusable:
+            click.echo(f"NOT FULLY CHECKED: {len(unusable)} field(s) could not be used")
+        elif not hits:
+            click.echo("no hit")
+    if (unusable or not_checked) and strict:
+        sys.exit(EXIT_NOT_FULLY_CHECKED)
 
 
 @click.command()

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wlx.client.types import Hit, ScreenResult
+from wlx.client.types import Hit, ScreenResult, query_of
 from wlx.node.core.entries import Entry
+from wlx.node.core.errors import UserError
 from wlx.node.core.manifest import Manifest
 
 
@@ -27,16 +28,29 @@ class Row:
     result: ScreenResult
 
     @property
+    def unusable(self) -> tuple[str, ...]:
+        """Fields not read from the source, then fields the node left out
+        because they are invalid (a two-letter country): the same rules as
+        the node's, applied to the same entry."""
+        if self.result.error:
+            return self.entry.unusable
+        try:
+            left_out = query_of(self.entry).checked().unusable
+        except UserError:
+            left_out = ()
+        return (*self.entry.unusable, *left_out)
+
+    @property
     def problems(self) -> tuple[str, ...]:
         """Why this person was not fully checked (empty: fully checked)."""
-        return (*self.entry.unusable, *((self.result.error,) if self.result.error else ()))
+        return (*self.unusable, *((self.result.error,) if self.result.error else ()))
 
     @property
     def checked(self) -> str:
         """ "full", "partial" or "none"."""
         if self.result.error:
             return "none"
-        return "partial" if self.entry.unusable else "full"
+        return "partial" if self.unusable else "full"
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,11 @@ def report_lines(report: Report) -> list[str]:
         f"{report.not_fully_checked} not fully checked "
         f"({report.not_checked} not checked, {report.partly_checked} partly)"
     ]
+    online = sorted({pair for row in report.rows for pair in row.result.not_checked})
+    lines.extend(
+        f"NOT CHECKED: online listings of {origin} ({reason}); no hit from them is not a miss"
+        for origin, reason in online
+    )
     for row in report.rows:
         lines.extend(_hit_line(row.entry.id, hit) for hit in row.result.hits)
     for row in report.rows:
@@ -123,7 +142,8 @@ def report_json(report: Report, hit_json: Callable[[Hit], dict[str, Any]]) -> di
                 "checked": row.checked,
                 "hits": [hit_json(h) for h in row.result.hits],
                 "error": row.result.error,
-                "unusable": list(row.entry.unusable),
+                "unusable": list(row.unusable),
+                "not_checked": [{"origin": o, "reason": r} for o, r in row.result.not_checked],
             }
             for row in report.rows
         ],

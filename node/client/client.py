@@ -64,6 +64,9 @@ class Client:
         self.credential = credential
         self.timeout = timeout
         self.batch_size = batch_size
+        self.last_not_checked: tuple[tuple[str, str], ...] = ()
+        """After ``lookup``: ``(origin, reason)`` of origins whose online-tier
+        listings could not be checked (docs/protocol.md §15.6)."""
         self._channel = client_channel(self.address, credential)
         self._lookup = lookup_pb2_grpc.LookupStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
@@ -114,6 +117,7 @@ class Client:
         self._check(query.keys)  # the node's own message, without a round trip
         request = lookup_pb2.CheckRequest(person=query_to_pb(query), purpose=purpose)
         response = self._call(self._lookup.Check, request, timeout)
+        self.last_not_checked = tuple((n.origin, n.reason) for n in response.not_checked)
         return [hit_from_pb(h) for h in response.hits]
 
     def screen(
@@ -148,7 +152,12 @@ class Client:
             if len(response.results) != len(batch):
                 raise translate(WlxError("the node answered a different number of entries"))
             results.extend(
-                ScreenResult(id=r.id, hits=tuple(hit_from_pb(h) for h in r.hits), error=r.error)
+                ScreenResult(
+                    id=r.id,
+                    hits=tuple(hit_from_pb(h) for h in r.hits),
+                    error=r.error,
+                    not_checked=tuple((n.origin, n.reason) for n in r.not_checked),
+                )
                 for r in response.results
             )
             if progress is not None:

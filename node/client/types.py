@@ -104,6 +104,9 @@ class ScreenResult:
     id: str
     hits: tuple[Hit, ...]
     error: str = ""
+    not_checked: tuple[tuple[str, str], ...] = ()
+    """``(origin, reason)`` of origins whose online-tier listings could not be
+    checked (docs/protocol.md §15.6): no hit from them is not a miss."""
 
     @property
     def checked(self) -> bool:

@@ -170,6 +170,8 @@ class NodeConfig:
     """Rate limits per role (``[limits]``)."""
     metrics: MetricsConfig = MetricsConfig()
     """The operations HTTP endpoint (``[metrics]``)."""
+    oprf_daily_budget: int = 100_000
+    """Online-tier evaluations each peer may have per UTC day (docs/protocol.md §15.5)."""
 
     def to_toml(self) -> str:
         """The file's text."""
@@ -189,6 +191,7 @@ class NodeConfig:
                 "retention_grace_days": self.retention_grace_days,
                 "outbox_keep_days": self.outbox_keep_days,
                 "detail_quota": self.detail_quota,
+                "oprf_daily_budget": self.oprf_daily_budget,
                 "storage": storage,
                 "metrics": self.metrics.to_table(),
                 "limits": {
@@ -219,6 +222,7 @@ class NodeConfig:
             grace = int(data.get("retention_grace_days", 0))
             keep = int(data.get("outbox_keep_days", 30))
             quota = int(data.get("detail_quota", 200))
+            budget = int(data.get("oprf_daily_budget", 100_000))
             limits = _limits(data.get("limits", {}))
             metrics = MetricsConfig.from_table(data.get("metrics", {}))
             raw_storage = data.get("storage", {})
@@ -236,10 +240,10 @@ class NodeConfig:
             raise UserError(f"{CONFIG_FILE}: storage.backend is 'sqlite' or 'postgresql'")
         if sync_interval <= 0:
             raise UserError(f"{CONFIG_FILE}: sync_interval must be positive")
-        if grace < 0 or keep < 1 or quota < 0:
+        if grace < 0 or keep < 1 or quota < 0 or budget < 0:
             raise UserError(
                 f"{CONFIG_FILE}: retention_grace_days >= 0, outbox_keep_days >= 1, "
-                "detail_quota >= 0"
+                "detail_quota >= 0, oprf_daily_budget >= 0"
             )
         return cls(
             node_id,
@@ -253,6 +257,7 @@ class NodeConfig:
             quota,
             limits,
             metrics,
+            budget,
         )
 
 

@@ -46,6 +46,10 @@ class Unavailable(WlxError):
     """A peer or node could not be reached (or timed out)."""
 
 
+class Exhausted(WlxError):
+    """A budget or quota of the caller's is spent for now (gRPC RESOURCE_EXHAUSTED)."""
+
+
 class InternalError(WlxError):
     """Our bug, a broken installation, or storage that failed an invariant."""
 
@@ -71,6 +75,7 @@ class RejectReason(StrEnum):
     FORK = "fork"
     STALE_REQUEST = "stale-request"
     UNKNOWN_BATCH = "unknown-batch"
+    BAD_PROOF = "bad-proof"
 
 
 class Rejection(PeerError):

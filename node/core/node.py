@@ -19,7 +19,9 @@ from wlx.crypto import atrest, tls
 from wlx.crypto.card import IdentityCard, parse_card
 from wlx.crypto.errors import CryptoError, MalformedError
 from wlx.crypto.keys import BoxKey, Rng, SigningKey, system_rng
+from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.tokens import EpochKey
+from wlx.node.core import normalisation
 from wlx.node.core.config import NodeConfig, NodePaths, read_private
 from wlx.node.core.errors import InternalError, UserError
 
@@ -136,10 +138,19 @@ class Node:
                 "node's storage key"
             ) from None
 
-    def epoch_key(self, origin: str, recipient: str, epoch: int, wrapped: bytes) -> EpochKey:
-        """Unwrap a stored epoch token key."""
+    def epoch_key(
+        self,
+        origin: str,
+        recipient: str,
+        epoch: int,
+        wrapped: bytes,
+        *,
+        normalisation: str = NORMALISATION,
+    ) -> EpochKey:
+        """Unwrap a stored epoch token key; ``normalisation`` is its epoch's
+        version (``wlx.node.core.normalisation.of_epoch``)."""
         raw = self.open_at_rest(wrapped, f"epoch-key:{origin}:{recipient}:{epoch}")
-        return EpochKey(raw, origin, recipient, epoch)
+        return EpochKey(raw, origin, recipient, epoch, normalisation)
 
     def wrap_epoch_key(self, key: EpochKey) -> bytes:
         """Wrap an epoch token key for storage."""
@@ -153,9 +164,12 @@ class Node:
         """
         with self.store.read() as tx:
             state = tx.get_inbound(self.node_id)
-        if state is None:
-            raise InternalError("the store has no index key for the node's own list")
-        return self.epoch_key(self.node_id, self.node_id, state.epoch, state.token_key)
+            if state is None:
+                raise InternalError("the store has no index key for the node's own list")
+            version = normalisation.of_epoch(tx, self.node_id, self.node_id, state.epoch)
+        return self.epoch_key(
+            self.node_id, self.node_id, state.epoch, state.token_key, normalisation=version
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wlx.node.core.errors import UserError
 from wlx.node.core.records import Record
@@ -38,6 +38,8 @@ class SharingPolicy:
     """Explicit allow list of record ids (None: any record the other facets allow)."""
     exclude: frozenset[str] = frozenset()
     """Record ids never shared with this peer."""
+    online_categories: frozenset[str] = frozenset()
+    """Categories whose records default to the online tier for this peer (§15.1)."""
 
     @classmethod
     def make(
@@ -47,6 +49,7 @@ class SharingPolicy:
         actions: Iterable[str] | None = None,
         records: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
+        online_categories: Iterable[str] = (),
     ) -> SharingPolicy:
         """A policy from lists (terms are normalised as record fields are).
 
@@ -66,7 +69,17 @@ class SharingPolicy:
             ),
             records=_items(records, "records"),
             exclude=_items(exclude, "records") or frozenset(),
+            online_categories=_items(
+                (c.lower().replace(" ", "-") for c in online_categories), "categories"
+            )
+            or frozenset(),
         )
+
+    def tier(self, record: Record) -> str:
+        """The record's tier for this peer: its own, else the category default (§15.1)."""
+        if record.tier:
+            return record.tier
+        return "online" if record.category in self.online_categories else "offline"
 
     def allows(self, record: Record) -> bool:
         """Whether ``record`` is shared with the peer."""
@@ -87,6 +100,8 @@ class SharingPolicy:
                 obj[name] = sorted(value)
         if self.exclude:
             obj["exclude"] = sorted(self.exclude)
+        if self.online_categories:
+            obj["online_categories"] = sorted(self.online_categories)
         return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -100,8 +115,16 @@ class SharingPolicy:
             obj = json.loads(text or "{}")
         except json.JSONDecodeError:
             raise UserError("a sharing policy is not valid JSON") from None
-        if not isinstance(obj, dict) or set(obj) - {"categories", "actions", "records", "exclude"}:
-            raise UserError("a sharing policy has categories, actions, records and exclude")
+        if not isinstance(obj, dict) or set(obj) - {
+            "categories",
+            "actions",
+            "records",
+            "exclude",
+            "online_categories",
+        }:
+            raise UserError(
+                "a sharing policy has categories, actions, records, exclude and online_categories"
+            )
         for value in obj.values():
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UserError("sharing policy facets are lists of strings")
@@ -110,17 +133,21 @@ class SharingPolicy:
             actions=_items(obj.get("actions"), "actions"),
             records=_items(obj.get("records"), "records"),
             exclude=_items(obj.get("exclude", []), "records") or frozenset(),
+            online_categories=_items(obj.get("online_categories", []), "categories") or frozenset(),
         )
 
     def describe(self) -> str:
         """One line for people."""
-        if self == SharingPolicy():
-            return "everything"
-        parts = []
-        for name in ("categories", "actions", "records"):
-            value = getattr(self, name)
-            if value is not None:
-                parts.append(f"{name}: {', '.join(sorted(value)) or '(none)'}")
+        if replace(self, online_categories=frozenset()) == SharingPolicy():
+            parts = ["everything"]
+        else:
+            parts = []
+            for name in ("categories", "actions", "records"):
+                value = getattr(self, name)
+                if value is not None:
+                    parts.append(f"{name}: {', '.join(sorted(value)) or '(none)'}")
         if self.exclude:
             parts.append(f"except: {', '.join(sorted(self.exclude))}")
+        if self.online_categories:
+            parts.append(f"online tier: {', '.join(sorted(self.online_categories))}")
         return "; ".join(parts)

@@ -20,6 +20,7 @@ from typing import Any
 
 from wlx.crypto.errors import InvalidIdentifier
 from wlx.crypto.normalize import (
+    NORMALISATION,
     IdentifierKey,
     normalize_country,
     normalize_document_number,
@@ -48,7 +49,10 @@ FIELDS = (
     "legal_basis",
     "authority",
     "expires",
+    "tier",
 )
+TIERS = frozenset({"", "offline", "online"})
+"""A record's tier (docs/protocol.md §15.1); "" defers to the sharing policy."""
 
 
 class RecordError(UserError):
@@ -83,14 +87,19 @@ class Record:
     legal_basis: str
     authority: str
     expires: str
+    tier: str = ""
+    """``"online"``, ``"offline"``, or ``""``: the policy's default (§15.1)."""
 
-    def identifier_keys(self) -> list[IdentifierKey]:
+    def identifier_keys(self, version: str = NORMALISATION) -> list[IdentifierKey]:
         """The record's identifier keys (docs/protocol.md §2.6)."""
-        return list(_identifier_keys(self.names, self.dob, self.documents))
+        return list(_identifier_keys(self.names, self.dob, self.documents, version))
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the stored form."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        obj = asdict(self)
+        if not self.tier:
+            del obj["tier"]  # records without a tier keep the bytes they always had
+        return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> Record:
@@ -102,7 +111,10 @@ class Record:
         """
         try:
             obj = json.loads(data)
-            fields = {name: obj[name] for name in FIELDS}
+            fields = {name: obj[name] for name in FIELDS if name != "tier"}
+            fields["tier"] = obj.get("tier", "")
+            if fields["tier"] not in TIERS:
+                raise ValueError
             fields["names"] = tuple(fields["names"])
             fields["documents"] = tuple(Document(**d) for d in fields["documents"])
             return cls(**fields)
@@ -112,10 +124,11 @@ class Record:
 
 @functools.lru_cache(maxsize=65_536)
 def _identifier_keys(
-    names: tuple[str, ...], dob: str, documents: tuple[Document, ...]
+    names: tuple[str, ...], dob: str, documents: tuple[Document, ...], version: str
 ) -> tuple[IdentifierKey, ...]:
     """Identifier keys, cached: a record is keyed once, not once per peer."""
-    return tuple(record_keys(names, dob or None, [(d.country, d.number) for d in documents]))
+    docs = [(d.country, d.number) for d in documents]
+    return tuple(record_keys(names, dob or None, docs, version))
 
 
 def _text(obj: Mapping[str, Any], name: str, *, required: bool = True) -> str:
@@ -161,6 +174,13 @@ def _expires(obj: Mapping[str, Any]) -> str:
         return datetime.date.fromisoformat(value).isoformat()
     except ValueError:
         raise ValueError("field 'expires' must be a date YYYY-MM-DD") from None
+
+
+def _tier(obj: Mapping[str, Any]) -> str:
+    value = _text(obj, "tier", required=False).lower()
+    if value not in TIERS:
+        raise ValueError("field 'tier' must be offline or online")
+    return value
 
 
 def parse_record(obj: Any, line: int) -> Record:
@@ -213,6 +233,7 @@ def parse_record(obj: Any, line: int) -> Record:
             legal_basis=_text(obj, "legal_basis"),
             authority=_text(obj, "authority"),
             expires=_expires(obj),
+            tier=_tier(obj),
         )
         record.identifier_keys()  # a record must yield at least one valid key
         return record

@@ -15,16 +15,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wlx.crypto.errors import DecryptionError, InvalidIdentifier
-from wlx.crypto.normalize import IdentifierKey, KeyKind, query_keys
+from wlx.crypto.normalize import (
+    NORMALISATION,
+    IdentifierKey,
+    KeyKind,
+    QueryKeys,
+    query_keys_checked,
+)
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.audit.journal import Journal
+from wlx.node.core import normalisation
 from wlx.node.core.errors import Rejection, UserError
 from wlx.node.core.node import Node
+from wlx.node.incoming import online
 from wlx.node.protocol import codec
 from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
-from wlx.node.store.base import InboundState
+from wlx.node.store.base import InboundState, Tx
 
 log = logging.getLogger("wlx.lookup")
 
@@ -38,18 +46,31 @@ class Query:
     documents: tuple[tuple[str, str, str], ...] = ()
     """``(type, country, number)`` triples."""
 
-    def keys(self) -> list[IdentifierKey]:
-        """The query's identifier keys.
+    def checked(self, version: str = NORMALISATION) -> QueryKeys:
+        """The identifier keys of every usable field, and the fields left out.
+
+        One invalid field (a two-letter country on a document) does not drop
+        the person: the rest is checked and ``unusable`` names that field.
 
         Raises:
-            UserError: no usable identifier, an invalid one, or more names or
-                documents than a person carries.
+            UserError: no usable identifier at all (naming every bad field),
+                or more names or documents than a person carries.
         """
         check_person(len(self.names), len(self.documents))
         try:
-            return query_keys(self.names, self.dob or None, [(c, n) for _, c, n in self.documents])
+            return query_keys_checked(
+                self.names, self.dob or None, [(c, n) for _, c, n in self.documents], version
+            )
         except InvalidIdentifier as exc:
             raise UserError(str(exc)) from None
+
+    def keys(self) -> list[IdentifierKey]:
+        """The query's identifier keys: one unit each against rate limits.
+
+        Raises:
+            UserError: no usable identifier.
+        """
+        return self.checked().keys
 
 
 @dataclass(frozen=True)
@@ -66,13 +87,29 @@ class Hit:
     list_synced_at: int
     suspended: bool = False
 
+    @property
+    def strength(self) -> str:
+        """``strong``, ``medium`` or ``weak`` (docs/matching.md), from ``matched_on``."""
+        try:
+            return KeyKind.parse(self.matched_on).level
+        except ValueError:
+            return "weak"
+
 
 @dataclass(frozen=True)
 class Result:
-    """The hits of one query, or why it could not be checked."""
+    """The hits of one query, or why it could not be checked.
+
+    ``unusable`` names the fields that could not be used while the others
+    were checked: such a person is *not fully checked*.
+    """
 
     hits: tuple[Hit, ...] = ()
     error: str = ""
+    not_checked: tuple[tuple[str, str], ...] = ()
+    """``(origin, reason)`` of origins whose online-tier listings could not
+    be checked (docs/protocol.md §15.6): no hit from them is *not* a miss."""
+    unusable: tuple[str, ...] = ()
 
 
 class HitMemory:
@@ -120,12 +157,17 @@ class Lookup:
         self._keys: dict[bytes, EpochKey] = {}
         self._journal = journal
         self.hits = HitMemory()
+        self.evaluate_send: online.Transport | None = None
+        """How online-tier evaluations reach origins (the server sets gRPC over
+        mutual TLS); without one, online listings are reported not checked."""
 
-    def _epoch_key(self, state: InboundState) -> EpochKey:
+    def _epoch_key(self, tx: Tx, state: InboundState) -> EpochKey:
         key = self._keys.get(state.token_key)
         if key is None:
+            me = self._node.node_id
+            version = normalisation.of_epoch(tx, state.origin, me, state.epoch)
             key = self._node.epoch_key(
-                state.origin, self._node.node_id, state.epoch, state.token_key
+                state.origin, me, state.epoch, state.token_key, normalisation=version
             )
             self._keys[state.token_key] = key
         return key
@@ -136,10 +178,18 @@ class Lookup:
         Raises:
             UserError: the query has no usable identifier.
         """
+        return self.check_result(query, caller, purpose).hits
+
+    def check_result(self, query: Query, caller: str = "", purpose: str = "") -> Result:
+        """``check`` with the origins whose online listings were not checked.
+
+        Raises:
+            UserError: the query has no usable identifier.
+        """
         result = self.screen([query], caller, purpose, call="check")[0]
         if result.error:
             raise UserError(result.error)
-        return result.hits
+        return result
 
     def screen(
         self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"
@@ -158,20 +208,29 @@ class Lookup:
         for query in queries:
             check_person(len(query.names), len(query.documents))
         keys: list[list[IdentifierKey] | str] = []
+        unusable: list[tuple[str, ...]] = []
         for query in queries:
             try:
-                keys.append(query.keys())
+                checked = query.checked()
+                keys.append(checked.keys)
+                unusable.append(checked.unusable)
             except UserError as exc:
                 keys.append(str(exc))
+                unusable.append(())
+        by_version = {NORMALISATION: keys}
         found: list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]] = [{} for _ in queries]
         now, today = self._node.now(), self._node.today()
         with self._node.store.read() as tx:
             for state in tx.list_inbound():
                 if state.epoch == 0:
                     continue  # a peer whose first snapshot has not arrived
-                key = self._epoch_key(state)
+                key = self._epoch_key(tx, state)
+                if key.normalisation not in by_version:  # an epoch not yet migrated
+                    by_version[key.normalisation] = [
+                        _keys_or_error(q, key.normalisation) for q in queries
+                    ]
                 wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
-                for index, query_keys_ in enumerate(keys):
+                for index, query_keys_ in enumerate(by_version[key.normalisation]):
                     if isinstance(query_keys_, str):
                         continue
                     for ikey in query_keys_:
@@ -189,14 +248,34 @@ class Lookup:
                                 caller, hit.origin, hit.ref, key.seal_key(ikey.value), now
                             )
                             found[index].setdefault((hit.origin, hit.ref), []).append(
-                                (ikey.kind, hit)
+                                (_how(ikey.kind, hit.matched_on), hit)
                             )
+
+        def keys_for(version: str) -> list[list[IdentifierKey] | str]:
+            if version not in by_version:
+                by_version[version] = [_keys_or_error(q, version) for q in queries]
+            return by_version[version]
+
+        extra = online.lookup_online(self._node, keys_for, self.evaluate_send, self._journal)
+        for match in extra.hits:
+            hit = _online_hit(match)
+            self.hits.remember(caller, hit.origin, hit.ref, match.seal_key, now)
+            found[match.index].setdefault((hit.origin, hit.ref), []).append(
+                (_how(match.kind, hit.matched_on), hit)
+            )
+        not_checked = tuple((origin, reason.value) for origin, reason in extra.not_checked)
         results = []
         for index, entry in enumerate(keys):
             if isinstance(entry, str):
                 results.append(Result(error=entry))
             else:
-                results.append(Result(hits=_merge(found[index])))
+                results.append(
+                    Result(
+                        hits=_merge(found[index]),
+                        not_checked=not_checked,
+                        unusable=unusable[index],
+                    )
+                )
         tested = sum(len(k) for k in keys if not isinstance(k, str))
         self._record(caller, purpose, call, results, tested)
         return results
@@ -216,6 +295,9 @@ class Lookup:
             "unchecked": sum(1 for r in results if r.error),
             "hits": refs,
         }
+        not_checked = sorted({origin for r in results for origin, _ in r.not_checked})
+        if not_checked:
+            fields["online_not_checked"] = not_checked
         if self._journal is not None:
             self._journal.record(Event.LOOKUP, **fields)
             return
@@ -245,10 +327,40 @@ class Lookup:
         )
 
 
+def _online_hit(match: online.OnlineHit) -> Hit:
+    data = match.hit
+    return Hit(
+        origin=match.origin,
+        ref=data.ref,
+        category=data.category,
+        action=data.action,
+        matched_on=data.matched_on,
+        also_matched=(),
+        expires=data.expires,
+        list_synced_at=match.synced_at,
+        suspended=data.suspended,
+    )
+
+
+def _keys_or_error(query: Query, version: str) -> list[IdentifierKey] | str:
+    try:
+        return query.checked(version).keys
+    except UserError as exc:
+        return str(exc)
+
+
+def _how(queried: KeyKind, listed: str) -> KeyKind:
+    """How a query key matched a listing key (the origin sealed the listing's kind)."""
+    try:
+        return queried.combine(KeyKind.parse(listed))
+    except ValueError:
+        return queried
+
+
 def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit, ...]:
     hits = []
     for matches in found.values():
-        matches.sort(key=lambda m: m[0].strength)
+        matches.sort(key=lambda m: (m[0].strength, m[0]))
         kinds = list(dict.fromkeys(kind.value for kind, _ in matches))
         best = matches[0][1]
         hits.append(
@@ -264,5 +376,5 @@ def _merge(found: dict[tuple[str, str], list[tuple[KeyKind, Hit]]]) -> tuple[Hit
                 suspended=best.suspended,
             )
         )
-    hits.sort(key=lambda h: (KeyKind(h.matched_on).strength, h.origin, h.ref))
+    hits.sort(key=lambda h: (KeyKind.parse(h.matched_on).strength, h.origin, h.ref))
     return tuple(hits)

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
-from wlx.node.core import failpoints, metrics
+from wlx.node.core import failpoints, metrics, normalisation
 from wlx.node.core.errors import Rejection, RejectReason, Unavailable, WlxError
 from wlx.node.core.node import Node
+from wlx.node.incoming import online
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import sign_message
-from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed, SnapshotResume
+from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed, SnapshotResume, Upsert
 from wlx.node.store.base import InboundState, RejectionRow
 
 log = logging.getLogger("wlx.receiver")
@@ -134,6 +135,8 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
             assert state is not None  # decide_batch rejects a batch without a cursor
             metrics.BATCHES_APPLIED.labels(origin).inc()
             tx.apply_ops(origin, batch.ops)
+            if any(isinstance(op, Upsert) and op.online for op in batch.ops):
+                online.mark_online(tx, origin, batch.epoch)
             failpoints.hit("receiver.mid_apply")
             tx.add_applied(origin, batch.epoch, batch.last_seq, batch.digest)
             tx.queue_receipt(
@@ -186,10 +189,16 @@ FetchParts = Callable[[SnapshotResume | None], Iterable[Sealed]]
 continuation of the staged parts."""
 
 
-def _progress_blob(node: Node, origin: str, progress: inbound.SnapshotProgress) -> bytes:
+def _progress_blob(
+    node: Node,
+    origin: str,
+    progress: inbound.SnapshotProgress,
+    extra: Mapping[str, object] | None = None,
+) -> bytes:
     key = EpochKey(progress.token_key, origin, node.node_id, progress.epoch)
     return json.dumps(
         {
+            **(extra or {}),
             "epoch": progress.epoch,
             "at_seq": progress.at_seq,
             "chain_digest": progress.chain_digest.hex(),
@@ -199,9 +208,17 @@ def _progress_blob(node: Node, origin: str, progress: inbound.SnapshotProgress) 
             "entries": progress.entries,
             "resume_token": progress.resume_token.hex(),
             "final": progress.final,
+            "normalisation": progress.normalisation,
         },
         separators=(",", ":"),
     ).encode()
+
+
+def _staged_fields(node: Node, origin: str) -> dict[str, object]:
+    """The staging's progress blob as it is (for the online tier's fields)."""
+    with node.store.read() as tx:
+        staged = tx.staged_snapshot(origin)
+    return dict(json.loads(staged[1])) if staged else {}
 
 
 def staged_progress(node: Node, origin: str) -> inbound.SnapshotProgress | None:
@@ -224,6 +241,8 @@ def staged_progress(node: Node, origin: str) -> inbound.SnapshotProgress | None:
         entries=body["entries"],
         resume_token=bytes.fromhex(body["resume_token"]),
         final=body["final"],
+        # Staged before versions were recorded: only wlx-norm-1 was accepted then.
+        normalisation=body.get("normalisation", normalisation.LEGACY),
     )
 
 
@@ -290,6 +309,7 @@ def apply_snapshot(
         cursor=start,
         resume=progress,
     )
+    online_fields = _staged_fields(node, origin) if progress is not None else {}
     try:
         for sealed in stream:
             part = receiver.receive(sealed)
@@ -302,8 +322,9 @@ def apply_snapshot(
                 if part.index == 0:
                     tx.drop_staged_snapshot(origin)  # a new snapshot replaces any staged
                 tx.stage_entries(part.snapshot_id, origin, part.entries)
+                online_fields = online.staged_fields(part, online_fields)
                 tx.put_staged_snapshot(
-                    origin, part.snapshot_id, _progress_blob(node, origin, staged)
+                    origin, part.snapshot_id, _progress_blob(node, origin, staged, online_fields)
                 )
             failpoints.hit("receiver.after_stage")
         result = receiver.result()
@@ -351,7 +372,7 @@ class _CursorMoved(Exception):
 
 
 def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.SnapshotResult) -> None:
-    key = EpochKey(result.token_key, origin, node.node_id, result.epoch)
+    key = EpochKey(result.token_key, origin, node.node_id, result.epoch, result.normalisation)
     with node.store.write() as tx:
         state = tx.get_inbound(origin, for_update=True)
         if cursor_of(state) != start:
@@ -359,7 +380,9 @@ def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.Snap
         entries, tokens = tx.staged_counts(result.snapshot_id)
         if entries != result.total_entries or tokens < 0:
             raise Rejection(RejectReason.MALFORMED, "snapshot repeats a handle or a token")
+        staged = tx.staged_snapshot(origin)
         tx.apply_staged(result.snapshot_id, origin)
+        online.apply_staged(tx, origin, result.epoch, json.loads(staged[1]) if staged else {})
         tx.drop_staged_snapshot(origin)
         tx.clear_applied(origin)
         tx.add_applied(origin, result.epoch, result.cursor.seq, result.cursor.digest)
@@ -375,6 +398,7 @@ def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.Snap
                 digest=result.cursor.digest,
             ),
         )
+        normalisation.record(tx, origin, node.node_id, result.epoch, result.normalisation)
         tx.put_inbound(
             InboundState(
                 origin=origin,

@@ -22,6 +22,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.errors import (
     AlreadyExists,
     NotFound,
@@ -33,6 +34,7 @@ from wlx.node.core.errors import (
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import sent_snapshots
+from wlx.node.outgoing.evaluate import online_key, tier_key
 from wlx.node.outgoing.ownlist import load_record, upsert_of
 from wlx.node.protocol import codec, outbound
 from wlx.node.protocol.card_rules import check_card, check_rotation
@@ -162,6 +164,7 @@ def add_peer(
                     epoch_started_at=now,
                 )
             )
+            normalisation.record(tx, node.node_id, card.node_id, 1)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
         exchange_log.append(
@@ -175,6 +178,14 @@ def add_peer(
         )
     log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
     return card
+
+
+def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
+    """The epoch key of a peer's stream, with its epoch's normalisation version."""
+    version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
+    return node.epoch_key(
+        node.node_id, state.peer, state.epoch, state.token_key, normalisation=version
+    )
 
 
 def _ops_for(
@@ -201,7 +212,7 @@ def _ops_for(
         if not policy.allows(record):
             ops.append(outbound.remove_for(change.record_id, key))
             continue
-        ops.append(upsert_of(node, stored, key, record))
+        ops.append(upsert_of(node, stored, key, record, online=tier_key(node, policy, record, key)))
     return ops, removals, changes[-1].seq if changes else changes_pos
 
 
@@ -274,7 +285,7 @@ def materialise(node: Node, peer: str, *, max_changes: int | None = None) -> Out
                 raise NotFound(f"no stream for peer {peer}")
             if state.change_pos >= tx.change_head():
                 return state
-            key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+            key = _key(node, tx, state)
             ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
             state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
             tx.put_outbound(state)
@@ -300,7 +311,7 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
         state = tx.get_outbound(peer, for_update=True)
         if row is None or row.revoked_at or state is None:
             raise NotFound(f"{peer} is not a trusted peer")
-        key = node.epoch_key(node.node_id, peer, state.epoch, state.token_key)
+        key = _key(node, tx, state)
         old = SharingPolicy.from_json(row.policy)
         while state.change_pos < tx.change_head():  # changes that came in between
             pending, pending_removals, pos = _ops_for(node, tx, key, state.change_pos, old)
@@ -315,8 +326,15 @@ def set_policy(node: Node, peer: str, policy: SharingPolicy) -> tuple[int, int]:
             if was and not now:
                 removals[len(ops)] = record.id
                 ops.append(outbound.remove_for(record.id, key))
-            elif now and not was and stored.expires >= today:
-                ops.append(upsert_of(node, stored, key, record))
+            elif (
+                now
+                and stored.expires >= today
+                and (not was or old.tier(record) != policy.tier(record))
+            ):
+                # newly shared, or its tier changed (§15.1): sent again
+                ops.append(
+                    upsert_of(node, stored, key, record, online=tier_key(node, policy, record, key))
+                )
                 added += 1
         state = _emit(node, tx, state, ops, removals)
         tx.put_outbound(state)
@@ -456,7 +474,8 @@ class _LiveEntries:
                     continue
                 record = load_record(node, stored)
                 if policy.allows(record):
-                    entry = upsert_of(node, stored, self._key, record)
+                    online = tier_key(node, policy, record, self._key)
+                    entry = upsert_of(node, stored, self._key, record, online=online)
                     self.last_id = stored.id
                     self.count += 1
                     yield entry
@@ -606,7 +625,11 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
             "",
             outbound.PartsStart(),
         )
-    key = node.epoch_key(node.node_id, peer, position.epoch, position.token_key)
+    with node.store.read() as tx:
+        version = normalisation.of_epoch(tx, node.node_id, peer, position.epoch)
+    key = node.epoch_key(
+        node.node_id, peer, position.epoch, position.token_key, normalisation=version
+    )
     entries = _LiveEntries(node, peer, key, position.after_id)
     log.info(
         "snapshot for %s at %d (epoch %d)%s",
@@ -628,6 +651,7 @@ def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
         resume_token=lambda: _resume_token(node, peer, position, entries),
         start=position.start,
         on_final=lambda total: _sent(node, peer, position, total),
+        oprf_public_key=online_key(node, peer, position.epoch).public,
     )
 
 

@@ -14,15 +14,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from wlx.crypto.digests import genesis_digest
+from wlx.crypto.online import OnlineKey
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.errors import NotFound, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.records import Record
 from wlx.node.protocol import outbound
 from wlx.node.protocol.messages import Op, Upsert
-from wlx.node.store.base import StoredRecord
+from wlx.node.store.base import InboundState, StoredRecord, Tx
 
 log = logging.getLogger("wlx.ownlist")
 
@@ -88,7 +91,12 @@ def upgrade_record_contexts(node: Node) -> int:
 
 
 def upsert_of(
-    node: Node, stored: StoredRecord, key: EpochKey, record: Record | None = None
+    node: Node,
+    stored: StoredRecord,
+    key: EpochKey,
+    record: Record | None = None,
+    *,
+    online: OnlineKey | None = None,
 ) -> Upsert:
     return outbound.upsert_for(
         record or load_record(node, stored),
@@ -96,7 +104,26 @@ def upsert_of(
         key,
         node.rng,
         suspended=stored.suspended,
+        online=online,
     )
+
+
+def rebuild_index(node: Node, tx: Tx, own: InboundState) -> None:
+    """Index the own list afresh in a new epoch of the current normalisation.
+
+    In the caller's write transaction: lookups see the old index or the new
+    one, never a mix and never none.
+    """
+    epoch = own.epoch + 1
+    key = EpochKey.generate(node.node_id, node.node_id, epoch, node.rng)
+    records = list(tx.iter_records())
+    tx.clear_origin(node.node_id)
+    tx.apply_ops(node.node_id, [upsert_of(node, stored, key) for stored in records])
+    wrapped = node.wrap_epoch_key(key)
+    digest = genesis_digest(node.node_id, node.node_id, epoch)
+    tx.put_inbound(replace(own, epoch=epoch, token_key=wrapped, seq=0, digest=digest))
+    normalisation.record(tx, node.node_id, node.node_id, epoch, key.normalisation)
+    log.info("own list re-indexed: %d records, normalisation %s", len(records), key.normalisation)
 
 
 def load_record(node: Node, stored: StoredRecord) -> Record:

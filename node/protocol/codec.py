@@ -15,8 +15,10 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as PbMessage
 
+from wlx.crypto import ristretto
 from wlx.crypto.digests import DIGEST_LEN, payload_digest
-from wlx.crypto.normalize import NORMALISATION
+from wlx.crypto.errors import MalformedError
+from wlx.crypto.normalize import NORMALISATION, VERSIONS
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import HANDLE_LEN, NONCE_LEN, TAG_LEN, TOKEN_KEY_LEN, TOKEN_LEN
 from wlx.node.core.errors import Rejection, RejectReason
@@ -141,6 +143,7 @@ def _upsert_pb(op: Upsert) -> federation_pb2.Upsert:
         handle=op.handle,
         expires=op.expires,
         tokens=[federation_pb2.TokenEntry(token=t.token, sealed=t.sealed) for t in op.tokens],
+        online=op.online,
     )
 
 
@@ -168,7 +171,7 @@ def _upsert(msg: federation_pb2.Upsert) -> Upsert:
         if not NONCE_LEN + TAG_LEN <= len(entry.sealed) <= MAX_SEALED_BYTES:
             raise _malformed("sealed hit data has the wrong size")
         tokens.append(TokenEntry(entry.token, entry.sealed))
-    return Upsert(_check_handle(msg.handle), msg.expires, tuple(tokens))
+    return Upsert(_check_handle(msg.handle), msg.expires, tuple(tokens), online=msg.online)
 
 
 def _op(msg: federation_pb2.Op) -> Op:
@@ -256,10 +259,12 @@ def encode_snapshot_part(
     chain_digest: bytes,
     prev_part_digest: bytes,
     token_key: bytes | None,
+    normalisation: str = NORMALISATION,
     entries: Sequence[Upsert],
     final: bool,
     total_entries: int,
     created_at: int,
+    oprf_public_key: bytes = b"",
     resume_token: bytes = b"",
 ) -> bytes:
     """Serialize a snapshot part (the bytes the origin signs)."""
@@ -281,7 +286,11 @@ def encode_snapshot_part(
     )
     if token_key is not None:
         msg.epoch_key.CopyFrom(
-            federation_pb2.EpochKey(token_key=token_key, normalisation=NORMALISATION)
+            federation_pb2.EpochKey(
+                token_key=token_key,
+                normalisation=normalisation,
+                oprf_public_key=oprf_public_key,
+            )
         )
     return msg.SerializeToString()
 
@@ -303,12 +312,14 @@ def decode_snapshot_part(payload: bytes) -> SnapshotPart:
         raise _malformed(f"a snapshot part has at most {MAX_ENTRIES_PER_PART} entries")
     token_key: bytes | None = None
     normalisation = ""
+    oprf_public_key = b""
     if msg.index == 0:
         if not msg.HasField("epoch_key") or len(msg.epoch_key.token_key) != TOKEN_KEY_LEN:
             raise _malformed("part 0 of a snapshot carries the 32-byte epoch key")
-        if msg.epoch_key.normalisation != NORMALISATION:
+        if msg.epoch_key.normalisation not in VERSIONS:
             raise _malformed("unsupported normalisation version")
         token_key, normalisation = msg.epoch_key.token_key, msg.epoch_key.normalisation
+        oprf_public_key = _oprf_public_key(msg.epoch_key.oprf_public_key)
         if msg.prev_part_digest:
             raise _malformed("part 0 of a snapshot has no previous part")
     else:
@@ -333,8 +344,19 @@ def decode_snapshot_part(payload: bytes) -> SnapshotPart:
         total_entries=msg.total_entries,
         created_at=msg.created_at,
         digest=payload_digest(payload),
+        oprf_public_key=oprf_public_key,
         resume_token=msg.resume_token,
     )
+
+
+def _oprf_public_key(value: bytes) -> bytes:
+    """Empty (no online tier), or a canonical non-identity ristretto255 element."""
+    if not value:
+        return b""
+    try:
+        return ristretto.element(value)
+    except MalformedError:
+        raise _malformed("the OPRF public key is not a ristretto255 element") from None
 
 
 # ---------------------------------------------------------------- requests

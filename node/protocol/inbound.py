@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.keys import BoxKey
+from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.signing import Purpose
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec
@@ -148,6 +149,8 @@ class SnapshotResult:
     token_key: bytes
     cursor: Cursor
     total_entries: int
+    normalisation: str = NORMALISATION
+    """The identifier-key version of the epoch's tokens (part 0 says it)."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ class SnapshotProgress:
     entries: int
     resume_token: bytes
     final: bool = False
+    normalisation: str = NORMALISATION
 
     def result(self) -> SnapshotResult:
         """What to apply, once the final part is staged.
@@ -180,6 +184,7 @@ class SnapshotProgress:
             token_key=self.token_key,
             cursor=Cursor(self.epoch, self.at_seq, self.chain_digest),
             total_entries=self.entries,
+            normalisation=self.normalisation,
         )
 
 
@@ -287,12 +292,13 @@ class SnapshotReceiver:
             self._check_first(part)
             count = 0
             assert part.token_key is not None  # the codec requires it in part 0
-            token_key = part.token_key
+            token_key, version = part.token_key, part.normalisation
         elif progress is None:
             raise Rejection(RejectReason.MALFORMED, "snapshot does not start at part 0")
         else:
             self._check_next(progress, part)
             count, token_key = progress.entries, progress.token_key
+            version = progress.normalisation
         self._started = True
         count += len(part.entries)
         if count > MAX_SNAPSHOT_ENTRIES:
@@ -311,6 +317,7 @@ class SnapshotReceiver:
             entries=count,
             resume_token=part.resume_token,
             final=part.final,
+            normalisation=version,
         )
         return part
 

@@ -27,6 +27,8 @@ class Upsert:
     handle: bytes
     expires: str
     tokens: tuple[TokenEntry, ...]
+    online: bool = False
+    """Online tier (§15.3): tokens from the origin's VOPRF, matched via Evaluate."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class SnapshotPart:
     total_entries: int
     created_at: int
     digest: bytes
+    oprf_public_key: bytes = b""
+    """Part 0 only: the stream's committed VOPRF public key (§15.3), or empty."""
     resume_token: bytes = b""
 
 

@@ -14,6 +14,7 @@ from itertools import islice
 from wlx.crypto.card import IdentityCard
 from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.keys import Rng, SigningKey, system_rng
+from wlx.crypto.online import OnlineKey
 from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.core.records import Record
@@ -41,16 +42,22 @@ def upsert_for(
     rng: Rng = system_rng,
     *,
     suspended: bool = False,
+    online: OnlineKey | None = None,
 ) -> Upsert:
     """The upsert of ``record`` for the key's recipient (§4.2-§4.4).
 
     One token per identifier key; each token's hit data is sealed under that
     identifier's seal key and names the identifier kind that matched.  A
     suspended listing still hits, flagged, and requests no action (§4.3).
+    With ``online`` (the stream's VOPRF key), the listing is in the online
+    tier: tokens and seal keys derive from the VOPRF output (§15.3) and no
+    offline token is made.
     """
+    if online is not None and (online.recipient, online.epoch) != (key.recipient, key.epoch):
+        raise ValueError("the online key is not this stream's")
     handle = key.handle(record.id)
     tokens = []
-    for ikey in record.identifier_keys():
+    for ikey in record.identifier_keys(key.normalisation):
         hit = HitData(
             origin=key.origin,
             ref=record.id,
@@ -61,9 +68,14 @@ def upsert_for(
             version=version,
             suspended=suspended,
         )
-        token, sealed = key.seal(ikey.value, handle, codec.encode_hit(hit), rng)
+        if online is None:
+            token, sealed = key.seal(ikey.value, handle, codec.encode_hit(hit), rng)
+        else:
+            entry = online.entry_keys(ikey.value)
+            token = entry.token
+            sealed = key.seal_as(token, entry.seal_key, handle, codec.encode_hit(hit), rng)
         tokens.append(TokenEntry(token, sealed))
-    return Upsert(handle, record.expires, tuple(tokens))
+    return Upsert(handle, record.expires, tuple(tokens), online=online is not None)
 
 
 def remove_for(record_id: str, key: EpochKey) -> Remove:
@@ -200,6 +212,7 @@ def snapshot_parts(
     start: PartsStart = PartsStart(),
     resume_token: Callable[[], bytes] = lambda: b"",
     on_final: Callable[[int], None] = lambda total: None,
+    oprf_public_key: bytes = b"",
 ) -> Iterator[Sealed]:
     """Sign and seal a snapshot, part by part, holding one part in memory (§7.1).
 
@@ -232,10 +245,12 @@ def snapshot_parts(
             chain_digest=chain_digest,
             prev_part_digest=prev_digest,
             token_key=epoch_key.key if index == 0 else None,
+            normalisation=epoch_key.normalisation,
             entries=chunk,
             final=final,
             total_entries=total if final else 0,
             created_at=created_at,
+            oprf_public_key=oprf_public_key if index == 0 else b"",
             resume_token=b"" if final else token,
         )
         sealed = seal_signed(payload, Purpose.SNAPSHOT_PART, signer=origin, key=key, to=to)

@@ -31,6 +31,13 @@ from wlx.crypto.card import Speaks
 
 _NORM = re.compile(r"wlx-norm-([1-9][0-9]{0,8})")
 
+NODE_SPEAKS = Speaks(
+    protocol=(1,),
+    normalisation=("wlx-norm-2", "wlx-norm-1"),
+    features=("oprf-online",),
+)
+"""What this implementation speaks (appendix B.1): its cards say so."""
+
 
 class Disagreement(StrEnum):
     """Why two nodes cannot federate."""

@@ -61,6 +61,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/wlx.v1.Federation/Acknowledge": frozenset({Role.PEER}),
     "/wlx.v1.Federation/RequestDetail": frozenset({Role.PEER}),
     "/wlx.v1.Federation/AnnounceCard": frozenset({Role.PEER}),
+    "/wlx.v1.Federation/Evaluate": frozenset({Role.PEER}),
     "/wlx.v1.Witness/AddCheckpoint": frozenset({Role.PEER}),
     "/wlx.v1.Lookup/Check": frozenset({Role.OFFICER}),
     "/wlx.v1.Lookup/Screen": frozenset({Role.OFFICER}),

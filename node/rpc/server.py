@@ -23,6 +23,7 @@ from wlx.node.core.errors import NotFound, PermissionDenied, UserError
 from wlx.node.core.limits import Limits
 from wlx.node.core.node import Node
 from wlx.node.incoming.lookup import Lookup
+from wlx.node.outgoing import evaluate as online_evaluate
 from wlx.node.outgoing import origin
 from wlx.node.outgoing import receipts as receipts_
 from wlx.node.protocol import codec
@@ -31,6 +32,7 @@ from wlx.node.report import node_status
 from wlx.node.rpc import status_codes
 from wlx.node.rpc.audit_service import add_audit_services
 from wlx.node.rpc.auth import AuthInterceptor, RefusalLog, Role, current_caller
+from wlx.node.rpc.evaluate_client import evaluate_sender
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.sync_client import describe, sync_all
 from wlx.node.rpc.transport import MAX_MESSAGE_BYTES, peer_channel, server_credentials
@@ -38,6 +40,7 @@ from wlx.node.rpc.wire import (
     check_case,
     check_purpose,
     hit_to_pb,
+    not_checked_to_pb,
     query_from_pb,
     results_to_pb,
     status_to_pb,
@@ -140,6 +143,19 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
         return codec.encode_sealed(detail.answer(self._node, signed, quota=config.detail_quota))
 
     @status_codes.unary
+    def Evaluate(  # noqa: N802 - gRPC method name
+        self, request: federation_pb2.EvaluateRequest, context: grpc.ServicerContext
+    ) -> envelope_pb2.SignedMessage:
+        signed = codec.decode_signed(request.request)
+        _require_signer(signed.signer)
+        answer = online_evaluate.evaluate(
+            self._node, signed, budget=self._node.config.oprf_daily_budget
+        )
+        return codec.encode_signed(
+            answer.payload, answer.signature, answer.signer, answer.recipient, answer.purpose
+        )
+
+    @status_codes.unary
     def AnnounceCard(  # noqa: N802 - gRPC method name
         self, request: federation_pb2.AnnounceRequest, context: grpc.ServicerContext
     ) -> federation_pb2.AnnounceResponse:
@@ -188,6 +204,7 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
     def __init__(self, node: Node, journal: Journal, send: detail.Transport | None = None) -> None:
         self._node = node
         self._lookup = Lookup(node, journal)
+        self._lookup.evaluate_send = evaluate_sender(node)
         self._send = send or detail_sender(node)
 
     @status_codes.unary
@@ -196,12 +213,15 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
     ) -> lookup_pb2.CheckResponse:
         purpose = check_purpose(request.purpose)
         with metrics.LOOKUP_SECONDS.labels("check").time():
-            hits = self._lookup.check(
+            result = self._lookup.check_result(
                 query_from_pb(request.person), caller=_caller_name(), purpose=purpose
             )
         metrics.LOOKUPS.labels("check").inc()
-        metrics.HITS.inc(len(hits))
-        return lookup_pb2.CheckResponse(hits=[hit_to_pb(h) for h in hits])
+        metrics.HITS.inc(len(result.hits))
+        return lookup_pb2.CheckResponse(
+            hits=[hit_to_pb(h) for h in result.hits],
+            not_checked=not_checked_to_pb(result.not_checked),
+        )
 
     @status_codes.unary
     def Screen(  # noqa: N802 - gRPC method name

@@ -17,6 +17,7 @@ import grpc
 
 from wlx.node.core.errors import (
     AlreadyExists,
+    Exhausted,
     InternalError,
     NotFound,
     PeerError,
@@ -51,6 +52,7 @@ def code_for(error: WlxError) -> grpc.StatusCode:
         (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
         (UserError, grpc.StatusCode.INVALID_ARGUMENT),
         (Unavailable, grpc.StatusCode.UNAVAILABLE),
+        (Exhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
         (PeerError, grpc.StatusCode.FAILED_PRECONDITION),
     ):
         if isinstance(error, kind):

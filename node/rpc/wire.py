@@ -59,11 +59,29 @@ def hit_from_pb(msg: lookup_pb2.Hit) -> Hit:
     )
 
 
+def not_checked_to_pb(not_checked: Sequence[tuple[str, str]]) -> list[lookup_pb2.NotChecked]:
+    """``NotChecked`` messages of ``(origin, reason)`` pairs (§15.6)."""
+    return [lookup_pb2.NotChecked(origin=o, reason=r) for o, r in not_checked]
+
+
+def not_checked_text(not_checked: Sequence[lookup_pb2.NotChecked]) -> list[str]:
+    """One line per origin whose online listings were not checked."""
+    return [
+        f"NOT CHECKED: online listings of {n.origin} ({n.reason}); no hit from them is not a miss"
+        for n in not_checked
+    ]
+
+
 def results_to_pb(ids: Sequence[str], results: Sequence[Result]) -> lookup_pb2.ScreenResponse:
     """A ``ScreenResponse`` for screened entries."""
     return lookup_pb2.ScreenResponse(
         results=[
-            lookup_pb2.ScreenResult(id=i, hits=[hit_to_pb(h) for h in r.hits], error=r.error)
+            lookup_pb2.ScreenResult(
+                id=i,
+                hits=[hit_to_pb(h) for h in r.hits],
+                error=r.error,
+                not_checked=not_checked_to_pb(r.not_checked),
+            )
             for i, r in zip(ids, results, strict=True)
         ]
     )

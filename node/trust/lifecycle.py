@@ -23,13 +23,15 @@ from dataclasses import replace
 from wlx.crypto.card import IdentityCard, parse_card
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.errors import CryptoError
+from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.core import normalisation
 from wlx.node.core.errors import NotFound, PermissionDenied, UserError
 from wlx.node.core.node import Node
 from wlx.node.directory import ROTATION_META, finish_rotation, write_node_keys
-from wlx.node.outgoing import previous_epochs
+from wlx.node.outgoing import ownlist, previous_epochs
 from wlx.node.protocol.card_rules import check_card, check_rotation, held_fingerprints, is_refresh
 from wlx.node.store.base import OutboundState, Tx
 
@@ -66,10 +68,41 @@ def restart_stream(
         epoch_started_at=node.now(),
     )
     tx.put_outbound(fresh)
+    normalisation.record(tx, node.node_id, state.peer, epoch)
     tx.delete_outbox(state.peer, epoch=epoch, keep_seq=-1, before_time=node.now() + 1)
     tx.confirm_removals(state.peer, epoch, 0)
     exchange_log.record(tx, node, kind=Event.EPOCH_NEW, peer=state.peer, epoch=epoch)
     return fresh
+
+
+def migrate_normalisation(node: Node) -> list[tuple[str, int]]:
+    """Move every stream and the own list to the current normalisation (§2.9).
+
+    A peer whose epoch uses an older version gets a new epoch (returned as
+    ``(peer, epoch)``): it keeps answering from the old epoch's tokens with
+    old-version query keys until the new epoch's snapshot replaces them, so no
+    listing is ever missing.  The own list's index is rebuilt in the same
+    transaction.  Does nothing when everything is current.
+    """
+    started = []
+    with node.store.write() as tx:
+        tx.lock_changes()
+        for state in tx.list_outbound():
+            row = tx.get_peer(state.peer)
+            if row is None or row.revoked_at:
+                continue
+            version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
+            if version != NORMALISATION:
+                fresh = restart_stream(node, tx, state)
+                started.append((fresh.peer, fresh.epoch))
+        own = tx.get_inbound(node.node_id)
+        if own is not None:
+            version = normalisation.of_epoch(tx, node.node_id, node.node_id, own.epoch)
+            if version != NORMALISATION:
+                ownlist.rebuild_index(node, tx, own)
+    for name, epoch in started:
+        log.info("peer %s: new token epoch %d for normalisation %s", name, epoch, NORMALISATION)
+    return started
 
 
 def new_epoch(node: Node, peer: str | None = None) -> list[tuple[str, int]]:

@@ -22,6 +22,7 @@ from wlx.crypto.errors import InvalidIdentifier
 from wlx.crypto.normalize import (
     MAX_NAME_CHARS,
     SEP,
+    IdentifierKey,
     KeyKind,
     PartialDate,
     document_key,
@@ -179,8 +180,39 @@ def test_dates_parse_to_their_precision_or_fail_cleanly(year: int, month: int, d
 
 
 def test_kinds_are_ordered_strongest_first() -> None:
-    assert [k.strength for k in KeyKind] == [0, 1, 2, 3]
-    assert KeyKind.DOCUMENT.strength < KeyKind.NAME_DOB_YEAR.strength
+    kinds = [KeyKind.DOCUMENT, KeyKind.NAME_DOB, KeyKind.NAME_DOB_MONTH, KeyKind.NAME_DOB_YEAR]
+    assert [k.strength for k in kinds] == [0, 1, 2, 3]
+    assert [k.level for k in kinds] == ["strong", "strong", "weak", "weak"]
+    assert KeyKind.name("dob", "transliterated").level == "medium"
+    assert KeyKind.name("dob", "phonetic").level == "weak"
+    assert KeyKind.name("dob", "swapped day/month").level == "weak"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        KeyKind.DOCUMENT,
+        KeyKind.NAME_DOB_YEAR,
+        KeyKind.name("dob", "transliterated", "reordered"),
+        KeyKind.name("dob-month", "phonetic"),
+    ],
+)
+def test_kind_labels_parse_back(kind: KeyKind) -> None:
+    assert KeyKind.parse(kind.value) == kind
+
+
+@pytest.mark.parametrize(
+    "text", ["", "name", "name+dob ()", "name+dob (magic)", "name+dob (reordered", "doc"]
+)
+def test_unknown_kind_labels_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not an identifier kind"):
+        KeyKind.parse(text)
+
+
+def test_a_hit_takes_the_coarser_date_and_every_qualifier_of_both_sides() -> None:
+    queried = KeyKind.name("dob", "reordered")
+    listed = KeyKind.name("dob-year", "transliterated")
+    assert queried.combine(listed) == KeyKind.name("dob-year", "reordered", "transliterated")
 
 
 @FAST
@@ -190,26 +222,50 @@ def test_document_keys_ignore_case_spacing_and_filler(number: str) -> None:
     assert key.kind is KeyKind.DOCUMENT
     spaced = " ".join(number.lower()) + "<<"
     assert document_key("chn", spaced) == key
-    assert key.value == SEP.join(("wlx-norm-1", "document", "CHN", number)).encode()
+    assert key.value == SEP.join(("wlx-norm-2", "document", "CHN", number)).encode()
+    assert document_key("CHN", number, "wlx-norm-1").value.startswith(b"wlx-norm-1\x1f")
 
 
 def test_keys_of_a_record_are_found_by_a_query_with_a_finer_date() -> None:
-    listed = set(record_keys(["Wang Wei"], "1980-05", []))
-    query = set(query_keys(["WEI Wang"], "1980-05-17", []))
+    listed = set(record_keys(["Wang Wei"], "1980-05", [], "wlx-norm-1"))
+    query = set(query_keys(["WEI Wang"], "1980-05-17", [], "wlx-norm-1"))
     assert listed <= query
     assert name_dob_key("wang wei", PartialDate(1980, 5)) in listed
-    # but a listing with the full date is not found by a query knowing only the month
-    assert not set(record_keys(["Wang Wei"], "1980-05-17", [])) & set(
-        query_keys(["Wang Wei"], "1980-05", [])
+    # but in wlx-norm-1 a listing with the full date is not found by a query knowing the month
+    assert not set(record_keys(["Wang Wei"], "1980-05-17", [], "wlx-norm-1")) & set(
+        query_keys(["Wang Wei"], "1980-05", [], "wlx-norm-1")
     )
+
+
+def _values(keys: list[IdentifierKey]) -> set[bytes]:
+    return {k.value for k in keys}
+
+
+def test_norm2_a_full_date_listing_is_found_by_a_month_or_year_query() -> None:
+    listed = _values(record_keys(["Wang Wei"], "1980-05-17", []))
+    assert listed & _values(query_keys(["Wang Wei"], "1980-05", []))
+    assert listed & _values(query_keys(["Wang Wei"], "1980", []))
+    assert not listed & _values(query_keys(["Wang Wei"], "1981", []))
+
+
+def test_norm2_day_and_month_swapped_are_found_and_labelled() -> None:
+    listed = {k.value: k.kind for k in record_keys(["Wang Wei"], "1980-05-07", [])}
+    query = query_keys(["Wang Wei"], "1980-07-05", [])
+    kinds = {k.kind.combine(listed[k.value]) for k in query if k.value in listed}
+    assert KeyKind.name("dob", "swapped day/month") in kinds
+    # a day above 12 cannot be a month: no swapped key
+    assert not any("swapped" in k.kind.value for k in query_keys(["A B"], "1980-05-17", []))
 
 
 def test_record_keys_are_sorted_and_unique() -> None:
     keys = record_keys(
-        ["Wang Wei", "wei WANG", "王伟"], "1980-05-17", [("CHN", "E1"), ("chn", "e1")]
+        ["Wang Wei", "wei WANG", "王伟"], "1980-05-17", [("CHN", "E1"), ("chn", "e1")], "wlx-norm-1"
     )
     assert keys == sorted(set(keys))
     assert len(keys) == 3
+    keys = record_keys(["Wang Wei", "王伟"], "1980-05-17", [("CHN", "E1"), ("chn", "e1")])
+    values = [k.value for k in keys]
+    assert values == sorted(set(values))
 
 
 # ---------------------------------------------------------------- white space (issue 14)

@@ -31,12 +31,15 @@ from wlx.crypto.card import make_card, parse_card
 from wlx.crypto.digests import genesis_digest, payload_digest
 from wlx.crypto.encoding import lp, u64
 from wlx.crypto.keys import BoxKey, BoxPublicKey, SigningKey, VerifyKey
+from wlx.crypto.names import name_forms, phonetic_code
 from wlx.crypto.normalize import (
+    NORMALISATION_2,
     normalize_country,
     normalize_document_number,
     normalize_name,
     parse_dob,
     query_keys,
+    query_keys_checked,
     record_keys,
 )
 from wlx.crypto.signing import Purpose, sign, signing_input, verify
@@ -67,6 +70,7 @@ def load(name: str) -> Any:
 
 
 NORM = load("normalisation.json")
+NORM2 = load("normalisation-2.json")
 TOKENS = load("tokens.json")
 ENVELOPES = load("envelopes.json")
 CARDS = load("cards.json")
@@ -75,12 +79,14 @@ MESSAGES = load("messages.json")
 DECISIONS = load("decisions.json")
 CHECKED = {
     "normalisation.json",
+    "normalisation-2.json",
     "tokens.json",
     "envelopes.json",
     "cards.json",
     "atrest.json",
     "messages.json",
     "decisions.json",
+    "online.json",  # tests/crypto/test_online_vectors.py
     "records.json",
     "wire.json",
 }
@@ -175,7 +181,7 @@ def _docs(case: dict[str, Any]) -> list[tuple[str, str]]:
 )
 def test_identifier_keys(group: str, fn: Callable[..., Any]) -> None:
     for case in NORM[group]:
-        keys = fn(case["names"], case["dob"], _docs(case))
+        keys = fn(case["names"], case["dob"], _docs(case), NORM["version"])
         got = [{"kind": k.kind.value, "text": k.value.decode(), "hex": k.value.hex()} for k in keys]
         assert got == case["keys"]
         assert [h(k["hex"]) for k in case["keys"]] == sorted(h(k["hex"]) for k in case["keys"])
@@ -189,8 +195,43 @@ def test_identifier_keys(group: str, fn: Callable[..., Any]) -> None:
 def test_invalid_identifier_sets(group: str, fn: Callable[..., Any]) -> None:
     for case in NORM[group + "_invalid"]:
         with pytest.raises(error_class(case["error"])) as info:
-            fn(case["names"], case["dob"], _docs(case))
+            fn(case["names"], case["dob"], _docs(case), NORM["version"])
         assert str(info.value) == case["message"]
+
+
+# ---------------------------------------------------------------- §2.8 wlx-norm-2
+
+
+def test_norm2_name_forms() -> None:
+    assert NORM2["version"] == NORMALISATION_2
+    for case in NORM2["names"]:
+        forms = name_forms(case["input"])
+        assert "".join(forms.script) == case["script"], case["note"]
+        assert ["".join(p) for p in forms.latin] == case["latin"], case["note"]
+        assert list(forms.phonetic()) == case["phonetic"], case["note"]
+
+
+def test_norm2_phonetic_codes() -> None:
+    for case in NORM2["phonetic"]:
+        assert phonetic_code(case["input"]) == case["output"]
+
+
+@pytest.mark.parametrize(
+    ("group", "fn"), [("record_keys", record_keys), ("query_keys", query_keys)]
+)
+def test_norm2_identifier_keys(group: str, fn: Callable[..., Any]) -> None:
+    for case in NORM2[group]:
+        keys = fn(case["names"], case["dob"], _docs(case), NORMALISATION_2)
+        got = [{"kind": k.kind.value, "text": k.value.decode(), "hex": k.value.hex()} for k in keys]
+        assert got == case["keys"]
+        assert [h(k["hex"]) for k in case["keys"]] == sorted(h(k["hex"]) for k in case["keys"])
+
+
+def test_norm2_partly_usable_queries() -> None:
+    for case in NORM2["query_keys_partial"]:
+        checked = query_keys_checked(case["names"], case["dob"], _docs(case), NORMALISATION_2)
+        assert [k.value.hex() for k in checked.keys] == [k["hex"] for k in case["keys"]]
+        assert list(checked.unusable) == case["unusable"]
 
 
 # ---------------------------------------------------------------- §4 tokens, seal, handles
@@ -741,10 +782,25 @@ def _blocks(language: str) -> list[str]:
 def test_the_record_examples_import() -> None:
     (jsonl,), (csv_text,) = _blocks("jsonl"), _blocks("csv")
     records = parse_records(jsonl, "jsonl")
-    kinds = [[k.kind.value for k in r.identifier_keys()] for r in records]
+    kinds = [sorted({k.kind.value for k in r.identifier_keys()}) for r in records]
+    # Latin-script and other-script transliterations are kept apart (§2.8.5).
     assert kinds == [
-        ["document", "name+dob", "name+dob"],
-        ["name+dob-month", "name+dob-month"],
+        [
+            "document",
+            "name+dob",
+            "name+dob (phonetic)",
+            "name+dob (transliterated)",
+            "name+dob-month",
+            "name+dob-month (transliterated)",
+            "name+dob-year",
+            "name+dob-year (transliterated)",
+        ],
+        [
+            "name+dob-month",
+            "name+dob-month (transliterated)",
+            "name+dob-year",
+            "name+dob-year (transliterated)",
+        ],
         ["document"],
     ]
     assert records[2].documents[0].country == "CHN"

@@ -18,6 +18,9 @@ docs/audit.md §8.  Given two verified bundles A and B, for each direction
 * every detail request R logged (``detail.out``) with O's record of
   answering it (``detail.in``, same request digest): same ref, purpose,
   case, officer and outcome;
+* every online-tier evaluation R logged (``evaluate.out``) with O's record
+  of it (``evaluate.in``, same request digest): same epoch, number of keys
+  and, for a request O received, outcome;
 * each checkpoint of O's log that R cosigned (bundle ``witnessed``) with
   O's entries: same root at that size (else O showed R another history);
   and R's refusals to cosign O's checkpoints (``witness.refused``).
@@ -317,6 +320,48 @@ class _Direction:
                 )
         return f"detail requests: {len(asked)} by {r}, {matched} answered as {r} logged"
 
+    def evaluations(self) -> str:
+        """Online-tier evaluations (docs/protocol.md §15): R's requests against
+        O's record of each, by request digest; counts and outcomes agree."""
+        o, r = self.o.node, self.r.node
+        asked = {_str(e, "request"): e for e in _of(self.r, ("evaluate.out",), "origin", o)}
+        served = {_str(e, "request"): e for e in _of(self.o, ("evaluate.in",), "peer", r)}
+        o_end = max((e["time"] for e in self.o.entries), default=0)
+        matched = 0
+        for request, out in asked.items():
+            got = served.get(request)
+            reached = _str(out, "outcome") in ("evaluated", "quota", "stale-epoch")
+            if got is None:
+                text = f"{r}'s evaluate request {request[:16]}... (its entry {out['idx']})"
+                if not reached:
+                    continue  # unreachable, refused or rejected: O may never have seen it
+                if o_end > out["time"] + CLOCK_SKEW:
+                    self.flag(f"{text} is not in {o}'s log, which {r} says answered it")
+                else:
+                    self.wait(f"{text} was answered after the end of {o}'s bundle")
+                continue
+            differ = [f for f in ("epoch", "elements") if out.get(f) != got.get(f)]
+            if reached and out.get("outcome") != got.get("outcome"):
+                differ.append("outcome")
+            if differ:
+                self.flag(
+                    f"evaluate request {request[:16]}...: {', '.join(differ)} differ between "
+                    f"{r} (entry {out['idx']}) and {o} (entry {got['idx']})"
+                )
+            else:
+                matched += 1
+        for request, got in served.items():
+            if request not in asked:
+                self.wait(
+                    f"{o} logged evaluate request {request[:16]}... (entry {got['idx']}), "
+                    f"not in {r}'s log (after its export)"
+                )
+        keys = sum(_int(e, "elements") for e in served.values() if e.get("outcome") == "evaluated")
+        return (
+            f"evaluations: {len(asked)} requests by {r}, {matched} as {o} logged; "
+            f"{o} evaluated {keys} keys for {r}"
+        )
+
     def witnessing(self) -> str:
         o, r = self.o.node, self.r.node
         n = len(self.o.entries)
@@ -349,6 +394,13 @@ def reconcile(a: Verified, b: Verified) -> Reconciliation:
         return out
     for o, r in ((a, b), (b, a)):
         d = _Direction(o, r, out)
-        parts = [d.batches(), d.snapshots(), d.receipts(), d.details(), d.witnessing()]
+        parts = [
+            d.batches(),
+            d.snapshots(),
+            d.receipts(),
+            d.details(),
+            d.evaluations(),
+            d.witnessing(),
+        ]
         out.summary += [f"{o.node} -> {r.node}:", *(f"  {p}" for p in parts)]
     return out

@@ -30,6 +30,7 @@ bundle (``wlx.node.audit.offline.reconcile``) to find a log cut back to a prefix
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -140,7 +141,33 @@ class Verified:
             f"  latest: size {latest.checkpoint.size}, cosigned by "
             f"{', '.join(latest.cosigners) or 'no witness'}",
             f"  witnessed: {witnessed}",
+            *evaluation_volume(self.entries),
         ]
+
+
+def evaluation_volume(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Online-tier evaluations per peer and UTC day (docs/protocol.md §15.5), a line each.
+
+    ``evaluate.in`` entries: what this node evaluated for each peer (and
+    refused); ``evaluate.out``: what it asked of each origin.
+    """
+    volume: dict[tuple[str, str, str], list[int]] = {}
+    for entry in entries:
+        kind = entry.get("kind")
+        if kind not in ("evaluate.in", "evaluate.out"):
+            continue
+        party = str(entry.get("peer") if kind == "evaluate.in" else entry.get("origin"))
+        day = datetime.datetime.fromtimestamp(int(entry["time"]), datetime.UTC).date().isoformat()
+        counts = volume.setdefault((str(kind), party, day), [0, 0])
+        if entry.get("outcome") == "evaluated":
+            counts[0] += int(entry.get("elements", 0))
+        else:
+            counts[1] += int(entry.get("elements", 0))
+    lines = []
+    for (kind, party, day), (done, refused) in sorted(volume.items()):
+        what = "evaluated for" if kind == "evaluate.in" else "evaluations by"
+        lines.append(f"  online tier: {day} {what} {party}: {done} ({refused} not evaluated)")
+    return lines
 
 
 class _Tree:

@@ -474,11 +474,121 @@ class DetailParams(_message.Message):
 Global___DetailParams: _TypeAlias = DetailParams  # noqa: Y015
 
 @_typing.final
-class Receipt(_message.Message):
+class EvaluateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _envelope_pb2.SignedMessage:
+        """SignedMessage with purpose "evaluate-request": signer = requester,
+        recipient = origin, payload = a serialized EvaluateParams.
+        """
+
+    def __init__(
+        self,
+        *,
+        request: _envelope_pb2.SignedMessage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateRequest: _TypeAlias = EvaluateRequest  # noqa: Y015
+
+@_typing.final
+class EvaluateParams(_message.Message):
+    """A peer's request to evaluate the origin's VOPRF on blinded elements."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    BLINDED_FIELD_NUMBER: _builtins.int
+    requester: _builtins.str
+    origin: _builtins.str
+    epoch: _builtins.int
+    """The requester's epoch of the origin's stream: the key to evaluate under."""
+    issued_at: _builtins.int
+    nonce: _builtins.bytes
+    @_builtins.property
+    def blinded(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """1 to 10,000 blinded ristretto255 elements, 32 bytes each (RFC 9497)."""
+
+    def __init__(
+        self,
+        *,
+        requester: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        issued_at: _builtins.int = ...,
+        nonce: _builtins.bytes = ...,
+        blinded: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blinded", b"blinded", "epoch", b"epoch", "issued_at", b"issued_at", "nonce", b"nonce", "origin", b"origin", "requester", b"requester"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateParams: _TypeAlias = EvaluateParams  # noqa: Y015
+
+@_typing.final
+class EvaluateAnswer(_message.Message):
     """---------------------------------------------------------------- payloads
 
-    A recipient's signed statement that it applied a batch or a snapshot.
+    The origin's evaluation of an EvaluateParams (docs/protocol.md §15.4).
     """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    EVALUATED_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    ANSWERED_AT_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    recipient: _builtins.str
+    epoch: _builtins.int
+    request_digest: _builtins.bytes
+    """Payload digest of the EvaluateParams this answers."""
+    proof: _builtins.bytes
+    """One batched DLEQ proof (c || s, 64 bytes) over all of them, against the
+    public key committed in the stream's snapshot (EpochKey.oprf_public_key).
+    """
+    answered_at: _builtins.int
+    @_builtins.property
+    def evaluated(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """One 32-byte evaluated element per blinded element, in order."""
+
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        request_digest: _builtins.bytes = ...,
+        evaluated: _abc.Iterable[_builtins.bytes] | None = ...,
+        proof: _builtins.bytes = ...,
+        answered_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "epoch", b"epoch", "evaluated", b"evaluated", "origin", b"origin", "proof", b"proof", "recipient", b"recipient", "request_digest", b"request_digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateAnswer: _TypeAlias = EvaluateAnswer  # noqa: Y015
+
+@_typing.final
+class Receipt(_message.Message):
+    """A recipient's signed statement that it applied a batch or a snapshot."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -673,6 +783,7 @@ class Upsert(_message.Message):
     HANDLE_FIELD_NUMBER: _builtins.int
     EXPIRES_FIELD_NUMBER: _builtins.int
     TOKENS_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
     handle: _builtins.bytes
     """16-byte keyed handle of the listing (docs/protocol.md §4.4); opaque to
     the recipient, stable for the epoch.
@@ -680,6 +791,10 @@ class Upsert(_message.Message):
     expires: _builtins.str
     """Last day (YYYY-MM-DD, UTC) on which the listing is valid.  In the clear
     so that the recipient can purge expired listings on its own.
+    """
+    online: _builtins.bool
+    """The listing is in the online tier: its tokens derive from the origin's
+    VOPRF and are matched through Evaluate (docs/protocol.md §15.3).
     """
     @_builtins.property
     def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenEntry]:
@@ -691,10 +806,11 @@ class Upsert(_message.Message):
         handle: _builtins.bytes = ...,
         expires: _builtins.str = ...,
         tokens: _abc.Iterable[Global___TokenEntry] | None = ...,
+        online: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "handle", b"handle", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "handle", b"handle", "online", b"online", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -848,6 +964,7 @@ class EpochKey(_message.Message):
 
     TOKEN_KEY_FIELD_NUMBER: _builtins.int
     NORMALISATION_FIELD_NUMBER: _builtins.int
+    OPRF_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     token_key: _builtins.bytes
     """32 random bytes chosen by the origin.  Tokens, seal keys and handles
     derive from it (docs/protocol.md §4).
@@ -856,15 +973,21 @@ class EpochKey(_message.Message):
     """Normalisation version of every identifier key in this epoch:
     "wlx-norm-1".
     """
+    oprf_public_key: _builtins.bytes
+    """The public key (32 bytes, ristretto255) of the origin's VOPRF key for
+    this (origin, recipient, epoch), against which every evaluation's proof
+    is verified (docs/protocol.md §15.3).  Empty: no online tier this epoch.
+    """
     def __init__(
         self,
         *,
         token_key: _builtins.bytes = ...,
         normalisation: _builtins.str = ...,
+        oprf_public_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["normalisation", b"normalisation", "token_key", b"token_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["normalisation", b"normalisation", "oprf_public_key", b"oprf_public_key", "token_key", b"token_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -61,6 +61,11 @@ class FederationStub:
                 request_serializer=wlx_dot_v1_dot_federation__pb2.AnnounceRequest.SerializeToString,
                 response_deserializer=wlx_dot_v1_dot_federation__pb2.AnnounceResponse.FromString,
                 _registered_method=True)
+        self.Evaluate = channel.unary_unary(
+                '/wlx.v1.Federation/Evaluate',
+                request_serializer=wlx_dot_v1_dot_federation__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=wlx_dot_v1_dot_envelope__pb2.SignedMessage.FromString,
+                _registered_method=True)
 
 
 class FederationServicer:
@@ -115,6 +120,17 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evaluate(self, request, context):
+        """Evaluate the origin's VOPRF, for the requester's stream, on blinded
+        identifier keys: how a peer matches the origin's online-tier listings
+        (docs/protocol.md §15.4).  One call per lookup or manifest.  The answer
+        is a SignedMessage with purpose "evaluate-answer" carrying an
+        EvaluateAnswer.  Counted against the requester's daily budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +158,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.AnnounceCard,
                     request_deserializer=wlx_dot_v1_dot_federation__pb2.AnnounceRequest.FromString,
                     response_serializer=wlx_dot_v1_dot_federation__pb2.AnnounceResponse.SerializeToString,
+            ),
+            'Evaluate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evaluate,
+                    request_deserializer=wlx_dot_v1_dot_federation__pb2.EvaluateRequest.FromString,
+                    response_serializer=wlx_dot_v1_dot_envelope__pb2.SignedMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -280,6 +301,33 @@ class Federation:
             '/wlx.v1.Federation/AnnounceCard',
             wlx_dot_v1_dot_federation__pb2.AnnounceRequest.SerializeToString,
             wlx_dot_v1_dot_federation__pb2.AnnounceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evaluate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wlx.v1.Federation/Evaluate',
+            wlx_dot_v1_dot_federation__pb2.EvaluateRequest.SerializeToString,
+            wlx_dot_v1_dot_envelope__pb2.SignedMessage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,13 @@ class FederationStub:
     accepts it only if that is the key it trusts for the caller
     (docs/protocol.md §1.4).
     """
+    Evaluate: _grpc.UnaryUnaryMultiCallable[_federation_pb2.EvaluateRequest, _envelope_pb2.SignedMessage]
+    """Evaluate the origin's VOPRF, for the requester's stream, on blinded
+    identifier keys: how a peer matches the origin's online-tier listings
+    (docs/protocol.md §15.4).  One call per lookup or manifest.  The answer
+    is a SignedMessage with purpose "evaluate-answer" carrying an
+    EvaluateAnswer.  Counted against the requester's daily budget.
+    """
 
 @_typing.type_check_only
 class FederationAsyncStub(FederationStub):
@@ -101,6 +108,13 @@ class FederationAsyncStub(FederationStub):
     names the previous identity key, which endorses it; the receiver
     accepts it only if that is the key it trusts for the caller
     (docs/protocol.md §1.4).
+    """
+    Evaluate: _aio.UnaryUnaryMultiCallable[_federation_pb2.EvaluateRequest, _envelope_pb2.SignedMessage]  # type: ignore[assignment]
+    """Evaluate the origin's VOPRF, for the requester's stream, on blinded
+    identifier keys: how a peer matches the origin's online-tier listings
+    (docs/protocol.md §15.4).  One call per lookup or manifest.  The answer
+    is a SignedMessage with purpose "evaluate-answer" carrying an
+    EvaluateAnswer.  Counted against the requester's daily budget.
     """
 
 class FederationServicer(metaclass=_abc_1.ABCMeta):
@@ -162,6 +176,19 @@ class FederationServicer(metaclass=_abc_1.ABCMeta):
         names the previous identity key, which endorses it; the receiver
         accepts it only if that is the key it trusts for the caller
         (docs/protocol.md §1.4).
+        """
+
+    @_abc_1.abstractmethod
+    def Evaluate(
+        self,
+        request: _federation_pb2.EvaluateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_envelope_pb2.SignedMessage, _abc.Awaitable[_envelope_pb2.SignedMessage]]:
+        """Evaluate the origin's VOPRF, for the requester's stream, on blinded
+        identifier keys: how a peer matches the origin's online-tier listings
+        (docs/protocol.md §15.4).  One call per lookup or manifest.  The answer
+        is a SignedMessage with purpose "evaluate-answer" carrying an
+        EvaluateAnswer.  Counted against the requester's daily budget.
         """
 
 def add_FederationServicer_to_server(servicer: FederationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13wlx/v1/lookup.proto\x12\x06wlx.v1\"9\n\x08\x44ocument\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\t\"I\n\x06Person\x12\r\n\x05names\x18\x01 \x03(\t\x12\x0b\n\x03\x64ob\x18\x02 \x01(\t\x12#\n\tdocuments\x18\x03 \x03(\x0b\x32\x10.wlx.v1.Document\"?\n\x0c\x43heckRequest\x12\x1e\n\x06person\x18\x01 \x01(\x0b\x32\x0e.wlx.v1.Person\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"\xaa\x01\n\x03Hit\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x12\n\nmatched_on\x18\x05 \x01(\t\x12\x14\n\x0c\x61lso_matched\x18\x06 \x03(\t\x12\x0f\n\x07\x65xpires\x18\x07 \x01(\t\x12\x16\n\x0elist_synced_at\x18\x08 \x01(\x03\x12\x11\n\tsuspended\x18\t \x01(\x08\"*\n\rCheckResponse\x12\x19\n\x04hits\x18\x01 \x03(\x0b\x32\x0b.wlx.v1.Hit\"9\n\x0bScreenEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1e\n\x06person\x18\x02 \x01(\x0b\x32\x0e.wlx.v1.Person\"F\n\rScreenRequest\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.wlx.v1.ScreenEntry\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"D\n\x0cScreenResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x04hits\x18\x02 \x03(\x0b\x32\x0b.wlx.v1.Hit\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"7\n\x0eScreenResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.wlx.v1.ScreenResult\"L\n\x0b\x44\x65tailQuery\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"D\n\x0c\x44\x65tailResult\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65nial\x18\x02 \x01(\t\x12\x13\n\x0brecord_json\x18\x03 \x01(\t2\xac\x01\n\x06Lookup\x12\x34\n\x05\x43heck\x12\x14.wlx.v1.CheckRequest\x1a\x15.wlx.v1.CheckResponse\x12\x37\n\x06Screen\x12\x15.wlx.v1.ScreenRequest\x1a\x16.wlx.v1.ScreenResponse\x12\x33\n\x06\x44\x65tail\x12\x13.wlx.v1.DetailQuery\x1a\x14.wlx.v1.DetailResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13wlx/v1/lookup.proto\x12\x06wlx.v1\"9\n\x08\x44ocument\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\t\"I\n\x06Person\x12\r\n\x05names\x18\x01 \x03(\t\x12\x0b\n\x03\x64ob\x18\x02 \x01(\t\x12#\n\tdocuments\x18\x03 \x03(\x0b\x32\x10.wlx.v1.Document\"?\n\x0c\x43heckRequest\x12\x1e\n\x06person\x18\x01 \x01(\x0b\x32\x0e.wlx.v1.Person\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"\xaa\x01\n\x03Hit\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x12\n\nmatched_on\x18\x05 \x01(\t\x12\x14\n\x0c\x61lso_matched\x18\x06 \x03(\t\x12\x0f\n\x07\x65xpires\x18\x07 \x01(\t\x12\x16\n\x0elist_synced_at\x18\x08 \x01(\x03\x12\x11\n\tsuspended\x18\t \x01(\x08\"S\n\rCheckResponse\x12\x19\n\x04hits\x18\x01 \x03(\x0b\x32\x0b.wlx.v1.Hit\x12\'\n\x0bnot_checked\x18\x02 \x03(\x0b\x32\x12.wlx.v1.NotChecked\",\n\nNotChecked\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x0bScreenEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1e\n\x06person\x18\x02 \x01(\x0b\x32\x0e.wlx.v1.Person\"F\n\rScreenRequest\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.wlx.v1.ScreenEntry\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"m\n\x0cScreenResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x04hits\x18\x02 \x03(\x0b\x32\x0b.wlx.v1.Hit\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\'\n\x0bnot_checked\x18\x04 \x03(\x0b\x32\x12.wlx.v1.NotChecked\"7\n\x0eScreenResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.wlx.v1.ScreenResult\"L\n\x0b\x44\x65tailQuery\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"D\n\x0c\x44\x65tailResult\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65nial\x18\x02 \x01(\t\x12\x13\n\x0brecord_json\x18\x03 \x01(\t2\xac\x01\n\x06Lookup\x12\x34\n\x05\x43heck\x12\x14.wlx.v1.CheckRequest\x1a\x15.wlx.v1.CheckResponse\x12\x37\n\x06Screen\x12\x15.wlx.v1.ScreenRequest\x1a\x16.wlx.v1.ScreenResponse\x12\x33\n\x06\x44\x65tail\x12\x13.wlx.v1.DetailQuery\x1a\x14.wlx.v1.DetailResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,19 +40,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HIT']._serialized_start=231
   _globals['_HIT']._serialized_end=401
   _globals['_CHECKRESPONSE']._serialized_start=403
-  _globals['_CHECKRESPONSE']._serialized_end=445
-  _globals['_SCREENENTRY']._serialized_start=447
-  _globals['_SCREENENTRY']._serialized_end=504
-  _globals['_SCREENREQUEST']._serialized_start=506
-  _globals['_SCREENREQUEST']._serialized_end=576
-  _globals['_SCREENRESULT']._serialized_start=578
-  _globals['_SCREENRESULT']._serialized_end=646
-  _globals['_SCREENRESPONSE']._serialized_start=648
-  _globals['_SCREENRESPONSE']._serialized_end=703
-  _globals['_DETAILQUERY']._serialized_start=705
-  _globals['_DETAILQUERY']._serialized_end=781
-  _globals['_DETAILRESULT']._serialized_start=783
-  _globals['_DETAILRESULT']._serialized_end=851
-  _globals['_LOOKUP']._serialized_start=854
-  _globals['_LOOKUP']._serialized_end=1026
+  _globals['_CHECKRESPONSE']._serialized_end=486
+  _globals['_NOTCHECKED']._serialized_start=488
+  _globals['_NOTCHECKED']._serialized_end=532
+  _globals['_SCREENENTRY']._serialized_start=534
+  _globals['_SCREENENTRY']._serialized_end=591
+  _globals['_SCREENREQUEST']._serialized_start=593
+  _globals['_SCREENREQUEST']._serialized_end=663
+  _globals['_SCREENRESULT']._serialized_start=665
+  _globals['_SCREENRESULT']._serialized_end=774
+  _globals['_SCREENRESPONSE']._serialized_start=776
+  _globals['_SCREENRESPONSE']._serialized_end=831
+  _globals['_DETAILQUERY']._serialized_start=833
+  _globals['_DETAILQUERY']._serialized_end=909
+  _globals['_DETAILRESULT']._serialized_start=911
+  _globals['_DETAILRESULT']._serialized_end=979
+  _globals['_LOOKUP']._serialized_start=982
+  _globals['_LOOKUP']._serialized_end=1154
 # @@protoc_insertion_point(module_scope)

@@ -177,22 +177,57 @@ class CheckResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HITS_FIELD_NUMBER: _builtins.int
+    NOT_CHECKED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hit]:
         """Every hit, at most one per (origin, ref); strongest match first."""
+
+    @_builtins.property
+    def not_checked(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotChecked]:
+        """Origins whose online-tier listings could not be checked: no hit from
+        them is NOT a miss (docs/protocol.md §15.6).
+        """
 
     def __init__(
         self,
         *,
         hits: _abc.Iterable[Global___Hit] | None = ...,
+        not_checked: _abc.Iterable[Global___NotChecked] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits", "not_checked", b"not_checked"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckResponse: _TypeAlias = CheckResponse  # noqa: Y015
+
+@_typing.final
+class NotChecked(_message.Message):
+    """An origin whose online-tier listings a lookup could not check."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    reason: _builtins.str
+    """"origin unreachable", "evaluation budget exhausted", "list out of date",
+    "invalid answer" or "refused by origin".
+    """
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotChecked: _TypeAlias = NotChecked  # noqa: Y015
 
 @_typing.final
 class ScreenEntry(_message.Message):
@@ -250,6 +285,7 @@ class ScreenResult(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     HITS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    NOT_CHECKED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     error: _builtins.str
     """Set, instead of hits, when this entry could not be checked (e.g. it has
@@ -257,16 +293,21 @@ class ScreenResult(_message.Message):
     """
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hit]: ...
+    @_builtins.property
+    def not_checked(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotChecked]:
+        """As in CheckResponse."""
+
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         hits: _abc.Iterable[Global___Hit] | None = ...,
         error: _builtins.str = ...,
+        not_checked: _abc.Iterable[Global___NotChecked] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "hits", b"hits", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "hits", b"hits", "id", b"id", "not_checked", b"not_checked"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
