@@ -14,6 +14,7 @@ from wlx.crypto.card import DEFAULT_SPEAKS, Speaks, make_card, parse_card
 from wlx.crypto.errors import MalformedError
 from wlx.crypto.keys import BoxKey, SigningKey
 from wlx.node.protocol.versions import (
+    NODE_SPEAKS,
     Agreement,
     Disagreement,
     EpochAction,
@@ -170,7 +171,8 @@ def test_a_later_card_with_the_same_keys_refreshes_what_a_peer_speaks(
     fed = federation(["CN", "RU"])
     cn, ru = fed["CN"].node, fed["RU"].node
     stored = cn.trusted("RU")
-    assert stored is not None and stored.speaks == DEFAULT_SPEAKS
+    assert stored is not None and stored.speaks == NODE_SPEAKS  # what wlx init writes
+    more = Speaks(normalisation=(N3, N2, N1), features=("oprf-online",))
 
     def ru_card(issued_at: int, speaks: Speaks, cert: bytes | None = None) -> bytes:
         key = tls.key_from_pem(ru.tls_key)
@@ -185,12 +187,12 @@ def test_a_later_card_with_the_same_keys_refreshes_what_a_peer_speaks(
             speaks=speaks,
         )
 
-    older = ru_card(stored.issued_at - 1, V12)
-    assert lifecycle.accept_card(cn, older, from_peer="RU").speaks == DEFAULT_SPEAKS
-    refreshed = ru_card(stored.issued_at + 1, V12)
-    assert lifecycle.accept_card(cn, refreshed, from_peer="RU").speaks == V12
+    older = ru_card(stored.issued_at - 1, more)
+    assert lifecycle.accept_card(cn, older, from_peer="RU").speaks == NODE_SPEAKS
+    refreshed = ru_card(stored.issued_at + 1, more)
+    assert lifecycle.accept_card(cn, refreshed, from_peer="RU").speaks == more
     now = cn.trusted("RU")
-    assert now is not None and now.speaks == V12 and now.raw == refreshed
+    assert now is not None and now.speaks == more and now.raw == refreshed
     # A new TLS certificate under the same identity key is not a refresh.
     other_cert = tls.node_certificate(
         tls.key_from_pem(ru.tls_key), "RU", not_before=0, not_after=2**32
