@@ -163,6 +163,13 @@ def node_dns_name(node_id: str) -> str:
     return f"{node_id.lower()}.node.wlx"
 
 
+def service_dns_name(node_id: str) -> str:
+    """The DNS name officers', auditors' and operators' tools ask for (by SNI):
+    ``clients.<id>.node.wlx``.  The node answers it with its service
+    certificate, which its credential CA issues (``service_certificate``)."""
+    return f"clients.{node_dns_name(node_id)}"
+
+
 def _time(ts: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC)
 
@@ -243,6 +250,45 @@ def ca_certificate(
             True,
         )
         .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def service_certificate(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert_pem: bytes,
+    server_key: ec.EllipticCurvePublicKey,
+    node_id: str,
+    *,
+    not_before: int,
+    not_after: int,
+    rng: Rng = system_rng,
+) -> bytes:
+    """A server certificate for the node's current TLS key, issued by its
+    credential CA (PEM), for ``service_dns_name(node_id)`` only.
+
+    Credentials pin the CA, which a key rotation does not change, so they
+    keep working when the TLS key is replaced: the node issues a new service
+    certificate for its new key.  Server authentication only (it opens no
+    node as a client).
+    """
+    ca_cert = load_cert(ca_cert_pem)
+    tag = rng(4).hex()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"wlx service {node_id} {tag}")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(server_key)
+        .serial_number(_serial(rng))
+        .not_valid_before(_time(not_before))
+        .not_valid_after(_time(not_after))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(service_dns_name(node_id))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .sign(ca_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
 

@@ -67,6 +67,7 @@ def _node(
         tls_key=keys.tls_key,
         ca_key=keys.ca_key,
         ca_cert=keys.ca_cert,
+        service_cert=keys.service_cert,
         clock=clock,
         rng=rng,
         insecure_dev=insecure_dev,

@@ -521,10 +521,10 @@ def test_sync_with_an_unreachable_peer_is_one_line_and_shows_in_status(nodes: Pa
     cn, ru = nodes / "cn", nodes / "ru"
     ok("peer", "add", ru, card_of(cn), "--address", f"127.0.0.1:{free_port()}")
     line = fails("sync", ru, match="CN", real=True)
-    assert "unreachable" in line
+    assert "nothing is listening there" in line
     fails("sync", ru, "--peer", "XX", match="no trusted peer XX")
     data = json.loads(ok("status", ru, "--json"))
-    assert "unreachable" in data["peers"][0]["last_error"]
+    assert "nothing is listening there" in data["peers"][0]["last_error"]
     assert "last error" in ok("status", ru)
 
 
@@ -721,7 +721,9 @@ def test_lookup_with_an_empty_purpose_is_refused_by_the_node(served: Served) -> 
 def test_lookup_at_an_unreachable_or_invalid_node(served: Served, tmp_path: Path) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     doc = ("--doc", "P:CHN:E1")
-    fails("lookup", *served.officer, "--node", nowhere, *doc, match="unreach", real=True)
+    fails(
+        "lookup", *served.officer, "--node", nowhere, *doc, match="nothing is listening", real=True
+    )
     fails("lookup", *served.officer, "--node", "not-an-address", *doc, match="HOST:PORT")
     fails("lookup", "--node", served.ru_address, *doc, match="--credential")
     # RU's officer credential at CN: CN is not the node it pins, nor does CN know it.
@@ -733,11 +735,20 @@ def test_lookup_at_an_unreachable_or_invalid_node(served: Served, tmp_path: Path
     fails("lookup", "--credential", tmp_path / "junk.json", *doc, match="credential")
     manifest = tmp_path / "m.jsonl"
     manifest.write_text('{"id": "1", "names": ["A B"], "dob": "1980"}\n')
-    fails("screen", *served.officer, "--node", nowhere, manifest, match="unreachable")
+    fails("screen", *served.officer, "--node", nowhere, manifest, match="nothing is listening")
 
 
 def test_a_refused_tls_handshake_is_one_line(served: Served) -> None:
-    fails("lookup", *served.officer, "--node", served.cn_address, "--doc", "P:CHN:E1", real=True)
+    fails(
+        "lookup",
+        *served.officer,
+        "--node",
+        served.cn_address,
+        "--doc",
+        "P:CHN:E1",
+        match="not the one trusted for it",
+        real=True,
+    )
 
 
 def test_screen_a_manifest_with_an_uncheckable_entry(served: Served, tmp_path: Path) -> None:

@@ -105,6 +105,16 @@ def test_policy_epoch_rotation_and_revocation_through_the_cli(pair: Pair) -> Non
     assert peer_state(pair.ru) == {"listings": 2, "epoch": 3}
     assert "HIT CN CN-1" in hits(pair.officer, "CN-1")
 
+    # The officer's own node rotates: the credential pins RU's credential CA,
+    # which a rotation keeps, so it still opens RU's running server.
+    ok("keys", "rotate", pair.ru)
+    assert "HIT CN CN-1" in hits(pair.officer, "CN-1")
+    renewed = pair.officer.with_name("renewed.json")
+    out = ok("credential", "renew", pair.ru, "post-1", "--out", renewed)
+    assert "renewed officer credential post-1" in out
+    assert "HIT CN CN-1" in hits(pair.officer, "CN-1")  # the old one keeps working
+    assert "HIT CN CN-1" in hits(renewed, "CN-1")
+
     ok("credential", "revoke", pair.ru, "post-1")
     run = wlx("lookup", "--credential", pair.officer, "--doc", "P:CHN:X1", real=True)
     assert run.code == 1 and run.err.startswith("error: ") and "revoked" in run.err

@@ -59,6 +59,13 @@ class Event(StrEnum):
     WITNESS_REFUSED = "witness.refused"
     EVALUATE_IN = "evaluate.in"
     EVALUATE_OUT = "evaluate.out"
+    NODE_RESTORED = "node.restored"
+    WITNESS_RESTORE = "witness.restore"
+
+
+RESTORED_ENTRY_META = "restored_entry"
+"""Store meta key: index of the ``node.restored`` entry of the last restore
+(witnesses are shown it until each has cosigned a checkpoint including it)."""
 
 
 def encode_entry(

@@ -18,6 +18,16 @@ size.  The witness
 6. otherwise records the checkpoint and returns its cosignature
    (tlog-cosignature, key name ``wlx.witness/<OWN_ID>``, its identity key).
 
+After a declared restore (docs/audit.md §4.4) the log also sends its
+``node.restored`` entry with an inclusion proof in the checkpoint, and an
+``old_size`` it had cosigned before the backup.  The witness accepts the log
+continuing from there (``witness_rules.decide_restore``) when the checkpoint
+is shown to extend that earlier checkpoint and includes the declaration,
+forgets the abandoned checkpoints and writes the restore, with the abandoned
+checkpoint as evidence, to its own exchange log.  Each declaration is
+accepted once, so a log cannot use one to fork twice; any other divergence
+is still a fork.
+
 Steps 2-6 run under one lock, so two requests can never both extend the
 same recorded checkpoint.  A refusal is written to the witness's *own*
 exchange log (once per refused note) with both signed notes as evidence.
@@ -27,12 +37,15 @@ exchange log (once per refused note) with both signed notes as evidence.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint, cosign
 from wlx.crypto.errors import MalformedError, VerificationError
-from wlx.crypto.merkle import HASH_SIZE
+from wlx.crypto.merkle import HASH_SIZE, verify_inclusion
 from wlx.crypto.note import open_note
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
@@ -44,18 +57,73 @@ from wlx.node.protocol.witness_rules import (
     Cosign,
     Decision,
     Refuse,
+    Restore,
     check_submitter,
     decide,
+    decide_restore,
 )
-from wlx.node.store.base import WitnessedRow
+from wlx.node.store.base import Tx, WitnessedRow
 
-__all__ = ["Conflict", "Cosign", "Cosigned", "Decision", "Refuse", "add_checkpoint", "decide"]
+__all__ = [
+    "Conflict",
+    "Cosign",
+    "Cosigned",
+    "Decision",
+    "Refuse",
+    "Restore",
+    "RestoreClaim",
+    "add_checkpoint",
+    "decide",
+    "decide_restore",
+]
+
+log = logging.getLogger("wlx.witness")
 
 MAX_NOTE_BYTES = 16 * 1024
 """Largest checkpoint note a witness reads (a checkpoint is ~150 bytes)."""
 MAX_PROOF_HASHES = 64
 """A consistency proof of a tree below 2**63 leaves has at most 2*63 hashes;
 64 covers any log of fewer than 2**32 entries."""
+
+
+@dataclass(frozen=True)
+class RestoreClaim:
+    """A log's ``node.restored`` entry, its index, and its inclusion proof."""
+
+    entry: bytes
+    index: int
+    proof: Sequence[bytes]
+
+
+def check_restore_claim(peer: str, checkpoint: Checkpoint, claim: RestoreClaim) -> bytes:
+    """Check that ``claim`` is ``peer``'s restore declaration and is in the
+    checkpoint; returns the entry's hash (its identity).
+
+    Raises:
+        Rejection: MALFORMED (not such an entry, or not in the checkpoint).
+    """
+    if len(claim.entry) > MAX_NOTE_BYTES or len(claim.proof) > MAX_PROOF_HASHES:
+        raise Rejection(RejectReason.TOO_LARGE, "restore declaration too large")
+    try:
+        obj = json.loads(claim.entry)
+        if not isinstance(obj, dict) or (obj.get("kind"), obj.get("node"), obj.get("idx")) != (
+            Event.NODE_RESTORED.value,
+            peer,
+            claim.index,
+        ):
+            raise ValueError("not this log's node.restored entry at that index")
+        if claim.index >= checkpoint.size:
+            raise ValueError("the declaration is not below the checkpoint's size")
+        verify_inclusion(
+            merkle.leaf_hash(claim.entry),
+            claim.index,
+            checkpoint.size,
+            list(claim.proof),
+            checkpoint.root_hash,
+        )
+    except (ValueError, RecursionError, VerificationError, MalformedError) as exc:
+        raise Rejection(RejectReason.MALFORMED, f"restore declaration: {exc}") from None
+    return hashlib.sha256(claim.entry).digest()
 
 
 @dataclass(frozen=True)
@@ -99,14 +167,21 @@ def open_checkpoint(node: Node, note: bytes) -> tuple[str, Checkpoint]:
 
 
 def add_checkpoint(
-    node: Node, note: bytes, old_size: int, proof: Sequence[bytes], *, submitter: str | None
+    node: Node,
+    note: bytes,
+    old_size: int,
+    proof: Sequence[bytes],
+    *,
+    submitter: str | None,
+    restore: RestoreClaim | None = None,
 ) -> Cosigned | Conflict:
     """Witness a trusted peer's checkpoint (docs/audit.md §4.2).
 
     ``submitter`` is the TLS-authenticated peer that sent it (None: none, as
     in-process or with ``--insecure-dev``); it must be the log's own node.
     Returns the cosignature, or a conflict naming the size this witness last
-    cosigned (the log retries with a proof from it).
+    cosigned (the log retries with a proof from it).  ``restore``: the log's
+    restore declaration (docs/audit.md §4.4).
 
     Raises:
         Rejection: WRONG_SENDER, a checkpoint relayed by another node than
@@ -120,16 +195,32 @@ def add_checkpoint(
         raise Rejection(RejectReason.MALFORMED, "consistency proof is not a list of hashes")
     peer, checkpoint = open_checkpoint(node, note)
     check_submitter(peer, submitter)
+    declaration = check_restore_claim(peer, checkpoint, restore) if restore else None
     now = node.now()
     with node.store.write() as tx:
         tx.lock_witness()
-        decision = decide(
-            checkpoint,
-            old_size,
-            proof,
-            latest=tx.witnessed(peer),
-            same_size=tx.witnessed(peer, checkpoint.size),
-        )
+        latest, same_size = tx.witnessed(peer), tx.witnessed(peer, checkpoint.size)
+        if (
+            restore is not None
+            and declaration is not None
+            and not tx.witnessed_restore(declaration)
+        ):
+            decision = decide_restore(
+                checkpoint,
+                old_size,
+                proof,
+                declared_at=restore.index,
+                latest=latest,
+                same_size=same_size,
+                at_old=tx.witnessed(peer, old_size) if old_size else None,
+            )
+        else:
+            decision = decide(checkpoint, old_size, proof, latest=latest, same_size=same_size)
+        if isinstance(decision, Restore) and restore is not None and declaration is not None:
+            retired = tx.retire_witnessed(peer, old_size)
+            tx.add_witnessed_restore(declaration, peer, now)
+            tx.add_witnessed(WitnessedRow(peer, checkpoint.size, checkpoint.root_hash, note, now))
+            _log_restore(node, tx, peer, checkpoint, note, old_size, restore, decision, retired)
         if isinstance(decision, Cosign) and decision.record:
             tx.add_witnessed(WitnessedRow(peer, checkpoint.size, checkpoint.root_hash, note, now))
         elif isinstance(decision, Refuse):
@@ -157,3 +248,38 @@ def add_checkpoint(
         checkpoint.to_text(), witness_name(node.node_id), private_key(node.signing_key), now
     )
     return Cosigned(line)
+
+
+def _log_restore(
+    node: Node,
+    tx: Tx,
+    peer: str,
+    checkpoint: Checkpoint,
+    note: bytes,
+    old_size: int,
+    restore: RestoreClaim,
+    decision: Restore,
+    retired: int,
+) -> None:
+    exchange_log.record(
+        tx,
+        node,
+        kind=Event.WITNESS_RESTORE,
+        origin=peer,
+        size=checkpoint.size,
+        old_size=old_size,
+        note=note.decode("utf-8"),
+        declaration=restore.entry.decode("utf-8"),
+        declaration_index=restore.index,
+        abandoned_size=decision.abandoned.size,
+        abandoned_note=decision.abandoned.note.decode("utf-8"),
+        retired=retired,
+    )
+    log.warning(
+        "peer %s declared a restore from backup: its log continues from size %d; "
+        "%d cosigned checkpoints up to size %d are abandoned (logged)",
+        peer,
+        old_size,
+        retired,
+        decision.abandoned.size,
+    )

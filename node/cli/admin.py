@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from wlx.node import backup
 from wlx.node.cli.common import node_at, node_dir, when
 from wlx.node.core.config import write_private
 from wlx.node.core.errors import UserError
@@ -43,6 +44,40 @@ def credential_issue(directory: Path, role: str, name: str, days: int, out: Path
         issued = credentials.issue(node, name=name, role=role, days=days)
     write_private(path, issued.to_bytes())
     click.echo(f"issued {role} credential {name} for node {issued.node_id}: {path}")
+
+
+@credential.command("renew")
+@node_dir
+@click.argument("name")
+@click.option("--days", default=365, show_default=True, type=int, help="Validity of the new one.")
+@click.option(
+    "--overlap-days",
+    default=7,
+    show_default=True,
+    type=int,
+    help="Days the old credential keeps working (0: revoked now).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credential file to write, mode 0600 (default: NAME.credential.json).",
+)
+def credential_renew(
+    directory: Path, name: str, days: int, overlap_days: int, out: Path | None
+) -> None:
+    """Issue a new credential NAME (same role) while the old one keeps working.
+
+    Also the way to move a credential issued before this version (which
+    pinned the node's TLS certificate) to one that survives key rotations.
+    """
+    path = out or Path(f"{name}.credential.json")
+    if path.exists():
+        raise UserError(f"{path} exists already; not overwriting a credential (give --out)")
+    with node_at(directory) as node:
+        issued = credentials.renew(node, name, days=days, overlap_days=overlap_days)
+    write_private(path, issued.to_bytes())
+    old = "revoked" if overlap_days == 0 else f"works {overlap_days} more days at most"
+    click.echo(f"renewed {issued.role} credential {name}: {path} (the old one {old})")
 
 
 @credential.command("revoke")
@@ -95,6 +130,10 @@ def keys_rotate(directory: Path) -> None:
         click.echo(f"new card delivered to: {', '.join(delivered)}")
     if pending:
         click.echo(f"not yet delivered (will retry): {', '.join(pending)}")
+    click.echo(
+        "credentials keep working (they pin the credential CA); a credential file holding "
+        "node_cert (format 1) does not: wlx credential renew DIR NAME"
+    )
 
 
 @click.group()
@@ -113,4 +152,41 @@ def epoch_new(directory: Path, peer: str | None) -> None:
         click.echo(f"{name}: epoch {number}")
 
 
-COMMANDS = (credential, keys, epoch)
+@click.command("backup")
+@node_dir
+@click.argument("out", type=click.Path(path_type=Path))
+def backup_cmd(directory: Path, out: Path) -> None:
+    """Back up the node in DIR to the new directory OUT (safe while it serves).
+
+    OUT holds the configuration, every key (mode 0600) and, for SQLite, a
+    consistent copy of the store.  Keep it as safe as the keys themselves.
+    """
+    with node_at(directory) as node:
+        info = backup.backup(node, out)
+    click.echo(f"backed up node {info.node_id} to {out}")
+    if info.backend == "postgresql":
+        schema = node.config.storage.schema
+        click.echo(
+            f"the store is in PostgreSQL: also run pg_dump --schema={schema} "
+            "(docs/operations.md, section 9)"
+        )
+
+
+@click.command("restore")
+@click.argument("source", metavar="BACKUP", type=click.Path(file_okay=False, path_type=Path))
+@node_dir
+def restore_cmd(source: Path, directory: Path) -> None:
+    """Restore the node backed up in BACKUP into DIR (new or empty), and declare it.
+
+    The exchange log records the restore; every peer resyncs in a new epoch
+    at its next pull, and witnesses accept the log from the restore on.
+    """
+    node = backup.restore(source, directory)
+    try:
+        click.echo(f"restored node {node.node_id} into {directory}")
+        click.echo("start it with wlx serve; peers resync in new epochs at their next pull")
+    finally:
+        node.close()
+
+
+COMMANDS = (credential, keys, epoch, backup_cmd, restore_cmd)

@@ -22,7 +22,7 @@ from wlx.node.cli.common import EXIT_ERROR, client_target, insecure_flag, node_a
 from wlx.node.core.errors import UserError
 from wlx.node.rpc import audit_client
 from wlx.node.rpc.cosign import checkpoint_round, describe
-from wlx.node.rpc.transport import client_channel
+from wlx.node.rpc.transport import client_channel, client_endpoint
 
 CARD_GLOB = "*.card.json"
 
@@ -78,7 +78,7 @@ def export_cmd(
         target, credential = client_target(address, credential_file, insecure_dev)
         channel = client_channel(target, credential)
         try:
-            bundle = audit_client.from_auditor(channel, target)
+            bundle = audit_client.from_auditor(channel, target, client_endpoint(target, credential))
         finally:
             channel.close()
     else:

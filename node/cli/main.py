@@ -627,6 +627,12 @@ for _command in (*officer.COMMANDS, *admin.COMMANDS, *audit.COMMANDS):
 # ------------------------------------------------------------------ entry point
 
 
+def _say_error(exc: Exception) -> None:
+    """One ``error:`` line per mistake (a configuration can hold several)."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"error: {line}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning errors into one line."""
     try:
@@ -643,7 +649,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"error: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
     except (UserError, InvalidIdentifier) as exc:
-        click.echo(f"error: {exc}", err=True)
+        _say_error(exc)
         sys.exit(EXIT_ERROR)
     except InternalError as exc:
         if os.environ.get("WLX_DEBUG"):
@@ -651,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INTERNAL)
     except WlxError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _say_error(exc)
         sys.exit(EXIT_ERROR)
     except Exception as exc:
         if os.environ.get("WLX_DEBUG"):

@@ -26,7 +26,7 @@ from wlx.node.core.errors import UserError, WlxError
 from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES
 from wlx.node.report import NodeStatus
 from wlx.node.rpc.status_codes import from_rpc_error
-from wlx.node.rpc.transport import Credential, client_channel
+from wlx.node.rpc.transport import Credential, client_channel, client_endpoint
 from wlx.node.rpc.wire import hit_from_pb, query_to_pb, status_from_pb
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
@@ -68,6 +68,7 @@ class Client:
         """After ``lookup``: ``(origin, reason)`` of origins whose online-tier
         listings could not be checked (docs/protocol.md §15.6)."""
         self._channel = client_channel(self.address, credential)
+        self._endpoint = client_endpoint(self.address, credential)
         self._lookup = lookup_pb2_grpc.LookupStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
         self._closed = False
@@ -251,6 +252,7 @@ class Client:
         try:
             return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as exc:
-            raise translate(from_rpc_error(exc, f"node at {self.address}")) from None
+            error = from_rpc_error(exc, f"your node at {self.address}", self._endpoint)
+            raise translate(error) from None
         except ValueError as exc:  # grpc raises this on a channel closed meanwhile
             raise ClientError(f"this client is closed ({exc})") from None

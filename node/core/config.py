@@ -18,6 +18,7 @@ others may read them.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
@@ -50,14 +51,98 @@ _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 
 ROLES = ("officer", "peer", "auditor", "operator")
 
+_TEXT, _WHOLE, _NUMBER, _TABLE = "text", "a whole number", "a number", "a table"
+SETTINGS: dict[str, str] = {
+    "node_id": _TEXT,
+    "listen": _TEXT,
+    "advertise": _TEXT,
+    "authority": _TEXT,
+    "sync_interval": _NUMBER,
+    "retention_grace_days": _WHOLE,
+    "outbox_keep_days": _WHOLE,
+    "detail_quota": _WHOLE,
+    "oprf_daily_budget": _WHOLE,
+    "storage": _TABLE,
+    "limits": _TABLE,
+    "metrics": _TABLE,
+}
+"""Every top-level setting of ``node.toml`` and the type of its value."""
+SECTIONS: dict[str, dict[str, str]] = {
+    "storage": {"backend": _TEXT, "path": _TEXT, "dsn": _TEXT, "schema": _TEXT},
+    "limits": {
+        f"{role}_{facet}": _NUMBER for role in ROLES for facet in ("per_minute", "burst", "per_day")
+    },
+    "metrics": {"address": _TEXT, "port": _WHOLE, "stale_after": _NUMBER},
+}
+"""The settings of each section."""
+_HINTS = {
+    "metrics_port": "the metrics port is `port` in the [metrics] section "
+    "(or wlx serve --metrics-port)",
+    "insecure_dev": "--insecure-dev is an option of the commands, never a setting",
+}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _TABLE:
+        return isinstance(value, dict)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (kind == _NUMBER and isinstance(value, float))
+
+
+def _unknown(name: str, shown: str, valid: list[str], *, section: bool) -> str:
+    if name in _HINTS:
+        return f"unknown setting {shown}: {_HINTS[name]}"
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    what = "section" if section else "setting"
+    if close:
+        guess = f"[{close[0]}]" if section else shown.replace(name, close[0])
+        return f"unknown {what} {shown} (did you mean {guess}?)"
+    return f"unknown {what} {shown} (valid: {', '.join(valid)})"
+
+
+def config_mistakes(data: dict[str, Any]) -> list[str]:
+    """Every unknown or wrongly typed setting in parsed ``node.toml`` data,
+    one line each, naming the nearest valid setting.  Pure."""
+    mistakes = []
+    for key, value in data.items():
+        kind = SETTINGS.get(key)
+        if kind is None:
+            valid = list(SECTIONS) if isinstance(value, dict) else list(SETTINGS)
+            shown = f"[{key}]" if isinstance(value, dict) else repr(key)
+            mistakes.append(_unknown(key, shown, valid, section=isinstance(value, dict)))
+        elif not _type_ok(value, kind):
+            what = f"[{key}] must be a section" if kind == _TABLE else f"{key} must be {kind}"
+            mistakes.append(f"{what}, not {_toml_type(value)}")
+        elif kind == _TABLE:
+            fields = SECTIONS[key]
+            for name, inner in value.items():
+                shown = f"{key}.{name}"
+                if name not in fields:
+                    mistakes.append(_unknown(name, shown, list(fields), section=False))
+                elif not _type_ok(inner, fields[name]):
+                    mistakes.append(f"{shown} must be {fields[name]}, not {_toml_type(inner)}")
+    return mistakes
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"true/false ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"text ({value[:40]!r})"
+    if isinstance(value, float):
+        return f"a fraction ({value})"
+    return f"{type(value).__name__} ({value})"
+
 
 def _limits(table: Any) -> LimitSettings:
     """Rate limits from the ``[limits]`` table; missing settings keep defaults."""
-    if not isinstance(table, dict):
-        raise ValueError("[limits] must be a table")
-    unknown = set(table) - {f"{r}_{f}" for r in ROLES for f in ("per_minute", "burst", "per_day")}
-    if unknown:
-        raise ValueError(f"unknown setting limits.{sorted(unknown)[0]}")
     defaults = LimitSettings()
     rates = {}
     for role in ROLES:
@@ -213,6 +298,11 @@ class NodeConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{CONFIG_FILE} is not valid TOML ({exc})") from None
+        except (ValueError, RecursionError):  # a 4,300-digit number; nesting too deep
+            raise UserError(f"{CONFIG_FILE} is not valid TOML (a value is too large)") from None
+        mistakes = config_mistakes(data)
+        if mistakes:
+            raise UserError("\n".join(f"{CONFIG_FILE}: {m}" for m in mistakes))
         try:
             node_id = check_node_id(str(data["node_id"]))
             listen = check_address(str(data["listen"]))
@@ -238,6 +328,10 @@ class NodeConfig:
             raise UserError(f"{CONFIG_FILE}: {exc}") from None
         if storage.backend not in ("sqlite", "postgresql"):
             raise UserError(f"{CONFIG_FILE}: storage.backend is 'sqlite' or 'postgresql'")
+        if storage.backend == "postgresql" and not (storage.dsn and storage.schema):
+            raise UserError(
+                f"{CONFIG_FILE}: storage.dsn and storage.schema are needed for PostgreSQL"
+            )
         if sync_interval <= 0:
             raise UserError(f"{CONFIG_FILE}: sync_interval must be positive")
         if grace < 0 or keep < 1 or quota < 0 or budget < 0:

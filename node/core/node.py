@@ -50,6 +50,10 @@ class Node:
     """PEM of the node's credential CA key."""
     ca_cert: bytes = b""
     """PEM of the node's credential CA certificate."""
+    service_cert: bytes = b""
+    """PEM of the certificate the credential CA issued for the current TLS key;
+    presented to officers', auditors' and operators' tools, whose credentials
+    pin the CA (so they survive a key rotation)."""
     clock: Clock = time.time
     rng: Rng = system_rng
     insecure_dev: bool = False
@@ -88,6 +92,7 @@ class Node:
             return False
         self.signing_key, self.box_key, self.card = keys.signing, keys.box, keys.card
         self.tls_key, self.ca_key, self.ca_cert = keys.tls_key, keys.ca_key, keys.ca_cert
+        self.service_cert = keys.service_cert
         log.info("identity keys reloaded: %s", self.card.fingerprint())
         return True
 
@@ -184,6 +189,11 @@ class KeySet:
     tls_key: bytes
     ca_key: bytes
     ca_cert: bytes
+    service_cert: bytes
+
+
+SERVICE_CERT_DAYS = 3650
+"""Validity of the service certificate, made anew each time the keys load."""
 
 
 def load_keys(paths: NodePaths, config: NodeConfig) -> KeySet:
@@ -196,15 +206,24 @@ def load_keys(paths: NodePaths, config: NodeConfig) -> KeySet:
             raise MalformedError("the storage key is not 32 bytes")
         tls_key = read_private(paths.tls_key)
         ca_key = read_private(paths.ca_key)
-        tls.key_from_pem(tls_key)
-        tls.key_from_pem(ca_key)
+        server_key = tls.key_from_pem(tls_key)
+        ca_private = tls.key_from_pem(ca_key)
         ca_cert = paths.ca_cert.read_bytes()
         tls.load_cert(ca_cert)
         card = parse_card(paths.card.read_bytes())
+        wall = int(time.time())  # TLS checks validity against the wall clock
+        service_cert = tls.service_certificate(
+            ca_private,
+            ca_cert,
+            server_key.public_key(),
+            config.node_id,
+            not_before=wall - 86_400,
+            not_after=wall + SERVICE_CERT_DAYS * 86_400,
+        )
     except CryptoError as exc:
         raise UserError(f"{directory}: damaged key or card file ({exc})") from None
     except FileNotFoundError as exc:
         raise UserError(f"{directory}: {Path(exc.filename).name} is missing") from None
     if not card.sign_key.same_as(signing_key.public()) or card.node_id != config.node_id:
         raise UserError(f"{directory}: {paths.card.name} does not match the node's keys")
-    return KeySet(signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert)
+    return KeySet(signing_key, box_key, storage_key, card, tls_key, ca_key, ca_cert, service_cert)

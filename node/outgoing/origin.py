@@ -53,6 +53,7 @@ from wlx.node.protocol.messages import (
     StreamHead,
     Upsert,
 )
+from wlx.node.protocol.outbound import RESTORE_PENDING_META
 from wlx.node.protocol.pull_loop import MAX_BATCHES_PER_PULL, batch_limit
 from wlx.node.store.base import (
     InboundState,
@@ -403,6 +404,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
     card, payload = _verify(node, request, Purpose.PULL)
     params: PullParams = codec.decode_pull_params(payload)
     check_parties(params.requester, params.origin, request.signer, node.node_id)
+    _restart_after_restore(node, card.node_id, params.epoch)
     with node.store.read() as tx:
         current = tx.get_outbound(card.node_id)
     if current is None:
@@ -443,6 +445,41 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             yield seal_presigned(row.signed, Purpose.BATCH, sender=node.node_id, to=card)
         sent += len(rows)
         after = rows[-1].last_seq
+
+
+def _restart_after_restore(node: Node, peer: str, requested: int) -> None:
+    """Start the peer's stream in a new epoch if the node was restored since
+    its last pull, or the peer holds an epoch of ours above the current one."""
+
+    def decide(tx: Tx, lock: bool) -> tuple[OutboundState | None, list[str], int | None]:
+        pending = json.loads(tx.get_meta(RESTORE_PENDING_META) or b"[]")
+        state = tx.get_outbound(peer, for_update=lock)
+        if state is None:
+            return None, pending, None
+        return (
+            state,
+            pending,
+            outbound.epoch_to_start(requested, state.epoch, restored=peer in pending),
+        )
+
+    with node.store.read() as tx:
+        if decide(tx, False)[2] is None:
+            return
+    with node.store.write() as tx:
+        tx.lock_changes()
+        state, pending, epoch = decide(tx, True)
+        if state is None or epoch is None:
+            return
+        lifecycle.restart_stream(node, tx, state, epoch=epoch)
+        if peer in pending:
+            pending.remove(peer)
+            tx.set_meta(RESTORE_PENDING_META, json.dumps(pending).encode())
+    log.warning(
+        "peer %s: stream restarts in epoch %d (it holds a state this node no longer has: "
+        "restored from a backup)",
+        peer,
+        epoch,
+    )
 
 
 SNAPSHOT_PAGE = 500

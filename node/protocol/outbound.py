@@ -134,6 +134,26 @@ def build_batches(
     return batches
 
 
+RESTORE_PENDING_META = "restore_pending"
+"""Store meta key: JSON list of the peers whose stream restarts at their next
+pull, set when the node is restored from a backup (``wlx.node.backup``)."""
+
+
+def epoch_to_start(requested: int, current: int, *, restored: bool) -> int | None:
+    """The epoch a recipient's stream must restart at before its pull is
+    served, or None to serve it as it is.  Pure.
+
+    After a restore from backup (``restored``: the peer has not pulled since),
+    the peer may hold epochs and batches this node no longer remembers, so the
+    stream restarts above both its epoch and ours.  A pull in an epoch above
+    ours means the same (a restore that was not declared): never reuse an
+    epoch number the peer has seen.
+    """
+    if restored or requested > current:
+        return max(requested, current) + 1
+    return None
+
+
 def needs_snapshot(params: PullParams, epoch: int) -> ResyncRequired | None:
     """Rules 1-2 of §8.2: no cursor, or a cursor of another epoch, needs a
     snapshot whatever the stream holds (decided before any batch is made)."""

@@ -1,4 +1,4 @@
-"""The witness decision (docs/audit.md §4.2).  Pure.
+"""The witness decision (docs/audit.md §4.2, §4.4 for a declared restore).  Pure.
 
 Who may submit a checkpoint, and whether to cosign it given what this
 witness cosigned of the same log.  A refusal goes, with both signed notes,
@@ -75,7 +75,15 @@ class Refuse:
     """The cosigned checkpoint it contradicts."""
 
 
-Decision = Cosign | Conflict | Refuse
+@dataclass(frozen=True)
+class Restore:
+    """Accept the log continuing after a declared restore, abandoning the
+    checkpoints cosigned above ``old_size`` (the largest is ``abandoned``)."""
+
+    abandoned: WitnessedRow
+
+
+Decision = Cosign | Conflict | Refuse | Restore
 
 
 def decide(
@@ -119,3 +127,44 @@ def decide(
             latest,
         )
     return Cosign(record=True)
+
+
+def decide_restore(
+    checkpoint: Checkpoint,
+    old_size: int,
+    proof: Sequence[bytes],
+    *,
+    declared_at: int,
+    latest: WitnessedRow | None,
+    same_size: WitnessedRow | None,
+    at_old: WitnessedRow | None,
+) -> Decision:
+    """Decide on a verified checkpoint that includes a restore declaration
+    (at index ``declared_at``) this witness has not accepted before.  Pure.
+
+    ``at_old`` is the checkpoint cosigned at ``old_size``.  The checkpoint
+    must extend that one; ``old_size`` must come before the declaration
+    (what was restored was cosigned before the backup was taken).
+    """
+    if same_size is not None and same_size.root == checkpoint.root_hash:
+        return Cosign(record=False)
+    if latest is None or latest.size == old_size:
+        return decide(checkpoint, old_size, proof, latest=latest, same_size=same_size)
+    if old_size > declared_at or old_size > latest.size:
+        return Refuse(
+            RejectReason.ROLLBACK,
+            f"a restore declared at entry {declared_at} cannot continue from size {old_size}",
+            latest,
+        )
+    if old_size > 0:
+        if at_old is None:
+            return Conflict(latest.size)
+        try:
+            verify_consistency(old_size, checkpoint.size, at_old.root, checkpoint.root_hash, proof)
+        except (VerificationError, MalformedError) as exc:
+            return Refuse(
+                RejectReason.FORK,
+                f"the restored log is not shown to extend size {old_size} ({exc})",
+                at_old,
+            )
+    return Restore(abandoned=latest)

@@ -10,11 +10,12 @@ import grpc
 from wlx.node.audit.export import CALL_TIMEOUT, signature_lines, size_of
 from wlx.node.audit.offline.bundle import Bundle
 from wlx.node.core.errors import NotFound, PeerError
+from wlx.node.rpc.netcheck import Endpoint
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.v1 import audit_pb2, audit_pb2_grpc
 
 
-def from_auditor(channel: grpc.Channel, target: str) -> Bundle:
+def from_auditor(channel: grpc.Channel, target: str, endpoint: Endpoint | None = None) -> Bundle:
     """The bundle of the node behind ``channel``, read through its Auditor service.
 
     Raises:
@@ -47,7 +48,7 @@ def from_auditor(channel: grpc.Channel, target: str) -> Bundle:
                 raise PeerError(f"the node sent no entry from {len(entries)}")
             entries.extend(got)
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc, f"node at {target}") from None
+        raise from_rpc_error(exc, f"node at {target}", endpoint) from None
     notes = tuple(c.note for c in checkpoints if c.size <= size)
     if any(size_of(n) != c.size for n, c in zip(notes, checkpoints, strict=False)):
         raise PeerError("the node's checkpoint sizes do not match their notes")

@@ -38,12 +38,22 @@ class WitnessServicer(audit_pb2_grpc.WitnessServicer):
         self, request: audit_pb2.AddCheckpointRequest, context: grpc.ServicerContext
     ) -> audit_pb2.AddCheckpointResponse:
         caller = current_caller()
+        restore = (
+            witness.RestoreClaim(
+                request.restore.entry,
+                request.restore.index,
+                list(request.restore.inclusion_proof),
+            )
+            if request.HasField("restore")
+            else None
+        )
         result = witness.add_checkpoint(
             self._node,
             request.checkpoint,
             request.old_size,
             list(request.consistency_proof),
             submitter=caller.name if caller is not None and caller.role is Role.PEER else None,
+            restore=restore,
         )
         if isinstance(result, witness.Conflict):
             return audit_pb2.AddCheckpointResponse(conflict_size=result.size)

@@ -21,12 +21,13 @@ from wlx.crypto.checkpoint import verify_cosignature
 from wlx.crypto.errors import CryptoError
 from wlx.node.audit import exchange_log
 from wlx.node.audit.checkpoints import make_checkpoint
+from wlx.node.audit.exchange_log import RESTORED_ENTRY_META
 from wlx.node.audit.offline.names import checkpoint_text, witness_verifier
 from wlx.node.core.errors import PeerError, WlxError
 from wlx.node.core.node import Node
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.transport import peer_channel
-from wlx.node.store.base import CheckpointRow, CosignatureRow, PeerRow
+from wlx.node.store.base import CheckpointRow, CosignatureRow, PeerRow, Tx
 from wlx.v1 import audit_pb2, audit_pb2_grpc
 
 log = logging.getLogger("wlx.audit")
@@ -93,12 +94,16 @@ def request_cosignature(
                     if old_size <= checkpoint.size
                     else []  # the witness will refuse: our log is below what it cosigned
                 )
+                restore = _restore_declaration(tx, old_size, checkpoint.size)
             response = send(
                 node,
                 card,
                 peer.address,
                 audit_pb2.AddCheckpointRequest(
-                    checkpoint=checkpoint.note, old_size=old_size, consistency_proof=proof
+                    checkpoint=checkpoint.note,
+                    old_size=old_size,
+                    consistency_proof=proof,
+                    restore=restore,
                 ),
             )
             if response.WhichOneof("result") == "cosignature":
@@ -132,6 +137,21 @@ def request_cosignature(
         error = exc
     log.warning("witness %s did not cosign size %d: %s", peer.node_id, checkpoint.size, error)
     return WitnessReport(peer.node_id, checkpoint.size, str(error))
+
+
+def _restore_declaration(tx: Tx, old_size: int, size: int) -> audit_pb2.RestoreDeclaration | None:
+    """The node's last restore declaration, for a witness that has not yet
+    cosigned a checkpoint including it (its last cosigned size is below it)."""
+    raw = tx.get_meta(RESTORED_ENTRY_META)
+    if raw is None:
+        return None
+    index = int(raw)
+    if not old_size <= index < size:
+        return None
+    [(_, entry)] = tx.audit_entries(index, index + 1)
+    return audit_pb2.RestoreDeclaration(
+        entry=entry, index=index, inclusion_proof=exchange_log.inclusion_proof(tx, index, size)
+    )
 
 
 def checkpoint_round(

@@ -33,9 +33,15 @@ from wlx.node.rpc import status_codes
 from wlx.node.rpc.audit_service import add_audit_services
 from wlx.node.rpc.auth import AuthInterceptor, RefusalLog, Role, current_caller
 from wlx.node.rpc.evaluate_client import evaluate_sender
+from wlx.node.rpc.netcheck import Endpoint
 from wlx.node.rpc.status_codes import from_rpc_error
 from wlx.node.rpc.sync_client import describe, sync_all
-from wlx.node.rpc.transport import MAX_MESSAGE_BYTES, peer_channel, server_credentials
+from wlx.node.rpc.transport import (
+    MAX_MESSAGE_BYTES,
+    peer_channel,
+    peer_endpoint,
+    server_credentials,
+)
 from wlx.node.rpc.wire import (
     check_case,
     check_purpose,
@@ -172,13 +178,21 @@ def detail_sender(node: Node) -> detail.Transport:
         card = node.trusted(peer.node_id)
         if card is None:
             raise NotFound(f"{peer.node_id} is not a trusted peer")
-        return send_detail_request(peer_channel(node, card, peer.address), peer.address, signed)
+        return send_detail_request(
+            peer_channel(node, card, peer.address),
+            f"origin {peer.node_id} at {peer.address}",
+            signed,
+            peer_endpoint(node, card, peer.address),
+        )
 
     return send
 
 
-def send_detail_request(channel: grpc.Channel, address: str, signed: SignedRequest) -> Sealed:
-    """Send a signed detail request over ``channel``; the origin's sealed answer.
+def send_detail_request(
+    channel: grpc.Channel, target: str, signed: SignedRequest, endpoint: Endpoint | None = None
+) -> Sealed:
+    """Send a signed detail request over ``channel`` to ``target`` (named in
+    errors); the origin's sealed answer.
 
     Raises:
         Unavailable, PeerError, ...: as ``status_codes.from_rpc_error``.
@@ -194,7 +208,7 @@ def send_detail_request(channel: grpc.Channel, address: str, signed: SignedReque
         try:
             response = stub.RequestDetail(request, timeout=DETAIL_TIMEOUT)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, f"peer at {address}") from None
+            raise from_rpc_error(exc, target, endpoint) from None
     return codec.decode_sealed(response)
 
 

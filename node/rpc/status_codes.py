@@ -29,8 +29,14 @@ from wlx.node.core.errors import (
     UserError,
     WlxError,
 )
+from wlx.node.rpc.netcheck import Endpoint, why_unreachable
 
 log = logging.getLogger("wlx.rpc")
+
+ANSWERED = ("wlx-answered", "1")
+"""Trailing metadata on every status a wlx handler sets: the node was reached
+and the details are its own words (UNAVAILABLE then means a node *it* calls
+is down, not the one called)."""
 
 _REQUEST_REJECTIONS = {
     RejectReason.UNKNOWN_SIGNER: grpc.StatusCode.UNAUTHENTICATED,
@@ -61,6 +67,7 @@ def code_for(error: WlxError) -> grpc.StatusCode:
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoReturn:
+    context.set_trailing_metadata((ANSWERED,))
     if isinstance(exc, WlxError) and not isinstance(exc, InternalError):
         code = code_for(exc)
         log.info("%s: %s (%s)", method, code.name, exc)
@@ -98,17 +105,32 @@ def stream(handler: H) -> H:
     return wrapper  # type: ignore[return-value]
 
 
-def from_rpc_error(error: grpc.RpcError, target: str) -> WlxError:
-    """A node error for a failed call to ``target``, saying whose fault it is."""
+def _answered(error: grpc.RpcError) -> bool:
+    metadata: Any = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    return any(tuple(item) == ANSWERED for item in metadata or ())
+
+
+def from_rpc_error(error: grpc.RpcError, target: str, endpoint: Endpoint | None = None) -> WlxError:
+    """A node error for a failed call to ``target``, saying whose fault it is.
+
+    A call that never reached a node is diagnosed (``netcheck``) when the
+    ``endpoint`` is given: nothing listening, timed out, not trusted, or our
+    certificate refused.  A node that answered UNAVAILABLE speaks for itself
+    (a peer *it* needed is down).
+    """
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else ""
     if code == grpc.StatusCode.UNAVAILABLE:
+        if _answered(error):
+            return Unavailable(f"{target} answered: {details}")
+        if endpoint is not None:
+            return Unavailable(f"{target}: {why_unreachable(endpoint)}")
         return Unavailable(
             f"{target} is unreachable, or refused our TLS certificate (is this node trusted "
             "there, with its current card?)"
         )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Unavailable(f"{target} did not answer in time")
+        return Unavailable(f"{target} did not answer in time (timed out)")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return UserError(f"{target} refused the request: {details}")
     if code == grpc.StatusCode.NOT_FOUND:

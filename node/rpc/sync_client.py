@@ -32,7 +32,7 @@ from wlx.node.protocol.envelopes import sign_message
 from wlx.node.protocol.messages import PullParams, Sealed, SnapshotParams, SnapshotResume
 from wlx.node.protocol.pull_loop import FetchSnapshot, Finish, GiveUp, PullLoop
 from wlx.node.rpc.status_codes import from_rpc_error
-from wlx.node.rpc.transport import peer_channel
+from wlx.node.rpc.transport import peer_channel, peer_endpoint
 from wlx.node.store.base import PeerRow
 from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc
 
@@ -197,7 +197,9 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
                 loop.pulled(batches=pulled.applied + pulled.duplicates, resync=pulled.resync)
             deliver_receipts(node, stub, peer.node_id)
     except grpc.RpcError as exc:
-        error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}")
+        card = node.trusted(peer.node_id)
+        endpoint = peer_endpoint(node, card, peer.address) if card is not None else None
+        error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}", endpoint)
         return _failed(node, peer, str(error), batches, ops, duplicates, snapshot_entries)
     except WlxError as exc:  # a Rejection was recorded where it was decided
         return _failed(node, peer, str(exc), batches, ops, duplicates, snapshot_entries)

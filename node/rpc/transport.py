@@ -10,7 +10,11 @@
 * A node connecting to a peer pins that peer's certificate from its card
   and presents its own.
 * Officers' tools connect with a credential file (``wlx credential issue``),
-  which pins the node's certificate and holds the client key.
+  which pins the node's credential CA and holds the client key.  They ask
+  (by SNI) for ``tls.service_dns_name``, and the node presents the service
+  certificate its CA issued for its current TLS key: a key rotation leaves
+  every credential working.  (Credential files of format 1 pinned the node's
+  own certificate instead; they still work until the next rotation.)
 
 ``--insecure-dev`` replaces all of this with plaintext, for development
 only, and the node says so loudly.
@@ -32,13 +36,16 @@ from wlx.crypto import tls
 from wlx.crypto.card import IdentityCard
 from wlx.crypto.errors import MalformedError
 from wlx.node.core.config import read_private
-from wlx.node.core.errors import UserError
+from wlx.node.core.errors import NotFound, UserError
 from wlx.node.core.node import Node
 from wlx.node.protocol.codec import MAX_ENVELOPE_BYTES
+from wlx.node.rpc.netcheck import Endpoint
 
 log = logging.getLogger("wlx.transport")
 
-CREDENTIAL_FORMAT = 1
+CREDENTIAL_FORMAT = 2
+LEGACY_CREDENTIAL_FORMAT = 1
+"""Format 1 pinned the node's TLS certificate, which a rotation replaces."""
 
 MAX_MESSAGE_BYTES = MAX_ENVELOPE_BYTES + 1024 * 1024
 """Largest gRPC message either side sends or accepts."""
@@ -70,17 +77,16 @@ class _Fetcher:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self._current: tuple[bytes, bytes, bytes] | None = None
+        self._current: tuple[bytes, bytes, bytes, bytes] | None = None
         self._lock = threading.Lock()
 
     def config(self) -> grpc.ServerCertificateConfiguration:
-        key, cert, anchors = self._read()
-        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=anchors)
+        return _configuration(self._read())
 
-    def _read(self) -> tuple[bytes, bytes, bytes]:
+    def _read(self) -> tuple[bytes, bytes, bytes, bytes]:
         node = self._node
         node.reload_keys()  # a `wlx keys rotate` by another process shows here at once
-        return node.tls_key, node.tls_cert, trust_anchors(node)
+        return node.tls_key, node.tls_cert, node.service_cert, trust_anchors(node)
 
     def __call__(self) -> grpc.ServerCertificateConfiguration | None:
         try:
@@ -92,10 +98,19 @@ class _Fetcher:
             if current == self._current:
                 return None
             self._current = current
-        log.info("TLS configuration loaded (%d trust anchors)", current[2].count(b"BEGIN"))
-        return grpc.ssl_server_certificate_configuration(
-            [(current[0], current[1])], root_certificates=current[2]
-        )
+        log.info("TLS configuration loaded (%d trust anchors)", current[3].count(b"BEGIN"))
+        return _configuration(current)
+
+
+def _configuration(
+    current: tuple[bytes, bytes, bytes, bytes],
+) -> grpc.ServerCertificateConfiguration:
+    """The node certificate first (peers, and any client without SNI get it),
+    then the service certificate, chosen by clients asking for its name."""
+    key, cert, service_cert, anchors = current
+    return grpc.ssl_server_certificate_configuration(
+        [(key, cert), (key, service_cert)], root_certificates=anchors
+    )
 
 
 def server_credentials(node: Node) -> grpc.ServerCredentials:
@@ -108,16 +123,23 @@ def server_credentials(node: Node) -> grpc.ServerCredentials:
 
 
 def pinned_channel(
-    address: str, *, node_id: str, pinned_cert: bytes, key: bytes, cert: bytes
+    address: str,
+    *,
+    node_id: str,
+    pinned_cert: bytes,
+    key: bytes,
+    cert: bytes,
+    server_name: str | None = None,
 ) -> grpc.Channel:
-    """A mutual-TLS channel to node ``node_id`` at ``address``: its certificate
-    ``pinned_cert`` is the only one accepted; ``key``/``cert`` are presented."""
+    """A mutual-TLS channel to node ``node_id`` at ``address``: only a server
+    certificate chaining to ``pinned_cert`` and naming ``server_name``
+    (default: the node's DNS name) is accepted; ``key``/``cert`` are presented."""
     credentials = grpc.ssl_channel_credentials(
         root_certificates=pinned_cert, private_key=key, certificate_chain=cert
     )
     options = [
         *channel_options(),
-        ("grpc.ssl_target_name_override", tls.node_dns_name(node_id)),
+        ("grpc.ssl_target_name_override", server_name or tls.node_dns_name(node_id)),
     ]
     return grpc.secure_channel(address, credentials, options=options)
 
@@ -145,25 +167,26 @@ class Credential:
     role: str
     cert: bytes
     key: bytes
-    node_cert: bytes
+    node_cert: bytes = b""
+    """The node's TLS certificate, pinned by format-1 files (empty in format 2)."""
+    ca_cert: bytes = b""
+    """The node's credential CA certificate, pinned by format-2 files."""
 
     def to_bytes(self) -> bytes:
-        return (
-            json.dumps(
-                {
-                    "wlx_credential": CREDENTIAL_FORMAT,
-                    "node_id": self.node_id,
-                    "address": self.address,
-                    "name": self.name,
-                    "role": self.role,
-                    "cert": self.cert.decode("ascii"),
-                    "key": self.key.decode("ascii"),
-                    "node_cert": self.node_cert.decode("ascii"),
-                },
-                indent=2,
-            )
-            + "\n"
-        ).encode("utf-8")
+        obj = {
+            "wlx_credential": CREDENTIAL_FORMAT if self.ca_cert else LEGACY_CREDENTIAL_FORMAT,
+            "node_id": self.node_id,
+            "address": self.address,
+            "name": self.name,
+            "role": self.role,
+            "cert": self.cert.decode("ascii"),
+            "key": self.key.decode("ascii"),
+        }
+        if self.ca_cert:
+            obj["ca_cert"] = self.ca_cert.decode("ascii")
+        else:
+            obj["node_cert"] = self.node_cert.decode("ascii")
+        return (json.dumps(obj, indent=2) + "\n").encode("utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Credential:
@@ -173,11 +196,25 @@ class Credential:
             NotFound: no such file.
             UserError: readable by others, or not a credential file.
         """
+        not_credential = UserError(
+            f"{path} is not a wlx credential file (wlx credential issue writes one)"
+        )
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4096)
+        except FileNotFoundError:
+            raise NotFound(f"credential file {path} does not exist") from None
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        if b'"wlx_credential"' not in head:
+            raise not_credential  # said before the mode, which another kind of file need not have
         data = read_private(path)
         try:
             obj = json.loads(data)
-            if obj.get("wlx_credential") != CREDENTIAL_FORMAT:
+            version = obj.get("wlx_credential")
+            if version not in (CREDENTIAL_FORMAT, LEGACY_CREDENTIAL_FORMAT):
                 raise ValueError
+            pinned = "ca_cert" if version == CREDENTIAL_FORMAT else "node_cert"
             credential = cls(
                 node_id=str(obj["node_id"]),
                 address=str(obj["address"]),
@@ -185,13 +222,13 @@ class Credential:
                 role=str(obj["role"]),
                 cert=str(obj["cert"]).encode("ascii"),
                 key=str(obj["key"]).encode("ascii"),
-                node_cert=str(obj["node_cert"]).encode("ascii"),
+                **{pinned: str(obj[pinned]).encode("ascii")},
             )
             tls.load_cert(credential.cert)
-            tls.load_cert(credential.node_cert)
+            tls.load_cert(credential.ca_cert or credential.node_cert)
             tls.key_from_pem(credential.key)
-        except (ValueError, KeyError, TypeError, AttributeError, MalformedError):
-            raise UserError(f"{path} is not a wlx credential file") from None
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError, MalformedError):
+            raise not_credential from None
         return credential
 
 
@@ -203,10 +240,52 @@ def client_channel(address: str, credential: Credential | None) -> grpc.Channel:
     """
     if credential is None:
         return grpc.insecure_channel(address, options=channel_options())
-    return pinned_channel(
+    if credential.ca_cert:
+        return pinned_channel(
+            address,
+            node_id=credential.node_id,
+            pinned_cert=credential.ca_cert,
+            key=credential.key,
+            cert=credential.cert,
+            server_name=tls.service_dns_name(credential.node_id),
+        )
+    return pinned_channel(  # format 1: the node's certificate itself
         address,
         node_id=credential.node_id,
         pinned_cert=credential.node_cert,
         key=credential.key,
         cert=credential.cert,
+    )
+
+
+def client_endpoint(address: str, credential: Credential | None) -> Endpoint:
+    """What ``client_channel`` connects to, for diagnosing a failed call."""
+    if credential is None:
+        return Endpoint(address, "")
+    name, pinned = (
+        (tls.service_dns_name(credential.node_id), credential.ca_cert)
+        if credential.ca_cert
+        else (tls.node_dns_name(credential.node_id), credential.node_cert)
+    )
+    return Endpoint(
+        address,
+        name,
+        pinned,
+        credential.key,
+        credential.cert,
+        refused_hint=f"is your credential one that node {credential.node_id} issued, unrevoked?",
+    )
+
+
+def peer_endpoint(node: Node, card: IdentityCard, address: str) -> Endpoint:
+    """What ``peer_channel`` connects to, for diagnosing a failed call."""
+    if node.insecure_dev:
+        return Endpoint(address, "")
+    return Endpoint(
+        address,
+        tls.node_dns_name(card.node_id),
+        card.tls_cert,
+        node.tls_key,
+        node.tls_cert,
+        refused_hint=f"is {node.node_id} trusted by {card.node_id}, with its current card?",
     )

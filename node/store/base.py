@@ -588,6 +588,21 @@ class Tx(ABC):
     ) -> bool:
         """Keep a refused checkpoint; False if the same note was refused before."""
 
+    @abstractmethod
+    def witnessed_restore(self, entry_hash: bytes) -> bool:
+        """Whether the restore declaration of that hash was accepted before."""
+
+    @abstractmethod
+    def add_witnessed_restore(self, entry_hash: bytes, origin: str, at: int) -> bool:
+        """Remember a restore declaration accepted from ``origin``; False if
+        that declaration was accepted before."""
+
+    @abstractmethod
+    def retire_witnessed(self, origin: str, above_size: int) -> int:
+        """Forget the cosigned checkpoints of ``origin`` above ``above_size``
+        (history a declared restore abandoned; the evidence stays in the
+        exchange log); returns how many."""
+
     # ---------------------------------------------------------- rejections
     @abstractmethod
     def add_rejection(self, row: RejectionRow) -> None:

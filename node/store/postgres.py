@@ -10,19 +10,80 @@ writers at READ COMMITTED, locking the rows they decide on with
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from wlx.node.core.errors import InternalError, UserError
+from wlx.node.core.errors import InternalError, Unavailable, UserError
 from wlx.node.store import schema
 from wlx.node.store.locks import wait_for
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PROBE_TIMEOUT = 5.0
+
+
+def probe(dsn: str, *, timeout: float = PROBE_TIMEOUT) -> None:
+    """Connect once, and say in one line why it failed: the DSN is invalid,
+    nothing listens at its address, the connection timed out, the database
+    does not exist, or the server refused the login.  Never shows a password.
+
+    Raises:
+        UserError: invalid DSN, unknown host, no such database, login refused.
+        Unavailable: nothing listening, or timed out.
+    """
+    try:
+        info = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        raise UserError("storage.dsn is not a PostgreSQL connection string") from None
+    host = str(info.get("host") or "")
+    raw_port = str(info.get("port") or "5432")
+    port = int(raw_port) if raw_port.isdigit() else 5432
+    where = f"PostgreSQL at {host or 'the local socket'}" + (f":{port}" if host else "")
+    database = str(info.get("dbname") or info.get("user") or "")
+    if host and not host.startswith("/") and "," not in host:
+        _probe_tcp(host, port, where, timeout)
+    try:
+        psycopg.connect(dsn, connect_timeout=max(1, int(timeout))).close()
+        return
+    except psycopg.Error:
+        pass
+    # The address answers but the connection failed: is it the database?
+    try:
+        with psycopg.connect(dsn, dbname="postgres", connect_timeout=max(1, int(timeout))) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if exists.fetchone() is None:
+                raise UserError(
+                    f"{where}: database {database!r} does not exist (create it, or fix storage.dsn)"
+                )
+    except psycopg.Error:
+        pass
+    user = str(info.get("user") or "the default user")
+    raise UserError(
+        f"{where} refused the connection to database {database!r} as {user} "
+        "(check the user, password and pg_hba.conf)"
+    )
+
+
+def _probe_tcp(host: str, port: int, where: str, timeout: float) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except socket.gaierror:
+        raise UserError(f"{where}: unknown host {host!r} (check storage.dsn)") from None
+    except ConnectionRefusedError:
+        raise Unavailable(f"{where}: nothing is listening there (is PostgreSQL running?)") from None
+    except TimeoutError:
+        raise Unavailable(f"{where}: timed out after {timeout:.0f} s connecting") from None
+    except OSError as exc:
+        raise Unavailable(
+            f"{where}: cannot connect ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def _pg(sql: str) -> str:
@@ -51,6 +112,7 @@ class PostgresConnector(Connector):
     def __init__(self, dsn: str, schema_name: str) -> None:
         if not SCHEMA_NAME.match(schema_name):
             raise UserError("a PostgreSQL schema name is lower-case a-z, 0-9 and '_'")
+        probe(dsn)  # one clear line instead of the pool's retries and warnings
         self._schema = schema_name
         self._pool = ConnectionPool(
             dsn,
@@ -132,8 +194,9 @@ def open_postgres(dsn: str, schema_name: str) -> SqlStore:
     """Open (creating if needed) the store in ``schema_name`` of ``dsn``.
 
     Raises:
-        InternalError: PostgreSQL unreachable or the schema has another version.
-        UserError: the schema name is invalid.
+        Unavailable: PostgreSQL unreachable (nothing listening, timed out).
+        UserError: invalid schema name or DSN, no such database, login refused.
+        InternalError: the schema has another version.
     """
     connector = PostgresConnector(dsn, schema_name)
     try:

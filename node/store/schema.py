@@ -246,6 +246,13 @@ CREATE TABLE IF NOT EXISTS witnessed (
     PRIMARY KEY (origin, size)
 ){norowid};
 
+-- Restore declarations accepted from peers' logs (each one once).
+CREATE TABLE IF NOT EXISTS witnessed_restores (
+    entry_hash {blob} PRIMARY KEY,
+    origin TEXT NOT NULL,
+    at {int} NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS witness_refusals (
     note_hash {blob} PRIMARY KEY,
     origin TEXT NOT NULL,

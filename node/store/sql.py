@@ -316,7 +316,7 @@ class SqlTx(Tx):
         self._run(
             "INSERT INTO credentials (serial, name, role, issued_at, expires_at, revoked_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET "
-            "revoked_at = excluded.revoked_at",
+            "revoked_at = excluded.revoked_at, expires_at = excluded.expires_at",
             (row.serial, row.name, row.role, row.issued_at, row.expires_at, row.revoked_at),
         )
 
@@ -890,6 +890,26 @@ class SqlTx(Tx):
             (note_hash, origin, at, reason, note),
         )
         return True
+
+    def witnessed_restore(self, entry_hash: bytes) -> bool:
+        found = self._one("SELECT 1 FROM witnessed_restores WHERE entry_hash = ?", (entry_hash,))
+        return found is not None
+
+    def add_witnessed_restore(self, entry_hash: bytes, origin: str, at: int) -> bool:
+        if self.witnessed_restore(entry_hash):
+            return False
+        self._run(
+            "INSERT INTO witnessed_restores (entry_hash, origin, at) VALUES (?, ?, ?)",
+            (entry_hash, origin, at),
+        )
+        return True
+
+    def retire_witnessed(self, origin: str, above_size: int) -> int:
+        row = self._one(
+            "SELECT COUNT(*) FROM witnessed WHERE origin = ? AND size > ?", (origin, above_size)
+        )
+        self._run("DELETE FROM witnessed WHERE origin = ? AND size > ?", (origin, above_size))
+        return int(row[0]) if row else 0
 
     # ---------------------------------------------------------- rejections
     def add_rejection(self, row: RejectionRow) -> None:

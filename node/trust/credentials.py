@@ -1,15 +1,18 @@
 """Officer, auditor and operator credentials: issued and revoked by the node.
 
 A credential is a client certificate issued by the node's credential CA,
-with its key, in one file (mode 0600) that also pins the node's own
-certificate.  The node keeps every credential's serial, name, role and
-validity; a revoked or expired credential is refused on its next call.
+with its key, in one file (mode 0600) that also pins the node's credential
+CA (which a key rotation does not replace, so credentials survive it).
+The node keeps every credential's serial, name, role and validity; a
+revoked or expired credential is refused on its next call.  ``renew``
+replaces one while the old one keeps working for an overlap.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from wlx.crypto import tls
@@ -20,7 +23,7 @@ from wlx.node.core.node import Node
 from wlx.node.directory import cert_validity
 from wlx.node.rpc.auth import ISSUABLE_ROLES, Role
 from wlx.node.rpc.transport import Credential
-from wlx.node.store.base import CredentialRow
+from wlx.node.store.base import CredentialRow, Tx
 
 log = logging.getLogger("wlx.credentials")
 
@@ -38,21 +41,72 @@ def _active(node: Node, name: str) -> list[CredentialRow]:
         ]
 
 
+def _check_days(days: int) -> None:
+    if not 1 <= days <= 3650:
+        raise UserError("a credential is valid for 1 to 3650 days")
+
+
 def issue(node: Node, *, name: str, role: str, days: int = 365) -> Credential:
     """Issue a credential; returns it (the caller writes it to a 0600 file).
 
     Raises:
         UserError: invalid name, role or validity.
-        AlreadyExists: an active credential has that name (revoke it first).
+        AlreadyExists: an active credential has that name (renew it instead).
     """
     if not NAME.match(name):
         raise UserError("a credential name is 1-64 of A-Z, a-z, 0-9, '.', '_' and '-'")
     if role not in {r.value for r in ISSUABLE_ROLES}:
         raise UserError(f"a role is one of {', '.join(r.value for r in ISSUABLE_ROLES)}")
-    if not 1 <= days <= 3650:
-        raise UserError("a credential is valid for 1 to 3650 days")
+    _check_days(days)
     if _active(node, name):
-        raise AlreadyExists(f"credential {name!r} exists; revoke it before issuing another")
+        raise AlreadyExists(f"credential {name!r} exists; use wlx credential renew to replace it")
+    return _issue(node, name=name, role=role, days=days)
+
+
+def renew(node: Node, name: str, *, days: int = 365, overlap_days: int = 7) -> Credential:
+    """Issue a new credential of the same name and role as the active one.
+
+    The old credential stays valid for ``overlap_days`` more (never longer
+    than it was), so the holder is never without a working credential; with
+    ``overlap_days=0`` it is revoked in the same transaction.  Both are
+    logged in the exchange log.
+
+    Raises:
+        UserError: invalid validity or overlap.
+        NotFound: no active credential has that name.
+    """
+    _check_days(days)
+    if not 0 <= overlap_days <= 90:
+        raise UserError("--overlap-days is 0 to 90")
+    rows = _active(node, name)
+    if not rows:
+        raise NotFound(f"no active credential named {name!r}; issue one")
+    now = node.now()
+    ends = now + overlap_days * DAY
+
+    def retire(tx: Tx) -> None:
+        for row in rows:
+            if overlap_days == 0:
+                tx.put_credential(replace(row, revoked_at=now))
+                exchange_log.record(
+                    tx,
+                    node,
+                    kind=Event.CREDENTIAL_REVOKED,
+                    name=row.name,
+                    role=row.role,
+                    serial=row.serial,
+                )
+            elif row.expires_at > ends:
+                tx.put_credential(replace(row, expires_at=ends))
+
+    credential = _issue(node, name=name, role=rows[0].role, days=days, also=retire)
+    log.info("renewed credential %s; the old one ends in %d days", name, overlap_days)
+    return credential
+
+
+def _issue(
+    node: Node, *, name: str, role: str, days: int, also: Callable[[Tx], None] | None = None
+) -> Credential:
     now = node.now()
     not_before, not_after = cert_validity(now, days)
     issued = tls.issue_client_certificate(
@@ -65,6 +119,8 @@ def issue(node: Node, *, name: str, role: str, days: int = 365) -> Credential:
         rng=node.rng,
     )
     with node.store.write() as tx:
+        if also is not None:
+            also(tx)
         tx.put_credential(CredentialRow(issued.serial, name, role, now, now + days * DAY))
         exchange_log.append(
             tx,
@@ -84,7 +140,7 @@ def issue(node: Node, *, name: str, role: str, days: int = 365) -> Credential:
         role=Role(role).value,
         cert=issued.cert_pem,
         key=issued.key_pem,
-        node_cert=node.tls_cert,
+        ca_cert=node.ca_cert,
     )
 
 

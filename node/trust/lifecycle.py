@@ -39,9 +39,15 @@ log = logging.getLogger("wlx.lifecycle")
 
 
 def restart_stream(
-    node: Node, tx: Tx, state: OutboundState, *, keep_previous: bool = False
+    node: Node,
+    tx: Tx,
+    state: OutboundState,
+    *,
+    keep_previous: bool = False,
+    epoch: int | None = None,
 ) -> OutboundState:
-    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox).
+    """Start a new epoch of ``state``'s stream (fresh token key, empty outbox):
+    ``epoch``, or the next one.
 
     With ``keep_previous`` (a new epoch or a key rotation, not a revocation),
     hit proofs under the old key stay valid for ``previous_epochs.PROOF_GRACE``.
@@ -56,7 +62,7 @@ def restart_stream(
         )
     else:
         previous_epochs.drop(tx, state.peer)
-    epoch = state.epoch + 1
+    epoch = max(epoch or 0, state.epoch + 1)
     key = EpochKey.generate(node.node_id, state.peer, epoch, node.rng)
     fresh = OutboundState(
         peer=state.peer,

@@ -24,41 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12wlx/v1/audit.proto\x12\x06wlx.v1\"W\n\x14\x41\x64\x64\x43heckpointRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\x12\x10\n\x08old_size\x18\x02 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x03 \x03(\x0c\"Q\n\x15\x41\x64\x64\x43heckpointResponse\x12\x15\n\x0b\x63osignature\x18\x01 \x01(\tH\x00\x12\x17\n\rconflict_size\x18\x02 \x01(\x04H\x00\x42\x08\n\x06result\"\x13\n\x11GetLogInfoRequest\"V\n\x07LogInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\ridentity_card\x18\x02 \x01(\x0c\x12\x10\n\x08log_size\x18\x03 \x01(\x04\x12\x11\n\twitnessed\x18\x04 \x03(\x0c\"\x16\n\x14GetCheckpointRequest\".\n\x10SignedCheckpoint\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0c\n\x04note\x18\x02 \x01(\x0c\";\n\x16ListCheckpointsRequest\x12\x12\n\nafter_size\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"H\n\x17ListCheckpointsResponse\x12-\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x18.wlx.v1.SignedCheckpoint\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"%\n\x12GetEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c\"<\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x32W\n\x07Witness\x12L\n\rAddCheckpoint\x12\x1c.wlx.v1.AddCheckpointRequest\x1a\x1d.wlx.v1.AddCheckpointResponse2\xb5\x03\n\x07\x41uditor\x12\x38\n\nGetLogInfo\x12\x19.wlx.v1.GetLogInfoRequest\x1a\x0f.wlx.v1.LogInfo\x12G\n\rGetCheckpoint\x12\x1c.wlx.v1.GetCheckpointRequest\x1a\x18.wlx.v1.SignedCheckpoint\x12R\n\x0fListCheckpoints\x12\x1e.wlx.v1.ListCheckpointsRequest\x1a\x1f.wlx.v1.ListCheckpointsResponse\x12\x43\n\nGetEntries\x12\x19.wlx.v1.GetEntriesRequest\x1a\x1a.wlx.v1.GetEntriesResponse\x12\x44\n\x11GetInclusionProof\x12 .wlx.v1.GetInclusionProofRequest\x1a\r.wlx.v1.Proof\x12H\n\x13GetConsistencyProof\x12\".wlx.v1.GetConsistencyProofRequest\x1a\r.wlx.v1.Proofb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12wlx/v1/audit.proto\x12\x06wlx.v1\"\x84\x01\n\x14\x41\x64\x64\x43heckpointRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\x12\x10\n\x08old_size\x18\x02 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x03 \x03(\x0c\x12+\n\x07restore\x18\x04 \x01(\x0b\x32\x1a.wlx.v1.RestoreDeclaration\"K\n\x12RestoreDeclaration\x12\r\n\x05\x65ntry\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x17\n\x0finclusion_proof\x18\x03 \x03(\x0c\"Q\n\x15\x41\x64\x64\x43heckpointResponse\x12\x15\n\x0b\x63osignature\x18\x01 \x01(\tH\x00\x12\x17\n\rconflict_size\x18\x02 \x01(\x04H\x00\x42\x08\n\x06result\"\x13\n\x11GetLogInfoRequest\"V\n\x07LogInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\ridentity_card\x18\x02 \x01(\x0c\x12\x10\n\x08log_size\x18\x03 \x01(\x04\x12\x11\n\twitnessed\x18\x04 \x03(\x0c\"\x16\n\x14GetCheckpointRequest\".\n\x10SignedCheckpoint\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0c\n\x04note\x18\x02 \x01(\x0c\";\n\x16ListCheckpointsRequest\x12\x12\n\nafter_size\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"H\n\x17ListCheckpointsResponse\x12-\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x18.wlx.v1.SignedCheckpoint\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"%\n\x12GetEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c\"<\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x32W\n\x07Witness\x12L\n\rAddCheckpoint\x12\x1c.wlx.v1.AddCheckpointRequest\x1a\x1d.wlx.v1.AddCheckpointResponse2\xb5\x03\n\x07\x41uditor\x12\x38\n\nGetLogInfo\x12\x19.wlx.v1.GetLogInfoRequest\x1a\x0f.wlx.v1.LogInfo\x12G\n\rGetCheckpoint\x12\x1c.wlx.v1.GetCheckpointRequest\x1a\x18.wlx.v1.SignedCheckpoint\x12R\n\x0fListCheckpoints\x12\x1e.wlx.v1.ListCheckpointsRequest\x1a\x1f.wlx.v1.ListCheckpointsResponse\x12\x43\n\nGetEntries\x12\x19.wlx.v1.GetEntriesRequest\x1a\x1a.wlx.v1.GetEntriesResponse\x12\x44\n\x11GetInclusionProof\x12 .wlx.v1.GetInclusionProofRequest\x1a\r.wlx.v1.Proof\x12H\n\x13GetConsistencyProof\x12\".wlx.v1.GetConsistencyProofRequest\x1a\r.wlx.v1.Proofb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wlx.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=30
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=117
-  _globals['_ADDCHECKPOINTRESPONSE']._serialized_start=119
-  _globals['_ADDCHECKPOINTRESPONSE']._serialized_end=200
-  _globals['_GETLOGINFOREQUEST']._serialized_start=202
-  _globals['_GETLOGINFOREQUEST']._serialized_end=221
-  _globals['_LOGINFO']._serialized_start=223
-  _globals['_LOGINFO']._serialized_end=309
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=311
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=333
-  _globals['_SIGNEDCHECKPOINT']._serialized_start=335
-  _globals['_SIGNEDCHECKPOINT']._serialized_end=381
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=383
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=442
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=444
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=516
-  _globals['_GETENTRIESREQUEST']._serialized_start=518
-  _globals['_GETENTRIESREQUEST']._serialized_end=565
-  _globals['_GETENTRIESRESPONSE']._serialized_start=567
-  _globals['_GETENTRIESRESPONSE']._serialized_end=604
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=606
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=666
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=668
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=732
-  _globals['_PROOF']._serialized_start=734
-  _globals['_PROOF']._serialized_end=757
-  _globals['_WITNESS']._serialized_start=759
-  _globals['_WITNESS']._serialized_end=846
-  _globals['_AUDITOR']._serialized_start=849
-  _globals['_AUDITOR']._serialized_end=1286
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=31
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=163
+  _globals['_RESTOREDECLARATION']._serialized_start=165
+  _globals['_RESTOREDECLARATION']._serialized_end=240
+  _globals['_ADDCHECKPOINTRESPONSE']._serialized_start=242
+  _globals['_ADDCHECKPOINTRESPONSE']._serialized_end=323
+  _globals['_GETLOGINFOREQUEST']._serialized_start=325
+  _globals['_GETLOGINFOREQUEST']._serialized_end=344
+  _globals['_LOGINFO']._serialized_start=346
+  _globals['_LOGINFO']._serialized_end=432
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=434
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=456
+  _globals['_SIGNEDCHECKPOINT']._serialized_start=458
+  _globals['_SIGNEDCHECKPOINT']._serialized_end=504
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=506
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=565
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=567
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=639
+  _globals['_GETENTRIESREQUEST']._serialized_start=641
+  _globals['_GETENTRIESREQUEST']._serialized_end=688
+  _globals['_GETENTRIESRESPONSE']._serialized_start=690
+  _globals['_GETENTRIESRESPONSE']._serialized_end=727
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=729
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=789
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=791
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=855
+  _globals['_PROOF']._serialized_start=857
+  _globals['_PROOF']._serialized_end=880
+  _globals['_WITNESS']._serialized_start=882
+  _globals['_WITNESS']._serialized_end=969
+  _globals['_AUDITOR']._serialized_start=972
+  _globals['_AUDITOR']._serialized_end=1409
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,7 @@ class AddCheckpointRequest(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     OLD_SIZE_FIELD_NUMBER: _builtins.int
     CONSISTENCY_PROOF_FIELD_NUMBER: _builtins.int
+    RESTORE_FIELD_NUMBER: _builtins.int
     checkpoint: _builtins.bytes
     """The checkpoint: a signed note whose text is a tlog-checkpoint with
     origin "wlx.exchange/<NODE_ID>", signed by that node's identity key.
@@ -45,20 +46,62 @@ class AddCheckpointRequest(_message.Message):
         (at most 64 hashes of 32 bytes).
         """
 
+    @_builtins.property
+    def restore(self) -> Global___RestoreDeclaration:
+        """Set after the log was restored from a backup, until this witness has
+        cosigned a checkpoint that includes the declaration: the witness then
+        accepts the log continuing from old_size (a size it cosigned) instead
+        of from its largest cosigned size, and records the restore in its own
+        exchange log.  Each declaration is accepted once.
+        """
+
     def __init__(
         self,
         *,
         checkpoint: _builtins.bytes = ...,
         old_size: _builtins.int = ...,
         consistency_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        restore: Global___RestoreDeclaration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["restore", b"restore"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency_proof", b"consistency_proof", "old_size", b"old_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency_proof", b"consistency_proof", "old_size", b"old_size", "restore", b"restore"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AddCheckpointRequest: _TypeAlias = AddCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class RestoreDeclaration(_message.Message):
+    """A log's "node.restored" entry and its inclusion proof in the checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    INCLUSION_PROOF_FIELD_NUMBER: _builtins.int
+    entry: _builtins.bytes
+    """The entry, as stored in the log (at most 16 KiB)."""
+    index: _builtins.int
+    """Its index in the log."""
+    @_builtins.property
+    def inclusion_proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 inclusion proof of the entry in the checkpoint's tree."""
+
+    def __init__(
+        self,
+        *,
+        entry: _builtins.bytes = ...,
+        index: _builtins.int = ...,
+        inclusion_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "inclusion_proof", b"inclusion_proof", "index", b"index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreDeclaration: _TypeAlias = RestoreDeclaration  # noqa: Y015
 
 @_typing.final
 class AddCheckpointResponse(_message.Message):
