@@ -11,7 +11,6 @@ operator's decision (compare fingerprints out of band).
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import json
 import re
@@ -23,11 +22,72 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from wlx.crypto import tls
 from wlx.crypto.errors import MalformedError
 from wlx.crypto.keys import BoxPublicKey, SigningKey, VerifyKey
+from wlx.crypto.note import b64decode_strict
 from wlx.crypto.signing import ANYONE, Purpose, sign, verify
 
 CARD_FORMAT = 1
 MAX_CARD_BYTES = 16 * 1024
 NODE_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
+
+
+_VERSION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+MAX_ADVERTISED = 16
+
+
+@dataclass(frozen=True)
+class Speaks:
+    """A node's advertised versions (docs/protocol.md §B.1): protocol
+    versions (integers >= 1), normalisation versions (``wlx-norm-N``) and
+    optional features (names such as ``oprf-online``), each in the node's
+    order of preference (most preferred first), without repeats."""
+
+    protocol: tuple[int, ...] = (1,)
+    normalisation: tuple[str, ...] = ("wlx-norm-1",)
+    features: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "protocol": list(self.protocol),
+            "normalisation": list(self.normalisation),
+            "features": list(self.features),
+        }
+
+
+DEFAULT_SPEAKS = Speaks()
+"""What a card without ``speaks`` advertises (every card made before §B)."""
+
+
+def _names(value: Any, what: str, *, empty: bool) -> tuple[str, ...]:
+    if not isinstance(value, list) or (not value and not empty) or len(value) > MAX_ADVERTISED:
+        raise MalformedError(f"speaks.{what} is not a list of 1 to {MAX_ADVERTISED} names")
+    if not all(isinstance(v, str) and _VERSION_NAME.fullmatch(v) for v in value):
+        raise MalformedError(f"speaks.{what} holds a name that is not [a-z][a-z0-9-]{{0,31}}")
+    if len(set(value)) != len(value):
+        raise MalformedError(f"speaks.{what} repeats a name")
+    return tuple(value)
+
+
+def parse_speaks(value: Any) -> Speaks:
+    """The ``speaks`` member of a card payload (MUST-B.1-1).
+
+    Raises:
+        MalformedError: not an object of exactly the three lists, each well formed.
+    """
+    if not isinstance(value, dict) or set(value) != {"protocol", "normalisation", "features"}:
+        raise MalformedError("speaks is not an object of protocol, normalisation and features")
+    protocol = value["protocol"]
+    if (
+        not isinstance(protocol, list)
+        or not 1 <= len(protocol) <= MAX_ADVERTISED
+        or not all(type(v) is int and 1 <= v < 2**31 for v in protocol)
+        or len(set(protocol)) != len(protocol)
+    ):
+        raise MalformedError("speaks.protocol is not a list of distinct integers >= 1")
+    return Speaks(
+        tuple(protocol),
+        _names(value["normalisation"], "normalisation", empty=False),
+        _names(value["features"], "features", empty=True),
+    )
 
 
 def check_node_id(node_id: str) -> str:
@@ -57,6 +117,8 @@ class IdentityCard:
     previous_key: VerifyKey | None = None
     """For a card made by key rotation: the identity key it replaces, which
     endorsed it."""
+    speaks: Speaks = DEFAULT_SPEAKS
+    """What the node advertises it speaks (§B.1); the default when absent."""
     tls_bound: bool = False
     """The card carries a valid ``tls_pop``: the TLS certificate's key signed
     the node id and identity key (proof of possession, §1.2)."""
@@ -80,6 +142,7 @@ def make_card(
     tls_cert: bytes,
     previous: SigningKey | None = None,
     tls_key: ec.EllipticCurvePrivateKey | None = None,
+    speaks: Speaks = DEFAULT_SPEAKS,
 ) -> bytes:
     """Build and sign a card; returns the card file's bytes (UTF-8 JSON).
 
@@ -104,6 +167,8 @@ def make_card(
         "tls_cert": tls_cert.decode("ascii"),
         "issued_at": issued_at,
     }
+    if speaks != DEFAULT_SPEAKS:  # cards of a node speaking only the defaults stay as they were
+        fields["speaks"] = speaks.to_json()
     if previous is not None:
         fields["previous_sign_key"] = previous.public().b64()
     if tls_key is not None:
@@ -131,10 +196,16 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
 
 
 def _b64(text: str, what: str) -> bytes:
+    """Canonical standard base64 only (MUST-1.2-2): one encoding per byte string."""
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedError(f"identity card field {what!r} is not base64") from None
+        return b64decode_strict(text, f"identity card field {what!r}")
+    except MalformedError:
+        raise MalformedError(f"identity card field {what!r} is not canonical base64") from None
+
+
+def _no_constant(name: str) -> Any:
+    # RFC 8259 has no NaN or Infinity; Python's json would accept them (MUST-1.2-3).
+    raise ValueError(f"{name} is not JSON")
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -157,7 +228,9 @@ def parse_card(data: bytes) -> IdentityCard:
     if len(data) > MAX_CARD_BYTES:
         raise MalformedError("identity card larger than 16 KiB")
     try:
-        outer = json.loads(data.decode("utf-8"), object_pairs_hook=_object)
+        outer = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_object, parse_constant=_no_constant
+        )
     except (ValueError, RecursionError):  # bad UTF-8 or JSON, too deep, too long a number
         raise MalformedError("identity card is not UTF-8 JSON") from None
     if not isinstance(outer, dict):
@@ -166,7 +239,7 @@ def parse_card(data: bytes) -> IdentityCard:
     signature = _b64(_field(outer, "signature", str), "signature")
     try:
         signed = payload_text.encode("utf-8")  # fails for a lone surrogate (a JSON escape)
-        payload = json.loads(payload_text, object_pairs_hook=_object)
+        payload = json.loads(payload_text, object_pairs_hook=_object, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise MalformedError("identity card payload is not JSON") from None
     if not isinstance(payload, dict):
@@ -177,7 +250,7 @@ def parse_card(data: bytes) -> IdentityCard:
     sign_key = VerifyKey(_b64(_field(payload, "sign_key", str), "sign_key"))
     box_key = BoxPublicKey(_b64(_field(payload, "box_key", str), "box_key"))
     tls_cert = _field(payload, "tls_cert", str).encode("utf-8")
-    tls.load_cert(tls_cert)
+    tls.load_node_cert(tls_cert)
     verify(sign_key, signature, Purpose.IDENTITY_CARD, node_id, ANYONE, signed)
     previous: VerifyKey | None = None
     if "previous_sign_key" in payload:
@@ -186,6 +259,7 @@ def parse_card(data: bytes) -> IdentityCard:
         verify(previous, endorsement, Purpose.CARD_ROTATION, node_id, ANYONE, signed)
     elif "endorsement" in outer:
         raise MalformedError("identity card has an endorsement but no previous key")
+    speaks = parse_speaks(payload["speaks"]) if "speaks" in payload else DEFAULT_SPEAKS
     tls_bound = "tls_pop" in payload
     if tls_bound:
         pop = _b64(_field(payload, "tls_pop", str), "tls_pop")
@@ -199,5 +273,6 @@ def parse_card(data: bytes) -> IdentityCard:
         tls_cert=tls_cert,
         raw=data,
         previous_key=previous,
+        speaks=speaks,
         tls_bound=tls_bound,
     )

@@ -51,6 +51,14 @@ _FOLD = str.maketrans(
 # §2.1 step 5: apostrophes and their look-alikes are deleted, not turned into
 # separators, so "O'Brien" and "OBrien" match (as in ICAO 9303 MRZ names).
 _APOSTROPHES = str.maketrans(dict.fromkeys("'`\u00b4\u02b9\u02bb\u02bc\u2018\u2019\u2032", None))
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+"""The white space removed around dates and countries (MUST-2.2-1): exactly
+these 29 code points (what Python 3.11's ``str.strip()`` removes), and no
+others: not U+200B ZERO WIDTH SPACE, not U+FEFF, not U+180E."""
 _DOB = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
 _COUNTRY = re.compile(r"^[A-Z]{3}$")
 _NUMBER = re.compile(r"^[A-Z0-9]+$")
@@ -233,7 +241,7 @@ def parse_dob(text: str) -> PartialDate:
     Raises:
         InvalidIdentifier: not one of these forms, or not a real date.
     """
-    match = _DOB.match(text.strip())
+    match = _DOB.match(text.strip(WHITE_SPACE))
     if match is None:
         raise InvalidIdentifier("a date of birth must be YYYY, YYYY-MM or YYYY-MM-DD")
     year = int(match.group(1))
@@ -260,7 +268,7 @@ def normalize_country(code: str) -> str:
     Raises:
         InvalidIdentifier: not three letters A-Z after normalisation.
     """
-    text = unicodedata.normalize("NFKC", code).upper().replace("<", "").strip()
+    text = unicodedata.normalize("NFKC", code).upper().replace("<", "").strip(WHITE_SPACE)
     text = _COUNTRY_ALIASES.get(text, text)
     if not _COUNTRY.match(text):
         raise InvalidIdentifier("a country must be an ICAO three-letter code such as CHN")

@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -71,6 +71,38 @@ def load_cert(pem: bytes) -> x509.Certificate:
         raise MalformedError("not a PEM certificate") from None
 
 
+def _public_key(cert: x509.Certificate) -> object:
+    """The certificate's public key.
+
+    Raises:
+        MalformedError: a key the library cannot load (an invalid point, an
+            unknown algorithm).
+    """
+    try:
+        return cert.public_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise MalformedError("the certificate's public key is invalid") from None
+
+
+def load_node_cert(pem: bytes) -> x509.Certificate:
+    """Parse a node certificate as an identity card carries it (MUST-1.2-4):
+    exactly one certificate, in the PEM form of RFC 7468 that
+    ``-----BEGIN CERTIFICATE-----`` / 64-character base64 lines /
+    ``-----END CERTIFICATE-----`` and one final newline make, with nothing
+    before or after it (no chain, no text), of an ECDSA P-256 key.
+
+    Raises:
+        MalformedError: anything else.
+    """
+    cert = load_cert(pem)
+    if cert.public_bytes(serialization.Encoding.PEM) != pem:
+        raise MalformedError("not exactly one PEM certificate (a chain, or extra text)")
+    public = _public_key(cert)
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+        raise MalformedError("not a P-256 certificate")
+    return cert
+
+
 def fingerprint(pem: bytes) -> str:
     """Lower-case hex SHA-256 of a certificate's DER encoding."""
     der = load_cert(pem).public_bytes(serialization.Encoding.DER)
@@ -117,7 +149,7 @@ def verify_possession(cert_pem: bytes, node_id: str, identity_key: bytes, sig: b
         VerificationError: it did not.
         MalformedError: not a P-256 certificate.
     """
-    public = load_cert(cert_pem).public_key()
+    public = _public_key(load_cert(cert_pem))
     if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
         raise MalformedError("not a P-256 certificate")
     try:

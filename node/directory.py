@@ -33,6 +33,7 @@ from wlx.node.core.config import (
 from wlx.node.core.errors import AlreadyExists, UserError
 from wlx.node.core.node import Clock, KeySet, Node, load_keys
 from wlx.node.outgoing import ownlist
+from wlx.node.protocol.versions import NODE_SPEAKS
 from wlx.node.store.base import InboundState, Store
 from wlx.node.store.postgres import open_postgres
 from wlx.node.store.sqlite import open_sqlite
@@ -182,6 +183,7 @@ def write_node_keys(
         tls_cert,
         previous=previous,
         tls_key=tls_key,
+        speaks=NODE_SPEAKS,
     )
     write_public(card_path, card)
     return card

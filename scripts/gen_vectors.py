@@ -409,6 +409,8 @@ def tokens() -> dict[str, Any]:
     seals = []
     rng = counter_rng()
     for ikey in ikeys[:2]:
+        # The hit data names the kind of the key it is sealed under (§4.3).
+        hit_bytes = codec.encode_hit(dataclasses.replace(hit, matched_on=ikey.kind.value))
         nonce_rng_value = rng(12)
         token, sealed = KEY.seal(ikey.value, handle, hit_bytes, lambda _n, v=nonce_rng_value: v)
         seals.append(
@@ -445,7 +447,7 @@ def tokens() -> dict[str, Any]:
         "handles": [{"ref": ref, "handle": KEY.handle(ref).hex()} for ref in REFS],
         "hit_data": {
             "fields": dataclasses.asdict(hit),
-            "hex": hit_bytes.hex(),
+            "hex": codec.encode_hit(hit).hex(),
         },
         "seals": seals,
         "hit_proofs": [
@@ -1208,6 +1210,171 @@ def decisions() -> dict[str, Any]:
 
 # ---------------------------------------------------------------- main
 
+# ---------------------------------------------------------------- records.md: canonical JSON
+
+RECORD_INPUTS: list[tuple[str, dict[str, Any]]] = [
+    ("the sample record (CJK name: \\u escapes)", {}),
+    (
+        "optional fields absent: empty strings and lists; dob at year precision",
+        {
+            "names": ["Li Na"],
+            "dob": "1975-00-00",
+            "nationality": None,
+            "sex": "",
+            "documents": [],
+        },
+    ),
+    (
+        "normalised on import: dob, countries, document number, type, sex, terms; names trimmed",
+        {
+            "names": ["  José Ñúñez\u3000", 'O\'Brien "Jr"'],
+            "dob": " 1980-05-00 ",
+            "nationality": " chn ",
+            "sex": "m",
+            "documents": [{"type": "p", "country": "d<<", "number": "e 1234-5678"}],
+            "category": "Stolen Document",
+        },
+    ),
+    (
+        "escapes: quote, backslash, tab, control, astral plane (surrogate pair), DEL, slash",
+        {
+            "names": ["\U00020000 Wang"],
+            "legal_basis": 'Art. 1\t"quoted" back\\slash \x01 \x7f a/b',
+            "authority": "Ünïcödé Bureau — €",
+        },
+    ),
+]
+
+
+def records() -> dict[str, Any]:
+    cases = []
+    for what, overrides in RECORD_INPUTS:
+        obj = {**sample_record_obj(), **overrides}
+        canonical = parse_record(obj, line=0).to_json()
+        cases.append(
+            {
+                "what": what,
+                "input": obj,
+                "canonical": canonical.decode("ascii"),
+                "hex": canonical.hex(),
+            }
+        )
+    return {"cases": cases}
+
+
+# ---------------------------------------------------------------- appendix A: wire messages
+
+
+def wire() -> dict[str, Any]:
+    from wlx.node.core.errors import Rejection, RejectReason
+    from wlx.node.rpc.status_codes import code_for
+    from wlx.v1 import audit_pb2, federation_pb2
+
+    msgs = load("messages.json")
+    pull = envelope_pb2.SignedMessage.FromString(
+        bytes.fromhex(msgs["pull_params"]["signed_message"])
+    )
+    snap = envelope_pb2.SignedMessage.FromString(
+        bytes.fromhex(msgs["snapshot_params"]["signed_message"])
+    )
+    receipt = envelope_pb2.SignedMessage.FromString(
+        bytes.fromhex(msgs["receipts"][0]["signed_message"])
+    )
+    detail = envelope_pb2.SignedMessage.FromString(
+        bytes.fromhex(msgs["detail_request"]["signed_message"])
+    )
+    sealed = envelope_pb2.SealedEnvelope.FromString(
+        bytes.fromhex(msgs["sealed_batch"]["sealed_envelope"])
+    )
+
+    def case(method: str, message: Any, note: str) -> dict[str, str]:
+        return {
+            "method": method,
+            "message": type(message).DESCRIPTOR.full_name,
+            "note": note,
+            "hex": message.SerializeToString().hex(),
+        }
+
+    requests = [
+        case("/wlx.v1.Federation/Pull", federation_pb2.PullRequest(request=pull), "pull_params"),
+        case(
+            "/wlx.v1.Federation/Snapshot",
+            federation_pb2.SnapshotRequest(request=snap),
+            "snapshot_params",
+        ),
+        case(
+            "/wlx.v1.Federation/Acknowledge",
+            federation_pb2.AcknowledgeRequest(receipts=[receipt]),
+            "receipts[0]",
+        ),
+        case(
+            "/wlx.v1.Federation/RequestDetail",
+            federation_pb2.DetailRequest(request=detail),
+            "detail_request",
+        ),
+        case(
+            "/wlx.v1.Federation/AnnounceCard",
+            federation_pb2.AnnounceRequest(card=load("cards.json")["card"].encode()),
+            "cards.json card",
+        ),
+        case(
+            "/wlx.v1.Witness/AddCheckpoint",
+            audit_pb2.AddCheckpointRequest(
+                checkpoint=b"(a signed checkpoint note, docs/audit.md \xc2\xa73)",
+                old_size=1,
+                consistency_proof=[bytes(32)],
+            ),
+            "shape only: the note is not signed",
+        ),
+    ]
+    responses = [
+        case(
+            "/wlx.v1.Federation/Pull",
+            federation_pb2.PullResponse(
+                head=federation_pb2.StreamHead(epoch=1, last_seq=2, as_of=1_800_000_000)
+            ),
+            "the first item of every Pull stream",
+        ),
+        case(
+            "/wlx.v1.Federation/Pull",
+            federation_pb2.PullResponse(batch=sealed),
+            "a batch item: messages.json sealed_batch",
+        ),
+        case(
+            "/wlx.v1.Federation/Pull",
+            federation_pb2.PullResponse(
+                resync=federation_pb2.ResyncRequired(reason="no-cursor", epoch=1)
+            ),
+            "the last item when the cursor cannot be continued",
+        ),
+        case(
+            "/wlx.v1.Federation/Acknowledge",
+            federation_pb2.AcknowledgeResponse(recorded=1),
+            "",
+        ),
+        case(
+            "/wlx.v1.Federation/AnnounceCard",
+            federation_pb2.AnnounceResponse(fingerprint=load("cards.json")["fingerprint"]),
+            "",
+        ),
+        case(
+            "/wlx.v1.Witness/AddCheckpoint",
+            audit_pb2.AddCheckpointResponse(conflict_size=7),
+            "the witness cosigned size 7 before",
+        ),
+    ]
+    statuses = [
+        {
+            "reason": reason.value,
+            "code": code_for(Rejection(reason, "detail")).name,
+            "code_number": code_for(Rejection(reason, "detail")).value[0],
+            "message_starts_with": f"{reason.value}: ",
+        }
+        for reason in RejectReason
+    ]
+    return {"requests": requests, "responses": responses, "statuses": statuses}
+
+
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "normalisation.json": normalisation,
     "normalisation-2.json": normalisation_2,
@@ -1218,6 +1385,8 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "messages.json": messages,
     "decisions.json": decisions,
     "online.json": online_tier,
+    "records.json": records,
+    "wire.json": wire,
 }
 
 

@@ -20,7 +20,7 @@ from support.audit import (
 )
 from support.nodes import Federation, FederationMaker
 
-from wlx.node.audit.offline.bundle import decode, encode
+from wlx.node.audit.offline.bundle import decode, encode, parse_json
 from wlx.node.audit.offline.errors import AuditFailure
 from wlx.node.audit.offline.verify import verify_bundle
 from wlx.node.cli.main import main
@@ -204,3 +204,11 @@ def test_reconcile_without_cards_uses_the_bundles_own(
     code, out, _ = run(capsys, "audit", "reconcile", *paths)
     assert code == 0 and "pass --cards" in out.splitlines()[0]
     assert json.loads(decode(Path(paths[0]).read_bytes()).entries[0])["kind"] == "node.created"
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_bundle_json_is_rfc_8259_only(constant: str) -> None:
+    """MUST-1.2-3: NaN and Infinity are not JSON, in a bundle either."""
+    assert parse_json(b'{"a":1}') == {"a": 1}
+    with pytest.raises(ValueError):
+        parse_json(f'{{"a":{constant}}}'.encode())

@@ -10,10 +10,10 @@ from support.nodes import Federation, FederationMaker, record
 from test_rejections import dump
 
 from wlx.crypto import tls
-from wlx.crypto.card import IdentityCard, make_card, parse_card
+from wlx.crypto.card import DEFAULT_SPEAKS, IdentityCard, Speaks, make_card, parse_card
 from wlx.crypto.errors import VerificationError
 from wlx.crypto.keys import BoxKey, SigningKey, system_rng
-from wlx.node.core.errors import PermissionDenied
+from wlx.node.core.errors import PermissionDenied, UserError
 from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol.card_rules import check_card, check_rotation
 from wlx.node.trust import lifecycle
@@ -43,6 +43,7 @@ def card(
         pem,
         previous=kw.get("previous"),  # type: ignore[arg-type]
         tls_key=tls_key,  # type: ignore[arg-type]
+        speaks=kw.get("speaks", DEFAULT_SPEAKS),  # type: ignore[arg-type]
     )
     return parse_card(raw)
 
@@ -126,3 +127,15 @@ def test_a_peer_cannot_take_another_peers_tls_certificate(federation: Federation
     ownlist.import_records(cn, [record("CN-2")])
     report = fed.sync("RU", "CN")
     assert report.ok and report.ops == 1
+
+
+def test_a_card_speaking_nothing_in_common_is_refused_with_what_to_do() -> None:
+    """MUST-B.2-1: no common protocol or normalisation: refused when added."""
+    norm2 = card(speaks=Speaks(normalisation=("wlx-norm-2",)))
+    with pytest.raises(UserError, match=r"no-common-normalisation.*upgrade one"):
+        check_card(norm2, me="CN", my_tls_fingerprint="00", held={})
+    both = Speaks(normalisation=("wlx-norm-1", "wlx-norm-2"))
+    check_card(norm2, me="CN", my_tls_fingerprint="00", held={}, my_speaks=both)
+    v2 = card(speaks=Speaks(protocol=(2,)))
+    with pytest.raises(UserError, match="no-common-protocol"):
+        check_card(v2, me="CN", my_tls_fingerprint="00", held={})

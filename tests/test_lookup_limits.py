@@ -71,10 +71,10 @@ def code_and_details(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
 
 
 def lookups(fed: Federation, node_id: str) -> list[dict[str, Any]]:
-    from wlx.node.audit import exchange_log as audit
+    from wlx.node.audit import exchange_log
 
     with fed[node_id].node.store.read() as tx:
-        entries = [json.loads(e) for _, e in tx.audit_entries(0, audit.size(tx))]
+        entries = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
     return [e for e in entries if e["kind"] == "lookup"]
 
 

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from wlx.node.protocol.pull_loop import FetchSnapshot, Finish, GiveUp, Pull, PullLoop, Step
+from wlx.node.protocol.pull_loop import (
+    FetchSnapshot,
+    Finish,
+    GiveUp,
+    Pull,
+    PullLoop,
+    Step,
+    batch_limit,
+)
 
 # Each event: ("pull", batches) | ("resync", reason) | ("snapshot",)
 Event = tuple[object, ...]
@@ -86,3 +94,22 @@ def test_steps_out_of_order_are_a_bug() -> None:
     loop.pulled(batches=0, resync="no-cursor")
     with pytest.raises(RuntimeError):
         loop.pulled(batches=1, resync=None)
+
+
+@pytest.mark.parametrize(
+    ("asked", "carried", "expected"),
+    [
+        (0, 0, Finish()),  # 0 is the origin's default (50), never "unlimited"
+        (0, 49, Finish()),
+        (0, 50, Pull()),
+        (100, 50, Pull()),  # above the origin's cap: 50 is a full pull
+        (100, 49, Finish()),
+        (10, 10, Pull()),
+        (10, 9, Finish()),
+    ],
+)
+def test_max_batches_zero_or_above_the_cap(asked: int, carried: int, expected: Step) -> None:
+    """MUST-8.3-1: a pull that carried min(max_batches or 50, 50) batches may have more."""
+    loop = PullLoop(max_batches=asked)
+    assert loop.pulled(batches=carried, resync=None) == expected
+    assert batch_limit(asked) == min(asked or 50, 50)

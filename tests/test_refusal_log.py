@@ -10,7 +10,7 @@ import grpc
 import pytest
 from support.nodes import Federation, FederationMaker, record
 
-from wlx.node.audit import exchange_log as audit
+from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
 from wlx.node.core.limits import LimitSettings, Rate
@@ -64,7 +64,7 @@ class Ticks:
 
 def refusal_entries(fed: Federation, at: str) -> list[dict[str, object]]:
     with fed[at].node.store.read() as tx:
-        rows = [json.loads(e) for _, e in tx.audit_entries(0, audit.size(tx))]
+        rows = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
     return [e for e in rows if e["kind"] in ("throttled", "access.denied")]
 
 

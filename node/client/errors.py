@@ -12,7 +12,7 @@
     └── NodeError        the node failed (its own error; see its log)
 
 Each is also a subclass of the node's matching error class
-(``wlx.node.errors``), so code catching those keeps working.  Messages never
+(``wlx.node.core.errors``), so code catching those keeps working.  Messages never
 contain a name, a date of birth or a document number.
 """
 

@@ -56,6 +56,7 @@ from wlx.node.protocol.messages import (
     Upsert,
 )
 from wlx.node.protocol.outbound import RESTORE_PENDING_META
+from wlx.node.protocol.pull_loop import MAX_BATCHES_PER_PULL, batch_limit
 from wlx.node.store.base import (
     DECLARED,
     InboundState,
@@ -70,7 +71,7 @@ log = logging.getLogger("wlx.origin")
 
 MAX_CLOCK_SKEW = 300
 """Seconds a signed request's issue time may differ from the origin's clock."""
-DEFAULT_MAX_BATCHES = 50
+DEFAULT_MAX_BATCHES = MAX_BATCHES_PER_PULL
 MATERIALISE_CHUNK = 5_000
 MATERIALISE_PER_PULL = 10 * MATERIALISE_CHUNK
 """Changes one pull turns into batches at most: a pull's work follows what it
@@ -117,6 +118,7 @@ def add_peer(
             card,
             me=node.node_id,
             my_tls_fingerprint=node.card.tls_fingerprint,
+            my_speaks=node.card.speaks,
             held=lifecycle.trusted_fingerprints(node, tx),
         )
     if existing is not None and not existing.revoked_at:
@@ -139,7 +141,7 @@ def add_peer(
                     card.fingerprint(),
                 )
                 return add_peer(node, card_bytes, address)
-            lifecycle.accept_card(node, card_bytes)
+        lifecycle.accept_card(node, card_bytes)  # a rotation, a refresh (appendix B.1) or as is
         with node.store.write() as tx:
             row = tx.get_peer(card.node_id)
             if row is not None:
@@ -456,7 +458,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
         yield resync
         return
     state = materialise(node, card.node_id, max_changes=MATERIALISE_PER_PULL)
-    limit = min(params.max_batches or DEFAULT_MAX_BATCHES, DEFAULT_MAX_BATCHES)
+    limit = batch_limit(params.max_batches)
     with node.store.read() as tx:
         decision = outbound.decide_pull(
             params,

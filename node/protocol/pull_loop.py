@@ -8,8 +8,11 @@ steps (gRPC, storage).  Rules:
 2. A pull answered with ``ResyncRequired``: fetch (or continue) a snapshot,
    then pull again; more resyncs in a row than ``max_resyncs``: give up
    (the origin keeps refusing the cursor its own snapshot gave).
-3. A pull that carried ``max_batches`` batches: pull again (the stream may
-   hold more); fewer: up to date, finish (then deliver receipts).
+3. A pull that carried as many batches as the origin sends at most,
+   ``batch_limit(max_batches)`` = ``min(max_batches or 50, 50)`` (§8.1,
+   MUST-8.3-1): pull again (the stream may hold more); fewer: up to date,
+   finish (then deliver receipts).  So ``max_batches`` 0 (the origin's
+   default) or above the cap never makes the loop stop early or spin.
 4. After ``max_pulls`` pulls, finish: the next round continues.
 """
 
@@ -45,11 +48,21 @@ class GiveUp:
 Step = Pull | FetchSnapshot | Finish | GiveUp
 
 
+MAX_BATCHES_PER_PULL = 50
+"""The most batches an origin sends for one pull (§8.1), whatever is asked."""
+
+
+def batch_limit(max_batches: int) -> int:
+    """How many batches an origin sends at most for a pull asking ``max_batches``
+    (0: the default): ``min(max_batches or 50, 50)``."""
+    return min(max_batches or MAX_BATCHES_PER_PULL, MAX_BATCHES_PER_PULL)
+
+
 class PullLoop:
     """One sync round with one origin, as a state machine."""
 
     def __init__(self, *, max_batches: int, max_resyncs: int = 2, max_pulls: int = 10_000) -> None:
-        self._max_batches = max_batches
+        self._max_batches = batch_limit(max_batches)
         self._max_resyncs = max_resyncs
         self._max_pulls = max_pulls
         self._pulls = 0

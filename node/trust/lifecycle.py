@@ -32,7 +32,7 @@ from wlx.node.core.errors import NotFound, PermissionDenied, UserError
 from wlx.node.core.node import Node
 from wlx.node.directory import ROTATION_META, finish_rotation, write_node_keys
 from wlx.node.outgoing import ownlist, previous_epochs
-from wlx.node.protocol.card_rules import check_card, check_rotation, held_fingerprints
+from wlx.node.protocol.card_rules import check_card, check_rotation, held_fingerprints, is_refresh
 from wlx.node.store.base import OutboundState, Tx
 
 log = logging.getLogger("wlx.lifecycle")
@@ -191,16 +191,21 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
         if row is None or row.revoked_at:
             raise NotFound(f"{card.node_id} is not a trusted peer")
         current = parse_card(row.card)
-        if current.sign_key.same_as(card.sign_key):
-            return current  # already have it
+        same_key = current.sign_key.same_as(card.sign_key)
+        if same_key and not is_refresh(card, current):
+            return current  # already have it (or an older card)
         check_rotation(card, current)
         check_card(
             card,
             me=node.node_id,
             my_tls_fingerprint=node.card.tls_fingerprint,
+            my_speaks=node.card.speaks,
             held=trusted_fingerprints(node, tx),
         )
         tx.put_peer(replace(row, card=card.raw))
+        if same_key:
+            log.info("peer %s refreshed its card (issued at %d)", card.node_id, card.issued_at)
+            return card
         exchange_log.record(
             tx,
             node,

@@ -231,3 +231,99 @@ def test_a_rotated_card_needs_the_endorsement_of_the_previous_key() -> None:
         parse_card(json.dumps(without).encode())
     with pytest.raises(MalformedError):
         parse_card(json.dumps({**json.loads(CARD), "endorsement": outer["endorsement"]}).encode())
+
+
+# ---------------------------------------------------------------- strict parsing (issue 14)
+
+
+def _non_canonical(b64: str) -> str:
+    """The same bytes in base64 with a non-zero pad bit (a second encoding)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    stripped = b64.rstrip("=")
+    last = alphabet.index(stripped[-1])
+    return stripped[:-1] + alphabet[last | 1] + b64[len(stripped) :]
+
+
+def test_non_canonical_base64_is_malformed() -> None:
+    """MUST-1.2-2: a key in a second base64 spelling is refused, not decoded."""
+    sign_key = PAYLOAD["sign_key"]
+    other = _non_canonical(sign_key)
+    assert other != sign_key and base64.b64decode(other) == base64.b64decode(sign_key)
+    with pytest.raises(MalformedError, match="canonical base64"):
+        parse_card(signed_card({**PAYLOAD, "sign_key": other}))
+    outer = json.loads(CARD)
+    outer["signature"] = _non_canonical(outer["signature"])
+    with pytest.raises(MalformedError, match="canonical base64"):
+        parse_card(json.dumps(outer).encode())
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_json_constants_outside_rfc_8259_are_malformed(constant: str) -> None:
+    """MUST-1.2-3: NaN and Infinity are not JSON, in the payload or around it."""
+    text = json.dumps(PAYLOAD)[:-1] + f',"extra":{constant}}}'
+    with pytest.raises(MalformedError):
+        parse_card(signed_card(text))
+    outer = CARD.decode().rstrip()[:-1] + f',"extra":{constant}}}'
+    with pytest.raises(MalformedError):
+        parse_card(outer.encode())
+
+
+def _p384_cert() -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cn.node.wlx")])
+    import datetime
+
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime.datetime(2020, 1, 1))
+        .not_valid_after(datetime.datetime(2100, 1, 1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.parametrize(
+    "tls_cert",
+    [
+        CERT.decode() + CERT.decode(),  # a chain of two
+        CERT.decode() + "trailing text\n",
+        "leading text\n" + CERT.decode(),
+        CERT.decode().rstrip("\n"),  # not the exact PEM form
+        CERT.decode().replace("\n", "\r\n"),
+        _p384_cert().decode(),  # another curve
+    ],
+)
+def test_tls_cert_is_exactly_one_p256_pem_certificate(tls_cert: str) -> None:
+    """MUST-1.2-4."""
+    with pytest.raises(MalformedError):
+        parse_card(signed_card({**PAYLOAD, "tls_cert": tls_cert}))
+
+
+def test_a_certificate_whose_key_is_no_curve_point_is_malformed() -> None:
+    """Found by tests/test_codec_fuzz.py: an invalid point raised ValueError."""
+    import textwrap
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_pem_x509_certificate(CERT)
+    point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    der = cert.public_bytes(Encoding.DER)
+    bad_point = point[:-1] + bytes([point[-1] ^ 1])  # almost surely off the curve
+    bad = der.replace(point, bad_point)
+    assert bad != der
+    body = "\n".join(textwrap.wrap(base64.b64encode(bad).decode(), 64))
+    pem = f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+    with pytest.raises(MalformedError):
+        tls.load_node_cert(pem.encode())
+    with pytest.raises(MalformedError):
+        parse_card(signed_card({**PAYLOAD, "tls_cert": pem}))

@@ -266,3 +266,32 @@ def test_record_keys_are_sorted_and_unique() -> None:
     keys = record_keys(["Wang Wei", "王伟"], "1980-05-17", [("CHN", "E1"), ("chn", "e1")])
     values = [k.value for k in keys]
     assert values == sorted(set(values))
+
+
+# ---------------------------------------------------------------- white space (issue 14)
+
+
+def test_the_white_space_set_is_exactly_what_python_strips() -> None:
+    """MUST-2.2-1: the set is stated, and equals str.isspace on Unicode 14.0."""
+    from wlx.crypto.normalize import WHITE_SPACE
+
+    assert len(WHITE_SPACE) == len(set(WHITE_SPACE)) == 29
+    assert set(WHITE_SPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u2028", "\x1f", "\x85", "\t"])
+def test_listed_white_space_around_dates_and_countries_is_removed(space: str) -> None:
+    from wlx.crypto.normalize import normalize_country, parse_dob
+
+    assert parse_dob(f"{space}1980-05-17{space}").iso() == "1980-05-17"
+    assert normalize_country(f"{space}chn{space}") == "CHN"
+
+
+@pytest.mark.parametrize("other", ["\u200b", "\ufeff", "\u180e", "\u2060"])
+def test_other_invisible_characters_are_not_white_space(other: str) -> None:
+    from wlx.crypto.normalize import normalize_country, parse_dob
+
+    with pytest.raises(InvalidIdentifier):
+        parse_dob(f"{other}1980-05-17")
+    with pytest.raises(InvalidIdentifier):
+        normalize_country(f"chn{other}")

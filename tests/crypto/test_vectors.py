@@ -87,7 +87,11 @@ CHECKED = {
     "messages.json",
     "decisions.json",
     "online.json",  # tests/crypto/test_online_vectors.py
+    "records.json",
+    "wire.json",
 }
+RECORDS = load("records.json")
+WIRE = load("wire.json")
 
 
 def h(text: str) -> bytes:
@@ -292,6 +296,9 @@ def test_seals() -> None:
         padded += bytes(-len(padded) % 256)
         assert padded.hex() == case["padded"]
         assert sealed[:12] == nonce and opened == padded
+        # The hit data names the kind of the key it is sealed under (§4.3, MUST-4.3-1).
+        kind = ikey.split(b"\x1f")[1].decode()
+        assert codec.decode_hit(h(case["hit_data"])).matched_on == kind
 
 
 def test_hit_proofs() -> None:
@@ -802,3 +809,94 @@ def test_the_record_examples_import() -> None:
     assert [r.id for r in rows] == ["RU-0001", "RU-0002", "RU-0003"]
     assert rows[1].dob == "1988" and len(rows[2].documents) == 2
     assert parse_records("\ufeff" + csv_text, "csv") == rows
+
+
+# ---------------------------------------------------------------- records.md canonical JSON
+
+
+def _canonical_from_spec(obj: Any) -> str:
+    """Record canonical JSON as docs/records.md defines it, written out by hand."""
+    if isinstance(obj, dict):
+        return (
+            "{"
+            + ",".join(
+                _canonical_from_spec(k) + ":" + _canonical_from_spec(obj[k]) for k in sorted(obj)
+            )
+            + "}"
+        )
+    if isinstance(obj, list):
+        return "[" + ",".join(_canonical_from_spec(v) for v in obj) + "]"
+    assert isinstance(obj, str)
+    short = {
+        '"': '\\"',
+        "\\": "\\\\",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+    }
+    out = []
+    for c in obj:
+        if c in short:
+            out.append(short[c])
+        elif " " <= c <= "~":
+            out.append(c)
+        else:
+            data = c.encode("utf-16-be")
+            out.extend(f"\\u{data[i : i + 2].hex()}" for i in range(0, len(data), 2))
+    return '"' + "".join(out) + '"'
+
+
+@pytest.mark.parametrize("case", RECORDS["cases"], ids=lambda c: c["what"][:40])
+def test_record_canonical_json(case: dict[str, Any]) -> None:
+    canonical = parse_record(case["input"], line=0).to_json()
+    assert canonical.decode("ascii") == case["canonical"] and canonical.hex() == case["hex"]
+    assert _canonical_from_spec(json.loads(canonical)) == case["canonical"]
+
+
+def test_the_at_rest_and_detail_records_are_canonical_json() -> None:
+    record = parse_record(RECORDS["cases"][0]["input"], line=0).to_json()
+    assert record.hex() == ATREST["cases"][0]["plaintext"]
+    answer = codec.decode_detail_answer(h(MESSAGES["detail_answers"][0]["payload"]))
+    assert answer.record == record
+
+
+# ---------------------------------------------------------------- appendix A wire messages
+
+
+def test_wire_messages_round_trip() -> None:
+    from google.protobuf import symbol_database
+
+    from wlx.v1 import audit_pb2, federation_pb2  # noqa: F401 - registers the messages
+
+    pool = symbol_database.Default()
+    for case in WIRE["requests"] + WIRE["responses"]:
+        cls = pool.GetSymbol(case["message"])
+        message = cls.FromString(h(case["hex"]))
+        assert message.SerializeToString() == h(case["hex"]), case["message"]
+    assert {c["method"] for c in WIRE["requests"]} >= {
+        "/wlx.v1.Federation/Pull",
+        "/wlx.v1.Federation/Snapshot",
+        "/wlx.v1.Federation/Acknowledge",
+        "/wlx.v1.Federation/RequestDetail",
+        "/wlx.v1.Federation/AnnounceCard",
+    }
+
+
+def test_error_statuses() -> None:
+    from wlx.node.core.errors import RejectReason
+    from wlx.node.rpc.status_codes import code_for
+
+    assert [c["reason"] for c in WIRE["statuses"]] == [r.value for r in RejectReason]
+    for case in WIRE["statuses"]:
+        code = code_for(Rejection(RejectReason(case["reason"]), "x"))
+        assert (code.name, code.value[0]) == (case["code"], case["code_number"])
+        assert str(Rejection(RejectReason(case["reason"]), "x")).startswith(
+            case["message_starts_with"]
+        )
+
+
+def test_the_canonical_json_example_of_records_md_is_the_vector() -> None:
+    (example,) = _blocks("json")
+    assert example.strip() == RECORDS["cases"][0]["canonical"]

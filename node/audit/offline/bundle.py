@@ -66,14 +66,20 @@ def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
 def parse_json(data: bytes) -> Any:
-    """Parse UTF-8 JSON refusing repeated names.
+    """Parse UTF-8 JSON (RFC 8259 only: no NaN or Infinity) refusing repeated names.
 
     Raises:
         ValueError: not UTF-8 JSON, or an object repeats a name.
     """
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_repeats)
+        return json.loads(
+            data.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_no_constant
+        )
     except (UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(str(exc)) from None
 

@@ -1,0 +1,106 @@
+"""What two nodes speak together (docs/protocol.md appendix B).  Pure.
+
+Each node advertises, in its signed identity card, the protocol versions,
+normalisation versions and optional features it speaks (``Speaks``; a card
+without the member speaks protocol 1 and ``wlx-norm-1`` only).  From its
+own and a peer's advertisement a node decides, with ``negotiate``:
+
+* the **protocol** version: the highest both speak; none in common means
+  the two nodes cannot federate (the card is refused when added);
+* the **normalisation** of the stream it *originates* to the peer: the most
+  recent version (highest ``N`` of ``wlx-norm-N``) both speak, so each
+  origin moves each peer to ``wlx-norm-2`` as soon as the peer speaks it and
+  never before; none in common: no stream, the card is refused;
+* the **features** both have (for instance the online OPRF tier,
+  ``oprf-online``): a feature is used between two nodes only if both
+  advertise it.
+
+``epoch_action`` then says what the origin does with the peer's stream:
+keep the epoch whose key names the agreed normalisation, or start a new
+epoch under it (the recipient fetches a snapshot, §4.1, §7.1).  A recipient
+refuses an epoch key of a normalisation it does not speak (§2.5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from wlx.crypto.card import Speaks
+
+_NORM = re.compile(r"wlx-norm-([1-9][0-9]{0,8})")
+
+NODE_SPEAKS = Speaks(
+    protocol=(1,),
+    normalisation=("wlx-norm-2", "wlx-norm-1"),
+    features=("oprf-online",),
+)
+"""What this implementation speaks (appendix B.1): its cards say so."""
+
+
+class Disagreement(StrEnum):
+    """Why two nodes cannot federate."""
+
+    NO_COMMON_PROTOCOL = "no-common-protocol"
+    NO_COMMON_NORMALISATION = "no-common-normalisation"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """What two nodes speak together; ``refused`` is set when nothing works."""
+
+    protocol: int | None
+    normalisation: str | None
+    features: frozenset[str]
+    refused: Disagreement | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.refused is None
+
+
+def norm_rank(name: str) -> int:
+    """The ``N`` of ``wlx-norm-N`` (0 for any other name, which sorts last)."""
+    match = _NORM.fullmatch(name)
+    return int(match.group(1)) if match else 0
+
+
+def negotiate(ours: Speaks, theirs: Speaks) -> Agreement:
+    """What this node (``ours``) and a peer (``theirs``) speak together.
+
+    Symmetric in protocol and features; the normalisation is the one this
+    node uses for the stream it originates to the peer (the same on both
+    sides when both apply this function: the highest common version).
+    """
+    features = frozenset(ours.features) & frozenset(theirs.features)
+    protocols = set(ours.protocol) & set(theirs.protocol)
+    if not protocols:
+        return Agreement(None, None, features, Disagreement.NO_COMMON_PROTOCOL)
+    common = [n for n in ours.normalisation if n in theirs.normalisation and norm_rank(n)]
+    if not common:
+        return Agreement(max(protocols), None, features, Disagreement.NO_COMMON_NORMALISATION)
+    return Agreement(max(protocols), max(common, key=norm_rank), features)
+
+
+class EpochAction(StrEnum):
+    KEEP = "keep"
+    NEW_EPOCH = "new-epoch"
+    STOP = "stop"
+
+
+def epoch_action(current: str | None, agreement: Agreement) -> EpochAction:
+    """What an origin does with its stream to a peer whose epoch key names
+    normalisation ``current`` (None: no epoch yet), given ``agreement``:
+    ``stop`` serving (nothing in common), start a ``new-epoch`` under the
+    agreed normalisation, or ``keep`` the epoch."""
+    if not agreement.ok or agreement.normalisation is None:
+        return EpochAction.STOP
+    if current != agreement.normalisation:
+        return EpochAction.NEW_EPOCH
+    return EpochAction.KEEP
+
+
+def accepts_epoch_key(ours: Speaks, normalisation: str) -> bool:
+    """Whether a recipient takes an epoch key naming ``normalisation``."""
+    return normalisation in ours.normalisation
