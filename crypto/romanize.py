@@ -289,9 +289,19 @@ def _thai_rtgs(run: str) -> str:
 
 
 def _hangul_rr(run: str) -> str:
+    """Revised Romanisation of a run of Hangul syllables.
+
+    korean-romanizer 0.28.0 raises ``KeyError`` on some syllable pairs (a
+    final ㄶ, ㅀ or ㅎ before certain initials); such a run is romanised one
+    syllable at a time instead (docs/protocol.md §2.8.3), so every input has
+    a key and none is an internal error.
+    """
     from korean_romanizer.romanizer import Romanizer  # type: ignore[import-untyped]
 
-    return str(Romanizer(run).romanize())
+    try:
+        return str(Romanizer(run).romanize())
+    except (KeyError, IndexError, ValueError):
+        return "".join(str(Romanizer(syllable).romanize()) for syllable in run)
 
 
 def national(text: str) -> str:

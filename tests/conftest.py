@@ -10,11 +10,13 @@ dropped afterwards).
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import settings
 from support.nodes import (
     PG_DSN,
     FakeClock,
@@ -31,6 +33,13 @@ from wlx.node.core.node import Node
 from wlx.node.directory import init_node
 from wlx.node.outgoing import origin
 from wlx.node.rpc.server import build_server
+
+# In CI (CI=true), property tests draw the same examples on every run, so a
+# red run is reproducible and a green one is not luck; no per-example
+# deadline on a shared 2-core machine.  Locally they explore new examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 __all__ = [  # re-exported for tests written before tests/support/
     "PG_DSN",

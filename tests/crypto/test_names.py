@@ -108,3 +108,14 @@ def test_an_unusable_field_is_named_and_the_rest_is_keyed() -> None:
     assert any(k.kind.value == "name+dob" for k in checked.keys)
     with pytest.raises(InvalidIdentifier, match=r"document 1: .*; names: a name needs"):
         query_keys_checked(["Wang Wei"], None, [("CN", "E1")])
+
+
+def test_hangul_that_the_romanizer_cannot_take_whole_still_has_keys() -> None:
+    """korean-romanizer 0.28.0 raises KeyError on some syllable pairs (found by
+    hypothesis: a final ㄶ or ㅀ before certain initials); the run is then
+    romanised syllable by syllable, never an internal error."""
+    from wlx.crypto.romanize import national
+
+    for pair in ("젆쮻", "뜒썾", "텧랑", "뷿미", "숋뺔"):
+        assert national(pair).strip()
+    assert record_keys([f"김 {pair}" for pair in ("젆쮻",)], "1980-05-17", [])
