@@ -752,7 +752,8 @@ def cards() -> dict[str, Any]:
         },
         "tls_bound": {
             "note": "the card with tls_pop: the TLS key's deterministic ECDSA (RFC 6979)",
-            "tls_private_key": tls.key_to_pem(tls_key).decode("ascii"),
+            # the P-256 private scalar of this public test key (big-endian hex), not a PEM file
+            "tls_key_scalar": tls_key.private_numbers().private_value.to_bytes(32, "big").hex(),
             "tls_cert": bound_cert.decode("ascii"),
             "message": pop_message.hex(),
             "tls_pop": tls.sign_possession(tls_key, CN, CN_SIGN.public().raw).hex(),
