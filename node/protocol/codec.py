@@ -55,22 +55,22 @@ M = TypeVar("M", bound=PbMessage)
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
-def _malformed(detail: str) -> Rejection:
+def malformed(detail: str) -> Rejection:
     return Rejection(RejectReason.MALFORMED, detail)
 
 
-def _parse(cls: type[M], data: bytes, what: str) -> M:
+def parse_message(cls: type[M], data: bytes, what: str) -> M:
     try:
         return cls.FromString(data)
     except (DecodeError, ValueError, RecursionError):
-        raise _malformed(f"{what} does not parse") from None
+        raise malformed(f"{what} does not parse") from None
 
 
 def _purpose(text: str) -> Purpose:
     try:
         return Purpose(text)
     except ValueError:
-        raise _malformed("unknown purpose") from None
+        raise malformed("unknown purpose") from None
 
 
 # ---------------------------------------------------------------- envelopes
@@ -94,7 +94,7 @@ def decode_sealed(msg: envelope_pb2.SealedEnvelope) -> Sealed:
         Rejection: malformed (wrong version, unknown purpose) or too large.
     """
     if msg.version != PROTOCOL_VERSION:
-        raise _malformed("unsupported envelope version")
+        raise malformed("unsupported envelope version")
     if len(msg.ciphertext) > MAX_ENVELOPE_BYTES:
         raise Rejection(RejectReason.TOO_LARGE, "envelope larger than 8 MiB")
     return Sealed(msg.sender, msg.recipient, _purpose(msg.purpose), msg.ciphertext)
@@ -120,7 +120,7 @@ def decode_signed(msg: envelope_pb2.SignedMessage) -> SignedRequest:
         Rejection: malformed.
     """
     if len(msg.signature) != 64:
-        raise _malformed("a signature is 64 bytes")
+        raise malformed("a signature is 64 bytes")
     return SignedRequest(
         msg.payload, msg.signature, msg.signer, msg.recipient, _purpose(msg.purpose)
     )
@@ -132,7 +132,7 @@ def decode_signed_bytes(data: bytes) -> SignedRequest:
     Raises:
         Rejection: malformed.
     """
-    return decode_signed(_parse(envelope_pb2.SignedMessage, data, "signed message"))
+    return decode_signed(parse_message(envelope_pb2.SignedMessage, data, "signed message"))
 
 
 # ---------------------------------------------------------------- operations
@@ -155,21 +155,21 @@ def _op_pb(op: Op) -> federation_pb2.Op:
 
 def _check_handle(handle: bytes) -> bytes:
     if len(handle) != HANDLE_LEN:
-        raise _malformed("a handle is 16 bytes")
+        raise malformed("a handle is 16 bytes")
     return handle
 
 
 def _upsert(msg: federation_pb2.Upsert) -> Upsert:
     if not _DATE.fullmatch(msg.expires):
-        raise _malformed("expires is not YYYY-MM-DD")
+        raise malformed("expires is not YYYY-MM-DD")
     if not 1 <= len(msg.tokens) <= MAX_TOKENS_PER_UPSERT:
-        raise _malformed(f"an upsert has 1 to {MAX_TOKENS_PER_UPSERT} tokens")
+        raise malformed(f"an upsert has 1 to {MAX_TOKENS_PER_UPSERT} tokens")
     tokens = []
     for entry in msg.tokens:
         if len(entry.token) != TOKEN_LEN:
-            raise _malformed("a token is 16 bytes")
+            raise malformed("a token is 16 bytes")
         if not NONCE_LEN + TAG_LEN <= len(entry.sealed) <= MAX_SEALED_BYTES:
-            raise _malformed("sealed hit data has the wrong size")
+            raise malformed("sealed hit data has the wrong size")
         tokens.append(TokenEntry(entry.token, entry.sealed))
     return Upsert(_check_handle(msg.handle), msg.expires, tuple(tokens), online=msg.online)
 
@@ -180,12 +180,12 @@ def _op(msg: federation_pb2.Op) -> Op:
         return _upsert(msg.upsert)
     if kind == "remove":
         return Remove(_check_handle(msg.remove.handle))
-    raise _malformed("an operation is neither upsert nor remove")
+    raise malformed("an operation is neither upsert nor remove")
 
 
 def _check_digest(value: bytes, what: str) -> bytes:
     if len(value) != DIGEST_LEN:
-        raise _malformed(f"{what} is 32 bytes")
+        raise malformed(f"{what} is 32 bytes")
     return value
 
 
@@ -223,15 +223,15 @@ def decode_batch_payload(payload: bytes) -> Batch:
         Rejection: malformed (bad version, empty or inconsistent sequence
             range, too many operations, bad field sizes).
     """
-    msg = _parse(federation_pb2.BatchPayload, payload, "batch payload")
+    msg = parse_message(federation_pb2.BatchPayload, payload, "batch payload")
     if msg.version != PROTOCOL_VERSION:
-        raise _malformed("unsupported batch version")
+        raise malformed("unsupported batch version")
     if msg.epoch < 1 or msg.first_seq < 1:
-        raise _malformed("epoch and first_seq start at 1")
+        raise malformed("epoch and first_seq start at 1")
     if not 1 <= len(msg.ops) <= MAX_OPS_PER_BATCH:
-        raise _malformed(f"a batch has 1 to {MAX_OPS_PER_BATCH} operations")
+        raise malformed(f"a batch has 1 to {MAX_OPS_PER_BATCH} operations")
     if msg.last_seq != msg.first_seq + len(msg.ops) - 1:
-        raise _malformed("sequence range does not match the number of operations")
+        raise malformed("sequence range does not match the number of operations")
     return Batch(
         origin=msg.origin,
         recipient=msg.recipient,
@@ -301,33 +301,33 @@ def decode_snapshot_part(payload: bytes) -> SnapshotPart:
     Raises:
         Rejection: malformed.
     """
-    msg = _parse(federation_pb2.SnapshotPart, payload, "snapshot part")
+    msg = parse_message(federation_pb2.SnapshotPart, payload, "snapshot part")
     if msg.version != PROTOCOL_VERSION:
-        raise _malformed("unsupported snapshot version")
+        raise malformed("unsupported snapshot version")
     if msg.epoch < 1:
-        raise _malformed("epochs start at 1")
+        raise malformed("epochs start at 1")
     if len(msg.snapshot_id) != NONCE_BYTES:
-        raise _malformed("a snapshot id is 16 bytes")
+        raise malformed("a snapshot id is 16 bytes")
     if len(msg.entries) > MAX_ENTRIES_PER_PART:
-        raise _malformed(f"a snapshot part has at most {MAX_ENTRIES_PER_PART} entries")
+        raise malformed(f"a snapshot part has at most {MAX_ENTRIES_PER_PART} entries")
     token_key: bytes | None = None
     normalisation = ""
     oprf_public_key = b""
     if msg.index == 0:
         if not msg.HasField("epoch_key") or len(msg.epoch_key.token_key) != TOKEN_KEY_LEN:
-            raise _malformed("part 0 of a snapshot carries the 32-byte epoch key")
+            raise malformed("part 0 of a snapshot carries the 32-byte epoch key")
         if msg.epoch_key.normalisation not in VERSIONS:
-            raise _malformed("unsupported normalisation version")
+            raise malformed("unsupported normalisation version")
         token_key, normalisation = msg.epoch_key.token_key, msg.epoch_key.normalisation
         oprf_public_key = _oprf_public_key(msg.epoch_key.oprf_public_key)
         if msg.prev_part_digest:
-            raise _malformed("part 0 of a snapshot has no previous part")
+            raise malformed("part 0 of a snapshot has no previous part")
     else:
         if msg.HasField("epoch_key"):
-            raise _malformed("only part 0 of a snapshot carries the epoch key")
+            raise malformed("only part 0 of a snapshot carries the epoch key")
         _check_digest(msg.prev_part_digest, "prev_part_digest")
     if len(msg.resume_token) > MAX_RESUME_TOKEN:
-        raise _malformed(f"a resume token has at most {MAX_RESUME_TOKEN} bytes")
+        raise malformed(f"a resume token has at most {MAX_RESUME_TOKEN} bytes")
     return SnapshotPart(
         origin=msg.origin,
         recipient=msg.recipient,
@@ -356,7 +356,7 @@ def _oprf_public_key(value: bytes) -> bytes:
     try:
         return ristretto.element(value)
     except MalformedError:
-        raise _malformed("the OPRF public key is not a ristretto255 element") from None
+        raise malformed("the OPRF public key is not a ristretto255 element") from None
 
 
 # ---------------------------------------------------------------- requests
@@ -382,9 +382,9 @@ def decode_pull_params(payload: bytes) -> PullParams:
     Raises:
         Rejection: malformed.
     """
-    msg = _parse(federation_pb2.PullParams, payload, "pull parameters")
+    msg = parse_message(federation_pb2.PullParams, payload, "pull parameters")
     if len(msg.nonce) != NONCE_BYTES:
-        raise _malformed("a nonce is 16 bytes")
+        raise malformed("a nonce is 16 bytes")
     if msg.after_digest:
         _check_digest(msg.after_digest, "after_digest")
     return PullParams(
@@ -427,18 +427,18 @@ def decode_snapshot_params(payload: bytes) -> SnapshotParams:
     Raises:
         Rejection: malformed.
     """
-    msg = _parse(federation_pb2.SnapshotParams, payload, "snapshot parameters")
+    msg = parse_message(federation_pb2.SnapshotParams, payload, "snapshot parameters")
     if len(msg.nonce) != NONCE_BYTES:
-        raise _malformed("a nonce is 16 bytes")
+        raise malformed("a nonce is 16 bytes")
     resume = None
     if msg.HasField("resume"):
         r = msg.resume
         if len(r.snapshot_id) != NONCE_BYTES:
-            raise _malformed("a snapshot id is 16 bytes")
+            raise malformed("a snapshot id is 16 bytes")
         if r.next_index < 1:
-            raise _malformed("a snapshot resumes after its part 0")
+            raise malformed("a snapshot resumes after its part 0")
         if len(r.token) > MAX_RESUME_TOKEN:
-            raise _malformed(f"a resume token has at most {MAX_RESUME_TOKEN} bytes")
+            raise malformed(f"a resume token has at most {MAX_RESUME_TOKEN} bytes")
         resume = SnapshotResume(
             r.snapshot_id,
             r.next_index,
@@ -472,7 +472,7 @@ def decode_hit(data: bytes) -> HitData:
     Raises:
         Rejection: malformed.
     """
-    msg = _parse(federation_pb2.HitData, data, "hit data")
+    msg = parse_message(federation_pb2.HitData, data, "hit data")
     return HitData(
         origin=msg.origin,
         ref=msg.ref,
@@ -510,11 +510,11 @@ def decode_receipt(payload: bytes) -> Receipt:
     Raises:
         Rejection: malformed.
     """
-    msg = _parse(federation_pb2.Receipt, payload, "receipt")
+    msg = parse_message(federation_pb2.Receipt, payload, "receipt")
     if msg.kind not in RECEIPT_KINDS:
-        raise _malformed("a receipt is for a batch or a snapshot")
+        raise malformed("a receipt is for a batch or a snapshot")
     if msg.epoch < 1 or msg.first_seq > msg.last_seq:
-        raise _malformed("a receipt names a valid epoch and sequence range")
+        raise malformed("a receipt names a valid epoch and sequence range")
     return Receipt(
         origin=msg.origin,
         recipient=msg.recipient,
@@ -555,19 +555,19 @@ def decode_detail_params(payload: bytes) -> DetailParams:
     Raises:
         Rejection: malformed (fields too long, no purpose, bad nonce).
     """
-    msg = _parse(federation_pb2.DetailParams, payload, "detail request")
+    msg = parse_message(federation_pb2.DetailParams, payload, "detail request")
     if len(msg.nonce) != NONCE_BYTES:
-        raise _malformed("a nonce is 16 bytes")
+        raise malformed("a nonce is 16 bytes")
     texts = (msg.ref, msg.requesting_authority, msg.officer, msg.purpose, msg.case_id)
     if any(len(t) > MAX_DETAIL_TEXT for t in texts):
-        raise _malformed(f"detail request fields are at most {MAX_DETAIL_TEXT} characters")
+        raise malformed(f"detail request fields are at most {MAX_DETAIL_TEXT} characters")
     if not msg.ref:
-        raise _malformed("a detail request names a ref")
+        raise malformed("a detail request names a ref")
     try:
         free_text.check_purpose(msg.purpose)
         free_text.check_case(msg.case_id)
     except free_text.FreeTextError as exc:
-        raise _malformed(f"detail request: {exc}") from None
+        raise malformed(f"detail request: {exc}") from None
     return DetailParams(
         requester=msg.requester,
         origin=msg.origin,
@@ -601,11 +601,11 @@ def decode_detail_answer(payload: bytes) -> DetailAnswer:
     Raises:
         Rejection: malformed.
     """
-    msg = _parse(federation_pb2.DetailAnswer, payload, "detail answer")
+    msg = parse_message(federation_pb2.DetailAnswer, payload, "detail answer")
     if len(msg.record) > MAX_RECORD_BYTES:
         raise Rejection(RejectReason.TOO_LARGE, "detail record larger than 256 KiB")
     if msg.granted == (not msg.record) or (not msg.granted and not msg.denial):
-        raise _malformed("a detail answer grants a record or states a denial")
+        raise malformed("a detail answer grants a record or states a denial")
     return DetailAnswer(
         origin=msg.origin,
         recipient=msg.recipient,

@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from google.protobuf.message import DecodeError
-
 from wlx.crypto import online, oprf, ristretto
 from wlx.crypto.digests import payload_digest
 from wlx.crypto.errors import MalformedError, VerificationError
 from wlx.crypto.keys import Rng, system_rng
 from wlx.node.core.errors import Rejection, RejectReason
+from wlx.node.protocol.codec import malformed, parse_message
 from wlx.node.protocol.envelopes import same_digest
 from wlx.v1 import federation_pb2
 
@@ -67,15 +66,8 @@ class EvaluateAnswer:
 NONCE_BYTES = 16
 
 
-def _malformed(detail: str) -> Rejection:
-    return Rejection(RejectReason.MALFORMED, detail)
-
-
 def _parse_params(payload: bytes) -> federation_pb2.EvaluateParams:
-    try:
-        return federation_pb2.EvaluateParams.FromString(payload)
-    except (DecodeError, ValueError, RecursionError):
-        raise _malformed("evaluate request does not parse") from None
+    return parse_message(federation_pb2.EvaluateParams, payload, "evaluate request")
 
 
 def encode_evaluate_params(params: EvaluateParams) -> bytes:
@@ -99,15 +91,15 @@ def decode_evaluate_params(payload: bytes) -> EvaluateParams:
     """
     msg = _parse_params(payload)
     if len(msg.nonce) != NONCE_BYTES:
-        raise _malformed("a nonce is 16 bytes")
+        raise malformed("a nonce is 16 bytes")
     if msg.epoch < 1:
-        raise _malformed("epochs start at 1")
+        raise malformed("epochs start at 1")
     if not 1 <= len(msg.blinded) <= MAX_EVALUATE:
-        raise _malformed(f"an evaluate request has 1 to {MAX_EVALUATE} elements")
+        raise malformed(f"an evaluate request has 1 to {MAX_EVALUATE} elements")
     try:
         blinded = tuple(ristretto.element(e) for e in msg.blinded)
     except MalformedError:
-        raise _malformed("a blinded element is not a ristretto255 element") from None
+        raise malformed("a blinded element is not a ristretto255 element") from None
     return EvaluateParams(
         requester=msg.requester,
         origin=msg.origin,
@@ -148,18 +140,15 @@ def decode_evaluate_answer(payload: bytes) -> EvaluateAnswer:
     Raises:
         Rejection: malformed (sizes and counts).
     """
-    try:
-        msg = federation_pb2.EvaluateAnswer.FromString(payload)
-    except (DecodeError, ValueError, RecursionError):
-        raise _malformed("evaluate answer does not parse") from None
+    msg = parse_message(federation_pb2.EvaluateAnswer, payload, "evaluate answer")
     if len(msg.request_digest) != 32:
-        raise _malformed("request_digest is 32 bytes")
+        raise malformed("request_digest is 32 bytes")
     if not 1 <= len(msg.evaluated) <= MAX_EVALUATE:
-        raise _malformed(f"an evaluate answer has 1 to {MAX_EVALUATE} elements")
+        raise malformed(f"an evaluate answer has 1 to {MAX_EVALUATE} elements")
     if any(len(e) != ristretto.ELEMENT_LEN for e in msg.evaluated):
-        raise _malformed("an evaluated element is 32 bytes")
+        raise malformed("an evaluated element is 32 bytes")
     if len(msg.proof) != oprf.PROOF_LEN:
-        raise _malformed("a proof is 64 bytes")
+        raise malformed("a proof is 64 bytes")
     return EvaluateAnswer(
         origin=msg.origin,
         recipient=msg.recipient,
@@ -253,11 +242,11 @@ def check_answer(
     if answer.origin != params.origin or answer.recipient != params.requester:
         raise Rejection(RejectReason.WRONG_RECIPIENT, "evaluate answer for other nodes")
     if answer.epoch != params.epoch:
-        raise _malformed("evaluate answer for another epoch")
+        raise malformed("evaluate answer for another epoch")
     if not same_digest(answer.request_digest, payload_digest(payload)):
-        raise _malformed("evaluate answer to another request")
+        raise malformed("evaluate answer to another request")
     if len(answer.evaluated) != len(params.blinded) or len(blinded) != len(params.blinded):
-        raise _malformed("evaluate answer with the wrong number of elements")
+        raise malformed("evaluate answer with the wrong number of elements")
     if any(b.element != e for b, e in zip(blinded, params.blinded, strict=True)):
         raise ValueError("blinded inputs do not match the request")  # our own bug
     evaluation = oprf.Evaluation(answer.evaluated, answer.proof)
