@@ -5,6 +5,16 @@ rotated by another process, announce a rotated card, pull from every peer,
 housekeeping (purge, retention; compaction hourly), and a checkpoint of the
 exchange log for the peers to cosign.  Each step's failure is logged and the
 next step still runs.
+
+Several ``wlx serve`` processes (front-ends) may serve one PostgreSQL store
+(docs/scaling.md); all of them answer calls, but only the *leader* runs
+these rounds.  Leadership is the store's (``Store.leadership``: a session
+advisory lock on PostgreSQL): every follower tries to take it every
+``ELECTION_POLL`` seconds, so when the leader dies another front-end leads
+within a few seconds, and resumes where it stopped (a pull in progress
+resumes from the store's cursor and staged snapshot).  Nothing depends on
+there being one leader for correctness: a pull still holds the store's sync
+lock, and the exchange log its table lock.
 """
 
 from __future__ import annotations
@@ -23,15 +33,22 @@ from wlx.node.rpc.sync_client import CALL_TIMEOUT, SyncReport, describe, sync_al
 log = logging.getLogger("wlx.sync")
 
 COMPACT_EVERY = 3_600.0
+ELECTION_POLL = 1.0
+"""Seconds between a follower's attempts to become the leader."""
+LEADERSHIP = "scheduler"
 
 
 class SyncLoop:
     """Every ``interval`` seconds (with 10% jitter), until stopped: sync with
-    every peer, then housekeeping (purge, retention; compaction hourly)."""
+    every peer, then housekeeping (purge, retention; compaction hourly);
+    while this process leads the store's front-ends (see the module)."""
 
     def __init__(self, node: Node, interval: float) -> None:
         self._node = node
         self._interval = interval
+        self._leadership = node.store.leadership(LEADERSHIP)
+        self.leading = False
+        """Whether this process ran the last round as the leader."""
         self._last_compaction = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -45,16 +62,41 @@ class SyncLoop:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop after the step in progress, and hand leadership over."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=CALL_TIMEOUT)
+        self._leadership.release()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._round()
-            delay = self._interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter only
+            if self._lead():
+                self._round()
+                delay = self._interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter only
+            else:
+                self._follow()
+                delay = min(self._interval, ELECTION_POLL)
             self._wake.wait(delay)
             self._wake.clear()
+        self._leadership.release()
+
+    def _lead(self) -> bool:
+        """Take or keep the leadership; logs each change."""
+        leading = self._leadership.hold()
+        if leading != self.leading:
+            if leading:
+                log.info("this front-end leads: it runs sync, witnessing and maintenance")
+            else:
+                log.warning("this front-end no longer leads; another one runs the rounds")
+            self.leading = leading
+        return leading
+
+    def _follow(self) -> None:
+        """A follower's round: only the keys (rotated by another process)."""
+        try:
+            self._node.reload_keys()
+        except Exception:
+            log.exception("key reload failed")
 
     def _round(self) -> None:
         """One round: keys, announcements, sync, housekeeping, checkpoint.  Never raises:

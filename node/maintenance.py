@@ -3,7 +3,12 @@
 * expired listings held for peers are purged (§9.3);
 * the node's own records are removed once past expiry and the retention
   grace period (the removals go to every peer);
-* the outbox and change log are compacted (§7.3).
+* the outbox and change log are compacted (§7.3);
+* hits remembered in a shared store for detail requests are forgotten once
+  expired (``incoming.hit_memory``).
+
+Where several front-ends serve one store, only the leader runs this
+(``daemon.SyncLoop``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ def maintain(node: Node, *, compaction: bool = True) -> MaintenanceReport:
     """Purge expired listings, enforce retention, and (optionally) compact."""
     purged = receiver.purge_expired(node).total
     retired = len(ownlist.enforce_retention(node, node.config.retention_grace_days))
+    if node.store.shared:
+        with node.store.write() as tx:
+            tx.purge_hits(node.now())
     batches = changes = 0
     if compaction:
         batches, changes = compact(node, keep_seconds=node.config.outbox_keep_days * DAY)

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +27,8 @@ from wlx.node.cli.common import EXIT_ERROR, EXIT_INTERNAL, insecure_flag, node_a
 from wlx.node.cli.logs import setup_logging
 from wlx.node.core.acceptance import preset
 from wlx.node.core.config import StorageConfig, check_address
-from wlx.node.core.errors import InternalError, UserError, WlxError
+from wlx.node.core.errors import InternalError, Unavailable, UserError, WlxError
+from wlx.node.core.node import Node
 from wlx.node.core.records import RecordError, parse_records
 from wlx.node.directory import init_node
 from wlx.node.outgoing import origin, ownlist
@@ -410,18 +411,29 @@ def records_count(directory: Path) -> None:
 @click.option(
     "--metrics-address", help="Interface for them (default: [metrics] address, 127.0.0.1)."
 )
+@click.option(
+    "--listen",
+    help="HOST:PORT to serve gRPC on (default: the node's listen setting); "
+    "one per front-end when several serve a PostgreSQL store.",
+)
 @insecure_flag
 def serve(
     directory: Path,
     sync_interval: float | None,
     metrics_port: int | None,
     metrics_address: str | None,
+    listen: str | None,
     insecure_dev: bool,
 ) -> None:
     """Run the node: serve peers and officers, and pull from peers on an interval.
 
     On SIGTERM or SIGINT the node stops taking traffic (gRPC health and
     /readyz report it not ready), lets calls in progress finish, and exits.
+
+    A node whose store is PostgreSQL may run several of these at once, each
+    with its own --listen behind the operator's load balancer: all answer
+    calls, one at a time (the leader) syncs, witnesses and does the
+    housekeeping (docs/operations.md).  A SQLite store takes one.
     """
     from grpc_health.v1 import health
 
@@ -431,7 +443,9 @@ def serve(
     from wlx.node.rpc.server import SERVICES, build_server
 
     logging.getLogger().setLevel(logging.INFO)
-    with node_at(directory, insecure_dev=insecure_dev) as node:
+    with node_at(directory, insecure_dev=insecure_dev) as node, ExitStack() as only:
+        if not node.store.shared:
+            only.enter_context(_only_frontend(node, directory))
         lifecycle.migrate_normalisation(node)  # a no-op unless an epoch is older
         settings = node.config.metrics
         refusals = RefusalLog(node)
@@ -450,7 +464,7 @@ def serve(
             http, http_port = serve_http(ops, address, port_setting)
             log.info("metrics, /healthz and /readyz on http://%s:%d", address, http_port)
         server, port = build_server(
-            node, node.config.listen, refusals=refusals, health_servicer=health_servicer
+            node, listen or node.config.listen, refusals=refusals, health_servicer=health_servicer
         )
         server.start()
         ops.start()
@@ -480,6 +494,24 @@ def serve(
 
 
 DRAIN_SECONDS = 5.0
+
+
+@contextmanager
+def _only_frontend(node: Node, directory: Path) -> Iterator[None]:
+    """Hold the SQLite store's serve lock for the life of this ``wlx serve``.
+
+    Raises:
+        UserError: another ``wlx serve`` of this node holds it (one line).
+    """
+    with ExitStack() as held:
+        try:
+            held.enter_context(node.store.exclusive("serve", timeout=0))
+        except Unavailable:
+            raise UserError(
+                f"another wlx serve already runs on {directory}: a SQLite store takes one "
+                "front-end (several need a PostgreSQL store, see docs/operations.md)"
+            ) from None
+        yield
 
 
 optional_dir = click.argument(

@@ -1,9 +1,15 @@
-"""Rate limits and quotas per caller: token buckets, in memory.
+"""Rate limits and quotas per caller: token buckets.
 
 Each (role, caller) has a bucket refilled at a steady rate up to a burst
 size, and a daily cap.  A lookup costs one token per person checked, so a
-manifest costs its length.  Limits are per process; they bound enumeration
-by one credential, and the exchange log records every throttling.
+manifest costs its length.  Limits bound enumeration by one credential, and
+the exchange log records every throttling.
+
+``Limits`` keeps the buckets in memory (a node with one serving process: a
+SQLite store); ``StoreLimits`` keeps them as rows of the store, each charge
+one transaction that locks the caller's row, so that the limits are shared
+and exact across every front-end of a PostgreSQL store (docs/scaling.md).
+Both take tokens with ``take``.
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 from wlx.node.core.errors import WlxError
+
+if TYPE_CHECKING:
+    from wlx.node.store.base import Store
 
 DAY = 86_400.0
 
@@ -45,23 +55,74 @@ class LimitSettings:
         return rate
 
 
-class _Bucket:
-    def __init__(self, rate: Rate, now: float) -> None:
-        self.tokens = rate.burst
-        self.stamp = now
-        self.day_start = now
-        self.day_used = 0.0
+@dataclass(frozen=True)
+class Bucket:
+    """One caller's bucket: tokens left at ``stamp``, and the day's use."""
+
+    role: str
+    name: str
+    tokens: float
+    stamp: float
+    day_start: float
+    day_used: float = 0.0
+
+    @classmethod
+    def full(cls, role: str, name: str, rate: Rate, now: float) -> Bucket:
+        """A new caller's bucket: full, its day starting now."""
+        return cls(role, name, rate.burst, now, now)
+
+
+def take(bucket: Bucket, rate: Rate, now: float, cost: float) -> Bucket:
+    """The bucket after refilling it up to ``now`` and taking ``cost`` tokens.
+
+    A clock behind ``bucket.stamp`` (another front-end's, a little ahead)
+    refills nothing and keeps the later stamp: skew never makes tokens.
+
+    Raises:
+        RateLimited: not enough tokens, or the daily quota would be exceeded
+            (the caller keeps the old bucket: nothing is taken).
+    """
+    elapsed = max(0.0, now - bucket.stamp)
+    tokens = min(rate.burst, bucket.tokens + elapsed * rate.per_minute / 60)
+    day_start, day_used = bucket.day_start, bucket.day_used
+    if now - day_start >= DAY:
+        day_start, day_used = now, 0.0
+    if day_used + cost > rate.per_day:
+        raise RateLimited(f"daily quota of {rate.per_day:.0f} reached for {bucket.name}")
+    if cost > tokens:
+        raise RateLimited(
+            f"rate limit: {bucket.name} may make {rate.per_minute:.0f} per minute "
+            f"(bursts of {rate.burst:.0f})"
+        )
+    return replace(
+        bucket,
+        tokens=tokens - cost,
+        stamp=max(now, bucket.stamp),
+        day_start=day_start,
+        day_used=day_used + cost,
+    )
+
+
+class Charger(Protocol):
+    """What the server's interceptor charges calls to."""
+
+    def charge(self, role: str, name: str, cost: int) -> None:
+        """Take ``cost`` tokens from the caller's bucket.
+
+        Raises:
+            RateLimited: over the rate or the daily quota (nothing is taken).
+        """
 
 
 class Limits:
-    """Token buckets per (role, caller); thread-safe."""
+    """Token buckets per (role, caller), in this process's memory; thread-safe."""
 
     def __init__(
         self, settings: LimitSettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._buckets: dict[tuple[str, str], Bucket] = {}
         self._lock = threading.Lock()
 
     def charge(self, role: str, name: str, cost: int) -> None:
@@ -74,21 +135,36 @@ class Limits:
         rate = self._settings.for_role(role)
         now = self._clock()
         with self._lock:
-            bucket = self._buckets.get((role, name))
-            if bucket is None:
-                bucket = self._buckets[(role, name)] = _Bucket(rate, now)
-            bucket.tokens = min(
-                rate.burst, bucket.tokens + (now - bucket.stamp) * rate.per_minute / 60
-            )
-            bucket.stamp = now
-            if now - bucket.day_start >= DAY:
-                bucket.day_start, bucket.day_used = now, 0.0
-            if bucket.day_used + cost > rate.per_day:
-                raise RateLimited(f"daily quota of {rate.per_day:.0f} reached for {name}")
-            if cost > bucket.tokens:
-                raise RateLimited(
-                    f"rate limit: {name} may make {rate.per_minute:.0f} per minute "
-                    f"(bursts of {rate.burst:.0f})"
-                )
-            bucket.tokens -= cost
-            bucket.day_used += cost
+            bucket = self._buckets.get((role, name)) or Bucket.full(role, name, rate, now)
+            self._buckets[(role, name)] = take(bucket, rate, now, cost)
+
+
+class StoreLimits:
+    """Token buckets per (role, caller) as rows of ``store``: one write
+    transaction per charge, which locks the caller's row, so every process
+    serving the store draws from the same bucket (exact, whatever the number
+    of front-ends).  ``clock`` is wall time, shared by the front-ends (NTP);
+    see ``take`` for skew."""
+
+    def __init__(
+        self, store: Store, settings: LimitSettings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    def charge(self, role: str, name: str, cost: int) -> None:
+        """Take ``cost`` tokens from the caller's bucket in the store.
+
+        Raises:
+            RateLimited: not enough tokens (nothing is taken), or the daily
+                quota would be exceeded.
+            Unavailable, InternalError: the store did not answer.
+        """
+        rate = self._settings.for_role(role)
+        # Not durable: a bucket is worth less than the commit's wait for the
+        # disk; after a crash of the database a caller may get a few tokens back.
+        now = self._clock()
+        with self._store.write(durable=False) as tx:
+            bucket = tx.lock_bucket(Bucket.full(role, name, rate, now))
+            tx.put_bucket(take(bucket, rate, now, cost))

@@ -31,6 +31,7 @@ from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import Rejection, UserError
 from wlx.node.core.node import Node
 from wlx.node.incoming import acceptance, online
+from wlx.node.incoming.hit_memory import StoredHitMemory
 from wlx.node.protocol import codec
 from wlx.node.protocol.acceptance_rules import local_decision
 from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
@@ -123,8 +124,10 @@ class Result:
 class HitMemory:
     """For a while after a hit, the seal key of the identifier that matched.
 
-    Held in memory only, per caller, so that the officer who had the hit can
-    prove it in a detail request (§11.2).  Bounded in size and age.
+    Held in memory, per caller, so that the officer who had the hit can
+    prove it in a detail request (§11.2).  Bounded in size and age.  A node
+    whose store several front-ends share keeps them in the store instead
+    (``hit_memory.StoredHitMemory``, same interface).
     """
 
     def __init__(self, ttl: int = 24 * 3600, size: int = 100_000) -> None:
@@ -139,6 +142,11 @@ class HitMemory:
             self._items.move_to_end((caller, origin, ref))
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+
+    def remember_all(self, caller: str, hits: Sequence[tuple[str, str, bytes]], now: float) -> None:
+        """``remember`` every ``(origin, ref, seal_key)`` of one call."""
+        for origin, ref, seal_key in hits:
+            self.remember(caller, origin, ref, seal_key, now)
 
     def origins(self, caller: str, ref: str, now: float) -> list[str]:
         """Origins of the caller's unexpired hits with this ref."""
@@ -164,7 +172,9 @@ class Lookup:
         self._node = node
         self._keys: dict[bytes, EpochKey] = {}
         self._journal = journal
-        self.hits = HitMemory()
+        self.hits: HitMemory | StoredHitMemory = (
+            StoredHitMemory(node) if node.store.shared else HitMemory()
+        )
         self.evaluate_send: online.Transport | None = None
         """How online-tier evaluations reach origins (the server sets gRPC over
         mutual TLS); without one, online listings are reported not checked."""
@@ -228,6 +238,7 @@ class Lookup:
         by_version = {NORMALISATION: keys}
         found: list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]] = [{} for _ in queries]
         withheld: set[str] = set()
+        remembered: list[tuple[str, str, bytes]] = []
         now, today = self._node.now(), self._node.today()
         with self._node.store.read() as tx:
             accepting = acceptance.policies(tx)
@@ -259,9 +270,7 @@ class Lookup:
                         if shown is None:  # a category this node declines
                             withheld.add(f"{hit.origin}:{hit.ref}")
                             continue
-                        self.hits.remember(
-                            caller, hit.origin, hit.ref, key.seal_key(ikey.value), now
-                        )
+                        remembered.append((hit.origin, hit.ref, key.seal_key(ikey.value)))
                         found[index].setdefault((hit.origin, hit.ref), []).append(
                             (_how(ikey.kind, hit.matched_on), shown)
                         )
@@ -278,10 +287,11 @@ class Lookup:
             if shown is None:
                 withheld.add(f"{hit.origin}:{hit.ref}")
                 continue
-            self.hits.remember(caller, hit.origin, hit.ref, match.seal_key, now)
+            remembered.append((hit.origin, hit.ref, match.seal_key))
             found[match.index].setdefault((hit.origin, hit.ref), []).append(
                 (_how(match.kind, hit.matched_on), shown)
             )
+        self.hits.remember_all(caller, remembered, now)  # before the answer: any front-end
         not_checked = tuple((origin, reason.value) for origin, reason in extra.not_checked)
         results = []
         for index, entry in enumerate(keys):

@@ -34,8 +34,8 @@ from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
 from wlx.node.core import metrics
-from wlx.node.core.errors import UserError
-from wlx.node.core.limits import Limits, RateLimited
+from wlx.node.core.errors import InternalError, Unavailable, UserError
+from wlx.node.core.limits import Charger, RateLimited
 from wlx.node.core.node import Node
 from wlx.node.protocol.lookup_rules import lookup_cost
 from wlx.v1 import lookup_pb2
@@ -247,7 +247,7 @@ _REFUSAL_REASONS = {
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates, authorises and rate-limits every call before its handler."""
 
-    def __init__(self, node: Node, limits: Limits, refusals: RefusalLog | None = None) -> None:
+    def __init__(self, node: Node, limits: Charger, refusals: RefusalLog | None = None) -> None:
         self._node = node
         self._limits = limits
         self.refusals = refusals or RefusalLog(node)
@@ -308,6 +308,9 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             self._refuse(
                 context, method, who, Event.THROTTLED, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
             )
+        except (Unavailable, InternalError) as exc:  # shared limits live in the store
+            log.warning("could not charge %s from %s: %s", method, who, exc)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the node's store did not answer; try again")
         return caller, request
 
     def _decode(

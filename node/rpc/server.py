@@ -20,7 +20,7 @@ from wlx.node import detail
 from wlx.node.audit.journal import Journal
 from wlx.node.core import metrics
 from wlx.node.core.errors import NotFound, PermissionDenied, UserError
-from wlx.node.core.limits import Limits
+from wlx.node.core.limits import Charger, Limits, StoreLimits
 from wlx.node.core.node import Node
 from wlx.node.incoming.lookup import Lookup
 from wlx.node.outgoing import acceptance as acceptance_
@@ -349,6 +349,14 @@ def _sync_lines(node: Node) -> list[str]:
     return [describe(r) for r in sync_all(node)]
 
 
+def limits_for(node: Node) -> Charger:
+    """The node's rate limits: in the store when several front-ends may
+    share it (exact across them), else in this process's memory."""
+    if node.store.shared:
+        return StoreLimits(node.store, node.config.limits)
+    return Limits(node.config.limits)
+
+
 def build_server(
     node: Node,
     listen: str,
@@ -373,7 +381,7 @@ def build_server(
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wlx-rpc"),
-        interceptors=[AuthInterceptor(node, Limits(node.config.limits), refusals)],
+        interceptors=[AuthInterceptor(node, limits_for(node), refusals)],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

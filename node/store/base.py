@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
+from wlx.node.core.limits import Bucket
 from wlx.node.protocol.messages import Op, Upsert
 
 
@@ -524,6 +525,32 @@ class Tx(ABC):
         """How many detail requests with ``peer`` in ``direction`` since ``since``
         (only those with one of ``outcomes``, if given)."""
 
+    # ---------------------------------------------------------- rate limits, hits
+    @abstractmethod
+    def lock_bucket(self, fresh: Bucket) -> Bucket:
+        """The bucket of ``(fresh.role, fresh.name)``, locked until commit;
+        ``fresh`` is stored first if the caller has none yet."""
+
+    @abstractmethod
+    def put_bucket(self, bucket: Bucket) -> None:
+        """Store a caller's bucket (after ``lock_bucket``)."""
+
+    @abstractmethod
+    def put_hits(self, rows: Sequence[HitRow]) -> None:
+        """Remember hits (a newer hit of the same caller, origin and ref replaces it)."""
+
+    @abstractmethod
+    def get_hit(self, caller: str, origin: str, ref: str) -> HitRow | None:
+        """The remembered hit, expired or not."""
+
+    @abstractmethod
+    def hit_origins(self, caller: str, ref: str, now: int) -> list[str]:
+        """Origins of the caller's hits with ``ref`` not expired at ``now``, sorted."""
+
+    @abstractmethod
+    def purge_hits(self, before: int) -> int:
+        """Forget hits expired before ``before``; how many."""
+
     # ---------------------------------------------------------- exchange log
     @abstractmethod
     def lock_audit(self) -> None:
@@ -646,8 +673,41 @@ class Tx(ABC):
         """Every acceptance policy of one side, by peer."""
 
 
+@dataclass(frozen=True)
+class HitRow:
+    """A hit remembered for a detail request (``incoming.hit_memory``)."""
+
+    caller: str
+    origin: str
+    ref: str
+    until: int
+    """Unix time after which the hit is forgotten."""
+    seal_key: bytes = field(repr=False)
+    """The seal key of the identifier that matched, encrypted at rest."""
+
+
+class Leadership(ABC):
+    """One process at a time among those serving a store (see ``Store.leadership``)."""
+
+    @abstractmethod
+    def hold(self) -> bool:
+        """Become, or stay, the holder if nobody else is; True while this
+        process holds it.  Never waits; a lost connection means not held
+        (until it is taken again)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Stop holding it (another process may take it at once)."""
+
+
 class Store(ABC):
     """A node's durable state."""
+
+    @property
+    @abstractmethod
+    def shared(self) -> bool:
+        """True when several serving processes (front-ends) may share the store
+        (PostgreSQL); False for a store one ``wlx serve`` has to itself (SQLite)."""
 
     @abstractmethod
     def write(self, *, durable: bool = True) -> AbstractContextManager[Tx]:
@@ -673,6 +733,12 @@ class Store(ABC):
         Raises:
             Unavailable: another holder kept it past ``timeout``.
         """
+
+    @abstractmethod
+    def leadership(self, name: str) -> Leadership:
+        """The store-wide leadership ``name``: at most one process holds it,
+        and it is free again as soon as its holder dies (its database
+        session or file lock goes with it)."""
 
     @abstractmethod
     def reclaim(self) -> None:

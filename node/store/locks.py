@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from wlx.node.core.errors import Unavailable
+from wlx.node.store.base import Leadership
 
 POLL_SECONDS = 0.05
 
@@ -61,3 +62,28 @@ def file_lock(path: Path, name: str, timeout: float) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+class FileLeadership(Leadership):
+    """Leadership as an exclusive ``flock`` on ``path``, kept while held."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def hold(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file drops its flock
+            self._fd = None

@@ -9,10 +9,11 @@ writers at READ COMMITTED, locking the rows they decide on with
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -21,11 +22,24 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from wlx.node.core.errors import InternalError, Unavailable, UserError
 from wlx.node.store import schema
+from wlx.node.store.base import Leadership
 from wlx.node.store.locks import wait_for
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
+log = logging.getLogger("wlx.store")
+
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PROBE_TIMEOUT = 5.0
+LEADER_KEEPALIVE: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "connect_timeout": 5,
+}
+"""The leader's session notices a dead network within about 11 s (libpq
+TCP keepalives); a dead process closes its socket, which ends the session
+(and frees the lock) at once."""
 
 
 def probe(dsn: str, *, timeout: float = PROBE_TIMEOUT) -> None:
@@ -103,16 +117,66 @@ class _PgCursor(Cursor):
                 cur.executemany(_pg(sql), rows)
 
 
+class AdvisoryLeadership(Leadership):
+    """Leadership as a session advisory lock (``pg_try_advisory_lock``) held
+    on a connection of its own, outside the pool, for as long as it leads.
+
+    The lock lives as long as the session: when the holder's process dies,
+    PostgreSQL ends the session and another process's next ``hold`` takes
+    it.  Every ``hold`` of the holder checks its session with one round
+    trip, so a holder cut off from the database stops leading.
+    """
+
+    def __init__(self, dsn: str, key: str) -> None:
+        self._dsn = dsn
+        self._key = key
+        self._conn: psycopg.Connection[Any] | None = None
+        self._held = False
+
+    def hold(self) -> bool:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._dsn, autocommit=True, **LEADER_KEEPALIVE)
+                self._held = False
+            if self._held:
+                self._conn.execute("SELECT 1")  # the session, hence the lock, is alive
+                return True
+            row = self._conn.execute(
+                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (self._key,)
+            ).fetchone()
+            self._held = bool(row and row[0])
+        except psycopg.Error as exc:
+            log.warning("leadership: lost the database session (%s)", type(exc).__name__)
+            self._drop()
+        return self._held
+
+    def release(self) -> None:
+        if self._conn is not None and self._held:
+            with suppress(psycopg.Error):  # else ending the session frees it
+                self._conn.execute(
+                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._key,)
+                )
+        self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn, self._held = self._conn, None, False
+        if conn is not None:
+            with suppress(psycopg.Error):
+                conn.close()
+
+
 class PostgresConnector(Connector):
     """A pool of connections to one PostgreSQL schema."""
 
     dialect = schema.POSTGRES
+    shared = True  # any number of `wlx serve` front-ends (docs/scaling.md)
     for_update = " FOR UPDATE"
 
     def __init__(self, dsn: str, schema_name: str) -> None:
         if not SCHEMA_NAME.match(schema_name):
             raise UserError("a PostgreSQL schema name is lower-case a-z, 0-9 and '_'")
         probe(dsn)  # one clear line instead of the pool's retries and warnings
+        self._dsn = dsn
         self._schema = schema_name
         self._pool = ConnectionPool(
             dsn,
@@ -182,6 +246,9 @@ class PostgresConnector(Connector):
             raise InternalError(f"PostgreSQL error ({type(exc).__name__})") from None
         except PoolTimeout:
             raise InternalError("no PostgreSQL connection available") from None
+
+    def leadership(self, name: str) -> Leadership:
+        return AdvisoryLeadership(self._dsn, f"wlx:{self._schema}:leader:{name}")
 
     def reclaim(self) -> None:
         """Nothing to do: autovacuum returns dead rows' space for reuse."""

@@ -275,6 +275,28 @@ CREATE TABLE IF NOT EXISTS acceptance (
     PRIMARY KEY (peer, side)
 ){norowid};
 
+-- Shared by every front-end of the store (docs/scaling.md): each caller's
+-- rate-limit bucket, and the hits remembered for detail requests (their seal
+-- keys encrypted at rest).  A store served by one process keeps both in memory.
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    tokens {real} NOT NULL,
+    stamp {real} NOT NULL,
+    day_start {real} NOT NULL,
+    day_used {real} NOT NULL,
+    PRIMARY KEY (role, name)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS hit_memory (
+    caller TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    until {int} NOT NULL,
+    seal_key {blob} NOT NULL,
+    PRIMARY KEY (caller, ref, origin)
+){norowid};
+
 CREATE TABLE IF NOT EXISTS rejections (
     id {serial},
     at {int} NOT NULL,
@@ -290,12 +312,14 @@ SQLITE = {
     "int": "INTEGER",
     "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
     "norowid": " WITHOUT ROWID",
+    "real": "REAL",
 }
 POSTGRES = {
     "blob": "BYTEA",
     "int": "BIGINT",
     "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     "norowid": "",
+    "real": "DOUBLE PRECISION",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
 from wlx.node.core.errors import InternalError, Unavailable
+from wlx.node.core.limits import Bucket
 from wlx.node.protocol.messages import Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
@@ -25,7 +26,9 @@ from wlx.node.store.base import (
     CosignatureRow,
     CredentialRow,
     DetailRow,
+    HitRow,
     InboundState,
+    Leadership,
     OutboundState,
     OutboxRow,
     PeerRow,
@@ -92,6 +95,8 @@ class Connector(ABC):
     """Connections and transactions of one database engine."""
 
     dialect: dict[str, str]
+    shared: bool
+    """See ``Store.shared``."""
     for_update: str
     """Suffix that locks selected rows until commit ('' where the engine
     serialises writers anyway)."""
@@ -111,6 +116,10 @@ class Connector(ABC):
     def exclusive(self, name: str, timeout: float) -> AbstractContextManager[None]:
         """A lock named ``name`` shared by every process of this database
         (see ``Store.exclusive``)."""
+
+    @abstractmethod
+    def leadership(self, name: str) -> Leadership:
+        """See ``Store.leadership``."""
 
     @abstractmethod
     def reclaim(self) -> None:
@@ -762,6 +771,66 @@ class SqlTx(Tx):
         row = self._one(query, tuple(args))
         return int(row[0]) if row else 0
 
+    # ---------------------------------------------------------- rate limits, hits
+    _BUCKET = "SELECT role, name, tokens, stamp, day_start, day_used FROM rate_buckets"
+
+    def lock_bucket(self, fresh: Bucket) -> Bucket:
+        self._run(
+            "INSERT INTO rate_buckets (role, name, tokens, stamp, day_start, day_used) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (role, name) DO NOTHING",
+            (fresh.role, fresh.name, fresh.tokens, fresh.stamp, fresh.day_start, fresh.day_used),
+        )
+        row = self._one(
+            f"{self._BUCKET} WHERE role = ? AND name = ?{self._connector.for_update}",
+            (fresh.role, fresh.name),
+        )
+        if row is None:
+            raise InternalError("a rate-limit bucket vanished inside its transaction")
+        return Bucket(row[0], row[1], float(row[2]), float(row[3]), float(row[4]), float(row[5]))
+
+    def put_bucket(self, bucket: Bucket) -> None:
+        self._run(
+            "UPDATE rate_buckets SET tokens = ?, stamp = ?, day_start = ?, day_used = ? "
+            "WHERE role = ? AND name = ?",
+            (
+                bucket.tokens,
+                bucket.stamp,
+                bucket.day_start,
+                bucket.day_used,
+                bucket.role,
+                bucket.name,
+            ),
+        )
+
+    def put_hits(self, rows: Sequence[HitRow]) -> None:
+        self._cur.executemany(
+            "INSERT INTO hit_memory (caller, origin, ref, until, seal_key) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (caller, ref, origin) DO UPDATE SET until = excluded.until, "
+            "seal_key = excluded.seal_key",
+            [(r.caller, r.origin, r.ref, r.until, r.seal_key) for r in rows],
+        )
+
+    def get_hit(self, caller: str, origin: str, ref: str) -> HitRow | None:
+        row = self._one(
+            "SELECT caller, origin, ref, until, seal_key FROM hit_memory "
+            "WHERE caller = ? AND ref = ? AND origin = ?",
+            (caller, ref, origin),
+        )
+        return HitRow(row[0], row[1], row[2], row[3], bytes(row[4])) if row else None
+
+    def hit_origins(self, caller: str, ref: str, now: int) -> list[str]:
+        rows = self._all(
+            "SELECT origin FROM hit_memory WHERE caller = ? AND ref = ? AND until >= ? "
+            "ORDER BY origin",
+            (caller, ref, now),
+        )
+        return [r[0] for r in rows]
+
+    def purge_hits(self, before: int) -> int:
+        row = self._one("SELECT COUNT(*) FROM hit_memory WHERE until < ?", (before,))
+        self._run("DELETE FROM hit_memory WHERE until < ?", (before,))
+        return int(row[0]) if row else 0
+
     # ---------------------------------------------------------- exchange log
     def lock_audit(self) -> None:
         self._connector.lock_table(self._cur, "audit_entries")
@@ -984,6 +1053,13 @@ class SqlStore(Store):
 
     def exclusive(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
         return self._connector.exclusive(name, timeout)
+
+    @property
+    def shared(self) -> bool:
+        return self._connector.shared
+
+    def leadership(self, name: str) -> Leadership:
+        return self._connector.leadership(name)
 
     def reclaim(self) -> None:
         with self._gate.open():

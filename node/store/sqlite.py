@@ -17,7 +17,8 @@ from typing import Any
 
 from wlx.node.core.errors import InternalError
 from wlx.node.store import schema
-from wlx.node.store.locks import file_lock
+from wlx.node.store.base import Leadership
+from wlx.node.store.locks import FileLeadership, file_lock
 from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 BUSY_TIMEOUT_MS = 30_000
@@ -40,6 +41,7 @@ class SqliteConnector(Connector):
     """Connections to one SQLite database file."""
 
     dialect = schema.SQLITE
+    shared = False  # one `wlx serve` per SQLite store (cli: serve)
     for_update = ""  # BEGIN IMMEDIATE already serialises writers
 
     def __init__(self, path: Path) -> None:
@@ -100,6 +102,9 @@ class SqliteConnector(Connector):
     def exclusive(self, name: str, timeout: float) -> Iterator[None]:
         with file_lock(self._path.with_name(f"{self._path.name}.{name}.lock"), name, timeout):
             yield
+
+    def leadership(self, name: str) -> Leadership:
+        return FileLeadership(self._path.with_name(f"{self._path.name}.{name}.leader"))
 
     def reclaim(self) -> None:
         """Give the free pages back to the file system (a new database only,
