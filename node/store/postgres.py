@@ -10,6 +10,7 @@ writers at READ COMMITTED, locking the rows they decide on with
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 from collections.abc import Iterator, Sequence
@@ -136,7 +137,12 @@ class AdvisoryLeadership(Leadership):
     def hold(self) -> bool:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._dsn, autocommit=True, **LEADER_KEEPALIVE)
+                self._conn = psycopg.connect(
+                    self._dsn,
+                    autocommit=True,
+                    application_name=f"wlx front-end {os.getpid()}",  # who leads: pg_locks
+                    **LEADER_KEEPALIVE,
+                )
                 self._held = False
             if self._held:
                 self._conn.execute("SELECT 1")  # the session, hence the lock, is alive

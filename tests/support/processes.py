@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 WLX = str(Path(sys.executable).with_name("wlx"))
@@ -42,15 +42,17 @@ def start_serve(
     stderr: int = subprocess.DEVNULL,
     sync_interval: float = 3600,
     timeout: float = 20,
+    args: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """``wlx serve DIR`` as a child process, returned once it listens on ``port``.
+    """``wlx serve DIR`` (and ``args``) as a child process, returned once it
+    listens on ``port``.
 
     Raises:
         RuntimeError: the process exited, or did not listen within ``timeout``
             (then it is killed).
     """
     proc = subprocess.Popen(
-        [WLX, "serve", str(directory), "--sync-interval", str(sync_interval)],
+        [WLX, "serve", str(directory), "--sync-interval", str(sync_interval), *args],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
         env=dict(env if env is not None else CLEAN_ENV),
