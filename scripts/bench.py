@@ -340,6 +340,12 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="10,000 listings, 1,000 lookups, 4 clients (CI)"
     )
+    parser.add_argument(
+        "--frontends",
+        type=int,
+        help="instead: lookups/s with 1..N `wlx serve` front-ends of one node "
+        "(--backend postgres for N > 1; scripts/bench_frontends.py)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
@@ -348,11 +354,18 @@ def main() -> None:
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    results: dict[str, Any] = bench_refs.primitives(min(100_000, max(10_000, args.records)))
-    results.update(run(args))
-    results = with_ratios(results)
+    if args.frontends:
+        import bench_frontends
+
+        results = bench_frontends.run(args)
+        name = f"results-frontends-{args.backend}.json"
+    else:
+        results = bench_refs.primitives(min(100_000, max(10_000, args.records)))
+        results.update(run(args))
+        results = with_ratios(results)
+        name = f"results-{args.backend}.json"
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"results-{args.backend}.json"
+    path = args.out / name
     path.write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results, indent=2))
