@@ -33,6 +33,12 @@ from wlx.node.outgoing import origin, ownlist
 from wlx.node.rpc.sync_client import sync_peer
 
 GROUPS = (
+    ("normali", "normalisation (once per query)"),
+    ("norm2", "normalisation (once per query)"),
+    ("wlx/crypto/names", "normalisation (once per query)"),
+    ("opencc", "normalisation (once per query)"),
+    ("romanize", "normalisation (once per query)"),
+    ("wlx/crypto/tokens", "keyed hashes (per origin)"),
     ("sqlite3", "store (SQLite)"),
     ("psycopg", "store (PostgreSQL)"),
     ("wlx/node/store", "store (wlx SQL)"),
@@ -57,6 +63,8 @@ GROUPS = (
 
 def group_of(filename: str, name: str) -> str:
     where = f"{filename}:{name}"
+    if "_thread.lock" in name:  # a lookup waits for its log entry's commit; a pull, its data
+        return "waiting (the exchange log's commit, the receiving thread)"
     for needle, group in GROUPS:
         if needle in where:
             return group

@@ -57,3 +57,35 @@ def test_bench_quick_reports_wlx_beside_its_references(tmp_path: Path) -> None:
         assert results[key] > 0, key
     assert "lookup_concurrent_per_s/ref_echo_concurrent_per_s" in results["ratios"]
     assert json.loads((tmp_path / "results-sqlite.json").read_text()) == results
+
+
+@pytest.mark.postgres
+def test_bench_frontends_reports_lookups_per_second_for_each_count(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--backend",
+            "postgres",
+            "--frontends",
+            "2",
+            "--records",
+            "200",
+            "--lookups",
+            "40",
+            "--clients",
+            "2",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout)
+    assert results["lookups_per_s_1_frontends"] > 0
+    assert results["lookups_per_s_2_frontends"] > 0
+    assert results["speedup_2_over_1"] > 0
