@@ -23,6 +23,7 @@ import logging
 import random
 import threading
 
+from wlx.node.core import metrics
 from wlx.node.core.errors import Unavailable
 from wlx.node.core.node import Node
 from wlx.node.maintenance import maintain
@@ -67,6 +68,9 @@ class SyncLoop:
         self._wake.set()
         self._thread.join(timeout=CALL_TIMEOUT)
         self._leadership.release()
+        if self.leading:
+            self.leading = False
+            metrics.LEADER.set(0)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -89,6 +93,7 @@ class SyncLoop:
             else:
                 log.warning("this front-end no longer leads; another one runs the rounds")
             self.leading = leading
+            metrics.LEADER.set(int(leading))
         return leading
 
     def _follow(self) -> None:

@@ -26,6 +26,7 @@ from support.nodes import PG_DSN, FakeClock, StorageFactory
 from wlx.node.core.errors import InternalError
 from wlx.node.core.limits import Bucket, Limits, LimitSettings, Rate, RateLimited, StoreLimits, take
 from wlx.node.core.node import Node
+from wlx.node.daemon import SyncLoop
 from wlx.node.directory import init_node, open_node
 from wlx.node.incoming.hit_memory import StoredHitMemory
 from wlx.node.incoming.lookup import HitMemory, Lookup
@@ -213,3 +214,30 @@ def test_on_sqlite_leadership_is_a_file_lock(tmp_path: Path) -> None:
         two.release()
     finally:
         node.close()
+
+
+@pytestmark_pg
+def test_only_the_leader_s_scheduler_runs_and_another_takes_over(
+    frontends: list[Node],
+) -> None:
+    """Two front-ends' schedulers: one leads (its rounds run), the other
+    follows; stopping the leader hands over within about a second."""
+    rounds: dict[int, int] = {0: 0, 1: 0}
+    loops = [SyncLoop(frontends[i], interval=0.2) for i in (0, 1)]
+    for i, loop in enumerate(loops):
+        loop._round = lambda i=i: rounds.__setitem__(i, rounds[i] + 1)  # type: ignore[method-assign]
+    loops[0].start()
+    deadline = time.monotonic() + 10
+    while not rounds[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    loops[1].start()
+    time.sleep(1.5)
+    assert loops[0].leading and not loops[1].leading and rounds[1] == 0
+    loops[0].stop()
+    deadline = time.monotonic() + 5
+    while not rounds[1]:
+        assert time.monotonic() < deadline, "the follower did not take over"
+        time.sleep(0.05)
+    assert loops[1].leading and not loops[0].leading
+    loops[1].stop()

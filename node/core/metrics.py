@@ -1,12 +1,13 @@
 """Prometheus metrics of a node (served by ``wlx serve --metrics-port``).
 
-Counters and histograms only; no label ever carries a query, an identifier
-or a record reference.
+Counters and histograms, and whether this process leads the node's
+front-ends; no label ever carries a query, an identifier or a record
+reference.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LOOKUPS = Counter("wlx_lookups_total", "People checked", ["call"])
 HITS = Counter("wlx_hits_total", "Hits returned")
@@ -30,4 +31,8 @@ REFUSALS = Counter(
     "wlx_refusals_total",
     "Calls refused before their handler, by reason (authentication, permission, rate-limit)",
     ["reason"],
+)
+LEADER = Gauge(
+    "wlx_leader",
+    "1 while this process leads the node's front-ends (runs sync, witnessing, housekeeping)",
 )
