@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,20 +71,23 @@ class FileLeadership(Leadership):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._fd: int | None = None
+        self._lock = threading.Lock()
 
     def hold(self) -> bool:
-        if self._fd is not None:
+        with self._lock:
+            if self._fd is not None:
+                return True
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._fd = fd
             return True
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the file drops its flock
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)  # closing the file drops its flock
+                self._fd = None

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -133,36 +134,39 @@ class AdvisoryLeadership(Leadership):
         self._key = key
         self._conn: psycopg.Connection[Any] | None = None
         self._held = False
+        self._lock = threading.Lock()  # the scheduler's thread, and its stop()
 
     def hold(self) -> bool:
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(
-                    self._dsn,
-                    autocommit=True,
-                    application_name=f"wlx front-end {os.getpid()}",  # who leads: pg_locks
-                    **LEADER_KEEPALIVE,
-                )
-                self._held = False
-            if self._held:
-                self._conn.execute("SELECT 1")  # the session, hence the lock, is alive
-                return True
-            row = self._conn.execute(
-                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (self._key,)
-            ).fetchone()
-            self._held = bool(row and row[0])
-        except psycopg.Error as exc:
-            log.warning("leadership: lost the database session (%s)", type(exc).__name__)
-            self._drop()
-        return self._held
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(
+                        self._dsn,
+                        autocommit=True,
+                        application_name=f"wlx front-end {os.getpid()}",  # who leads: pg_locks
+                        **LEADER_KEEPALIVE,
+                    )
+                    self._held = False
+                if self._held:
+                    self._conn.execute("SELECT 1")  # the session, hence the lock, is alive
+                    return True
+                row = self._conn.execute(
+                    "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (self._key,)
+                ).fetchone()
+                self._held = bool(row and row[0])
+            except psycopg.Error as exc:
+                log.warning("leadership: no database session (%s)", type(exc).__name__)
+                self._drop()
+            return self._held
 
     def release(self) -> None:
-        if self._conn is not None and self._held:
-            with suppress(psycopg.Error):  # else ending the session frees it
-                self._conn.execute(
-                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._key,)
-                )
-        self._drop()
+        with self._lock:
+            if self._conn is not None and self._held:
+                with suppress(psycopg.Error):  # else ending the session frees it
+                    self._conn.execute(
+                        "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._key,)
+                    )
+            self._drop()
 
     def _drop(self) -> None:
         conn, self._conn, self._held = self._conn, None, False
