@@ -13,6 +13,7 @@ The same with real processes (and a leader killed mid-sync) is in
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -156,8 +157,10 @@ def test_a_hit_remembered_on_one_front_end_is_recalled_on_another(
     assert b.recall("officer-2", "CN", "CN-1", now) is None  # bound to its caller
     assert b.recall("officer-1", "CN", "CN-1", now + 2 * 86_400) is None  # expired
     with frontends[2].store.read() as tx:
-        row = tx.get_hit("officer-1", "CN", "CN-1")
+        row = tx.get_hit(a.handle("officer-1", "CN-1"), "CN")
     assert row is not None and key not in row.seal_key  # encrypted at rest
+    assert a.handle("officer-1", "CN-1") == b.handle("officer-1", "CN-1")  # one key per node
+    assert a.handle("officer-2", "CN-1") != row.handle
     with frontends[2].store.write() as tx:
         assert tx.purge_hits(now + 2 * 86_400) == 2
     assert b.origins("officer-1", "CN-1", now) == []
@@ -169,9 +172,10 @@ def test_a_stored_hit_moved_to_another_caller_does_not_open(frontends: list[Node
     now = frontends[0].now()
     memory.remember("officer-1", "CN", "CN-1", b"k" * 32, now)
     with frontends[0].store.write() as tx:
-        row = tx.get_hit("officer-1", "CN", "CN-1")
+        row = tx.get_hit(memory.handle("officer-1", "CN-1"), "CN")
         assert row is not None
-        tx.put_hits([type(row)("officer-2", "CN", "CN-1", row.until, row.seal_key)])
+        moved = dataclasses.replace(row, handle=memory.handle("officer-2", "CN-1"))
+        tx.put_hits([moved])
     with pytest.raises(InternalError, match="hit"):
         memory.recall("officer-2", "CN", "CN-1", now)
 

@@ -537,15 +537,15 @@ class Tx(ABC):
 
     @abstractmethod
     def put_hits(self, rows: Sequence[HitRow]) -> None:
-        """Remember hits (a newer hit of the same caller, origin and ref replaces it)."""
+        """Remember hits (a newer hit of the same handle and origin replaces it)."""
 
     @abstractmethod
-    def get_hit(self, caller: str, origin: str, ref: str) -> HitRow | None:
+    def get_hit(self, handle: bytes, origin: str) -> HitRow | None:
         """The remembered hit, expired or not."""
 
     @abstractmethod
-    def hit_origins(self, caller: str, ref: str, now: int) -> list[str]:
-        """Origins of the caller's hits with ``ref`` not expired at ``now``, sorted."""
+    def hit_origins(self, handle: bytes, now: int) -> list[str]:
+        """Origins of the hits of ``handle`` not expired at ``now``, sorted."""
 
     @abstractmethod
     def purge_hits(self, before: int) -> int:
@@ -677,9 +677,9 @@ class Tx(ABC):
 class HitRow:
     """A hit remembered for a detail request (``incoming.hit_memory``)."""
 
-    caller: str
+    handle: bytes
+    """A keyed hash of the caller and the listing's ref (no ref in the clear)."""
     origin: str
-    ref: str
     until: int
     """Unix time after which the hit is forgotten."""
     seal_key: bytes = field(repr=False)

@@ -276,8 +276,9 @@ CREATE TABLE IF NOT EXISTS acceptance (
 ){norowid};
 
 -- Shared by every front-end of the store (docs/scaling.md): each caller's
--- rate-limit bucket, and the hits remembered for detail requests (their seal
--- keys encrypted at rest).  A store served by one process keeps both in memory.
+-- rate-limit bucket, and the hits remembered for detail requests (by a keyed
+-- handle of caller and ref, the seal key encrypted at rest: no ref in the
+-- clear).  A store served by one process keeps both in memory.
 CREATE TABLE IF NOT EXISTS rate_buckets (
     role TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -289,12 +290,11 @@ CREATE TABLE IF NOT EXISTS rate_buckets (
 ){norowid};
 
 CREATE TABLE IF NOT EXISTS hit_memory (
-    caller TEXT NOT NULL,
+    handle {blob} NOT NULL,
     origin TEXT NOT NULL,
-    ref TEXT NOT NULL,
     until {int} NOT NULL,
     seal_key {blob} NOT NULL,
-    PRIMARY KEY (caller, ref, origin)
+    PRIMARY KEY (handle, origin)
 ){norowid};
 
 CREATE TABLE IF NOT EXISTS rejections (

@@ -804,25 +804,24 @@ class SqlTx(Tx):
 
     def put_hits(self, rows: Sequence[HitRow]) -> None:
         self._cur.executemany(
-            "INSERT INTO hit_memory (caller, origin, ref, until, seal_key) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (caller, ref, origin) DO UPDATE SET until = excluded.until, "
+            "INSERT INTO hit_memory (handle, origin, until, seal_key) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (handle, origin) DO UPDATE SET until = excluded.until, "
             "seal_key = excluded.seal_key",
-            [(r.caller, r.origin, r.ref, r.until, r.seal_key) for r in rows],
+            [(r.handle, r.origin, r.until, r.seal_key) for r in rows],
         )
 
-    def get_hit(self, caller: str, origin: str, ref: str) -> HitRow | None:
+    def get_hit(self, handle: bytes, origin: str) -> HitRow | None:
         row = self._one(
-            "SELECT caller, origin, ref, until, seal_key FROM hit_memory "
-            "WHERE caller = ? AND ref = ? AND origin = ?",
-            (caller, ref, origin),
+            "SELECT handle, origin, until, seal_key FROM hit_memory "
+            "WHERE handle = ? AND origin = ?",
+            (handle, origin),
         )
-        return HitRow(row[0], row[1], row[2], row[3], bytes(row[4])) if row else None
+        return HitRow(bytes(row[0]), row[1], row[2], bytes(row[3])) if row else None
 
-    def hit_origins(self, caller: str, ref: str, now: int) -> list[str]:
+    def hit_origins(self, handle: bytes, now: int) -> list[str]:
         rows = self._all(
-            "SELECT origin FROM hit_memory WHERE caller = ? AND ref = ? AND until >= ? "
-            "ORDER BY origin",
-            (caller, ref, now),
+            "SELECT origin FROM hit_memory WHERE handle = ? AND until >= ? ORDER BY origin",
+            (handle, now),
         )
         return [r[0] for r in rows]
 
