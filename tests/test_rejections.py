@@ -8,8 +8,9 @@ node obtains another node's stream.
 
 Each case proves "nothing changed" by dumping every table of the
 receiver's store (through its own database connection, so only committed
-state counts) before and after, except the rejection log itself and the
-fields that record the last sync error (``VOLATILE``).
+state counts) before and after, except the rejection log itself, the
+rate-limit buckets and the fields that record the last sync error
+(``VOLATILE``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ LOG_TABLES = {"rejections", "audit_entries", "audit_nodes"}
 """The rejection log and the exchange log (with its Merkle range in ``meta``):
 a rejection is expected to append to them; they are checked on their own."""
 LOG_META_KEYS = {"audit_range"}
-IGNORED_TABLES = {*LOG_TABLES, "sqlite_sequence"}
+METERING_TABLES = {"rate_buckets"}
+"""Every call is charged before its handler runs, a rejected one too
+(docs/protocol.md, rate limits); on PostgreSQL the buckets are rows."""
+IGNORED_TABLES = {*LOG_TABLES, *METERING_TABLES, "sqlite_sequence"}
 Volatile = dict[str, set[str]]
 VOLATILE: Volatile = {"inbound": {"last_error", "last_error_at"}}
 """What a rejection records about itself besides the rejection log."""
