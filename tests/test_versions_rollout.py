@@ -157,6 +157,19 @@ def test_upgrading_the_old_node_moves_both_streams_to_norm_2(mixed: Federation) 
     assert _sent(cn, "RU") == (2, NORMALISATION_2) and _sent(ru, "CN") == (2, NORMALISATION_2)
 
 
+def test_a_refreshed_card_added_by_hand_starts_the_new_epoch(mixed: Federation) -> None:
+    """A peer that cannot be reached gets the card file by hand (`wlx peer
+    add`): the same renegotiation as an announcement."""
+    cn, ru = mixed["CN"].node, mixed["RU"].node
+    card = lifecycle.refresh_card(ru, NODE_SPEAKS)
+    assert card is not None
+    origin.add_peer(cn, card.raw, mixed["RU"].address)
+    assert _sent(cn, "RU") == (2, NORMALISATION_2)
+    origin.add_peer(cn, card.raw, mixed["RU"].address)  # again: nothing more
+    assert _sent(cn, "RU") == (2, NORMALISATION_2)
+    assert lifecycle.refresh_card(ru, NODE_SPEAKS) is None
+
+
 def test_new_epochs_keep_the_agreed_version(mixed: Federation) -> None:
     """A re-key (``wlx epoch new``) and a key rotation stay on wlx-norm-1 for
     a peer that speaks nothing later (B.2-2)."""
