@@ -246,7 +246,9 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
     """Accept a peer's rotated identity card, endorsed by the key we trust.
 
     ``from_peer`` is the TLS-authenticated caller when the card arrives by
-    RPC; it must be the card's node.
+    RPC; it must be the card's node.  A card that changes the normalisation
+    agreed with the peer (appendix B.2) starts a new epoch of the stream to
+    it, in the same transaction.
 
     Raises:
         UserError: not a valid card.
@@ -279,10 +281,10 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
         )
         tx.put_peer(replace(row, card=card.raw))
         started = _renegotiate(node, tx, card.node_id)
+        if started is not None:
+            log.info("peer %s: new token epoch %d for normalisation %s", *started)
         if same_key:
             log.info("peer %s refreshed its card (issued at %d)", card.node_id, card.issued_at)
-            if started is not None:
-                log.info("peer %s: new token epoch %d for normalisation %s", *started)
             return card
         exchange_log.record(
             tx,
