@@ -15,6 +15,7 @@ import grpc
 import pytest
 from support.nodes import Federation, FederationMaker, record
 
+from wlx.node.audit import exchange_log
 from wlx.node.core.errors import UserError
 from wlx.node.core.limits import LimitSettings, Rate, RateLimited
 from wlx.node.incoming.lookup import Lookup, Query
@@ -227,6 +228,13 @@ def test_a_call_costing_more_than_the_burst_says_so(busy: Federation) -> None:
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "more than the burst of 20" in details and "fewer people" in details
     assert lookups(busy, "RU") == []
+    # Refused once its keys were counted, and logged like any throttling.
+    with busy["RU"].node.store.read() as tx:
+        entries = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
+    throttled = [e for e in entries if e["kind"] == "throttled"]
+    assert [(e["method"], e["caller"]) for e in throttled] == [
+        ("/wlx.v1.Lookup/Check", "officer:post-4")
+    ]
 
 
 def test_the_keys_are_charged_before_any_is_tested(busy: Federation) -> None:
