@@ -164,6 +164,39 @@ def _remember(tx: Tx, peer: str, digest: str, answered: Answered, now: int) -> N
     tx.set_meta(_ANSWERED_META + peer, json.dumps(entries, sort_keys=True).encode())
 
 
+def _decide_or_replay(
+    node: Node, tx: Tx, params: DetailParams, peer: str, digest: str, quota: int
+) -> tuple[DetailDecision, StoredRecord | None, bool]:
+    """Decide ``peer``'s request (``digest``: of its signed payload) inside
+    ``tx``: ``(decision, record to release, whether it is a replay)``.  A
+    replay of a charged request is not charged again and releases nothing
+    new (``decide_replay``); a charged request is remembered for its window."""
+    row = tx.get_peer(peer)
+    tx.lock_audit()  # serialises the replay check with the quota and its update
+    first = _answered(tx, peer, node.now()).get(digest)
+    if first is not None:
+        stored = tx.get_record(params.ref)
+        decision = decide_replay(first, stored.version if stored is not None else None)
+        return decision, stored if decision.granted else None, True
+    decision, stored = _decide(
+        node,
+        tx,
+        counterpart=peer,
+        direction="in",
+        keys=_peer_keys(node, tx, peer) if row is not None else [],
+        ref=params.ref,
+        message=proof_message(params.requester, params.origin, params.ref, params.nonce),
+        proof=params.hit_proof,
+        quota=quota,
+        policy=SharingPolicy.from_json(row.policy) if row is not None else None,
+    )
+    if decision.counts:
+        version = stored.version if stored is not None else 0
+        answered = Answered(params.issued_at + MAX_CLOCK_SKEW, decision.outcome, version)
+        _remember(tx, peer, digest, answered, node.now())
+    return decision, stored, False
+
+
 def _peer_keys(node: Node, tx: Tx, peer: str) -> list[EpochKey]:
     """The epoch keys under which ``peer``'s hit proofs are accepted: the
     current one, and the previous one for a grace period after a new epoch
@@ -217,33 +250,10 @@ def answer(
     now = node.now()
     digest = payload_digest(request.payload).hex()
     with node.store.write() as tx:
-        row = tx.get_peer(card.node_id)
-        tx.lock_audit()  # serialises the replay check with the quota and its update
-        first = _answered(tx, card.node_id, now).get(digest)
-        if first is not None:  # a replay: not charged again, releases nothing new
-            stored = tx.get_record(params.ref)
-            decision = decide_replay(first, stored.version if stored is not None else None)
-            stored = stored if decision.granted else None
-        else:
-            decision, stored = _decide(
-                node,
-                tx,
-                counterpart=card.node_id,
-                direction="in",
-                keys=_peer_keys(node, tx, card.node_id) if row is not None else [],
-                ref=params.ref,
-                message=proof_message(params.requester, params.origin, params.ref, params.nonce),
-                proof=params.hit_proof,
-                quota=quota,
-                policy=SharingPolicy.from_json(row.policy) if row is not None else None,
-            )
-            if decision.counts:
-                version = stored.version if stored is not None else 0
-                answered = Answered(params.issued_at + MAX_CLOCK_SKEW, decision.outcome, version)
-                _remember(tx, card.node_id, digest, answered, now)
+        decision, stored, replay = _decide_or_replay(node, tx, params, card.node_id, digest, quota)
         record = load_record(node, stored).to_json() if stored is not None else b""
         denial = decision.denial
-        if first is None:  # the details table is what the quota counts
+        if not replay:  # the details table is what the quota counts
             tx.add_detail(
                 DetailRow(
                     at=now,
@@ -269,7 +279,7 @@ def answer(
             case=params.case_id,
             outcome=decision.outcome,
             request=digest,
-            **({"replay": True} if first is not None else {}),
+            **({"replay": True} if replay else {}),
         )
     metrics.DETAILS.labels("in", card.node_id, decision.outcome).inc()
     log.info(
