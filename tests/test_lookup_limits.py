@@ -252,3 +252,16 @@ def test_the_keys_are_charged_before_any_is_tested(busy: Federation) -> None:
     assert charged == [("check", len(query.keys()))]
     assert lookups(busy, "RU") == []  # nothing tested, nothing logged
     assert lookup.hits.origins("post-5", "CN-1", busy["RU"].node.now()) == []
+
+
+def test_a_node_toml_with_the_per_person_defaults_gets_the_per_key_ones() -> None:
+    """Upgrading: ``wlx init`` wrote the old officer defaults into node.toml;
+    read as keys they would refuse a 500-person manifest outright."""
+    from wlx.node.core.config import NodeConfig
+
+    base = 'node_id = "CN"\nlisten = "127.0.0.1:7001"\n[limits]\n'
+    old = base + "officer_per_minute = 1200.0\nofficer_burst = 2500.0\nofficer_per_day = 100000.0\n"
+    assert NodeConfig.from_toml(old).limits.officer == LimitSettings().officer
+    chosen = base + "officer_per_minute = 1200.0\nofficer_burst = 3000.0\nofficer_per_day = 1e5\n"
+    assert NodeConfig.from_toml(chosen).limits.officer == Rate(1200, 3000, 100_000)
+    assert LimitSettings().officer.burst >= 500 * 47  # a manifest of the heaviest one-name people

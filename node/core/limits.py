@@ -55,6 +55,13 @@ class LimitSettings:
         return rate
 
 
+PER_PERSON_OFFICER = Rate(per_minute=1_200, burst=2_500, per_day=100_000)
+"""The officer defaults when a lookup cost one token per name or document
+presented, as ``wlx init`` wrote them into node.toml: read as the current
+defaults (``LimitSettings.officer``), since counted in keys they would
+refuse a 500-person manifest outright."""
+
+
 class _Bucket:
     def __init__(self, rate: Rate, now: float) -> None:
         self.tokens = rate.burst
