@@ -848,6 +848,20 @@ def test_an_honest_snapshot_in_parts_applies(stage: Stage) -> None:
     assert hits(stage.ru, "CN-4") == ["CN-4"]
 
 
+def test_a_second_snapshot_replaces_the_first_and_leaves_no_rows_behind(stage: Stage) -> None:
+    """A swap moves a pointer; the listings it replaced are deleted after it
+    (chunked), so the store holds one copy of the origin's list, not two."""
+    receiver.apply_snapshot(stage.ru, "CN", snapshot_for(stage))
+    receiver.apply_snapshot(stage.ru, "CN", snapshot_for(stage))  # fresh nonces: new rows
+    assert hits(stage.ru, "CN-4") == ["CN-4"]
+    with stage.ru.store.read() as tx:
+        held = tx.count_entries("CN")
+    assert held == 4
+    own = query_rows(stage.ru, "SELECT COUNT(*) FROM entries WHERE origin = 'RU'")[0][0]
+    assert query_rows(stage.ru, "SELECT COUNT(*) FROM entries")[0][0] == held + own
+    assert query_rows(stage.ru, "SELECT state FROM slots WHERE origin = 'CN'") == [("live",)]
+
+
 def test_a_snapshot_from_an_untrusted_node_is_rejected(
     stage: Stage, caplog: pytest.LogCaptureFixture
 ) -> None:
