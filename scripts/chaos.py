@@ -536,7 +536,13 @@ def _ro(directory: Path) -> sqlite3.Connection:
 
 def ru_handles(directory: Path) -> set[bytes]:
     with _ro(directory) as conn:
-        return {bytes(r[0]) for r in conn.execute("SELECT handle FROM entries WHERE origin='CN'")}
+        return {
+            bytes(r[0])
+            for r in conn.execute(
+                "SELECT handle FROM entries WHERE origin IN "
+                "(SELECT slot FROM slots WHERE origin = 'CN' AND state = 'live')"
+            )
+        }
 
 
 def ru_inbound(directory: Path) -> tuple[int, int] | None:

@@ -127,7 +127,8 @@ def test_a_staged_snapshot_remembers_its_normalisation(make_node: NodeMaker) -> 
             resume_token=b"",
             normalisation=version,
         )
-        with node.store.write() as tx:
+        with node.store.write() as tx:  # as the receiver stages a part: entries and progress
+            tx.stage_entries(progress.snapshot_id, "CN", [])
             tx.put_staged_snapshot("CN", progress.snapshot_id, _progress_blob(node, "CN", progress))
         staged = staged_progress(node, "CN")
         assert staged is not None and staged.normalisation == version

@@ -336,7 +336,13 @@ def _all_tokens(node: Any) -> set[bytes]:
     import sqlite3
 
     with sqlite3.connect(node.paths.root / "wlx.db") as db:
-        return {r[0] for r in db.execute("SELECT token FROM tokens WHERE origin = 'CN'")}
+        return {
+            r[0]
+            for r in db.execute(
+                "SELECT token FROM tokens WHERE origin IN "
+                "(SELECT slot FROM slots WHERE origin = 'CN' AND state = 'live')"
+            )
+        }
 
 
 def test_revoking_a_peer_refuses_it_purges_it_and_sends_it_nothing(fed: Federation) -> None:
