@@ -14,7 +14,7 @@ from wlx.node.core.policy import SharingPolicy
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist
 from wlx.node.outgoing.previous_epochs import PROOF_GRACE
-from wlx.node.protocol.detail_rules import DENIED, PROVEN
+from wlx.node.protocol.detail_rules import PROVEN, Denial
 from wlx.node.trust import lifecycle
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
@@ -43,11 +43,11 @@ def test_an_officer_cannot_read_an_own_record_without_a_hit(federation: Federati
     # No hit: the same denial for a listed ref, a suspended one and a missing one.
     for ref in ("CN-1", "CN-2", "CN-404"):
         result = ask_own(stub, ref)
-        assert (result.granted, result.denial, result.record_json) == (False, DENIED, "")
+        assert (result.granted, result.denial, result.record_json) == (False, Denial.NO_HIT, "")
     # Another officer's hit proves nothing for this one.
     other = lookup_pb2_grpc.LookupStub(fed.channel("CN"))
     other.Check(lookup_pb2.CheckRequest(person=person("CN-1"), purpose="border-check"))
-    assert ask_own(stub, "CN-1").denial == DENIED
+    assert ask_own(stub, "CN-1").denial == Denial.NO_HIT
     # After this officer's own hit: granted; a suspended listing stays withheld.
     stub.Check(lookup_pb2.CheckRequest(person=person("CN-1"), purpose="border-check"))
     result = ask_own(stub, "CN-1")
@@ -105,8 +105,8 @@ def test_a_detail_request_without_a_proof_learns_nothing_and_costs_no_quota(
     fed.sync_all()
     # Listed, suspended, withheld by policy, missing: one answer without a proof.
     for ref in ("CN-1", "CN-2", "CN-3", "CN-404"):
-        assert _ask(fed, ref, None, quota=2) == DENIED
-        assert _ask(fed, ref, bytes(32), quota=2) == DENIED
+        assert _ask(fed, ref, None, quota=2) == Denial.NO_HIT
+        assert _ask(fed, ref, bytes(32), quota=2) == Denial.NO_HIT
     lookup = Lookup(ru)
     lookup.check(by_name("CN-1"))
     key = lookup.hits.recall("", "CN", "CN-1", ru.now())
@@ -156,7 +156,7 @@ def test_a_hit_from_the_previous_epoch_is_provable_for_a_grace_period(
     lifecycle.new_epoch(cn, "RU")  # RU has not resynced yet
     assert _ask(fed, "CN-1", key, quota=10) == "granted"
     clock.advance(PROOF_GRACE + 1)
-    assert _ask(fed, "CN-1", key, quota=10) == DENIED
+    assert _ask(fed, "CN-1", key, quota=10) == Denial.NO_HIT
     # After the resync, the new epoch's hits prove as ever.
     assert fed.sync("RU", "CN").ok
     lookup.check(by_name("CN-1"))
@@ -174,4 +174,4 @@ def test_a_revocation_voids_the_previous_epochs_hits(federation: FederationMaker
     lifecycle.new_epoch(cn, "RU")
     lifecycle.revoke_peer(cn, "RU")
     origin.add_peer(cn, ru.card.raw, fed["RU"].address)  # trusted again: a fresh start
-    assert _ask(fed, "CN-1", key, quota=10) == DENIED
+    assert _ask(fed, "CN-1", key, quota=10) == Denial.NO_HIT

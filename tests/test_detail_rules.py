@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from wlx.node.protocol.detail_rules import (
-    DENIED,
-    EXPIRED,
-    GRANTED,
-    NOT_SHARED,
-    QUOTA,
-    SUSPENDED,
-    DetailFacts,
-    decide_detail,
-)
+from wlx.node.protocol.detail_rules import GRANTED, Denial, DetailFacts, decide_detail
+
+DENIED, QUOTA, NOT_SHARED = Denial.NO_HIT, Denial.QUOTA, Denial.NOT_SHARED
+EXPIRED, SUSPENDED = Denial.EXPIRED, Denial.SUSPENDED
 
 
 def facts(**overrides: object) -> DetailFacts:
@@ -56,4 +50,4 @@ def test_the_detail_decision(given: DetailFacts, outcome: str, counts: bool) -> 
     decision = decide_detail(given)
     assert (decision.outcome, decision.counts) == (outcome, counts)
     assert decision.granted == (outcome == GRANTED)
-    assert decision.denial == ("" if outcome == GRANTED else outcome)
+    assert decision.denial == (None if outcome == GRANTED else outcome)

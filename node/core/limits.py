@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wlx.node.core.errors import WlxError
+from wlx.node.core.errors import Exhausted
 
 DAY = 86_400.0
 
 
-class RateLimited(WlxError):
-    """The caller is over its rate or its daily quota."""
+class RateLimited(Exhausted):
+    """The caller is over its rate or its daily quota (gRPC RESOURCE_EXHAUSTED)."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from wlx.node.core.node import Node
 from wlx.node.incoming import acceptance, online
 from wlx.node.protocol import codec
 from wlx.node.protocol.acceptance_rules import local_decision
-from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
+from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, LookupCall, check_person
 from wlx.node.store.base import InboundState, Tx
 
 log = logging.getLogger("wlx.lookup")
@@ -194,13 +194,17 @@ class Lookup:
         Raises:
             UserError: the query has no usable identifier.
         """
-        result = self.screen([query], caller, purpose, call="check")[0]
+        result = self.screen([query], caller, purpose, call=LookupCall.CHECK)[0]
         if result.error:
             raise UserError(result.error)
         return result
 
     def screen(
-        self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"
+        self,
+        queries: Sequence[Query],
+        caller: str = "",
+        purpose: str = "",
+        call: LookupCall = LookupCall.SCREEN,
     ) -> list[Result]:
         """Check many people at once (a manifest); one result per query.
 
@@ -303,7 +307,7 @@ class Lookup:
         self,
         caller: str,
         purpose: str,
-        call: str,
+        call: LookupCall,
         results: Sequence[Result],
         tested: int,
         withheld: Sequence[str] = (),

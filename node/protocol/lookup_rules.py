@@ -11,8 +11,20 @@ refused whole, before any work and before any token is taken.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 from wlx.node.core.errors import UserError
+
+
+class LookupCall(StrEnum):
+    """Which lookup an officer made (``call`` of a ``lookup`` exchange-log
+    entry, docs/audit.md §1.2; a metrics label)."""
+
+    CHECK = "check"
+    """One person (``Lookup/Check``)."""
+    SCREEN = "screen"
+    """A manifest (``Lookup/Screen``)."""
+
 
 MAX_NAMES_PER_PERSON = 8
 MAX_DOCUMENTS_PER_PERSON = 8
