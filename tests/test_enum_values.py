@@ -17,11 +17,11 @@ from wlx.node.core.errors import Rejected, RejectReason
 from wlx.node.core.manifest import FORMATS, ManifestFormat
 from wlx.node.core.mrz import Layout
 from wlx.node.core.records import RecordFormat, Tier
+from wlx.node.core.roles import Role
 from wlx.node.protocol.detail_rules import GRANTED, PROVEN, Denial, Direction
 from wlx.node.protocol.lookup_rules import LookupCall
 from wlx.node.protocol.messages import ChangeOp, ReceiptKind
 from wlx.node.protocol.online import Refusal
-from wlx.node.rpc.auth import Role
 from wlx.node.store import schema
 from wlx.node.store.base import AcceptanceSide
 

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, NoReturn
 
 import grpc
@@ -37,23 +36,14 @@ from wlx.node.core import metrics
 from wlx.node.core.errors import PermissionDenied, Unauthenticated, UserError, WlxError
 from wlx.node.core.limits import Limits, RateLimited
 from wlx.node.core.node import Node
+from wlx.node.core.roles import ISSUABLE_ROLES as ISSUABLE_ROLES  # noqa: PLC0414 - re-exported
+from wlx.node.core.roles import Role as Role  # noqa: PLC0414 - re-exported
 from wlx.node.protocol.lookup_rules import lookup_cost
 from wlx.node.rpc.status_codes import code_for
 from wlx.v1 import lookup_pb2
 
 log = logging.getLogger("wlx.auth")
 
-
-class Role(StrEnum):
-    """What a caller may do."""
-
-    PEER = "peer"
-    OFFICER = "officer"
-    AUDITOR = "auditor"
-    OPERATOR = "operator"
-
-
-ISSUABLE_ROLES = (Role.OFFICER, Role.AUDITOR, Role.OPERATOR)
 
 _ANY = frozenset(Role)
 METHOD_ROLES: dict[str, frozenset[Role]] = {
@@ -172,7 +162,7 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
         raise PermissionDenied(f"credential {credential.name} is revoked")
     if credential.expires_at < node.now():
         raise Unauthenticated(f"credential {credential.name} has expired")
-    return Caller(Role(credential.role), credential.name, serial)
+    return Caller(credential.role, credential.name, serial)
 
 
 class RefusalLog:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from wlx.node.core.errors import Rejected
+from wlx.node.core.roles import Role
 from wlx.node.protocol.detail_rules import Direction
 from wlx.node.protocol.messages import ChangeOp, Op, ReceiptKind, Upsert
 
@@ -155,7 +156,7 @@ class CredentialRow:
 
     serial: str
     name: str
-    role: str
+    role: Role
     issued_at: int
     expires_at: int
     revoked_at: int = 0

@@ -16,6 +16,7 @@ from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
 from wlx.node.core.errors import InternalError, Rejected, Unavailable
+from wlx.node.core.roles import Role
 from wlx.node.protocol.detail_rules import Direction
 from wlx.node.protocol.messages import ChangeOp, Op, Remove, Upsert
 from wlx.node.store import schema
@@ -325,10 +326,10 @@ class SqlTx(Tx):
 
     def get_credential(self, serial: str) -> CredentialRow | None:
         row = self._one(f"{self._CREDENTIAL} WHERE serial = ?", (serial,))
-        return CredentialRow(*row) if row else None
+        return _credential(row) if row else None
 
     def list_credentials(self) -> list[CredentialRow]:
-        return [CredentialRow(*r) for r in self._all(f"{self._CREDENTIAL} ORDER BY issued_at DESC")]
+        return [_credential(r) for r in self._all(f"{self._CREDENTIAL} ORDER BY issued_at DESC")]
 
     def put_announcement(self, peer: str, card: bytes, made_at: int) -> None:
         self._run(
@@ -959,6 +960,11 @@ class SqlTx(Tx):
             _acceptance(r)
             for r in self._all(f"{self._ACCEPTANCE} WHERE side = ? ORDER BY peer", (side,))
         ]
+
+
+def _credential(row: Row) -> CredentialRow:
+    serial, name, role, issued_at, expires_at, revoked_at = row
+    return CredentialRow(serial, name, Role(role), issued_at, expires_at, revoked_at)
 
 
 def _acceptance(row: Row) -> AcceptanceRow:
