@@ -28,7 +28,7 @@ from wlx.node.cli.logs import setup_logging
 from wlx.node.core.acceptance import preset
 from wlx.node.core.config import StorageConfig, check_address
 from wlx.node.core.errors import InternalError, UserError, WlxError
-from wlx.node.core.records import RecordError, parse_records
+from wlx.node.core.records import Record, RecordError, detect_format
 from wlx.node.directory import init_node
 from wlx.node.outgoing import origin, ownlist
 from wlx.node.trust import lifecycle
@@ -295,12 +295,10 @@ def records_import(
     FtM does not carry: --category, --action, --legal-basis, --authority and
     --expires (docs/records.md).
     """
-    from wlx.node.cli.officer import read_text
-    from wlx.node.core.ftm import ListingTerms, parse_ftm
-    from wlx.node.core.records import detect_format, expired
+    from wlx.node.core.ftm import ListingTerms
+    from wlx.node.outgoing import bulk_import
 
-    text = read_text(file)
-    fmt = fmt or detect_format(text, file.name)
+    fmt = fmt or detect_format(_first_line(file), file.name)
     terms = {
         "category": category,
         "action": action,
@@ -309,41 +307,105 @@ def records_import(
         "expires": expires,
     }
     warnings: list[str] = []
-    try:
-        if fmt == "ftm":
-            missing = [f"--{k.replace('_', '-')}" for k, v in terms.items() if not v]
-            if missing:
-                raise UserError(
-                    f"a FollowTheMoney import needs {', '.join(missing)} (FtM has no listing terms)"
-                )
-            ftm = parse_ftm(text, ListingTerms(**{k: v or "" for k, v in terms.items()}))
-            parsed, warnings = ftm.records, ftm.warnings
-            if ftm.skipped:
-                skipped = ", ".join(f"{n} {s}" for s, n in sorted(ftm.skipped.items()))
-                warnings.append(f"skipped entities that are not persons: {skipped}")
-            if not parsed:
-                raise RecordError(0, "the file holds no Person entities")
-        else:
-            if any(terms.values()):
-                raise UserError("--category, --action, ... are for --format ftm only")
-            parsed = parse_records(text, fmt)
-    except RecordError as exc:
-        raise UserError(f"{file}: {exc}; nothing was imported") from None
+    if fmt == "ftm":
+        missing = [f"--{k.replace('_', '-')}" for k, v in terms.items() if not v]
+        if missing:
+            raise UserError(
+                f"a FollowTheMoney import needs {', '.join(missing)} (FtM has no listing terms)"
+            )
+        listing = ListingTerms(**{k: v or "" for k, v in terms.items()})
+    elif any(terms.values()):
+        raise UserError("--category, --action, ... are for --format ftm only")
     with node_at(directory) as node:
-        late = expired(parsed, node.today())
-        if late:
+        watch = _ImportWatch(node.today())
+        try:
+            with _busy(f"importing {file.name}"):
+                if fmt == "ftm":
+                    numbered = _ftm_records(file, listing, warnings)
+                else:
+                    numbered = _file_records(file, fmt)
+                result = bulk_import.import_stream(node, watch.watch(numbered))
+        except RecordError as exc:
+            raise UserError(f"{file}: {exc}; nothing was imported") from None
+        if watch.late:
             warnings.append(
-                f"{len(late)} records have already expired (first: {late[0].id}, expires "
-                f"{late[0].expires}); they match nothing and go at the next maintenance"
+                f"{watch.late} records have already expired (first: {watch.first_late}); "
+                "they match nothing and go at the next maintenance"
             )
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
-        with _busy(f"importing {len(parsed)} records"):
-            result = ownlist.import_records(node, parsed)
     click.echo(
-        f"imported {len(parsed)} records: {result.added} added, {result.updated} updated, "
+        f"imported {watch.count} records: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged"
     )
+
+
+def _first_line(file: Path) -> str:
+    """The start of a file's first line (to recognise its format)."""
+    try:
+        with file.open(encoding="utf-8-sig", errors="replace", newline="\n") as source:
+            return source.readline(64 * 1024)
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+
+
+def _file_records(file: Path, fmt: str) -> Iterator[tuple[int, Record]]:
+    """``(line, record)`` of a JSON Lines or CSV file, read one line at a time.
+
+    Raises:
+        RecordError: a bad line, or no record at all.
+        UserError: the file cannot be read, or is not UTF-8.
+    """
+    from wlx.node.core.records import parse_csv, parse_jsonl
+    from wlx.node.core.textio import numbered
+
+    empty = True
+    try:
+        with file.open(encoding="utf-8-sig", newline="" if fmt == "csv" else "\n") as source:
+            parsed = parse_csv(source) if fmt == "csv" else parse_jsonl(numbered(source))
+            for pair in parsed:
+                empty = False
+                yield pair
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read {file} as UTF-8 text; nothing was imported") from None
+    if empty:
+        raise RecordError(0, "the file holds no records")
+
+
+def _ftm_records(file: Path, terms: Any, warnings: list[str]) -> Iterator[tuple[int, Record]]:
+    """The Person records of a FollowTheMoney file (read whole: documents
+    join their holders from anywhere in the file)."""
+    from wlx.node.cli.officer import read_text
+    from wlx.node.core.ftm import parse_ftm
+
+    ftm = parse_ftm(read_text(file), terms)
+    warnings.extend(ftm.warnings)
+    if ftm.skipped:
+        skipped = ", ".join(f"{n} {s}" for s, n in sorted(ftm.skipped.items()))
+        warnings.append(f"skipped entities that are not persons: {skipped}")
+    if not ftm.records:
+        raise RecordError(0, "the file holds no Person entities")
+    yield from enumerate(ftm.records, start=1)
+
+
+class _ImportWatch:
+    """Counts the records passing into an import, and those already expired."""
+
+    def __init__(self, today: str) -> None:
+        self.today = today
+        self.count = self.late = 0
+        self.first_late = ""
+
+    def watch(self, numbered: Iterator[tuple[int, Record]]) -> Iterator[tuple[int, Record]]:
+        for line, record in numbered:
+            self.count += 1
+            if record.expires < self.today:
+                self.late += 1
+                if not self.first_late:
+                    self.first_late = f"{record.id}, expires {record.expires}"
+            yield line, record
 
 
 @contextmanager

@@ -34,6 +34,27 @@ class StoredRecord:
 
 
 @dataclass(frozen=True)
+class StagedRecord:
+    """One record of an import being staged (``Tx.stage_import``).
+
+    ``kind`` is "add", "update" or "same" (identical to the stored record:
+    nothing to publish); ``version``, ``body`` (sealed at rest),
+    ``suspended`` and ``handle`` were computed against ``base_version``, the
+    stored record's version when it was staged (0: none).
+    """
+
+    id: str
+    line: int
+    kind: str
+    base_version: int
+    version: int
+    body: bytes = field(repr=False)
+    expires: str
+    suspended: bool
+    handle: bytes
+
+
+@dataclass(frozen=True)
 class Change:
     """One entry of the node's append-only change log."""
 
@@ -511,6 +532,39 @@ class Tx(ABC):
     @abstractmethod
     def drop_staged_snapshot(self, origin: str) -> None:
         """Discard whatever is staged for ``origin`` (entries, tokens, progress)."""
+
+    # ---------------------------------------------------------- own-list import staging
+    @abstractmethod
+    def stage_import(
+        self, import_id: bytes, rows: Sequence[StagedRecord], ops: Sequence[Upsert]
+    ) -> None:
+        """Keep records of an import being staged and the listings (``ops``,
+        by handle) they index to.
+
+        Raises:
+            InternalError: a record id already staged for ``import_id``.
+        """
+
+    @abstractmethod
+    def staged_import_lines(self, import_id: bytes, record_ids: Sequence[str]) -> dict[str, int]:
+        """The line of each of ``record_ids`` already staged for ``import_id``."""
+
+    @abstractmethod
+    def staged_import_page(self, import_id: bytes, limit: int) -> list[StagedRecord]:
+        """The first ``limit`` records staged for ``import_id``, by id."""
+
+    @abstractmethod
+    def staged_import_ops(self, import_id: bytes, rows: Sequence[StagedRecord]) -> list[Upsert]:
+        """The staged listings of ``rows`` (those not of kind "same"), in order."""
+
+    @abstractmethod
+    def delete_staged_import(self, import_id: bytes, rows: Sequence[StagedRecord]) -> None:
+        """Forget staged ``rows`` and their listings."""
+
+    @abstractmethod
+    def drop_imports(self, limit: int) -> int:
+        """Forget up to ``limit`` staged records of any import (and their
+        listings); returns how many (0: nothing is staged)."""
 
     # ---------------------------------------------------------- detail requests
     @abstractmethod

@@ -141,6 +141,35 @@ CREATE TABLE IF NOT EXISTS staged_tokens (
     PRIMARY KEY (snapshot_id, token, handle)
 ){norowid};
 
+-- An import into the own list being staged, then published in chunks
+-- (docs/operations.md, "Importing records"): one row per record of the
+-- file (kind 'add', 'update' or 'same'), its sealed body and version as
+-- computed against base_version (0: no such record then), and the index
+-- tokens of its listing.  The meta key own_import says which import
+-- these rows belong to and whether it was published.
+CREATE TABLE IF NOT EXISTS import_records (
+    import_id {blob} NOT NULL,
+    id TEXT NOT NULL,
+    line {int} NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('add', 'update', 'same')),
+    base_version {int} NOT NULL,
+    version {int} NOT NULL,
+    body {blob} NOT NULL,
+    expires TEXT NOT NULL,
+    suspended {int} NOT NULL,
+    handle {blob} NOT NULL,
+    PRIMARY KEY (import_id, id)
+){norowid};
+
+CREATE TABLE IF NOT EXISTS import_tokens (
+    import_id {blob} NOT NULL,
+    handle {blob} NOT NULL,
+    pos {int} NOT NULL,
+    token {blob} NOT NULL,
+    sealed {blob} NOT NULL,
+    PRIMARY KEY (import_id, handle, pos)
+){norowid};
+
 -- Recipient side: the snapshot of each origin being staged, and how far it
 -- got (kept across restarts, so that an interrupted snapshot resumes).
 CREATE TABLE IF NOT EXISTS staged_snapshots (

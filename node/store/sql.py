@@ -16,7 +16,7 @@ from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
 from wlx.node.core.errors import InternalError, Unavailable
-from wlx.node.protocol.messages import Op, Remove, Upsert
+from wlx.node.protocol.messages import Op, Remove, TokenEntry, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
     AcceptanceRow,
@@ -31,6 +31,7 @@ from wlx.node.store.base import (
     PeerRow,
     ReceiptRow,
     RejectionRow,
+    StagedRecord,
     Store,
     StoredRecord,
     TokenRow,
@@ -731,6 +732,104 @@ class SqlTx(Tx):
         for snapshot_id in ids:
             self.drop_staging(snapshot_id)
         self._run("DELETE FROM staged_snapshots WHERE origin = ?", (origin,))
+
+    # ---------------------------------------------------------- own-list import staging
+    _STAGED = (
+        "SELECT id, line, kind, base_version, version, body, expires, suspended, handle "
+        "FROM import_records"
+    )
+
+    def stage_import(
+        self, import_id: bytes, rows: Sequence[StagedRecord], ops: Sequence[Upsert]
+    ) -> None:
+        self._cur.executemany(
+            "INSERT INTO import_records (import_id, id, line, kind, base_version, version, "
+            "body, expires, suspended, handle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    import_id,
+                    r.id,
+                    r.line,
+                    r.kind,
+                    r.base_version,
+                    r.version,
+                    r.body,
+                    r.expires,
+                    int(r.suspended),
+                    r.handle,
+                )
+                for r in rows
+            ],
+        )
+        self._cur.executemany(
+            "INSERT INTO import_tokens (import_id, handle, pos, token, sealed) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (import_id, op.handle, pos, t.token, t.sealed)
+                for op in ops
+                for pos, t in enumerate(op.tokens)
+            ],
+        )
+
+    def staged_import_lines(self, import_id: bytes, record_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = sorted(set(record_ids))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for record_id, line in self._all(
+                f"SELECT id, line FROM import_records WHERE import_id = ? AND id IN ({marks})",
+                (import_id, *chunk),
+            ):
+                found[record_id] = int(line)
+        return found
+
+    def staged_import_page(self, import_id: bytes, limit: int) -> list[StagedRecord]:
+        return [
+            StagedRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bool(r[7]), bytes(r[8]))
+            for r in self._all(
+                f"{self._STAGED} WHERE import_id = ? ORDER BY id LIMIT ?", (import_id, limit)
+            )
+        ]
+
+    def staged_import_ops(self, import_id: bytes, rows: Sequence[StagedRecord]) -> list[Upsert]:
+        wanted = [r for r in rows if r.kind != "same"]
+        tokens: dict[bytes, list[TokenEntry]] = {r.handle: [] for r in wanted}
+        handles = sorted(tokens)
+        for start in range(0, len(handles), LOOKUP_CHUNK):
+            chunk = handles[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for handle, token, sealed in self._all(
+                "SELECT handle, token, sealed FROM import_tokens "
+                f"WHERE import_id = ? AND handle IN ({marks}) ORDER BY handle, pos",
+                (import_id, *chunk),
+            ):
+                tokens[bytes(handle)].append(TokenEntry(bytes(token), bytes(sealed)))
+        return [Upsert(r.handle, r.expires, tuple(tokens[r.handle])) for r in wanted]
+
+    def delete_staged_import(self, import_id: bytes, rows: Sequence[StagedRecord]) -> None:
+        self._cur.executemany(
+            "DELETE FROM import_tokens WHERE import_id = ? AND handle = ?",
+            [(import_id, r.handle) for r in rows if r.kind != "same"],
+        )
+        self._cur.executemany(
+            "DELETE FROM import_records WHERE import_id = ? AND id = ?",
+            [(import_id, r.id) for r in rows],
+        )
+
+    def drop_imports(self, limit: int) -> int:
+        rows = self._all("SELECT import_id, id, handle FROM import_records LIMIT ?", (limit,))
+        self._cur.executemany(
+            "DELETE FROM import_tokens WHERE import_id = ? AND handle = ?",
+            [(bytes(r[0]), bytes(r[2])) for r in rows],
+        )
+        self._cur.executemany(
+            "DELETE FROM import_records WHERE import_id = ? AND id = ?",
+            [(bytes(r[0]), r[1]) for r in rows],
+        )
+        if not rows:  # tokens whose record row went first cannot remain, but be sure
+            self._run("DELETE FROM import_tokens")
+        return len(rows)
 
     # ---------------------------------------------------------- detail requests
     def add_detail(self, row: DetailRow) -> None:
