@@ -279,6 +279,13 @@ def records() -> None:
 @click.option("--legal-basis", help="FtM only: the legal basis of the listings.")
 @click.option("--authority", help="FtM only: the listing authority.")
 @click.option("--expires", help="FtM only: last day the listings are valid, YYYY-MM-DD.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, 100_000),
+    default=2_000,
+    show_default=True,
+    help="Records per transaction while staging and publishing.",
+)
 def records_import(
     directory: Path,
     file: Path,
@@ -288,8 +295,14 @@ def records_import(
     legal_basis: str | None,
     authority: str | None,
     expires: str | None,
+    chunk_size: int,
 ) -> None:
     """Import records from a JSON Lines, CSV or FollowTheMoney FILE: all of them, or none.
+
+    The file is read and staged in chunks, then published in short
+    transactions: memory stays flat, lookups go on meanwhile, and an
+    interrupted import leaves the list as it was, or (once published)
+    completes when the node is next opened (docs/operations.md).
 
     FollowTheMoney (OpenSanctions) Person entities need the listing terms
     FtM does not carry: --category, --action, --legal-basis, --authority and
@@ -324,7 +337,7 @@ def records_import(
                     numbered = _ftm_records(file, listing, warnings)
                 else:
                     numbered = _file_records(file, fmt)
-                result = bulk_import.import_stream(node, watch.watch(numbered))
+                result = bulk_import.import_stream(node, watch.watch(numbered), chunk=chunk_size)
         except RecordError as exc:
             raise UserError(f"{file}: {exc}; nothing was imported") from None
         if watch.late:
