@@ -12,17 +12,25 @@
 from __future__ import annotations
 
 import functools
+import json
+import signal
+import subprocess
+import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from support.nodes import NodeMaker, StorageFactory, record
+from support.processes import CLEAN_ENV, WLX, free_port, start_serve
 
+from wlx.client import Client
 from wlx.node.audit import exchange_log
 from wlx.node.core import records as records_module
 from wlx.node.core.node import Node
 from wlx.node.core.records import Record, RecordError
+from wlx.node.directory import open_node
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import bulk_import, ownlist
 from wlx.node.outgoing.ownlist import load_record
@@ -165,3 +173,115 @@ def test_memory_is_bounded_by_the_chunk_not_the_file(
     assert large_peak < 1.25 * small_peak, (small_peak, large_peak)  # 4x the records
     with cn.store.read() as tx:
         assert tx.count_records() == 1 + 100 + 400
+
+
+# ------------------------------------------------------------------ real processes
+
+
+def _jsonl(path: Path, first: int, count: int, authority: str) -> Path:
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(first, first + count):
+            obj = json.loads(person(n, authority=authority).to_json())
+            out.write(json.dumps(obj) + "\n")
+    return path
+
+
+def _cli(*args: str, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(CLEAN_ENV)
+    if failpoint:
+        env["WLX_FAILPOINT"] = failpoint
+    return subprocess.run(
+        [WLX, *map(str, args)], capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+
+
+def _listed(directory: Path) -> tuple[list[tuple[str, int, str]], int, int]:
+    """``(id, version, authority)`` of every record, own index size, log size."""
+    node = open_node(directory)  # completes a published import
+    try:
+        with node.store.read() as tx:
+            rows = [(r.id, r.version, load_record(node, r).authority) for r in tx.iter_records()]
+            return rows, tx.count_entries(node.node_id), exchange_log.size(tx)
+    finally:
+        node.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("failpoint", "published"),
+    [
+        ("import.staged@3", False),  # killed while staging: the old list
+        ("import.switched", True),  # killed right after the switch: the new list
+        ("import.published@2", True),  # killed while publishing: the new list
+    ],
+)
+def test_an_import_killed_anywhere_leaves_the_old_list_or_the_new(
+    tmp_path: Path, failpoint: str, published: bool
+) -> None:
+    node_dir = tmp_path / "cn"
+    assert _cli("init", node_dir, "--node-id", "CN", "--listen", "127.0.0.1:1").returncode == 0
+    first = _cli("records", "import", node_dir, _jsonl(tmp_path / "a.jsonl", 1, 30, "old"))
+    assert first.returncode == 0, first.stderr
+    old, old_index, _ = _listed(node_dir)
+    update = _jsonl(tmp_path / "b.jsonl", 1, 250, "new")  # 30 updates, 220 additions
+    killed = _cli("records", "import", node_dir, update, "--chunk-size", "50", failpoint=failpoint)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    after, index, log_size = _listed(node_dir)
+    if not published:
+        assert (after, index) == (old, old_index)
+    else:
+        assert [(i, a) for i, _, a in after] == [(f"CN-{n:06d}", "new") for n in range(1, 251)]
+        assert [v for _, v, _ in after] == [2] * 30 + [1] * 220
+        assert index == 250
+    again = _cli("records", "import", node_dir, update, "--chunk-size", "50")
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    final, index, final_log = _listed(node_dir)
+    assert [(i, v, a) for i, v, a in final] == [
+        (f"CN-{n:06d}", 2 if n <= 30 else 1, "new") for n in range(1, 251)
+    ]
+    assert index == 250
+    if published:  # nothing left to do: every record stands as imported
+        assert final_log == log_size
+
+
+@pytest.mark.slow
+def test_lookups_are_answered_while_a_large_import_runs(tmp_path: Path) -> None:
+    """A real node serves on loopback while ``wlx records import`` stages and
+    publishes beside it: lookups keep being answered during the import."""
+    port = free_port()
+    node_dir = tmp_path / "cn"
+    assert (
+        _cli("init", node_dir, "--node-id", "CN", "--listen", f"127.0.0.1:{port}").returncode == 0
+    )
+    assert (
+        _cli("records", "import", node_dir, _jsonl(tmp_path / "a.jsonl", 1, 1, "x")).returncode == 0
+    )
+    officer = tmp_path / "officer.json"
+    issued = _cli(
+        "credential", "issue", node_dir, "--role", "officer", "--name", "post", "--out", officer
+    )
+    assert issued.returncode == 0, issued.stderr
+    big = _jsonl(tmp_path / "big.jsonl", 2, 2_000, "x")
+    server = start_serve(node_dir, port)
+    try:
+        with Client.from_credential(officer) as client:
+            assert client.lookup(documents=["P:CHN:B00000001"])  # warm
+            importer = subprocess.Popen(
+                [WLX, "records", "import", str(node_dir), str(big), "--chunk-size", "100"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=CLEAN_ENV,
+            )
+            answered = 0
+            deadline = time.monotonic() + 280
+            while importer.poll() is None and time.monotonic() < deadline:
+                assert client.lookup(documents=["P:CHN:B00000001"])
+                answered += 1
+                time.sleep(0.05)
+            assert importer.wait(timeout=30) == 0
+            assert answered >= 5, answered
+            assert client.lookup(documents=["P:CHN:B00002001"])  # the import's last record
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
