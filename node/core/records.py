@@ -149,6 +149,12 @@ def _identifier_keys(
     return tuple(record_keys(names, dob or None, docs, version))
 
 
+def forget_keys() -> None:
+    """Empty the cache of identifier keys: an import keys each record once
+    (validation, then its listing), so its memory stays that of one chunk."""
+    _identifier_keys.cache_clear()
+
+
 def _text(obj: Mapping[str, Any], name: str, *, required: bool = True) -> str:
     value = obj.get(name, "")
     if value is None:

@@ -36,7 +36,7 @@ from wlx.node.audit.exchange_log import Event
 from wlx.node.core import failpoints
 from wlx.node.core.errors import Unavailable
 from wlx.node.core.node import Node
-from wlx.node.core.records import Record, RecordError
+from wlx.node.core.records import Record, RecordError, forget_keys
 from wlx.node.outgoing.ownlist import ImportResult, record_context
 from wlx.node.protocol import outbound
 from wlx.node.protocol.messages import Upsert
@@ -181,6 +181,7 @@ def _stage(
         rows, ops = _stage_rows(node, import_id, key, batch)
         with node.store.write(durable=False) as tx:
             tx.stage_import(import_id, rows, ops)
+        forget_keys()
         failpoints.hit("import.staged")
         for row in rows:
             if row.kind == "add":

@@ -144,9 +144,10 @@ CREATE TABLE IF NOT EXISTS staged_tokens (
 -- An import into the own list being staged, then published in chunks
 -- (docs/operations.md, "Importing records"): one row per record of the
 -- file (kind 'add', 'update' or 'same'), its sealed body and version as
--- computed against base_version (0: no such record then), and the index
--- tokens of its listing.  The meta key own_import says which import
--- these rows belong to and whether it was published.
+-- computed against base_version (0: no such record then), and its listing
+-- in the own index (handle, and tokens: each token, the length of its sealed
+-- hit data in two bytes, the sealed hit data).  The meta key own_import
+-- says which import these rows belong to and whether it was published.
 CREATE TABLE IF NOT EXISTS import_records (
     import_id {blob} NOT NULL,
     id TEXT NOT NULL,
@@ -158,16 +159,8 @@ CREATE TABLE IF NOT EXISTS import_records (
     expires TEXT NOT NULL,
     suspended {int} NOT NULL,
     handle {blob} NOT NULL,
+    tokens {blob} NOT NULL,
     PRIMARY KEY (import_id, id)
-){norowid};
-
-CREATE TABLE IF NOT EXISTS import_tokens (
-    import_id {blob} NOT NULL,
-    handle {blob} NOT NULL,
-    pos {int} NOT NULL,
-    token {blob} NOT NULL,
-    sealed {blob} NOT NULL,
-    PRIMARY KEY (import_id, handle, pos)
 ){norowid};
 
 -- Recipient side: the snapshot of each origin being staged, and how far it

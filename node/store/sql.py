@@ -130,6 +130,24 @@ def _split_tokens(blob: bytes) -> list[bytes]:
     return [blob[i : i + TOKEN_LEN] for i in range(0, len(blob), TOKEN_LEN)]
 
 
+def _pack_tokens(op: Upsert) -> bytes:
+    """A staged listing's tokens: each token, its sealed hit data's length
+    (two bytes, big-endian), the sealed hit data."""
+    return b"".join(t.token + len(t.sealed).to_bytes(2, "big") + t.sealed for t in op.tokens)
+
+
+def _unpack_tokens(blob: bytes) -> tuple[TokenEntry, ...]:
+    tokens = []
+    pos = 0
+    while pos < len(blob):
+        token = blob[pos : pos + TOKEN_LEN]
+        size = int.from_bytes(blob[pos + TOKEN_LEN : pos + TOKEN_LEN + 2], "big")
+        start = pos + TOKEN_LEN + 2
+        tokens.append(TokenEntry(token, blob[start : start + size]))
+        pos = start + size
+    return tuple(tokens)
+
+
 class SqlTx(Tx):
     """``Tx`` over one open SQL transaction."""
 
@@ -742,9 +760,10 @@ class SqlTx(Tx):
     def stage_import(
         self, import_id: bytes, rows: Sequence[StagedRecord], ops: Sequence[Upsert]
     ) -> None:
+        listings = {op.handle: _pack_tokens(op) for op in ops}
         self._cur.executemany(
             "INSERT INTO import_records (import_id, id, line, kind, base_version, version, "
-            "body, expires, suspended, handle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "body, expires, suspended, handle, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     import_id,
@@ -757,17 +776,9 @@ class SqlTx(Tx):
                     r.expires,
                     int(r.suspended),
                     r.handle,
+                    listings.get(r.handle, b"") if r.kind != "same" else b"",
                 )
                 for r in rows
-            ],
-        )
-        self._cur.executemany(
-            "INSERT INTO import_tokens (import_id, handle, pos, token, sealed) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [
-                (import_id, op.handle, pos, t.token, t.sealed)
-                for op in ops
-                for pos, t in enumerate(op.tokens)
             ],
         )
 
@@ -794,41 +805,30 @@ class SqlTx(Tx):
 
     def staged_import_ops(self, import_id: bytes, rows: Sequence[StagedRecord]) -> list[Upsert]:
         wanted = [r for r in rows if r.kind != "same"]
-        tokens: dict[bytes, list[TokenEntry]] = {r.handle: [] for r in wanted}
-        handles = sorted(tokens)
-        for start in range(0, len(handles), LOOKUP_CHUNK):
-            chunk = handles[start : start + LOOKUP_CHUNK]
+        packed: dict[str, bytes] = {}
+        ids = [r.id for r in wanted]
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start : start + LOOKUP_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            for handle, token, sealed in self._all(
-                "SELECT handle, token, sealed FROM import_tokens "
-                f"WHERE import_id = ? AND handle IN ({marks}) ORDER BY handle, pos",
+            for record_id, tokens in self._all(
+                f"SELECT id, tokens FROM import_records WHERE import_id = ? AND id IN ({marks})",
                 (import_id, *chunk),
             ):
-                tokens[bytes(handle)].append(TokenEntry(bytes(token), bytes(sealed)))
-        return [Upsert(r.handle, r.expires, tuple(tokens[r.handle])) for r in wanted]
+                packed[record_id] = bytes(tokens)
+        return [Upsert(r.handle, r.expires, _unpack_tokens(packed.get(r.id, b""))) for r in wanted]
 
     def delete_staged_import(self, import_id: bytes, rows: Sequence[StagedRecord]) -> None:
-        self._cur.executemany(
-            "DELETE FROM import_tokens WHERE import_id = ? AND handle = ?",
-            [(import_id, r.handle) for r in rows if r.kind != "same"],
-        )
         self._cur.executemany(
             "DELETE FROM import_records WHERE import_id = ? AND id = ?",
             [(import_id, r.id) for r in rows],
         )
 
     def drop_imports(self, limit: int) -> int:
-        rows = self._all("SELECT import_id, id, handle FROM import_records LIMIT ?", (limit,))
-        self._cur.executemany(
-            "DELETE FROM import_tokens WHERE import_id = ? AND handle = ?",
-            [(bytes(r[0]), bytes(r[2])) for r in rows],
-        )
+        rows = self._all("SELECT import_id, id FROM import_records LIMIT ?", (limit,))
         self._cur.executemany(
             "DELETE FROM import_records WHERE import_id = ? AND id = ?",
             [(bytes(r[0]), r[1]) for r in rows],
         )
-        if not rows:  # tokens whose record row went first cannot remain, but be sure
-            self._run("DELETE FROM import_tokens")
         return len(rows)
 
     # ---------------------------------------------------------- detail requests
