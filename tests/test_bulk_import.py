@@ -98,6 +98,22 @@ def test_a_bad_line_late_in_the_file_changes_nothing(
     assert nothing_staged(cn) and state(cn)["import"] == b""
 
 
+def test_ctrl_c_while_staging_changes_nothing(make_node: NodeMaker) -> None:
+    cn = make_node("CN")
+    ownlist.import_records(cn, [person(n) for n in range(1, 6)])
+    before = state(cn)
+
+    def interrupted() -> Iterator[tuple[int, Record]]:
+        for line, rec in people(40, authority="another authority"):
+            if line == 35:
+                raise KeyboardInterrupt
+            yield line, rec
+
+    with pytest.raises(KeyboardInterrupt):
+        bulk_import.import_stream(cn, interrupted(), chunk=10)
+    assert state(cn) == before and nothing_staged(cn)
+
+
 def test_an_id_twice_in_different_chunks_names_both_lines(make_node: NodeMaker) -> None:
     cn = make_node("CN")
     ownlist.import_records(cn, [person(1)])
