@@ -12,9 +12,10 @@ An import goes in three steps (docs/operations.md, "Importing records"):
    then on it is committed, and completed even after a crash.
 3. Publishing.  Chunk by chunk, each in a transaction of its own, staged
    records replace the stored ones, with their change-log, index and
-   exchange-log entries, and leave the staging in the same transaction; an
-   interrupted publish resumes where it stopped (``resume``, run when the
-   node is opened and by maintenance).  Lookups and peers' pulls run
+   exchange-log entries, and the import's position (the last id published)
+   moves past them in the same transaction; an interrupted publish resumes
+   where it stopped (``resume``, run when the node is opened and by
+   maintenance).  Then the staging is dropped whole.  Lookups and peers' pulls run
    between chunks, and may see part of a publishing import.
 
 Memory is bounded by the chunk, never by the file; no transaction does work
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from wlx.crypto.tokens import EpochKey
@@ -46,8 +47,6 @@ log = logging.getLogger("wlx.ownlist")
 
 CHUNK = 2_000
 """Records per staging and per publishing transaction."""
-DROP_CHUNK = 10_000
-"""Staged records discarded per transaction."""
 STATE_META = "own_import"
 """Store meta key: JSON of the import in progress (empty: none)."""
 LOCK = "import"
@@ -59,6 +58,8 @@ class _State:
     published: bool
     epoch: int
     result: ImportResult
+    after: str = ""
+    """The last record id published (records are published in id order)."""
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -66,6 +67,7 @@ class _State:
                 "id": self.import_id.hex(),
                 "published": self.published,
                 "epoch": self.epoch,
+                "after": self.after,
                 "added": self.result.added,
                 "updated": self.result.updated,
                 "unchanged": self.result.unchanged,
@@ -79,7 +81,7 @@ class _State:
             return None
         obj = json.loads(raw)
         result = ImportResult(obj["added"], obj["updated"], obj["unchanged"])
-        return cls(bytes.fromhex(obj["id"]), obj["published"], obj["epoch"], result)
+        return cls(bytes.fromhex(obj["id"]), obj["published"], obj["epoch"], result, obj["after"])
 
 
 def import_stream(
@@ -154,19 +156,12 @@ def _put_state(node: Node, state: _State | None) -> None:
 
 
 def _discard(node: Node) -> None:
-    """Forget every staged record (in short transactions), then the state;
-    nothing if the import was published (it is to be completed instead)."""
-    with node.store.read() as tx:
-        state = _State.from_bytes(tx.get_meta(STATE_META))
-    if state is not None and state.published:
-        return
-    while True:
-        with node.store.write(durable=False) as tx:
-            if tx.drop_imports(DROP_CHUNK) == 0:
-                break
+    """Forget every staged record and the state; nothing if the import was
+    published (it is to be completed instead)."""
     with node.store.write() as tx:
         state = _State.from_bytes(tx.get_meta(STATE_META))
-        if state is not None and not state.published:
+        if state is None or not state.published:
+            tx.drop_imports()
             tx.set_meta(STATE_META, b"")
 
 
@@ -241,34 +236,34 @@ def _context(stored: StoredRecord) -> str:
 
 
 def _publish(node: Node, state: _State, chunk: int) -> None:
-    while _publish_chunk(node, state, chunk):
+    while (published := _publish_chunk(node, state, chunk)) is not None:
+        state = published
         failpoints.hit("import.published")
-    _put_state(node, None)
+    with node.store.write() as tx:
+        tx.drop_imports()
+        tx.set_meta(STATE_META, b"")
 
 
-def _publish_chunk(node: Node, state: _State, chunk: int) -> bool:
-    """Apply the first ``chunk`` staged records; False when none is left."""
+def _publish_chunk(node: Node, state: _State, chunk: int) -> _State | None:
+    """Apply the next ``chunk`` staged records; returns the state after them,
+    or None when none is left."""
     key = node.own_epoch_key()
     now = node.now()
     with node.store.write() as tx:
         tx.lock_changes()
         own = tx.get_inbound(node.node_id)
         if own is None or own.epoch != key.epoch:
-            return True  # the index moved to a new epoch meanwhile: take its key
-        page = tx.staged_import_page(state.import_id, chunk)
+            return state  # the index moved to a new epoch meanwhile: take its key
+        page = tx.staged_import_page(state.import_id, state.after, chunk)
         if not page:
-            return False
-        live = [row for row in page if row.kind != "same"]
-        existing = tx.get_records([row.id for row in live])
-        staged_ops: dict[bytes, Upsert] = {}
-        if key.epoch == state.epoch:
-            staged_ops = {op.handle: op for op in tx.staged_import_ops(state.import_id, live)}
+            return None
+        live = [(row, op) for row, op in page if op is not None]
+        existing = tx.get_records([row.id for row, _ in live])
         stored: list[StoredRecord] = []
         ops: list[Upsert] = []
-        for row in live:
+        for row, op in live:
             current = existing.get(row.id)
-            op = staged_ops.get(row.handle)
-            if op is not None and (current.version if current else 0) == row.base_version:
+            if key.epoch == state.epoch and (current.version if current else 0) == row.base_version:
                 stored.append(
                     StoredRecord(row.id, row.version, row.body, row.expires, now, row.suspended)
                 )
@@ -287,8 +282,9 @@ def _publish_chunk(node: Node, state: _State, chunk: int) -> bool:
             time=now,
             events=[(Event.RECORD_UPSERT, {"record": r.id, "version": r.version}) for r in stored],
         )
-        tx.delete_staged_import(state.import_id, page)
-    return True
+        published = replace(state, after=page[-1][0].id)
+        tx.set_meta(STATE_META, published.to_bytes())
+    return published
 
 
 def _redo(

@@ -550,21 +550,16 @@ class Tx(ABC):
         """The line of each of ``record_ids`` already staged for ``import_id``."""
 
     @abstractmethod
-    def staged_import_page(self, import_id: bytes, limit: int) -> list[StagedRecord]:
-        """The first ``limit`` records staged for ``import_id``, by id."""
+    def staged_import_page(
+        self, import_id: bytes, after_id: str, limit: int
+    ) -> list[tuple[StagedRecord, Upsert | None]]:
+        """Up to ``limit`` records staged for ``import_id`` with ids after
+        ``after_id``, by id, each with its staged listing (None for kind "same")."""
 
     @abstractmethod
-    def staged_import_ops(self, import_id: bytes, rows: Sequence[StagedRecord]) -> list[Upsert]:
-        """The staged listings of ``rows`` (those not of kind "same"), in order."""
-
-    @abstractmethod
-    def delete_staged_import(self, import_id: bytes, rows: Sequence[StagedRecord]) -> None:
-        """Forget staged ``rows`` and their listings."""
-
-    @abstractmethod
-    def drop_imports(self, limit: int) -> int:
-        """Forget up to ``limit`` staged records of any import (and their
-        listings); returns how many (0: nothing is staged)."""
+    def drop_imports(self) -> None:
+        """Forget every staged import (in time proportional to the pages
+        freed at most, never row by row)."""
 
     # ---------------------------------------------------------- detail requests
     @abstractmethod

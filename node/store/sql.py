@@ -752,11 +752,6 @@ class SqlTx(Tx):
         self._run("DELETE FROM staged_snapshots WHERE origin = ?", (origin,))
 
     # ---------------------------------------------------------- own-list import staging
-    _STAGED = (
-        "SELECT id, line, kind, base_version, version, body, expires, suspended, handle "
-        "FROM import_records"
-    )
-
     def stage_import(
         self, import_id: bytes, rows: Sequence[StagedRecord], ops: Sequence[Upsert]
     ) -> None:
@@ -795,41 +790,26 @@ class SqlTx(Tx):
                 found[record_id] = int(line)
         return found
 
-    def staged_import_page(self, import_id: bytes, limit: int) -> list[StagedRecord]:
-        return [
-            StagedRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bool(r[7]), bytes(r[8]))
-            for r in self._all(
-                f"{self._STAGED} WHERE import_id = ? ORDER BY id LIMIT ?", (import_id, limit)
+    def staged_import_page(
+        self, import_id: bytes, after_id: str, limit: int
+    ) -> list[tuple[StagedRecord, Upsert | None]]:
+        page: list[tuple[StagedRecord, Upsert | None]] = []
+        for r in self._all(
+            "SELECT id, line, kind, base_version, version, body, expires, suspended, handle, "
+            "tokens FROM import_records WHERE import_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (import_id, after_id, limit),
+        ):
+            row = StagedRecord(
+                r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bool(r[7]), bytes(r[8])
             )
-        ]
+            op = None
+            if row.kind != "same":
+                op = Upsert(row.handle, row.expires, _unpack_tokens(bytes(r[9])))
+            page.append((row, op))
+        return page
 
-    def staged_import_ops(self, import_id: bytes, rows: Sequence[StagedRecord]) -> list[Upsert]:
-        wanted = [r for r in rows if r.kind != "same"]
-        packed: dict[str, bytes] = {}
-        ids = [r.id for r in wanted]
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            chunk = ids[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            for record_id, tokens in self._all(
-                f"SELECT id, tokens FROM import_records WHERE import_id = ? AND id IN ({marks})",
-                (import_id, *chunk),
-            ):
-                packed[record_id] = bytes(tokens)
-        return [Upsert(r.handle, r.expires, _unpack_tokens(packed.get(r.id, b""))) for r in wanted]
-
-    def delete_staged_import(self, import_id: bytes, rows: Sequence[StagedRecord]) -> None:
-        self._cur.executemany(
-            "DELETE FROM import_records WHERE import_id = ? AND id = ?",
-            [(import_id, r.id) for r in rows],
-        )
-
-    def drop_imports(self, limit: int) -> int:
-        rows = self._all("SELECT import_id, id FROM import_records LIMIT ?", (limit,))
-        self._cur.executemany(
-            "DELETE FROM import_records WHERE import_id = ? AND id = ?",
-            [(bytes(r[0]), r[1]) for r in rows],
-        )
-        return len(rows)
+    def drop_imports(self) -> None:
+        self._run(f"{self._connector.dialect['truncate']} import_records")
 
     # ---------------------------------------------------------- detail requests
     def add_detail(self, row: DetailRow) -> None:
