@@ -340,6 +340,13 @@ def records_import(
                 result = bulk_import.import_stream(node, watch.watch(numbered), chunk=chunk_size)
         except RecordError as exc:
             raise UserError(f"{file}: {exc}; nothing was imported") from None
+        except KeyboardInterrupt:
+            if bulk_import.published_pending(node):
+                raise UserError(
+                    "interrupted while publishing: the import completes the next time "
+                    "the node is opened (any wlx command)"
+                ) from None
+            raise UserError("interrupted: nothing was imported") from None
         if watch.late:
             warnings.append(
                 f"{watch.late} records have already expired (first: {watch.first_late}); "

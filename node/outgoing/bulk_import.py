@@ -140,6 +140,13 @@ def resume(node: Node) -> ImportResult | None:
         return None
 
 
+def published_pending(node: Node) -> bool:
+    """Whether an import is published but not yet wholly applied."""
+    with node.store.read() as tx:
+        state = _State.from_bytes(tx.get_meta(STATE_META))
+    return state is not None and state.published
+
+
 def _finish(node: Node) -> ImportResult | None:
     with node.store.read() as tx:
         state = _State.from_bytes(tx.get_meta(STATE_META))
