@@ -37,10 +37,12 @@ from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
 from wlx.node.outgoing.ownlist import load_record, record_context
 from wlx.node.protocol import codec, free_text
 from wlx.node.protocol.detail_rules import (
+    GRANTED,
     PROVEN,
     Answered,
     DetailDecision,
     DetailFacts,
+    Direction,
     decide_detail,
     decide_replay,
 )
@@ -116,7 +118,7 @@ def _decide(
     tx: Tx,
     *,
     counterpart: str,
-    direction: str,
+    direction: Direction,
     keys: list[EpochKey],
     ref: str,
     message: bytes,
@@ -182,7 +184,7 @@ def _decide_or_replay(
         node,
         tx,
         counterpart=peer,
-        direction="in",
+        direction=Direction.IN,
         keys=_peer_keys(node, tx, peer) if row is not None else [],
         ref=params.ref,
         message=proof_message(params.requester, params.origin, params.ref, params.nonce),
@@ -252,13 +254,13 @@ def answer(
     with node.store.write() as tx:
         decision, stored, replay = _decide_or_replay(node, tx, params, card.node_id, digest, quota)
         record = load_record(node, stored).to_json() if stored is not None else b""
-        denial = decision.denial
+        denial = decision.denial or ""
         if not replay:  # the details table is what the quota counts
             tx.add_detail(
                 DetailRow(
                     at=now,
                     peer=card.node_id,
-                    direction="in",
+                    direction=Direction.IN,
                     ref=params.ref,
                     officer=params.officer,
                     purpose=params.purpose,
@@ -281,7 +283,7 @@ def answer(
             request=digest,
             **({"replay": True} if replay else {}),
         )
-    metrics.DETAILS.labels("in", card.node_id, decision.outcome).inc()
+    metrics.DETAILS.labels(Direction.IN, card.node_id, decision.outcome).inc()
     log.info(
         "detail request from %s (%s) for %s: %s",
         card.node_id,
@@ -385,15 +387,15 @@ def request(
         raise Rejection(RejectReason.WRONG_RECIPIENT, "detail answer names other parties")
     if not hmac.compare_digest(reply.request_digest, payload_digest(payload)):
         raise Rejection(RejectReason.MALFORMED, "detail answer is for another request")
-    outcome = reply.denial or "granted"
+    outcome = reply.denial or GRANTED  # the origin's word, shown as is (§11.4)
     with node.store.write() as tx:
         _log_out(
             node,
             tx,
-            DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome),
+            DetailRow(node.now(), origin, Direction.OUT, ref, officer, purpose, case_id, outcome),
             request=payload_digest(payload).hex(),
         )
-    metrics.DETAILS.labels("out", origin, outcome).inc()
+    metrics.DETAILS.labels(Direction.OUT, origin, outcome).inc()
     log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
     return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
 
@@ -463,7 +465,7 @@ def own_record(
             node,
             tx,
             counterpart=node.node_id,
-            direction="out",
+            direction=Direction.OUT,
             keys=keys,
             ref=ref,
             message=message,
@@ -474,10 +476,12 @@ def own_record(
         _log_out(
             node,
             tx,
-            DetailRow(now, node.node_id, "out", ref, officer, purpose, case_id, decision.outcome),
+            DetailRow(
+                now, node.node_id, Direction.OUT, ref, officer, purpose, case_id, decision.outcome
+            ),
             request="",
         )
     metrics.DETAILS.labels("own", node.node_id, decision.outcome).inc()
     log.info("detail request for own record %s by %s: %s", ref, officer, decision.outcome)
     record = load_record(node, stored).to_json().decode("utf-8") if stored is not None else ""
-    return DetailOutcome(decision.granted, decision.denial, record)
+    return DetailOutcome(decision.granted, decision.denial or "", record)

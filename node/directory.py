@@ -23,6 +23,7 @@ from wlx.node.core.config import (
     BOX_KEY,
     IDENTITY_KEY,
     TLS_KEY,
+    Backend,
     NodeConfig,
     NodePaths,
     StorageConfig,
@@ -32,7 +33,7 @@ from wlx.node.core.config import (
 )
 from wlx.node.core.errors import AlreadyExists, UserError
 from wlx.node.core.node import Clock, KeySet, Node, load_keys
-from wlx.node.outgoing import ownlist
+from wlx.node.outgoing import bulk_import, ownlist
 from wlx.node.protocol.versions import NODE_SPEAKS
 from wlx.node.store.base import InboundState, Store
 from wlx.node.store.postgres import open_postgres
@@ -42,7 +43,7 @@ log = logging.getLogger("wlx.node")
 
 
 def _open_store(paths: NodePaths, storage: StorageConfig) -> Store:
-    if storage.backend == "postgresql":
+    if storage.backend == Backend.POSTGRESQL:
         return open_postgres(storage.dsn, storage.schema)
     return open_sqlite(paths.root / storage.path)
 
@@ -99,6 +100,7 @@ def open_node(
         keys = load_keys(paths, config)
         node = _node(config, paths, keys, store, clock, rng, insecure_dev)
         ownlist.upgrade_record_contexts(node)  # a store made before records were bound
+        bulk_import.resume(node)  # an import a crash left published, not yet applied
     except BaseException:
         store.close()
         raise

@@ -22,7 +22,7 @@ from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core.node import Node
 from wlx.node.incoming import receiver
-from wlx.node.outgoing import ownlist
+from wlx.node.outgoing import bulk_import, ownlist
 
 log = logging.getLogger("wlx.maintenance")
 
@@ -41,6 +41,7 @@ class MaintenanceReport:
 
 def maintain(node: Node, *, compaction: bool = True) -> MaintenanceReport:
     """Purge expired listings, enforce retention, and (optionally) compact."""
+    bulk_import.resume(node)  # an import its process left published, not yet applied
     purged = receiver.purge_expired(node).total
     receiver.drain_replaced(node)
     retired = len(ownlist.enforce_retention(node, node.config.retention_grace_days))
@@ -91,11 +92,11 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
                 tx.put_outbound(state)
                 tx.add_anchor(state.peer, state.epoch, state.last_seq, state.last_digest)
                 skipped.append(state.peer)
-                keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch
+                keep_seq: int | None = None  # delete every batch of this epoch
             else:
-                keep_seq, before = state.acked_seq, cutoff
+                keep_seq = state.acked_seq
             batches += tx.delete_outbox(
-                state.peer, epoch=state.epoch, keep_seq=keep_seq, before_time=before
+                state.peer, epoch=state.epoch, keep_seq=keep_seq, before_time=cutoff
             )
             states.append(state)
         consumed = min((s.change_pos for s in states), default=head)

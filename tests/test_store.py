@@ -21,6 +21,7 @@ from wlx.node.audit.exchange_log import Event
 from wlx.node.core.errors import InternalError, UserError
 from wlx.node.protocol.messages import Remove, TokenEntry, Upsert
 from wlx.node.store.base import (
+    CheckpointRow,
     InboundState,
     OutboundState,
     OutboxRow,
@@ -472,7 +473,7 @@ def test_staging_counts_and_first_copy_of_a_handle_wins(store: Store) -> None:
     with store.write() as tx:  # the same handle again, with other tokens
         tx.stage_entries(snap, "CN", [upsert(h1, [t3])])
     with store.read() as tx:
-        assert tx.staged_counts(snap, "CN") == (2, -1)
+        assert tx.staged_counts(snap, "CN") == (2, None)
 
 
 def test_staged_counts_detects_a_token_repeated_within_an_entry(store: Store) -> None:
@@ -480,7 +481,7 @@ def test_staged_counts_detects_a_token_repeated_within_an_entry(store: Store) ->
     with store.write() as tx:
         tx.stage_entries(snap, "CN", [upsert(_b(), [t, t])])
     with store.read() as tx:
-        assert tx.staged_counts(snap, "CN") == (1, -1)
+        assert tx.staged_counts(snap, "CN") == (1, None)
 
 
 def test_apply_staged_replaces_the_origins_entries_only(store: Store) -> None:
@@ -764,6 +765,33 @@ def test_stream_digest_at_knows_batches_and_anchors(store: Store) -> None:
         assert tx.stream_digest_at("RU", 1, 4) is None
         assert tx.stream_digest_at("RU", 2, 3) is None
     with store.write() as tx:  # a later epoch's compaction forgets the old anchors
-        tx.delete_outbox("RU", epoch=2, keep_seq=-1, before_time=1)
+        tx.delete_outbox("RU", epoch=2, keep_seq=None)
     with store.read() as tx:
         assert tx.stream_digest_at("RU", 1, 3) is None
+
+
+def test_delete_outbox_without_a_batch_to_keep_empties_the_epoch(store: Store) -> None:
+    """``keep_seq=None`` (not a -1 that no sequence number equals) drops every
+    batch of the epoch and of older ones, whenever they were made."""
+    with store.write() as tx:
+        tx.add_outbox("RU", 1, OutboxRow(1, 2, b"a" * 32, b"s"), 100)
+        tx.add_outbox("RU", 2, OutboxRow(1, 3, b"b" * 32, b"s"), 100)
+        tx.add_outbox("RU", 2, OutboxRow(4, 5, b"c" * 32, b"s"), 200)
+        tx.add_outbox("AR", 2, OutboxRow(1, 1, b"d" * 32, b"s"), 100)
+    with store.write() as tx:  # keeping the acknowledged batch: only older epochs go
+        assert tx.delete_outbox("RU", epoch=2, keep_seq=3, before_time=0) == 1
+    with store.write() as tx:
+        assert tx.delete_outbox("RU", epoch=2, keep_seq=None) == 2
+    with store.read() as tx:
+        assert tx.outbox_after("RU", 2, 0, 10) == []
+        assert len(tx.outbox_after("AR", 2, 0, 10)) == 1
+
+
+def test_list_checkpoints_from_the_first(store: Store) -> None:
+    with store.write() as tx:
+        for size in (0, 1, 5):
+            tx.add_checkpoint(CheckpointRow(size, bytes(32), b"note", 0))
+    with store.read() as tx:
+        assert [r.size for r in tx.list_checkpoints(None, 10)] == [0, 1, 5]
+        assert [r.size for r in tx.list_checkpoints(0, 10)] == [1, 5]
+        assert [r.size for r in tx.list_checkpoints(None, 2)] == [0, 1]

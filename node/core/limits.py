@@ -222,7 +222,7 @@ class StoreLimits:
         # disk; after a crash of the database a caller may get a few tokens back.
         now = self._clock()
         with self._store.write(durable=False) as tx:
-            bucket = tx.lock_bucket(Bucket.full(role, name, rate, now))
+            bucket = tx.lock_bucket(Bucket.full(str(role), name, rate, now))
             after = take(bucket, rate, now, cost)
             if keep:
                 tx.put_bucket(after)

@@ -14,8 +14,9 @@ import functools
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from wlx.crypto.errors import InvalidIdentifier
@@ -51,8 +52,13 @@ FIELDS = (
     "expires",
     "tier",
 )
-TIERS = frozenset({"", "offline", "online"})
-"""A record's tier (docs/protocol.md §15.1); "" defers to the sharing policy."""
+
+
+class Tier(StrEnum):
+    """A listing's tier (docs/protocol.md §15.1), as records and policies name it."""
+
+    OFFLINE = "offline"
+    ONLINE = "online"
 
 
 class RecordError(UserError):
@@ -87,19 +93,42 @@ class Record:
     legal_basis: str
     authority: str
     expires: str
-    tier: str = ""
-    """``"online"``, ``"offline"``, or ``""``: the policy's default (§15.1)."""
+    tier: Tier | None = None
+    """The record's own tier; None: the sharing policy's default (§15.1)."""
 
     def identifier_keys(self, version: str = NORMALISATION) -> list[IdentifierKey]:
-        """The record's identifier keys (docs/protocol.md §2.6)."""
-        return list(_identifier_keys(self.names, self.dob, self.documents, version))
+        """The record's identifier keys (docs/protocol.md §2.6).
+
+        Raises:
+            RecordError: an identifier does not normalise under ``version``, or
+                the record yields no key (crypto's ``InvalidIdentifier``,
+                translated; the message never holds the value).
+        """
+        try:
+            return list(_identifier_keys(self.names, self.dob, self.documents, version))
+        except InvalidIdentifier as exc:
+            raise RecordError(0, str(exc)) from None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the stored form."""
-        obj = asdict(self)
-        if not self.tier:
-            del obj["tier"]  # records without a tier keep the bytes they always had
-        return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        obj: dict[str, Any] = {
+            "action": self.action,
+            "authority": self.authority,
+            "category": self.category,
+            "documents": [
+                {"country": d.country, "number": d.number, "type": d.type} for d in self.documents
+            ],
+            "dob": self.dob,
+            "expires": self.expires,
+            "id": self.id,
+            "legal_basis": self.legal_basis,
+            "names": list(self.names),
+            "nationality": self.nationality,
+            "sex": self.sex,
+        }
+        if self.tier is not None:  # records without a tier keep the bytes they always had
+            obj["tier"] = self.tier
+        return _CANONICAL.encode(obj).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> Record:
@@ -112,14 +141,17 @@ class Record:
         try:
             obj = json.loads(data)
             fields = {name: obj[name] for name in FIELDS if name != "tier"}
-            fields["tier"] = obj.get("tier", "")
-            if fields["tier"] not in TIERS:
-                raise ValueError
+            tier = obj.get("tier")
+            fields["tier"] = Tier(tier) if tier else None
             fields["names"] = tuple(fields["names"])
             fields["documents"] = tuple(Document(**d) for d in fields["documents"])
             return cls(**fields)
         except (ValueError, KeyError, TypeError):
             raise RecordError(0, "not a stored record") from None
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""``Record.to_json``'s encoder (made once: ``json.dumps`` with options builds one per call)."""
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -129,6 +161,12 @@ def _identifier_keys(
     """Identifier keys, cached: a record is keyed once, not once per peer."""
     docs = [(d.country, d.number) for d in documents]
     return tuple(record_keys(names, dob or None, docs, version))
+
+
+def forget_keys() -> None:
+    """Empty the cache of identifier keys: an import keys each record once
+    (validation, then its listing), so its memory stays that of one chunk."""
+    _identifier_keys.cache_clear()
 
 
 def _text(obj: Mapping[str, Any], name: str, *, required: bool = True) -> str:
@@ -176,11 +214,14 @@ def _expires(obj: Mapping[str, Any]) -> str:
         raise ValueError("field 'expires' must be a date YYYY-MM-DD") from None
 
 
-def _tier(obj: Mapping[str, Any]) -> str:
+def _tier(obj: Mapping[str, Any]) -> Tier | None:
     value = _text(obj, "tier", required=False).lower()
-    if value not in TIERS:
-        raise ValueError("field 'tier' must be offline or online")
-    return value
+    if not value:
+        return None
+    try:
+        return Tier(value)
+    except ValueError:
+        raise ValueError("field 'tier' must be offline or online") from None
 
 
 def parse_record(obj: Any, line: int) -> Record:
@@ -237,12 +278,14 @@ def parse_record(obj: Any, line: int) -> Record:
         )
         record.identifier_keys()  # a record must yield at least one valid key
         return record
-    except (ValueError, InvalidIdentifier) as exc:
+    except (ValueError, InvalidIdentifier, RecordError) as exc:
         raise RecordError(line, str(exc)) from None
 
 
-def parse_jsonl(text: str) -> Iterator[tuple[int, Record]]:
-    """``(line number, record)`` of a JSON Lines file, one per non-blank line.
+def parse_jsonl(text: str | Iterable[tuple[int, str]]) -> Iterator[tuple[int, Record]]:
+    """``(line number, record)`` of a JSON Lines file, one per non-blank line;
+    ``text`` is the whole file or its ``(number, line)`` pairs read lazily
+    (``textio.numbered``).
 
     Lines end at ``\\n`` only (U+2028 or U+0085 inside a string is text, not
     a line break).  A JSON array, pretty-printed JSON or CSV gets a hint.
@@ -275,15 +318,16 @@ def _csv_row(row: Mapping[str, str | None]) -> dict[str, Any]:
     return obj
 
 
-def parse_csv(text: str) -> Iterator[tuple[int, Record]]:
-    """``(line number, record)`` of a CSV file with a header row of field names.
+def parse_csv(text: str | Iterable[str]) -> Iterator[tuple[int, Record]]:
+    """``(line number, record)`` of a CSV file with a header row of field names;
+    ``text`` is the whole file or a file opened with ``newline=""``, read lazily.
 
     Line numbers count the header as line 1.
 
     Raises:
         RecordError: for the first bad row.
     """
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline="") if isinstance(text, str) else text)
     header = reader.fieldnames or []
     unknown = [i for i, h in enumerate(header, start=1) if h not in FIELDS]
     if unknown:
@@ -312,15 +356,24 @@ def parse_csv(text: str) -> Iterator[tuple[int, Record]]:
         yield line, parse_record(obj, line)
 
 
-def detect_format(text: str, filename: str) -> str:
-    """ "csv" for a .csv file, "ftm" when the first line is a FollowTheMoney
-    entity (has "schema" and "properties"), else "jsonl"."""
+class RecordFormat(StrEnum):
+    """The formats of a record file (``wlx records import --format``)."""
+
+    JSONL = "jsonl"
+    CSV = "csv"
+    FTM = "ftm"
+    """FollowTheMoney entities (``wlx.node.core.ftm``)."""
+
+
+def detect_format(text: str, filename: str) -> RecordFormat:
+    """CSV for a .csv file, FtM when the first line is a FollowTheMoney
+    entity (has "schema" and "properties"), else JSON Lines."""
     if filename.lower().endswith(".csv"):
-        return "csv"
+        return RecordFormat.CSV
     first = text.lstrip("\ufeff \t\r\n").split("\n", 1)[0]
     if first.startswith("{") and '"schema"' in first and '"properties"' in first:
-        return "ftm"
-    return "jsonl"
+        return RecordFormat.FTM
+    return RecordFormat.JSONL
 
 
 def expired(records: list[Record], today: str) -> list[Record]:
@@ -329,10 +382,10 @@ def expired(records: list[Record], today: str) -> list[Record]:
     return [r for r in records if r.expires < today]
 
 
-def parse_records(text: str, fmt: str) -> list[Record]:
+def parse_records(text: str, fmt: RecordFormat) -> list[Record]:
     """Every record of a file, or an error for the first bad one (all or nothing).
 
-    ``fmt`` is "jsonl" or "csv".  Duplicate ids within the file are an error.
+    ``fmt`` is JSONL or CSV.  Duplicate ids within the file are an error.
 
     Raises:
         RecordError: the first bad line; nothing is returned.
@@ -340,7 +393,7 @@ def parse_records(text: str, fmt: str) -> list[Record]:
     text = text.removeprefix("\ufeff")  # the byte-order mark spreadsheet programs write
     records = []
     seen: dict[str, int] = {}
-    for line, record in parse_csv(text) if fmt == "csv" else parse_jsonl(text):
+    for line, record in parse_csv(text) if fmt == RecordFormat.CSV else parse_jsonl(text):
         if record.id in seen:
             raise RecordError(line, f"record id {record.id!r} already on line {seen[record.id]}")
         seen[record.id] = line

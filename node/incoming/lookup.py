@@ -36,6 +36,7 @@ from wlx.node.protocol import codec
 from wlx.node.protocol.acceptance_rules import local_decision
 from wlx.node.protocol.lookup_rules import (
     MAX_SCREEN_ENTRIES,
+    LookupCall,
     check_person,
     lookup_charge,
     lookup_cost,
@@ -224,13 +225,17 @@ class Lookup:
         Raises:
             UserError: the query has no usable identifier.
         """
-        result = self.screen([query], caller, purpose, call="check")[0]
+        result = self.screen([query], caller, purpose, call=LookupCall.CHECK)[0]
         if result.error:
             raise UserError(result.error)
         return result
 
     def screen(
-        self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"
+        self,
+        queries: Sequence[Query],
+        caller: str = "",
+        purpose: str = "",
+        call: LookupCall = LookupCall.SCREEN,
     ) -> list[Result]:
         """Check many people at once (a manifest); one result per query.
 
@@ -341,7 +346,7 @@ class Lookup:
         self,
         caller: str,
         purpose: str,
-        call: str,
+        call: LookupCall,
         results: Sequence[Result],
         tested: int,
         withheld: Sequence[str] = (),

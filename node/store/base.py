@@ -17,9 +17,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
+from wlx.node.core.errors import Rejected
 from wlx.node.core.limits import Bucket
-from wlx.node.protocol.messages import Op, Upsert
+from wlx.node.core.roles import Role
+from wlx.node.protocol.detail_rules import Direction
+from wlx.node.protocol.messages import ChangeOp, Op, ReceiptKind, Upsert
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,33 @@ class StoredRecord:
 
 
 @dataclass(frozen=True)
+class StagedRecord:
+    """One record of an import being staged (``Tx.stage_import``).
+
+    ``kind`` is "add", "update" or "same" (identical to the stored record:
+    nothing to publish); ``version``, ``body`` (sealed at rest),
+    ``suspended`` and ``handle`` were computed against ``base_version``, the
+    stored record's version when it was staged (0: none).
+    """
+
+    id: str
+    line: int
+    kind: str
+    base_version: int
+    version: int
+    body: bytes = field(repr=False)
+    expires: str
+    suspended: bool
+    handle: bytes
+
+
+@dataclass(frozen=True)
 class Change:
     """One entry of the node's append-only change log."""
 
     seq: int
     record_id: str
-    op: str
-    """"upsert" or "remove"."""
+    op: ChangeOp
     version: int
     at: int
 
@@ -123,8 +147,7 @@ class ReceiptRow:
 
     peer: str
     epoch: int
-    kind: str
-    """"batch" or "snapshot"."""
+    kind: ReceiptKind
     first_seq: int
     last_seq: int
     digest: bytes
@@ -135,17 +158,18 @@ class ReceiptRow:
 
 @dataclass(frozen=True)
 class DetailRow:
-    """A detail request, made ("out") or answered ("in")."""
+    """A detail request, made (``Direction.OUT``) or answered (``Direction.IN``)."""
 
     at: int
     peer: str
-    direction: str
+    direction: Direction
     ref: str
     officer: str
     purpose: str
     case_id: str
     outcome: str
-    """"granted" or the reason of the denial."""
+    """``GRANTED``, or the denial (a ``Denial`` of ours; a peer's answer as it
+    came, §11.4)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +178,7 @@ class CredentialRow:
 
     serial: str
     name: str
-    role: str
+    role: Role
     issued_at: int
     expires_at: int
     revoked_at: int = 0
@@ -201,13 +225,22 @@ class RejectionRow:
 
     at: int
     origin: str
-    what: str
+    what: Rejected
     reason: str
     detail: str
 
 
-LOCAL = "local"
-DECLARED = "declared"
+class AcceptanceSide(StrEnum):
+    """Whose acceptance policy a row holds (``acceptance.side``)."""
+
+    LOCAL = "local"
+    """This node's policy for origin ``peer``."""
+    DECLARED = "declared"
+    """What ``peer`` declared to this node as its origin."""
+
+
+LOCAL = AcceptanceSide.LOCAL
+DECLARED = AcceptanceSide.DECLARED
 
 
 @dataclass(frozen=True)
@@ -215,15 +248,13 @@ class AcceptanceRow:
     """An acceptance policy (``wlx.node.core.acceptance``), either side."""
 
     peer: str
-    side: str
-    """"local": this node's policy for origin ``peer``; "declared": what
-    ``peer`` declared to this node as its origin."""
+    side: AcceptanceSide
     version: int
     policy: str
     """The policy's JSON."""
     changed_at: int
     delivered: int = 0
-    """Side "local": the version the origin confirmed (0: none yet)."""
+    """Side ``LOCAL``: the version the origin confirmed (0: none yet)."""
 
 
 class Tx(ABC):
@@ -284,11 +315,11 @@ class Tx(ABC):
         """Ids of records whose expiry date is before ``before`` (YYYY-MM-DD)."""
 
     @abstractmethod
-    def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
+    def append_change(self, record_id: str, op: ChangeOp, version: int, at: int) -> int:
         """Append to the change log; returns the new sequence number."""
 
     @abstractmethod
-    def append_changes(self, changes: Sequence[tuple[str, str, int, int]]) -> None:
+    def append_changes(self, changes: Sequence[tuple[str, ChangeOp, int, int]]) -> None:
         """Append ``(record_id, op, version, at)`` changes, in order."""
 
     @abstractmethod
@@ -386,12 +417,15 @@ class Tx(ABC):
         """First sequence number of the oldest kept batch, or None."""
 
     @abstractmethod
-    def delete_outbox(self, peer: str, *, epoch: int, keep_seq: int, before_time: int) -> int:
+    def delete_outbox(
+        self, peer: str, *, epoch: int, keep_seq: int | None, before_time: int = 0
+    ) -> int:
         """Compact a peer's outbox; returns how many batches were deleted.
 
         Deletes batches of older epochs, and of ``epoch`` every batch but the
         one ending at ``keep_seq`` that ends before ``keep_seq`` or was made
-        before ``before_time``."""
+        before ``before_time``; ``keep_seq`` None: every batch of ``epoch``
+        too (``before_time`` is then not used)."""
 
     @abstractmethod
     def list_outbound(self) -> list[OutboundState]:
@@ -493,8 +527,8 @@ class Tx(ABC):
         """Keep entries of a snapshot still arriving (first copy of a handle wins)."""
 
     @abstractmethod
-    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int]:
-        """``(entries, tokens)`` staged for a snapshot of ``origin``; tokens is -1 when the
+    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int | None]:
+        """``(entries, tokens)`` staged for a snapshot of ``origin``; tokens is None when the
         staged tokens are not exactly those the staged entries list (a handle
         or a token appeared twice)."""
 
@@ -519,6 +553,34 @@ class Tx(ABC):
     def drop_staged_snapshot(self, origin: str) -> None:
         """Discard whatever is staged for ``origin`` (entries, tokens, progress)."""
 
+    # ---------------------------------------------------------- own-list import staging
+    @abstractmethod
+    def stage_import(
+        self, import_id: bytes, rows: Sequence[StagedRecord], ops: Sequence[Upsert]
+    ) -> None:
+        """Keep records of an import being staged and the listings (``ops``,
+        by handle) they index to.
+
+        Raises:
+            InternalError: a record id already staged for ``import_id``.
+        """
+
+    @abstractmethod
+    def staged_import_lines(self, import_id: bytes, record_ids: Sequence[str]) -> dict[str, int]:
+        """The line of each of ``record_ids`` already staged for ``import_id``."""
+
+    @abstractmethod
+    def staged_import_page(
+        self, import_id: bytes, after_id: str, limit: int
+    ) -> list[tuple[StagedRecord, Upsert | None]]:
+        """Up to ``limit`` records staged for ``import_id`` with ids after
+        ``after_id``, by id, each with its staged listing (None for kind "same")."""
+
+    @abstractmethod
+    def drop_imports(self) -> None:
+        """Forget every staged import (in time proportional to the pages
+        freed at most, never row by row)."""
+
     # ---------------------------------------------------------- detail requests
     @abstractmethod
     def add_detail(self, row: DetailRow) -> None:
@@ -526,7 +588,7 @@ class Tx(ABC):
 
     @abstractmethod
     def count_details(
-        self, peer: str, direction: str, since: int, outcomes: Sequence[str] | None = None
+        self, peer: str, direction: Direction, since: int, outcomes: Sequence[str] | None = None
     ) -> int:
         """How many detail requests with ``peer`` in ``direction`` since ``since``
         (only those with one of ``outcomes``, if given)."""
@@ -604,8 +666,9 @@ class Tx(ABC):
         """The checkpoint of the largest size, or None."""
 
     @abstractmethod
-    def list_checkpoints(self, after_size: int, limit: int) -> list[CheckpointRow]:
-        """Up to ``limit`` checkpoints of size above ``after_size``, smallest first."""
+    def list_checkpoints(self, after_size: int | None, limit: int) -> list[CheckpointRow]:
+        """Up to ``limit`` checkpoints of size above ``after_size`` (None: from
+        the first), smallest first."""
 
     @abstractmethod
     def add_cosignature(self, row: CosignatureRow) -> None:
@@ -671,11 +734,11 @@ class Tx(ABC):
         """Insert or replace the acceptance policy of (peer, side)."""
 
     @abstractmethod
-    def get_acceptance(self, peer: str, side: str) -> AcceptanceRow | None:
+    def get_acceptance(self, peer: str, side: AcceptanceSide) -> AcceptanceRow | None:
         """The acceptance policy of (peer, side), or None."""
 
     @abstractmethod
-    def list_acceptance(self, side: str) -> list[AcceptanceRow]:
+    def list_acceptance(self, side: AcceptanceSide) -> list[AcceptanceRow]:
         """Every acceptance policy of one side, by peer."""
 
 
