@@ -190,10 +190,10 @@ def answer(
                 outcome=decision.outcome,
             )
         )
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.DETAIL_IN,
             peer=card.node_id,
             ref=params.ref,

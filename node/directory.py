@@ -282,10 +282,9 @@ def init_node(
             )
             normalisation.record(tx, node_id, node_id, 1)
             tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
-            exchange_log.append(
+            exchange_log.record(
                 tx,
-                node=node_id,
-                time=int(clock()),
+                node,
                 kind=Event.NODE_CREATED,
                 fingerprint=node.card.fingerprint(),
             )

@@ -329,9 +329,7 @@ class Lookup:
             self._journal.record(Event.LOOKUP, **fields)
             return
         with self._node.store.write() as tx:
-            exchange_log.append(
-                tx, node=self._node.node_id, time=self._node.now(), kind=Event.LOOKUP, **fields
-            )
+            exchange_log.record(tx, self._node, kind=Event.LOOKUP, **fields)
 
     def _open(
         self, key: EpochKey, ikey: IdentifierKey, handle: bytes, sealed: bytes, synced: int

@@ -63,10 +63,10 @@ def record_rejection(node: Node, origin: str, what: str, rejection: Rejection) -
     with node.store.write() as tx:
         tx.add_rejection(RejectionRow(now, origin, what, rejection.reason.value, rejection.detail))
         tx.set_sync_status(origin, at=now, error=str(rejection))
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.REJECTED,
             origin=origin,
             what=what,

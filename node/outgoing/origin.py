@@ -171,10 +171,10 @@ def add_peer(
             normalisation.record(tx, node.node_id, card.node_id, 1)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.PEER_TRUST,
             peer=card.node_id,
             fingerprint=card.fingerprint(),
@@ -242,10 +242,10 @@ def _emit(
         tx.add_outbox(state.peer, state.epoch, _row(batch), now)
     for index, record_id in removals.items():
         tx.add_sent_removal(state.peer, state.epoch, state.last_seq + 1 + index, record_id)
-    exchange_log.append_many(
+    exchange_log.record_many(
         tx,
-        node=node.node_id,
-        time=now,
+        node,
+        at=now,
         events=[
             (
                 Event.BATCH_SENT,

@@ -175,10 +175,10 @@ def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
         tx.put_records(stored_rows)
         tx.append_changes([(r.id, "upsert", r.version, now) for r in stored_rows])
         tx.apply_ops(node.node_id, ops)
-        exchange_log.append_many(
+        exchange_log.record_many(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            at=now,
             events=[
                 (Event.RECORD_UPSERT, {"record": r.id, "version": r.version}) for r in stored_rows
             ],
@@ -246,10 +246,10 @@ def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
         tx.put_record(stored)
         tx.append_change(record_id, "upsert", stored.version, now)
         tx.apply_ops(node.node_id, [upsert_of(node, stored, own_key)])
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.RECORD_SUSPEND,
             record=record_id,
             version=stored.version,
