@@ -27,7 +27,7 @@ from wlx.crypto.tokens import HIT_PROOF_LEN, EpochKey, hit_proof
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core import metrics, normalisation
-from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
+from wlx.node.core.errors import NotFound, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import previous_epochs
@@ -35,7 +35,14 @@ from wlx.node.outgoing.evaluate import online_key
 from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
 from wlx.node.outgoing.ownlist import load_record
 from wlx.node.protocol import codec, free_text
-from wlx.node.protocol.detail_rules import PROVEN, DetailDecision, DetailFacts, decide_detail
+from wlx.node.protocol.detail_rules import (
+    PROVEN,
+    DetailDecision,
+    DetailFacts,
+    check_answer,
+    check_request_parties,
+    decide_detail,
+)
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
 from wlx.node.store.base import DetailRow, PeerRow, StoredRecord, Tx
@@ -144,6 +151,29 @@ def answer(
         Rejection: the request does not verify (unknown signer, bad
             signature, wrong recipient, stale, malformed).
     """
+    card, params = _verified_request(node, request)
+    now = node.now()
+    with node.store.write() as tx:
+        decision, stored = _decide_request(node, tx, card.node_id, params, quota)
+        record = load_record(node, stored).to_json() if stored is not None else b""
+        _log_in(node, tx, now, card.node_id, params, decision, request)
+    metrics.DETAILS.labels("in", card.node_id, decision.outcome).inc()
+    log.info(
+        "detail request from %s (%s) for %s: %s",
+        card.node_id,
+        params.officer,
+        params.ref,
+        decision.outcome,
+    )
+    return _seal_answer(node, card, request, decision.denial, record, now)
+
+
+def _verified_request(node: Node, request: SignedRequest) -> tuple[IdentityCard, DetailParams]:
+    """The signer's card and the parameters of a detail request that verifies.
+
+    Raises:
+        Rejection: see ``answer``.
+    """
     card: IdentityCard = verify_request(
         request,
         purpose=Purpose.DETAIL_REQUEST,
@@ -154,64 +184,72 @@ def answer(
         max_skew=MAX_CLOCK_SKEW,
     )
     params = codec.decode_detail_params(request.payload)
-    if params.requester != request.signer or params.origin != node.node_id:
-        raise Rejection(
-            RejectReason.WRONG_SENDER
-            if params.requester != request.signer
-            else RejectReason.WRONG_RECIPIENT,
-            "detail request names other parties",
-        )
-    now = node.now()
-    with node.store.write() as tx:
-        row = tx.get_peer(card.node_id)
-        decision, stored = _decide(
-            node,
-            tx,
-            counterpart=card.node_id,
+    check_request_parties(params, signer=request.signer, me=node.node_id)
+    return card, params
+
+
+def _decide_request(
+    node: Node, tx: Tx, peer: str, params: DetailParams, quota: int
+) -> tuple[DetailDecision, StoredRecord | None]:
+    """Decide ``peer``'s request inside ``tx``, with the proof keys and sharing
+    policy of the peer (none if it is no longer a peer)."""
+    row = tx.get_peer(peer)
+    return _decide(
+        node,
+        tx,
+        counterpart=peer,
+        direction="in",
+        keys=_peer_keys(node, tx, peer) if row is not None else [],
+        ref=params.ref,
+        message=proof_message(params.requester, params.origin, params.ref, params.nonce),
+        proof=params.hit_proof,
+        quota=quota,
+        policy=SharingPolicy.from_json(row.policy) if row is not None else None,
+    )
+
+
+def _log_in(
+    node: Node,
+    tx: Tx,
+    now: int,
+    peer: str,
+    params: DetailParams,
+    decision: DetailDecision,
+    request: SignedRequest,
+) -> None:
+    """Log a peer's detail request and its outcome (store and exchange log)."""
+    tx.add_detail(
+        DetailRow(
+            at=now,
+            peer=peer,
             direction="in",
-            keys=_peer_keys(node, tx, card.node_id) if row is not None else [],
             ref=params.ref,
-            message=proof_message(params.requester, params.origin, params.ref, params.nonce),
-            proof=params.hit_proof,
-            quota=quota,
-            policy=SharingPolicy.from_json(row.policy) if row is not None else None,
-        )
-        record = load_record(node, stored).to_json() if stored is not None else b""
-        denial = decision.denial
-        tx.add_detail(
-            DetailRow(
-                at=now,
-                peer=card.node_id,
-                direction="in",
-                ref=params.ref,
-                officer=params.officer,
-                purpose=params.purpose,
-                case_id=params.case_id,
-                outcome=decision.outcome,
-            )
-        )
-        exchange_log.record(
-            tx,
-            node,
-            now,
-            kind=Event.DETAIL_IN,
-            peer=card.node_id,
-            ref=params.ref,
-            authority=params.requesting_authority,
             officer=params.officer,
             purpose=params.purpose,
-            case=params.case_id,
+            case_id=params.case_id,
             outcome=decision.outcome,
-            request=payload_digest(request.payload).hex(),
         )
-    metrics.DETAILS.labels("in", card.node_id, decision.outcome).inc()
-    log.info(
-        "detail request from %s (%s) for %s: %s",
-        card.node_id,
-        params.officer,
-        params.ref,
-        decision.outcome,
     )
+    exchange_log.record(
+        tx,
+        node,
+        now,
+        kind=Event.DETAIL_IN,
+        peer=peer,
+        ref=params.ref,
+        authority=params.requesting_authority,
+        officer=params.officer,
+        purpose=params.purpose,
+        case=params.case_id,
+        outcome=decision.outcome,
+        request=payload_digest(request.payload).hex(),
+    )
+
+
+def _seal_answer(
+    node: Node, card: IdentityCard, request: SignedRequest, denial: str, record: bytes, now: int
+) -> Sealed:
+    """The answer to ``request`` (the record, or the denial), signed and sealed to ``card``."""
     reply = DetailAnswer(
         origin=node.node_id,
         recipient=card.node_id,
@@ -270,6 +308,32 @@ def request(
         peer = tx.get_peer(origin)
     if peer is None:
         raise NotFound(f"{origin} is not a trusted peer")
+    payload, signed = _signed_request(node, origin, ref, purpose, case_id, officer, seal_key)
+    reply = _opened_answer(node, origin, send(peer, signed), payload)
+    outcome = reply.denial or "granted"
+    with node.store.write() as tx:
+        _log_out(
+            node,
+            tx,
+            DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome),
+            request=payload_digest(payload).hex(),
+        )
+    metrics.DETAILS.labels("out", origin, outcome).inc()
+    log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
+    return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
+
+
+def _signed_request(
+    node: Node,
+    origin: str,
+    ref: str,
+    purpose: str,
+    case_id: str,
+    officer: str,
+    seal_key: bytes | None,
+) -> tuple[bytes, SignedRequest]:
+    """A detail request to ``origin`` (with a hit proof if ``seal_key`` is
+    known): its payload, and the payload signed for ``origin``."""
     nonce = node.rng(codec.NONCE_BYTES)
     params = DetailParams(
         requester=node.node_id,
@@ -293,7 +357,15 @@ def request(
         key=node.signing_key,
         recipient=origin,
     )
-    sealed = send(peer, signed)
+    return payload, signed
+
+
+def _opened_answer(node: Node, origin: str, sealed: Sealed, payload: bytes) -> DetailAnswer:
+    """``origin``'s answer to the request ``payload``, opened and checked.
+
+    Raises:
+        Rejection: the answer does not verify, or is not this request's.
+    """
     reply = codec.decode_detail_answer(
         open_envelope(
             sealed,
@@ -304,21 +376,8 @@ def request(
             trusted=node.trusted,
         )
     )
-    if reply.origin != origin or reply.recipient != node.node_id:
-        raise Rejection(RejectReason.WRONG_RECIPIENT, "detail answer names other parties")
-    if not hmac.compare_digest(reply.request_digest, payload_digest(payload)):
-        raise Rejection(RejectReason.MALFORMED, "detail answer is for another request")
-    outcome = reply.denial or "granted"
-    with node.store.write() as tx:
-        _log_out(
-            node,
-            tx,
-            DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome),
-            request=payload_digest(payload).hex(),
-        )
-    metrics.DETAILS.labels("out", origin, outcome).inc()
-    log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
-    return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
+    check_answer(reply, origin=origin, me=node.node_id, request_digest=payload_digest(payload))
+    return reply
 
 
 def _log_out(node: Node, tx: Tx, row: DetailRow, *, request: str) -> None:

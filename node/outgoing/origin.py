@@ -102,16 +102,7 @@ def add_peer(
         AlreadyExists: the node id is trusted already, with another key that
             did not endorse this card.
     """
-    try:
-        card = parse_card(card_bytes)
-    except CryptoError as exc:
-        raise UserError(f"not a valid identity card ({exc})") from None
-    if card.node_id == node.node_id:
-        raise UserError("that is this node's own identity card")
-    if expect_fingerprint is not None and expect_fingerprint.lower() != card.fingerprint():
-        raise UserError(
-            f"fingerprint mismatch: the card's is {card.fingerprint()}; do not trust it"
-        )
+    card = _offered_card(node, card_bytes, expect_fingerprint)
     with node.store.read() as tx:
         existing = tx.get_peer(card.node_id)
         check_card(
@@ -122,31 +113,80 @@ def add_peer(
             held=lifecycle.trusted_fingerprints(node, tx),
         )
     if existing is not None and not existing.revoked_at:
-        current = parse_card(existing.card)
-        if not current.sign_key.same_as(card.sign_key):
-            try:
-                check_rotation(card, current)
-            except PermissionDenied:
-                if not replace_key:
-                    raise AlreadyExists(
-                        f"peer {card.node_id} is already trusted with another identity key "
-                        f"(trusted: {current.fingerprint()}, this card: {card.fingerprint()}); "
-                        "check both with the peer's operator, then add it with --replace"
-                    ) from None
-                lifecycle.revoke_peer(node, card.node_id)
-                log.warning(
-                    "peer %s: identity key replaced by the operator (%s -> %s)",
-                    card.node_id,
-                    current.fingerprint(),
-                    card.fingerprint(),
-                )
-                return add_peer(node, card_bytes, address)
-        lifecycle.accept_card(node, card_bytes)  # a rotation, a refresh (appendix B.1) or as is
-        with node.store.write() as tx:
-            row = tx.get_peer(card.node_id)
-            if row is not None:
-                tx.put_peer(replace(row, address=address))
-        return card
+        return _trust_again(
+            node, card_bytes, card, parse_card(existing.card), address, replace_key=replace_key
+        )
+    _trust_new(node, card, address)
+    log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
+    return card
+
+
+def _offered_card(node: Node, card_bytes: bytes, expect_fingerprint: str | None) -> IdentityCard:
+    """The card an operator offers, parsed and checked against what they expect.
+
+    Raises:
+        UserError: not a valid card, this node's own card, or a fingerprint
+            that does not match.
+    """
+    try:
+        card = parse_card(card_bytes)
+    except CryptoError as exc:
+        raise UserError(f"not a valid identity card ({exc})") from None
+    if card.node_id == node.node_id:
+        raise UserError("that is this node's own identity card")
+    if expect_fingerprint is not None and expect_fingerprint.lower() != card.fingerprint():
+        raise UserError(
+            f"fingerprint mismatch: the card's is {card.fingerprint()}; do not trust it"
+        )
+    return card
+
+
+def _trust_again(
+    node: Node,
+    card_bytes: bytes,
+    card: IdentityCard,
+    current: IdentityCard,
+    address: str,
+    *,
+    replace_key: bool,
+) -> IdentityCard:
+    """Add a peer trusted already (with card ``current``) again: the same key
+    or one it endorsed is accepted as is, another key only with
+    ``replace_key`` (the old key's peer is revoked and the new one added).
+
+    Raises:
+        AlreadyExists: another key that ``current`` did not endorse, and no
+            ``replace_key``.
+    """
+    if not current.sign_key.same_as(card.sign_key):
+        try:
+            check_rotation(card, current)
+        except PermissionDenied:
+            if not replace_key:
+                raise AlreadyExists(
+                    f"peer {card.node_id} is already trusted with another identity key "
+                    f"(trusted: {current.fingerprint()}, this card: {card.fingerprint()}); "
+                    "check both with the peer's operator, then add it with --replace"
+                ) from None
+            lifecycle.revoke_peer(node, card.node_id)
+            log.warning(
+                "peer %s: identity key replaced by the operator (%s -> %s)",
+                card.node_id,
+                current.fingerprint(),
+                card.fingerprint(),
+            )
+            return add_peer(node, card_bytes, address)
+    lifecycle.accept_card(node, card_bytes)  # a rotation, a refresh (appendix B.1) or as is
+    with node.store.write() as tx:
+        row = tx.get_peer(card.node_id)
+        if row is not None:
+            tx.put_peer(replace(row, address=address))
+    return card
+
+
+def _trust_new(node: Node, card: IdentityCard, address: str) -> None:
+    """Store a new (or revoked) peer and start its stream: epoch 1 with a
+    fresh token key, or a new epoch of a stream it had before."""
     now = node.now()
     with node.store.write() as tx:
         tx.lock_changes()
@@ -180,8 +220,6 @@ def add_peer(
             fingerprint=card.fingerprint(),
             address=address,
         )
-    log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
-    return card
 
 
 def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
