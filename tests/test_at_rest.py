@@ -275,7 +275,7 @@ def _value_bytes(value: object) -> bytes:
 
 def schema_bytes(schema: str) -> bytes:
     """Every value of every row of every table of a PostgreSQL schema."""
-    parts = []
+    parts: list[bytes] = []
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         tables = [
             r[0]
@@ -308,14 +308,14 @@ def table_rows(node: Node) -> dict[str, bytes]:
                 rows = conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
                 out[table] = b"\x00".join(_value_bytes(v) for row in rows for v in row)
         return out
-    conn = sqlite3.connect(f"file:{node.paths.root / node.config.storage.path}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{node.paths.root / node.config.storage.path}?mode=ro", uri=True)
     try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
-            rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+            rows = db.execute(f'SELECT * FROM "{table}"').fetchall()
             out[table] = b"\x00".join(_value_bytes(v) for row in rows for v in row)
     finally:
-        conn.close()
+        db.close()
     return out
 
 

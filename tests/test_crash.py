@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -229,8 +230,8 @@ def assert_consistent_with_origin(cn: Node, state: ReceiverState, live: set[int]
     assert len(state.tokens) == token_count
 
 
-def log_entries(node: Node, kind: str) -> list[dict[str, object]]:
-    """The node's exchange-log entries of one kind, oldest first."""
+def log_entries(node: Node, kind: str) -> list[dict[str, Any]]:
+    """The node's exchange-log entries of one kind, oldest first (as JSON decodes them)."""
     with node.store.read() as tx:
         entries = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
     return [e for e in entries if e["kind"] == kind]
@@ -528,18 +529,18 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
     node = open_node(ru)
     try:
         [snap] = log_entries(node, "snapshot.applied")
-        applied = [
+        chain = [
             (e["first_seq"], e["last_seq"], e["digest"]) for e in log_entries(node, "batch.applied")
         ]
     finally:
         node.close()
-    assert applied and applied == sorted(applied)
+    assert chain and chain == sorted(chain)
     position = snap["at_seq"]
-    for first, last, _ in applied:
+    for first, last, _ in chain:
         assert first == position + 1, (first, position)
         position = last
     assert position == state.seq
-    assert set(applied) <= sent
+    assert set(chain) <= sent
 
 
 # ------------------------------------------------------------------ resumable snapshots

@@ -13,6 +13,7 @@ from wlx.node import detail, maintenance
 from wlx.node.incoming import receiver
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist, receipts
+from wlx.node.protocol.messages import Sealed, SignedRequest
 from wlx.node.report import node_status
 from wlx.node.rpc.server import detail_sender
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
@@ -108,6 +109,7 @@ def test_receipts_are_kept_until_the_origin_takes_them(federation: FederationMak
 
 
 def test_forged_receipts_are_not_recorded(federation: FederationMaker) -> None:
+    from wlx.crypto.keys import SigningKey
     from wlx.crypto.signing import Purpose
     from wlx.node.protocol import codec
     from wlx.node.protocol.envelopes import sign_message
@@ -123,18 +125,16 @@ def test_forged_receipts_are_not_recorded(federation: FederationMaker) -> None:
     wrong = Receipt("CN", "RU", state.epoch, "batch", 1, 1, b"\x00" * 32, 0)
     right = Receipt("CN", "RU", state.epoch, "batch", 1, 1, state.last_digest, 0)
 
-    def signed(receipt: Receipt, key: object = ru.signing_key) -> object:
+    def signed(receipt: Receipt, key: SigningKey = ru.signing_key) -> SignedRequest:
         return sign_message(
             codec.encode_receipt(receipt), Purpose.RECEIPT, signer="RU", key=key, recipient="CN"
         )
 
-    from wlx.crypto.keys import SigningKey
-
-    assert receipts.acknowledge(cn, [signed(wrong)]) == 0  # type: ignore[list-item]
-    assert receipts.acknowledge(cn, [signed(right, SigningKey.generate())]) == 0  # type: ignore[list-item]
+    assert receipts.acknowledge(cn, [signed(wrong)]) == 0
+    assert receipts.acknowledge(cn, [signed(right, SigningKey.generate())]) == 0
     with cn.store.read() as tx:
         assert tx.get_outbound("RU").acked_seq == 0  # type: ignore[union-attr]
-    assert receipts.acknowledge(cn, [signed(right)]) == 1  # type: ignore[list-item]
+    assert receipts.acknowledge(cn, [signed(right)]) == 1
     with cn.store.read() as tx:
         assert tx.get_outbound("RU").acked_seq == 1  # type: ignore[union-attr]
 
@@ -332,8 +332,8 @@ def test_detail_quota(federation: FederationMaker) -> None:
     assert outcomes == ["granted", "granted", "quota", "quota"]
 
 
-def detail_answer_with_quota(fed: Federation, signed: object, quota: int) -> object:
-    return detail.answer(fed["CN"].node, signed, quota=quota)  # type: ignore[arg-type]
+def detail_answer_with_quota(fed: Federation, signed: SignedRequest, quota: int) -> Sealed:
+    return detail.answer(fed["CN"].node, signed, quota=quota)
 
 
 def test_status_rpc_and_freshness(federation: FederationMaker, clock: FakeClock) -> None:

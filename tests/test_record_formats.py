@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ TERMS = ListingTerms(
 )
 
 
-def _jsonl(*records: dict[str, object]) -> str:
+def _jsonl(*records: Mapping[str, object]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 

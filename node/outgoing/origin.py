@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 
 from wlx.crypto import atrest
@@ -707,7 +707,7 @@ def _resumed(node: Node, peer: str, resume: SnapshotResume) -> _Position | None:
     )
 
 
-def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
+def snapshot(node: Node, request: SignedRequest) -> Generator[Sealed]:
     """Serve a peer's signed snapshot request: its full current state, in parts.
 
     The stream is first fast-forwarded to the end of the change log

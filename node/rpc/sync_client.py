@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, cast
@@ -91,7 +91,7 @@ def _snapshot_parts(
     stub: federation_pb2_grpc.FederationStub,
     peer: str,
     resume: SnapshotResume | None = None,
-) -> Iterator[Sealed]:
+) -> Generator[Sealed]:
     params = SnapshotParams(
         node.node_id, peer, node.now(), node.rng(codec.NONCE_BYTES), resume=resume
     )
@@ -111,7 +111,7 @@ PREFETCH_PARTS = 4
 T = TypeVar("T")
 
 
-def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+def prefetch(items: Iterator[T], depth: int) -> Generator[T]:
     """Iterate ``items`` in a helper thread, up to ``depth`` ahead of the consumer.
 
     While the consumer applies one snapshot part, the next ones are already

@@ -213,7 +213,7 @@ def test_norm2_name_forms() -> None:
 
 def test_norm2_phonetic_codes() -> None:
     for case in NORM2["phonetic"]:
-        assert phonetic_code(case["input"]) == case["output"]
+        assert phonetic_code((case["input"],)) == case["output"]
 
 
 @pytest.mark.parametrize(
