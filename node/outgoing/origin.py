@@ -22,7 +22,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
-from wlx.node.core import normalisation
+from wlx.node.core import failpoints, normalisation
 from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import (
     AlreadyExists,
@@ -340,6 +340,7 @@ def materialise(node: Node, peer: str, *, max_changes: int | None = None) -> Out
             ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
             state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
             tx.put_outbound(state)
+            failpoints.hit("origin.mid_materialise")  # the chunk's batches not yet committed
     assert state is not None  # the loop ran at least once (max_changes > 0)
     return state
 
@@ -520,6 +521,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             return
         for row in rows:
             yield seal_presigned(row.signed, Purpose.BATCH, sender=node.node_id, to=card)
+            failpoints.hit("origin.batch_served")  # gRPC took the batch, asks for the next
         sent += len(rows)
         after = rows[-1].last_seq
 
