@@ -35,14 +35,8 @@ from wlx.node.outgoing.evaluate import online_key
 from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
 from wlx.node.outgoing.ownlist import load_record
 from wlx.node.protocol import codec, free_text
-from wlx.node.protocol.detail_rules import (
-    PROVEN,
-    DetailDecision,
-    DetailFacts,
-    check_answer,
-    check_request_parties,
-    decide_detail,
-)
+from wlx.node.protocol.detail_checks import check_answer, check_request_parties
+from wlx.node.protocol.detail_rules import PROVEN, DetailDecision, DetailFacts, decide_detail
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
 from wlx.node.store.base import DetailRow, PeerRow, StoredRecord, Tx

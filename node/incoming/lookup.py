@@ -33,7 +33,7 @@ from wlx.node.core.node import Node
 from wlx.node.incoming import acceptance, online
 from wlx.node.protocol import codec
 from wlx.node.protocol.acceptance_rules import local_decision
-from wlx.node.protocol.lookup_rules import check_person, lookup_cost
+from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
 from wlx.node.store.base import InboundState, Tx
 
 log = logging.getLogger("wlx.lookup")
@@ -211,7 +211,10 @@ class Lookup:
             UserError: more than 2,000 queries, or a query with more names or
                 documents than a person carries (nothing is checked).
         """
-        lookup_cost([(len(q.names), len(q.documents)) for q in queries])  # bounds, before work
+        if len(queries) > MAX_SCREEN_ENTRIES:
+            raise UserError(f"at most {MAX_SCREEN_ENTRIES} people per screening")
+        for query in queries:
+            check_person(len(query.names), len(query.documents))
         keys, unusable = _checked_queries(queries)
         by_version = {NORMALISATION: keys}
         found: Found = [{} for _ in queries]

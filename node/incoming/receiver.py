@@ -24,15 +24,7 @@ from wlx.node.core.node import Node
 from wlx.node.incoming import online
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import sign_message
-from wlx.node.protocol.messages import (
-    Batch,
-    Cursor,
-    Receipt,
-    Sealed,
-    SnapshotPart,
-    SnapshotResume,
-    Upsert,
-)
+from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed, SnapshotResume, Upsert
 from wlx.node.store.base import InboundState, RejectionRow
 
 log = logging.getLogger("wlx.receiver")
@@ -309,29 +301,6 @@ def apply_snapshot(
         with node.store.write() as tx:
             tx.drop_staged_snapshot(origin)
         progress, stream = None, parts
-    try:
-        result = _stage_parts(node, origin, start, progress, stream)
-    except Rejection as rejection:
-        _drop(node, origin)
-        record_rejection(node, origin, "snapshot", rejection)
-        raise
-    return _apply_staged(node, origin, start, result)
-
-
-def _stage_parts(
-    node: Node,
-    origin: str,
-    start: Cursor | None,
-    progress: inbound.SnapshotProgress | None,
-    stream: Iterable[Sealed],
-) -> inbound.SnapshotResult:
-    """Verify and stage each part of ``stream`` (continuing ``progress``, if
-    given); the complete snapshot's result, not yet applied.
-
-    Raises:
-        Rejection: a part failed a check or the stream ended early (nothing
-            recorded yet; the caller drops what is staged).
-    """
     receiver = inbound.SnapshotReceiver(
         me=node.node_id,
         origin=origin,
@@ -341,24 +310,34 @@ def _stage_parts(
         resume=progress,
     )
     online_fields = _staged_fields(node, origin) if progress is not None else {}
-    for sealed in stream:
-        part = receiver.receive(sealed)
-        staged = receiver.progress
-        assert staged is not None  # set by every part received
-        online_fields = _stage_part(node, origin, part, staged, online_fields)
-        failpoints.hit("receiver.after_stage")
-    return receiver.result()
+    try:
+        for sealed in stream:
+            online_fields = _stage_part(node, origin, receiver, sealed, online_fields)
+            failpoints.hit("receiver.after_stage")
+        result = receiver.result()
+    except Rejection as rejection:
+        _drop(node, origin)
+        record_rejection(node, origin, "snapshot", rejection)
+        raise
+    return _apply_staged(node, origin, start, result)
 
 
 def _stage_part(
     node: Node,
     origin: str,
-    part: SnapshotPart,
-    staged: inbound.SnapshotProgress,
+    receiver: inbound.SnapshotReceiver,
+    sealed: Sealed,
     online_fields: dict[str, object],
 ) -> dict[str, object]:
-    """Stage one verified part's entries with how far the snapshot got;
-    returns the online tier's fields updated by the part."""
+    """Verify the next part of a snapshot and stage its entries with how far
+    the snapshot got; returns the online tier's fields updated by the part.
+
+    Raises:
+        Rejection: the part failed a check (nothing of it was staged).
+    """
+    part = receiver.receive(sealed)
+    staged = receiver.progress
+    assert staged is not None  # set by every part received
     # Staging survives a crash of the process (WAL), not always a
     # power loss; its progress is committed with it, so a resumed
     # snapshot continues exactly after what is staged.
