@@ -15,9 +15,11 @@ issued by the target (``wlx credential issue``) add the officer checks
 (role ``officer``) and the auditor checks (role ``auditor``).
 
 Only read-only or idempotent operations are made against the target: it
-serves a snapshot and batches to the peer, records receipts of what it
-served, answers one detail request (``no-hit``), cosigns the peer's log and
-logs the refusals the kit provokes.
+serves a snapshot and batches to the peer (and continues an interrupted
+snapshot, §7.4), records receipts of what it served, answers one detail
+request (``no-hit``), cosigns the peer's log and logs the refusals the kit
+provokes.  Last, the kit spends its own peer's rate limit (MUST-A.3-4), so
+that peer is throttled for a few seconds afterwards.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ from wlx.v1 import (
 
 TIMEOUT = 20.0
 MiB = 1024 * 1024
+RATE_CALLS = 5_000
+"""Calls the rate-limit check makes at most before it fails (the reference
+peer bucket holds 200; a node with larger limits takes longer)."""
 
 
 _Over = Callable[[int, int, bytes], dict[str, Any]]
@@ -117,6 +122,8 @@ class Kit:
     """(country, number) of a document the target lists, for the granted detail path."""
     epoch_key: bytes = b""
     entries: list[federation_pb2.Upsert] = field(default_factory=list)
+    parts: int = 0
+    """How many parts the last full snapshot had (resuming needs two)."""
     unimplemented: set[str] = field(default_factory=set)
     """Checks that met UNIMPLEMENTED: a method path not served (MUST-A.1-1)."""
 
@@ -354,6 +361,7 @@ class Kit:
             "Pull at the snapshot's position: no resync; batches follow and chain",
             at_cursor,
         )
+        self.compaction_checks()  # before MUST-8.2-2, which may start a new epoch
         cases: list[tuple[str, str, _Over, str]] = [
             (
                 "MUST-8.2-3",
@@ -413,28 +421,43 @@ class Kit:
             self.entries.clear()
             self._snapshot()
 
-    def _snapshot(self) -> None:
+    def snapshot_call(
+        self, resume: federation_pb2.SnapshotResume | None = None, *, stop_after: int = 0
+    ) -> list[tuple[bytes, federation_pb2.SnapshotPart]]:
+        """Ask for a snapshot (or its continuation); the parts opened, as
+        (payload, part).  With ``stop_after``, the stream is cancelled once
+        that many parts arrived: an interrupted snapshot (§7.4)."""
         params = federation_pb2.SnapshotParams(
             requester=self.peer.node_id,
             origin=self.target.node_id,
             issued_at=int(time.time()),
             nonce=os.urandom(16),
+            resume=resume,
         ).SerializeToString()
         signed = self.signed(params, Purpose.SNAPSHOT)
+        parts = []
         with self.channel() as ch:
             stub = ch.unary_stream(
                 "/wlx.v1.Federation/Snapshot",
                 request_serializer=federation_pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=envelope_pb2.SealedEnvelope.FromString,
             )
-            envelopes = list(stub(federation_pb2.SnapshotRequest(request=signed), timeout=TIMEOUT))
-        expect(envelopes, "no parts")
+            call = stub(federation_pb2.SnapshotRequest(request=signed), timeout=TIMEOUT)
+            for env in call:
+                payload = self.open(env, Purpose.SNAPSHOT_PART)
+                parts.append((payload, federation_pb2.SnapshotPart.FromString(payload)))
+                if stop_after and len(parts) >= stop_after:
+                    call.cancel()
+                    break
+        return parts
+
+    def _snapshot(self) -> None:
+        got = self.snapshot_call()
+        expect(got, "no parts")
         prev = b""
         entries = 0
         first: federation_pb2.SnapshotPart | None = None
-        for index, env in enumerate(envelopes):
-            payload = self.open(env, Purpose.SNAPSHOT_PART)
-            part = federation_pb2.SnapshotPart.FromString(payload)
+        for index, (payload, part) in enumerate(got):
             expect(part.version == 1, "part version is not 1")
             expect(part.index == index, f"part {index} has index {part.index}")
             expect(part.origin == self.target.node_id, "part names another origin")
@@ -465,13 +488,171 @@ class Kit:
             entries += len(part.entries)
             self.entries.extend(part.entries)
             final = part.final
-            expect(final == (index == len(envelopes) - 1), "final is not on the last part only")
+            expect(final == (index == len(got) - 1), "final is not on the last part only")
             if final:
                 expect(part.total_entries == entries, "total_entries does not match")
             prev = payload_digest(payload)
         assert first is not None
         self.snapshot = (first.epoch, first.at_seq, first.chain_digest)
         self.epoch_key = bytes(first.epoch_key.token_key)
+        self.parts = len(got)
+
+    # ------------------------------------------------------------ resuming, compaction
+
+    def resume_checks(self) -> None:
+        """§7.4: a snapshot interrupted after part 0 continues from part 1
+        with the token the origin made; with one it did not make (or another
+        count), a new snapshot starts.  One interrupted snapshot serves both
+        checks (the bad tokens first: a new snapshot leaves the old token
+        valid while the stream still continues from its position)."""
+        if self.parts < 2:
+            return  # resuming needs a snapshot of two parts (over 1,000 listings)
+        cut: list[tuple[bytes, federation_pb2.SnapshotPart]] = []
+
+        def interrupted() -> tuple[bytes, federation_pb2.SnapshotPart]:
+            if not cut:
+                self.ensure_current()
+                got = self.snapshot_call(stop_after=1)
+                expect(got, "no parts")
+                payload, part = got[0]
+                expect(part.index == 0 and not part.final, "the snapshot has one part now")
+                expect(part.resume_token, "part 0 of several carries no resume_token")
+                cut.append((payload, part))
+            return cut[0]
+
+        def resume(token: bytes, entries: int) -> federation_pb2.SnapshotResume:
+            payload, first = interrupted()
+            return federation_pb2.SnapshotResume(
+                snapshot_id=first.snapshot_id,
+                next_index=1,
+                prev_part_digest=payload_digest(payload),
+                token=token,
+                entries=entries,
+            )
+
+        def restarted() -> None:
+            _, first = interrupted()
+            for token, count in (
+                (os.urandom(len(first.resume_token)), len(first.entries)),
+                (first.resume_token, len(first.entries) + 1),
+            ):
+                got = self.snapshot_call(resume(token, count), stop_after=1)
+                expect(got, "no parts")
+                part = got[0][1]
+                expect(part.index == 0, f"answered part {part.index}, expected a new part 0")
+                expect(part.HasField("epoch_key"), "the new part 0 has no epoch key")
+                expect(part.snapshot_id != first.snapshot_id, "the new snapshot reuses the id")
+
+        self.check(
+            "MUST-7.4-2",
+            "Snapshot resumed with a token it did not make, or another count: a new part 0",
+            restarted,
+        )
+
+        def continued() -> None:
+            payload, first = interrupted()
+            rest = self.snapshot_call(resume(first.resume_token, len(first.entries)))
+            if rest and rest[0][1].index == 0:
+                # The list changed meanwhile (the stream moved on, §7.4 "otherwise"):
+                # interrupt a snapshot again, once.
+                cut.clear()
+                payload, first = interrupted()
+                rest = self.snapshot_call(resume(first.resume_token, len(first.entries)))
+            expect(rest, "no parts")
+            prev, entries = payload_digest(payload), len(first.entries)
+            handles = [bytes(e.handle) for e in first.entries]
+            for offset, (body, part) in enumerate(rest):
+                expect(part.index == 1 + offset, f"part {part.index}, expected {1 + offset}")
+                expect(part.prev_part_digest == prev, f"part {part.index} does not chain")
+                expect(not part.HasField("epoch_key"), "a continued part carries a key")
+                for name in ("snapshot_id", "epoch", "at_seq", "chain_digest"):
+                    expect(getattr(part, name) == getattr(first, name), f"{name} changed")
+                expect(part.final == (offset == len(rest) - 1), "final not on the last part only")
+                entries += len(part.entries)
+                handles += [bytes(e.handle) for e in part.entries]
+                prev = payload_digest(body)
+            expect(rest[-1][1].total_entries == entries, "total_entries does not count all parts")
+            expect(len(set(handles)) == len(handles), "a listing is sent twice")
+            full = {bytes(e.handle) for e in self.entries}
+            expect(set(handles) == full, "the parts hold other listings than a whole snapshot")
+
+        self.check(
+            "MUST-7.4-1",
+            "Snapshot interrupted after part 0, resumed with its token: the rest, chained",
+            continued,
+        )
+
+    def compaction_checks(self) -> None:
+        """§8.2 row 4: a stream past genesis whose first batches are gone
+        answers a pull from genesis with compacted (or, if it still keeps
+        batches from 1, with them, chained: row 9)."""
+        if self.snapshot is None or self.snapshot[1] == 0:
+            return  # the stream is at genesis: nothing is compacted
+
+        def from_genesis() -> None:
+            self.ensure_current()
+            assert self.snapshot is not None
+            epoch = self.snapshot[0]
+            genesis = genesis_digest(self.target.node_id, self.peer.node_id, epoch)
+            params = self.pull_params(epoch=epoch, after_seq=0, after_digest=genesis)
+            items = self.pull(self.signed(params, Purpose.PULL))
+            expect(items and items[0].WhichOneof("item") == "head", "no StreamHead first")
+            last = items[-1]
+            if last.WhichOneof("item") == "resync":
+                expect(last.resync.reason == "compacted", f"reason {last.resync.reason!r}")
+                expect(last.resync.epoch == epoch, "the resync does not carry the epoch")
+                return
+            prev, seq = genesis, 0
+            for item in items[1:]:
+                payload = self.open(item.batch, Purpose.BATCH)
+                batch = federation_pb2.BatchPayload.FromString(payload)
+                expect(batch.first_seq == seq + 1, "batches from genesis do not start at 1")
+                expect(batch.prev_digest == prev, "a batch from genesis does not chain")
+                prev, seq = payload_digest(payload), batch.last_seq
+            expect(seq >= 1, "neither compacted nor batches, at genesis of a stream past it")
+
+        self.check(
+            "MUST-8.2-4",
+            "Pull from genesis when the stream's first batches are gone: resync compacted",
+            from_genesis,
+        )
+
+    # ------------------------------------------------------------ rate limits
+
+    def rate_checks(self) -> None:
+        """A.3: a caller over its rate gets RESOURCE_EXHAUSTED, reason
+        ``rate limit`` (or ``daily quota``).  The kit's peer spends its own
+        bucket with empty Acknowledge calls (nothing to record), last of all:
+        it is throttled for a few seconds after."""
+
+        def exhausted() -> None:
+            with self.channel() as ch:
+                stub = ch.unary_unary(
+                    "/wlx.v1.Federation/Acknowledge",
+                    request_serializer=federation_pb2.AcknowledgeRequest.SerializeToString,
+                    response_deserializer=federation_pb2.AcknowledgeResponse.FromString,
+                )
+                for _ in range(RATE_CALLS):
+                    try:
+                        stub(federation_pb2.AcknowledgeRequest(), timeout=TIMEOUT)
+                    except grpc.RpcError as exc:
+                        expect(
+                            exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"expected RESOURCE_EXHAUSTED, got {_status(exc)}",
+                        )
+                        details = str(exc.details())
+                        self.prefix_checks += 1
+                        if not details.startswith(("rate limit: ", "daily quota ")):
+                            self.prefixes.append(details)
+                            raise Failed(f"status message {details!r} names no limit") from None
+                        return
+            raise Failed(f"no RESOURCE_EXHAUSTED after {RATE_CALLS} calls")
+
+        self.check(
+            "MUST-A.3-4",
+            "a peer over its rate: RESOURCE_EXHAUSTED, message 'rate limit: ...'",
+            exhausted,
+        )
 
     # ------------------------------------------------------------ signed requests
 
@@ -1009,6 +1190,7 @@ class Kit:
     def run(self) -> None:
         self.tls_checks()
         self.pull_checks()
+        self.resume_checks()
         self.request_checks()
         self.receipt_checks()
         self.detail_checks()
@@ -1019,6 +1201,7 @@ class Kit:
             self.officer_checks(self.credentials["officer"])
         if "auditor" in self.credentials:
             self.auditor_checks(self.credentials["auditor"])
+        self.rate_checks()  # last: the kit's peer is throttled after it
         self.results.append(
             Result(
                 "MUST-A.1-1",

@@ -31,8 +31,9 @@ def card(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, list[Path]]]:
-    """A served node TG with one listing, a peer directory it trusts, and an
-    officer and an auditor credential it issued."""
+    """A served node TG with 1,001 listings (imported after it trusted the
+    kit's peer, so the kit's stream is past genesis), a peer directory it
+    trusts, and an officer and an auditor credential it issued."""
     root = tmp_path_factory.mktemp("conformance")
     port = free_port()
     tg, peer = root / "tg", root / "peer"
@@ -52,7 +53,14 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         "authority": "test authority",
         "expires": "2099-12-31",
     }
-    (root / "list.jsonl").write_text(json.dumps(listed) + "\n", encoding="utf-8")
+    # Over 1,000 listings: the snapshot has two parts, so the kit can
+    # interrupt it after part 0 and resume it (§7.4, MUST-7.4-1, -2).
+    others = [
+        {**listed, "id": f"TG-{n}", "names": [f"Conformance Person {n}"], "documents": []}
+        for n in range(2, 1_002)
+    ]
+    lines = [json.dumps(r) for r in [listed, *others]]
+    (root / "list.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     wlx("records", "import", tg, root / "list.jsonl")
     credentials = []
     for role in ("officer", "auditor"):
@@ -95,6 +103,10 @@ def test_the_kit_passes_against_a_wlx_node(target: tuple[str, Path, list[Path]])
         "MUST-A.5-1",
         "MUST-4.3-1",
         "MUST-R-3",
+        "MUST-7.4-1",
+        "MUST-7.4-2",
+        "MUST-8.2-4",
+        "MUST-A.3-4",
     ):
         assert needed in musts
     assert re.search(r"^\d+ of \d+ checks passed \(\d+ MUSTs\); 0 failed$", run.stdout, re.M)

@@ -543,6 +543,29 @@ def test_snapshot_at_zero_carries_the_genesis_digest() -> None:
         assert "genesis" in error.detail
 
 
+@pytest.mark.parametrize(
+    ("speaks", "accepted"),
+    [
+        (("wlx-norm-1", "wlx-norm-2"), True),
+        (("wlx-norm-2",), True),
+        (("wlx-norm-1",), False),  # a node that does not advertise wlx-norm-2
+    ],
+)
+def test_snapshot_of_a_normalisation_the_node_does_not_speak(
+    speaks: tuple[str, ...], accepted: bool
+) -> None:
+    """MUST-B.2-3: part 0's epoch key names wlx-norm-2 (the default)."""
+    p0 = snapshot(1)[0]
+    receiver = inbound.SnapshotReceiver(
+        me="RU", origin="CN", box_key=RU.box_key, trusted=TRUST.get, cursor=None, speaks=speaks
+    )
+    if accepted:
+        assert receiver.receive(p0).index == 0
+    else:
+        error = rejected(RejectReason.MALFORMED, lambda: receiver.receive(p0))
+        assert "does not speak" in error.detail
+
+
 def test_snapshot_result_before_the_final_part() -> None:
     rejected(RejectReason.MALFORMED, snapshot_receiver().result)
     receiver = snapshot_receiver()

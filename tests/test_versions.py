@@ -18,9 +18,12 @@ from wlx.node.protocol.versions import (
     Agreement,
     Disagreement,
     EpochAction,
+    StreamPlan,
     accepts_epoch_key,
     epoch_action,
     negotiate,
+    own_normalisation,
+    plan_stream,
 )
 from wlx.node.trust import lifecycle
 
@@ -87,6 +90,42 @@ EPOCH = [
 @pytest.mark.parametrize(("current", "agreement", "action"), EPOCH)
 def test_epoch_action(current: str | None, agreement: Agreement, action: EpochAction) -> None:
     assert epoch_action(current, agreement) is action
+
+
+KEEP, NEW, STOP = EpochAction.KEEP, EpochAction.NEW_EPOCH, EpochAction.STOP
+PLAN = [
+    # ours, theirs, the stream's current version -> action, version
+    (V12, V1, None, NEW, N1),  # add_peer / a new epoch for an old peer: norm-1
+    (V12, V12, None, NEW, N2),  # ... for an upgraded one: norm-2
+    (NODE_SPEAKS, Speaks(), None, NEW, N1),  # a card without `speaks`
+    (V12, V1, N1, KEEP, N1),  # an old peer keeps its epoch (no flag day)
+    (V12, V12, N1, NEW, N2),  # the peer's refreshed card speaks norm-2: re-snapshot
+    (V12, V12, N2, KEEP, N2),  # nothing changed: no new epoch
+    (V12, ONLINE, N2, KEEP, N2),  # a new feature alone does not re-key
+    (V1, V12, N2, NEW, N1),  # this node speaks only norm-1 (again)
+    (V12, V1, N2, NEW, N1),  # the peer rolled back
+    (V2, V1, N2, STOP, N2),  # nothing in common: the peer refuses whatever is sent
+    (P2, V12, None, STOP, N1),
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs", "current", "action", "version"), PLAN)
+def test_plan_stream(
+    ours: Speaks, theirs: Speaks, current: str | None, action: EpochAction, version: str
+) -> None:
+    assert plan_stream(ours, theirs, current) == StreamPlan(action, version)
+
+
+@pytest.mark.parametrize(
+    ("ours", "version"), [(V1, N1), (V12, N2), (V21, N2), (NODE_SPEAKS, N2), (P2, N1)]
+)
+def test_the_own_list_uses_the_most_recent_version(ours: Speaks, version: str) -> None:
+    assert own_normalisation(ours) == version
+
+
+def test_a_node_speaking_no_known_version_has_no_own_version() -> None:
+    with pytest.raises(ValueError, match="wlx-norm"):
+        own_normalisation(Speaks(normalisation=("other-1",)))
 
 
 def test_a_recipient_takes_only_epoch_keys_it_speaks() -> None:

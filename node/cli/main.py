@@ -31,6 +31,7 @@ from wlx.node.core.errors import InternalError, UserError, WlxError
 from wlx.node.core.records import RecordError, parse_records
 from wlx.node.directory import init_node
 from wlx.node.outgoing import origin, ownlist
+from wlx.node.protocol.versions import NODE_SPEAKS
 from wlx.node.trust import lifecycle
 
 log = logging.getLogger("wlx.cli")
@@ -432,7 +433,9 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node:
-        lifecycle.migrate_normalisation(node)  # a no-op unless an epoch is older
+        # What this software speaks, in the card and per peer (B.2): a no-op
+        # unless the card or a peer's card changed.
+        lifecycle.speak(node, NODE_SPEAKS)
         settings = node.config.metrics
         refusals = RefusalLog(node)
         interval = sync_interval or node.config.sync_interval

@@ -308,6 +308,7 @@ def apply_snapshot(
         trusted=node.trusted,
         cursor=start,
         resume=progress,
+        speaks=node.card.speaks.normalisation,  # what this node advertises (B.2-3)
     )
     online_fields = _staged_fields(node, origin) if progress is not None else {}
     try:

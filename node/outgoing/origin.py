@@ -88,8 +88,9 @@ def add_peer(
 ) -> IdentityCard:
     """Trust the node of ``card_bytes``, reachable at ``address``.
 
-    A new peer's stream starts at epoch 1 with a fresh random token key; it
-    receives the current list by snapshot on its first pull.  Adding the same
+    A new peer's stream starts at epoch 1 with a fresh random token key, in
+    the normalisation agreed with its card (appendix B.2); it receives the
+    current list by snapshot on its first pull.  Adding the same
     card again only updates the address; a card endorsed by the key already
     trusted (a key rotation) replaces it; re-adding a revoked peer trusts it
     again, in a new epoch.
@@ -208,7 +209,10 @@ def _trust_new(node: Node, card: IdentityCard, address: str) -> None:
                     epoch_started_at=now,
                 )
             )
-            normalisation.record(tx, node.node_id, card.node_id, 1)
+            # The version agreed with the card (appendix B.2-2): wlx-norm-1
+            # for a peer that speaks no later one.
+            plan = lifecycle.stream_plan(node, tx, card.node_id, None)
+            normalisation.record(tx, node.node_id, card.node_id, 1, plan.normalisation)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
         exchange_log.record(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from wlx.crypto.digests import genesis_digest
+from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.online import OnlineKey
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
@@ -108,14 +109,16 @@ def upsert_of(
     )
 
 
-def rebuild_index(node: Node, tx: Tx, own: InboundState) -> None:
-    """Index the own list afresh in a new epoch of the current normalisation.
+def rebuild_index(node: Node, tx: Tx, own: InboundState, version: str = NORMALISATION) -> None:
+    """Index the own list afresh in a new epoch of normalisation ``version``.
 
     In the caller's write transaction: lookups see the old index or the new
     one, never a mix and never none.
     """
     epoch = own.epoch + 1
-    key = EpochKey.generate(node.node_id, node.node_id, epoch, node.rng)
+    key = replace(
+        EpochKey.generate(node.node_id, node.node_id, epoch, node.rng), normalisation=version
+    )
     records = list(tx.iter_records())
     tx.clear_origin(node.node_id)
     tx.apply_ops(node.node_id, [upsert_of(node, stored, key) for stored in records])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.keys import BoxKey
-from wlx.crypto.normalize import NORMALISATION
+from wlx.crypto.normalize import NORMALISATION, VERSIONS
 from wlx.crypto.signing import Purpose
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import codec
@@ -235,8 +235,10 @@ class SnapshotReceiver:
         trusted: TrustLookup,
         cursor: Cursor | None,
         resume: SnapshotProgress | None = None,
+        speaks: tuple[str, ...] = VERSIONS,
     ) -> None:
         self._me = me
+        self._speaks = speaks
         self._origin = origin
         self._box_key = box_key
         self._trusted = trusted
@@ -270,7 +272,8 @@ class SnapshotReceiver:
             Rejection: a check of ``open_envelope`` or ``codec`` failed; the
                 part is out of order or does not chain; the snapshot is for an
                 older epoch (stale-epoch) or behind the cursor (rollback), or
-                disagrees with it (fork).
+                disagrees with it (fork); part 0's epoch key names a
+                normalisation not in ``speaks`` (malformed, MUST-B.2-3).
         """
         if self._final:
             raise Rejection(RejectReason.MALFORMED, "part after the final snapshot part")
@@ -293,6 +296,10 @@ class SnapshotReceiver:
             count = 0
             assert part.token_key is not None  # the codec requires it in part 0
             token_key, version = part.token_key, part.normalisation
+            if version not in self._speaks:  # MUST-B.2-3
+                raise Rejection(
+                    RejectReason.MALFORMED, "epoch key of a normalisation this node does not speak"
+                )
         elif progress is None:
             raise Rejection(RejectReason.MALFORMED, "snapshot does not start at part 0")
         else:

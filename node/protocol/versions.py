@@ -19,6 +19,11 @@ own and a peer's advertisement a node decides, with ``negotiate``:
 keep the epoch whose key names the agreed normalisation, or start a new
 epoch under it (the recipient fetches a snapshot, §4.1, §7.1).  A recipient
 refuses an epoch key of a normalisation it does not speak (§2.5).
+
+``plan_stream`` combines the two for the code that starts epochs (adding a
+peer, a new epoch, a rotation, a restore, a peer's refreshed card, the
+check at ``wlx serve``; docs/protocol.md §2.9, B.2): the I/O is there, the
+decision here.
 """
 
 from __future__ import annotations
@@ -99,6 +104,47 @@ def epoch_action(current: str | None, agreement: Agreement) -> EpochAction:
     if current != agreement.normalisation:
         return EpochAction.NEW_EPOCH
     return EpochAction.KEEP
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What an origin does with one peer's stream, and under which version.
+
+    ``normalisation`` is the version of the epoch to start (``new-epoch``)
+    or the one kept (``keep``); for ``stop`` it is the most recent version
+    this node speaks, for a stream that has to start an epoch anyway (a
+    revocation), which the peer refuses (MUST-B.2-3).
+    """
+
+    action: EpochAction
+    normalisation: str
+
+
+def own_normalisation(ours: Speaks) -> str:
+    """The version a node indexes its own list with: the most recent it speaks.
+
+    Raises:
+        ValueError: ``ours`` names no ``wlx-norm-N`` version.
+    """
+    agreement = negotiate(ours, ours)
+    if agreement.normalisation is None:
+        raise ValueError("this node speaks no wlx-norm version")
+    return agreement.normalisation
+
+
+def plan_stream(ours: Speaks, theirs: Speaks, current: str | None) -> StreamPlan:
+    """What to do with the stream to a peer advertising ``theirs`` whose
+    epoch uses ``current`` (None: the stream starts now, or must start a new
+    epoch whatever the versions, and the question is only which version).
+
+    Raises:
+        ValueError: ``ours`` names no ``wlx-norm-N`` version.
+    """
+    agreement = negotiate(ours, theirs)
+    action = epoch_action(current, agreement)
+    if action is EpochAction.STOP or agreement.normalisation is None:
+        return StreamPlan(EpochAction.STOP, own_normalisation(ours))
+    return StreamPlan(action, agreement.normalisation)
 
 
 def accepts_epoch_key(ours: Speaks, normalisation: str) -> bool:

@@ -10,6 +10,12 @@
   batches signed with the old key would no longer verify.
 * ``revoke_peer``: the peer's connections are refused, everything it sent is
   purged, and nothing more is made for it.
+* ``refresh_card`` and ``migrate_normalisation``: what the node advertises
+  (``speaks``, docs/protocol.md appendix B) and, per peer, the normalisation
+  of its stream.  Every epoch a stream starts uses the version
+  ``versions.plan_stream`` agrees with the peer's card, so a peer still on
+  ``wlx-norm-1`` keeps ``wlx-norm-1`` and an upgraded one moves to
+  ``wlx-norm-2`` (§2.9, B.2): no flag day.
 
 Each is one CLI command, logged in the exchange log.
 """
@@ -20,22 +26,32 @@ import logging
 import shutil
 from dataclasses import replace
 
-from wlx.crypto.card import IdentityCard, parse_card
+from wlx.crypto import tls
+from wlx.crypto.card import DEFAULT_SPEAKS, IdentityCard, Speaks, make_card, parse_card
 from wlx.crypto.digests import genesis_digest
 from wlx.crypto.errors import CryptoError
-from wlx.crypto.normalize import NORMALISATION
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core import normalisation
+from wlx.node.core.config import write_public
 from wlx.node.core.errors import NotFound, PermissionDenied, UserError
 from wlx.node.core.node import Node
 from wlx.node.directory import ROTATION_META, finish_rotation, write_node_keys
 from wlx.node.outgoing import ownlist, previous_epochs
 from wlx.node.protocol.card_rules import check_card, check_rotation, held_fingerprints, is_refresh
+from wlx.node.protocol.versions import EpochAction, StreamPlan, own_normalisation, plan_stream
 from wlx.node.store.base import OutboundState, Tx
 
 log = logging.getLogger("wlx.lifecycle")
+
+
+def stream_plan(node: Node, tx: Tx, peer: str, current: str | None) -> StreamPlan:
+    """``versions.plan_stream`` for ``peer``'s stream, with the stored card
+    of the peer and this node's own card (B.2)."""
+    row = tx.get_peer(peer)
+    theirs = node.card_of(row).speaks if row is not None else DEFAULT_SPEAKS
+    return plan_stream(node.card.speaks, theirs, current)
 
 
 def restart_stream(
@@ -51,6 +67,7 @@ def restart_stream(
 
     With ``keep_previous`` (a new epoch or a key rotation, not a revocation),
     hit proofs under the old key stay valid for ``previous_epochs.PROOF_GRACE``.
+    The new epoch uses the normalisation agreed with the peer's card (B.2-2).
     """
     if keep_previous:
         previous_epochs.keep(
@@ -74,7 +91,12 @@ def restart_stream(
         epoch_started_at=node.now(),
     )
     tx.put_outbound(fresh)
-    normalisation.record(tx, node.node_id, state.peer, epoch)
+    plan = stream_plan(node, tx, state.peer, None)
+    if plan.action is EpochAction.STOP:
+        log.warning(
+            "peer %s: no normalisation in common; it will refuse epoch %d", state.peer, epoch
+        )
+    normalisation.record(tx, node.node_id, state.peer, epoch, plan.normalisation)
     tx.delete_outbox(state.peer, epoch=epoch, keep_seq=-1, before_time=node.now() + 1)
     tx.confirm_removals(state.peer, epoch, 0)
     exchange_log.record(tx, node, kind=Event.EPOCH_NEW, peer=state.peer, epoch=epoch)
@@ -82,13 +104,15 @@ def restart_stream(
 
 
 def migrate_normalisation(node: Node) -> list[tuple[str, int]]:
-    """Move every stream and the own list to the current normalisation (§2.9).
+    """Give each stream the normalisation agreed with its peer (§2.9, B.2).
 
-    A peer whose epoch uses an older version gets a new epoch (returned as
-    ``(peer, epoch)``): it keeps answering from the old epoch's tokens with
-    old-version query keys until the new epoch's snapshot replaces them, so no
-    listing is ever missing.  The own list's index is rebuilt in the same
-    transaction.  Does nothing when everything is current.
+    A peer whose epoch uses another version than ``versions.plan_stream``
+    agrees with its card gets a new epoch (returned as ``(peer, epoch)``):
+    it keeps answering from the old epoch's tokens with old-version query
+    keys until the new epoch's snapshot replaces them, so no listing is ever
+    missing.  A peer whose card speaks only an older version keeps it.  The
+    own list's index is rebuilt in the most recent version this node speaks,
+    in the same transaction.  Does nothing when everything is as agreed.
     """
     started = []
     with node.store.write() as tx:
@@ -98,17 +122,67 @@ def migrate_normalisation(node: Node) -> list[tuple[str, int]]:
             if row is None or row.revoked_at:
                 continue
             version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
-            if version != NORMALISATION:
-                fresh = restart_stream(node, tx, state)
-                started.append((fresh.peer, fresh.epoch))
+            plan = stream_plan(node, tx, state.peer, version)
+            if plan.action is EpochAction.STOP:
+                log.error("peer %s: no normalisation in common with its card", state.peer)
+            elif plan.action is EpochAction.NEW_EPOCH:
+                fresh = restart_stream(node, tx, state, keep_previous=True)
+                started.append((fresh.peer, fresh.epoch, plan.normalisation))
         own = tx.get_inbound(node.node_id)
+        target = own_normalisation(node.card.speaks)
         if own is not None:
             version = normalisation.of_epoch(tx, node.node_id, node.node_id, own.epoch)
-            if version != NORMALISATION:
-                ownlist.rebuild_index(node, tx, own)
-    for name, epoch in started:
-        log.info("peer %s: new token epoch %d for normalisation %s", name, epoch, NORMALISATION)
-    return started
+            if version != target:
+                ownlist.rebuild_index(node, tx, own, target)
+    for name, epoch, version in started:
+        log.info("peer %s: new token epoch %d for normalisation %s", name, epoch, version)
+    return [(name, epoch) for name, epoch, _ in started]
+
+
+def refresh_card(node: Node, speaks: Speaks) -> IdentityCard | None:
+    """Re-issue this node's card with the same keys, advertising ``speaks``
+    (appendix B.1: a later ``issued_at``), and announce it to every peer;
+    returns the new card, or None when the card already says so.
+
+    Each peer that accepts it renegotiates the stream it originates to this
+    node (``accept_card``); this node's own streams follow with
+    ``migrate_normalisation``.  Waits (returns None, logged) while a key
+    rotation is still being announced: its card goes first.
+    """
+    if node.card.speaks == speaks:
+        return None
+    with node.store.read() as tx:
+        if tx.list_announcements():
+            log.warning("a rotated card is still being announced; the card is refreshed later")
+            return None
+    card_bytes = make_card(
+        node.signing_key,
+        node.box_key.public(),
+        node.node_id,
+        node.card.address,
+        max(node.now(), node.card.issued_at + 1),
+        node.tls_cert,
+        tls_key=tls.key_from_pem(node.tls_key),
+        speaks=speaks,
+    )
+    # Announcements first: a crash before the card file is written leaves
+    # peers with a valid card, and the next start issues a later one.
+    with node.store.write() as tx:
+        for row in tx.list_peers():
+            if not row.revoked_at:
+                tx.put_announcement(row.node_id, card_bytes, node.now())
+    write_public(node.paths.card, card_bytes)
+    node.reload_keys()
+    log.info("card re-issued: this node speaks %s", ", ".join(speaks.normalisation))
+    return node.card
+
+
+def speak(node: Node, speaks: Speaks) -> list[tuple[str, int]]:
+    """What ``wlx serve`` does at start: advertise ``speaks`` (what this
+    software speaks) and give each stream its agreed normalisation; returns
+    the new epochs started."""
+    refresh_card(node, speaks)
+    return migrate_normalisation(node)
 
 
 def new_epoch(node: Node, peer: str | None = None) -> list[tuple[str, int]]:
@@ -172,7 +246,9 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
     """Accept a peer's rotated identity card, endorsed by the key we trust.
 
     ``from_peer`` is the TLS-authenticated caller when the card arrives by
-    RPC; it must be the card's node.
+    RPC; it must be the card's node.  A card that changes the normalisation
+    agreed with the peer (appendix B.2) starts a new epoch of the stream to
+    it, in the same transaction.
 
     Raises:
         UserError: not a valid card.
@@ -187,6 +263,7 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
     if from_peer is not None and from_peer != card.node_id:
         raise PermissionDenied(f"{from_peer} may not announce a card for {card.node_id}")
     with node.store.write() as tx:
+        tx.lock_changes()  # a new epoch may start (B.2-2)
         row = tx.get_peer(card.node_id)
         if row is None or row.revoked_at:
             raise NotFound(f"{card.node_id} is not a trusted peer")
@@ -203,6 +280,9 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
             held=trusted_fingerprints(node, tx),
         )
         tx.put_peer(replace(row, card=card.raw))
+        started = _renegotiate(node, tx, card.node_id)
+        if started is not None:
+            log.info("peer %s: new token epoch %d for normalisation %s", *started)
         if same_key:
             log.info("peer %s refreshed its card (issued at %d)", card.node_id, card.issued_at)
             return card
@@ -216,6 +296,20 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
         )
     log.info("peer %s rotated its keys: %s", card.node_id, card.fingerprint())
     return card
+
+
+def _renegotiate(node: Node, tx: Tx, peer: str) -> tuple[str, int, str] | None:
+    """Start a new epoch of ``peer``'s stream if its (new) card changes the
+    agreed normalisation (B.2-2); returns (peer, epoch, version) if so."""
+    state = tx.get_outbound(peer, for_update=True)
+    if state is None:
+        return None
+    version = normalisation.of_epoch(tx, node.node_id, peer, state.epoch)
+    plan = stream_plan(node, tx, peer, version)
+    if plan.action is not EpochAction.NEW_EPOCH:
+        return None
+    fresh = restart_stream(node, tx, state, keep_previous=True)
+    return peer, fresh.epoch, plan.normalisation
 
 
 def rotate_keys(node: Node) -> IdentityCard:
