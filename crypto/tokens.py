@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -38,6 +39,8 @@ PAD_BLOCK = 256
 length of sealed hit data says nothing of category, action or suspension."""
 MAX_HIT_DATA = 1_791
 """Largest hit data that can be sealed: padded, it fits 2,048 sealed bytes."""
+_TOKEN_LP = TOKEN_LEN.to_bytes(2, "big")
+"""``lp``'s length prefix of a token (a token is always ``TOKEN_LEN`` bytes)."""
 
 
 def pad(data: bytes) -> bytes:
@@ -149,6 +152,34 @@ class EpochKey:
         """
         token = self.token(identifier_key)
         return token, self.seal_as(token, self.seal_key(identifier_key), handle, hit_data, rng)
+
+    def seal_listing(
+        self, handle: bytes, entries: Iterable[tuple[bytes, bytes]], rng: Rng = system_rng
+    ) -> list[tuple[bytes, bytes]]:
+        """``seal`` of each ``(identifier key, hit data)`` of one listing, in order.
+
+        The same bytes as calling ``seal`` for each in turn (one ``rng`` call
+        per entry, in order), with what the entries share done once: the
+        associated data up to the token, and the padding of equal hit data.
+
+        Raises:
+            MalformedError: hit data longer than ``MAX_HIT_DATA``.
+        """
+        aad_to_token = self._aad(handle, b"")[:-2] + _TOKEN_LP
+        padded_of: dict[bytes, bytes] = {}
+        key, blake2b = self.key, hashlib.blake2b
+        sealed = []
+        for identifier_key, hit_data in entries:
+            padded = padded_of.get(hit_data)
+            if padded is None:
+                padded = padded_of[hit_data] = pad(hit_data)
+            token = blake2b(identifier_key, digest_size=TOKEN_LEN, key=key, person=PERSON_TOKEN)
+            seal_key = blake2b(identifier_key, digest_size=32, key=key, person=PERSON_SEAL)
+            tok = token.digest()
+            nonce = rng(NONCE_LEN)
+            aead = ChaCha20Poly1305(seal_key.digest())
+            sealed.append((tok, nonce + aead.encrypt(nonce, padded, aad_to_token + tok)))
+        return sealed
 
     def seal_as(
         self, token: bytes, seal_key: bytes, handle: bytes, hit_data: bytes, rng: Rng = system_rng

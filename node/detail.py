@@ -15,6 +15,7 @@ node passes the record to the officer and keeps none of it.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +34,17 @@ from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import previous_epochs
 from wlx.node.outgoing.evaluate import online_key
 from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
-from wlx.node.outgoing.ownlist import load_record
+from wlx.node.outgoing.ownlist import load_record, record_context
 from wlx.node.protocol import codec, free_text
 from wlx.node.protocol.detail_checks import check_answer, check_request_parties
-from wlx.node.protocol.detail_rules import PROVEN, DetailDecision, DetailFacts, decide_detail
+from wlx.node.protocol.detail_rules import (
+    PROVEN,
+    Answered,
+    DetailDecision,
+    DetailFacts,
+    decide_detail,
+    decide_replay,
+)
 from wlx.node.protocol.envelopes import open_envelope, seal_signed, sign_message, verify_request
 from wlx.node.protocol.messages import DetailAnswer, DetailParams, Sealed, SignedRequest
 from wlx.node.store.base import DetailRow, PeerRow, StoredRecord, Tx
@@ -64,16 +72,35 @@ class DetailOutcome:
 # ---------------------------------------------------------------- origin side
 
 
+_STAND_IN = (
+    b'{"action":"refer","authority":"-","category":"-","dob":"1970-01-01",'
+    b'"documents":[{"country":"XXA","number":"X00000000","type":"P"}],"expires":"9999-12-31",'
+    b'"id":"-","legal_basis":"-","names":["Stand In Person"],"nationality":"XXA","sex":"X"}'
+)
+"""A typical listing (one name with a full date of birth, one document),
+sealed and checked in place of a ref that does not exist."""
+
+
+def _stand_in(node: Node) -> StoredRecord:
+    """A stored record for a ref that does not exist, so that "not found" does
+    the work of "wrong proof" (opened, parsed, every key tried) and takes as
+    long as a typical record's."""
+    expires = "9999-12-31"
+    body = node.seal_at_rest(_STAND_IN, record_context("-", 0, False, expires))
+    return StoredRecord("-", 0, body, expires, 0)
+
+
 def _proof_holds(
     node: Node, keys: list[EpochKey], stored: StoredRecord | None, message: bytes, proof: bytes
 ) -> bool:
     """Whether ``proof`` is a hit proof of one of the record's identifiers under
     one of ``keys`` (each with its epoch's normalisation); constant work per
-    record (every key is tried)."""
-    if stored is None or len(proof) != HIT_PROOF_LEN or not keys:
+    record (every key is tried), and a ref that does not exist is checked
+    against a stand-in record: its answer and its work are a wrong proof's."""
+    if len(proof) != HIT_PROOF_LEN or not keys:
         return False
     found = False
-    record = load_record(node, stored)
+    record = load_record(node, stored if stored is not None else _stand_in(node))
     online_keys = [online_key(node, key.recipient, key.epoch) for key in keys]
     for key, okey in zip(keys, online_keys, strict=True):
         for ikey in record.identifier_keys(key.normalisation):
@@ -82,7 +109,7 @@ def _proof_holds(
             found |= hmac.compare_digest(key.hit_proof(ikey.value, message), proof)
             online_seal = okey.entry_keys(ikey.value).seal_key
             found |= hmac.compare_digest(hit_proof(online_seal, message), proof)
-    return found
+    return found and stored is not None
 
 
 def _decide(
@@ -116,6 +143,61 @@ def _decide(
     return decision, stored if decision.granted else None
 
 
+_ANSWERED_META = "detail/answered/"
+
+
+def _answered(tx: Tx, peer: str, now: int) -> dict[str, Answered]:
+    """``peer``'s charged requests whose validity window is still open, by
+    request digest (hex).  Bounded by the daily quota."""
+    raw = tx.get_meta(_ANSWERED_META + peer)
+    entries = json.loads(raw) if raw else {}
+    return {
+        digest: Answered(until, outcome, version)
+        for digest, (until, outcome, version) in entries.items()
+        if until >= now
+    }
+
+
+def _remember(tx: Tx, peer: str, digest: str, answered: Answered, now: int) -> None:
+    """Remember a charged request until its window closes (``decide_replay``)."""
+    entries = {d: [a.until, a.outcome, a.version] for d, a in _answered(tx, peer, now).items()}
+    entries[digest] = [answered.until, answered.outcome, answered.version]
+    tx.set_meta(_ANSWERED_META + peer, json.dumps(entries, sort_keys=True).encode())
+
+
+def _decide_or_replay(
+    node: Node, tx: Tx, params: DetailParams, peer: str, digest: str, quota: int
+) -> tuple[DetailDecision, StoredRecord | None, bool]:
+    """Decide ``peer``'s request (``digest``: of its signed payload) inside
+    ``tx``: ``(decision, record to release, whether it is a replay)``.  A
+    replay of a charged request is not charged again and releases nothing
+    new (``decide_replay``); a charged request is remembered for its window."""
+    row = tx.get_peer(peer)
+    tx.lock_audit()  # serialises the replay check with the quota and its update
+    first = _answered(tx, peer, node.now()).get(digest)
+    if first is not None:
+        stored = tx.get_record(params.ref)
+        decision = decide_replay(first, stored.version if stored is not None else None)
+        return decision, stored if decision.granted else None, True
+    decision, stored = _decide(
+        node,
+        tx,
+        counterpart=peer,
+        direction="in",
+        keys=_peer_keys(node, tx, peer) if row is not None else [],
+        ref=params.ref,
+        message=proof_message(params.requester, params.origin, params.ref, params.nonce),
+        proof=params.hit_proof,
+        quota=quota,
+        policy=SharingPolicy.from_json(row.policy) if row is not None else None,
+    )
+    if decision.counts:
+        version = stored.version if stored is not None else 0
+        answered = Answered(params.issued_at + MAX_CLOCK_SKEW, decision.outcome, version)
+        _remember(tx, peer, digest, answered, node.now())
+    return decision, stored, False
+
+
 def _peer_keys(node: Node, tx: Tx, peer: str) -> list[EpochKey]:
     """The epoch keys under which ``peer``'s hit proofs are accepted: the
     current one, and the previous one for a grace period after a new epoch
@@ -141,16 +223,21 @@ def answer(
 ) -> Sealed:
     """Decide a peer's signed detail request; returns the signed, sealed answer.
 
+    A replay of a charged request (same payload digest, within its validity
+    window) is not charged again and releases nothing new
+    (``detail_rules.decide_replay``); it is logged with ``replay``.
+
     Raises:
         Rejection: the request does not verify (unknown signer, bad
             signature, wrong recipient, stale, malformed).
     """
     card, params = _verified_request(node, request)
     now = node.now()
+    digest = payload_digest(request.payload).hex()
     with node.store.write() as tx:
-        decision, stored = _decide_request(node, tx, card.node_id, params, quota)
+        decision, stored, replay = _decide_or_replay(node, tx, params, card.node_id, digest, quota)
         record = load_record(node, stored).to_json() if stored is not None else b""
-        _log_in(node, tx, now, card.node_id, params, decision, request)
+        _log_in(node, tx, now, card.node_id, params, decision, digest, replay=replay)
     metrics.DETAILS.labels("in", card.node_id, decision.outcome).inc()
     log.info(
         "detail request from %s (%s) for %s: %s",
@@ -182,26 +269,6 @@ def _verified_request(node: Node, request: SignedRequest) -> tuple[IdentityCard,
     return card, params
 
 
-def _decide_request(
-    node: Node, tx: Tx, peer: str, params: DetailParams, quota: int
-) -> tuple[DetailDecision, StoredRecord | None]:
-    """Decide ``peer``'s request inside ``tx``, with the proof keys and sharing
-    policy of the peer (none if it is no longer a peer)."""
-    row = tx.get_peer(peer)
-    return _decide(
-        node,
-        tx,
-        counterpart=peer,
-        direction="in",
-        keys=_peer_keys(node, tx, peer) if row is not None else [],
-        ref=params.ref,
-        message=proof_message(params.requester, params.origin, params.ref, params.nonce),
-        proof=params.hit_proof,
-        quota=quota,
-        policy=SharingPolicy.from_json(row.policy) if row is not None else None,
-    )
-
-
 def _log_in(
     node: Node,
     tx: Tx,
@@ -209,21 +276,25 @@ def _log_in(
     peer: str,
     params: DetailParams,
     decision: DetailDecision,
-    request: SignedRequest,
+    digest: str,
+    *,
+    replay: bool,
 ) -> None:
-    """Log a peer's detail request and its outcome (store and exchange log)."""
-    tx.add_detail(
-        DetailRow(
-            at=now,
-            peer=peer,
-            direction="in",
-            ref=params.ref,
-            officer=params.officer,
-            purpose=params.purpose,
-            case_id=params.case_id,
-            outcome=decision.outcome,
+    """Log a peer's detail request and its outcome: in the details table
+    (what the quota counts) unless it is a replay, and in the exchange log."""
+    if not replay:  # the details table is what the quota counts
+        tx.add_detail(
+            DetailRow(
+                at=now,
+                peer=peer,
+                direction="in",
+                ref=params.ref,
+                officer=params.officer,
+                purpose=params.purpose,
+                case_id=params.case_id,
+                outcome=decision.outcome,
+            )
         )
-    )
     exchange_log.record(
         tx,
         node,
@@ -236,7 +307,8 @@ def _log_in(
         purpose=params.purpose,
         case=params.case_id,
         outcome=decision.outcome,
-        request=payload_digest(request.payload).hex(),
+        request=digest,
+        **({"replay": True} if replay else {}),
     )
 
 

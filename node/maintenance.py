@@ -1,6 +1,7 @@
 """Housekeeping a serving node does on its own, on time, peers up or not.
 
-* expired listings held for peers are purged (§9.3);
+* expired listings held for peers are purged (§9.3), and listings a
+  snapshot replaced are deleted (if a sync left any);
 * the node's own records are removed once past expiry and the retention
   grace period (the removals go to every peer);
 * the outbox and change log are compacted (§7.3).
@@ -36,6 +37,7 @@ class MaintenanceReport:
 def maintain(node: Node, *, compaction: bool = True) -> MaintenanceReport:
     """Purge expired listings, enforce retention, and (optionally) compact."""
     purged = receiver.purge_expired(node).total
+    receiver.drain_replaced(node)
     retired = len(ownlist.enforce_retention(node, node.config.retention_grace_days))
     batches = changes = 0
     if compaction:

@@ -143,7 +143,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for proc in procs:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # a loaded machine: keep the results
+                proc.kill()
+                proc.wait()
         for node in nodes.values():
             node.close()
 

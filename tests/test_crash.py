@@ -158,14 +158,25 @@ class ReceiverState:
         return f"epoch {self.epoch} at {self.seq}, {len(self.entries)} listings"
 
 
+HELD = "(origin IN (SELECT slot FROM slots WHERE state = 'live') OR origin NOT IN (SELECT slot FROM slots))"
+"""Rows of entries and tokens that are held: those of live slots (schema.py)."""
+STAGED = "origin IN (SELECT slot FROM slots WHERE state = 'staged')"
+
+
 def raw_counts(node_dir: Path) -> dict[str, int]:
     """Row counts read straight from the SQLite file (no node opened: nothing cleaned up)."""
     conn = sqlite3.connect(f"file:{node_dir / 'wlx.db'}?mode=ro", uri=True)
     try:
-        return {
-            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            for table in ("entries", "tokens", "applied", "staged_entries", "staged_tokens")
+        counts = {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {HELD}").fetchone()[0]
+            for table in ("entries", "tokens")
         }
+        counts["applied"] = conn.execute("SELECT COUNT(*) FROM applied").fetchone()[0]
+        for table in ("entries", "tokens"):
+            counts[f"staged_{table}"] = conn.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE {STAGED}"
+            ).fetchone()[0]
+        return counts
     finally:
         conn.close()
 
@@ -187,16 +198,17 @@ def receiver_state(node_dir: Path, numbers: Sequence[int]) -> ReceiverState:
     try:
         entries = frozenset(
             (bytes(h), e, bytes(t))
-            for h, e, t in conn.execute("SELECT handle, expires, tokens FROM entries")
+            for h, e, t in conn.execute(f"SELECT handle, expires, tokens FROM entries WHERE {HELD}")
         )
         tokens = frozenset(
-            (bytes(t), bytes(h)) for t, h in conn.execute("SELECT token, handle FROM tokens")
+            (bytes(t), bytes(h))
+            for t, h in conn.execute(f"SELECT token, handle FROM tokens WHERE {HELD}")
         )
         applied = frozenset(
             (ep, s, bytes(d))
             for ep, s, d in conn.execute("SELECT epoch, last_seq, digest FROM applied")
         )
-        staged = conn.execute("SELECT COUNT(*) FROM staged_entries").fetchone()[0]
+        staged = conn.execute(f"SELECT COUNT(*) FROM entries WHERE {STAGED}").fetchone()[0]
     finally:
         conn.close()
     assert staged == 0

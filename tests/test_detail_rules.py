@@ -12,8 +12,10 @@ from wlx.node.protocol.detail_rules import (
     NOT_SHARED,
     QUOTA,
     SUSPENDED,
+    Answered,
     DetailFacts,
     decide_detail,
+    decide_replay,
 )
 
 
@@ -57,3 +59,22 @@ def test_the_detail_decision(given: DetailFacts, outcome: str, counts: bool) -> 
     assert (decision.outcome, decision.counts) == (outcome, counts)
     assert decision.granted == (outcome == GRANTED)
     assert decision.denial == ("" if outcome == GRANTED else outcome)
+
+
+REPLAYS = [
+    # The first outcome again, never counted; a grant only for the same version.
+    (Answered(until=10, outcome=GRANTED, version=3), 3, GRANTED),
+    (Answered(until=10, outcome=GRANTED, version=3), 4, DENIED),
+    (Answered(until=10, outcome=GRANTED, version=3), None, DENIED),
+    (Answered(until=10, outcome=NOT_SHARED, version=0), 3, NOT_SHARED),
+    (Answered(until=10, outcome=SUSPENDED, version=0), None, SUSPENDED),
+    (Answered(until=10, outcome=EXPIRED, version=0), 7, EXPIRED),
+]
+
+
+@pytest.mark.parametrize(("first", "version", "outcome"), REPLAYS)
+def test_a_replay_repeats_the_first_answer_uncharged(
+    first: Answered, version: int | None, outcome: str
+) -> None:
+    decision = decide_replay(first, version)
+    assert (decision.outcome, decision.counts) == (outcome, False)

@@ -1,6 +1,7 @@
-"""Lookups are bounded and charged per identifier (issue 8, items 2 and 12):
-one call cannot test thousands of identifiers for the price of one, and an
-oversized call is refused before any work, any charge or any quota message."""
+"""Lookups are bounded and charged per identifier key tested (issue 8, items
+2 and 12): one call cannot test thousands of identifiers for the price of
+one, and an oversized call is refused before any work, any charge or any
+quota message."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ import grpc
 import pytest
 from support.nodes import Federation, FederationMaker, record
 
+from wlx.node.audit import exchange_log
 from wlx.node.core.errors import UserError
-from wlx.node.core.limits import LimitSettings, Rate
+from wlx.node.core.limits import LimitSettings, Rate, RateLimited
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import ownlist
 from wlx.node.protocol.lookup_rules import (
     MAX_DOCUMENTS_PER_PERSON,
     MAX_NAMES_PER_PERSON,
     MAX_SCREEN_ENTRIES,
+    lookup_charge,
     lookup_cost,
 )
 from wlx.node.rpc.server import build_server
@@ -41,7 +44,9 @@ COST_CASES = [
 
 
 @pytest.mark.parametrize(("people", "cost"), COST_CASES)
-def test_a_lookup_costs_one_per_identifier(people: list[tuple[int, int]], cost: int) -> None:
+def test_a_lookup_must_afford_one_per_identifier_presented(
+    people: list[tuple[int, int]], cost: int
+) -> None:
     assert lookup_cost(people) == cost
 
 
@@ -145,3 +150,118 @@ def test_a_query_beyond_the_bounds_is_refused_by_the_service_too(busy: Federatio
     with pytest.raises(UserError, match="names per person"):
         lookup.screen([Query(names=names, dob="1980-05-17")])
     assert lookups(busy, "RU") == []
+
+
+@pytest.mark.parametrize(
+    ("presented", "keys", "charge"),
+    [(1, 22, 22), (8, 8, 8), (2, 0, 2), (1, 46, 46), (3, 1, 3)],
+)
+def test_a_lookup_is_charged_its_keys_and_never_less_than_what_it_presents(
+    presented: int, keys: int, charge: int
+) -> None:
+    assert lookup_charge(presented, keys) == charge
+
+
+def named(i: int = 1) -> lookup_pb2.Person:
+    return lookup_pb2.Person(names=[f"Test Person CN {i}"], dob="1980-05-17")
+
+
+def test_an_officer_gets_no_more_key_tests_than_tokens(federation: FederationMaker) -> None:
+    """Issue 8 item 2: one name derives 20-46 keys (variants,
+    transliterations, weak keys); charged one token per person, N tokens
+    bought N x keys tests.  Every key tested is paid for, before it is tested."""
+    fed = federation(["CN", "RU"])
+    ownlist.import_records(fed["CN"].node, [record("CN-1")])
+    fed.sync_all()
+    ru = fed["RU"].node
+    per_name = len(Query(names=("Test Person CN 1",), dob="1980-05-17").keys())
+    assert per_name >= 20
+    tokens = 4 * per_name + per_name // 2
+    ru.config = dataclasses.replace(
+        ru.config,
+        limits=dataclasses.replace(
+            LimitSettings(), officer=Rate(per_minute=0.001, burst=tokens, per_day=100 * tokens)
+        ),
+    )
+    server, port = build_server(ru, "127.0.0.1:0")
+    server.start()
+    answered = refused = 0
+    try:
+        issued = credentials.issue(ru, name="post-3", role="officer")
+        with client_channel(f"127.0.0.1:{port}", issued) as channel:
+            stub = lookup_pb2_grpc.LookupStub(channel)
+            for _ in range(10):
+                try:
+                    stub.Check(lookup_pb2.CheckRequest(person=named(), purpose="p"), timeout=30)
+                    answered += 1
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    refused += 1
+            # A manifest pays for every key of every person: 3 people > one left.
+            entries = [lookup_pb2.ScreenEntry(id=str(i), person=named(i)) for i in range(3)]
+            code, _ = code_and_details(
+                lambda: stub.Screen(lookup_pb2.ScreenRequest(entries=entries, purpose="p"))
+            )
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        server.stop(grace=None)
+    logged = lookups(fed, "RU")
+    assert (answered, refused) == (4, 6)
+    # The log counts the keys tested; their sum never exceeds the tokens granted.
+    assert [e["identifiers"] for e in logged] == [per_name] * 4
+    assert sum(e["identifiers"] for e in logged) <= tokens
+
+
+def test_a_call_costing_more_than_the_burst_says_so(busy: Federation) -> None:
+    ru = busy["RU"].node
+    server, port = build_server(ru, "127.0.0.1:0")
+    server.start()
+    try:
+        issued = credentials.issue(ru, name="post-4", role="officer")
+        with client_channel(f"127.0.0.1:{port}", issued) as channel:
+            stub = lookup_pb2_grpc.LookupStub(channel)
+            code, details = code_and_details(
+                lambda: stub.Check(lookup_pb2.CheckRequest(person=named(), purpose="p"))
+            )
+    finally:
+        server.stop(grace=None)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "more than the burst of 20" in details and "fewer people" in details
+    assert lookups(busy, "RU") == []
+    # Refused once its keys were counted, and logged like any throttling.
+    with busy["RU"].node.store.read() as tx:
+        entries = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
+    throttled = [e for e in entries if e["kind"] == "throttled"]
+    assert [(e["method"], e["caller"]) for e in throttled] == [
+        ("/wlx.v1.Lookup/Check", "officer:post-4")
+    ]
+
+
+def test_the_keys_are_charged_before_any_is_tested(busy: Federation) -> None:
+    lookup = Lookup(busy["RU"].node)
+    charged: list[tuple[str, int]] = []
+
+    def refuse(call: str, cost: int) -> None:
+        charged.append((call, cost))
+        raise RateLimited("over")
+
+    lookup.charge = refuse
+    query = Query(names=("Test Person CN 1",), dob="1980-05-17", documents=(("P", "CHN", "E1"),))
+    with pytest.raises(RateLimited):
+        lookup.check(query, caller="post-5")
+    assert charged == [("check", len(query.keys()))]
+    assert lookups(busy, "RU") == []  # nothing tested, nothing logged
+    assert lookup.hits.origins("post-5", "CN-1", busy["RU"].node.now()) == []
+
+
+def test_a_node_toml_with_the_per_person_defaults_gets_the_per_key_ones() -> None:
+    """Upgrading: ``wlx init`` wrote the old officer defaults into node.toml;
+    read as keys they would refuse a 500-person manifest outright."""
+    from wlx.node.core.config import NodeConfig
+
+    base = 'node_id = "CN"\nlisten = "127.0.0.1:7001"\n[limits]\n'
+    old = base + "officer_per_minute = 1200.0\nofficer_burst = 2500.0\nofficer_per_day = 100000.0\n"
+    assert NodeConfig.from_toml(old).limits.officer == LimitSettings().officer
+    chosen = base + "officer_per_minute = 1200.0\nofficer_burst = 3000.0\nofficer_per_day = 1e5\n"
+    assert NodeConfig.from_toml(chosen).limits.officer == Rate(1200, 3000, 100_000)
+    assert LimitSettings().officer.burst >= 500 * 47  # a manifest of the heaviest one-name people

@@ -127,7 +127,24 @@ def test_a_staged_snapshot_remembers_its_normalisation(make_node: NodeMaker) -> 
             resume_token=b"",
             normalisation=version,
         )
-        with node.store.write() as tx:
+        with node.store.write() as tx:  # as the receiver stages a part: entries and progress
+            tx.stage_entries(progress.snapshot_id, "CN", [])
             tx.put_staged_snapshot("CN", progress.snapshot_id, _progress_blob(node, "CN", progress))
         staged = staged_progress(node, "CN")
         assert staged is not None and staged.normalisation == version
+
+
+def test_a_lookup_during_a_migration_pays_for_the_keys_of_both_versions(
+    legacy: Federation,
+) -> None:
+    """Issue 8 item 2: every key tested is charged, under each version in use."""
+    cn = legacy["CN"].node
+    lifecycle.migrate_normalisation(cn)  # CN's own index: wlx-norm-2; RU's list: still norm-1
+    assert (_version(cn, "CN"), _version(cn, "RU")) == (NORMALISATION_2, NORMALISATION_1)
+    lookup = Lookup(cn)
+    charged: list[int] = []
+    lookup.charge = lambda call, cost: charged.append(cost)
+    assert [hit.ref for hit in lookup.check(CYRILLIC)] == ["RU-1"]
+    both = sum(len(CYRILLIC.checked(v).keys) for v in (NORMALISATION_1, NORMALISATION_2))
+    assert charged == [both]
+    assert len(CYRILLIC.checked(NORMALISATION_1).keys) < both

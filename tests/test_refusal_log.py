@@ -14,6 +14,7 @@ from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
 from wlx.node.core.limits import LimitSettings, Rate
+from wlx.node.incoming.lookup import Query
 from wlx.node.outgoing import ownlist
 from wlx.node.rpc.auth import RefusalLog
 from wlx.node.rpc.server import build_server
@@ -75,10 +76,11 @@ def test_every_throttled_call_is_counted_in_the_exchange_log(
     ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()
     ru = fed["RU"].node
+    keys = len(Query(names=("Test Person CN 1",), dob="1980-05-17").keys())  # one lookup's cost
     ru.config = dataclasses.replace(
         ru.config,
         limits=dataclasses.replace(
-            LimitSettings(), officer=Rate(per_minute=0.001, burst=1, per_day=1000)
+            LimitSettings(), officer=Rate(per_minute=0.001, burst=keys, per_day=1000 * keys)
         ),
     )
     ticks = Ticks()

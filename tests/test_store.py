@@ -124,7 +124,7 @@ def _assert_empty(tx: Tx) -> None:
     assert tx.outbox_after("RU", 1, 0, 10) == [] and tx.outbox_oldest("RU", 1) is None
     assert tx.get_inbound("CN") is None and tx.applied_digest("CN", 1, 3) is None
     assert tx.count_entries("CN") == 0 and tx.find_tokens("CN", [b"t" * 16]) == []
-    assert tx.staged_counts(b"s" * 16) == (0, 0)
+    assert tx.staged_counts(b"s" * 16, "CN") == (0, 0)
     assert tx.list_rejections() == []
     assert exchange_log.size(tx) == 0 and tx.audit_entries(0, 10) == []
 
@@ -138,7 +138,7 @@ def test_a_transaction_commits_everything_at_the_end(store: Store) -> None:
     with store.read() as tx:
         assert tx.get_meta("k") == b"v"
         assert tx.count_records() == 1 and tx.change_head() == 1
-        assert tx.count_entries("CN") == 1 and tx.staged_counts(b"s" * 16) == (1, 1)
+        assert tx.count_entries("CN") == 1 and tx.staged_counts(b"s" * 16, "CN") == (1, 1)
         assert len(tx.list_rejections()) == 1
 
 
@@ -474,16 +474,16 @@ def test_staging_counts_and_first_copy_of_a_handle_wins(store: Store) -> None:
         tx.stage_entries(snap, "CN", [upsert(h1, [t1, t2])])
         tx.stage_entries(snap, "CN", [upsert(h2, [t1])])  # a token shared by two listings
     with store.read() as tx:
-        assert tx.staged_counts(snap) == (2, 3)
-        assert tx.staged_counts(_b()) == (0, 0)
+        assert tx.staged_counts(snap, "CN") == (2, 3)
+        assert tx.staged_counts(_b(), "CN") == (0, 0)
     with store.write() as tx:  # the same handle again, with the same tokens
         tx.stage_entries(snap, "CN", [upsert(h1, [t1, t2])])
     with store.read() as tx:
-        assert tx.staged_counts(snap) == (2, 3)  # the entry count shows the repetition
+        assert tx.staged_counts(snap, "CN") == (2, 3)  # the entry count shows the repetition
     with store.write() as tx:  # the same handle again, with other tokens
         tx.stage_entries(snap, "CN", [upsert(h1, [t3])])
     with store.read() as tx:
-        assert tx.staged_counts(snap) == (2, -1)
+        assert tx.staged_counts(snap, "CN") == (2, -1)
 
 
 def test_staged_counts_detects_a_token_repeated_within_an_entry(store: Store) -> None:
@@ -491,7 +491,7 @@ def test_staged_counts_detects_a_token_repeated_within_an_entry(store: Store) ->
     with store.write() as tx:
         tx.stage_entries(snap, "CN", [upsert(_b(), [t, t])])
     with store.read() as tx:
-        assert tx.staged_counts(snap) == (1, -1)
+        assert tx.staged_counts(snap, "CN") == (1, -1)
 
 
 def test_apply_staged_replaces_the_origins_entries_only(store: Store) -> None:
@@ -515,8 +515,8 @@ def test_apply_staged_replaces_the_origins_entries_only(store: Store) -> None:
         assert len(rows) == 60 and {r.expires for r in rows} == {"2095-05-05"}
         assert {(r.token, r.sealed) for r in rows} == {(t, b"sealed:" + t) for t in all_new}
         assert tx.count_entries("AR") == 1 and len(tx.find_tokens("AR", [other_t])) == 1
-        assert tx.staged_counts(snap) == (0, 0)  # its staging is gone
-        assert tx.staged_counts(other_snap) == (1, 1)  # another snapshot's is not
+        assert tx.staged_counts(snap, "CN") == (0, 0)  # its staging is gone
+        assert tx.staged_counts(other_snap, "CN") == (1, 1)  # another snapshot's is not
 
 
 def test_apply_staged_of_an_empty_snapshot_empties_the_origin(store: Store) -> None:
@@ -534,11 +534,67 @@ def test_drop_staging(store: Store) -> None:
         tx.stage_entries(b, "AR", [upsert(_b(), [_b()])])
         tx.drop_staging(a)
     with store.read() as tx:
-        assert tx.staged_counts(a) == (0, 0) and tx.staged_counts(b) == (1, 1)
+        assert tx.staged_counts(a, "CN") == (0, 0) and tx.staged_counts(b, "AR") == (1, 1)
     with store.write() as tx:
         tx.drop_staging()
     with store.read() as tx:
-        assert tx.staged_counts(b) == (0, 0)
+        assert tx.staged_counts(b, "AR") == (0, 0)
+
+
+def test_a_swap_retires_the_replaced_listings_which_drain_in_chunks(store: Store) -> None:
+    """Swapping a snapshot in moves a pointer: the replaced listings are not
+    held any more (lookups, counts, expiry) and are deleted chunk by chunk."""
+    old = [upsert(_b(), [_b(), _b()], "2000-01-01") for _ in range(25)]
+    new = [upsert(_b(), [_b()], "2000-01-01") for _ in range(5)]
+    snap = _b()
+    with store.write() as tx:
+        tx.apply_ops("CN", old)
+        tx.stage_entries(snap, "CN", new)
+        assert {o for o, _ in tx.expired_entries("2001-01-01", 100)} == {"CN"}
+        assert len(tx.expired_entries("2001-01-01", 100)) == 25  # staged: not held yet
+        assert tx.apply_staged(snap, "CN") == 5
+    with store.read() as tx:
+        assert tx.find_tokens("CN", [t.token for u in old for t in u.tokens]) == []
+        assert sorted(h for _, h in tx.expired_entries("2001-01-01", 100)) == sorted(
+            u.handle for u in new
+        )
+    rounds = 0
+    while True:
+        with store.write() as tx:
+            if not tx.drain_old_slots(10):
+                break
+        rounds += 1
+    assert rounds >= 5  # 50 token rows, 25 entries, at most 10 a round
+    with store.read() as tx:
+        assert tx.count_entries("CN") == 5
+        assert len(tx.find_tokens("CN", [t.token for u in new for t in u.tokens])) == 5
+    with store.write() as tx:  # later batches go to the swapped-in listings
+        tx.apply_ops("CN", [Remove(new[0].handle)])
+        assert tx.count_entries("CN") == 4
+
+
+def test_clear_origin_and_a_dropped_staging_leave_nothing_held(store: Store) -> None:
+    snap, later = _b(), _b()
+    with store.write() as tx:
+        tx.stage_entries(snap, "CN", [upsert(_b(), [_b()])])
+        tx.apply_staged(snap, "CN")
+        tx.stage_entries(later, "CN", [upsert(_b(), [_b()])])
+        tx.drop_staged_snapshot("CN")
+        tx.clear_origin("CN")
+        assert tx.count_entries("CN") == 0 and tx.staged_counts(later, "CN") == (0, 0)
+    with store.write() as tx:
+        while tx.drain_old_slots(100):
+            pass
+    with store.read() as tx:
+        assert tx.expired_entries("2100-01-01", 10) == []
+
+
+def test_staged_progress_without_its_staged_listings_is_none(store: Store) -> None:
+    """Progress staged by an earlier version (its entries in retired tables)
+    does not resume: resuming would count none of them and blame the origin."""
+    with store.write() as tx:
+        tx.put_staged_snapshot("CN", _b(), b"progress")
+        assert tx.staged_snapshot("CN") is None
 
 
 def test_staging_survives_opening_the_store_and_is_dropped_per_origin(
@@ -554,13 +610,13 @@ def test_staging_survives_opening_the_store_and_is_dropped_per_origin(
         tx.stage_entries(other, "AR", [upsert(_b(), [_b()])])
     second = opener("n1")
     with second.read() as tx:
-        assert tx.staged_counts(snap) == (1, 1)
+        assert tx.staged_counts(snap, "CN") == (1, 1)
         assert tx.staged_snapshot("CN") == (snap, b"progress")
     with second.write() as tx:
         tx.drop_staged_snapshot("CN")
     with store.read() as tx:
-        assert tx.staged_counts(snap) == (0, 0) and tx.staged_snapshot("CN") is None
-        assert tx.staged_counts(other) == (1, 1)
+        assert tx.staged_counts(snap, "CN") == (0, 0) and tx.staged_snapshot("CN") is None
+        assert tx.staged_counts(other, "AR") == (1, 1)
     store.close()
 
 

@@ -32,7 +32,7 @@ import tomli_w
 from wlx.crypto.card import check_node_id
 from wlx.crypto.errors import MalformedError
 from wlx.node.core.errors import NotFound, UserError
-from wlx.node.core.limits import LimitSettings, Rate
+from wlx.node.core.limits import PER_PERSON_OFFICER, LimitSettings, Rate
 
 CONFIG_FILE = "node.toml"
 CARD_FILE = "card.json"
@@ -142,7 +142,9 @@ def _toml_type(value: Any) -> str:
 
 
 def _limits(table: Any) -> LimitSettings:
-    """Rate limits from the ``[limits]`` table; missing settings keep defaults."""
+    """Rate limits from the ``[limits]`` table; missing settings keep defaults,
+    and the officer defaults of before lookups were charged per key
+    (``PER_PERSON_OFFICER``) become today's."""
     defaults = LimitSettings()
     rates = {}
     for role in ROLES:
@@ -154,6 +156,8 @@ def _limits(table: Any) -> LimitSettings:
         )
         if min(rate.per_minute, rate.burst, rate.per_day) <= 0:
             raise ValueError(f"limits for {role} must be positive")
+        if role == "officer" and rate == PER_PERSON_OFFICER:
+            rate = base  # written before lookups were charged per key (docs/operations.md)
         rates[role] = rate
     return LimitSettings(**rates)
 

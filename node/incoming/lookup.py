@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from wlx.crypto.errors import DecryptionError, InvalidIdentifier
@@ -33,7 +33,12 @@ from wlx.node.core.node import Node
 from wlx.node.incoming import acceptance, online
 from wlx.node.protocol import codec
 from wlx.node.protocol.acceptance_rules import local_decision
-from wlx.node.protocol.lookup_rules import MAX_SCREEN_ENTRIES, check_person
+from wlx.node.protocol.lookup_rules import (
+    MAX_SCREEN_ENTRIES,
+    check_person,
+    lookup_charge,
+    lookup_cost,
+)
 from wlx.node.store.base import InboundState, Tx
 
 log = logging.getLogger("wlx.lookup")
@@ -168,6 +173,11 @@ class Lookup:
         self.evaluate_send: online.Transport | None = None
         """How online-tier evaluations reach origins (the server sets gRPC over
         mutual TLS); without one, online listings are reported not checked."""
+        self.charge: Callable[[str, int], None] | None = None
+        """``charge(call, tokens)``: charges the caller of the RPC being
+        handled (the server sets its rate limits; ``lookup_rules``), raising
+        ``RateLimited`` to refuse; called once per lookup, after its keys
+        are derived and before any is tested.  None: nothing is charged."""
 
     def _epoch_key(self, tx: Tx, state: InboundState) -> EpochKey:
         key = self._keys.get(state.token_key)
@@ -179,6 +189,16 @@ class Lookup:
             )
             self._keys[state.token_key] = key
         return key
+
+    def _versions(self) -> set[str]:
+        """The normalisation versions of the lists a lookup tests now."""
+        me = self._node.node_id
+        with self._node.store.read() as tx:
+            return {
+                normalisation.of_epoch(tx, state.origin, me, state.epoch)
+                for state in tx.list_inbound()
+                if state.epoch
+            }
 
     def check(self, query: Query, caller: str = "", purpose: str = "") -> tuple[Hit, ...]:
         """Every hit of one query, strongest match first.
@@ -204,12 +224,15 @@ class Lookup:
     ) -> list[Result]:
         """Check many people at once (a manifest); one result per query.
 
-        A query without a usable identifier gets an error result; the others
-        are still checked.
+        Charged (``charge``) one token per identifier key tested, under every
+        normalisation version in use, before anything is tested.  A query
+        without a usable identifier gets an error result; the others are
+        still checked.
 
         Raises:
             UserError: more than 2,000 queries, or a query with more names or
                 documents than a person carries (nothing is checked).
+            RateLimited: ``charge`` refused the keys (nothing is checked).
         """
         if len(queries) > MAX_SCREEN_ENTRIES:
             raise UserError(f"at most {MAX_SCREEN_ENTRIES} people per screening")
@@ -217,6 +240,12 @@ class Lookup:
             check_person(len(query.names), len(query.documents))
         keys, unusable = _checked_queries(queries)
         by_version = {NORMALISATION: keys}
+        for version in self._versions() - {NORMALISATION}:  # each version tested is charged
+            by_version[version] = [_keys_or_error(q, version) for q in queries]
+        tested = sum(len(k) for ks in by_version.values() for k in ks if not isinstance(k, str))
+        if self.charge is not None:  # before any key is tested; raises to refuse
+            presented = lookup_cost([(len(q.names), len(q.documents)) for q in queries])
+            self.charge(call, lookup_charge(presented, tested))
         found: Found = [{} for _ in queries]
         withheld: set[str] = set()
         now, today = self._node.now(), self._node.today()
@@ -225,7 +254,6 @@ class Lookup:
             queries, by_version, caller, now, accepting, found, withheld
         )
         results = _results(keys, unusable, found, not_checked)
-        tested = sum(len(k) for k in keys if not isinstance(k, str))
         self._record(caller, purpose, call, results, tested, sorted(withheld))
         return results
 

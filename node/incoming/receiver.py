@@ -370,10 +370,7 @@ def _apply_staged(
             f"the cursor for {origin} moved while its snapshot arrived (another sync of "
             "this node); sync again"
         ) from None
-    try:
-        node.store.reclaim()  # the staging's space
-    except WlxError as exc:
-        log.warning("could not reclaim the staging's space: %s", exc)
+    drain_replaced(node)
     metrics.SNAPSHOTS_APPLIED.labels(origin).inc()
     log.info(
         "applied snapshot of %s: epoch %d at %d, %d listings",
@@ -395,7 +392,7 @@ def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.Snap
         state = tx.get_inbound(origin, for_update=True)
         if cursor_of(state) != start:
             raise _CursorMoved
-        entries, tokens = tx.staged_counts(result.snapshot_id)
+        entries, tokens = tx.staged_counts(result.snapshot_id, origin)
         if entries != result.total_entries or tokens < 0:
             raise Rejection(RejectReason.MALFORMED, "snapshot repeats a handle or a token")
         staged = tx.staged_snapshot(origin)
@@ -447,6 +444,31 @@ def _drop(node: Node, origin: str) -> None:
             tx.drop_staged_snapshot(origin)
     except Exception:
         log.exception("could not drop a staged snapshot")
+        return
+    drain_replaced(node)
+
+
+DRAIN_CHUNK = 20_000
+"""Rows of replaced listings deleted per write transaction."""
+
+
+def drain_replaced(node: Node) -> None:
+    """Delete the listings a snapshot replaced (and dropped stagings), a
+    chunk per transaction, then give their space back.
+
+    A swap only moves a pointer (``Tx.apply_staged``); the rows it retired
+    go here, in short transactions that never hold up a lookup or a batch
+    for long.  Whatever a failure leaves is deleted the next time (after a
+    snapshot, or by housekeeping).
+    """
+    try:
+        while True:
+            with node.store.write(durable=False) as tx:
+                if not tx.drain_old_slots(DRAIN_CHUNK):
+                    break
+        node.store.reclaim()
+    except WlxError as exc:
+        log.warning("could not delete replaced listings yet: %s", exc)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as PbMessage
@@ -138,19 +138,24 @@ def decode_signed_bytes(data: bytes) -> SignedRequest:
 # ---------------------------------------------------------------- operations
 
 
-def _upsert_pb(op: Upsert) -> federation_pb2.Upsert:
-    return federation_pb2.Upsert(
-        handle=op.handle,
-        expires=op.expires,
-        tokens=[federation_pb2.TokenEntry(token=t.token, sealed=t.sealed) for t in op.tokens],
-        online=op.online,
-    )
+def _fill_upsert(msg: federation_pb2.Upsert, op: Upsert) -> None:
+    """Set ``msg`` (a field already in its parent) to ``op``, built in place:
+    protobuf copies every message assigned, and an upsert has up to 256
+    token entries.  The serialised bytes do not depend on how it was built."""
+    msg.handle = op.handle
+    msg.expires = op.expires
+    msg.online = op.online
+    add = msg.tokens.add
+    for t in op.tokens:
+        add(token=t.token, sealed=t.sealed)
 
 
-def _op_pb(op: Op) -> federation_pb2.Op:
-    if isinstance(op, Upsert):
-        return federation_pb2.Op(upsert=_upsert_pb(op))
-    return federation_pb2.Op(remove=federation_pb2.Remove(handle=op.handle))
+def _add_ops(field: Any, ops: Sequence[Op]) -> None:
+    for op in ops:
+        if isinstance(op, Upsert):
+            _fill_upsert(field.add().upsert, op)
+        else:
+            field.add().remove.handle = op.handle
 
 
 def _check_handle(handle: bytes) -> bytes:
@@ -203,7 +208,7 @@ def encode_batch_payload(
     ops: Sequence[Op],
 ) -> bytes:
     """Serialize a batch payload (the bytes the origin signs)."""
-    return federation_pb2.BatchPayload(
+    msg = federation_pb2.BatchPayload(
         version=PROTOCOL_VERSION,
         origin=origin,
         recipient=recipient,
@@ -212,8 +217,9 @@ def encode_batch_payload(
         last_seq=first_seq + len(ops) - 1,
         prev_digest=prev_digest,
         created_at=created_at,
-        ops=[_op_pb(op) for op in ops],
-    ).SerializeToString()
+    )
+    _add_ops(msg.ops, ops)
+    return msg.SerializeToString()
 
 
 def decode_batch_payload(payload: bytes) -> Batch:
@@ -278,12 +284,13 @@ def encode_snapshot_part(
         at_seq=at_seq,
         chain_digest=chain_digest,
         prev_part_digest=prev_part_digest,
-        entries=[_upsert_pb(e) for e in entries],
         final=final,
         total_entries=total_entries,
         created_at=created_at,
         resume_token=resume_token,
     )
+    for entry in entries:
+        _fill_upsert(msg.entries.add(), entry)
     if token_key is not None:
         msg.epoch_key.CopyFrom(
             federation_pb2.EpochKey(

@@ -13,6 +13,10 @@ this decides.  The order is the guarantee:
    quota; once it is used up, a proven request is denied ``quota``.
 3. **Policy and life.**  Only then: not shared with this requester, expired,
    suspended, or granted.
+
+A *replay* (the same signed request again, within its validity window) of
+a request that was charged is decided by ``decide_replay``: never charged
+again, and it releases nothing the first answer did not.
 """
 
 from __future__ import annotations
@@ -77,3 +81,24 @@ def decide_detail(facts: DetailFacts) -> DetailDecision:
     if facts.suspended:
         return DetailDecision(SUSPENDED, counts=True)
     return DetailDecision(GRANTED, counts=True)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A charged request, remembered by its digest until its validity window
+    closes (a later copy is refused as stale anyway)."""
+
+    until: int
+    outcome: str
+    version: int
+    """The version of the record released (0 if none was)."""
+
+
+def decide_replay(first: Answered, version: int | None) -> DetailDecision:
+    """Decide a replay of ``first``, the record now being at ``version`` (None:
+    gone): the first outcome, not counted again; a grant again only while
+    the record is still the version granted (the same bytes, nothing new),
+    else the uniform denial."""
+    if first.outcome == GRANTED and version != first.version:
+        return DetailDecision(DENIED, counts=False)
+    return DetailDecision(first.outcome, counts=False)

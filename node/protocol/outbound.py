@@ -56,26 +56,34 @@ def upsert_for(
     if online is not None and (online.recipient, online.epoch) != (key.recipient, key.epoch):
         raise ValueError("the online key is not this stream's")
     handle = key.handle(record.id)
-    tokens = []
+    hit_of: dict[str, bytes] = {}  # HitData differs only by matched_on: encoded once per kind
+    entries = []
     for ikey in record.identifier_keys(key.normalisation):
-        hit = HitData(
-            origin=key.origin,
-            ref=record.id,
-            category=record.category,
-            action="" if suspended else record.action,
-            expires=record.expires,
-            matched_on=ikey.kind.value,
-            version=version,
-            suspended=suspended,
-        )
-        if online is None:
-            token, sealed = key.seal(ikey.value, handle, codec.encode_hit(hit), rng)
-        else:
-            entry = online.entry_keys(ikey.value)
-            token = entry.token
-            sealed = key.seal_as(token, entry.seal_key, handle, codec.encode_hit(hit), rng)
-        tokens.append(TokenEntry(token, sealed))
-    return Upsert(handle, record.expires, tuple(tokens), online=online is not None)
+        kind = ikey.kind.value
+        hit = hit_of.get(kind)
+        if hit is None:
+            hit = hit_of[kind] = codec.encode_hit(
+                HitData(
+                    origin=key.origin,
+                    ref=record.id,
+                    category=record.category,
+                    action="" if suspended else record.action,
+                    expires=record.expires,
+                    matched_on=kind,
+                    version=version,
+                    suspended=suspended,
+                )
+            )
+        entries.append((ikey.value, hit))
+    if online is None:
+        sealed = key.seal_listing(handle, entries, rng)
+    else:
+        sealed = []
+        for value, hit in entries:
+            entry = online.entry_keys(value)
+            sealed.append((entry.token, key.seal_as(entry.token, entry.seal_key, handle, hit, rng)))
+    tokens = tuple(TokenEntry(token, blob) for token, blob in sealed)
+    return Upsert(handle, record.expires, tokens, online=online is not None)
 
 
 def remove_for(record_id: str, key: EpochKey) -> Remove:

@@ -302,13 +302,37 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 grpc.StatusCode.INVALID_ARGUMENT,
                 str(exc),
             )
+        # A lookup is charged by the lookup service once its keys are derived
+        # (``charge_caller``); here it must afford one token per identifier.
+        take = self._limits.afford if _is_lookup(request) else self._limits.charge
         try:
-            self._limits.charge(caller.role, caller.name, price)
+            take(caller.role, caller.name, price)
         except RateLimited as exc:
             self._refuse(
                 context, method, who, Event.THROTTLED, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
             )
         return caller, request
+
+    def charge_caller(self, method: str, cost: int) -> None:
+        """Charge the caller of the call being handled ``cost`` tokens: a
+        lookup's identifier keys, known once they are derived
+        (``wlx.node.protocol.lookup_rules``).  A refusal is logged like the
+        interceptor's own (metrics, exchange log, aggregated per minute).
+
+        Raises:
+            RateLimited: over the caller's limits (nothing is taken).
+        """
+        caller = current_caller()
+        if caller is None or self._node.insecure_dev:
+            return
+        try:
+            self._limits.charge(caller.role, caller.name, cost)
+        except RateLimited as exc:
+            who = f"{caller.role.value}:{caller.name}"
+            log.warning("refused %s from %s: %s", method, who, exc)
+            metrics.REFUSALS.labels(_REFUSAL_REASONS[grpc.StatusCode.RESOURCE_EXHAUSTED]).inc()
+            self.refusals.refuse(RefusalKind(Event.THROTTLED, method, who, str(exc)))
+            raise
 
     def _decode(
         self,
@@ -422,9 +446,14 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         return grpc.stream_unary_rpc_method_handler(refuse)
 
 
+def _is_lookup(request: Any) -> bool:
+    return isinstance(request, lookup_pb2.CheckRequest | lookup_pb2.ScreenRequest)
+
+
 def _cost(request: Any) -> int:
-    """What a call costs in the rate limit: one per identifier looked up
-    (``wlx.node.protocol.lookup_rules``), one for any other call.
+    """What a call costs in the rate limit: for a lookup, one per identifier
+    presented, what it must afford before its keys are derived
+    (``wlx.node.protocol.lookup_rules``); one for any other call.
 
     Raises:
         UserError: an oversized lookup (refused before anything is charged).

@@ -225,13 +225,26 @@ def send_detail_request(
     return codec.decode_sealed(response)
 
 
+_LOOKUP_METHODS = {"check": "/wlx.v1.Lookup/Check", "screen": "/wlx.v1.Lookup/Screen"}
+
+
 class LookupServicer(lookup_pb2_grpc.LookupServicer):
     """Answers border-staff lookups from the local store, and detail requests."""
 
-    def __init__(self, node: Node, journal: Journal, send: detail.Transport | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        journal: Journal,
+        send: detail.Transport | None = None,
+        charge: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """``charge(method, tokens)`` charges the caller a lookup's identifier
+        keys (``AuthInterceptor.charge_caller``); None: lookups are not charged."""
         self._node = node
         self._lookup = Lookup(node, journal)
         self._lookup.evaluate_send = evaluate_sender(node)
+        if charge is not None:
+            self._lookup.charge = lambda call, cost: charge(_LOOKUP_METHODS[call], cost)
         self._send = send or detail_sender(node)
 
     @status_codes.unary
@@ -371,9 +384,10 @@ def build_server(
     Raises:
         UserError: the address cannot be bound.
     """
+    auth = AuthInterceptor(node, Limits(node.config.limits), refusals)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wlx-rpc"),
-        interceptors=[AuthInterceptor(node, Limits(node.config.limits), refusals)],
+        interceptors=[auth],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -383,7 +397,9 @@ def build_server(
     )
     federation_pb2_grpc.add_FederationServicer_to_server(FederationServicer(node), server)
     journal = Journal(node)
-    lookup_pb2_grpc.add_LookupServicer_to_server(LookupServicer(node, journal), server)
+    lookup_pb2_grpc.add_LookupServicer_to_server(
+        LookupServicer(node, journal, charge=auth.charge_caller), server
+    )
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminServicer(node, sync_now or (lambda: _sync_lines(node))), server
     )

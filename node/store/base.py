@@ -481,20 +481,26 @@ class Tx(ABC):
     def find_tokens(self, origin: str, tokens: Sequence[bytes]) -> list[TokenRow]:
         """Every stored row of ``origin`` whose token is in ``tokens``."""
 
+    @abstractmethod
+    def drain_old_slots(self, limit: int) -> bool:
+        """Delete up to about ``limit`` rows of listings no longer held (those a
+        snapshot replaced, and dropped stagings); False when there were none."""
+
     # ---------------------------------------------------------- snapshot staging
     @abstractmethod
     def stage_entries(self, snapshot_id: bytes, origin: str, entries: Sequence[Upsert]) -> None:
         """Keep entries of a snapshot still arriving (first copy of a handle wins)."""
 
     @abstractmethod
-    def staged_counts(self, snapshot_id: bytes) -> tuple[int, int]:
-        """``(entries, tokens)`` staged for a snapshot; tokens is -1 when the
+    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int]:
+        """``(entries, tokens)`` staged for a snapshot of ``origin``; tokens is -1 when the
         staged tokens are not exactly those the staged entries list (a handle
         or a token appeared twice)."""
 
     @abstractmethod
     def apply_staged(self, snapshot_id: bytes, origin: str) -> int:
-        """Replace ``origin``'s entries by the staged ones; returns their number."""
+        """Replace ``origin``'s entries by the staged ones (a pointer switch: the
+        entries replaced are left to ``drain_old_slots``); returns their number."""
 
     @abstractmethod
     def drop_staging(self, snapshot_id: bytes | None = None) -> None:

@@ -124,22 +124,17 @@ CREATE TABLE IF NOT EXISTS tokens (
     PRIMARY KEY (origin, token, handle)
 ){norowid};
 
-CREATE TABLE IF NOT EXISTS staged_entries (
-    snapshot_id {blob} NOT NULL,
-    handle {blob} NOT NULL,
+-- Which rows of entries and tokens hold which origin's listings: their
+-- origin column names a *slot*.  An origin's listings are those of its
+-- 'live' slot (the origin's own id when it has none).  A snapshot is staged
+-- into a slot of its own and swapped in by making that slot live, and 'old'
+-- slots are deleted in chunks afterwards (docs/scaling.md).
+CREATE TABLE IF NOT EXISTS slots (
+    slot TEXT PRIMARY KEY,
     origin TEXT NOT NULL,
-    expires TEXT NOT NULL,
-    tokens {blob} NOT NULL,
-    PRIMARY KEY (snapshot_id, handle)
-){norowid};
-
-CREATE TABLE IF NOT EXISTS staged_tokens (
     snapshot_id {blob} NOT NULL,
-    token {blob} NOT NULL,
-    handle {blob} NOT NULL,
-    sealed {blob} NOT NULL,
-    PRIMARY KEY (snapshot_id, token, handle)
-){norowid};
+    state TEXT NOT NULL CHECK (state IN ('live', 'staged', 'old'))
+);
 
 -- Recipient side: the snapshot of each origin being staged, and how far it
 -- got (kept across restarts, so that an interrupted snapshot resumes).
@@ -299,6 +294,12 @@ POSTGRES = {
 }
 
 
+RETIRED = ("staged_tokens", "staged_entries")
+"""Tables of earlier versions, dropped at open (a snapshot staged in them
+starts over: its progress no longer has a staged slot)."""
+
+
 def statements(dialect: dict[str, str]) -> list[str]:
-    """The schema's CREATE statements for one dialect."""
-    return [s.strip() for s in TEMPLATE.format(**dialect).split(";") if s.strip()]
+    """The schema's statements for one dialect (CREATE, and DROP of retired tables)."""
+    creates = [s.strip() for s in TEMPLATE.format(**dialect).split(";") if s.strip()]
+    return creates + [f"DROP TABLE IF EXISTS {table}" for table in RETIRED]

@@ -563,10 +563,15 @@ class SqlTx(Tx):
         self._cur.executemany("DELETE FROM pending_receipts WHERE id = ?", [(i,) for i in ids])
 
     def expired_entries(self, before: str, limit: int) -> list[tuple[str, bytes]]:
+        # Rows of live slots only (an origin without a live slot row keeps
+        # its listings under its own id; staged and old slots are not held).
         return [
             (r[0], bytes(r[1]))
             for r in self._all(
-                "SELECT origin, handle FROM entries WHERE expires < ? LIMIT ?", (before, limit)
+                "SELECT COALESCE(s.origin, e.origin), e.handle FROM entries e "
+                "LEFT JOIN slots s ON s.slot = e.origin "
+                "WHERE e.expires < ? AND (s.state IS NULL OR s.state = 'live') LIMIT ?",
+                (before, limit),
             )
         ]
 
@@ -589,10 +594,34 @@ class SqlTx(Tx):
     def clear_applied(self, origin: str) -> None:
         self._run("DELETE FROM applied WHERE origin = ?", (origin,))
 
+    # ---------------------------------------------------------- held listings
+    # The origin column of entries and tokens names a slot (schema.py): an
+    # origin's listings are those of its live slot.
+    def _live_slot(self, origin: str) -> str:
+        row = self._one("SELECT slot FROM slots WHERE origin = ? AND state = 'live'", (origin,))
+        return str(row[0]) if row else origin
+
+    def _staged_slot(self, origin: str, snapshot_id: bytes) -> str | None:
+        row = self._one(
+            "SELECT slot FROM slots WHERE origin = ? AND snapshot_id = ? AND state = 'staged'",
+            (origin, snapshot_id),
+        )
+        return str(row[0]) if row else None
+
+    def _new_slot(self, origin: str) -> str:
+        """An unused slot name of ``origin``: ``origin#n`` (never a node id, and
+        short: it is stored in every row of the slot)."""
+        used = {str(r[0]) for r in self._all("SELECT slot FROM slots WHERE origin = ?", (origin,))}
+        n = 1
+        while f"{origin}#{n}" in used:
+            n += 1
+        return f"{origin}#{n}"
+
     def apply_ops(self, origin: str, ops: Sequence[Op]) -> None:
         # Each operation replaces a listing whole, so applying them in order
         # is applying the last one of each handle: delete every listing the
         # operations touch, then insert the upserts that end up standing.
+        slot = self._live_slot(origin)
         final: dict[bytes, Op] = {}
         for op in ops:
             final[op.handle] = op
@@ -602,111 +631,155 @@ class SqlTx(Tx):
             marks = ", ".join("?" * len(chunk))
             held = self._all(
                 f"SELECT handle, tokens FROM entries WHERE origin = ? AND handle IN ({marks})",
-                (origin, *chunk),
+                (slot, *chunk),
             )
             self._cur.executemany(
                 "DELETE FROM tokens WHERE origin = ? AND token = ? AND handle = ?",
                 [
-                    (origin, token, bytes(h))
+                    (slot, token, bytes(h))
                     for h, blob in held
                     for token in _split_tokens(bytes(blob))
                 ],
             )
             self._cur.executemany(
                 "DELETE FROM entries WHERE origin = ? AND handle = ?",
-                [(origin, bytes(h)) for h, _ in held],
+                [(slot, bytes(h)) for h, _ in held],
             )
         upserts = [op for op in (final[h] for h in handles) if isinstance(op, Upsert)]
+        self._insert_listings(slot, upserts)
+
+    def _insert_listings(self, slot: str, upserts: Sequence[Upsert]) -> None:
+        """Insert listings under ``slot``, in key order (fewer pages touched);
+        a handle, or a (token, handle), already there keeps its first copy."""
         self._cur.executemany(
-            "INSERT INTO entries (origin, handle, expires, tokens) VALUES (?, ?, ?, ?)",
-            [(origin, op.handle, op.expires, _tokens_blob(op)) for op in upserts],
+            "INSERT INTO entries (origin, handle, expires, tokens) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            sorted((slot, op.handle, op.expires, _tokens_blob(op)) for op in upserts),
         )
         self._cur.executemany(
             "INSERT INTO tokens (origin, token, handle, sealed) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
-            sorted((origin, t.token, op.handle, t.sealed) for op in upserts for t in op.tokens),
+            sorted((slot, t.token, op.handle, t.sealed) for op in upserts for t in op.tokens),
         )
 
     def clear_origin(self, origin: str) -> None:
-        self._run("DELETE FROM tokens WHERE origin = ?", (origin,))
-        self._run("DELETE FROM entries WHERE origin = ?", (origin,))
+        slots = {origin} | {
+            str(r[0])
+            for r in self._all(
+                "SELECT slot FROM slots WHERE origin = ? AND state <> 'staged'", (origin,)
+            )
+        }
+        for slot in sorted(slots):
+            self._run("DELETE FROM tokens WHERE origin = ?", (slot,))
+            self._run("DELETE FROM entries WHERE origin = ?", (slot,))
+        self._run("DELETE FROM slots WHERE origin = ? AND state <> 'staged'", (origin,))
 
     def count_entries(self, origin: str) -> int:
-        row = self._one("SELECT COUNT(*) FROM entries WHERE origin = ?", (origin,))
+        row = self._one("SELECT COUNT(*) FROM entries WHERE origin = ?", (self._live_slot(origin),))
         return int(row[0]) if row else 0
 
     def find_tokens(self, origin: str, tokens: Sequence[bytes]) -> list[TokenRow]:
+        slot = self._live_slot(origin)
         found: list[TokenRow] = []
         unique = sorted(set(tokens))
         for start in range(0, len(unique), LOOKUP_CHUNK):
             chunk = unique[start : start + LOOKUP_CHUNK]
             marks = ", ".join("?" * len(chunk))
             found.extend(
-                TokenRow(r[0], bytes(r[1]), bytes(r[2]), bytes(r[3]), r[4])
+                TokenRow(origin, bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3])
                 for r in self._all(
-                    "SELECT t.origin, t.token, t.handle, t.sealed, e.expires FROM tokens t "
+                    "SELECT t.token, t.handle, t.sealed, e.expires FROM tokens t "
                     "JOIN entries e ON e.origin = t.origin AND e.handle = t.handle "
                     f"WHERE t.origin = ? AND t.token IN ({marks})",
-                    (origin, *chunk),
+                    (slot, *chunk),
                 )
             )
         return found
 
+    def drain_old_slots(self, limit: int) -> bool:
+        row = self._one("SELECT slot FROM slots WHERE state = 'old' ORDER BY slot LIMIT 1")
+        if row is None:
+            return False
+        slot = str(row[0])
+        for table, column in (("tokens", "token"), ("entries", "handle")):
+            bound = self._one(
+                f"SELECT {column} FROM {table} WHERE origin = ? ORDER BY {column} LIMIT 1 OFFSET ?",
+                (slot, limit),
+            )
+            if bound is not None:  # more than ``limit`` rows: delete the first ones
+                self._run(
+                    f"DELETE FROM {table} WHERE origin = ? AND {column} < ?", (slot, bound[0])
+                )
+                return True
+            self._run(f"DELETE FROM {table} WHERE origin = ?", (slot,))
+        self._run("DELETE FROM slots WHERE slot = ?", (slot,))
+        return True
+
     # ---------------------------------------------------------- snapshot staging
+    # A snapshot is staged into a slot of its own, swapped in by making that
+    # slot live (no copy); the slot it replaces, and dropped stagings, become
+    # old slots, deleted later in chunks (``drain_old_slots``).
     def stage_entries(self, snapshot_id: bytes, origin: str, entries: Sequence[Upsert]) -> None:
-        self._cur.executemany(
-            "INSERT INTO staged_entries (snapshot_id, handle, origin, expires, tokens) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(snapshot_id, e.handle, origin, e.expires, _tokens_blob(e)) for e in entries],
-        )
-        self._cur.executemany(
-            "INSERT INTO staged_tokens (snapshot_id, token, handle, sealed) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [(snapshot_id, t.token, e.handle, t.sealed) for e in entries for t in e.tokens],
-        )
+        slot = self._staged_slot(origin, snapshot_id)
+        if slot is None:
+            slot = self._new_slot(origin)
+            self._run(
+                "INSERT INTO slots (slot, origin, snapshot_id, state) VALUES (?, ?, ?, 'staged')",
+                (slot, origin, snapshot_id),
+            )
+        self._insert_listings(slot, entries)
 
     def apply_staged(self, snapshot_id: bytes, origin: str) -> int:
-        self.clear_origin(origin)
-        self._run(
-            "INSERT INTO entries (origin, handle, expires, tokens) "
-            "SELECT origin, handle, expires, tokens FROM staged_entries WHERE snapshot_id = ? "
-            "ORDER BY handle",
-            (snapshot_id,),
-        )
-        self._run(
-            "INSERT INTO tokens (origin, token, handle, sealed) "
-            "SELECT ?, token, handle, sealed FROM staged_tokens WHERE snapshot_id = ? "
-            "ORDER BY token, handle ON CONFLICT DO NOTHING",
-            (origin, snapshot_id),
-        )
-        self.drop_staging(snapshot_id)
+        slot = self._staged_slot(origin, snapshot_id)
+        if slot is None:  # nothing was staged: an empty snapshot
+            slot = self._new_slot(origin)
+            self._run(
+                "INSERT INTO slots (slot, origin, snapshot_id, state) VALUES (?, ?, ?, 'old')",
+                (slot, origin, snapshot_id),
+            )
+        live = self._live_slot(origin)
+        if live == origin:  # listings kept under the origin's own id: retire them too
+            self._run(
+                "INSERT INTO slots (slot, origin, snapshot_id, state) VALUES (?, ?, ?, 'old') "
+                "ON CONFLICT (slot) DO NOTHING",
+                (origin, origin, b""),
+            )
+        else:
+            self._run("UPDATE slots SET state = 'old' WHERE slot = ?", (live,))
+        self._run("UPDATE slots SET state = 'live' WHERE slot = ?", (slot,))
         return self.count_entries(origin)
 
-    def staged_counts(self, snapshot_id: bytes) -> tuple[int, int]:
+    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int]:
+        slot = self._staged_slot(origin, snapshot_id)
+        if slot is None:
+            return 0, 0
         entries = self._one(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(tokens)), 0) FROM staged_entries "
-            "WHERE snapshot_id = ?",
-            (snapshot_id,),
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(tokens)), 0) FROM entries WHERE origin = ?",
+            (slot,),
         )
-        tokens = self._one(
-            "SELECT COUNT(*) FROM staged_tokens WHERE snapshot_id = ?", (snapshot_id,)
-        )
+        tokens = self._one("SELECT COUNT(*) FROM tokens WHERE origin = ?", (slot,))
         assert entries is not None and tokens is not None
         consistent = int(entries[1]) == TOKEN_LEN * int(tokens[0])
         return int(entries[0]), int(tokens[0]) if consistent else -1
 
     def drop_staging(self, snapshot_id: bytes | None = None) -> None:
         if snapshot_id is None:
-            self._run("DELETE FROM staged_tokens")
-            self._run("DELETE FROM staged_entries")
+            self._run("UPDATE slots SET state = 'old' WHERE state = 'staged'")
             self._run("DELETE FROM staged_snapshots")
         else:
-            self._run("DELETE FROM staged_tokens WHERE snapshot_id = ?", (snapshot_id,))
-            self._run("DELETE FROM staged_entries WHERE snapshot_id = ?", (snapshot_id,))
+            self._run(
+                "UPDATE slots SET state = 'old' WHERE snapshot_id = ? AND state = 'staged'",
+                (snapshot_id,),
+            )
 
     def staged_snapshot(self, origin: str) -> tuple[bytes, bytes] | None:
+        # Progress without its staged slot (staged by an earlier version, in
+        # tables since retired) is as good as none: the snapshot starts over.
         row = self._one(
-            "SELECT snapshot_id, progress FROM staged_snapshots WHERE origin = ?", (origin,)
+            "SELECT p.snapshot_id, p.progress FROM staged_snapshots p WHERE p.origin = ? "
+            "AND EXISTS (SELECT 1 FROM slots s WHERE s.origin = p.origin "
+            "AND s.snapshot_id = p.snapshot_id AND s.state = 'staged')",
+            (origin,),
         )
         return (bytes(row[0]), bytes(row[1])) if row else None
 
@@ -719,17 +792,7 @@ class SqlTx(Tx):
         )
 
     def drop_staged_snapshot(self, origin: str) -> None:
-        ids = [
-            bytes(r[0])
-            for r in self._all(
-                "SELECT DISTINCT snapshot_id FROM staged_entries WHERE origin = ?", (origin,)
-            )
-        ]
-        known = self.staged_snapshot(origin)
-        if known is not None and known[0] not in ids:
-            ids.append(known[0])
-        for snapshot_id in ids:
-            self.drop_staging(snapshot_id)
+        self._run("UPDATE slots SET state = 'old' WHERE origin = ? AND state = 'staged'", (origin,))
         self._run("DELETE FROM staged_snapshots WHERE origin = ?", (origin,))
 
     # ---------------------------------------------------------- detail requests

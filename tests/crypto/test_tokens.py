@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -82,6 +83,32 @@ def test_seal_opens_with_the_same_identifier_key_and_handle() -> None:
     for ikey in IKEYS:
         _, sealed = k.seal(ikey, HANDLE, HIT)
         assert k.open(ikey, HANDLE, sealed) == HIT
+
+
+def counter(start: int = 1) -> Callable[[int], bytes]:
+    state = [start]
+
+    def rng(n: int) -> bytes:
+        state[0] += 1
+        return state[0].to_bytes(n, "big")
+
+    return rng
+
+
+def test_seal_listing_is_seal_of_each_entry_in_turn() -> None:
+    """The per-listing fast path makes exactly the bytes of ``seal``, one rng
+    call per entry in order (vectors and origins depend on it)."""
+    k = key()
+    hits = [HIT, HIT + b"\x01", HIT]  # equal hit data is padded once, and still sealed apart
+    entries = [(ikey, hits[i % 3]) for i, ikey in enumerate(IKEYS)]
+    one, each = counter(), counter()
+    assert k.seal_listing(HANDLE, entries, one) == [
+        k.seal(ikey, HANDLE, hit, each) for ikey, hit in entries
+    ]
+    for (ikey, hit), (_, sealed) in zip(entries, k.seal_listing(HANDLE, entries), strict=True):
+        assert k.open(ikey, HANDLE, sealed) == hit
+    with pytest.raises(MalformedError):
+        k.seal_listing(HANDLE, [(IKEYS[0], bytes(MAX_HIT_DATA + 1))])
 
 
 def test_seal_does_not_open_with_another_identifier_key() -> None:

@@ -292,7 +292,11 @@ class _Direction:
     def details(self) -> str:
         o, r = self.o.node, self.r.node
         asked = {_str(e, "request"): e for e in _of(self.r, ("detail.out",), "origin", o)}
-        answered = {_str(e, "request"): e for e in _of(self.o, ("detail.in",), "peer", r)}
+        answered = {
+            _str(e, "request"): e
+            for e in _of(self.o, ("detail.in",), "peer", r)
+            if not e.get("replay")  # a replay repeats an answer: the first is compared
+        }
         o_end = max((e["time"] for e in self.o.entries), default=0)
         matched = 0
         for request, out in asked.items():
