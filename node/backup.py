@@ -29,7 +29,7 @@ from pathlib import Path
 
 from wlx.node.audit import exchange_log as audit
 from wlx.node.audit.exchange_log import RESTORED_ENTRY_META, Event
-from wlx.node.core.config import CARD_FILE, CONFIG_FILE, KEY_DIR, NodePaths
+from wlx.node.core.config import CARD_FILE, CONFIG_FILE, KEY_DIR, Backend, NodePaths
 from wlx.node.core.errors import AlreadyExists, NotFound, UserError
 from wlx.node.core.node import Clock, Node
 from wlx.node.directory import open_node
@@ -48,7 +48,7 @@ class BackupInfo:
 
     node_id: str
     made_at: int
-    backend: str
+    backend: Backend
 
 
 def _copy_private(source: Path, target: Path) -> None:
@@ -103,7 +103,7 @@ def backup(node: Node, out: Path) -> BackupInfo:
             for name in (CONFIG_FILE, CARD_FILE):
                 _copy_private(paths.root / name, staging / name)
             _copy_tree(paths.keys, staging / KEY_DIR)
-            if info.backend == "sqlite":
+            if info.backend == Backend.SQLITE:
                 _sqlite_copy(paths.root / node.config.storage.path, staging / "store.db")
             if paths.card.read_bytes() == card:
                 break
@@ -138,7 +138,7 @@ def read_info(source: Path) -> BackupInfo:
         obj = json.loads((source / MANIFEST).read_text("utf-8"))
         if obj.get("wlx_backup") != BACKUP_FORMAT:
             raise ValueError
-        return BackupInfo(str(obj["node_id"]), int(obj["made_at"]), str(obj["backend"]))
+        return BackupInfo(str(obj["node_id"]), int(obj["made_at"]), Backend(obj["backend"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise NotFound(f"{source} is not a wlx backup (wlx backup DIR OUT makes one)") from None
 
@@ -167,7 +167,7 @@ def restore(source: Path, directory: Path, *, clock: Clock = time.time) -> Node:
         _copy_tree(source / KEY_DIR, staging / KEY_DIR)
         (staging / KEY_DIR / "ca.crt").chmod(0o644)
         config = NodePaths(staging).load_config()
-        if info.backend == "sqlite":
+        if info.backend == Backend.SQLITE:
             _copy_private(source / "store.db", staging / config.storage.path)
         staged = open_node(staging, clock=clock)
         try:

@@ -38,10 +38,12 @@ from wlx.node.outgoing.ownlist import load_record, record_context
 from wlx.node.protocol import codec, free_text
 from wlx.node.protocol.detail_checks import check_answer, check_request_parties
 from wlx.node.protocol.detail_rules import (
+    GRANTED,
     PROVEN,
     Answered,
     DetailDecision,
     DetailFacts,
+    Direction,
     decide_detail,
     decide_replay,
 )
@@ -117,7 +119,7 @@ def _decide(
     tx: Tx,
     *,
     counterpart: str,
-    direction: str,
+    direction: Direction,
     keys: list[EpochKey],
     ref: str,
     message: bytes,
@@ -183,7 +185,7 @@ def _decide_or_replay(
         node,
         tx,
         counterpart=peer,
-        direction="in",
+        direction=Direction.IN,
         keys=_peer_keys(node, tx, peer) if row is not None else [],
         ref=params.ref,
         message=proof_message(params.requester, params.origin, params.ref, params.nonce),
@@ -238,7 +240,7 @@ def answer(
         decision, stored, replay = _decide_or_replay(node, tx, params, card.node_id, digest, quota)
         record = load_record(node, stored).to_json() if stored is not None else b""
         _log_in(node, tx, now, card.node_id, params, decision, digest, replay=replay)
-    metrics.DETAILS.labels("in", card.node_id, decision.outcome).inc()
+    metrics.DETAILS.labels(Direction.IN, card.node_id, decision.outcome).inc()
     log.info(
         "detail request from %s (%s) for %s: %s",
         card.node_id,
@@ -246,7 +248,7 @@ def answer(
         params.ref,
         decision.outcome,
     )
-    return _seal_answer(node, card, request, decision.denial, record, now)
+    return _seal_answer(node, card, request, decision.denial or "", record, now)
 
 
 def _verified_request(node: Node, request: SignedRequest) -> tuple[IdentityCard, DetailParams]:
@@ -287,7 +289,7 @@ def _log_in(
             DetailRow(
                 at=now,
                 peer=peer,
-                direction="in",
+                direction=Direction.IN,
                 ref=params.ref,
                 officer=params.officer,
                 purpose=params.purpose,
@@ -376,15 +378,15 @@ def request(
         raise NotFound(f"{origin} is not a trusted peer")
     payload, signed = _signed_request(node, origin, ref, purpose, case_id, officer, seal_key)
     reply = _opened_answer(node, origin, send(peer, signed), payload)
-    outcome = reply.denial or "granted"
+    outcome = reply.denial or GRANTED  # the origin's word, shown as is (§11.4)
     with node.store.write() as tx:
         _log_out(
             node,
             tx,
-            DetailRow(node.now(), origin, "out", ref, officer, purpose, case_id, outcome),
+            DetailRow(node.now(), origin, Direction.OUT, ref, officer, purpose, case_id, outcome),
             request=payload_digest(payload).hex(),
         )
-    metrics.DETAILS.labels("out", origin, outcome).inc()
+    metrics.DETAILS.labels(Direction.OUT, origin, outcome).inc()
     log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
     return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
 
@@ -511,7 +513,7 @@ def own_record(
             node,
             tx,
             counterpart=node.node_id,
-            direction="out",
+            direction=Direction.OUT,
             keys=keys,
             ref=ref,
             message=message,
@@ -522,10 +524,12 @@ def own_record(
         _log_out(
             node,
             tx,
-            DetailRow(now, node.node_id, "out", ref, officer, purpose, case_id, decision.outcome),
+            DetailRow(
+                now, node.node_id, Direction.OUT, ref, officer, purpose, case_id, decision.outcome
+            ),
             request="",
         )
     metrics.DETAILS.labels("own", node.node_id, decision.outcome).inc()
     log.info("detail request for own record %s by %s: %s", ref, officer, decision.outcome)
     record = load_record(node, stored).to_json().decode("utf-8") if stored is not None else ""
-    return DetailOutcome(decision.granted, decision.denial, record)
+    return DetailOutcome(decision.granted, decision.denial or "", record)

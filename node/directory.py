@@ -23,6 +23,7 @@ from wlx.node.core.config import (
     BOX_KEY,
     IDENTITY_KEY,
     TLS_KEY,
+    Backend,
     NodeConfig,
     NodePaths,
     StorageConfig,
@@ -42,7 +43,7 @@ log = logging.getLogger("wlx.node")
 
 
 def _open_store(paths: NodePaths, storage: StorageConfig) -> Store:
-    if storage.backend == "postgresql":
+    if storage.backend == Backend.POSTGRESQL:
         return open_postgres(storage.dsn, storage.schema)
     return open_sqlite(paths.root / storage.path)
 

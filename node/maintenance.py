@@ -83,11 +83,11 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
                 tx.put_outbound(state)
                 tx.add_anchor(state.peer, state.epoch, state.last_seq, state.last_digest)
                 skipped.append(state.peer)
-                keep_seq, before = -1, node.now() + 1  # delete every batch of this epoch
+                keep_seq: int | None = None  # delete every batch of this epoch
             else:
-                keep_seq, before = state.acked_seq, cutoff
+                keep_seq = state.acked_seq
             batches += tx.delete_outbox(
-                state.peer, epoch=state.epoch, keep_seq=keep_seq, before_time=before
+                state.peer, epoch=state.epoch, keep_seq=keep_seq, before_time=cutoff
             )
             states.append(state)
         consumed = min((s.change_pos for s in states), default=head)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wlx.node.core.node import Node
+from wlx.node.protocol.messages import ChangeOp
 
 MAX_LISTED = 10_000
 
@@ -63,7 +64,7 @@ def node_status(node: Node) -> NodeStatus:
             removals = tuple(r for _, _, r in tx.unconfirmed_removals(row.node_id))
             if out is not None:  # removals not even pulled yet are unconfirmed too
                 pending = tx.changes_after(out.change_pos, MAX_LISTED)
-                removals += tuple(c.record_id for c in pending if c.op == "remove")
+                removals += tuple(c.record_id for c in pending if c.op == ChangeOp.REMOVE)
             peers.append(
                 PeerStatus(
                     peer=row.node_id,

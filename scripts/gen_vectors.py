@@ -59,6 +59,7 @@ from wlx.node.protocol.messages import (
     HitData,
     PullParams,
     Receipt,
+    ReceiptKind,
     Remove,
     SnapshotParams,
 )
@@ -938,10 +939,10 @@ def messages() -> dict[str, Any]:
         SnapshotParams(RU, CN, created_at + 50, bytes(range(16, 32)))
     )
     receipt = codec.encode_receipt(
-        Receipt(CN, RU, 1, "batch", 1, 2, payload_digest(batch1), created_at + 45)
+        Receipt(CN, RU, 1, ReceiptKind.BATCH, 1, 2, payload_digest(batch1), created_at + 45)
     )
     snapshot_receipt = codec.encode_receipt(
-        Receipt(CN, RU, 1, "snapshot", 0, 2, payload_digest(batch1), created_at + 35)
+        Receipt(CN, RU, 1, ReceiptKind.SNAPSHOT, 0, 2, payload_digest(batch1), created_at + 35)
     )
     nonce = bytes(range(32, 48))
     document_key = record.identifier_keys()[0]

@@ -190,3 +190,15 @@ def test_a_witness_refusal_is_reported(federation: FederationMaker) -> None:
     assert any(
         "RU refused to cosign CN's checkpoint" in d and "fork" in d for d in result.discrepancies
     )
+
+
+def test_an_entry_without_its_numbers_is_a_format_failure_not_a_minus_one() -> None:
+    from wlx.node.audit.offline.errors import AuditFailure
+    from wlx.node.audit.offline.reconcile import _int
+
+    entry = {"node": "CN", "idx": 7, "kind": "batch.sent", "epoch": 1, "first_seq": "2"}
+    assert _int(entry, "epoch") == 1
+    for name in ("first_seq", "last_seq"):
+        with pytest.raises(AuditFailure) as failure:
+            _int(entry, name)
+        assert (failure.value.where, failure.value.check) == ("CN entry 7", "format")

@@ -25,7 +25,7 @@ from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
 from wlx.node.outgoing.ownlist import load_record
 from wlx.node.outgoing.previous_epochs import PROOF_GRACE
 from wlx.node.protocol import codec
-from wlx.node.protocol.detail_rules import DENIED, PROVEN
+from wlx.node.protocol.detail_rules import PROVEN, Denial, Direction
 from wlx.node.protocol.envelopes import open_envelope
 from wlx.node.protocol.messages import DetailAnswer
 from wlx.node.rpc.cosign import checkpoint_round
@@ -57,11 +57,11 @@ def test_an_officer_cannot_read_an_own_record_without_a_hit(federation: Federati
     # No hit: the same denial for a listed ref, a suspended one and a missing one.
     for ref in ("CN-1", "CN-2", "CN-404"):
         result = ask_own(stub, ref)
-        assert (result.granted, result.denial, result.record_json) == (False, DENIED, "")
+        assert (result.granted, result.denial, result.record_json) == (False, Denial.NO_HIT, "")
     # Another officer's hit proves nothing for this one.
     other = lookup_pb2_grpc.LookupStub(fed.channel("CN"))
     other.Check(lookup_pb2.CheckRequest(person=person("CN-1"), purpose="border-check"))
-    assert ask_own(stub, "CN-1").denial == DENIED
+    assert ask_own(stub, "CN-1").denial == Denial.NO_HIT
     # After this officer's own hit: granted; a suspended listing stays withheld.
     stub.Check(lookup_pb2.CheckRequest(person=person("CN-1"), purpose="border-check"))
     result = ask_own(stub, "CN-1")
@@ -69,8 +69,8 @@ def test_an_officer_cannot_read_an_own_record_without_a_hit(federation: Federati
     stub.Check(lookup_pb2.CheckRequest(person=person("CN-2"), purpose="border-check"))
     assert ask_own(stub, "CN-2").denial == "suspended"
     with cn.store.read() as tx:
-        assert tx.count_details("CN", "out", 0) == 6
-        assert tx.count_details("CN", "out", 0, sorted(PROVEN)) == 2
+        assert tx.count_details("CN", Direction.OUT, 0) == 6
+        assert tx.count_details("CN", Direction.OUT, 0, sorted(PROVEN)) == 2
 
 
 def test_own_record_requests_are_within_a_quota(federation: FederationMaker) -> None:
@@ -119,15 +119,15 @@ def test_a_detail_request_without_a_proof_learns_nothing_and_costs_no_quota(
     fed.sync_all()
     # Listed, suspended, withheld by policy, missing: one answer without a proof.
     for ref in ("CN-1", "CN-2", "CN-3", "CN-404"):
-        assert _ask(fed, ref, None, quota=2) == DENIED
-        assert _ask(fed, ref, bytes(32), quota=2) == DENIED
+        assert _ask(fed, ref, None, quota=2) == Denial.NO_HIT
+        assert _ask(fed, ref, bytes(32), quota=2) == Denial.NO_HIT
     lookup = Lookup(ru)
     lookup.check(by_name("CN-1"))
     key = lookup.hits.recall("", "CN", "CN-1", ru.now())
     # The eight refusals did not count: the quota of two is intact.
     assert [_ask(fed, "CN-1", key, quota=2) for _ in range(3)] == ["granted", "granted", "quota"]
     with cn.store.read() as tx:
-        assert tx.count_details("RU", "in", 0) == 11
+        assert tx.count_details("RU", Direction.IN, 0) == 11
 
 
 def test_the_quota_holds_under_concurrent_requests(
@@ -170,7 +170,7 @@ def test_a_hit_from_the_previous_epoch_is_provable_for_a_grace_period(
     lifecycle.new_epoch(cn, "RU")  # RU has not resynced yet
     assert _ask(fed, "CN-1", key, quota=10) == "granted"
     clock.advance(PROOF_GRACE + 1)
-    assert _ask(fed, "CN-1", key, quota=10) == DENIED
+    assert _ask(fed, "CN-1", key, quota=10) == Denial.NO_HIT
     # After the resync, the new epoch's hits prove as ever.
     assert fed.sync("RU", "CN").ok
     lookup.check(by_name("CN-1"))
@@ -188,7 +188,7 @@ def test_a_revocation_voids_the_previous_epochs_hits(federation: FederationMaker
     lifecycle.new_epoch(cn, "RU")
     lifecycle.revoke_peer(cn, "RU")
     origin.add_peer(cn, ru.card.raw, fed["RU"].address)  # trusted again: a fresh start
-    assert _ask(fed, "CN-1", key, quota=10) == DENIED
+    assert _ask(fed, "CN-1", key, quota=10) == Denial.NO_HIT
 
 
 def test_not_found_and_a_wrong_proof_do_the_same_work(
@@ -220,7 +220,7 @@ def test_not_found_and_a_wrong_proof_do_the_same_work(
         compared.append(0)
         answers.append(_ask(fed, ref, bytes(32), quota=2))
         assert len(opened) == 1  # the listing, or the stand-in for a missing ref
-    assert answers == [DENIED, DENIED]
+    assert answers == [Denial.NO_HIT, Denial.NO_HIT]
     # The same number of proofs tried (the stand-in is shaped like a typical
     # listing; one more comparison is the requester's check of the answer).
     assert compared[0] == compared[1] > 2
@@ -261,12 +261,12 @@ def test_a_replayed_detail_request_is_not_charged_again_and_releases_nothing_new
         again = open_answer(ru, detail.answer(cn, first, quota=2))
         assert again.granted and json.loads(again.record) == json.loads(ask_record(cn, "CN-1"))
     with cn.store.read() as tx:
-        assert tx.count_details("RU", "in", 0, sorted(PROVEN)) == 1
+        assert tx.count_details("RU", Direction.IN, 0, sorted(PROVEN)) == 1
     assert ask("CN-2").granted  # the second of the quota of two is still there
     # The record changes: a replay of the old request releases nothing new.
     ownlist.import_records(cn, [record("CN-1", action="refer")])
     again = open_answer(ru, detail.answer(cn, first, quota=2))
-    assert (again.granted, again.denial, again.record) == (False, DENIED, b"")
+    assert (again.granted, again.denial, again.record) == (False, Denial.NO_HIT, b"")
     # Every replay is in the log as one, with the first request's digest.
     entries = detail_entries(fed, "CN")
     assert [e.get("replay", False) for e in entries] == [False, True, True, True, False, True]

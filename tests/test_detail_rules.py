@@ -6,17 +6,16 @@ from __future__ import annotations
 import pytest
 
 from wlx.node.protocol.detail_rules import (
-    DENIED,
-    EXPIRED,
     GRANTED,
-    NOT_SHARED,
-    QUOTA,
-    SUSPENDED,
     Answered,
+    Denial,
     DetailFacts,
     decide_detail,
     decide_replay,
 )
+
+DENIED, QUOTA, NOT_SHARED = Denial.NO_HIT, Denial.QUOTA, Denial.NOT_SHARED
+EXPIRED, SUSPENDED = Denial.EXPIRED, Denial.SUSPENDED
 
 
 def facts(**overrides: object) -> DetailFacts:
@@ -58,7 +57,7 @@ def test_the_detail_decision(given: DetailFacts, outcome: str, counts: bool) -> 
     decision = decide_detail(given)
     assert (decision.outcome, decision.counts) == (outcome, counts)
     assert decision.granted == (outcome == GRANTED)
-    assert decision.denial == ("" if outcome == GRANTED else outcome)
+    assert decision.denial == (None if outcome == GRANTED else outcome)
 
 
 REPLAYS = [

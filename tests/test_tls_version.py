@@ -12,7 +12,9 @@ import grpc
 import pytest
 from support.nodes import FederationMaker
 
-from wlx.node.rpc.auth import Denied, Role, identify
+from wlx.node.core.errors import Unauthenticated
+from wlx.node.rpc.auth import Role, identify
+from wlx.node.rpc.status_codes import code_for
 from wlx.node.trust import credentials
 
 
@@ -23,9 +25,9 @@ def test_a_call_over_tls_1_2_is_refused(federation: FederationMaker) -> None:
     context = {"x509_pem_cert": [officer.cert], "transport_security_type": [b"ssl"]}
     assert identify(cn, {**context, "ssl_tls_version": [b"TLSv1.3"]}).role is Role.OFFICER
     for version in ([b"TLSv1.2"], [b"TLSv1.1"], [], [b"TLSv1.3", b"TLSv1.2"]):
-        with pytest.raises(Denied) as err:
+        with pytest.raises(Unauthenticated) as err:
             identify(cn, {**context, "ssl_tls_version": version})
-        assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
+        assert code_for(err.value) == grpc.StatusCode.UNAUTHENTICATED
         assert "TLS 1.3" in str(err.value)
 
 

@@ -81,7 +81,7 @@ def cosigned(tx: Tx, row: CheckpointRow) -> bytes:
 def all_checkpoints(tx: Tx, *, upto: int | None = None, page: int = 500) -> list[CheckpointRow]:
     """Every kept checkpoint (of size at most ``upto``), smallest first."""
     rows: list[CheckpointRow] = []
-    after = -1
+    after: int | None = None
     while True:
         chunk = tx.list_checkpoints(after, page)
         rows.extend(r for r in chunk if upto is None or r.size <= upto)

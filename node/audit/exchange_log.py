@@ -15,55 +15,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Protocol
 
 from wlx.crypto import merkle
 from wlx.node.audit.offline.bundle import ENTRY_FORMAT
+from wlx.node.audit.offline.events import Event as Event  # noqa: PLC0414 - re-exported
 from wlx.node.store.base import Tx
 
 RANGE_KEY = "audit_range"
 
 Field = str | int | bool | Sequence[str]
-
-
-class Event(StrEnum):
-    """Every kind of entry (docs/audit.md §1.2 lists their fields)."""
-
-    NODE_CREATED = "node.created"
-    RECORD_UPSERT = "record.upsert"
-    RECORD_REMOVE = "record.remove"
-    RECORD_SUSPEND = "record.suspend"
-    PEER_TRUST = "peer.trust"
-    BATCH_SENT = "batch.sent"
-    SNAPSHOT_SENT = "snapshot.sent"
-    BATCH_APPLIED = "batch.applied"
-    BATCH_DUPLICATE = "batch.duplicate"
-    SNAPSHOT_APPLIED = "snapshot.applied"
-    REJECTED = "rejected"
-    RECEIPT = "receipt"
-    LOOKUP = "lookup"
-    DETAIL_OUT = "detail.out"
-    DETAIL_IN = "detail.in"
-    PURGE = "purge"
-    POLICY_CHANGE = "policy.change"
-    PEER_REVOKE = "peer.revoke"
-    PEER_ROTATED = "peer.rotated"
-    KEYS_ROTATED = "keys.rotated"
-    EPOCH_NEW = "epoch.new"
-    CREDENTIAL_ISSUED = "credential.issued"
-    CREDENTIAL_REVOKED = "credential.revoked"
-    ACCESS_DENIED = "access.denied"
-    THROTTLED = "throttled"
-    COMPACTION = "compaction"
-    WITNESS_REFUSED = "witness.refused"
-    ACCEPTANCE_CHANGE = "acceptance.change"
-    ACCEPTANCE_CONFIRMED = "acceptance.confirmed"
-    ACCEPTANCE_RECEIVED = "acceptance.received"
-    EVALUATE_IN = "evaluate.in"
-    EVALUATE_OUT = "evaluate.out"
-    NODE_RESTORED = "node.restored"
-    WITNESS_RESTORE = "witness.restore"
 
 
 RESTORED_ENTRY_META = "restored_entry"

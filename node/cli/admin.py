@@ -11,7 +11,7 @@ import click
 
 from wlx.node import backup
 from wlx.node.cli.common import node_at, node_dir, when
-from wlx.node.core.config import write_private
+from wlx.node.core.config import Backend, write_private
 from wlx.node.core.errors import UserError
 from wlx.node.rpc.announce import announce
 from wlx.node.rpc.auth import ISSUABLE_ROLES
@@ -164,7 +164,7 @@ def backup_cmd(directory: Path, out: Path) -> None:
     with node_at(directory) as node:
         info = backup.backup(node, out)
     click.echo(f"backed up node {info.node_id} to {out}")
-    if info.backend == "postgresql":
+    if info.backend == Backend.POSTGRESQL:
         schema = node.config.storage.schema
         click.echo(
             f"the store is in PostgreSQL: also run pg_dump --schema={schema} "

@@ -20,15 +20,14 @@ from typing import Any, TypeVar
 
 import click
 
-from wlx.crypto.errors import InvalidIdentifier
 from wlx.node.cli import acceptance as peer_acceptance
 from wlx.node.cli import admin, audit, officer
 from wlx.node.cli.common import EXIT_ERROR, EXIT_INTERNAL, insecure_flag, node_at, node_dir, when
 from wlx.node.cli.logs import setup_logging
 from wlx.node.core.acceptance import preset
-from wlx.node.core.config import StorageConfig, check_address
+from wlx.node.core.config import Backend, StorageConfig, check_address
 from wlx.node.core.errors import InternalError, UserError, WlxError
-from wlx.node.core.records import RecordError, parse_records
+from wlx.node.core.records import RecordError, RecordFormat, parse_records
 from wlx.node.directory import init_node
 from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol.versions import NODE_SPEAKS
@@ -88,7 +87,7 @@ def init(
     storage = StorageConfig()
     if dsn:
         schema = pg_schema or f"wlx_{node_id.lower().replace('-', '_')}"
-        storage = StorageConfig(backend="postgresql", dsn=dsn, schema=schema)
+        storage = StorageConfig(backend=Backend.POSTGRESQL, dsn=dsn, schema=schema)
     node = init_node(
         directory,
         node_id=node_id,
@@ -271,7 +270,7 @@ def records() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "csv", "ftm"]),
+    type=click.Choice([f.value for f in RecordFormat]),
     help="File format (default: from the file name and content: .csv is CSV; FollowTheMoney "
     "entities are recognised; anything else JSON Lines).",
 )
@@ -301,7 +300,7 @@ def records_import(
     from wlx.node.core.records import detect_format, expired
 
     text = read_text(file)
-    fmt = fmt or detect_format(text, file.name)
+    form = RecordFormat(fmt) if fmt else detect_format(text, file.name)
     terms = {
         "category": category,
         "action": action,
@@ -311,7 +310,7 @@ def records_import(
     }
     warnings: list[str] = []
     try:
-        if fmt == "ftm":
+        if form == RecordFormat.FTM:
             missing = [f"--{k.replace('_', '-')}" for k, v in terms.items() if not v]
             if missing:
                 raise UserError(
@@ -327,7 +326,7 @@ def records_import(
         else:
             if any(terms.values()):
                 raise UserError("--category, --action, ... are for --format ftm only")
-            parsed = parse_records(text, fmt)
+            parsed = parse_records(text, form)
     except RecordError as exc:
         raise UserError(f"{file}: {exc}; nothing was imported") from None
     with node_at(directory) as node:
@@ -676,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         message = " ".join(exc.format_message().split())
         click.echo(f"error: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
-    except (UserError, InvalidIdentifier) as exc:
+    except UserError as exc:
         _say_error(exc)
         sys.exit(EXIT_ERROR)
     except InternalError as exc:

@@ -12,12 +12,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from wlx.client.types import Hit, ScreenResult, query_of
 from wlx.node.core.entries import Entry
 from wlx.node.core.errors import UserError
-from wlx.node.core.manifest import Manifest
+from wlx.node.core.manifest import Manifest, ManifestFormat
+
+
+class Checked(StrEnum):
+    """How much of one person a screening checked (``checked`` in the JSON report)."""
+
+    FULL = "full"
+    PARTIAL = "partial"
+    """Some fields could not be read; the rest was checked."""
+    NONE = "none"
+    """Nothing could be used: not checked at all."""
 
 
 @dataclass(frozen=True)
@@ -46,18 +57,18 @@ class Row:
         return (*self.unusable, *((self.result.error,) if self.result.error else ()))
 
     @property
-    def checked(self) -> str:
-        """ "full", "partial" or "none"."""
+    def checked(self) -> Checked:
+        """How much of this person was checked."""
         if self.result.error:
-            return "none"
-        return "partial" if self.unusable else "full"
+            return Checked.NONE
+        return Checked.PARTIAL if self.unusable else Checked.FULL
 
 
 @dataclass(frozen=True)
 class Report:
     """A screened manifest."""
 
-    format: str
+    format: ManifestFormat
     rows: tuple[Row, ...]
     batches: int
 
@@ -77,11 +88,11 @@ class Report:
 
     @property
     def not_checked(self) -> int:
-        return sum(1 for r in self.rows if r.checked == "none")
+        return sum(1 for r in self.rows if r.checked == Checked.NONE)
 
     @property
     def partly_checked(self) -> int:
-        return sum(1 for r in self.rows if r.checked == "partial")
+        return sum(1 for r in self.rows if r.checked == Checked.PARTIAL)
 
     @property
     def not_fully_checked(self) -> int:
@@ -134,9 +145,9 @@ def report_lines(report: Report) -> list[str]:
     for row in report.rows:
         lines.extend(_hit_line(row.entry.id, hit) for hit in row.result.hits)
     for row in report.rows:
-        if row.checked == "none":
+        if row.checked == Checked.NONE:
             lines.append(f"NOT CHECKED {row.entry.id}: {'; '.join(row.problems)}")
-        elif row.checked == "partial":
+        elif row.checked == Checked.PARTIAL:
             lines.append(f"PARTLY CHECKED {row.entry.id}: {'; '.join(row.problems)}")
     return lines
 

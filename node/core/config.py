@@ -24,6 +24,7 @@ import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -174,12 +175,18 @@ def check_address(address: str) -> str:
     return address
 
 
+class Backend(StrEnum):
+    """Where a node keeps its state (``storage.backend`` in node.toml)."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     """Where the node keeps its state."""
 
-    backend: str = "sqlite"
-    """"sqlite" or "postgresql"."""
+    backend: Backend = Backend.SQLITE
     path: str = SQLITE_FILE
     """SQLite file, relative to the node directory."""
     dsn: str = ""
@@ -265,7 +272,7 @@ class NodeConfig:
     def to_toml(self) -> str:
         """The file's text."""
         storage: dict[str, Any] = {"backend": self.storage.backend}
-        if self.storage.backend == "sqlite":
+        if self.storage.backend == Backend.SQLITE:
             storage["path"] = self.storage.path
         else:
             storage["dsn"] = self.storage.dsn
@@ -320,8 +327,11 @@ class NodeConfig:
             limits = _limits(data.get("limits", {}))
             metrics = MetricsConfig.from_table(data.get("metrics", {}))
             raw_storage = data.get("storage", {})
+            backend = str(raw_storage.get("backend", Backend.SQLITE))
+            if backend not in set(Backend):
+                raise UserError(f"{CONFIG_FILE}: storage.backend is 'sqlite' or 'postgresql'")
             storage = StorageConfig(
-                backend=str(raw_storage.get("backend", "sqlite")),
+                backend=Backend(backend),
                 path=str(raw_storage.get("path", SQLITE_FILE)),
                 dsn=str(raw_storage.get("dsn", "")),
                 schema=str(raw_storage.get("schema", "")),
@@ -330,9 +340,7 @@ class NodeConfig:
             raise UserError(f"{CONFIG_FILE} lacks the setting {exc.args[0]!r}") from None
         except (MalformedError, ValueError, TypeError, AttributeError) as exc:
             raise UserError(f"{CONFIG_FILE}: {exc}") from None
-        if storage.backend not in ("sqlite", "postgresql"):
-            raise UserError(f"{CONFIG_FILE}: storage.backend is 'sqlite' or 'postgresql'")
-        if storage.backend == "postgresql" and not (storage.dsn and storage.schema):
+        if storage.backend == Backend.POSTGRESQL and not (storage.dsn and storage.schema):
             raise UserError(
                 f"{CONFIG_FILE}: storage.dsn and storage.schema are needed for PostgreSQL"
             )

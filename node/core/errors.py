@@ -1,13 +1,43 @@
 """The node's error tree: every error says whose fault it is.
 
-* ``UserError``: the person at the keyboard gave bad input (a bad record line,
-  an unknown peer, a malformed query).  Shown as one line; gRPC
-  INVALID_ARGUMENT, NOT_FOUND or ALREADY_EXISTS.
-* ``PeerError``: another node sent bad data or refused us.  ``Rejection`` is
-  the case that matters most: a batch or snapshot that failed a check, with a
-  machine-readable ``reason``.  Nothing of a rejected input is applied.
-* ``Unavailable``: a peer could not be reached; try again later.
-* ``InternalError``: our bug or a broken installation.
+::
+
+    WlxError                  every error the node raises on purpose
+    ├── UserError             our caller's input (a bad record line, an unknown
+    │   │                     peer, a malformed query): INVALID_ARGUMENT
+    │   ├── NotFound          NOT_FOUND
+    │   ├── AlreadyExists     ALREADY_EXISTS
+    │   ├── PermissionDenied  known caller, not allowed: PERMISSION_DENIED
+    │   └── Unauthenticated   caller not identified: UNAUTHENTICATED
+    ├── Unavailable           a node could not be reached or timed out: UNAVAILABLE
+    ├── Exhausted             a budget or rate of the caller's is spent:
+    │                         RESOURCE_EXHAUSTED (``limits.RateLimited``)
+    ├── InternalError         our bug or a broken installation: INTERNAL
+    ├── PeerError             another node's bad data, behaviour or refusal:
+    │   │                     FAILED_PRECONDITION
+    │   ├── Rejection         a peer's batch, snapshot or request failed a check
+    │   │                     (``reason``: ``RejectReason``); nothing applied
+    │   └── AuditFailure      a node's log or bundle failed an audit check
+    └── Remote                mixin: another node's *answer* to our call
+        ├── RemoteRefusal     (UserError too) it refused our request
+        ├── RemoteNotFound    (NotFound too)
+        ├── RemoteUnauthenticated  (Unauthenticated too) it did not accept our
+        │                     credentials
+        └── RemotePermissionDenied (PermissionDenied too)
+
+**Local and remote.**  Everything but ``Remote`` is this node's own verdict:
+a ``UserError`` blames whoever called *us*, a ``PeerError`` blames a peer for
+what it sent us.  A ``Remote`` error carries another node's words, relayed
+(``wlx.node.rpc.status_codes.from_rpc_error``): it keeps the class of what
+the other node said (so a client can tell "not found" from "refused"), but it
+is never answered to our own caller as if it were our verdict on its input:
+``status_codes.code_for`` answers it FAILED_PRECONDITION (our caller did
+nothing wrong; a node we depend on refused).
+
+``wlx.crypto`` keeps its own small tree (``CryptoError``, ``InvalidIdentifier``)
+since it must not import the node; the node translates those where it calls
+crypto (a peer's bad bytes become a ``Rejection``, a bad identifier typed by
+a user a ``UserError``).  One that escapes translation is our bug: INTERNAL.
 
 ``wlx.node.rpc.status_codes`` maps these to gRPC status codes, in one place.
 Messages never contain personal identifiers.
@@ -78,6 +108,18 @@ class RejectReason(StrEnum):
     BAD_PROOF = "bad-proof"
 
 
+class Rejected(StrEnum):
+    """What was rejected: ``rejections.what`` in the store, ``what`` of a
+    ``rejected`` exchange-log entry (docs/audit.md §1.2)."""
+
+    BATCH = "batch"
+    SNAPSHOT = "snapshot"
+    RESPONSE = "response"
+    """A pull or evaluate response that is neither a batch nor a valid answer."""
+    ACCEPTANCE = "acceptance"
+    """A peer's acceptance declaration."""
+
+
 class Rejection(PeerError):
     """A peer's batch, snapshot or request failed a check; nothing was applied."""
 
@@ -85,3 +127,27 @@ class Rejection(PeerError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class Remote(WlxError):
+    """Mixin: another node's answer to a call of ours, relayed in its words.
+
+    Its other base says what the node answered; being ``Remote`` says it is
+    not our verdict (see the module docstring).
+    """
+
+
+class RemoteRefusal(Remote, UserError):
+    """The node we called refused our request as invalid."""
+
+
+class RemoteNotFound(Remote, NotFound):
+    """The node we called does not know what we named."""
+
+
+class RemoteUnauthenticated(Remote, Unauthenticated):
+    """The node we called did not accept our credentials."""
+
+
+class RemotePermissionDenied(Remote, PermissionDenied):
+    """The node we called refused us this call."""

@@ -25,6 +25,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from wlx.crypto.errors import InvalidIdentifier
@@ -39,7 +40,19 @@ from wlx.node.core.entries import Document, Entry
 from wlx.node.core.errors import UserError
 from wlx.node.core.textio import JsonLineError, json_objects
 
-FORMATS = ("paxlst", "csv", "jsonl", "mrz")
+
+class ManifestFormat(StrEnum):
+    """The formats of a manifest (``wlx screen --format``; ``format`` of a report)."""
+
+    PAXLST = "paxlst"
+    """UN/EDIFACT PAXLST."""
+    CSV = "csv"
+    JSONL = "jsonl"
+    MRZ = "mrz"
+    """MRZ lines, one document after another."""
+
+
+FORMATS = tuple(f.value for f in ManifestFormat)
 CSV_COLUMNS = ("id", "names", "dob", "documents", "mrz")
 MAX_ENTRIES = 1_000_000
 
@@ -52,21 +65,21 @@ class ManifestError(UserError):
 class Manifest:
     """The people of one manifest, in file order."""
 
-    format: str
+    format: ManifestFormat
     entries: tuple[Entry, ...]
 
 
-def detect(text: str) -> str:
+def detect(text: str) -> ManifestFormat:
     """The format of a manifest from its first characters."""
     head = text.lstrip("\ufeff \t\r\n")
     if head.startswith(("UNA", "UNB", "UNH")):
-        return "paxlst"
+        return ManifestFormat.PAXLST
     if head.startswith("{"):
-        return "jsonl"
+        return ManifestFormat.JSONL
     first = head.split("\n", 1)[0].strip().upper()
     if len(first) in (30, 36, 44) and re.fullmatch(r"[A-Z0-9<]+", first) and "<" in first:
-        return "mrz"
-    return "csv"
+        return ManifestFormat.MRZ
+    return ManifestFormat.CSV
 
 
 def parse(
@@ -87,10 +100,15 @@ def parse(
             holds nobody, or more than 1,000,000 people.
     """
     text = text.removeprefix("\ufeff")
-    fmt = fmt or detect(text)
-    parser = {"paxlst": _paxlst, "csv": _csv, "jsonl": _jsonl, "mrz": _mrz_lines}.get(fmt)
-    if parser is None:
+    if fmt and fmt not in FORMATS:
         raise ManifestError(f"unknown manifest format {fmt!r} (one of {', '.join(FORMATS)})")
+    form = ManifestFormat(fmt) if fmt else detect(text)
+    parser = {
+        ManifestFormat.PAXLST: _paxlst,
+        ManifestFormat.CSV: _csv,
+        ManifestFormat.JSONL: _jsonl,
+        ManifestFormat.MRZ: _mrz_lines,
+    }[form]
     entries = []
     for entry in parser(text, today):
         entries.append(usable(entry, limits))
@@ -101,7 +119,7 @@ def parse(
     ids = [e.id for e in entries]
     if len(set(ids)) != len(ids):
         entries = [replace(e, id=f"{e.id} #{n}") for n, e in enumerate(entries, start=1)]
-    return Manifest(fmt, tuple(entries))
+    return Manifest(form, tuple(entries))
 
 
 # ------------------------------------------------------------------ shared

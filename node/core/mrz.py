@@ -22,12 +22,31 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from wlx.node.core.errors import UserError
 
 _WEIGHTS = (7, 3, 1)
 _CHARS = re.compile(r"^[A-Z0-9<]+$")
-LAYOUTS = {3: {30: "TD1"}, 2: {44: "TD3", 36: "TD2"}}
+
+
+class Layout(StrEnum):
+    """The ICAO 9303 MRZ layouts."""
+
+    TD1 = "TD1"
+    """3 lines of 30 characters (identity cards)."""
+    TD2 = "TD2"
+    """2 lines of 36."""
+    TD3 = "TD3"
+    """2 lines of 44 (passports)."""
+
+
+LAYOUTS: dict[tuple[int, int], Layout] = {
+    (3, 30): Layout.TD1,
+    (2, 36): Layout.TD2,
+    (2, 44): Layout.TD3,
+}
+"""The layout of (number of lines, their length)."""
 
 
 class MrzError(UserError):
@@ -78,8 +97,7 @@ class _Checks:
 class Mrz:
     """What an MRZ says of its holder and the document."""
 
-    layout: str
-    """"TD1", "TD2" or "TD3"."""
+    layout: Layout
     document_type: str
     """e.g. "P" for a passport, "I" or "ID" for an identity card, "V" for a visa."""
     issuing_state: str
@@ -156,14 +174,14 @@ def split_lines(text: str) -> list[str]:
     return [line.strip().replace(" ", "").upper() for line in text.splitlines() if line.strip()]
 
 
-def layout_of(lines: list[str]) -> str:
-    """The layout ("TD1", "TD2", "TD3") of these lines.
+def layout_of(lines: list[str]) -> Layout:
+    """The layout of these lines.
 
     Raises:
         MrzError: not 3 x 30, 2 x 36 or 2 x 44 characters of A-Z, 0-9 and <.
     """
     lengths = {len(line) for line in lines}
-    layout = LAYOUTS.get(len(lines), {}).get(lengths.pop() if len(lengths) == 1 else -1)
+    layout = LAYOUTS.get((len(lines), lengths.pop())) if len(lengths) == 1 else None
     if layout is None:
         raise MrzError(
             "an MRZ is 3 lines of 30 characters (TD1), or 2 lines of 36 (TD2) or 44 (TD3)"
@@ -199,23 +217,23 @@ def parse_lenient(lines: list[str], today: datetime.date) -> tuple[Mrz, list[str
 
 def _parse(lines: list[str], today: datetime.date, checks: _Checks) -> Mrz:
     layout = layout_of(lines)
-    if layout == "TD1":
+    if layout == Layout.TD1:
         return _td1(lines, today, checks)
     return _td2_td3(lines, layout, today, checks)
 
 
-def _td2_td3(lines: list[str], layout: str, today: datetime.date, checks: _Checks) -> Mrz:
+def _td2_td3(lines: list[str], layout: Layout, today: datetime.date, checks: _Checks) -> Mrz:
     one, two = lines
     visa = one[0] == "V"
     number = two[0:9]
-    if layout == "TD2" and two[9] == "<" and not visa:
+    if layout == Layout.TD2 and two[9] == "<" and not visa:
         number = _long_number(number, two[28:35], checks)
     elif not checks.verify("document number", two[0:9], two[9]):
         number = ""
     dob_ok = checks.verify("date of birth", two[13:19], two[19])
     checks.verify("date of expiry", two[21:27], two[27])
     end = len(two) - 1
-    if layout == "TD3" and not visa:
+    if layout == Layout.TD3 and not visa:
         checks.verify("personal number", two[28:42], two[42], optional=True)
     if not visa:  # visas (MRV-A, MRV-B) have no composite check digit
         checks.verify("whole MRZ (composite)", two[0:10] + two[13:20] + two[21:end], two[end])
@@ -256,7 +274,7 @@ def _td1(lines: list[str], today: datetime.date, checks: _Checks) -> Mrz:
     checks.verify("whole MRZ (composite)", one[5:30] + two[0:7] + two[8:15] + two[18:29], two[29])
     surname, given = _name(three)
     return Mrz(
-        layout="TD1",
+        layout=Layout.TD1,
         document_type=_clean(one[0:2]),
         issuing_state=_clean(one[2:5]),
         document_number=_clean(number),

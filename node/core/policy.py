@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from wlx.node.core.errors import UserError
-from wlx.node.core.records import Record
+from wlx.node.core.records import Record, Tier
 
 MAX_ITEMS = 10_000
 
@@ -75,11 +75,11 @@ class SharingPolicy:
             or frozenset(),
         )
 
-    def tier(self, record: Record) -> str:
+    def tier(self, record: Record) -> Tier:
         """The record's tier for this peer: its own, else the category default (§15.1)."""
-        if record.tier:
+        if record.tier is not None:
             return record.tier
-        return "online" if record.category in self.online_categories else "offline"
+        return Tier.ONLINE if record.category in self.online_categories else Tier.OFFLINE
 
     def allows(self, record: Record) -> bool:
         """Whether ``record`` is shared with the peer."""

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from wlx.crypto.errors import InvalidIdentifier
@@ -51,8 +52,13 @@ FIELDS = (
     "expires",
     "tier",
 )
-TIERS = frozenset({"", "offline", "online"})
-"""A record's tier (docs/protocol.md §15.1); "" defers to the sharing policy."""
+
+
+class Tier(StrEnum):
+    """A listing's tier (docs/protocol.md §15.1), as records and policies name it."""
+
+    OFFLINE = "offline"
+    ONLINE = "online"
 
 
 class RecordError(UserError):
@@ -87,17 +93,26 @@ class Record:
     legal_basis: str
     authority: str
     expires: str
-    tier: str = ""
-    """``"online"``, ``"offline"``, or ``""``: the policy's default (§15.1)."""
+    tier: Tier | None = None
+    """The record's own tier; None: the sharing policy's default (§15.1)."""
 
     def identifier_keys(self, version: str = NORMALISATION) -> list[IdentifierKey]:
-        """The record's identifier keys (docs/protocol.md §2.6)."""
-        return list(_identifier_keys(self.names, self.dob, self.documents, version))
+        """The record's identifier keys (docs/protocol.md §2.6).
+
+        Raises:
+            RecordError: an identifier does not normalise under ``version``, or
+                the record yields no key (crypto's ``InvalidIdentifier``,
+                translated; the message never holds the value).
+        """
+        try:
+            return list(_identifier_keys(self.names, self.dob, self.documents, version))
+        except InvalidIdentifier as exc:
+            raise RecordError(0, str(exc)) from None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the stored form."""
         obj = asdict(self)
-        if not self.tier:
+        if self.tier is None:
             del obj["tier"]  # records without a tier keep the bytes they always had
         return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -112,9 +127,8 @@ class Record:
         try:
             obj = json.loads(data)
             fields = {name: obj[name] for name in FIELDS if name != "tier"}
-            fields["tier"] = obj.get("tier", "")
-            if fields["tier"] not in TIERS:
-                raise ValueError
+            tier = obj.get("tier")
+            fields["tier"] = Tier(tier) if tier else None
             fields["names"] = tuple(fields["names"])
             fields["documents"] = tuple(Document(**d) for d in fields["documents"])
             return cls(**fields)
@@ -176,11 +190,14 @@ def _expires(obj: Mapping[str, Any]) -> str:
         raise ValueError("field 'expires' must be a date YYYY-MM-DD") from None
 
 
-def _tier(obj: Mapping[str, Any]) -> str:
+def _tier(obj: Mapping[str, Any]) -> Tier | None:
     value = _text(obj, "tier", required=False).lower()
-    if value not in TIERS:
-        raise ValueError("field 'tier' must be offline or online")
-    return value
+    if not value:
+        return None
+    try:
+        return Tier(value)
+    except ValueError:
+        raise ValueError("field 'tier' must be offline or online") from None
 
 
 def parse_record(obj: Any, line: int) -> Record:
@@ -237,7 +254,7 @@ def parse_record(obj: Any, line: int) -> Record:
         )
         record.identifier_keys()  # a record must yield at least one valid key
         return record
-    except (ValueError, InvalidIdentifier) as exc:
+    except (ValueError, InvalidIdentifier, RecordError) as exc:
         raise RecordError(line, str(exc)) from None
 
 
@@ -312,15 +329,24 @@ def parse_csv(text: str) -> Iterator[tuple[int, Record]]:
         yield line, parse_record(obj, line)
 
 
-def detect_format(text: str, filename: str) -> str:
-    """ "csv" for a .csv file, "ftm" when the first line is a FollowTheMoney
-    entity (has "schema" and "properties"), else "jsonl"."""
+class RecordFormat(StrEnum):
+    """The formats of a record file (``wlx records import --format``)."""
+
+    JSONL = "jsonl"
+    CSV = "csv"
+    FTM = "ftm"
+    """FollowTheMoney entities (``wlx.node.core.ftm``)."""
+
+
+def detect_format(text: str, filename: str) -> RecordFormat:
+    """CSV for a .csv file, FtM when the first line is a FollowTheMoney
+    entity (has "schema" and "properties"), else JSON Lines."""
     if filename.lower().endswith(".csv"):
-        return "csv"
+        return RecordFormat.CSV
     first = text.lstrip("\ufeff \t\r\n").split("\n", 1)[0]
     if first.startswith("{") and '"schema"' in first and '"properties"' in first:
-        return "ftm"
-    return "jsonl"
+        return RecordFormat.FTM
+    return RecordFormat.JSONL
 
 
 def expired(records: list[Record], today: str) -> list[Record]:
@@ -329,10 +355,10 @@ def expired(records: list[Record], today: str) -> list[Record]:
     return [r for r in records if r.expires < today]
 
 
-def parse_records(text: str, fmt: str) -> list[Record]:
+def parse_records(text: str, fmt: RecordFormat) -> list[Record]:
     """Every record of a file, or an error for the first bad one (all or nothing).
 
-    ``fmt`` is "jsonl" or "csv".  Duplicate ids within the file are an error.
+    ``fmt`` is JSONL or CSV.  Duplicate ids within the file are an error.
 
     Raises:
         RecordError: the first bad line; nothing is returned.
@@ -340,7 +366,7 @@ def parse_records(text: str, fmt: str) -> list[Record]:
     text = text.removeprefix("\ufeff")  # the byte-order mark spreadsheet programs write
     records = []
     seen: dict[str, int] = {}
-    for line, record in parse_csv(text) if fmt == "csv" else parse_jsonl(text):
+    for line, record in parse_csv(text) if fmt == RecordFormat.CSV else parse_jsonl(text):
         if record.id in seen:
             raise RecordError(line, f"record id {record.id!r} already on line {seen[record.id]}")
         seen[record.id] = line

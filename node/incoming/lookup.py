@@ -35,6 +35,7 @@ from wlx.node.protocol import codec
 from wlx.node.protocol.acceptance_rules import local_decision
 from wlx.node.protocol.lookup_rules import (
     MAX_SCREEN_ENTRIES,
+    LookupCall,
     check_person,
     lookup_charge,
     lookup_cost,
@@ -214,13 +215,17 @@ class Lookup:
         Raises:
             UserError: the query has no usable identifier.
         """
-        result = self.screen([query], caller, purpose, call="check")[0]
+        result = self.screen([query], caller, purpose, call=LookupCall.CHECK)[0]
         if result.error:
             raise UserError(result.error)
         return result
 
     def screen(
-        self, queries: Sequence[Query], caller: str = "", purpose: str = "", call: str = "screen"
+        self,
+        queries: Sequence[Query],
+        caller: str = "",
+        purpose: str = "",
+        call: LookupCall = LookupCall.SCREEN,
     ) -> list[Result]:
         """Check many people at once (a manifest); one result per query.
 
@@ -345,7 +350,7 @@ class Lookup:
         self,
         caller: str,
         purpose: str,
-        call: str,
+        call: LookupCall,
         results: Sequence[Result],
         tested: int,
         withheld: Sequence[str] = (),

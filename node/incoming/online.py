@@ -26,11 +26,13 @@ from wlx.crypto.signing import Purpose
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.audit.journal import Journal
+from wlx.node.audit.offline.events import EvaluateOutcome
 from wlx.node.core import normalisation
 from wlx.node.core.errors import (
     Exhausted,
     PeerError,
     PermissionDenied,
+    Rejected,
     Rejection,
     RejectReason,
     Unavailable,
@@ -147,7 +149,7 @@ def evaluate_at(
         key=node.signing_key,
         recipient=origin,
     )
-    outcome: str = "evaluated"
+    outcome = EvaluateOutcome.EVALUATED
     keys: tuple[online_crypto.EntryKeys, ...] = ()
     reason: proto.NotChecked | None = None
     try:
@@ -169,19 +171,19 @@ def evaluate_at(
             )
         )
     except Unavailable:
-        outcome, reason = "unreachable", proto.NotChecked.UNREACHABLE
+        outcome, reason = EvaluateOutcome.UNREACHABLE, proto.NotChecked.UNREACHABLE
     except Exhausted:
-        outcome, reason = "quota", proto.NotChecked.QUOTA
+        outcome, reason = EvaluateOutcome.QUOTA, proto.NotChecked.QUOTA
     except Rejection as exc:
-        outcome, reason = "invalid", proto.NotChecked.INVALID
+        outcome, reason = EvaluateOutcome.INVALID, proto.NotChecked.INVALID
         log.warning("%s's evaluate answer rejected: %s", origin, exc)
         _record_rejection(node, origin, exc)
     except (PeerError, PermissionDenied) as exc:
-        stale = "stale-epoch" in str(exc)
-        outcome = "stale-epoch" if stale else "refused"
+        stale = proto.Refusal.STALE_EPOCH in str(exc)  # the origin's words (§15.4)
+        outcome = EvaluateOutcome.STALE_EPOCH if stale else EvaluateOutcome.REFUSED
         reason = proto.NotChecked.STALE_EPOCH if stale else proto.NotChecked.REFUSED
     except WlxError as exc:
-        outcome, reason = "refused", proto.NotChecked.REFUSED
+        outcome, reason = EvaluateOutcome.REFUSED, proto.NotChecked.REFUSED
         log.warning("%s refused an evaluation: %s", origin, exc)
     fields: dict[str, Field] = {
         "origin": origin,
@@ -205,7 +207,7 @@ def _record_rejection(node: Node, origin: str, exc: Rejection) -> None:
             node,
             kind=Event.REJECTED,
             origin=origin,
-            what="response",
+            what=Rejected.RESPONSE,
             reason=exc.reason.value,
             detail=exc.detail,
         )

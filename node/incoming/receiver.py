@@ -19,12 +19,20 @@ from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event, Field
 from wlx.node.core import failpoints, metrics, normalisation
-from wlx.node.core.errors import Rejection, RejectReason, Unavailable, WlxError
+from wlx.node.core.errors import Rejected, Rejection, RejectReason, Unavailable, WlxError
 from wlx.node.core.node import Node
 from wlx.node.incoming import online
 from wlx.node.protocol import codec, inbound
 from wlx.node.protocol.envelopes import sign_message
-from wlx.node.protocol.messages import Batch, Cursor, Receipt, Sealed, SnapshotResume, Upsert
+from wlx.node.protocol.messages import (
+    Batch,
+    Cursor,
+    Receipt,
+    ReceiptKind,
+    Sealed,
+    SnapshotResume,
+    Upsert,
+)
 from wlx.node.store.base import InboundState, RejectionRow
 
 log = logging.getLogger("wlx.receiver")
@@ -53,7 +61,7 @@ def cursor(node: Node, origin: str) -> Cursor | None:
         return cursor_of(tx.get_inbound(origin))
 
 
-def record_rejection(node: Node, origin: str, what: str, rejection: Rejection) -> None:
+def record_rejection(node: Node, origin: str, what: Rejected, rejection: Rejection) -> None:
     """Log a rejection durably, in the log, and as the origin's last sync error."""
     now = node.now()
     metrics.REJECTIONS.labels(origin, rejection.reason.value).inc()
@@ -76,7 +84,14 @@ def record_rejection(node: Node, origin: str, what: str, rejection: Rejection) -
 
 
 def _receipt(
-    node: Node, origin: str, *, epoch: int, kind: str, first: int, last: int, digest: bytes
+    node: Node,
+    origin: str,
+    *,
+    epoch: int,
+    kind: ReceiptKind,
+    first: int,
+    last: int,
+    digest: bytes,
 ) -> bytes:
     """A signed receipt for what was just applied (docs/protocol.md §8.4)."""
     receipt = Receipt(origin, node.node_id, epoch, kind, first, last, digest, node.now())
@@ -145,7 +160,7 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                     node,
                     origin,
                     epoch=batch.epoch,
-                    kind="batch",
+                    kind=ReceiptKind.BATCH,
                     first=batch.first_seq,
                     last=batch.last_seq,
                     digest=batch.digest,
@@ -169,7 +184,7 @@ def apply_batch(node: Node, origin: str, sealed: Sealed) -> Applied:
                 **_batch_fields(origin, batch),
             )
     except Rejection as rejection:
-        record_rejection(node, origin, "batch", rejection)
+        record_rejection(node, origin, Rejected.BATCH, rejection)
         raise
     log.info("applied batch %d-%d from %s", batch.first_seq, batch.last_seq, origin)
     return Applied(batch.first_seq, batch.last_seq, len(batch.ops), duplicate=False)
@@ -318,7 +333,7 @@ def apply_snapshot(
         result = receiver.result()
     except Rejection as rejection:
         _drop(node, origin)
-        record_rejection(node, origin, "snapshot", rejection)
+        record_rejection(node, origin, Rejected.SNAPSHOT, rejection)
         raise
     return _apply_staged(node, origin, start, result)
 
@@ -362,7 +377,7 @@ def _apply_staged(
         _swap_in(node, origin, start, result)
     except Rejection as rejection:
         _drop(node, origin)
-        record_rejection(node, origin, "snapshot", rejection)
+        record_rejection(node, origin, Rejected.SNAPSHOT, rejection)
         raise
     except _CursorMoved:
         _drop(node, origin)
@@ -393,7 +408,7 @@ def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.Snap
         if cursor_of(state) != start:
             raise _CursorMoved
         entries, tokens = tx.staged_counts(result.snapshot_id, origin)
-        if entries != result.total_entries or tokens < 0:
+        if entries != result.total_entries or tokens is None:
             raise Rejection(RejectReason.MALFORMED, "snapshot repeats a handle or a token")
         staged = tx.staged_snapshot(origin)
         tx.apply_staged(result.snapshot_id, origin)
@@ -407,7 +422,7 @@ def _swap_in(node: Node, origin: str, start: Cursor | None, result: inbound.Snap
                 node,
                 origin,
                 epoch=result.epoch,
-                kind="snapshot",
+                kind=ReceiptKind.SNAPSHOT,
                 first=0,
                 last=result.cursor.seq,
                 digest=result.cursor.digest,

@@ -15,7 +15,7 @@ from wlx.crypto.signing import Purpose
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core.acceptance import AcceptancePolicy
-from wlx.node.core.errors import Rejection
+from wlx.node.core.errors import Rejected, Rejection
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import origin
@@ -53,14 +53,14 @@ def _record_rejection(node: Node, peer: str, rejection: Rejection) -> None:
     with node.store.write() as tx:
         now = node.now()
         tx.add_rejection(
-            RejectionRow(now, peer, "acceptance", rejection.reason.value, rejection.detail)
+            RejectionRow(now, peer, Rejected.ACCEPTANCE, rejection.reason.value, rejection.detail)
         )
         exchange_log.record(
             tx,
             node,
             kind=Event.REJECTED,
             origin=peer,
-            what="acceptance",
+            what=Rejected.ACCEPTANCE,
             reason=rejection.reason.value,
             detail=rejection.detail,
         )

@@ -20,10 +20,11 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
+from wlx.node.audit.offline.events import EvaluateOutcome
 from wlx.node.core.errors import Exhausted, PeerError, Rejection, RejectReason
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
-from wlx.node.core.records import Record
+from wlx.node.core.records import Record, Tier
 from wlx.node.protocol import online as proto
 from wlx.node.protocol.envelopes import sign_message, verify_request
 from wlx.node.protocol.messages import SignedRequest
@@ -55,7 +56,7 @@ def tier_key(
 
     A node's index of its own list is always offline-tier.
     """
-    if key.origin == key.recipient or policy.tier(record) != "online":
+    if key.origin == key.recipient or policy.tier(record) != Tier.ONLINE:
         return None
     return online_key(node, key.recipient, key.epoch)
 
@@ -121,7 +122,9 @@ def evaluate(node: Node, request: SignedRequest, *, budget: int) -> SignedReques
             peer=peer,
             epoch=params.epoch,
             elements=len(params.blinded),
-            outcome=refusal.value if refusal is not None else "evaluated",
+            outcome=(
+                EvaluateOutcome(refusal) if refusal is not None else EvaluateOutcome.EVALUATED
+            ),
             charged_today=charged,
             request=payload_digest(request.payload).hex(),
         )

@@ -45,6 +45,7 @@ from wlx.node.protocol.envelopes import (
     verify_request,
 )
 from wlx.node.protocol.messages import (
+    ChangeOp,
     Op,
     PullParams,
     ResyncRequired,
@@ -243,11 +244,11 @@ def _ops_for(
     A change to a listing the peer's policy does not share becomes a removal
     (a no-op for a peer that never had it)."""
     changes = tx.changes_after(changes_pos, MATERIALISE_CHUNK)
-    current = tx.get_records([c.record_id for c in changes if c.op == "upsert"])
+    current = tx.get_records([c.record_id for c in changes if c.op == ChangeOp.UPSERT])
     ops: list[Op] = []
     removals: dict[int, str] = {}
     for change in changes:
-        if change.op == "remove":
+        if change.op == ChangeOp.REMOVE:
             removals[len(ops)] = change.record_id
             ops.append(outbound.remove_for(change.record_id, key))
             continue

@@ -25,7 +25,7 @@ from wlx.node.core.errors import NotFound, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.records import Record
 from wlx.node.protocol import outbound
-from wlx.node.protocol.messages import Op, Upsert
+from wlx.node.protocol.messages import ChangeOp, Op, Upsert
 from wlx.node.store.base import InboundState, StoredRecord, Tx
 
 log = logging.getLogger("wlx.ownlist")
@@ -176,7 +176,7 @@ def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
             )
             ops.append(outbound.upsert_for(record, version, own_key, node.rng, suspended=suspended))
         tx.put_records(stored_rows)
-        tx.append_changes([(r.id, "upsert", r.version, now) for r in stored_rows])
+        tx.append_changes([(r.id, ChangeOp.UPSERT, r.version, now) for r in stored_rows])
         tx.apply_ops(node.node_id, ops)
         exchange_log.record_many(
             tx,
@@ -203,7 +203,7 @@ def remove_record(node: Node, record_id: str) -> None:
         if existing is None:
             raise NotFound(f"no record with id {record_id!r}")
         tx.delete_record(record_id)
-        tx.append_change(record_id, "remove", existing.version + 1, node.now())
+        tx.append_change(record_id, ChangeOp.REMOVE, existing.version + 1, node.now())
         tx.apply_ops(node.node_id, [outbound.remove_for(record_id, own_key)])
         exchange_log.record(
             tx,
@@ -247,7 +247,7 @@ def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
             suspended,
         )
         tx.put_record(stored)
-        tx.append_change(record_id, "upsert", stored.version, now)
+        tx.append_change(record_id, ChangeOp.UPSERT, stored.version, now)
         tx.apply_ops(node.node_id, [upsert_of(node, stored, own_key)])
         exchange_log.record(
             tx,

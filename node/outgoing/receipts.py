@@ -22,7 +22,7 @@ from wlx.node.outgoing import sent_snapshots
 from wlx.node.outgoing.origin import check_parties
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import verify_signed
-from wlx.node.protocol.messages import Receipt, SignedRequest
+from wlx.node.protocol.messages import Receipt, ReceiptKind, SignedRequest
 from wlx.node.protocol.receipt_rules import Sent, check_receipt
 from wlx.node.store.base import ReceiptRow, Tx
 
@@ -34,15 +34,17 @@ MAX_RECEIPTS_PER_CALL = 1_000
 
 def _sent(tx: Tx, peer: str, receipt: Receipt) -> Sent | None:
     """What the origin sent to ``peer`` at the receipt's position, if it knows."""
-    if receipt.kind == "snapshot":
+    if receipt.kind == ReceiptKind.SNAPSHOT:
         digest = sent_snapshots.digest_at(tx, peer, receipt.epoch, receipt.last_seq)
         if digest is None:
             return None
-        return Sent("snapshot", receipt.epoch, 0, receipt.last_seq, digest)
+        return Sent(ReceiptKind.SNAPSHOT, receipt.epoch, 0, receipt.last_seq, digest)
     rows = tx.outbox_after(peer, receipt.epoch, receipt.first_seq - 1, 1)
     if not rows or rows[0].first_seq != receipt.first_seq:
         return None
-    return Sent("batch", receipt.epoch, rows[0].first_seq, rows[0].last_seq, rows[0].digest)
+    return Sent(
+        ReceiptKind.BATCH, receipt.epoch, rows[0].first_seq, rows[0].last_seq, rows[0].digest
+    )
 
 
 def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from wlx.node.core.acceptance import ANY_ACTION, MAX_TERMS, AcceptancePolicy
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.core.policy import SharingPolicy
-from wlx.node.core.records import TERM, Record
+from wlx.node.core.records import TERM, Record, Tier
 from wlx.v1 import federation_pb2
 
 NONCE_BYTES = 16
@@ -42,7 +42,7 @@ class PeerFilter:
         """Whether ``record`` is sent to the peer."""
         return self.sharing.allows(record) and self.declared.holds(record.category)
 
-    def tier(self, record: Record) -> str:
+    def tier(self, record: Record) -> Tier:
         """The record's tier for the peer (the sharing policy decides, §15.1)."""
         return self.sharing.tier(record)
 

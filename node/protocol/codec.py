@@ -31,6 +31,7 @@ from wlx.node.protocol.messages import (
     Op,
     PullParams,
     Receipt,
+    ReceiptKind,
     Remove,
     Sealed,
     SignedRequest,
@@ -494,8 +495,6 @@ def decode_hit(data: bytes) -> HitData:
 
 # ---------------------------------------------------------------- receipts
 
-RECEIPT_KINDS = ("batch", "snapshot")
-
 
 def encode_receipt(receipt: Receipt) -> bytes:
     """Serialize a receipt (the bytes the recipient signs)."""
@@ -518,15 +517,17 @@ def decode_receipt(payload: bytes) -> Receipt:
         Rejection: malformed.
     """
     msg = parse_message(federation_pb2.Receipt, payload, "receipt")
-    if msg.kind not in RECEIPT_KINDS:
-        raise malformed("a receipt is for a batch or a snapshot")
+    try:
+        kind = ReceiptKind(msg.kind)
+    except ValueError:
+        raise malformed("a receipt is for a batch or a snapshot") from None
     if msg.epoch < 1 or msg.first_seq > msg.last_seq:
         raise malformed("a receipt names a valid epoch and sequence range")
     return Receipt(
         origin=msg.origin,
         recipient=msg.recipient,
         epoch=msg.epoch,
-        kind=msg.kind,
+        kind=kind,
         first_seq=msg.first_seq,
         last_seq=msg.last_seq,
         digest=_check_digest(msg.digest, "a receipt's digest"),

@@ -6,7 +6,7 @@ this decides.  The order is the guarantee:
 
 1. **Proof first.**  A request without a valid hit proof, for whatever
    reason (no proof, a wrong one, a ref that does not exist), gets one
-   uniform denial, ``DENIED``: it learns nothing of whether the ref exists,
+   uniform denial, ``Denial.NO_HIT``: it learns nothing of whether the ref exists,
    is shared with it, is suspended or has expired.
 2. **Quota.**  Only requests with a valid proof count against the daily
    quota (``counts``), so a requester without hits cannot burn a country's
@@ -22,18 +22,38 @@ again, and it releases nothing the first answer did not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-DENIED = "no-hit"
-"""The one answer to a request without a valid hit proof."""
-QUOTA = "quota"
-NOT_SHARED = "not-shared"
-EXPIRED = "expired"
-SUSPENDED = "suspended"
+
+class Denial(StrEnum):
+    """Why an origin withholds a record: ``DetailAnswer.denial`` on the wire
+    (§11.4) and the outcome stored and logged for a denied request."""
+
+    NO_HIT = "no-hit"
+    """The one answer to a request without a valid hit proof."""
+    QUOTA = "quota"
+    NOT_SHARED = "not-shared"
+    EXPIRED = "expired"
+    SUSPENDED = "suspended"
+
+
 GRANTED = "granted"
+"""The outcome stored and logged for a request that is not denied (on the
+wire: ``granted`` true and no denial)."""
 
-PROVEN = frozenset({GRANTED, NOT_SHARED, EXPIRED, SUSPENDED})
+PROVEN = frozenset({GRANTED, Denial.NOT_SHARED, Denial.EXPIRED, Denial.SUSPENDED})
 """Outcomes of requests that carried a valid proof and were charged: what the
 daily quota counts."""
+
+
+class Direction(StrEnum):
+    """Which way a detail request went, as the node stores it
+    (``detail_requests.direction``)."""
+
+    IN = "in"
+    """A peer asked this node (this node is the origin)."""
+    OUT = "out"
+    """This node asked, for one of its officers (of a peer or of its own list)."""
 
 
 @dataclass(frozen=True)
@@ -53,34 +73,34 @@ class DetailFacts:
 
 @dataclass(frozen=True)
 class DetailDecision:
-    """The outcome (``GRANTED`` or a denial) and whether it counts in the quota."""
+    """The denial (None: granted) and whether it counts in the quota."""
 
-    outcome: str
+    denial: Denial | None
     counts: bool
 
     @property
     def granted(self) -> bool:
-        return self.outcome == GRANTED
+        return self.denial is None
 
     @property
-    def denial(self) -> str:
-        """The denial, or "" when granted."""
-        return "" if self.granted else self.outcome
+    def outcome(self) -> str:
+        """What is stored and logged: ``GRANTED`` or the denial."""
+        return GRANTED if self.denial is None else self.denial.value
 
 
 def decide_detail(facts: DetailFacts) -> DetailDecision:
     """Decide one detail request; see the module docstring for the order."""
     if not facts.proof_holds:
-        return DetailDecision(DENIED, counts=False)
+        return DetailDecision(Denial.NO_HIT, counts=False)
     if facts.used_today >= facts.quota:
-        return DetailDecision(QUOTA, counts=False)
+        return DetailDecision(Denial.QUOTA, counts=False)
     if not facts.shared:
-        return DetailDecision(NOT_SHARED, counts=True)
+        return DetailDecision(Denial.NOT_SHARED, counts=True)
     if facts.expired:
-        return DetailDecision(EXPIRED, counts=True)
+        return DetailDecision(Denial.EXPIRED, counts=True)
     if facts.suspended:
-        return DetailDecision(SUSPENDED, counts=True)
-    return DetailDecision(GRANTED, counts=True)
+        return DetailDecision(Denial.SUSPENDED, counts=True)
+    return DetailDecision(None, counts=True)
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,7 @@ class Answered:
 
     until: int
     outcome: str
+    """``GRANTED`` or the denial's value, as stored and logged."""
     version: int
     """The version of the record released (0 if none was)."""
 
@@ -99,6 +120,8 @@ def decide_replay(first: Answered, version: int | None) -> DetailDecision:
     gone): the first outcome, not counted again; a grant again only while
     the record is still the version granted (the same bytes, nothing new),
     else the uniform denial."""
-    if first.outcome == GRANTED and version != first.version:
-        return DetailDecision(DENIED, counts=False)
-    return DetailDecision(first.outcome, counts=False)
+    if first.outcome == GRANTED:
+        if version != first.version:
+            return DetailDecision(Denial.NO_HIT, counts=False)
+        return DetailDecision(None, counts=False)
+    return DetailDecision(Denial(first.outcome), counts=False)

@@ -22,8 +22,20 @@ normalisation version the node's lists use.  The order is the guarantee:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 from wlx.node.core.errors import UserError
+
+
+class LookupCall(StrEnum):
+    """Which lookup an officer made (``call`` of a ``lookup`` exchange-log
+    entry, docs/audit.md §1.2; a metrics label)."""
+
+    CHECK = "check"
+    """One person (``Lookup/Check``)."""
+    SCREEN = "screen"
+    """A manifest (``Lookup/Screen``)."""
+
 
 MAX_NAMES_PER_PERSON = 8
 MAX_DOCUMENTS_PER_PERSON = 8

@@ -8,6 +8,7 @@ generated type.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from wlx.crypto.signing import Purpose
 
@@ -39,6 +40,22 @@ class Remove:
 
 
 Op = Upsert | Remove
+
+
+class ChangeOp(StrEnum):
+    """What one entry of an origin's change log did to a record (stored in
+    ``changes.op``; it becomes an ``Upsert`` or a ``Remove`` on the wire)."""
+
+    UPSERT = "upsert"
+    REMOVE = "remove"
+
+
+class ReceiptKind(StrEnum):
+    """What a receipt confirms (``Receipt.kind`` on the wire, §8.4; stored in
+    ``receipts.kind``)."""
+
+    BATCH = "batch"
+    SNAPSHOT = "snapshot"
 
 
 @dataclass(frozen=True)
@@ -185,8 +202,7 @@ class Receipt:
     origin: str
     recipient: str
     epoch: int
-    kind: str
-    """"batch" or "snapshot"."""
+    kind: ReceiptKind
     first_seq: int
     last_seq: int
     digest: bytes

@@ -16,15 +16,14 @@ from dataclasses import dataclass
 
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol.envelopes import same_digest
-from wlx.node.protocol.messages import Receipt
+from wlx.node.protocol.messages import Receipt, ReceiptKind
 
 
 @dataclass(frozen=True)
 class Sent:
     """Something the origin sent to the peer, as its store records it."""
 
-    kind: str
-    """"batch" or "snapshot"."""
+    kind: ReceiptKind
     epoch: int
     first_seq: int
     last_seq: int

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, NoReturn
 
 import grpc
@@ -34,25 +33,17 @@ from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.audit.refusals import Aggregate, RefusalAggregator, RefusalKind
 from wlx.node.core import metrics
-from wlx.node.core.errors import UserError
+from wlx.node.core.errors import PermissionDenied, Unauthenticated, UserError, WlxError
 from wlx.node.core.limits import Limits, RateLimited
 from wlx.node.core.node import Node
+from wlx.node.core.roles import ISSUABLE_ROLES as ISSUABLE_ROLES  # noqa: PLC0414 - re-exported
+from wlx.node.core.roles import Role as Role  # noqa: PLC0414 - re-exported
 from wlx.node.protocol.lookup_rules import lookup_cost
+from wlx.node.rpc.status_codes import code_for
 from wlx.v1 import lookup_pb2
 
 log = logging.getLogger("wlx.auth")
 
-
-class Role(StrEnum):
-    """What a caller may do."""
-
-    PEER = "peer"
-    OFFICER = "officer"
-    AUDITOR = "auditor"
-    OPERATOR = "operator"
-
-
-ISSUABLE_ROLES = (Role.OFFICER, Role.AUDITOR, Role.OPERATOR)
 
 _ANY = frozenset(Role)
 METHOD_ROLES: dict[str, frozenset[Role]] = {
@@ -113,14 +104,6 @@ def current_caller() -> Caller | None:
     return _CALLER.get()
 
 
-class Denied(Exception):
-    """The caller may not do this; ``code`` is the gRPC status to answer."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 @functools.lru_cache(maxsize=4096)
 def _certificate(pem: bytes, ca_cert: bytes) -> tuple[str, str | None]:
     """``(fingerprint, serial if issued by ca_cert else None)`` of a client
@@ -143,23 +126,23 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
     take effect at the caller's next call.
 
     Raises:
-        Denied: UNAUTHENTICATED when the connection is not TLS 1.3, there is
-            no certificate, or it is
-            neither a trusted peer's nor a valid credential of this node;
-            PERMISSION_DENIED for a revoked credential.
+        Unauthenticated: the connection is not TLS 1.3, there is no
+            certificate, or it is neither a trusted peer's nor a valid
+            credential of this node.
+        PermissionDenied: a revoked credential.
     """
     versions = auth_context.get("ssl_tls_version") or []
     if [bytes(v) for v in versions] != [REQUIRED_TLS_VERSION]:
         # gRPC's TLS cannot be told to refuse 1.2 at the handshake; a call over
         # anything but TLS 1.3 is refused here, before anything is read.
-        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "TLS 1.3 is required")
+        raise Unauthenticated("TLS 1.3 is required")
     certs = auth_context.get("x509_pem_cert") or []
     if not certs:
-        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
+        raise Unauthenticated("no client certificate")
     try:
         fingerprint, serial = _certificate(bytes(certs[0]), node.ca_cert)
     except CryptoError:
-        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unreadable client certificate") from None
+        raise Unauthenticated("unreadable client certificate") from None
     with node.store.read() as tx:
         if serial is None:
             holders = [
@@ -170,21 +153,16 @@ def identify(node: Node, auth_context: Mapping[str, Any]) -> Caller:
             if len(holders) == 1:
                 return Caller(Role.PEER, holders[0])
             if holders:  # never accepted since card_rules; fail closed on an old store
-                raise Denied(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    f"certificate held by several peers ({', '.join(holders)})",
-                )
-            raise Denied(
-                grpc.StatusCode.UNAUTHENTICATED, "certificate of no trusted peer or credential"
-            )
+                raise Unauthenticated(f"certificate held by several peers ({', '.join(holders)})")
+            raise Unauthenticated("certificate of no trusted peer or credential")
         credential = tx.get_credential(serial)
     if credential is None:
-        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "unknown credential")
+        raise Unauthenticated("unknown credential")
     if credential.revoked_at:
-        raise Denied(grpc.StatusCode.PERMISSION_DENIED, f"credential {credential.name} is revoked")
+        raise PermissionDenied(f"credential {credential.name} is revoked")
     if credential.expires_at < node.now():
-        raise Denied(grpc.StatusCode.UNAUTHENTICATED, f"credential {credential.name} has expired")
-    return Caller(Role(credential.role), credential.name, serial)
+        raise Unauthenticated(f"credential {credential.name} has expired")
+    return Caller(credential.role, credential.name, serial)
 
 
 class RefusalLog:
@@ -271,15 +249,8 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return INSECURE_CALLER, self._decode(method, "insecure-dev", context, raw, decode)
         try:
             caller = identify(self._node, context.auth_context())
-        except Denied as exc:
-            self._refuse(
-                context,
-                method,
-                context.peer() or "unknown",
-                Event.ACCESS_DENIED,
-                exc.code,
-                str(exc),
-            )
+        except (Unauthenticated, PermissionDenied) as exc:
+            self._refuse(context, method, context.peer() or "unknown", Event.ACCESS_DENIED, exc)
         who = f"{caller.role.value}:{caller.name}"
         if caller.role not in roles_for(method):
             self._refuse(
@@ -287,30 +258,20 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 method,
                 who,
                 Event.ACCESS_DENIED,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{caller.role.value} {caller.name} may not call {method}",
+                PermissionDenied(f"{caller.role.value} {caller.name} may not call {method}"),
             )
         request = self._decode(method, who, context, raw, decode)
         try:
             price = _cost(request)
         except UserError as exc:  # oversized: refused before any work or charge
-            self._refuse(
-                context,
-                method,
-                who,
-                Event.ACCESS_DENIED,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                str(exc),
-            )
+            self._refuse(context, method, who, Event.ACCESS_DENIED, exc)
         # A lookup is charged by the lookup service once its keys are derived
         # (``charge_caller``); here it must afford one token per identifier.
         take = self._limits.afford if _is_lookup(request) else self._limits.charge
         try:
             take(caller.role, caller.name, price)
         except RateLimited as exc:
-            self._refuse(
-                context, method, who, Event.THROTTLED, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
-            )
+            self._refuse(context, method, who, Event.THROTTLED, exc)
         return caller, request
 
     def charge_caller(self, method: str, cost: int) -> None:
@@ -330,7 +291,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         except RateLimited as exc:
             who = f"{caller.role.value}:{caller.name}"
             log.warning("refused %s from %s: %s", method, who, exc)
-            metrics.REFUSALS.labels(_REFUSAL_REASONS[grpc.StatusCode.RESOURCE_EXHAUSTED]).inc()
+            metrics.REFUSALS.labels(_REFUSAL_REASONS[code_for(exc)]).inc()
             self.refusals.refuse(RefusalKind(Event.THROTTLED, method, who, str(exc)))
             raise
 
@@ -354,8 +315,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             method,
             who,
             Event.ACCESS_DENIED,
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"the request is not a valid {method} message (it does not decode)",
+            UserError(f"the request is not a valid {method} message (it does not decode)"),
         )
 
     def _refuse(
@@ -364,9 +324,11 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         method: str,
         who: str,
         kind: Event,
-        code: grpc.StatusCode,
-        why: str,
+        error: WlxError,
     ) -> NoReturn:
+        """Refuse the call: log it, count it, write it to the exchange log and
+        abort with ``error``'s status (``status_codes.code_for``)."""
+        code, why = code_for(error), str(error)
         log.warning("refused %s from %s: %s", method, who, why)
         metrics.REFUSALS.labels(_REFUSAL_REASONS.get(code, "other")).inc()
         self.refusals.refuse(RefusalKind(kind, method, who, why))
@@ -439,8 +401,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 method,
                 context.peer() or "unknown",
                 Event.ACCESS_DENIED,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{method} is not served",
+                PermissionDenied(f"{method} is not served"),
             )
 
         return grpc.stream_unary_rpc_method_handler(refuse)

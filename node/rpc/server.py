@@ -28,6 +28,7 @@ from wlx.node.outgoing import evaluate as online_evaluate
 from wlx.node.outgoing import origin
 from wlx.node.outgoing import receipts as receipts_
 from wlx.node.protocol import codec
+from wlx.node.protocol.lookup_rules import LookupCall
 from wlx.node.protocol.messages import ResyncRequired, Sealed, SignedRequest, StreamHead
 from wlx.node.report import node_status
 from wlx.node.rpc import status_codes
@@ -252,11 +253,11 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         self, request: lookup_pb2.CheckRequest, context: grpc.ServicerContext
     ) -> lookup_pb2.CheckResponse:
         purpose = check_purpose(request.purpose)
-        with metrics.LOOKUP_SECONDS.labels("check").time():
+        with metrics.LOOKUP_SECONDS.labels(LookupCall.CHECK).time():
             result = self._lookup.check_result(
                 query_from_pb(request.person), caller=_caller_name(), purpose=purpose
             )
-        metrics.LOOKUPS.labels("check").inc()
+        metrics.LOOKUPS.labels(LookupCall.CHECK).inc()
         metrics.HITS.inc(len(result.hits))
         return lookup_pb2.CheckResponse(
             hits=[hit_to_pb(h) for h in result.hits],
@@ -268,13 +269,13 @@ class LookupServicer(lookup_pb2_grpc.LookupServicer):
         self, request: lookup_pb2.ScreenRequest, context: grpc.ServicerContext
     ) -> lookup_pb2.ScreenResponse:
         purpose = check_purpose(request.purpose)
-        with metrics.LOOKUP_SECONDS.labels("screen").time():
+        with metrics.LOOKUP_SECONDS.labels(LookupCall.SCREEN).time():
             results = self._lookup.screen(
                 [query_from_pb(e.person) for e in request.entries],
                 caller=_caller_name(),
                 purpose=purpose,
             )
-        metrics.LOOKUPS.labels("screen").inc(len(results))
+        metrics.LOOKUPS.labels(LookupCall.SCREEN).inc(len(results))
         metrics.HITS.inc(sum(len(r.hits) for r in results))
         return results_to_pb([e.id for e in request.entries], results)
 

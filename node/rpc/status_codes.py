@@ -24,6 +24,11 @@ from wlx.node.core.errors import (
     PermissionDenied,
     Rejection,
     RejectReason,
+    Remote,
+    RemoteNotFound,
+    RemotePermissionDenied,
+    RemoteRefusal,
+    RemoteUnauthenticated,
     Unauthenticated,
     Unavailable,
     UserError,
@@ -48,7 +53,13 @@ _REQUEST_REJECTIONS = {
 
 
 def code_for(error: WlxError) -> grpc.StatusCode:
-    """The gRPC status code of a node error."""
+    """The gRPC status code of a node error.
+
+    A ``Remote`` error (another node's answer to a call of ours) is
+    FAILED_PRECONDITION whatever that node said: our caller is not at fault.
+    """
+    if isinstance(error, Remote):
+        return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(error, Rejection):
         return _REQUEST_REJECTIONS.get(error.reason, grpc.StatusCode.INVALID_ARGUMENT)
     for kind, code in (
@@ -113,6 +124,12 @@ def _answered(error: grpc.RpcError) -> bool:
 def from_rpc_error(error: grpc.RpcError, target: str, endpoint: Endpoint | None = None) -> WlxError:
     """A node error for a failed call to ``target``, saying whose fault it is.
 
+    What ``target`` answered is a ``Remote`` error (``RemoteRefusal``,
+    ``RemoteNotFound``, ``RemoteUnauthenticated``, ``RemotePermissionDenied``)
+    or a ``PeerError``, never one of our own verdicts; a call that failed
+    for want of an answer (unreachable, timed out, over its limits) is
+    ``Unavailable``.
+
     A call that never reached a node is diagnosed (``netcheck``) when the
     ``endpoint`` is given: nothing listening, timed out, not trusted, or our
     certificate refused.  A node that answered UNAVAILABLE speaks for itself
@@ -132,13 +149,13 @@ def from_rpc_error(error: grpc.RpcError, target: str, endpoint: Endpoint | None 
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return Unavailable(f"{target} did not answer in time (timed out)")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return UserError(f"{target} refused the request: {details}")
+        return RemoteRefusal(f"{target} refused the request: {details}")
     if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(f"{target}: {details}")
+        return RemoteNotFound(f"{target}: {details}")
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return Unauthenticated(f"{target} did not accept our credentials: {details}")
+        return RemoteUnauthenticated(f"{target} did not accept our credentials: {details}")
     if code == grpc.StatusCode.PERMISSION_DENIED:
-        return PermissionDenied(f"{target} refused: {details}")
+        return RemotePermissionDenied(f"{target} refused: {details}")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return Unavailable(f"{target} is over its limits: {details}")
     return PeerError(f"{target} failed: {code.name} {details}")

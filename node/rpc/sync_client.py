@@ -24,7 +24,14 @@ import grpc
 
 from wlx.crypto.signing import Purpose
 from wlx.node.core import metrics
-from wlx.node.core.errors import PeerError, Rejection, RejectReason, Unavailable, WlxError
+from wlx.node.core.errors import (
+    PeerError,
+    Rejected,
+    Rejection,
+    RejectReason,
+    Unavailable,
+    WlxError,
+)
 from wlx.node.core.node import Node
 from wlx.node.incoming import receiver
 from wlx.node.protocol import codec
@@ -261,13 +268,12 @@ def _pull_once(node: Node, stub: federation_pb2_grpc.FederationStub, peer: str) 
         if kind == "resync":
             return _Pulled(applied, duplicates, ops, response.resync.reason)
         if kind != "batch":
-            _reject(
-                node, peer, "response", Rejection(RejectReason.MALFORMED, "empty pull response")
-            )
+            empty = Rejection(RejectReason.MALFORMED, "empty pull response")
+            _reject(node, peer, Rejected.RESPONSE, empty)
         try:
             sealed = codec.decode_sealed(response.batch)
         except Rejection as rejection:
-            _reject(node, peer, "batch", rejection)
+            _reject(node, peer, Rejected.BATCH, rejection)
         result = receiver.apply_batch(node, peer, sealed)  # records its own rejections
         duplicates += 1 if result.duplicate else 0
         applied += 0 if result.duplicate else 1
@@ -275,7 +281,7 @@ def _pull_once(node: Node, stub: federation_pb2_grpc.FederationStub, peer: str) 
     return _Pulled(applied, duplicates, ops)
 
 
-def _reject(node: Node, peer: str, what: str, rejection: Rejection) -> NoReturn:
+def _reject(node: Node, peer: str, what: Rejected, rejection: Rejection) -> NoReturn:
     receiver.record_rejection(node, peer, what, rejection)
     raise rejection
 

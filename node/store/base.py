@@ -17,8 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from wlx.node.protocol.messages import Op, Upsert
+from wlx.node.core.errors import Rejected
+from wlx.node.core.roles import Role
+from wlx.node.protocol.detail_rules import Direction
+from wlx.node.protocol.messages import ChangeOp, Op, ReceiptKind, Upsert
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,7 @@ class Change:
 
     seq: int
     record_id: str
-    op: str
-    """"upsert" or "remove"."""
+    op: ChangeOp
     version: int
     at: int
 
@@ -122,8 +125,7 @@ class ReceiptRow:
 
     peer: str
     epoch: int
-    kind: str
-    """"batch" or "snapshot"."""
+    kind: ReceiptKind
     first_seq: int
     last_seq: int
     digest: bytes
@@ -134,17 +136,18 @@ class ReceiptRow:
 
 @dataclass(frozen=True)
 class DetailRow:
-    """A detail request, made ("out") or answered ("in")."""
+    """A detail request, made (``Direction.OUT``) or answered (``Direction.IN``)."""
 
     at: int
     peer: str
-    direction: str
+    direction: Direction
     ref: str
     officer: str
     purpose: str
     case_id: str
     outcome: str
-    """"granted" or the reason of the denial."""
+    """``GRANTED``, or the denial (a ``Denial`` of ours; a peer's answer as it
+    came, §11.4)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class CredentialRow:
 
     serial: str
     name: str
-    role: str
+    role: Role
     issued_at: int
     expires_at: int
     revoked_at: int = 0
@@ -200,13 +203,22 @@ class RejectionRow:
 
     at: int
     origin: str
-    what: str
+    what: Rejected
     reason: str
     detail: str
 
 
-LOCAL = "local"
-DECLARED = "declared"
+class AcceptanceSide(StrEnum):
+    """Whose acceptance policy a row holds (``acceptance.side``)."""
+
+    LOCAL = "local"
+    """This node's policy for origin ``peer``."""
+    DECLARED = "declared"
+    """What ``peer`` declared to this node as its origin."""
+
+
+LOCAL = AcceptanceSide.LOCAL
+DECLARED = AcceptanceSide.DECLARED
 
 
 @dataclass(frozen=True)
@@ -214,15 +226,13 @@ class AcceptanceRow:
     """An acceptance policy (``wlx.node.core.acceptance``), either side."""
 
     peer: str
-    side: str
-    """"local": this node's policy for origin ``peer``; "declared": what
-    ``peer`` declared to this node as its origin."""
+    side: AcceptanceSide
     version: int
     policy: str
     """The policy's JSON."""
     changed_at: int
     delivered: int = 0
-    """Side "local": the version the origin confirmed (0: none yet)."""
+    """Side ``LOCAL``: the version the origin confirmed (0: none yet)."""
 
 
 class Tx(ABC):
@@ -283,11 +293,11 @@ class Tx(ABC):
         """Ids of records whose expiry date is before ``before`` (YYYY-MM-DD)."""
 
     @abstractmethod
-    def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
+    def append_change(self, record_id: str, op: ChangeOp, version: int, at: int) -> int:
         """Append to the change log; returns the new sequence number."""
 
     @abstractmethod
-    def append_changes(self, changes: Sequence[tuple[str, str, int, int]]) -> None:
+    def append_changes(self, changes: Sequence[tuple[str, ChangeOp, int, int]]) -> None:
         """Append ``(record_id, op, version, at)`` changes, in order."""
 
     @abstractmethod
@@ -385,12 +395,15 @@ class Tx(ABC):
         """First sequence number of the oldest kept batch, or None."""
 
     @abstractmethod
-    def delete_outbox(self, peer: str, *, epoch: int, keep_seq: int, before_time: int) -> int:
+    def delete_outbox(
+        self, peer: str, *, epoch: int, keep_seq: int | None, before_time: int = 0
+    ) -> int:
         """Compact a peer's outbox; returns how many batches were deleted.
 
         Deletes batches of older epochs, and of ``epoch`` every batch but the
         one ending at ``keep_seq`` that ends before ``keep_seq`` or was made
-        before ``before_time``."""
+        before ``before_time``; ``keep_seq`` None: every batch of ``epoch``
+        too (``before_time`` is then not used)."""
 
     @abstractmethod
     def list_outbound(self) -> list[OutboundState]:
@@ -492,8 +505,8 @@ class Tx(ABC):
         """Keep entries of a snapshot still arriving (first copy of a handle wins)."""
 
     @abstractmethod
-    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int]:
-        """``(entries, tokens)`` staged for a snapshot of ``origin``; tokens is -1 when the
+    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int | None]:
+        """``(entries, tokens)`` staged for a snapshot of ``origin``; tokens is None when the
         staged tokens are not exactly those the staged entries list (a handle
         or a token appeared twice)."""
 
@@ -525,7 +538,7 @@ class Tx(ABC):
 
     @abstractmethod
     def count_details(
-        self, peer: str, direction: str, since: int, outcomes: Sequence[str] | None = None
+        self, peer: str, direction: Direction, since: int, outcomes: Sequence[str] | None = None
     ) -> int:
         """How many detail requests with ``peer`` in ``direction`` since ``since``
         (only those with one of ``outcomes``, if given)."""
@@ -577,8 +590,9 @@ class Tx(ABC):
         """The checkpoint of the largest size, or None."""
 
     @abstractmethod
-    def list_checkpoints(self, after_size: int, limit: int) -> list[CheckpointRow]:
-        """Up to ``limit`` checkpoints of size above ``after_size``, smallest first."""
+    def list_checkpoints(self, after_size: int | None, limit: int) -> list[CheckpointRow]:
+        """Up to ``limit`` checkpoints of size above ``after_size`` (None: from
+        the first), smallest first."""
 
     @abstractmethod
     def add_cosignature(self, row: CosignatureRow) -> None:
@@ -644,11 +658,11 @@ class Tx(ABC):
         """Insert or replace the acceptance policy of (peer, side)."""
 
     @abstractmethod
-    def get_acceptance(self, peer: str, side: str) -> AcceptanceRow | None:
+    def get_acceptance(self, peer: str, side: AcceptanceSide) -> AcceptanceRow | None:
         """The acceptance policy of (peer, side), or None."""
 
     @abstractmethod
-    def list_acceptance(self, side: str) -> list[AcceptanceRow]:
+    def list_acceptance(self, side: AcceptanceSide) -> list[AcceptanceRow]:
         """Every acceptance policy of one side, by peer."""
 
 

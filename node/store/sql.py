@@ -15,11 +15,14 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from wlx.crypto.tokens import TOKEN_LEN
-from wlx.node.core.errors import InternalError, Unavailable
-from wlx.node.protocol.messages import Op, Remove, Upsert
+from wlx.node.core.errors import InternalError, Rejected, Unavailable
+from wlx.node.core.roles import Role
+from wlx.node.protocol.detail_rules import Direction
+from wlx.node.protocol.messages import ChangeOp, Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
     AcceptanceRow,
+    AcceptanceSide,
     Change,
     CheckpointRow,
     CosignatureRow,
@@ -240,7 +243,7 @@ class SqlTx(Tx):
             for r in self._all("SELECT id FROM records WHERE expires < ? ORDER BY id", (before,))
         ]
 
-    def append_change(self, record_id: str, op: str, version: int, at: int) -> int:
+    def append_change(self, record_id: str, op: ChangeOp, version: int, at: int) -> int:
         row = self._one(
             "INSERT INTO changes (record_id, op, version, at) VALUES (?, ?, ?, ?) RETURNING seq",
             (record_id, op, version, at),
@@ -249,7 +252,7 @@ class SqlTx(Tx):
             raise InternalError("change log insert returned no sequence number")
         return int(row[0])
 
-    def append_changes(self, changes: Sequence[tuple[str, str, int, int]]) -> None:
+    def append_changes(self, changes: Sequence[tuple[str, ChangeOp, int, int]]) -> None:
         self._cur.executemany(
             "INSERT INTO changes (record_id, op, version, at) VALUES (?, ?, ?, ?)", list(changes)
         )
@@ -260,8 +263,8 @@ class SqlTx(Tx):
 
     def changes_after(self, pos: int, limit: int) -> list[Change]:
         return [
-            Change(*row)
-            for row in self._all(
+            Change(seq, record_id, ChangeOp(op), version, at)
+            for seq, record_id, op, version, at in self._all(
                 "SELECT seq, record_id, op, version, at FROM changes "
                 "WHERE seq > ? ORDER BY seq LIMIT ?",
                 (pos, limit),
@@ -323,10 +326,10 @@ class SqlTx(Tx):
 
     def get_credential(self, serial: str) -> CredentialRow | None:
         row = self._one(f"{self._CREDENTIAL} WHERE serial = ?", (serial,))
-        return CredentialRow(*row) if row else None
+        return _credential(row) if row else None
 
     def list_credentials(self) -> list[CredentialRow]:
-        return [CredentialRow(*r) for r in self._all(f"{self._CREDENTIAL} ORDER BY issued_at DESC")]
+        return [_credential(r) for r in self._all(f"{self._CREDENTIAL} ORDER BY issued_at DESC")]
 
     def put_announcement(self, peer: str, card: bytes, made_at: int) -> None:
         self._run(
@@ -437,12 +440,17 @@ class SqlTx(Tx):
         )
         return int(row[0]) if row and row[0] is not None else None
 
-    def delete_outbox(self, peer: str, *, epoch: int, keep_seq: int, before_time: int) -> int:
-        where = (
-            "WHERE peer = ? AND (epoch < ? OR (epoch = ? AND last_seq <> ? "
-            "AND (last_seq < ? OR created_at < ?)))"
-        )
-        params = (peer, epoch, epoch, keep_seq, keep_seq, before_time)
+    def delete_outbox(
+        self, peer: str, *, epoch: int, keep_seq: int | None, before_time: int = 0
+    ) -> int:
+        where = "WHERE peer = ? AND epoch <= ?"
+        params: tuple[str | int, ...] = (peer, epoch)
+        if keep_seq is not None:
+            where = (
+                "WHERE peer = ? AND (epoch < ? OR (epoch = ? AND last_seq <> ? "
+                "AND (last_seq < ? OR created_at < ?)))"
+            )
+            params = (peer, epoch, epoch, keep_seq, keep_seq, before_time)
         row = self._one(f"SELECT COUNT(*) FROM outbox {where}", params)
         self._run(f"DELETE FROM outbox {where}", params)
         self._run("DELETE FROM stream_anchors WHERE peer = ? AND epoch < ?", (peer, epoch))
@@ -749,7 +757,7 @@ class SqlTx(Tx):
         self._run("UPDATE slots SET state = 'live' WHERE slot = ?", (slot,))
         return self.count_entries(origin)
 
-    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int]:
+    def staged_counts(self, snapshot_id: bytes, origin: str) -> tuple[int, int | None]:
         slot = self._staged_slot(origin, snapshot_id)
         if slot is None:
             return 0, 0
@@ -760,7 +768,7 @@ class SqlTx(Tx):
         tokens = self._one("SELECT COUNT(*) FROM tokens WHERE origin = ?", (slot,))
         assert entries is not None and tokens is not None
         consistent = int(entries[1]) == TOKEN_LEN * int(tokens[0])
-        return int(entries[0]), int(tokens[0]) if consistent else -1
+        return int(entries[0]), int(tokens[0]) if consistent else None
 
     def drop_staging(self, snapshot_id: bytes | None = None) -> None:
         if snapshot_id is None:
@@ -813,7 +821,7 @@ class SqlTx(Tx):
         )
 
     def count_details(
-        self, peer: str, direction: str, since: int, outcomes: Sequence[str] | None = None
+        self, peer: str, direction: Direction, since: int, outcomes: Sequence[str] | None = None
     ) -> int:
         query = "SELECT COUNT(*) FROM detail_requests WHERE peer = ? AND direction = ? AND at >= ?"
         args: list[object] = [peer, direction, since]
@@ -880,13 +888,14 @@ class SqlTx(Tx):
         row = self._one(f"{self._CHECKPOINT} ORDER BY size DESC LIMIT 1")
         return self._checkpoint(row) if row else None
 
-    def list_checkpoints(self, after_size: int, limit: int) -> list[CheckpointRow]:
-        return [
-            self._checkpoint(r)
-            for r in self._all(
+    def list_checkpoints(self, after_size: int | None, limit: int) -> list[CheckpointRow]:
+        if after_size is None:
+            rows = self._all(f"{self._CHECKPOINT} ORDER BY size LIMIT ?", (limit,))
+        else:
+            rows = self._all(
                 f"{self._CHECKPOINT} WHERE size > ? ORDER BY size LIMIT ?", (after_size, limit)
             )
-        ]
+        return [self._checkpoint(r) for r in rows]
 
     def add_cosignature(self, row: CosignatureRow) -> None:
         self._run(
@@ -985,8 +994,8 @@ class SqlTx(Tx):
     def list_rejections(self, origin: str | None = None, limit: int = 100) -> list[RejectionRow]:
         where, params = ("WHERE origin = ? ", (origin,)) if origin else ("", ())
         return [
-            RejectionRow(*r)
-            for r in self._all(
+            RejectionRow(at, origin, Rejected(what), reason, detail)
+            for at, origin, what, reason, detail in self._all(
                 f"SELECT at, origin, what, reason, detail FROM rejections {where}"
                 "ORDER BY id DESC LIMIT ?",
                 (*params, limit),
@@ -1005,15 +1014,25 @@ class SqlTx(Tx):
             (row.peer, row.side, row.version, row.policy, row.changed_at, row.delivered),
         )
 
-    def get_acceptance(self, peer: str, side: str) -> AcceptanceRow | None:
+    def get_acceptance(self, peer: str, side: AcceptanceSide) -> AcceptanceRow | None:
         row = self._one(f"{self._ACCEPTANCE} WHERE peer = ? AND side = ?", (peer, side))
-        return AcceptanceRow(*row) if row else None
+        return _acceptance(row) if row else None
 
-    def list_acceptance(self, side: str) -> list[AcceptanceRow]:
+    def list_acceptance(self, side: AcceptanceSide) -> list[AcceptanceRow]:
         return [
-            AcceptanceRow(*r)
+            _acceptance(r)
             for r in self._all(f"{self._ACCEPTANCE} WHERE side = ? ORDER BY peer", (side,))
         ]
+
+
+def _credential(row: Row) -> CredentialRow:
+    serial, name, role, issued_at, expires_at, revoked_at = row
+    return CredentialRow(serial, name, Role(role), issued_at, expires_at, revoked_at)
+
+
+def _acceptance(row: Row) -> AcceptanceRow:
+    peer, side, version, policy, changed_at, delivered = row
+    return AcceptanceRow(peer, AcceptanceSide(side), version, policy, changed_at, delivered)
 
 
 class SqlStore(Store):

@@ -20,8 +20,8 @@ from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core.errors import AlreadyExists, NotFound, UserError
 from wlx.node.core.node import Node
+from wlx.node.core.roles import ISSUABLE_ROLES, Role
 from wlx.node.directory import cert_validity
-from wlx.node.rpc.auth import ISSUABLE_ROLES, Role
 from wlx.node.rpc.transport import Credential
 from wlx.node.store.base import CredentialRow, Tx
 
@@ -60,7 +60,7 @@ def issue(node: Node, *, name: str, role: str, days: int = 365) -> Credential:
     _check_days(days)
     if _active(node, name):
         raise AlreadyExists(f"credential {name!r} exists; use wlx credential renew to replace it")
-    return _issue(node, name=name, role=role, days=days)
+    return _issue(node, name=name, role=Role(role), days=days)
 
 
 def renew(node: Node, name: str, *, days: int = 365, overlap_days: int = 7) -> Credential:
@@ -105,7 +105,7 @@ def renew(node: Node, name: str, *, days: int = 365, overlap_days: int = 7) -> C
 
 
 def _issue(
-    node: Node, *, name: str, role: str, days: int, also: Callable[[Tx], None] | None = None
+    node: Node, *, name: str, role: Role, days: int, also: Callable[[Tx], None] | None = None
 ) -> Credential:
     now = node.now()
     not_before, not_after = cert_validity(now, days)
@@ -137,7 +137,7 @@ def _issue(
         node_id=node.node_id,
         address=node.config.advertise,
         name=name,
-        role=Role(role).value,
+        role=role.value,
         cert=issued.cert_pem,
         key=issued.key_pem,
         ca_cert=node.ca_cert,

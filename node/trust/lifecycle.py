@@ -97,7 +97,7 @@ def restart_stream(
             "peer %s: no normalisation in common; it will refuse epoch %d", state.peer, epoch
         )
     normalisation.record(tx, node.node_id, state.peer, epoch, plan.normalisation)
-    tx.delete_outbox(state.peer, epoch=epoch, keep_seq=-1, before_time=node.now() + 1)
+    tx.delete_outbox(state.peer, epoch=epoch, keep_seq=None)
     tx.confirm_removals(state.peer, epoch, 0)
     exchange_log.record(tx, node, kind=Event.EPOCH_NEW, peer=state.peer, epoch=epoch)
     return fresh

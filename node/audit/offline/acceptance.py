@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from wlx.node.audit.offline.events import Event
 from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import UserError
 
@@ -33,14 +34,14 @@ def acceptance_lines(entries: Iterable[Mapping[str, Any]]) -> list[str]:
     changes = 0
     for entry in entries:
         kind, peer = entry.get("kind"), str(entry.get("peer", ""))
-        if kind == "acceptance.change":
+        if kind == Event.ACCEPTANCE_CHANGE:
             local[peer] = entry
             changes += 1
-        elif kind == "acceptance.confirmed":
+        elif kind == Event.ACCEPTANCE_CONFIRMED:
             confirmed[peer] = entry
-        elif kind == "acceptance.received":
+        elif kind == Event.ACCEPTANCE_RECEIVED:
             declared[peer] = entry
-        elif kind == "lookup" and isinstance(entry.get("withheld"), list):
+        elif kind == Event.LOOKUP and isinstance(entry.get("withheld"), list):
             withheld += len(entry["withheld"])
     if not (local or declared or withheld):
         return []
@@ -90,15 +91,15 @@ def reconcile_acceptance(
     received = {
         e.get("version"): e
         for e in o_entries
-        if e.get("kind") == "acceptance.received" and e.get("peer") == r
+        if e.get("kind") == Event.ACCEPTANCE_RECEIVED and e.get("peer") == r
     }
     decided = {
         e.get("version")
         for e in r_entries
-        if e.get("kind") == "acceptance.change" and e.get("peer") == o
+        if e.get("kind") == Event.ACCEPTANCE_CHANGE and e.get("peer") == o
     }
     confirmed = [
-        e for e in r_entries if e.get("kind") == "acceptance.confirmed" and e.get("peer") == o
+        e for e in r_entries if e.get("kind") == Event.ACCEPTANCE_CONFIRMED and e.get("peer") == o
     ]
     o_end = max((int(e.get("time", 0)) for e in o_entries), default=0)
     r_end = max((int(e.get("time", 0)) for e in r_entries), default=0)

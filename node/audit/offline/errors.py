@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from wlx.node.core.errors import WlxError
+from wlx.node.core.errors import PeerError
 
 
-class AuditFailure(WlxError):
-    """A bundle (or a log read from a node) failed a check.
+class AuditFailure(PeerError):
+    """A bundle (or a log read from a node) failed a check: the fault of the
+    node whose log it is (or of whoever altered the bundle), never the
+    auditor's.
 
     ``where`` names the item ("entry 17", "checkpoint 3 (size 40)",
     "bundle header"), ``check`` the check ("root", "signature",

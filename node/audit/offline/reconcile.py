@@ -42,7 +42,10 @@ from typing import Any
 
 from wlx.crypto.digests import genesis_digest, skip_digest
 from wlx.node.audit.offline.acceptance import reconcile_acceptance
+from wlx.node.audit.offline.errors import AuditFailure
+from wlx.node.audit.offline.events import EvaluateOutcome, Event
 from wlx.node.audit.offline.verify import Verified
+from wlx.node.protocol.messages import ReceiptKind
 
 CLOCK_SKEW = 600
 MAX_SKIPS = 10_000
@@ -77,8 +80,16 @@ class Reconciliation:
 
 
 def _int(entry: dict[str, Any], name: str) -> int:
+    """The integer field ``name`` of ``entry``.
+
+    Raises:
+        AuditFailure: the entry lacks it (no node writes such an entry).
+    """
     value = entry.get(name)
-    return value if type(value) is int else -1
+    if type(value) is not int:
+        where = f"{entry.get('node')} entry {entry.get('idx')}"
+        raise AuditFailure(where, "format", f"{entry.get('kind')} without an integer {name}")
+    return value
 
 
 def _str(entry: dict[str, Any], name: str) -> str:
@@ -106,19 +117,19 @@ class _Direction:
 
     def __init__(self, o: Verified, r: Verified, out: Reconciliation) -> None:
         self.o, self.r, self.out = o, r, out
-        self.sent = {_batch(e): e for e in _of(o, ("batch.sent",), "peer", r.node)}
+        self.sent = {_batch(e): e for e in _of(o, (Event.BATCH_SENT,), "peer", r.node)}
         self.got: dict[Key, list[dict[str, Any]]] = {}
-        for e in _of(r, ("batch.applied", "batch.duplicate"), "origin", o.node):
+        for e in _of(r, (Event.BATCH_APPLIED, Event.BATCH_DUPLICATE), "origin", o.node):
             self.got.setdefault(_batch(e), []).append(e)
         self.snaps_sent = {
-            _str(e, "snapshot"): e for e in _of(o, ("snapshot.sent",), "peer", r.node)
+            _str(e, "snapshot"): e for e in _of(o, (Event.SNAPSHOT_SENT,), "peer", r.node)
         }
-        self.snaps_got = list(_of(r, ("snapshot.applied",), "origin", o.node))
+        self.snaps_got = list(_of(r, (Event.SNAPSHOT_APPLIED,), "origin", o.node))
         epochs = [k[0] for k in self.got] + [_int(e, "epoch") for e in self.snaps_got]
         self.r_epoch = max(epochs, default=0)
         o_epochs = [k[0] for k in self.sent] + [_int(e, "epoch") for e in self.snaps_sent.values()]
         self.o_epoch = max(o_epochs, default=0)
-        self.receipts_held = list(_of(o, ("receipt",), "peer", r.node))
+        self.receipts_held = list(_of(o, (Event.RECEIPT,), "peer", r.node))
 
     def o_went_past(self, epoch: int, seq: int, but: Key | None = None) -> bool:
         """O's log records making (or R acknowledging) O's list for R at or
@@ -262,7 +273,7 @@ class _Direction:
         for rc in self.receipts_held:
             epoch, last, digest = _int(rc, "epoch"), _int(rc, "last_seq"), _str(rc, "digest")
             past = self.r_went_past(epoch, last + 1)
-            if rc.get("of") == "snapshot":
+            if rc.get("of") == ReceiptKind.SNAPSHOT:
                 ok = any(
                     _int(s, "epoch") == epoch
                     and _int(s, "at_seq") == last
@@ -273,7 +284,7 @@ class _Direction:
             else:
                 key = _batch(rc)
                 ok = any(
-                    g["kind"] == "batch.applied" and _str(g, "digest") == digest
+                    g["kind"] == Event.BATCH_APPLIED and _str(g, "digest") == digest
                     for g in self.got.get(key, [])
                 )
                 past = past or key in self.got
@@ -291,10 +302,10 @@ class _Direction:
 
     def details(self) -> str:
         o, r = self.o.node, self.r.node
-        asked = {_str(e, "request"): e for e in _of(self.r, ("detail.out",), "origin", o)}
+        asked = {_str(e, "request"): e for e in _of(self.r, (Event.DETAIL_OUT,), "origin", o)}
         answered = {
             _str(e, "request"): e
-            for e in _of(self.o, ("detail.in",), "peer", r)
+            for e in _of(self.o, (Event.DETAIL_IN,), "peer", r)
             if not e.get("replay")  # a replay repeats an answer: the first is compared
         }
         o_end = max((e["time"] for e in self.o.entries), default=0)
@@ -332,13 +343,17 @@ class _Direction:
         """Online-tier evaluations (docs/protocol.md §15): R's requests against
         O's record of each, by request digest; counts and outcomes agree."""
         o, r = self.o.node, self.r.node
-        asked = {_str(e, "request"): e for e in _of(self.r, ("evaluate.out",), "origin", o)}
-        served = {_str(e, "request"): e for e in _of(self.o, ("evaluate.in",), "peer", r)}
+        asked = {_str(e, "request"): e for e in _of(self.r, (Event.EVALUATE_OUT,), "origin", o)}
+        served = {_str(e, "request"): e for e in _of(self.o, (Event.EVALUATE_IN,), "peer", r)}
         o_end = max((e["time"] for e in self.o.entries), default=0)
         matched = 0
         for request, out in asked.items():
             got = served.get(request)
-            reached = _str(out, "outcome") in ("evaluated", "quota", "stale-epoch")
+            reached = _str(out, "outcome") in (
+                EvaluateOutcome.EVALUATED,
+                EvaluateOutcome.QUOTA,
+                EvaluateOutcome.STALE_EPOCH,
+            )
             if got is None:
                 text = f"{r}'s evaluate request {request[:16]}... (its entry {out['idx']})"
                 if not reached:
@@ -364,7 +379,8 @@ class _Direction:
                     f"{o} logged evaluate request {request[:16]}... (entry {got['idx']}), "
                     f"not in {r}'s log (after its export)"
                 )
-        keys = sum(_int(e, "elements") for e in served.values() if e.get("outcome") == "evaluated")
+        evaluated = [e for e in served.values() if e.get("outcome") == EvaluateOutcome.EVALUATED]
+        keys = sum(_int(e, "elements") for e in evaluated)
         return (
             f"evaluations: {len(asked)} requests by {r}, {matched} as {o} logged; "
             f"{o} evaluated {keys} keys for {r}"
@@ -385,7 +401,7 @@ class _Direction:
                     f"{r} cosigned a checkpoint of {o}'s log of size {c.size} whose root is "
                     f"not that of {o}'s entries: {o} showed {r} another history"
                 )
-        for e in _of(self.r, ("witness.refused",), "origin", o):
+        for e in _of(self.r, (Event.WITNESS_REFUSED,), "origin", o):
             self.flag(
                 f"{r} refused to cosign {o}'s checkpoint of size {_int(e, 'size')} "
                 f"({_str(e, 'reason')}: {_str(e, 'detail')}; {r}'s entry {e['idx']})"
@@ -395,7 +411,11 @@ class _Direction:
 
 
 def reconcile(a: Verified, b: Verified) -> Reconciliation:
-    """Match what ``a`` and ``b`` logged of each other (see the module docstring)."""
+    """Match what ``a`` and ``b`` logged of each other (see the module docstring).
+
+    Raises:
+        AuditFailure: an entry lacks a number this needs (a position, an epoch).
+    """
     out = Reconciliation()
     if a.node == b.node:
         out.discrepancies.append(f"both bundles are of {a.node}")

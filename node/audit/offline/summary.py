@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wlx.node.audit.offline.acceptance import acceptance_lines
+from wlx.node.audit.offline.events import Event
 from wlx.node.audit.offline.verify import Verified
+from wlx.node.protocol.detail_rules import Direction
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,15 @@ def _int(entry: dict[str, Any], key: str) -> int:
 
 
 def _confirmations(node: str, entries: Sequence[dict[str, Any]]) -> list[Confirmation]:
-    removals = [e["time"] for e in entries if e["kind"] == "record.remove"]
+    removals = [e["time"] for e in entries if e["kind"] == Event.RECORD_REMOVE]
     made: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     receipts: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     for e in entries:
-        if e["kind"] == "batch.sent":
+        if e["kind"] == Event.BATCH_SENT:
             made[e["peer"]].append((e["time"], _int(e, "epoch"), _int(e, "last_seq")))
-        elif e["kind"] == "snapshot.sent":
+        elif e["kind"] == Event.SNAPSHOT_SENT:
             made[e["peer"]].append((e["time"], _int(e, "epoch"), _int(e, "at_seq")))
-        elif e["kind"] == "receipt":
+        elif e["kind"] == Event.RECEIPT:
             receipts[e["peer"]].append((e["time"], _int(e, "epoch"), _int(e, "last_seq")))
     out = []
     for peer in sorted(made):
@@ -143,7 +145,7 @@ def summarise(bundles: Sequence[Verified]) -> AuditSummary:
         for e in verified.entries:
             kind, time = e["kind"], _int(e, "time")
             times.append(time)
-            if kind == "lookup":
+            if kind == Event.LOOKUP:
                 people = _int(e, "people")
                 hits = len(e.get("hits", []))
                 credential = f"{node}:{e.get('credential', '')}"
@@ -152,13 +154,13 @@ def summarise(bundles: Sequence[Verified]) -> AuditSummary:
                 summary.lookups_per_credential[credential] += people
                 summary.hits_per_credential[credential] += hits
                 summary.unchecked += _int(e, "unchecked")
-            elif kind == "detail.out":
-                summary.details[(node, "out", str(e["origin"]), str(e["outcome"]))] += 1
-            elif kind == "detail.in":
-                summary.details[(node, "in", str(e["peer"]), str(e["outcome"]))] += 1
-            elif kind == "rejected":
+            elif kind == Event.DETAIL_OUT:
+                summary.details[(node, Direction.OUT, str(e["origin"]), str(e["outcome"]))] += 1
+            elif kind == Event.DETAIL_IN:
+                summary.details[(node, Direction.IN, str(e["peer"]), str(e["outcome"]))] += 1
+            elif kind == Event.REJECTED:
                 summary.rejections[(node, str(e["origin"]), str(e["reason"]))] += 1
-            elif kind in ("access.denied", "throttled"):
+            elif kind in (Event.ACCESS_DENIED, Event.THROTTLED):
                 summary.refusals[(node, kind)] += 1
         summary.confirmations += _confirmations(node, verified.entries)
         summary.acceptance += [(node, line.strip()) for line in acceptance_lines(verified.entries)]

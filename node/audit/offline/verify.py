@@ -46,6 +46,7 @@ from wlx.crypto.note import NoteVerifier, VerifiedSignature, open_note, parse_si
 from wlx.node.audit.offline import bundle as bundle_format
 from wlx.node.audit.offline.bundle import ENTRY_FORMAT, Bundle
 from wlx.node.audit.offline.errors import AuditFailure
+from wlx.node.audit.offline.events import EvaluateOutcome, Event
 from wlx.node.audit.offline.names import (
     log_origin,
     log_verifier,
@@ -154,18 +155,18 @@ def evaluation_volume(entries: Iterable[Mapping[str, Any]]) -> list[str]:
     volume: dict[tuple[str, str, str], list[int]] = {}
     for entry in entries:
         kind = entry.get("kind")
-        if kind not in ("evaluate.in", "evaluate.out"):
+        if kind not in (Event.EVALUATE_IN, Event.EVALUATE_OUT):
             continue
-        party = str(entry.get("peer") if kind == "evaluate.in" else entry.get("origin"))
+        party = str(entry.get("peer") if kind == Event.EVALUATE_IN else entry.get("origin"))
         day = datetime.datetime.fromtimestamp(int(entry["time"]), datetime.UTC).date().isoformat()
         counts = volume.setdefault((str(kind), party, day), [0, 0])
-        if entry.get("outcome") == "evaluated":
+        if entry.get("outcome") == EvaluateOutcome.EVALUATED:
             counts[0] += int(entry.get("elements", 0))
         else:
             counts[1] += int(entry.get("elements", 0))
     lines = []
     for (kind, party, day), (done, refused) in sorted(volume.items()):
-        what = "evaluated for" if kind == "evaluate.in" else "evaluations by"
+        what = "evaluated for" if kind == Event.EVALUATE_IN else "evaluations by"
         lines.append(f"  online tier: {day} {what} {party}: {done} ({refused} not evaluated)")
     return lines
 
@@ -247,9 +248,9 @@ def retired_keys(entries: Iterable[Mapping[str, Any]], node: str) -> dict[tuple[
         kind, old, idx = entry.get("kind"), entry.get("old_fingerprint"), entry.get("idx")
         if not isinstance(old, str) or type(idx) is not int:
             continue
-        if kind == "keys.rotated":
+        if kind == Event.KEYS_ROTATED:
             retired.setdefault((node, old), idx + 1)
-        elif kind == "peer.rotated" and isinstance(entry.get("peer"), str):
+        elif kind == Event.PEER_ROTATED and isinstance(entry.get("peer"), str):
             retired.setdefault((str(entry["peer"]), old), idx)
     return retired
 
