@@ -33,7 +33,7 @@ from wlx.node.core.config import (
 )
 from wlx.node.core.errors import AlreadyExists, UserError
 from wlx.node.core.node import Clock, KeySet, Node, load_keys
-from wlx.node.outgoing import ownlist
+from wlx.node.outgoing import bulk_import, ownlist
 from wlx.node.protocol.versions import NODE_SPEAKS
 from wlx.node.store.base import InboundState, Store
 from wlx.node.store.postgres import open_postgres
@@ -100,6 +100,7 @@ def open_node(
         keys = load_keys(paths, config)
         node = _node(config, paths, keys, store, clock, rng, insecure_dev)
         ownlist.upgrade_record_contexts(node)  # a store made before records were bound
+        bulk_import.resume(node)  # an import a crash left published, not yet applied
     except BaseException:
         store.close()
         raise

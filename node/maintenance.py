@@ -17,7 +17,7 @@ from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core.node import Node
 from wlx.node.incoming import receiver
-from wlx.node.outgoing import ownlist
+from wlx.node.outgoing import bulk_import, ownlist
 
 log = logging.getLogger("wlx.maintenance")
 
@@ -36,6 +36,7 @@ class MaintenanceReport:
 
 def maintain(node: Node, *, compaction: bool = True) -> MaintenanceReport:
     """Purge expired listings, enforce retention, and (optionally) compact."""
+    bulk_import.resume(node)  # an import its process left published, not yet applied
     purged = receiver.purge_expired(node).total
     receiver.drain_replaced(node)
     retired = len(ownlist.enforce_retention(node, node.config.retention_grace_days))

@@ -6,6 +6,11 @@ each wlx figure beside its reference as a ratio.  ``--quick`` (10,000
 listings, under two minutes) is what CI runs; ``--json`` prints the result
 as JSON.  Measures, with real nodes and real gRPC servers on loopback:
   * import: records/s into the origin's own list (encrypt, index, log);
+  * file import: ``wlx records import`` of a JSON Lines file of
+    ``--import-records`` listings (100,000; 10,000 with ``--quick``;
+    ``--import-records 1000000`` for a million) as its own process:
+    listings/s (wall clock and per CPU second) and its peak resident memory;
+    ``--import-only`` measures just that;
   * snapshot sync: a new peer pulls the whole list (listings/s);
   * delta sync: a peer pulls N changes as batches (changes/s);
   * lookup: one person per call, sequential (p50/p99 latency) and with
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import socket
 import sqlite3
@@ -150,6 +156,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.wait()
         for node in nodes.values():
             node.close()
+
+
+def write_jsonl(path: Path, country: str, count: int, seed: int) -> None:
+    """A JSON Lines file of ``count`` synthetic records, written as they are made."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            out.write(json.dumps(person(country, rng, i)) + "\n")
+
+
+def file_import(args: argparse.Namespace) -> dict[str, Any]:
+    """``wlx records import`` of a file into a new node, as an operator runs it:
+    listings/s, CPU seconds and the peak resident memory of that process."""
+    tmp = Path(tempfile.mkdtemp(prefix="wlx-bench-import-"))
+    count = args.import_records
+    source = tmp / "records.jsonl"
+    write_jsonl(source, "CN", count, 3)
+    node = init_node(
+        tmp / "CN",
+        node_id="CN",
+        listen=f"127.0.0.1:{free_port()}",
+        storage=storage_for(args.backend, "CN", args.dsn),
+    )
+    node.close()
+    wlx = str(Path(sys.executable).with_name("wlx"))
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [wlx, "records", "import", str(tmp / "CN"), str(source)], stdout=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("wlx records import failed")
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "import_file_records": count,
+        "import_file_listings_per_s": round(count / seconds),
+        "import_file_listings_per_cpu_s": round(count / cpu),
+        "import_file_peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+    }
 
 
 def rss_mib(pid: int) -> dict[str, float]:
@@ -344,16 +390,25 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="10,000 listings, 1,000 lookups, 4 clients (CI)"
     )
+    parser.add_argument(
+        "--import-records",
+        type=int,
+        help="listings in the file of the file import (100,000; 1000000 for a million)",
+    )
+    parser.add_argument("--import-only", action="store_true", help="measure only the file import")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
-    quick = {"records": 10_000, "lookups": 1_000, "clients": 4}
-    full = {"records": 20_000, "lookups": 2_000, "clients": 8}
+    quick = {"records": 10_000, "lookups": 1_000, "clients": 4, "import_records": 10_000}
+    full = {"records": 20_000, "lookups": 2_000, "clients": 8, "import_records": 100_000}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    results: dict[str, Any] = bench_refs.primitives(min(100_000, max(10_000, args.records)))
-    results.update(run(args))
+    results: dict[str, Any] = {}
+    if not args.import_only:
+        results.update(bench_refs.primitives(min(100_000, max(10_000, args.records))))
+        results.update(run(args))
+    results.update(file_import(args))
     results = with_ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"results-{args.backend}.json"

@@ -29,6 +29,8 @@ def test_bench_quick_reports_wlx_beside_its_references(tmp_path: Path) -> None:
             "60",
             "--clients",
             "2",
+            "--import-records",
+            "200",
             "--json",
             "--out",
             str(tmp_path),
@@ -53,6 +55,8 @@ def test_bench_quick_reports_wlx_beside_its_references(tmp_path: Path) -> None:
         "receiver_bytes_per_listing",
         "freshness_s",
         "ru_serve_rss_mib",
+        "import_file_listings_per_s",
+        "import_file_peak_rss_mib",
     ):
         assert results[key] > 0, key
     assert "lookup_concurrent_per_s/ref_echo_concurrent_per_s" in results["ratios"]

@@ -27,7 +27,7 @@ from wlx.node.cli.logs import setup_logging
 from wlx.node.core.acceptance import preset
 from wlx.node.core.config import Backend, StorageConfig, check_address
 from wlx.node.core.errors import InternalError, UserError, WlxError
-from wlx.node.core.records import RecordError, RecordFormat, parse_records
+from wlx.node.core.records import Record, RecordError, RecordFormat, detect_format
 from wlx.node.directory import init_node
 from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol.versions import NODE_SPEAKS
@@ -279,6 +279,13 @@ def records() -> None:
 @click.option("--legal-basis", help="FtM only: the legal basis of the listings.")
 @click.option("--authority", help="FtM only: the listing authority.")
 @click.option("--expires", help="FtM only: last day the listings are valid, YYYY-MM-DD.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, 100_000),
+    default=2_000,
+    show_default=True,
+    help="Records per transaction while staging and publishing.",
+)
 def records_import(
     directory: Path,
     file: Path,
@@ -288,19 +295,23 @@ def records_import(
     legal_basis: str | None,
     authority: str | None,
     expires: str | None,
+    chunk_size: int,
 ) -> None:
     """Import records from a JSON Lines, CSV or FollowTheMoney FILE: all of them, or none.
+
+    The file is read and staged in chunks, then published in short
+    transactions: memory stays flat, lookups go on meanwhile, and an
+    interrupted import leaves the list as it was, or (once published)
+    completes when the node is next opened (docs/operations.md).
 
     FollowTheMoney (OpenSanctions) Person entities need the listing terms
     FtM does not carry: --category, --action, --legal-basis, --authority and
     --expires (docs/records.md).
     """
-    from wlx.node.cli.officer import read_text
-    from wlx.node.core.ftm import ListingTerms, parse_ftm
-    from wlx.node.core.records import detect_format, expired
+    from wlx.node.core.ftm import ListingTerms
+    from wlx.node.outgoing import bulk_import
 
-    text = read_text(file)
-    form = RecordFormat(fmt) if fmt else detect_format(text, file.name)
+    form = RecordFormat(fmt) if fmt else detect_format(_first_line(file), file.name)
     terms = {
         "category": category,
         "action": action,
@@ -309,41 +320,114 @@ def records_import(
         "expires": expires,
     }
     warnings: list[str] = []
-    try:
-        if form == RecordFormat.FTM:
-            missing = [f"--{k.replace('_', '-')}" for k, v in terms.items() if not v]
-            if missing:
-                raise UserError(
-                    f"a FollowTheMoney import needs {', '.join(missing)} (FtM has no listing terms)"
-                )
-            ftm = parse_ftm(text, ListingTerms(**{k: v or "" for k, v in terms.items()}))
-            parsed, warnings = ftm.records, ftm.warnings
-            if ftm.skipped:
-                skipped = ", ".join(f"{n} {s}" for s, n in sorted(ftm.skipped.items()))
-                warnings.append(f"skipped entities that are not persons: {skipped}")
-            if not parsed:
-                raise RecordError(0, "the file holds no Person entities")
-        else:
-            if any(terms.values()):
-                raise UserError("--category, --action, ... are for --format ftm only")
-            parsed = parse_records(text, form)
-    except RecordError as exc:
-        raise UserError(f"{file}: {exc}; nothing was imported") from None
+    if form == RecordFormat.FTM:
+        missing = [f"--{k.replace('_', '-')}" for k, v in terms.items() if not v]
+        if missing:
+            raise UserError(
+                f"a FollowTheMoney import needs {', '.join(missing)} (FtM has no listing terms)"
+            )
+        listing = ListingTerms(**{k: v or "" for k, v in terms.items()})
+    elif any(terms.values()):
+        raise UserError("--category, --action, ... are for --format ftm only")
     with node_at(directory) as node:
-        late = expired(parsed, node.today())
-        if late:
+        watch = _ImportWatch(node.today())
+        try:
+            with _busy(f"importing {file.name}"):
+                if form == RecordFormat.FTM:
+                    numbered = _ftm_records(file, listing, warnings)
+                else:
+                    numbered = _file_records(file, form)
+                result = bulk_import.import_stream(node, watch.watch(numbered), chunk=chunk_size)
+        except RecordError as exc:
+            raise UserError(f"{file}: {exc}; nothing was imported") from None
+        except KeyboardInterrupt:
+            if bulk_import.published_pending(node):
+                raise UserError(
+                    "interrupted while publishing: the import completes the next time "
+                    "the node is opened (any wlx command)"
+                ) from None
+            raise UserError("interrupted: nothing was imported") from None
+        if watch.late:
             warnings.append(
-                f"{len(late)} records have already expired (first: {late[0].id}, expires "
-                f"{late[0].expires}); they match nothing and go at the next maintenance"
+                f"{watch.late} records have already expired (first: {watch.first_late}); "
+                "they match nothing and go at the next maintenance"
             )
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
-        with _busy(f"importing {len(parsed)} records"):
-            result = ownlist.import_records(node, parsed)
     click.echo(
-        f"imported {len(parsed)} records: {result.added} added, {result.updated} updated, "
+        f"imported {watch.count} records: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged"
     )
+
+
+def _first_line(file: Path) -> str:
+    """The start of a file's first line (to recognise its format)."""
+    try:
+        with file.open(encoding="utf-8-sig", errors="replace", newline="\n") as source:
+            return source.readline(64 * 1024)
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+
+
+def _file_records(file: Path, fmt: RecordFormat) -> Iterator[tuple[int, Record]]:
+    """``(line, record)`` of a JSON Lines or CSV file, read one line at a time.
+
+    Raises:
+        RecordError: a bad line, or no record at all.
+        UserError: the file cannot be read, or is not UTF-8.
+    """
+    from wlx.node.core.records import parse_csv, parse_jsonl
+    from wlx.node.core.textio import numbered
+
+    empty = True
+    try:
+        with file.open(
+            encoding="utf-8-sig", newline="" if fmt == RecordFormat.CSV else "\n"
+        ) as source:
+            parsed = parse_csv(source) if fmt == RecordFormat.CSV else parse_jsonl(numbered(source))
+            for pair in parsed:
+                empty = False
+                yield pair
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read {file} as UTF-8 text; nothing was imported") from None
+    if empty:
+        raise RecordError(0, "the file holds no records")
+
+
+def _ftm_records(file: Path, terms: Any, warnings: list[str]) -> Iterator[tuple[int, Record]]:
+    """The Person records of a FollowTheMoney file (read whole: documents
+    join their holders from anywhere in the file)."""
+    from wlx.node.cli.officer import read_text
+    from wlx.node.core.ftm import parse_ftm
+
+    ftm = parse_ftm(read_text(file), terms)
+    warnings.extend(ftm.warnings)
+    if ftm.skipped:
+        skipped = ", ".join(f"{n} {s}" for s, n in sorted(ftm.skipped.items()))
+        warnings.append(f"skipped entities that are not persons: {skipped}")
+    if not ftm.records:
+        raise RecordError(0, "the file holds no Person entities")
+    yield from enumerate(ftm.records, start=1)
+
+
+class _ImportWatch:
+    """Counts the records passing into an import, and those already expired."""
+
+    def __init__(self, today: str) -> None:
+        self.today = today
+        self.count = self.late = 0
+        self.first_late = ""
+
+    def watch(self, numbered: Iterator[tuple[int, Record]]) -> Iterator[tuple[int, Record]]:
+        for line, record in numbered:
+            self.count += 1
+            if record.expires < self.today:
+                self.late += 1
+                if not self.first_late:
+                    self.first_late = f"{record.id}, expires {record.expires}"
+            yield line, record
 
 
 @contextmanager

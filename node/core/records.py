@@ -14,8 +14,8 @@ import functools
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -111,10 +111,24 @@ class Record:
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the stored form."""
-        obj = asdict(self)
-        if self.tier is None:
-            del obj["tier"]  # records without a tier keep the bytes they always had
-        return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        obj: dict[str, Any] = {
+            "action": self.action,
+            "authority": self.authority,
+            "category": self.category,
+            "documents": [
+                {"country": d.country, "number": d.number, "type": d.type} for d in self.documents
+            ],
+            "dob": self.dob,
+            "expires": self.expires,
+            "id": self.id,
+            "legal_basis": self.legal_basis,
+            "names": list(self.names),
+            "nationality": self.nationality,
+            "sex": self.sex,
+        }
+        if self.tier is not None:  # records without a tier keep the bytes they always had
+            obj["tier"] = self.tier
+        return _CANONICAL.encode(obj).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> Record:
@@ -136,6 +150,10 @@ class Record:
             raise RecordError(0, "not a stored record") from None
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""``Record.to_json``'s encoder (made once: ``json.dumps`` with options builds one per call)."""
+
+
 @functools.lru_cache(maxsize=65_536)
 def _identifier_keys(
     names: tuple[str, ...], dob: str, documents: tuple[Document, ...], version: str
@@ -143,6 +161,12 @@ def _identifier_keys(
     """Identifier keys, cached: a record is keyed once, not once per peer."""
     docs = [(d.country, d.number) for d in documents]
     return tuple(record_keys(names, dob or None, docs, version))
+
+
+def forget_keys() -> None:
+    """Empty the cache of identifier keys: an import keys each record once
+    (validation, then its listing), so its memory stays that of one chunk."""
+    _identifier_keys.cache_clear()
 
 
 def _text(obj: Mapping[str, Any], name: str, *, required: bool = True) -> str:
@@ -258,8 +282,10 @@ def parse_record(obj: Any, line: int) -> Record:
         raise RecordError(line, str(exc)) from None
 
 
-def parse_jsonl(text: str) -> Iterator[tuple[int, Record]]:
-    """``(line number, record)`` of a JSON Lines file, one per non-blank line.
+def parse_jsonl(text: str | Iterable[tuple[int, str]]) -> Iterator[tuple[int, Record]]:
+    """``(line number, record)`` of a JSON Lines file, one per non-blank line;
+    ``text`` is the whole file or its ``(number, line)`` pairs read lazily
+    (``textio.numbered``).
 
     Lines end at ``\\n`` only (U+2028 or U+0085 inside a string is text, not
     a line break).  A JSON array, pretty-printed JSON or CSV gets a hint.
@@ -292,15 +318,16 @@ def _csv_row(row: Mapping[str, str | None]) -> dict[str, Any]:
     return obj
 
 
-def parse_csv(text: str) -> Iterator[tuple[int, Record]]:
-    """``(line number, record)`` of a CSV file with a header row of field names.
+def parse_csv(text: str | Iterable[str]) -> Iterator[tuple[int, Record]]:
+    """``(line number, record)`` of a CSV file with a header row of field names;
+    ``text`` is the whole file or a file opened with ``newline=""``, read lazily.
 
     Line numbers count the header as line 1.
 
     Raises:
         RecordError: for the first bad row.
     """
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline="") if isinstance(text, str) else text)
     header = reader.fieldnames or []
     unknown = [i for i, h in enumerate(header, start=1) if h not in FIELDS]
     if unknown:

@@ -11,7 +11,7 @@ line, not a crash.  The first bad line of a file that is not JSON Lines
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wlx.node.core.errors import UserError
@@ -29,8 +29,15 @@ class JsonLineError(UserError):
 
 def lines(text: str) -> Iterator[tuple[int, str]]:
     """``(1-based number, line)`` of ``text``, split at ``\\n`` only."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        yield number, line.removesuffix("\r")
+    return numbered(text.split("\n"))
+
+
+def numbered(source: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """``(1-based number, line)`` of lines that end at ``\\n`` (or not at
+    all), without their ending: a file opened with ``newline="\\n"``, which
+    splits at ``\\n`` only, is read one line at a time."""
+    for number, line in enumerate(source, start=1):
+        yield number, line.removesuffix("\n").removesuffix("\r")
 
 
 def _depth_ok(line: str) -> bool:
@@ -58,7 +65,7 @@ def _depth_ok(line: str) -> bool:
     return True
 
 
-def _hint(text: str, number: int, line: str) -> str:
+def _hint(first: str, number: int, line: str) -> str:
     stripped = line.strip()
     if number == 1 and stripped.startswith("["):
         return (
@@ -70,21 +77,25 @@ def _hint(text: str, number: int, line: str) -> str:
             "; the file looks like pretty-printed JSON, but one JSON object per line is expected"
             " (convert it with: jq -c . FILE)"
         )
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    first = first.lstrip("\ufeff")
     if number == 1 and ("," in first or ";" in first) and not first.lstrip().startswith("{"):
         return "; this looks like CSV: give --format csv or name the file .csv"
     return ""
 
 
-def json_lines(text: str) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for every non-blank line of a JSON Lines ``text``.
+def json_lines(text: str | Iterable[tuple[int, str]]) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of a JSON Lines
+    ``text``, or of ``(number, line)`` pairs read one at a time (``numbered``).
 
     Raises:
         JsonLineError: the first line that is not one JSON value (with a hint
             for a JSON array, pretty-printed JSON or CSV), a number of more
             than 4,300 digits, or nesting deeper than 200 levels.
     """
-    for number, line in lines(text):
+    first: str | None = None
+    for number, line in lines(text) if isinstance(text, str) else text:
+        if first is None:
+            first = line
         if not line.strip():
             continue
         if not _depth_ok(line):
@@ -93,7 +104,7 @@ def json_lines(text: str) -> Iterator[tuple[int, Any]]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise JsonLineError(
-                number, f"not valid JSON ({exc.msg}){_hint(text, number, line)}"
+                number, f"not valid JSON ({exc.msg}){_hint(first, number, line)}"
             ) from None
         except (ValueError, RecursionError):
             # int() refuses more than 4,300 digits (CVE-2020-10735 limit).
@@ -101,7 +112,7 @@ def json_lines(text: str) -> Iterator[tuple[int, Any]]:
         yield number, value
 
 
-def json_objects(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def json_objects(text: str | Iterable[tuple[int, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Like ``json_lines``, but every value must be a JSON object.
 
     Raises:

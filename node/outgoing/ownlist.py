@@ -1,9 +1,11 @@
 """The node's own list: records in, records out, each change logged.
 
-``import_records``, ``remove_record`` and ``suspend_record`` change the own
-list, append to the change log (which peers' streams are made from), update
-the node's index of its own list, and write the exchange log, all in one
-transaction.  ``enforce_retention`` removes records past their expiry.
+``remove_record`` and ``suspend_record`` change the own list, append to the
+change log (which peers' streams are made from), update the node's index of
+its own list, and write the exchange log, all in one transaction;
+``import_records`` does the same for many records, staged and published in
+short transactions (``bulk_import``).  ``enforce_retention`` removes records
+past their expiry.
 Records are encrypted at rest under the node's storage key.
 """
 
@@ -25,7 +27,7 @@ from wlx.node.core.errors import NotFound, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.records import Record
 from wlx.node.protocol import outbound
-from wlx.node.protocol.messages import ChangeOp, Op, Upsert
+from wlx.node.protocol.messages import ChangeOp, Upsert
 from wlx.node.store.base import InboundState, StoredRecord, Tx
 
 log = logging.getLogger("wlx.ownlist")
@@ -143,51 +145,19 @@ def import_records(node: Node, records: Sequence[Record]) -> ImportResult:
     """Add or replace records of the own list: all of them, or none.
 
     A record identical to the stored one is left alone (no new version, no
-    delta).  Each change is logged and indexed in the same transaction.
+    delta).  Each change is logged and indexed.  Staged, then published in
+    chunks (``bulk_import``); waits for another import of this node to end.
     """
+    from wlx.node.outgoing import bulk_import  # it builds on this module
+
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         raise UserError("the same record id appears twice in one import")
-    own_key = node.own_epoch_key()
-    now = node.now()
-    added = updated = unchanged = 0
-    with node.store.write() as tx:
-        tx.lock_changes()
-        existing = tx.get_records(ids)
-        stored_rows: list[StoredRecord] = []
-        ops: list[Op] = []
-        for record in records:
-            body = record.to_json()
-            old = existing.get(record.id)
-            if old is not None:
-                if node.open_at_rest(old.body, _context_of(old)) == body:
-                    unchanged += 1
-                    continue
-                updated += 1
-            else:
-                added += 1
-            version = old.version + 1 if old else 1
-            suspended = old.suspended if old else False
-            sealed_body = node.seal_at_rest(
-                body, record_context(record.id, version, suspended, record.expires)
-            )
-            stored_rows.append(
-                StoredRecord(record.id, version, sealed_body, record.expires, now, suspended)
-            )
-            ops.append(outbound.upsert_for(record, version, own_key, node.rng, suspended=suspended))
-        tx.put_records(stored_rows)
-        tx.append_changes([(r.id, ChangeOp.UPSERT, r.version, now) for r in stored_rows])
-        tx.apply_ops(node.node_id, ops)
-        exchange_log.record_many(
-            tx,
-            node,
-            at=now,
-            events=[
-                (Event.RECORD_UPSERT, {"record": r.id, "version": r.version}) for r in stored_rows
-            ],
-        )
-    log.info("imported records: %d added, %d updated, %d unchanged", added, updated, unchanged)
-    return ImportResult(added, updated, unchanged)
+    return bulk_import.import_stream(node, enumerate(records, start=1), wait=IMPORT_WAIT)
+
+
+IMPORT_WAIT = 60.0
+"""Seconds ``import_records`` waits for another import to end."""
 
 
 def remove_record(node: Node, record_id: str) -> None:

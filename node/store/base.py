@@ -38,6 +38,27 @@ class StoredRecord:
 
 
 @dataclass(frozen=True)
+class StagedRecord:
+    """One record of an import being staged (``Tx.stage_import``).
+
+    ``kind`` is "add", "update" or "same" (identical to the stored record:
+    nothing to publish); ``version``, ``body`` (sealed at rest),
+    ``suspended`` and ``handle`` were computed against ``base_version``, the
+    stored record's version when it was staged (0: none).
+    """
+
+    id: str
+    line: int
+    kind: str
+    base_version: int
+    version: int
+    body: bytes = field(repr=False)
+    expires: str
+    suspended: bool
+    handle: bytes
+
+
+@dataclass(frozen=True)
 class Change:
     """One entry of the node's append-only change log."""
 
@@ -530,6 +551,34 @@ class Tx(ABC):
     @abstractmethod
     def drop_staged_snapshot(self, origin: str) -> None:
         """Discard whatever is staged for ``origin`` (entries, tokens, progress)."""
+
+    # ---------------------------------------------------------- own-list import staging
+    @abstractmethod
+    def stage_import(
+        self, import_id: bytes, rows: Sequence[StagedRecord], ops: Sequence[Upsert]
+    ) -> None:
+        """Keep records of an import being staged and the listings (``ops``,
+        by handle) they index to.
+
+        Raises:
+            InternalError: a record id already staged for ``import_id``.
+        """
+
+    @abstractmethod
+    def staged_import_lines(self, import_id: bytes, record_ids: Sequence[str]) -> dict[str, int]:
+        """The line of each of ``record_ids`` already staged for ``import_id``."""
+
+    @abstractmethod
+    def staged_import_page(
+        self, import_id: bytes, after_id: str, limit: int
+    ) -> list[tuple[StagedRecord, Upsert | None]]:
+        """Up to ``limit`` records staged for ``import_id`` with ids after
+        ``after_id``, by id, each with its staged listing (None for kind "same")."""
+
+    @abstractmethod
+    def drop_imports(self) -> None:
+        """Forget every staged import (in time proportional to the pages
+        freed at most, never row by row)."""
 
     # ---------------------------------------------------------- detail requests
     @abstractmethod

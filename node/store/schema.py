@@ -136,6 +136,28 @@ CREATE TABLE IF NOT EXISTS slots (
     state TEXT NOT NULL CHECK (state IN ('live', 'staged', 'old'))
 );
 
+-- An import into the own list being staged, then published in chunks
+-- (docs/operations.md, "Importing records"): one row per record of the
+-- file (kind 'add', 'update' or 'same'), its sealed body and version as
+-- computed against base_version (0: no such record then), and its listing
+-- in the own index (handle, and tokens: each token, the length of its sealed
+-- hit data in two bytes, the sealed hit data).  The meta key own_import
+-- says which import these rows belong to and whether it was published.
+CREATE TABLE IF NOT EXISTS import_records (
+    import_id {blob} NOT NULL,
+    id TEXT NOT NULL,
+    line {int} NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('add', 'update', 'same')),
+    base_version {int} NOT NULL,
+    version {int} NOT NULL,
+    body {blob} NOT NULL,
+    expires TEXT NOT NULL,
+    suspended {int} NOT NULL,
+    handle {blob} NOT NULL,
+    tokens {blob} NOT NULL,
+    PRIMARY KEY (import_id, id)
+){norowid};
+
 -- Recipient side: the snapshot of each origin being staged, and how far it
 -- got (kept across restarts, so that an interrupted snapshot resumes).
 CREATE TABLE IF NOT EXISTS staged_snapshots (
@@ -285,12 +307,14 @@ SQLITE = {
     "int": "INTEGER",
     "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
     "norowid": " WITHOUT ROWID",
+    "truncate": "DELETE FROM",  # without WHERE: SQLite frees the pages, visits no row
 }
 POSTGRES = {
     "blob": "BYTEA",
     "int": "BIGINT",
     "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     "norowid": "",
+    "truncate": "TRUNCATE",
 }
 
 

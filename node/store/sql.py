@@ -18,7 +18,7 @@ from wlx.crypto.tokens import TOKEN_LEN
 from wlx.node.core.errors import InternalError, Rejected, Unavailable
 from wlx.node.core.roles import Role
 from wlx.node.protocol.detail_rules import Direction
-from wlx.node.protocol.messages import ChangeOp, Op, Remove, Upsert
+from wlx.node.protocol.messages import ChangeOp, Op, Remove, TokenEntry, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
     AcceptanceRow,
@@ -34,6 +34,7 @@ from wlx.node.store.base import (
     PeerRow,
     ReceiptRow,
     RejectionRow,
+    StagedRecord,
     Store,
     StoredRecord,
     TokenRow,
@@ -130,6 +131,24 @@ def _tokens_blob(op: Upsert) -> bytes:
 
 def _split_tokens(blob: bytes) -> list[bytes]:
     return [blob[i : i + TOKEN_LEN] for i in range(0, len(blob), TOKEN_LEN)]
+
+
+def _pack_tokens(op: Upsert) -> bytes:
+    """A staged listing's tokens: each token, its sealed hit data's length
+    (two bytes, big-endian), the sealed hit data."""
+    return b"".join(t.token + len(t.sealed).to_bytes(2, "big") + t.sealed for t in op.tokens)
+
+
+def _unpack_tokens(blob: bytes) -> tuple[TokenEntry, ...]:
+    tokens = []
+    pos = 0
+    while pos < len(blob):
+        token = blob[pos : pos + TOKEN_LEN]
+        size = int.from_bytes(blob[pos + TOKEN_LEN : pos + TOKEN_LEN + 2], "big")
+        start = pos + TOKEN_LEN + 2
+        tokens.append(TokenEntry(token, blob[start : start + size]))
+        pos = start + size
+    return tuple(tokens)
 
 
 class SqlTx(Tx):
@@ -802,6 +821,66 @@ class SqlTx(Tx):
     def drop_staged_snapshot(self, origin: str) -> None:
         self._run("UPDATE slots SET state = 'old' WHERE origin = ? AND state = 'staged'", (origin,))
         self._run("DELETE FROM staged_snapshots WHERE origin = ?", (origin,))
+
+    # ---------------------------------------------------------- own-list import staging
+    def stage_import(
+        self, import_id: bytes, rows: Sequence[StagedRecord], ops: Sequence[Upsert]
+    ) -> None:
+        listings = {op.handle: _pack_tokens(op) for op in ops}
+        self._cur.executemany(
+            "INSERT INTO import_records (import_id, id, line, kind, base_version, version, "
+            "body, expires, suspended, handle, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    import_id,
+                    r.id,
+                    r.line,
+                    r.kind,
+                    r.base_version,
+                    r.version,
+                    r.body,
+                    r.expires,
+                    int(r.suspended),
+                    r.handle,
+                    listings.get(r.handle, b"") if r.kind != "same" else b"",
+                )
+                for r in rows
+            ],
+        )
+
+    def staged_import_lines(self, import_id: bytes, record_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = sorted(set(record_ids))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for record_id, line in self._all(
+                f"SELECT id, line FROM import_records WHERE import_id = ? AND id IN ({marks})",
+                (import_id, *chunk),
+            ):
+                found[record_id] = int(line)
+        return found
+
+    def staged_import_page(
+        self, import_id: bytes, after_id: str, limit: int
+    ) -> list[tuple[StagedRecord, Upsert | None]]:
+        page: list[tuple[StagedRecord, Upsert | None]] = []
+        for r in self._all(
+            "SELECT id, line, kind, base_version, version, body, expires, suspended, handle, "
+            "tokens FROM import_records WHERE import_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (import_id, after_id, limit),
+        ):
+            row = StagedRecord(
+                r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bool(r[7]), bytes(r[8])
+            )
+            op = None
+            if row.kind != "same":
+                op = Upsert(row.handle, row.expires, _unpack_tokens(bytes(r[9])))
+            page.append((row, op))
+        return page
+
+    def drop_imports(self) -> None:
+        self._run(f"{self._connector.dialect['truncate']} import_records")
 
     # ---------------------------------------------------------- detail requests
     def add_detail(self, row: DetailRow) -> None:
