@@ -28,7 +28,7 @@ from wlx.crypto.tokens import HIT_PROOF_LEN, EpochKey, hit_proof
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core import metrics, normalisation
-from wlx.node.core.errors import NotFound, Rejection, RejectReason, UserError
+from wlx.node.core.errors import NotFound, UserError
 from wlx.node.core.node import Node
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.outgoing import previous_epochs
@@ -36,6 +36,7 @@ from wlx.node.outgoing.evaluate import online_key
 from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
 from wlx.node.outgoing.ownlist import load_record, record_context
 from wlx.node.protocol import codec, free_text
+from wlx.node.protocol.detail_checks import check_answer, check_request_parties
 from wlx.node.protocol.detail_rules import (
     GRANTED,
     PROVEN,
@@ -232,6 +233,30 @@ def answer(
         Rejection: the request does not verify (unknown signer, bad
             signature, wrong recipient, stale, malformed).
     """
+    card, params = _verified_request(node, request)
+    now = node.now()
+    digest = payload_digest(request.payload).hex()
+    with node.store.write() as tx:
+        decision, stored, replay = _decide_or_replay(node, tx, params, card.node_id, digest, quota)
+        record = load_record(node, stored).to_json() if stored is not None else b""
+        _log_in(node, tx, now, card.node_id, params, decision, digest, replay=replay)
+    metrics.DETAILS.labels(Direction.IN, card.node_id, decision.outcome).inc()
+    log.info(
+        "detail request from %s (%s) for %s: %s",
+        card.node_id,
+        params.officer,
+        params.ref,
+        decision.outcome,
+    )
+    return _seal_answer(node, card, request, decision.denial or "", record, now)
+
+
+def _verified_request(node: Node, request: SignedRequest) -> tuple[IdentityCard, DetailParams]:
+    """The signer's card and the parameters of a detail request that verifies.
+
+    Raises:
+        Rejection: see ``answer``.
+    """
     card: IdentityCard = verify_request(
         request,
         purpose=Purpose.DETAIL_REQUEST,
@@ -242,55 +267,57 @@ def answer(
         max_skew=MAX_CLOCK_SKEW,
     )
     params = codec.decode_detail_params(request.payload)
-    if params.requester != request.signer or params.origin != node.node_id:
-        raise Rejection(
-            RejectReason.WRONG_SENDER
-            if params.requester != request.signer
-            else RejectReason.WRONG_RECIPIENT,
-            "detail request names other parties",
-        )
-    now = node.now()
-    digest = payload_digest(request.payload).hex()
-    with node.store.write() as tx:
-        decision, stored, replay = _decide_or_replay(node, tx, params, card.node_id, digest, quota)
-        record = load_record(node, stored).to_json() if stored is not None else b""
-        denial = decision.denial or ""
-        if not replay:  # the details table is what the quota counts
-            tx.add_detail(
-                DetailRow(
-                    at=now,
-                    peer=card.node_id,
-                    direction=Direction.IN,
-                    ref=params.ref,
-                    officer=params.officer,
-                    purpose=params.purpose,
-                    case_id=params.case_id,
-                    outcome=decision.outcome,
-                )
+    check_request_parties(params, signer=request.signer, me=node.node_id)
+    return card, params
+
+
+def _log_in(
+    node: Node,
+    tx: Tx,
+    now: int,
+    peer: str,
+    params: DetailParams,
+    decision: DetailDecision,
+    digest: str,
+    *,
+    replay: bool,
+) -> None:
+    """Log a peer's detail request and its outcome: in the details table
+    (what the quota counts) unless it is a replay, and in the exchange log."""
+    if not replay:  # the details table is what the quota counts
+        tx.add_detail(
+            DetailRow(
+                at=now,
+                peer=peer,
+                direction=Direction.IN,
+                ref=params.ref,
+                officer=params.officer,
+                purpose=params.purpose,
+                case_id=params.case_id,
+                outcome=decision.outcome,
             )
-        exchange_log.append(
-            tx,
-            node=node.node_id,
-            time=now,
-            kind=Event.DETAIL_IN,
-            peer=card.node_id,
-            ref=params.ref,
-            authority=params.requesting_authority,
-            officer=params.officer,
-            purpose=params.purpose,
-            case=params.case_id,
-            outcome=decision.outcome,
-            request=digest,
-            **({"replay": True} if replay else {}),
         )
-    metrics.DETAILS.labels(Direction.IN, card.node_id, decision.outcome).inc()
-    log.info(
-        "detail request from %s (%s) for %s: %s",
-        card.node_id,
-        params.officer,
-        params.ref,
-        decision.outcome,
+    exchange_log.record(
+        tx,
+        node,
+        now,
+        kind=Event.DETAIL_IN,
+        peer=peer,
+        ref=params.ref,
+        authority=params.requesting_authority,
+        officer=params.officer,
+        purpose=params.purpose,
+        case=params.case_id,
+        outcome=decision.outcome,
+        request=digest,
+        **({"replay": True} if replay else {}),
     )
+
+
+def _seal_answer(
+    node: Node, card: IdentityCard, request: SignedRequest, denial: str, record: bytes, now: int
+) -> Sealed:
+    """The answer to ``request`` (the record, or the denial), signed and sealed to ``card``."""
     reply = DetailAnswer(
         origin=node.node_id,
         recipient=card.node_id,
@@ -349,6 +376,32 @@ def request(
         peer = tx.get_peer(origin)
     if peer is None:
         raise NotFound(f"{origin} is not a trusted peer")
+    payload, signed = _signed_request(node, origin, ref, purpose, case_id, officer, seal_key)
+    reply = _opened_answer(node, origin, send(peer, signed), payload)
+    outcome = reply.denial or GRANTED  # the origin's word, shown as is (§11.4)
+    with node.store.write() as tx:
+        _log_out(
+            node,
+            tx,
+            DetailRow(node.now(), origin, Direction.OUT, ref, officer, purpose, case_id, outcome),
+            request=payload_digest(payload).hex(),
+        )
+    metrics.DETAILS.labels(Direction.OUT, origin, outcome).inc()
+    log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
+    return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
+
+
+def _signed_request(
+    node: Node,
+    origin: str,
+    ref: str,
+    purpose: str,
+    case_id: str,
+    officer: str,
+    seal_key: bytes | None,
+) -> tuple[bytes, SignedRequest]:
+    """A detail request to ``origin`` (with a hit proof if ``seal_key`` is
+    known): its payload, and the payload signed for ``origin``."""
     nonce = node.rng(codec.NONCE_BYTES)
     params = DetailParams(
         requester=node.node_id,
@@ -372,7 +425,15 @@ def request(
         key=node.signing_key,
         recipient=origin,
     )
-    sealed = send(peer, signed)
+    return payload, signed
+
+
+def _opened_answer(node: Node, origin: str, sealed: Sealed, payload: bytes) -> DetailAnswer:
+    """``origin``'s answer to the request ``payload``, opened and checked.
+
+    Raises:
+        Rejection: the answer does not verify, or is not this request's.
+    """
     reply = codec.decode_detail_answer(
         open_envelope(
             sealed,
@@ -383,21 +444,8 @@ def request(
             trusted=node.trusted,
         )
     )
-    if reply.origin != origin or reply.recipient != node.node_id:
-        raise Rejection(RejectReason.WRONG_RECIPIENT, "detail answer names other parties")
-    if not hmac.compare_digest(reply.request_digest, payload_digest(payload)):
-        raise Rejection(RejectReason.MALFORMED, "detail answer is for another request")
-    outcome = reply.denial or GRANTED  # the origin's word, shown as is (§11.4)
-    with node.store.write() as tx:
-        _log_out(
-            node,
-            tx,
-            DetailRow(node.now(), origin, Direction.OUT, ref, officer, purpose, case_id, outcome),
-            request=payload_digest(payload).hex(),
-        )
-    metrics.DETAILS.labels(Direction.OUT, origin, outcome).inc()
-    log.info("detail request to %s for %s by %s: %s", origin, ref, officer, outcome)
-    return DetailOutcome(reply.granted, reply.denial, reply.record.decode("utf-8"))
+    check_answer(reply, origin=origin, me=node.node_id, request_digest=payload_digest(payload))
+    return reply
 
 
 def _log_out(node: Node, tx: Tx, row: DetailRow, *, request: str) -> None:

@@ -220,20 +220,7 @@ def init_node(
         UserError: invalid node id or address.
         InternalError: the store cannot be created.
     """
-    try:
-        check_node_id(node_id)
-    except MalformedError as exc:
-        raise UserError(str(exc)) from None
-    check_address(listen)
-    port = listen.rpartition(":")[2]
-    if advertise is None and host_of(listen) in WILDCARD_HOSTS:
-        raise UserError(
-            f"--listen {listen} binds every interface, but peers need an address to reach "
-            f"this node: give --advertise HOST:{port} (the name or address peers connect to)"
-        )
-    advertise = check_address(advertise or listen)
-    if host_of(advertise) in WILDCARD_HOSTS:
-        raise UserError(f"--advertise {advertise} is not an address peers can connect to")
+    advertise = _checked_addresses(node_id, listen, advertise)
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise AlreadyExists(f"{directory} exists and is not empty")
     storage = storage or StorageConfig()
@@ -250,47 +237,11 @@ def init_node(
     store: Store | None = None
     try:
         paths = NodePaths(staging)
-        paths.keys.mkdir(mode=0o700)
-        now = int(clock())
-        write_node_keys(paths.keys, paths.card, node_id, advertise, now=now, rng=rng)
-        ca_key = tls.generate_key(rng)
-        write_private(paths.ca_key, tls.key_to_pem(ca_key))
-        write_public(
-            paths.ca_cert,
-            tls.ca_certificate(ca_key, node_id, *cert_validity(now, CERT_DAYS), rng=rng),
-        )
-        write_private(paths.storage_key, rng(atrest.STORAGE_KEY_LEN))
-        write_public(paths.config, config.to_toml().encode("utf-8"))
+        _write_secrets_and_config(paths, config, clock, rng)
         keys = load_keys(paths, config)
         store = _open_store(paths, storage)
         node = _node(config, paths, keys, store, clock, rng, insecure_dev=False)
-        own_key = EpochKey.generate(node_id, node_id, 1, rng)
-        with store.write() as tx:
-            # Any node's data, not only this node id's: two nodes in one schema
-            # would share (and break) each other's tables.
-            if tx.list_inbound() or tx.count_records():
-                raise AlreadyExists(
-                    f"the store of node {node_id} already holds data; use a new database schema"
-                )
-            tx.put_inbound(
-                InboundState(
-                    origin=node_id,
-                    epoch=1,
-                    token_key=node.wrap_epoch_key(own_key),
-                    seq=0,
-                    digest=genesis_digest(node_id, node_id, 1),
-                    synced_at=0,
-                )
-            )
-            normalisation.record(tx, node_id, node_id, 1)
-            tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
-            exchange_log.append(
-                tx,
-                node=node_id,
-                time=int(clock()),
-                kind=Event.NODE_CREATED,
-                fingerprint=node.card.fingerprint(),
-            )
+        _seed_store(node, store)
         store.close()
         store = None
         if directory.exists():
@@ -303,3 +254,77 @@ def init_node(
         raise
     log.info("node %s created in %s", node_id, directory)
     return open_node(directory, clock=clock, rng=rng)
+
+
+def _checked_addresses(node_id: str, listen: str, advertise: str | None) -> str:
+    """Check a new node's id and addresses; returns the address to advertise.
+
+    Raises:
+        UserError: invalid node id or address, or no address peers can reach.
+    """
+    try:
+        check_node_id(node_id)
+    except MalformedError as exc:
+        raise UserError(str(exc)) from None
+    check_address(listen)
+    port = listen.rpartition(":")[2]
+    if advertise is None and host_of(listen) in WILDCARD_HOSTS:
+        raise UserError(
+            f"--listen {listen} binds every interface, but peers need an address to reach "
+            f"this node: give --advertise HOST:{port} (the name or address peers connect to)"
+        )
+    advertise = check_address(advertise or listen)
+    if host_of(advertise) in WILDCARD_HOSTS:
+        raise UserError(f"--advertise {advertise} is not an address peers can connect to")
+    return advertise
+
+
+def _write_secrets_and_config(paths: NodePaths, config: NodeConfig, clock: Clock, rng: Rng) -> None:
+    """Write a new node's keys, card, TLS CA, storage key and configuration."""
+    paths.keys.mkdir(mode=0o700)
+    now = int(clock())
+    write_node_keys(paths.keys, paths.card, config.node_id, config.advertise, now=now, rng=rng)
+    ca_key = tls.generate_key(rng)
+    write_private(paths.ca_key, tls.key_to_pem(ca_key))
+    write_public(
+        paths.ca_cert,
+        tls.ca_certificate(ca_key, config.node_id, *cert_validity(now, CERT_DAYS), rng=rng),
+    )
+    write_private(paths.storage_key, rng(atrest.STORAGE_KEY_LEN))
+    write_public(paths.config, config.to_toml().encode("utf-8"))
+
+
+def _seed_store(node: Node, store: Store) -> None:
+    """Give a new node's empty store its own list's first epoch and the
+    ``node.created`` entry.
+
+    Raises:
+        AlreadyExists: the store already holds data (of any node).
+    """
+    node_id = node.node_id
+    own_key = EpochKey.generate(node_id, node_id, 1, node.rng)
+    with store.write() as tx:
+        # Any node's data, not only this node id's: two nodes in one schema
+        # would share (and break) each other's tables.
+        if tx.list_inbound() or tx.count_records():
+            raise AlreadyExists(
+                f"the store of node {node_id} already holds data; use a new database schema"
+            )
+        tx.put_inbound(
+            InboundState(
+                origin=node_id,
+                epoch=1,
+                token_key=node.wrap_epoch_key(own_key),
+                seq=0,
+                digest=genesis_digest(node_id, node_id, 1),
+                synced_at=0,
+            )
+        )
+        normalisation.record(tx, node_id, node_id, 1)
+        tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
+        exchange_log.record(
+            tx,
+            node,
+            kind=Event.NODE_CREATED,
+            fingerprint=node.card.fingerprint(),
+        )

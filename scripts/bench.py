@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wlx.node.core.config import StorageConfig
+from wlx.node.core.config import Backend, StorageConfig
 from wlx.node.core.limits import LimitSettings, Rate
 from wlx.node.core.node import Node
 from wlx.node.core.records import Record, parse_record
@@ -83,7 +83,7 @@ def storage_for(kind: str, node_id: str, dsn: str) -> StorageConfig:
     if kind == "sqlite":
         return StorageConfig()
     schema = f"bench_{node_id.lower()}_{random.randrange(16**8):08x}"
-    return StorageConfig(backend="postgresql", dsn=dsn, schema=schema)
+    return StorageConfig(backend=Backend.POSTGRESQL, dsn=dsn, schema=schema)
 
 
 def free_port() -> int:

@@ -112,7 +112,7 @@ def echo_server(node: Any, workers: int) -> tuple[grpc.Server, int]:
 def _client(args: tuple[str, Any, str, list[bytes], int]) -> list[float]:
     address, credential, method, requests, warmup = args
     channel = client_channel(address, credential)
-    call = channel.unary_unary(method)
+    call = channel.unary_unary(method, None, None)  # raw bytes in and out
     for request in requests[:warmup]:
         call(request)
     latencies = []

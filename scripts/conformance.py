@@ -447,7 +447,7 @@ class Kit:
                 payload = self.open(env, Purpose.SNAPSHOT_PART)
                 parts.append((payload, federation_pb2.SnapshotPart.FromString(payload)))
                 if stop_after and len(parts) >= stop_after:
-                    call.cancel()
+                    call.cancel()  # type: ignore[no-untyped-call]  # unannotated in grpc-stubs
                     break
         return parts
 

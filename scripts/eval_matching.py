@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wlx.crypto.errors import InvalidIdentifier
@@ -68,29 +69,36 @@ def match(pair: Pair) -> KeyKind | None:
     return min(kinds, key=lambda k: (k.strength, k)) if kinds else None
 
 
-def evaluate(pairs: list[Pair]) -> dict[str, dict[str, object]]:
+@dataclass
+class Row:
+    """The figures of one category of pairs."""
+
+    same: int = 0
+    found: int = 0
+    different: int = 0
+    false_hits: int = 0
+    levels: dict[str, int] = field(default_factory=dict)
+    missed: list[str] = field(default_factory=list)
+
+
+def evaluate(pairs: list[Pair]) -> dict[str, Row]:
     """Per category: same, found, different, false_hits, levels, misses, false."""
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, Row] = {}
     for pair in pairs:
-        row = out.setdefault(
-            pair.category,
-            {"same": 0, "found": 0, "different": 0, "false_hits": 0, "levels": {}, "missed": []},
-        )
+        row = out.setdefault(pair.category, Row())
         kind = match(pair)
-        levels: dict[str, int] = row["levels"]  # type: ignore[assignment]
-        missed: list[str] = row["missed"]  # type: ignore[assignment]
         if pair.same:
-            row["same"] = int(row["same"]) + 1  # type: ignore[call-overload]
+            row.same += 1
             if kind is None:
-                missed.append(f"{pair.listed} / {pair.queried}")
+                row.missed.append(f"{pair.listed} / {pair.queried}")
             else:
-                row["found"] = int(row["found"]) + 1  # type: ignore[call-overload]
-                levels[kind.level] = levels.get(kind.level, 0) + 1
+                row.found += 1
+                row.levels[kind.level] = row.levels.get(kind.level, 0) + 1
         else:
-            row["different"] = int(row["different"]) + 1  # type: ignore[call-overload]
+            row.different += 1
             if kind is not None:
-                row["false_hits"] = int(row["false_hits"]) + 1  # type: ignore[call-overload]
-                missed.append(f"FALSE HIT {pair.listed} / {pair.queried}: {kind.value}")
+                row.false_hits += 1
+                row.missed.append(f"FALSE HIT {pair.listed} / {pair.queried}: {kind.value}")
     return out
 
 
@@ -103,23 +111,24 @@ def main(argv: list[str]) -> int:
     results = evaluate(load())
     totals = collections.Counter[str]()
     for row in results.values():
-        for key in ("same", "found", "different", "false_hits"):
-            totals[key] += int(row[key])  # type: ignore[call-overload]
+        totals.update(
+            same=row.same, found=row.found, different=row.different, false_hits=row.false_hits
+        )
     recall = totals["found"] / totals["same"] if totals["same"] else 1.0
     if args.json:
-        print(json.dumps({"categories": results, "totals": dict(totals), "recall": recall}))
+        categories = {name: dataclasses.asdict(row) for name, row in results.items()}
+        print(json.dumps({"categories": categories, "totals": dict(totals), "recall": recall}))
     else:
         print(
             f"{'category':<18} {'same':>5} {'found':>6} {'recall':>7} {'diff':>5} {'false':>6}  how"
         )
         for name, row in results.items():
-            same, found = int(row["same"]), int(row["found"])  # type: ignore[call-overload]
+            same, found = row.same, row.found
             rec = f"{100 * found / same:6.1f}%" if same else "      -"
-            levels = row["levels"]
-            how = ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))  # type: ignore[union-attr]
+            how = ", ".join(f"{k} {v}" for k, v in sorted(row.levels.items()))
             print(
-                f"{name:<18} {same:>5} {found:>6} {rec:>7} {row['different']:>5} "
-                f"{row['false_hits']:>6}  {how}"
+                f"{name:<18} {same:>5} {found:>6} {rec:>7} {row.different:>5} "
+                f"{row.false_hits:>6}  {how}"
             )
         print(
             f"{'total':<18} {totals['same']:>5} {totals['found']:>6} {100 * recall:6.1f}% "
@@ -127,7 +136,7 @@ def main(argv: list[str]) -> int:
         )
         if args.misses:
             for name, row in results.items():
-                for line in row["missed"]:  # type: ignore[union-attr]
+                for line in row.missed:
                     print(f"  {name}: {line}")
     return 1 if totals["false_hits"] or recall < args.min_recall else 0
 

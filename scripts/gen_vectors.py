@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -58,6 +59,7 @@ from wlx.node.protocol.messages import (
     HitData,
     PullParams,
     Receipt,
+    ReceiptKind,
     Remove,
     SnapshotParams,
 )
@@ -89,6 +91,11 @@ V1, V2 = NORMALISATION_1, NORMALISATION_2
 
 def key_json(ikey: Any) -> dict[str, str]:
     return {"kind": ikey.kind.value, "text": ikey.value.decode("utf-8"), "hex": ikey.value.hex()}
+
+
+def const_rng(value: bytes) -> Callable[[int], bytes]:
+    """An ``Rng`` that returns ``value`` (a nonce or randomness the vectors fix)."""
+    return lambda _n: value
 
 
 def error_of(fn: Callable[[], object]) -> dict[str, str]:
@@ -177,7 +184,7 @@ NUMBERS_INVALID = [
     ("1" * 33, "longer than 32 characters"),
     ("١٢٣٤٥", "Arabic-Indic digits are digits, but not 0-9"),
 ]
-RECORDS = [
+RECORDS: list[dict[str, Any]] = [
     {
         "names": ["王伟", "Wang Wei"],
         "dob": "1980-05-17",
@@ -192,21 +199,21 @@ RECORDS = [
         "documents": [["FRA", "12AB34567"], ["fra", "12ab34567"]],
     },
 ]
-RECORDS_INVALID = [
+RECORDS_INVALID: list[dict[str, Any]] = [
     {"names": ["Wang Wei"], "dob": None, "documents": []},
     {"names": [], "dob": "1980-05-17", "documents": []},
     {"names": ["..."], "dob": "1980-05-17", "documents": [["CHN", "E1"]]},
     {"names": ["Wang Wei"], "dob": "1980-02-30", "documents": []},
     {"names": [], "dob": None, "documents": [["XX", "E1"]]},
 ]
-QUERIES = [
+QUERIES: list[dict[str, Any]] = [
     {"names": ["Wang Wei"], "dob": "1980-05-17", "documents": []},
     {"names": ["ÑÚÑEZ José-María"], "dob": "1990-03", "documents": []},
     {"names": ["wang wei"], "dob": "1980", "documents": []},
     {"names": [], "dob": None, "documents": [["chn", "e 1234 5678"]]},
     {"names": ["Petrov Ivan"], "dob": "1975-11-02", "documents": [["RUS", "751234567"]]},
 ]
-QUERIES_INVALID = [
+QUERIES_INVALID: list[dict[str, Any]] = [
     {"names": ["Wang Wei"], "dob": None, "documents": []},
     {"names": [], "dob": "1980-05-17", "documents": []},
     {"names": [], "dob": None, "documents": []},
@@ -223,7 +230,7 @@ def normalisation() -> dict[str, Any]:
         "unicode_version": "14.0.0",
         "names": [{"input": s, "output": normalize_name(s), "note": note} for s, note in NAMES],
         "names_invalid": [
-            {"input": s, "note": note, **error_of(lambda s=s: normalize_name(s))}
+            {"input": s, "note": note, **error_of(functools.partial(normalize_name, s))}
             for s, note in NAMES_INVALID
         ],
         "dates": [
@@ -231,17 +238,17 @@ def normalisation() -> dict[str, Any]:
             for s in DATES
         ],
         "dates_invalid": [
-            {"input": s, "note": note, **error_of(lambda s=s: parse_dob(s))}
+            {"input": s, "note": note, **error_of(functools.partial(parse_dob, s))}
             for s, note in DATES_INVALID
         ],
         "countries": [{"input": s, "output": normalize_country(s)} for s in COUNTRIES],
         "countries_invalid": [
-            {"input": s, "note": note, **error_of(lambda s=s: normalize_country(s))}
+            {"input": s, "note": note, **error_of(functools.partial(normalize_country, s))}
             for s, note in COUNTRIES_INVALID
         ],
         "document_numbers": [{"input": s, "output": normalize_document_number(s)} for s in NUMBERS],
         "document_numbers_invalid": [
-            {"input": s, "note": note, **error_of(lambda s=s: normalize_document_number(s))}
+            {"input": s, "note": note, **error_of(functools.partial(normalize_document_number, s))}
             for s, note in NUMBERS_INVALID
         ],
         "record_keys": [
@@ -249,7 +256,7 @@ def normalisation() -> dict[str, Any]:
             for c in RECORDS
         ],
         "record_keys_invalid": [
-            {**c, **error_of(lambda c=c: record_keys(c["names"], c["dob"], docs(c), V1))}
+            {**c, **error_of(functools.partial(record_keys, c["names"], c["dob"], docs(c), V1))}
             for c in RECORDS_INVALID
         ],
         "query_keys": [
@@ -257,7 +264,7 @@ def normalisation() -> dict[str, Any]:
             for c in QUERIES
         ],
         "query_keys_invalid": [
-            {**c, **error_of(lambda c=c: query_keys(c["names"], c["dob"], docs(c), V1))}
+            {**c, **error_of(functools.partial(query_keys, c["names"], c["dob"], docs(c), V1))}
             for c in QUERIES_INVALID
         ],
     }
@@ -323,17 +330,17 @@ PHONETIC_2 = [
     "usama",
     "tchaikovsky",
 ]
-RECORDS_2 = [
+RECORDS_2: list[dict[str, Any]] = [
     {"names": ["Ольга Коваленко"], "dob": "1985-03-07", "documents": [["UKR", "FX123456"]]},
     {"names": ["王伟"], "dob": "1980-05", "documents": []},
     {"names": ["Jürgen Müller"], "dob": "1962-12-01", "documents": []},
 ]
-QUERIES_2 = [
+QUERIES_2: list[dict[str, Any]] = [
     {"names": ["KOVALENKO OLGA"], "dob": "1985-07-03", "documents": []},
     {"names": ["Wang Wei"], "dob": "1980", "documents": []},
     {"names": ["Юрген Мюллер"], "dob": "1962-12-01", "documents": []},
 ]
-QUERIES_PARTIAL_2 = [
+QUERIES_PARTIAL_2: list[dict[str, Any]] = [
     {"names": ["Wang Wei"], "dob": "1980-05-17", "documents": [["CN", "E12345678"]]},
     {"names": ["..."], "dob": "1980-05-17", "documents": [["CHN", "E12345678"]]},
     {"names": ["Wang Wei"], "dob": "1980-13-01", "documents": [["CHN", "E12345678"]]},
@@ -373,7 +380,7 @@ def normalisation_2() -> dict[str, Any]:
             "korean-romanizer": "0.28.0",
         },
         "names": [{"input": s, "note": note, **forms(s)} for s, note in NAMES_2],
-        "phonetic": [{"input": s, "output": phonetic_code(s)} for s in PHONETIC_2],
+        "phonetic": [{"input": s, "output": phonetic_code((s,))} for s in PHONETIC_2],
         "record_keys": [
             {**c, "keys": [key_json(k) for k in record_keys(c["names"], c["dob"], docs(c), V2)]}
             for c in RECORDS_2
@@ -412,7 +419,7 @@ def tokens() -> dict[str, Any]:
         # The hit data names the kind of the key it is sealed under (§4.3).
         hit_bytes = codec.encode_hit(dataclasses.replace(hit, matched_on=ikey.kind.value))
         nonce_rng_value = rng(12)
-        token, sealed = KEY.seal(ikey.value, handle, hit_bytes, lambda _n, v=nonce_rng_value: v)
+        token, sealed = KEY.seal(ikey.value, handle, hit_bytes, const_rng(nonce_rng_value))
         seals.append(
             {
                 "identifier_key": ikey.value.hex(),
@@ -426,7 +433,7 @@ def tokens() -> dict[str, Any]:
                 "sealed": sealed.hex(),
             }
         )
-    other = {
+    other: dict[str, Any] = {
         "origin": CN,
         "recipient": AR,
         "epoch": 1,
@@ -499,7 +506,7 @@ def online_tier() -> dict[str, Any]:
         )
     blinds = [wide(f"online blind {i}") for i in range(len(ikeys))]
     blinded = [
-        oprf.blind(ikey.value, oprf.Mode.VOPRF, lambda _n, b=b: b)
+        oprf.blind(ikey.value, oprf.Mode.VOPRF, const_rng(b))
         for ikey, b in zip(ikeys, blinds, strict=True)
     ]
     proof_r = wide("online proof randomness")
@@ -841,7 +848,7 @@ def at_rest() -> dict[str, Any]:
                 "aad": (atrest.AAD_PREFIX + lp(context)).hex(),
                 "nonce": nonce.hex(),
                 "plaintext": plaintext.hex(),
-                "blob": atrest.encrypt(key, plaintext, context, lambda _n, v=nonce: v).hex(),
+                "blob": atrest.encrypt(key, plaintext, context, const_rng(nonce)).hex(),
             }
         )
     return {"storage_key": key.hex(), "cases": cases}
@@ -932,10 +939,10 @@ def messages() -> dict[str, Any]:
         SnapshotParams(RU, CN, created_at + 50, bytes(range(16, 32)))
     )
     receipt = codec.encode_receipt(
-        Receipt(CN, RU, 1, "batch", 1, 2, payload_digest(batch1), created_at + 45)
+        Receipt(CN, RU, 1, ReceiptKind.BATCH, 1, 2, payload_digest(batch1), created_at + 45)
     )
     snapshot_receipt = codec.encode_receipt(
-        Receipt(CN, RU, 1, "snapshot", 0, 2, payload_digest(batch1), created_at + 35)
+        Receipt(CN, RU, 1, ReceiptKind.SNAPSHOT, 0, 2, payload_digest(batch1), created_at + 35)
     )
     nonce = bytes(range(32, 48))
     document_key = record.identifier_keys()[0]

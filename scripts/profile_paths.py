@@ -25,8 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench
+from demo_data import person
 
 from wlx.node.audit.journal import Journal
+from wlx.node.core.records import parse_record
 from wlx.node.directory import init_node
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist
@@ -124,8 +126,8 @@ def main() -> None:
                 from wlx.node.directory import open_node
 
                 changes = [
-                    bench.parse_record(
-                        {**bench.person("CN", random.Random(i), i), "id": f"CN-D{i:07d}"}, line=0
+                    parse_record(
+                        {**person("CN", random.Random(i), i), "id": f"CN-D{i:07d}"}, line=0
                     )
                     for i in range(prepare)
                 ]

@@ -26,7 +26,7 @@ from wlx.node.core import manifest
 from wlx.node.core.config import NodeConfig
 from wlx.node.core.errors import Rejection, RejectReason, UserError
 from wlx.node.core.node import Node
-from wlx.node.core.records import parse_records
+from wlx.node.core.records import RecordFormat, parse_records
 from wlx.node.rpc.transport import Credential
 
 Target = Callable[[bytes], None]
@@ -83,7 +83,7 @@ def witness_restore_target(
 def records_target(fmt: str) -> Target:
     def target(data: bytes) -> None:
         with contextlib.suppress(UserError):
-            parse_records(data.decode("utf-8", errors="replace"), fmt)
+            parse_records(data.decode("utf-8", errors="replace"), RecordFormat(fmt))
 
     return target
 

@@ -27,6 +27,7 @@ from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol.acceptance_rules import Declaration, encode_declaration
 from wlx.node.protocol.envelopes import sign_message
 from wlx.node.rpc.wire import hit_from_pb
+from wlx.node.store.base import AcceptanceSide
 from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 WANTED = record("CN-1")
@@ -207,7 +208,7 @@ def test_policy_changes_while_the_origin_lists_and_the_peer_syncs(
     assert all(hits(ru, r) == () for r in political[:5])
     assert all(len(hits(ru, r)) == 1 for r in wanted[:5])
     with ru.store.read() as tx:
-        row = tx.get_acceptance("CN", "local")
+        row = tx.get_acceptance("CN", AcceptanceSide.LOCAL)
         assert row is not None and row.delivered == row.version
 
 
@@ -260,12 +261,12 @@ def test_declarations_that_do_not_apply_change_nothing(federation: FederationMak
     assert len(log_of(cn, "acceptance.received")) == 1
     assert [e["reason"] for e in log_of(cn, "rejected")] == [r.value for _, r in refused]
     with cn.store.read() as tx:
-        row = tx.get_acceptance("RU", "declared")
+        row = tx.get_acceptance("RU", AcceptanceSide.DECLARED)
         assert row is not None and row.version == 2
     # AR signs for RU's stream: its declaration only ever speaks for AR
     assert origin_acceptance.receive(cn, _declaration(ar, "CN", 1, political)).version == 1
     with cn.store.read() as tx:
-        assert tx.get_acceptance("RU", "declared") == row
+        assert tx.get_acceptance("RU", AcceptanceSide.DECLARED) == row
 
 
 def test_a_policy_for_an_unknown_peer_is_refused(federation: FederationMaker) -> None:
@@ -307,7 +308,7 @@ def test_an_origin_without_declarations_still_serves_the_pull(
     assert entries(ru, "CN") == 2  # CN sent it, not knowing
     assert hits(ru, POLITICAL) == ()
     with ru.store.read() as tx:
-        row = tx.get_acceptance("CN", "local")
+        row = tx.get_acceptance("CN", AcceptanceSide.LOCAL)
         assert row is not None and row.delivered == 0
 
 

@@ -252,7 +252,7 @@ def test_a_policy_round_trips_and_normalises_terms() -> None:
         decline=["political"],
         actions={"Arrest": "Refer To Supervisor", "*": "inform-only"},
     )
-    assert policy.accept == {"wanted", "missing-person"}
+    assert policy.accept == frozenset({"wanted", "missing-person"})
     assert policy.actions == {"*": "inform-only", "arrest": "refer-to-supervisor"}
     assert AcceptancePolicy.from_json(policy.to_json()) == policy
     assert AcceptancePolicy.from_json("{}") == ALL

@@ -44,7 +44,7 @@ from wlx.crypto.normalize import (
 from wlx.crypto.signing import Purpose
 from wlx.node.core.errors import Rejection, UserError
 from wlx.node.core.node import Node
-from wlx.node.core.records import RecordError, parse_records
+from wlx.node.core.records import RecordError, RecordFormat, parse_records
 from wlx.node.incoming import receiver
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist
@@ -275,7 +275,7 @@ def _value_bytes(value: object) -> bytes:
 
 def schema_bytes(schema: str) -> bytes:
     """Every value of every row of every table of a PostgreSQL schema."""
-    parts = []
+    parts: list[bytes] = []
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         tables = [
             r[0]
@@ -308,14 +308,14 @@ def table_rows(node: Node) -> dict[str, bytes]:
                 rows = conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
                 out[table] = b"\x00".join(_value_bytes(v) for row in rows for v in row)
         return out
-    conn = sqlite3.connect(f"file:{node.paths.root / node.config.storage.path}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{node.paths.root / node.config.storage.path}?mode=ro", uri=True)
     try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
-            rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+            rows = db.execute(f'SELECT * FROM "{table}"').fetchall()
             out[table] = b"\x00".join(_value_bytes(v) for row in rows for v in row)
     finally:
-        conn.close()
+        db.close()
     return out
 
 
@@ -442,14 +442,16 @@ def _bad_imports() -> list[str]:
     messages = []
     for obj in bad:
         with pytest.raises(RecordError) as info:
-            parse_records(_jsonl([LISTED[1], obj]), "jsonl")
+            parse_records(_jsonl([LISTED[1], obj]), RecordFormat.JSONL)
         messages.append(str(info.value))
     with pytest.raises(RecordError) as info:
-        parse_records(_jsonl([LISTED[0]]) + '{"id": "x", "names": ["Zorbalak Quintessa"', "jsonl")
+        parse_records(
+            _jsonl([LISTED[0]]) + '{"id": "x", "names": ["Zorbalak Quintessa"', RecordFormat.JSONL
+        )
     messages.append(str(info.value))
     # A CSV file without its header row: the first person's data is taken as the header.
     with pytest.raises(RecordError) as info:
-        parse_records(HEADERLESS_CSV, "csv")
+        parse_records(HEADERLESS_CSV, RecordFormat.CSV)
     messages.append(str(info.value))
     return messages
 
@@ -459,7 +461,7 @@ def run_flow(fed: Federation, tmp_path: Path) -> list[str]:
     cn, ru = fed["CN"].node, fed["RU"].node
     import_file = tmp_path / "cn-list.jsonl"
     import_file.write_text(_jsonl(LISTED), encoding="utf-8")
-    records = parse_records(import_file.read_text(encoding="utf-8"), "jsonl")
+    records = parse_records(import_file.read_text(encoding="utf-8"), RecordFormat.JSONL)
     result = ownlist.import_records(cn, records)
     assert result.added == len(LISTED)
     for peer in ("RU", "AR"):
@@ -493,7 +495,7 @@ def run_flow(fed: Federation, tmp_path: Path) -> list[str]:
             _jsonl(
                 [{**LISTED[0], "action": "zqxaction-arrest"}, {**LISTED[3], "id": "CN-ZQX-0005"}]
             ),
-            "jsonl",
+            RecordFormat.JSONL,
         ),
     )
     origin.materialise(cn, "RU")  # so that the next changes make a second batch

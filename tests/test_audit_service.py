@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 import pytest
 from support.audit import bundle_of, keyring, witnessed_federation
@@ -10,7 +12,7 @@ from support.nodes import FederationMaker, StorageFactory
 
 from wlx.crypto import merkle
 from wlx.crypto.checkpoint import Checkpoint
-from wlx.crypto.note import open_note
+from wlx.crypto.note import NoteVerifier, open_note
 from wlx.node.audit.offline.bundle import encode
 from wlx.node.audit.offline.names import log_verifier, witness_verifier
 from wlx.node.audit.offline.verify import verify_bundle
@@ -42,7 +44,7 @@ def test_auditor_rpcs_return_what_verifies(
 
     # The latest checkpoint, signed by CN and cosigned by both peers.
     latest = stub.GetCheckpoint(audit_pb2.GetCheckpointRequest())
-    verifiers = [
+    verifiers: list[NoteVerifier] = [
         log_verifier("CN", cn.card.sign_key),
         witness_verifier("RU", fed["RU"].node.card.sign_key),
         witness_verifier("AR", fed["AR"].node.card.sign_key),
@@ -78,7 +80,7 @@ def test_auditor_rpcs_return_what_verifies(
     )
 
     # Bounds: nothing beyond the log.
-    bad_calls = [
+    bad_calls: list[Callable[[], object]] = [
         lambda: stub.GetEntries(audit_pb2.GetEntriesRequest(start=0, end=latest.size + 99)),
         lambda: stub.GetEntries(audit_pb2.GetEntriesRequest(start=5, end=5)),
         lambda: stub.GetInclusionProof(audit_pb2.GetInclusionProofRequest(index=9, tree_size=9)),

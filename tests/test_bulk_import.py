@@ -204,7 +204,7 @@ def _jsonl(path: Path, first: int, count: int, authority: str) -> Path:
     return path
 
 
-def _cli(*args: str, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str | Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(CLEAN_ENV)
     if failpoint:
         env["WLX_FAILPOINT"] = failpoint

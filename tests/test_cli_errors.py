@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from support.nodes import PG_DSN, Federation, FederationMaker, record
-from test_cli import fails, free_port, init, ok, rec, write_jsonl
+from support.processes import free_port
+from test_cli import fails, init, ok, rec, write_jsonl
 
 from wlx.node.core.config import write_private
 from wlx.node.outgoing import ownlist

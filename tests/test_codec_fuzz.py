@@ -43,6 +43,7 @@ from wlx.node.protocol.messages import (
     DetailParams,
     HitData,
     Receipt,
+    ReceiptKind,
     Sealed,
     SignedRequest,
 )
@@ -80,7 +81,7 @@ SEEDS: dict[str, bytes] = {
         HitData("CN", "CN-0001", "wanted", "arrest", "2099-12-31", "document", 3)
     ),
     "receipt": codec.encode_receipt(
-        Receipt("CN", "RU", 1, "batch", 1, 2, bytes(range(32)), 1_800_000_000)
+        Receipt("CN", "RU", 1, ReceiptKind.BATCH, 1, 2, bytes(range(32)), 1_800_000_000)
     ),
     "detail_params": codec.encode_detail_params(
         DetailParams("RU", "CN", "CN-0001", "Border Guard", "officer-7", "check", "", 1, bytes(16))

@@ -9,8 +9,8 @@ where ``wlx.node.core.failpoints`` kills it; then ``wlx sync DIR`` runs again
 without it.  Its state must then equal that of a copy of the same node that
 synced without crashing (same identity, so the origin serves both the very
 same batches): same listings and tokens, same cursor, same lookups.  The
-origin is an in-process server here, or a ``wlx serve`` process killed while
-a peer pulls from it.
+origin is an in-process server here, or a ``wlx serve`` process that a
+failpoint of its own kills while a peer pulls from it (no timing involved).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -241,8 +241,8 @@ def assert_consistent_with_origin(cn: Node, state: ReceiverState, live: set[int]
     assert len(state.tokens) == token_count
 
 
-def log_entries(node: Node, kind: str) -> list[dict[str, object]]:
-    """The node's exchange-log entries of one kind, oldest first."""
+def log_entries(node: Node, kind: str) -> list[dict[str, Any]]:
+    """The node's exchange-log entries of one kind, oldest first (as JSON decodes them)."""
     with node.store.read() as tx:
         entries = [json.loads(e) for _, e in tx.audit_entries(0, exchange_log.size(tx))]
     return [e for e in entries if e["kind"] == kind]
@@ -373,14 +373,17 @@ class ServeProcess:
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, failpoint: str | None = None) -> None:
+        """Start serving; ``failpoint`` (``wlx.node.core.failpoints``) kills it there."""
         env = {k: v for k, v in os.environ.items() if k != "WLX_FAILPOINT"}
+        if failpoint:
+            env["WLX_FAILPOINT"] = failpoint
         self.proc = start_serve(self.node_dir, self.port, env=env, stderr=subprocess.PIPE)
 
-    def kill(self) -> None:
+    def wait_killed(self) -> None:
+        """Wait for the failpoint it was started with to kill it."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        assert self.proc.wait(timeout=10) == KILLED
+        assert self.proc.wait(timeout=60) == KILLED
         if self.proc.stderr:
             assert b"Traceback" not in self.proc.stderr.read()
         self.proc = None
@@ -458,27 +461,18 @@ def _many_small_batches(cn: Path, numbers: Sequence[int], per_batch: int) -> Non
         node.close()
 
 
-def _pull_and_kill(ru: Path, serve: ServeProcess, *, after: float | None) -> tuple[int, int]:
-    """Start ``wlx sync RU`` and SIGKILL CN ``after`` seconds later, or (None) as soon
-    as RU has applied a first batch.  Returns the exit status of the sync and how
-    many batches RU applied before it ended."""
+def _pull_until_killed(ru: Path, serve: ServeProcess, failpoint: str) -> tuple[int, int]:
+    """Restart CN's ``wlx serve`` with ``failpoint`` and run ``wlx sync RU`` until
+    that point kills CN.  Returns the exit status of the sync and how many batches
+    RU applied before it ended."""
     applied_before = _applied_count(ru)
-    puller = subprocess.Popen(
-        [WLX, "sync", str(ru)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    if after is not None:
-        time.sleep(after)
-    else:
-        deadline = time.monotonic() + 30
-        while _applied_count(ru) <= applied_before and puller.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-    serve.kill()
-    _, err = puller.communicate(timeout=60)
-    assert "Traceback" not in err
-    if puller.returncode != 0:
-        assert "CN" in err.strip().splitlines()[-1], err  # the output format is test_cli's
-    return puller.returncode, _applied_count(ru) - applied_before
+    serve.stop()
+    serve.start(failpoint)
+    proc = wlx("sync", str(ru), check=False)
+    serve.wait_killed()
+    if proc.returncode != 0:
+        assert "CN" in proc.stderr.strip().splitlines()[-1], proc.stderr  # test_cli's format
+    return proc.returncode, _applied_count(ru) - applied_before
 
 
 def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
@@ -489,29 +483,32 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
     sync_ok(ru)
     live = set(range(200))
 
-    # 1. Killed while it turns 5,000 new changes into RU's batches (or streams them).
+    # 1. Killed while it turns 5,000 new changes into RU's batches (before they are
+    # committed), then while it streams them.
     wlx("records", "import", str(cn), str(_records_file(tmp_path / "r1.jsonl", range(200, 5_200))))
     live |= set(range(200, 5_200))
-    _pull_and_kill(ru, serve, after=0.4)
+    for failpoint in ("origin.mid_materialise", "origin.batch_served@2"):
+        _pull_until_killed(ru, serve, failpoint)
     serve.start()
     sync_ok(ru)
 
     # 2. Killed in the middle of a pull of 80 batches (more than one Pull call's 50),
-    # once RU has applied the first: the pull is cut off half-way.
+    # once it has served 20: the pull is cut off half-way, after RU applied some.
     _many_small_batches(cn, range(5_200, 6_000), per_batch=10)
     live |= set(range(5_200, 6_000))
     base = _applied_count(ru)
-    status, applied = _pull_and_kill(ru, serve, after=None)
-    assert status != 0 and 1 <= applied < 80, (status, applied)
+    status, applied = _pull_until_killed(ru, serve, "origin.batch_served@20")
+    assert status != 0 and 1 <= applied <= 20, (status, applied)
     serve.start()
     assert f"CN: ok, {80 - applied} batches" in sync_ok(ru)
     assert _applied_count(ru) == base + 80  # each batch applied once, none missing
 
-    # 3. Killed right after the records changed again (removals, updates), twice.
-    for delay in (0.3, 0.5):
+    # 3. Killed right after the records changed again (removals, updates), twice:
+    # while it makes their batch, and once it served it.
+    for step, failpoint in ((20, "origin.mid_materialise"), (22, "origin.batch_served")):
         node = open_node(cn)
         try:
-            gone = sorted(live)[:: 17 + int(delay * 10)]
+            gone = sorted(live)[::step]
             for n in gone:
                 ownlist.remove_record(node, f"CN-{n:06d}")
             ownlist.import_records(
@@ -520,7 +517,7 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
         finally:
             node.close()
         live -= set(gone)
-        _pull_and_kill(ru, serve, after=delay)
+        _pull_until_killed(ru, serve, failpoint)
         serve.start()
         sync_ok(ru)
 
@@ -540,18 +537,18 @@ def test_an_origin_killed_while_a_peer_pulls_loses_and_duplicates_nothing(
     node = open_node(ru)
     try:
         [snap] = log_entries(node, "snapshot.applied")
-        applied = [
+        chain = [
             (e["first_seq"], e["last_seq"], e["digest"]) for e in log_entries(node, "batch.applied")
         ]
     finally:
         node.close()
-    assert applied and applied == sorted(applied)
+    assert chain and chain == sorted(chain)
     position = snap["at_seq"]
-    for first, last, _ in applied:
+    for first, last, _ in chain:
         assert first == position + 1, (first, position)
         position = last
     assert position == state.seq
-    assert set(applied) <= sent
+    assert set(chain) <= sent
 
 
 # ------------------------------------------------------------------ resumable snapshots

@@ -4,6 +4,7 @@ country's quota with refused requests."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 from typing import Any
@@ -20,9 +21,11 @@ from wlx.node.core.errors import Rejection
 from wlx.node.core.policy import SharingPolicy
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist
+from wlx.node.outgoing.origin import MAX_CLOCK_SKEW
+from wlx.node.outgoing.ownlist import load_record
 from wlx.node.outgoing.previous_epochs import PROOF_GRACE
 from wlx.node.protocol import codec
-from wlx.node.protocol.detail_rules import PROVEN, Denial
+from wlx.node.protocol.detail_rules import PROVEN, Denial, Direction
 from wlx.node.protocol.envelopes import open_envelope
 from wlx.node.protocol.messages import DetailAnswer
 from wlx.node.rpc.cosign import checkpoint_round
@@ -66,8 +69,8 @@ def test_an_officer_cannot_read_an_own_record_without_a_hit(federation: Federati
     stub.Check(lookup_pb2.CheckRequest(person=person("CN-2"), purpose="border-check"))
     assert ask_own(stub, "CN-2").denial == "suspended"
     with cn.store.read() as tx:
-        assert tx.count_details("CN", "out", 0) == 6
-        assert tx.count_details("CN", "out", 0, sorted(PROVEN)) == 2
+        assert tx.count_details("CN", Direction.OUT, 0) == 6
+        assert tx.count_details("CN", Direction.OUT, 0, sorted(PROVEN)) == 2
 
 
 def test_own_record_requests_are_within_a_quota(federation: FederationMaker) -> None:
@@ -124,7 +127,7 @@ def test_a_detail_request_without_a_proof_learns_nothing_and_costs_no_quota(
     # The eight refusals did not count: the quota of two is intact.
     assert [_ask(fed, "CN-1", key, quota=2) for _ in range(3)] == ["granted", "granted", "quota"]
     with cn.store.read() as tx:
-        assert tx.count_details("RU", "in", 0) == 11
+        assert tx.count_details("RU", Direction.IN, 0) == 11
 
 
 def test_the_quota_holds_under_concurrent_requests(
@@ -199,7 +202,7 @@ def test_not_found_and_a_wrong_proof_do_the_same_work(
     fed.sync_all()
     opened: list[str] = []
     compared: list[int] = []
-    real_load, real_compare = detail.load_record, detail.hmac.compare_digest
+    real_load, real_compare = load_record, hmac.compare_digest
 
     def load(node: Any, stored: Any) -> Any:
         opened.append(stored.id)
@@ -210,7 +213,7 @@ def test_not_found_and_a_wrong_proof_do_the_same_work(
         return real_compare(a, b)
 
     monkeypatch.setattr(detail, "load_record", load)
-    monkeypatch.setattr(detail.hmac, "compare_digest", compare)
+    monkeypatch.setattr(hmac, "compare_digest", compare)  # the module detail uses
     answers = []
     for ref in ("CN-1", "CN-404"):
         opened.clear()
@@ -258,7 +261,7 @@ def test_a_replayed_detail_request_is_not_charged_again_and_releases_nothing_new
         again = open_answer(ru, detail.answer(cn, first, quota=2))
         assert again.granted and json.loads(again.record) == json.loads(ask_record(cn, "CN-1"))
     with cn.store.read() as tx:
-        assert tx.count_details("RU", "in", 0, sorted(PROVEN)) == 1
+        assert tx.count_details("RU", Direction.IN, 0, sorted(PROVEN)) == 1
     assert ask("CN-2").granted  # the second of the quota of two is still there
     # The record changes: a replay of the old request releases nothing new.
     ownlist.import_records(cn, [record("CN-1", action="refer")])
@@ -278,7 +281,7 @@ def test_a_replayed_detail_request_is_not_charged_again_and_releases_nothing_new
     assert result.discrepancies == [], result.lines()
     assert "detail requests: 2 by RU, 2 answered as RU logged" in "\n".join(result.summary)
     # Once the window closes, the copy is stale, as any old request.
-    clock.advance(detail.MAX_CLOCK_SKEW + 1)
+    clock.advance(MAX_CLOCK_SKEW + 1)
     with pytest.raises(Rejection):
         detail.answer(cn, first, quota=2)
 

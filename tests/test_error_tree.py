@@ -73,7 +73,8 @@ class FakeRpcError(grpc.RpcError):
     def details(self) -> str:
         return "why"
 
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+    # grpc-stubs types metadata as _Metadatum objects; grpc gives (key, value) tuples.
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:  # type: ignore[override]
         return (ANSWERED,) if self.answered else ()
 
 

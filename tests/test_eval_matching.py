@@ -47,10 +47,10 @@ def test_the_labelled_set_is_large_and_covers_every_script_and_trap() -> None:
 def test_no_different_person_pair_hits_and_recall_holds() -> None:
     module = _module()
     results = module.evaluate(module.load())
-    false_hits = {c: r["missed"] for c, r in results.items() if r["false_hits"]}
+    false_hits = {c: r.missed for c, r in results.items() if r.false_hits}
     assert false_hits == {}
-    same = sum(r["same"] for r in results.values())
-    found = sum(r["found"] for r in results.values())
+    same = sum(r.same for r in results.values())
+    found = sum(r.found for r in results.values())
     assert found / same >= PUBLISHED_RECALL
 
 

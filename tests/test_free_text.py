@@ -3,6 +3,8 @@ refuses as a purpose or a case reference, from its officers and from peers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 import pytest
 from support.nodes import FederationMaker, record
@@ -68,7 +70,7 @@ def test_officers_free_text_is_refused_before_anything_is_logged(
     ru, cn = fed["RU"].node, fed["CN"].node
     before_ru, before_cn = dump(ru), dump(cn)
     log_sizes = [len(query_rows(n, "SELECT idx FROM audit_entries")) for n in (ru, cn)]
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: stub.Check(lookup_pb2.CheckRequest(person=person, purpose="x\nIvan Petrov")),
         lambda: stub.Detail(lookup_pb2.DetailQuery(ref=hit.ref, purpose="p" * 65)),
         lambda: stub.Detail(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -228,8 +228,15 @@ def test_only_the_leader_s_scheduler_runs_and_another_takes_over(
     follows; stopping the leader hands over within about a second."""
     rounds: dict[int, int] = {0: 0, 1: 0}
     loops = [SyncLoop(frontends[i], interval=0.2) for i in (0, 1)]
+
+    def counting(i: int) -> Callable[[], None]:
+        def count() -> None:
+            rounds[i] += 1
+
+        return count
+
     for i, loop in enumerate(loops):
-        loop._round = lambda i=i: rounds.__setitem__(i, rounds[i] + 1)  # type: ignore[method-assign]
+        loop._round = counting(i)  # type: ignore[method-assign]
     loops[0].start()
     deadline = time.monotonic() + 10
     while not rounds[0]:
@@ -237,11 +244,11 @@ def test_only_the_leader_s_scheduler_runs_and_another_takes_over(
         time.sleep(0.05)
     loops[1].start()
     time.sleep(1.5)
-    assert loops[0].leading and not loops[1].leading and rounds[1] == 0
+    assert [loop.leading for loop in loops] == [True, False] and rounds[1] == 0
     loops[0].stop()
     deadline = time.monotonic() + 5
     while not rounds[1]:
         assert time.monotonic() < deadline, "the follower did not take over"
         time.sleep(0.05)
-    assert loops[1].leading and not loops[0].leading
+    assert [loop.leading for loop in loops] == [False, True]
     loops[1].stop()

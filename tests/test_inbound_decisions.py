@@ -743,11 +743,16 @@ def test_the_receiver_runs_the_tested_batch_check(
     ownlist.import_records(fed["CN"].node, [record("CN-1")])
     fed.sync_all()
     calls: list[str] = []
+
+    def noting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
     for name in ("open_batch", "decide_batch"):
-        real = getattr(inbound, name)
-        monkeypatch.setattr(
-            inbound, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k)
-        )
+        monkeypatch.setattr(inbound, name, noting(name, getattr(inbound, name)))
     ownlist.import_records(fed["CN"].node, [record("CN-2")])
     assert fed.sync("RU", "CN").ok
     assert calls and calls[0] == "open_batch" and "decide_batch" in calls

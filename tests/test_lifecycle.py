@@ -13,6 +13,8 @@ from wlx.node import detail, maintenance
 from wlx.node.incoming import receiver
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist, receipts
+from wlx.node.protocol.detail_rules import Direction
+from wlx.node.protocol.messages import ReceiptKind, Sealed, SignedRequest
 from wlx.node.report import node_status
 from wlx.node.rpc.server import detail_sender
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
@@ -108,6 +110,7 @@ def test_receipts_are_kept_until_the_origin_takes_them(federation: FederationMak
 
 
 def test_forged_receipts_are_not_recorded(federation: FederationMaker) -> None:
+    from wlx.crypto.keys import SigningKey
     from wlx.crypto.signing import Purpose
     from wlx.node.protocol import codec
     from wlx.node.protocol.envelopes import sign_message
@@ -120,21 +123,19 @@ def test_forged_receipts_are_not_recorded(federation: FederationMaker) -> None:
     with cn.store.read() as tx:
         state = tx.get_outbound("RU")
     assert state is not None and state.last_seq == 1
-    wrong = Receipt("CN", "RU", state.epoch, "batch", 1, 1, b"\x00" * 32, 0)
-    right = Receipt("CN", "RU", state.epoch, "batch", 1, 1, state.last_digest, 0)
+    wrong = Receipt("CN", "RU", state.epoch, ReceiptKind.BATCH, 1, 1, b"\x00" * 32, 0)
+    right = Receipt("CN", "RU", state.epoch, ReceiptKind.BATCH, 1, 1, state.last_digest, 0)
 
-    def signed(receipt: Receipt, key: object = ru.signing_key) -> object:
+    def signed(receipt: Receipt, key: SigningKey = ru.signing_key) -> SignedRequest:
         return sign_message(
             codec.encode_receipt(receipt), Purpose.RECEIPT, signer="RU", key=key, recipient="CN"
         )
 
-    from wlx.crypto.keys import SigningKey
-
-    assert receipts.acknowledge(cn, [signed(wrong)]) == 0  # type: ignore[list-item]
-    assert receipts.acknowledge(cn, [signed(right, SigningKey.generate())]) == 0  # type: ignore[list-item]
+    assert receipts.acknowledge(cn, [signed(wrong)]) == 0
+    assert receipts.acknowledge(cn, [signed(right, SigningKey.generate())]) == 0
     with cn.store.read() as tx:
         assert tx.get_outbound("RU").acked_seq == 0  # type: ignore[union-attr]
-    assert receipts.acknowledge(cn, [signed(right)]) == 1  # type: ignore[list-item]
+    assert receipts.acknowledge(cn, [signed(right)]) == 1
     with cn.store.read() as tx:
         assert tx.get_outbound("RU").acked_seq == 1  # type: ignore[union-attr]
 
@@ -267,9 +268,9 @@ def test_detail_request_granted_after_a_hit_and_logged_on_both_sides(
     assert rec["id"] == "CN-1" and rec["legal_basis"] == "Art. 26"
     assert rec["names"] == ["Test Person CN 1"]
     with fed["CN"].node.store.read() as tx:
-        assert tx.count_details("RU", "in", 0) == 1
+        assert tx.count_details("RU", Direction.IN, 0) == 1
     with fed["RU"].node.store.read() as tx:
-        assert tx.count_details("CN", "out", 0) == 1
+        assert tx.count_details("CN", Direction.OUT, 0) == 1
 
 
 def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
@@ -305,7 +306,7 @@ def test_detail_requests_without_a_hit_or_for_a_suspended_listing_are_denied(
     ownlist.suspend_record(cn, "CN-1", suspended=True)
     assert ask("CN-1", key_1).denial == "suspended"
     with cn.store.read() as tx:
-        assert tx.count_details("RU", "in", 0) == 5
+        assert tx.count_details("RU", Direction.IN, 0) == 5
 
 
 def test_detail_quota(federation: FederationMaker) -> None:
@@ -332,8 +333,8 @@ def test_detail_quota(federation: FederationMaker) -> None:
     assert outcomes == ["granted", "granted", "quota", "quota"]
 
 
-def detail_answer_with_quota(fed: Federation, signed: object, quota: int) -> object:
-    return detail.answer(fed["CN"].node, signed, quota=quota)  # type: ignore[arg-type]
+def detail_answer_with_quota(fed: Federation, signed: SignedRequest, quota: int) -> Sealed:
+    return detail.answer(fed["CN"].node, signed, quota=quota)
 
 
 def test_status_rpc_and_freshness(federation: FederationMaker, clock: FakeClock) -> None:
@@ -409,7 +410,7 @@ def test_a_detail_request_for_an_own_record_is_answered_locally_and_logged(
     )
     assert result.granted and json.loads(result.record_json)["id"] == "CN-1"
     with fed["CN"].node.store.read() as tx:
-        assert tx.count_details("CN", "out", 0) == 1
+        assert tx.count_details("CN", Direction.OUT, 0) == 1
 
 
 def test_prefetch_hands_over_items_errors_and_stops_its_thread() -> None:

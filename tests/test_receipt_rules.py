@@ -13,33 +13,40 @@ from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.outgoing import origin, ownlist, receipts
 from wlx.node.protocol import codec
 from wlx.node.protocol.envelopes import sign_message
-from wlx.node.protocol.messages import Receipt
+from wlx.node.protocol.messages import Receipt, ReceiptKind
 from wlx.node.protocol.receipt_rules import Sent, check_receipt
 from wlx.node.report import node_status
 
 D1, D2 = b"\x01" * 32, b"\x02" * 32
-BATCH = Sent("batch", 2, 4, 6, D1)
-SNAP = Sent("snapshot", 2, 0, 3, D2)
+BATCH = Sent(ReceiptKind.BATCH, 2, 4, 6, D1)
+SNAP = Sent(ReceiptKind.SNAPSHOT, 2, 0, 3, D2)
 
 
-def rc(kind: str, epoch: int, first: int, last: int, digest: bytes) -> Receipt:
+def rc(kind: ReceiptKind, epoch: int, first: int, last: int, digest: bytes) -> Receipt:
     return Receipt("CN", "RU", epoch, kind, first, last, digest, 0)
 
 
 ACCEPTED = [
-    (rc("batch", 2, 4, 6, D1), BATCH),
-    (rc("snapshot", 2, 0, 3, D2), SNAP),
-    (rc("batch", 1, 1, 9, D1), Sent("batch", 1, 1, 9, D1)),  # an earlier epoch, as sent
+    (rc(ReceiptKind.BATCH, 2, 4, 6, D1), BATCH),
+    (rc(ReceiptKind.SNAPSHOT, 2, 0, 3, D2), SNAP),
+    (
+        rc(ReceiptKind.BATCH, 1, 1, 9, D1),
+        Sent(ReceiptKind.BATCH, 1, 1, 9, D1),
+    ),  # an earlier epoch, as sent
 ]
 REFUSED = [
-    (rc("snapshot", 3, 0, 0, D1), SNAP, "epoch 3"),  # a future epoch, whatever it claims
-    (rc("batch", 3, 1, 1, D1), BATCH, "epoch 3"),
-    (rc("batch", 2, 7, 9, D1), BATCH, "sent up to 8"),  # past the head
-    (rc("batch", 2, 4, 6, D1), None, "does not hold"),
-    (rc("batch", 2, 5, 6, D1), BATCH, "this node sent batch 4-6"),  # another range
-    (rc("snapshot", 2, 0, 6, D1), BATCH, "this node sent batch"),  # a batch is no snapshot
-    (rc("batch", 2, 4, 6, D2), BATCH, "another digest"),
-    (rc("snapshot", 2, 0, 3, D1), SNAP, "another digest"),
+    (rc(ReceiptKind.SNAPSHOT, 3, 0, 0, D1), SNAP, "epoch 3"),  # a future epoch, whatever it claims
+    (rc(ReceiptKind.BATCH, 3, 1, 1, D1), BATCH, "epoch 3"),
+    (rc(ReceiptKind.BATCH, 2, 7, 9, D1), BATCH, "sent up to 8"),  # past the head
+    (rc(ReceiptKind.BATCH, 2, 4, 6, D1), None, "does not hold"),
+    (rc(ReceiptKind.BATCH, 2, 5, 6, D1), BATCH, "this node sent batch 4-6"),  # another range
+    (
+        rc(ReceiptKind.SNAPSHOT, 2, 0, 6, D1),
+        BATCH,
+        "this node sent batch",
+    ),  # a batch is no snapshot
+    (rc(ReceiptKind.BATCH, 2, 4, 6, D2), BATCH, "another digest"),
+    (rc(ReceiptKind.SNAPSHOT, 2, 0, 3, D1), SNAP, "another digest"),
 ]
 
 
@@ -80,12 +87,18 @@ def test_forged_receipts_confirm_no_removal(federation: FederationMaker) -> None
     future = state.epoch + 1
     forged = [
         # The public genesis digest of a future epoch: confirmed everything before.
-        Receipt("CN", "RU", future, "snapshot", 0, 0, genesis_digest("CN", "RU", future), 0),
-        Receipt("CN", "RU", future, "batch", 1, 1, b"\x00" * 32, 0),
+        Receipt(
+            "CN", "RU", future, ReceiptKind.SNAPSHOT, 0, 0, genesis_digest("CN", "RU", future), 0
+        ),
+        Receipt("CN", "RU", future, ReceiptKind.BATCH, 1, 1, b"\x00" * 32, 0),
         # A snapshot never served at the stream's head, with the head's digest.
-        Receipt("CN", "RU", state.epoch, "snapshot", 0, state.last_seq, state.last_digest, 0),
+        Receipt(
+            "CN", "RU", state.epoch, ReceiptKind.SNAPSHOT, 0, state.last_seq, state.last_digest, 0
+        ),
         # The head batch's digest under another range.
-        Receipt("CN", "RU", state.epoch, "batch", 1, state.last_seq, state.last_digest, 0),
+        Receipt(
+            "CN", "RU", state.epoch, ReceiptKind.BATCH, 1, state.last_seq, state.last_digest, 0
+        ),
     ]
     before = dump(cn)
     for receipt in forged:

@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from test_cli import blank, fails, nodes, ok, rec, wlx  # noqa: F401 - fixtures
 
 from wlx.node.core.ftm import ListingTerms, country_code, parse_ftm
-from wlx.node.core.records import RecordError, detect_format, parse_records
+from wlx.node.core.records import RecordError, RecordFormat, detect_format, parse_records
 
 TERMS = ListingTerms(
     "sanctioned", "refuse-entry", "UN SC res. 1718", "Foreign Ministry", "2030-01-01"
 )
 
 
-def _jsonl(*records: dict[str, object]) -> str:
+def _jsonl(*records: Mapping[str, object]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\x1c", "\x0b", "\x0c"])
 def test_line_separators_inside_strings_are_text(separator: str) -> None:
     text = _jsonl(rec("A-1", authority=f"Bureau{separator}East"), rec("A-2"))
-    records = parse_records(text, "jsonl")
+    records = parse_records(text, RecordFormat.JSONL)
     assert [r.id for r in records] == ["A-1", "A-2"]
     assert records[0].authority == f"Bureau{separator}East"
 
 
 def test_crlf_line_ends() -> None:
     text = _jsonl(rec("A-1"), rec("A-2")).replace("\n", "\r\n")
-    assert len(parse_records(text, "jsonl")) == 2
+    assert len(parse_records(text, RecordFormat.JSONL)) == 2
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_crlf_line_ends() -> None:
 )
 def test_json_lines_mistakes_name_the_line_and_give_a_hint(text: str, match: str) -> None:
     with pytest.raises(RecordError, match=match) as caught:
-        parse_records(text, "jsonl")
+        parse_records(text, RecordFormat.JSONL)
     assert "Test Person" not in str(caught.value)
 
 
@@ -66,7 +67,7 @@ def test_json_lines_mistakes_name_the_line_and_give_a_hint(text: str, match: str
 )
 def test_csv_header_mistakes_get_a_hint(header: str, match: str) -> None:
     with pytest.raises(RecordError, match=match):
-        parse_records(header + "\nA-1,x,1980\n", "csv")
+        parse_records(header + "\nA-1,x,1980\n", RecordFormat.CSV)
 
 
 FTM = [

@@ -16,6 +16,7 @@ from support.nodes import FederationMaker, StorageFactory, record
 from wlx.node import daemon
 from wlx.node.core.errors import Unavailable
 from wlx.node.directory import open_node
+from wlx.node.incoming import receiver
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist
 from wlx.node.protocol import codec, outbound
@@ -73,7 +74,7 @@ def test_a_snapshot_after_a_fast_forward_is_followed_by_batches(
 def _parts_then(monkeypatch: pytest.MonkeyPatch, after_first: Any) -> None:
     """Run ``after_first()`` once, after the first snapshot part reached the receiver."""
     fetch = sync._snapshot_parts
-    done = []
+    done: list[bool] = []
 
     def parts(*args: Any, **kwargs: Any) -> Iterator[Any]:
         for n, part in enumerate(fetch(*args, **kwargs)):
@@ -254,7 +255,7 @@ def test_a_snapshot_cut_off_resumes_at_the_next_sync(
     with cn.store.read() as tx:
         out = tx.get_outbound("RU")
     assert out is not None
-    assert sync.receiver.cursor(ru, "CN") == Cursor(out.epoch, out.last_seq, out.last_digest)
+    assert receiver.cursor(ru, "CN") == Cursor(out.epoch, out.last_seq, out.last_digest)
     actions = {
         n: [
             h.action

@@ -30,7 +30,7 @@ def code_and_details(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as caught:
         call()
     error = caught.value
-    return error.code(), str(error.details())  # type: ignore[attr-defined]
+    return error.code(), str(error.details())
 
 
 @pytest.fixture

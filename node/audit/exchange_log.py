@@ -55,24 +55,6 @@ def _range(tx: Tx) -> merkle.CompactRange:
     return merkle.CompactRange.from_bytes(data) if data else merkle.CompactRange()
 
 
-def append(tx: Tx, *, node: str, time: int, kind: Event, **fields: Field) -> int:
-    """Append one entry within ``tx``; returns its index.
-
-    Takes the log's lock, so call it last in the transaction.
-    """
-    tx.lock_audit()
-    tree = _range(tx)
-    idx = tree.size
-    entry = encode_entry(idx=idx, time=time, node=node, kind=kind, fields=fields)
-    leaf = merkle.leaf_hash(entry)
-    completed = tree.append(leaf)
-    tx.add_audit_entry(idx, entry, leaf)
-    if completed:
-        tx.put_audit_nodes(completed)
-    tx.set_meta(RANGE_KEY, tree.to_bytes())
-    return idx
-
-
 class Clocked(Protocol):
     """What ``record`` needs of a node: its id and its clock."""
 
@@ -82,22 +64,44 @@ class Clocked(Protocol):
     def now(self) -> int: ...
 
 
-def record(tx: Tx, node: Clocked, *, kind: Event, **fields: Field) -> int:
-    """``append`` for ``node``, at the node's current time; returns the index."""
-    return append(tx, node=node.node_id, time=node.now(), kind=kind, **fields)
+def record(tx: Tx, node: Clocked, at: int | None = None, /, *, kind: Event, **fields: Field) -> int:
+    """Append one entry of ``node`` within ``tx``; returns its index.
+
+    The entry's time is ``at``, the clock reading the caller already used for
+    the rows the entry records (so they agree), else the node's clock now.
+    Takes the log's lock, so call it last in the transaction.
+    """
+    at = node.now() if at is None else at
+    tx.lock_audit()
+    tree = _range(tx)
+    idx = tree.size
+    entry = encode_entry(idx=idx, time=at, node=node.node_id, kind=kind, fields=fields)
+    leaf = merkle.leaf_hash(entry)
+    completed = tree.append(leaf)
+    tx.add_audit_entry(idx, entry, leaf)
+    if completed:
+        tx.put_audit_nodes(completed)
+    tx.set_meta(RANGE_KEY, tree.to_bytes())
+    return idx
 
 
-def append_many(
-    tx: Tx, *, node: str, time: int, events: Sequence[tuple[Event, Mapping[str, Field]]]
+def record_many(
+    tx: Tx,
+    node: Clocked,
+    events: Sequence[tuple[Event, Mapping[str, Field]]],
+    *,
+    at: int | None = None,
 ) -> int:
-    """Append many entries within ``tx`` (one lock, one write of each kind);
-    returns the index of the first.  Same entries as ``append`` one by one."""
+    """Append many entries of ``node`` within ``tx`` (one lock, one write of
+    each kind); returns the index of the first.  Same entries as ``record``
+    one by one, all at ``at`` (by default the node's clock read now)."""
+    at = node.now() if at is None else at
     tx.lock_audit()
     tree = _range(tx)
     first = tree.size
     rows, nodes = [], []
     for kind, fields in events:
-        entry = encode_entry(idx=tree.size, time=time, node=node, kind=kind, fields=fields)
+        entry = encode_entry(idx=tree.size, time=at, node=node.node_id, kind=kind, fields=fields)
         leaf = merkle.leaf_hash(entry)
         rows.append((tree.size, entry, leaf))
         nodes.extend(tree.append(leaf))

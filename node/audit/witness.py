@@ -226,10 +226,10 @@ def add_checkpoint(
         elif isinstance(decision, Refuse):
             note_hash = hashlib.sha256(note).digest()
             if tx.add_witness_refusal(note_hash, peer, now, decision.reason.value, note):
-                exchange_log.append(
+                exchange_log.record(
                     tx,
-                    node=node.node_id,
-                    time=now,
+                    node,
+                    now,
                     kind=Event.WITNESS_REFUSED,
                     origin=peer,
                     reason=decision.reason.value,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from wlx.client.errors import InvalidRequest
 from wlx.node.core import entries
@@ -61,7 +61,7 @@ class Entry(entries.Entry):
         documents: Iterable[entries.Document | str | Sequence[str]] = (),
         mrz: str | None = None,
         today: datetime.date | None = None,
-    ) -> entries.Entry:
+    ) -> Self:
         """An entry from plain values; an MRZ adds its name, date of birth and document.
 
         Raises:

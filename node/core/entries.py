@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 from wlx.node.core import mrz as mrz_
 from wlx.node.core.errors import UserError
@@ -64,7 +65,7 @@ class Entry:
         documents: Iterable[Document | str | Sequence[str]] = (),
         mrz: str | None = None,
         today: datetime.date | None = None,
-    ) -> Entry:
+    ) -> Self:
         """An entry from plain values; an MRZ adds its name, date of birth and document.
 
         Raises:

@@ -253,16 +253,7 @@ class Lookup:
             raise UserError(f"at most {MAX_SCREEN_ENTRIES} people per screening")
         for query in queries:
             check_person(len(query.names), len(query.documents))
-        keys: list[list[IdentifierKey] | str] = []
-        unusable: list[tuple[str, ...]] = []
-        for query in queries:
-            try:
-                checked = query.checked()
-                keys.append(checked.keys)
-                unusable.append(checked.unusable)
-            except UserError as exc:
-                keys.append(str(exc))
-                unusable.append(())
+        keys, unusable = _checked_queries(queries)
         by_version = {NORMALISATION: keys}
         for version in self._versions() - {NORMALISATION}:  # each version tested is charged
             by_version[version] = [_keys_or_error(q, version) for q in queries]
@@ -270,10 +261,70 @@ class Lookup:
         if self.charge is not None:  # before any key is tested; raises to refuse
             presented = lookup_cost([(len(q.names), len(q.documents)) for q in queries])
             self.charge(call, lookup_charge(presented, tested))
-        found: list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]] = [{} for _ in queries]
+        found: Found = [{} for _ in queries]
         withheld: set[str] = set()
         remembered: list[tuple[str, str, bytes]] = []
         now, today = self._node.now(), self._node.today()
+        accepting = self._match_held(queries, by_version, remembered, now, today, found, withheld)
+        not_checked = self._match_online(
+            queries, by_version, remembered, accepting, found, withheld
+        )
+        self.hits.remember_all(caller, remembered, now)  # before the answer: any front-end
+        results = _results(keys, unusable, found, not_checked)
+        self._record(caller, purpose, call, results, tested, sorted(withheld))
+        return results
+
+    def _match_online(
+        self,
+        queries: Sequence[Query],
+        by_version: dict[str, list[list[IdentifierKey] | str]],
+        remembered: list[tuple[str, str, bytes]],
+        accepting: Mapping[str, AcceptancePolicy],
+        found: Found,
+        withheld: set[str],
+    ) -> tuple[tuple[str, str], ...]:
+        """Have the origins evaluate the queries against their online-tier
+        listings, adding the hits to ``found``, ``remembered`` and
+        ``withheld`` as ``_match_held`` does; returns the origins (with the
+        reason) whose online listings were not checked."""
+
+        def keys_for(version: str) -> list[list[IdentifierKey] | str]:
+            if version not in by_version:
+                by_version[version] = [_keys_or_error(q, version) for q in queries]
+            return by_version[version]
+
+        extra = online.lookup_online(self._node, keys_for, self.evaluate_send, self._journal)
+        for match in extra.hits:
+            hit = _online_hit(match)
+            shown = _localise(hit, self._node.node_id, accepting)
+            if shown is None:
+                withheld.add(f"{hit.origin}:{hit.ref}")
+                continue
+            remembered.append((hit.origin, hit.ref, match.seal_key))
+            found[match.index].setdefault((hit.origin, hit.ref), []).append(
+                (_how(match.kind, hit.matched_on), shown)
+            )
+        return tuple((origin, reason.value) for origin, reason in extra.not_checked)
+
+    def _match_held(
+        self,
+        queries: Sequence[Query],
+        by_version: dict[str, list[list[IdentifierKey] | str]],
+        remembered: list[tuple[str, str, bytes]],
+        now: int,
+        today: str,
+        found: Found,
+        withheld: set[str],
+    ) -> Mapping[str, AcceptancePolicy]:
+        """Match every query against the listings the store holds, adding the
+        hits to ``found`` (per query), their ``(origin, ref, seal key)`` to
+        ``remembered`` and the hits of declined categories to ``withheld``;
+        returns the acceptance policies the hits were shown by.
+
+        ``by_version`` holds each query's identifier keys (or its error) per
+        normalisation version; the versions of epochs not yet migrated are
+        added to it.
+        """
         with self._node.store.read() as tx:
             accepting = acceptance.policies(tx)
             for state in tx.list_inbound():
@@ -284,12 +335,7 @@ class Lookup:
                     by_version[key.normalisation] = [
                         _keys_or_error(q, key.normalisation) for q in queries
                     ]
-                wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
-                for index, query_keys_ in enumerate(by_version[key.normalisation]):
-                    if isinstance(query_keys_, str):
-                        continue
-                    for ikey in query_keys_:
-                        wanted.setdefault(key.token(ikey.value), []).append((index, ikey))
+                wanted = _wanted_tokens(key, by_version[key.normalisation])
                 if not wanted:
                     continue
                 synced = now if state.origin == self._node.node_id else state.synced_at
@@ -308,39 +354,7 @@ class Lookup:
                         found[index].setdefault((hit.origin, hit.ref), []).append(
                             (_how(ikey.kind, hit.matched_on), shown)
                         )
-
-        def keys_for(version: str) -> list[list[IdentifierKey] | str]:
-            if version not in by_version:
-                by_version[version] = [_keys_or_error(q, version) for q in queries]
-            return by_version[version]
-
-        extra = online.lookup_online(self._node, keys_for, self.evaluate_send, self._journal)
-        for match in extra.hits:
-            hit = _online_hit(match)
-            shown = _localise(hit, self._node.node_id, accepting)
-            if shown is None:
-                withheld.add(f"{hit.origin}:{hit.ref}")
-                continue
-            remembered.append((hit.origin, hit.ref, match.seal_key))
-            found[match.index].setdefault((hit.origin, hit.ref), []).append(
-                (_how(match.kind, hit.matched_on), shown)
-            )
-        self.hits.remember_all(caller, remembered, now)  # before the answer: any front-end
-        not_checked = tuple((origin, reason.value) for origin, reason in extra.not_checked)
-        results = []
-        for index, entry in enumerate(keys):
-            if isinstance(entry, str):
-                results.append(Result(error=entry))
-            else:
-                results.append(
-                    Result(
-                        hits=_merge(found[index]),
-                        not_checked=not_checked,
-                        unusable=unusable[index],
-                    )
-                )
-        self._record(caller, purpose, call, results, tested, sorted(withheld))
-        return results
+        return accepting
 
     def _record(
         self,
@@ -372,9 +386,7 @@ class Lookup:
             self._journal.record(Event.LOOKUP, **fields)
             return
         with self._node.store.write() as tx:
-            exchange_log.append(
-                tx, node=self._node.node_id, time=self._node.now(), kind=Event.LOOKUP, **fields
-            )
+            exchange_log.record(tx, self._node, kind=Event.LOOKUP, **fields)
 
     def _open(
         self, key: EpochKey, ikey: IdentifierKey, handle: bytes, sealed: bytes, synced: int
@@ -432,6 +444,64 @@ def _online_hit(match: online.OnlineHit) -> Hit:
         list_synced_at=match.synced_at,
         suspended=data.suspended,
     )
+
+
+Found = list[dict[tuple[str, str], list[tuple[KeyKind, Hit]]]]
+"""Per query, the matches of each listing ``(origin, ref)`` it hit."""
+
+
+def _checked_queries(
+    queries: Sequence[Query],
+) -> tuple[list[list[IdentifierKey] | str], list[tuple[str, ...]]]:
+    """Per query, its identifier keys (or why it has none usable) and the
+    fields left out of it."""
+    keys: list[list[IdentifierKey] | str] = []
+    unusable: list[tuple[str, ...]] = []
+    for query in queries:
+        try:
+            checked = query.checked()
+            keys.append(checked.keys)
+            unusable.append(checked.unusable)
+        except UserError as exc:
+            keys.append(str(exc))
+            unusable.append(())
+    return keys, unusable
+
+
+def _wanted_tokens(
+    key: EpochKey, per_query: Sequence[list[IdentifierKey] | str]
+) -> dict[bytes, list[tuple[int, IdentifierKey]]]:
+    """The tokens under ``key`` of every query's identifier keys, each with
+    the queries (by index) and keys it stands for."""
+    wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
+    for index, query_keys_ in enumerate(per_query):
+        if isinstance(query_keys_, str):
+            continue
+        for ikey in query_keys_:
+            wanted.setdefault(key.token(ikey.value), []).append((index, ikey))
+    return wanted
+
+
+def _results(
+    keys: Sequence[list[IdentifierKey] | str],
+    unusable: Sequence[tuple[str, ...]],
+    found: Found,
+    not_checked: tuple[tuple[str, str], ...],
+) -> list[Result]:
+    """One result per query: its error, or its merged hits."""
+    results = []
+    for index, entry in enumerate(keys):
+        if isinstance(entry, str):
+            results.append(Result(error=entry))
+        else:
+            results.append(
+                Result(
+                    hits=_merge(found[index]),
+                    not_checked=not_checked,
+                    unusable=unusable[index],
+                )
+            )
+    return results
 
 
 def _keys_or_error(query: Query, version: str) -> list[IdentifierKey] | str:

@@ -196,18 +196,15 @@ def evaluate_at(
         journal.record(Event.EVALUATE_OUT, **fields)
     else:
         with node.store.write() as tx:
-            exchange_log.append(
-                tx, node=node.node_id, time=node.now(), kind=Event.EVALUATE_OUT, **fields
-            )
+            exchange_log.record(tx, node, kind=Event.EVALUATE_OUT, **fields)
     return Evaluated(origin, keys, reason)
 
 
 def _record_rejection(node: Node, origin: str, exc: Rejection) -> None:
     with node.store.write() as tx:
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=node.now(),
+            node,
             kind=Event.REJECTED,
             origin=origin,
             what=Rejected.RESPONSE,

@@ -71,10 +71,10 @@ def record_rejection(node: Node, origin: str, what: Rejected, rejection: Rejecti
     with node.store.write() as tx:
         tx.add_rejection(RejectionRow(now, origin, what, rejection.reason.value, rejection.detail))
         tx.set_sync_status(origin, at=now, error=str(rejection))
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.REJECTED,
             origin=origin,
             what=what,
@@ -328,20 +328,7 @@ def apply_snapshot(
     online_fields = _staged_fields(node, origin) if progress is not None else {}
     try:
         for sealed in stream:
-            part = receiver.receive(sealed)
-            staged = receiver.progress
-            assert staged is not None  # set by every part received
-            # Staging survives a crash of the process (WAL), not always a
-            # power loss; its progress is committed with it, so a resumed
-            # snapshot continues exactly after what is staged.
-            with node.store.write(durable=False) as tx:
-                if part.index == 0:
-                    tx.drop_staged_snapshot(origin)  # a new snapshot replaces any staged
-                tx.stage_entries(part.snapshot_id, origin, part.entries)
-                online_fields = online.staged_fields(part, online_fields)
-                tx.put_staged_snapshot(
-                    origin, part.snapshot_id, _progress_blob(node, origin, staged, online_fields)
-                )
+            online_fields = _stage_part(node, origin, receiver, sealed, online_fields)
             failpoints.hit("receiver.after_stage")
         result = receiver.result()
     except Rejection as rejection:
@@ -349,6 +336,36 @@ def apply_snapshot(
         record_rejection(node, origin, Rejected.SNAPSHOT, rejection)
         raise
     return _apply_staged(node, origin, start, result)
+
+
+def _stage_part(
+    node: Node,
+    origin: str,
+    receiver: inbound.SnapshotReceiver,
+    sealed: Sealed,
+    online_fields: dict[str, object],
+) -> dict[str, object]:
+    """Verify the next part of a snapshot and stage its entries with how far
+    the snapshot got; returns the online tier's fields updated by the part.
+
+    Raises:
+        Rejection: the part failed a check (nothing of it was staged).
+    """
+    part = receiver.receive(sealed)
+    staged = receiver.progress
+    assert staged is not None  # set by every part received
+    # Staging survives a crash of the process (WAL), not always a
+    # power loss; its progress is committed with it, so a resumed
+    # snapshot continues exactly after what is staged.
+    with node.store.write(durable=False) as tx:
+        if part.index == 0:
+            tx.drop_staged_snapshot(origin)  # a new snapshot replaces any staged
+        tx.stage_entries(part.snapshot_id, origin, part.entries)
+        online_fields = online.staged_fields(part, online_fields)
+        tx.put_staged_snapshot(
+            origin, part.snapshot_id, _progress_blob(node, origin, staged, online_fields)
+        )
+    return online_fields
 
 
 def _apply_staged(

@@ -283,10 +283,10 @@ def _publish_chunk(node: Node, state: _State, chunk: int) -> _State | None:
         tx.put_records(stored)
         tx.append_changes([(r.id, ChangeOp.UPSERT, r.version, now) for r in stored])
         tx.apply_ops(node.node_id, ops)
-        exchange_log.append_many(
+        exchange_log.record_many(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            at=now,
             events=[(Event.RECORD_UPSERT, {"record": r.id, "version": r.version}) for r in stored],
         )
         published = replace(state, after=page[-1][0].id)

@@ -114,10 +114,10 @@ def evaluate(node: Node, request: SignedRequest, *, budget: int) -> SignedReques
         if refusal is None:
             charged += len(params.blinded)
             tx.set_meta(_charged_key(peer, proto.day_of(now)), str(charged).encode("ascii"))
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.EVALUATE_IN,
             peer=peer,
             epoch=params.epoch,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 
 from wlx.crypto import atrest
@@ -22,7 +22,7 @@ from wlx.crypto.signing import Purpose
 from wlx.crypto.tokens import EpochKey
 from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
-from wlx.node.core import normalisation
+from wlx.node.core import failpoints, normalisation
 from wlx.node.core.acceptance import AcceptancePolicy
 from wlx.node.core.errors import (
     AlreadyExists,
@@ -104,16 +104,7 @@ def add_peer(
         AlreadyExists: the node id is trusted already, with another key that
             did not endorse this card.
     """
-    try:
-        card = parse_card(card_bytes)
-    except CryptoError as exc:
-        raise UserError(f"not a valid identity card ({exc})") from None
-    if card.node_id == node.node_id:
-        raise UserError("that is this node's own identity card")
-    if expect_fingerprint is not None and expect_fingerprint.lower() != card.fingerprint():
-        raise UserError(
-            f"fingerprint mismatch: the card's is {card.fingerprint()}; do not trust it"
-        )
+    card = _offered_card(node, card_bytes, expect_fingerprint)
     with node.store.read() as tx:
         existing = tx.get_peer(card.node_id)
         check_card(
@@ -124,31 +115,80 @@ def add_peer(
             held=lifecycle.trusted_fingerprints(node, tx),
         )
     if existing is not None and not existing.revoked_at:
-        current = parse_card(existing.card)
-        if not current.sign_key.same_as(card.sign_key):
-            try:
-                check_rotation(card, current)
-            except PermissionDenied:
-                if not replace_key:
-                    raise AlreadyExists(
-                        f"peer {card.node_id} is already trusted with another identity key "
-                        f"(trusted: {current.fingerprint()}, this card: {card.fingerprint()}); "
-                        "check both with the peer's operator, then add it with --replace"
-                    ) from None
-                lifecycle.revoke_peer(node, card.node_id)
-                log.warning(
-                    "peer %s: identity key replaced by the operator (%s -> %s)",
-                    card.node_id,
-                    current.fingerprint(),
-                    card.fingerprint(),
-                )
-                return add_peer(node, card_bytes, address)
-        lifecycle.accept_card(node, card_bytes)  # a rotation, a refresh (appendix B.1) or as is
-        with node.store.write() as tx:
-            row = tx.get_peer(card.node_id)
-            if row is not None:
-                tx.put_peer(replace(row, address=address))
-        return card
+        return _trust_again(
+            node, card_bytes, card, parse_card(existing.card), address, replace_key=replace_key
+        )
+    _trust_new(node, card, address)
+    log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
+    return card
+
+
+def _offered_card(node: Node, card_bytes: bytes, expect_fingerprint: str | None) -> IdentityCard:
+    """The card an operator offers, parsed and checked against what they expect.
+
+    Raises:
+        UserError: not a valid card, this node's own card, or a fingerprint
+            that does not match.
+    """
+    try:
+        card = parse_card(card_bytes)
+    except CryptoError as exc:
+        raise UserError(f"not a valid identity card ({exc})") from None
+    if card.node_id == node.node_id:
+        raise UserError("that is this node's own identity card")
+    if expect_fingerprint is not None and expect_fingerprint.lower() != card.fingerprint():
+        raise UserError(
+            f"fingerprint mismatch: the card's is {card.fingerprint()}; do not trust it"
+        )
+    return card
+
+
+def _trust_again(
+    node: Node,
+    card_bytes: bytes,
+    card: IdentityCard,
+    current: IdentityCard,
+    address: str,
+    *,
+    replace_key: bool,
+) -> IdentityCard:
+    """Add a peer trusted already (with card ``current``) again: the same key
+    or one it endorsed is accepted as is, another key only with
+    ``replace_key`` (the old key's peer is revoked and the new one added).
+
+    Raises:
+        AlreadyExists: another key that ``current`` did not endorse, and no
+            ``replace_key``.
+    """
+    if not current.sign_key.same_as(card.sign_key):
+        try:
+            check_rotation(card, current)
+        except PermissionDenied:
+            if not replace_key:
+                raise AlreadyExists(
+                    f"peer {card.node_id} is already trusted with another identity key "
+                    f"(trusted: {current.fingerprint()}, this card: {card.fingerprint()}); "
+                    "check both with the peer's operator, then add it with --replace"
+                ) from None
+            lifecycle.revoke_peer(node, card.node_id)
+            log.warning(
+                "peer %s: identity key replaced by the operator (%s -> %s)",
+                card.node_id,
+                current.fingerprint(),
+                card.fingerprint(),
+            )
+            return add_peer(node, card_bytes, address)
+    lifecycle.accept_card(node, card_bytes)  # a rotation, a refresh (appendix B.1) or as is
+    with node.store.write() as tx:
+        row = tx.get_peer(card.node_id)
+        if row is not None:
+            tx.put_peer(replace(row, address=address))
+    return card
+
+
+def _trust_new(node: Node, card: IdentityCard, address: str) -> None:
+    """Store a new (or revoked) peer and start its stream: epoch 1 with a
+    fresh token key, or a new epoch of a stream it had before."""
     now = node.now()
     with node.store.write() as tx:
         tx.lock_changes()
@@ -176,17 +216,15 @@ def add_peer(
             normalisation.record(tx, node.node_id, card.node_id, 1, plan.normalisation)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.PEER_TRUST,
             peer=card.node_id,
             fingerprint=card.fingerprint(),
             address=address,
         )
-    log.info("trusted peer %s (%s) at %s", card.node_id, card.fingerprint(), address)
-    return card
 
 
 def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
@@ -247,10 +285,10 @@ def _emit(
         tx.add_outbox(state.peer, state.epoch, _row(batch), now)
     for index, record_id in removals.items():
         tx.add_sent_removal(state.peer, state.epoch, state.last_seq + 1 + index, record_id)
-    exchange_log.append_many(
+    exchange_log.record_many(
         tx,
-        node=node.node_id,
-        time=now,
+        node,
+        at=now,
         events=[
             (
                 Event.BATCH_SENT,
@@ -307,6 +345,7 @@ def materialise(node: Node, peer: str, *, max_changes: int | None = None) -> Out
             ops, removals, change_pos = _ops_for(node, tx, key, state.change_pos, _policy(tx, peer))
             state = replace(_emit(node, tx, state, ops, removals), change_pos=change_pos)
             tx.put_outbound(state)
+            failpoints.hit("origin.mid_materialise")  # the chunk's batches not yet committed
     assert state is not None  # the loop ran at least once (max_changes > 0)
     return state
 
@@ -487,6 +526,7 @@ def pull(node: Node, request: SignedRequest) -> Iterator[PullItem]:
             return
         for row in rows:
             yield seal_presigned(row.signed, Purpose.BATCH, sender=node.node_id, to=card)
+            failpoints.hit("origin.batch_served")  # gRPC took the batch, asks for the next
         sent += len(rows)
         after = rows[-1].last_seq
 
@@ -674,7 +714,7 @@ def _resumed(node: Node, peer: str, resume: SnapshotResume) -> _Position | None:
     )
 
 
-def snapshot(node: Node, request: SignedRequest) -> Iterator[Sealed]:
+def snapshot(node: Node, request: SignedRequest) -> Generator[Sealed]:
     """Serve a peer's signed snapshot request: its full current state, in parts.
 
     The stream is first fast-forwarded to the end of the change log

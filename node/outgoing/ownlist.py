@@ -219,10 +219,10 @@ def suspend_record(node: Node, record_id: str, *, suspended: bool) -> bool:
         tx.put_record(stored)
         tx.append_change(record_id, ChangeOp.UPSERT, stored.version, now)
         tx.apply_ops(node.node_id, [upsert_of(node, stored, own_key)])
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.RECORD_SUSPEND,
             record=record_id,
             version=stored.version,

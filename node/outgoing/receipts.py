@@ -105,10 +105,10 @@ def acknowledge(node: Node, receipts: Sequence[SignedRequest]) -> int:
                         replace(state, acked_seq=receipt.last_seq, acked_at=receipt.applied_at)
                     )
                 tx.confirm_removals(card.node_id, receipt.epoch, receipt.last_seq)
-                exchange_log.append(
+                exchange_log.record(
                     tx,
-                    node=node.node_id,
-                    time=now,
+                    node,
+                    now,
                     kind=Event.RECEIPT,
                     peer=card.node_id,
                     epoch=receipt.epoch,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, cast
@@ -98,7 +98,7 @@ def _snapshot_parts(
     stub: federation_pb2_grpc.FederationStub,
     peer: str,
     resume: SnapshotResume | None = None,
-) -> Iterator[Sealed]:
+) -> Generator[Sealed]:
     params = SnapshotParams(
         node.node_id, peer, node.now(), node.rng(codec.NONCE_BYTES), resume=resume
     )
@@ -118,7 +118,7 @@ PREFETCH_PARTS = 4
 T = TypeVar("T")
 
 
-def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+def prefetch(items: Iterator[T], depth: int) -> Generator[T]:
     """Iterate ``items`` in a helper thread, up to ``depth`` ahead of the consumer.
 
     While the consumer applies one snapshot part, the next ones are already
@@ -171,9 +171,7 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
     why the sync stopped early (peer unreachable, a rejected batch, a
     protocol violation).  Every rejection is recorded where it is decided.
     """
-    batches = ops = duplicates = 0
-    snapshot_entries: int | None = None
-    loop = PullLoop(max_batches=BATCHES_PER_PULL, max_pulls=MAX_PULLS_PER_SYNC)
+    progress = _Progress()
     try:
         card = node.trusted(peer.node_id)
         if card is None:
@@ -181,40 +179,70 @@ def sync_peer(node: Node, peer: PeerRow) -> SyncReport:
         with peer_channel(node, card, peer.address) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
             deliver_acceptance(node, stub, peer.node_id)  # its removals come with this pull
-            while True:
-                step = loop.next
-                if isinstance(step, GiveUp):
-                    raise PeerError(f"{peer.node_id} {step.error}")
-                if isinstance(step, Finish):
-                    break
-                if isinstance(step, FetchSnapshot):
-                    log.info(
-                        "%s asks for a resync (%s); fetching a snapshot", peer.node_id, step.reason
-                    )
-                    result = receiver.apply_snapshot(
-                        node,
-                        peer.node_id,
-                        lambda resume: _snapshot_parts(node, stub, peer.node_id, resume),
-                    )
-                    snapshot_entries = result.entries
-                    loop.snapshot_applied()
-                    continue
-                pulled = _pull_once(node, stub, peer.node_id)
-                batches += pulled.applied
-                duplicates += pulled.duplicates
-                ops += pulled.ops
-                loop.pulled(batches=pulled.applied + pulled.duplicates, resync=pulled.resync)
+            _follow_pull_loop(node, stub, peer.node_id, progress)
             deliver_receipts(node, stub, peer.node_id)
     except grpc.RpcError as exc:
-        card = node.trusted(peer.node_id)
-        endpoint = peer_endpoint(node, card, peer.address) if card is not None else None
-        error = from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}", endpoint)
-        return _failed(node, peer, str(error), batches, ops, duplicates, snapshot_entries)
+        return _failed(node, peer, _rpc_failure(node, peer, exc), progress)
     except WlxError as exc:  # a Rejection was recorded where it was decided
-        return _failed(node, peer, str(exc), batches, ops, duplicates, snapshot_entries)
+        return _failed(node, peer, str(exc), progress)
     with node.store.write() as tx:
         tx.set_sync_status(peer.node_id, at=node.now(), error=None)
-    return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries)
+    return progress.report(peer.node_id)
+
+
+@dataclass
+class _Progress:
+    """What a sync with one peer has done so far (reported even if it fails)."""
+
+    batches: int = 0
+    ops: int = 0
+    duplicates: int = 0
+    snapshot_entries: int | None = None
+
+    def report(self, peer: str, error: str = "") -> SyncReport:
+        return SyncReport(
+            peer, self.batches, self.ops, self.duplicates, self.snapshot_entries, error
+        )
+
+
+def _follow_pull_loop(
+    node: Node, stub: federation_pb2_grpc.FederationStub, peer: str, progress: _Progress
+) -> None:
+    """Pull (and fetch snapshots) as ``PullLoop`` says until it finishes.
+
+    Raises:
+        PeerError: the loop gave up on the peer.
+        Rejection: a batch, snapshot part or response was refused (recorded).
+    """
+    loop = PullLoop(max_batches=BATCHES_PER_PULL, max_pulls=MAX_PULLS_PER_SYNC)
+    while True:
+        step = loop.next
+        if isinstance(step, GiveUp):
+            raise PeerError(f"{peer} {step.error}")
+        if isinstance(step, Finish):
+            return
+        if isinstance(step, FetchSnapshot):
+            log.info("%s asks for a resync (%s); fetching a snapshot", peer, step.reason)
+            result = receiver.apply_snapshot(
+                node,
+                peer,
+                lambda resume: _snapshot_parts(node, stub, peer, resume),
+            )
+            progress.snapshot_entries = result.entries
+            loop.snapshot_applied()
+            continue
+        pulled = _pull_once(node, stub, peer)
+        progress.batches += pulled.applied
+        progress.duplicates += pulled.duplicates
+        progress.ops += pulled.ops
+        loop.pulled(batches=pulled.applied + pulled.duplicates, resync=pulled.resync)
+
+
+def _rpc_failure(node: Node, peer: PeerRow, exc: grpc.RpcError) -> str:
+    """What a failed call to ``peer`` means, naming the endpoint it was made to."""
+    card = node.trusted(peer.node_id)
+    endpoint = peer_endpoint(node, card, peer.address) if card is not None else None
+    return str(from_rpc_error(exc, f"peer {peer.node_id} at {peer.address}", endpoint))
 
 
 @dataclass(frozen=True)
@@ -292,15 +320,8 @@ def deliver_receipts(node: Node, stub: federation_pb2_grpc.FederationStub, peer:
             return delivered
 
 
-def _failed(
-    node: Node,
-    peer: PeerRow,
-    error: str,
-    batches: int,
-    ops: int,
-    duplicates: int,
-    snapshot_entries: int | None,
-) -> SyncReport:
+def _failed(node: Node, peer: PeerRow, error: str, progress: _Progress) -> SyncReport:
+    """Count, log and store the failure of a sync; the report of what it did."""
     metrics.SYNC_FAILURES.labels(peer.node_id).inc()
     log.warning("sync with %s stopped: %s", peer.node_id, error)
     try:
@@ -308,7 +329,7 @@ def _failed(
             tx.set_sync_status(peer.node_id, at=node.now(), error=error)
     except Unavailable:
         pass  # the node is shutting down: the status is not worth waiting for
-    return SyncReport(peer.node_id, batches, ops, duplicates, snapshot_entries, error)
+    return progress.report(peer.node_id, error)
 
 
 def describe(report: SyncReport) -> str:

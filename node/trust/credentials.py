@@ -122,10 +122,10 @@ def _issue(
         if also is not None:
             also(tx)
         tx.put_credential(CredentialRow(issued.serial, name, role, now, now + days * DAY))
-        exchange_log.append(
+        exchange_log.record(
             tx,
-            node=node.node_id,
-            time=now,
+            node,
+            now,
             kind=Event.CREDENTIAL_ISSUED,
             name=name,
             role=role,
@@ -157,10 +157,10 @@ def revoke(node: Node, name: str) -> int:
     with node.store.write() as tx:
         for row in rows:
             tx.put_credential(replace(row, revoked_at=now))
-            exchange_log.append(
+            exchange_log.record(
                 tx,
-                node=node.node_id,
-                time=now,
+                node,
+                now,
                 kind=Event.CREDENTIAL_REVOKED,
                 name=row.name,
                 role=row.role,

@@ -53,7 +53,7 @@ def test_wrong_key() -> None:
 )
 def test_wrong_purpose_sender_or_recipient(header: dict[str, str]) -> None:
     with pytest.raises(DecryptionError):
-        open_(SEALED, **header)
+        open_(SEALED, RU, **header)
 
 
 @settings(max_examples=150, deadline=None)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from random import Random
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given, reject, settings
 from hypothesis import strategies as st
 
 from wlx.crypto.errors import InvalidIdentifier
@@ -59,7 +59,8 @@ def normal_or_none(text: str) -> str | None:
 @given(ANY_TEXT)
 def test_a_normalised_name_normalises_to_itself(text: str) -> None:
     once = normal_or_none(text)
-    assume(once is not None)
+    if once is None:
+        reject()
     assert normalize_name(once) == once
 
 
@@ -67,7 +68,8 @@ def test_a_normalised_name_normalises_to_itself(text: str) -> None:
 @given(ANY_TEXT)
 def test_a_normalised_name_is_sorted_parts_joined_by_one_space(text: str) -> None:
     out = normal_or_none(text)
-    assume(out is not None)
+    if out is None:
+        reject()
     parts = out.split(" ")
     assert all(parts) and parts == sorted(parts)
     assert unicodedata.is_normalized("NFC", out)

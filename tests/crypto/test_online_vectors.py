@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ def test_derivations_by_formula_and_implementation() -> None:
         assert (entry.token.hex(), entry.seal_key.hex()) == (d["token"], d["seal_key"])
 
 
+def _returning(value: bytes) -> Callable[[int], bytes]:
+    """An ``Rng`` that returns ``value`` (the randomness the vectors fix)."""
+    return lambda _n: value
+
+
 def test_evaluation_verifies_and_unblinds_to_the_outputs() -> None:
     e = V["evaluation"]
     blinded = [
@@ -57,16 +63,16 @@ def test_evaluation_verifies_and_unblinds_to_the_outputs() -> None:
         for d, b, el in zip(V["derivations"], e["blinds"], e["blinded"], strict=True)
     ]
     for b in blinded:  # the blinded element is blind * HashToGroup(input)
-        again = oprf.blind(b.input, oprf.Mode.VOPRF, lambda _n, s=b.blind: s + bytes(32))
+        again = oprf.blind(b.input, oprf.Mode.VOPRF, _returning(b.blind + bytes(32)))
         assert again.element == b.element
     evaluation = oprf.Evaluation(tuple(h(x) for x in e["evaluated"]), h(e["proof"]))
     outputs = oprf.finalize_verified(h(V["public_key"]), blinded, evaluation)
     assert [o.hex() for o in outputs] == [d["output"] for d in V["derivations"]]
     key = online.OnlineKey.derive(h(V["seed"]), "CN", "RU", 1)
-    again = key.evaluate(
+    evaluated = key.evaluate(
         [b.element for b in blinded], lambda _n: h(e["proof_randomness"]) + bytes(32)
     )
-    assert again.proof.hex() == e["proof"]
+    assert evaluated.proof.hex() == e["proof"]
 
 
 def test_seal_by_formula() -> None:

@@ -45,7 +45,7 @@ from wlx.crypto.normalize import (
 from wlx.crypto.signing import Purpose, sign, signing_input, verify
 from wlx.crypto.tokens import EpochKey, hit_proof
 from wlx.node.core.errors import Rejection
-from wlx.node.core.records import parse_record, parse_records
+from wlx.node.core.records import RecordFormat, parse_record, parse_records
 from wlx.node.detail import proof_message
 from wlx.node.protocol import codec, inbound, outbound
 from wlx.node.protocol.envelopes import open_envelope
@@ -213,7 +213,7 @@ def test_norm2_name_forms() -> None:
 
 def test_norm2_phonetic_codes() -> None:
     for case in NORM2["phonetic"]:
-        assert phonetic_code(case["input"]) == case["output"]
+        assert phonetic_code((case["input"],)) == case["output"]
 
 
 @pytest.mark.parametrize(
@@ -781,7 +781,7 @@ def _blocks(language: str) -> list[str]:
 
 def test_the_record_examples_import() -> None:
     (jsonl,), (csv_text,) = _blocks("jsonl"), _blocks("csv")
-    records = parse_records(jsonl, "jsonl")
+    records = parse_records(jsonl, RecordFormat.JSONL)
     kinds = [sorted({k.kind.value for k in r.identifier_keys()}) for r in records]
     # Latin-script and other-script transliterations are kept apart (§2.8.5).
     assert kinds == [
@@ -805,10 +805,10 @@ def test_the_record_examples_import() -> None:
     ]
     assert records[2].documents[0].country == "CHN"
     assert records[2].documents[0].number == "E87654321"
-    rows = parse_records(csv_text, "csv")
+    rows = parse_records(csv_text, RecordFormat.CSV)
     assert [r.id for r in rows] == ["RU-0001", "RU-0002", "RU-0003"]
     assert rows[1].dob == "1988" and len(rows[2].documents) == 2
-    assert parse_records("\ufeff" + csv_text, "csv") == rows
+    assert parse_records("\ufeff" + csv_text, RecordFormat.CSV) == rows
 
 
 # ---------------------------------------------------------------- records.md canonical JSON

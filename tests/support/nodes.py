@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import grpc
 import psycopg
 
-from wlx.node.core.config import StorageConfig
+from wlx.node.core.config import Backend, StorageConfig
 from wlx.node.core.node import Node
 from wlx.node.core.records import Record, parse_record
 from wlx.node.rpc.sync_client import SyncReport, sync_peer
@@ -125,7 +125,7 @@ class StorageFactory:
             return StorageConfig()
         schema = f"t_{node_id.lower().replace('-', '_')}_{uuid.uuid4().hex[:10]}"
         self._schemas.append(schema)
-        return StorageConfig(backend="postgresql", dsn=PG_DSN, schema=schema)
+        return StorageConfig(backend=Backend.POSTGRESQL, dsn=PG_DSN, schema=schema)
 
     def cleanup(self) -> None:
         if not self._schemas:
