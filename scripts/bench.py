@@ -92,11 +92,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(directory: Path, port: int, sync_interval: float = 1e6) -> subprocess.Popen[bytes]:
-    """``wlx serve`` in its own process, as in production (no shared GIL)."""
+def serve(
+    directory: Path, port: int, sync_interval: float = 1e6, *, listen: bool = False
+) -> subprocess.Popen[bytes]:
+    """``wlx serve`` in its own process, as in production (no shared GIL);
+    ``listen``: on ``port`` given with ``--listen`` (one of several
+    front-ends) instead of the node's configured address."""
     wlx = str(Path(sys.executable).with_name("wlx"))
+    where = ["--listen", f"127.0.0.1:{port}"] if listen else []
     proc = subprocess.Popen(
-        [wlx, "serve", str(directory), "--sync-interval", str(sync_interval)],
+        [wlx, "serve", str(directory), "--sync-interval", str(sync_interval), *where],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

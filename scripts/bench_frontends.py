@@ -18,9 +18,6 @@ import argparse
 import dataclasses
 import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,25 +33,6 @@ from wlx.node.rpc.sync_client import sync_peer
 from wlx.node.trust import credentials
 
 METHOD = "/wlx.v1.Lookup/Check"
-
-
-def serve_frontend(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    """``wlx serve DIR --listen 127.0.0.1:PORT``, returned once it listens."""
-    wlx = str(Path(sys.executable).with_name("wlx"))
-    proc = subprocess.Popen(
-        [wlx, "serve", str(directory), "--sync-interval", "1e6", "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"wlx serve {directory} --listen 127.0.0.1:{port} did not come up")
 
 
 def spread(addresses: list[str], credential: Any, requests: list[bytes], clients: int) -> float:
@@ -111,7 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ru.close()
         requests = bench.lookup_requests(records, args.lookups)
         for n in range(1, args.frontends + 1):
-            procs = [serve_frontend(tmp / "RU", port) for port in ports[:n]]
+            procs = [bench.serve(tmp / "RU", port, listen=True) for port in ports[:n]]
             addresses = [f"127.0.0.1:{port}" for port in ports[:n]]
             try:
                 rate = spread(addresses, officer, requests, args.clients)
