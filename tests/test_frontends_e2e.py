@@ -193,6 +193,8 @@ def test_three_front_ends_survive_the_leader_killed_mid_sync(
         assert [e["idx"] for e in entries] == list(range(len(entries)))
         applied = [e for e in entries if e["kind"] == "snapshot.applied"]
         assert len(applied) == 1 and applied[0]["entries"] == LISTINGS
+        # The handover is ours: it accuses CN of nothing.
+        assert [e for e in entries if e["kind"] == "rejected"] == []
         lookups = [e for e in entries if e["kind"] == "lookup"]
         assert sum(1 for e in lookups if e["credential"] == "post-counted") == LIMIT
         assert sum(1 for e in lookups if e["credential"] == "post-check") == 2
