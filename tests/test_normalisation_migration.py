@@ -13,6 +13,7 @@ from support.nodes import Federation, FederationMaker, NodeMaker, record
 
 from wlx.crypto.normalize import NORMALISATION_1, NORMALISATION_2
 from wlx.node.core import normalisation
+from wlx.node.core.limits import RateLimited
 from wlx.node.core.node import Node
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.incoming.receiver import _progress_blob, staged_progress
@@ -148,3 +149,42 @@ def test_a_lookup_during_a_migration_pays_for_the_keys_of_both_versions(
     both = sum(len(CYRILLIC.checked(v).keys) for v in (NORMALISATION_1, NORMALISATION_2))
     assert charged == [both]
     assert len(CYRILLIC.checked(NORMALISATION_1).keys) < both
+
+
+def test_a_version_first_met_while_matching_is_charged_before_its_keys_are_tested(
+    legacy: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An epoch that migrates between the charge and the match (here: the
+    versions read at the start miss RU's norm-1 epoch) is still charged,
+    before its keys are tested, and its keys are logged as tested."""
+    cn = legacy["CN"].node
+    lifecycle.migrate_normalisation(cn)
+    lookup = Lookup(cn)
+    monkeypatch.setattr(lookup, "_versions", set)
+    charged: list[int] = []
+    lookup.charge = lambda call, cost: charged.append(cost)
+    assert [hit.ref for hit in lookup.check(CYRILLIC)] == ["RU-1"]
+    first, late = (len(CYRILLIC.checked(v).keys) for v in (NORMALISATION_2, NORMALISATION_1))
+    assert charged == [first, late]
+
+
+def test_a_refused_late_version_tests_nothing(
+    legacy: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusing the keys of a version first met while matching stops the
+    lookup before any of them is tested: no hit is shown."""
+    cn = legacy["CN"].node
+    lifecycle.migrate_normalisation(cn)
+    lookup = Lookup(cn)
+    monkeypatch.setattr(lookup, "_versions", set)
+    calls: list[int] = []
+
+    def charge(call: str, cost: int) -> None:
+        calls.append(cost)
+        if len(calls) > 1:
+            raise RateLimited("rate limit: officer:x over its burst")
+
+    lookup.charge = charge
+    with pytest.raises(RateLimited):
+        lookup.check(CYRILLIC)
+    assert len(calls) == 2

@@ -254,13 +254,8 @@ class Lookup:
         for query in queries:
             check_person(len(query.names), len(query.documents))
         keys, unusable = _checked_queries(queries)
-        by_version = {NORMALISATION: keys}
-        for version in self._versions() - {NORMALISATION}:  # each version tested is charged
-            by_version[version] = [_keys_or_error(q, version) for q in queries]
-        tested = sum(len(k) for ks in by_version.values() for k in ks if not isinstance(k, str))
-        if self.charge is not None:  # before any key is tested; raises to refuse
-            presented = lookup_cost([(len(q.names), len(q.documents)) for q in queries])
-            self.charge(call, lookup_charge(presented, tested))
+        by_version = _KeysByVersion(queries, call, self.charge)
+        by_version.charge_first(keys, self._versions() - {NORMALISATION})
         found: Found = [{} for _ in queries]
         withheld: set[str] = set()
         remembered: list[tuple[str, str, bytes]] = []
@@ -271,13 +266,13 @@ class Lookup:
         )
         self.hits.remember_all(caller, remembered, now)  # before the answer: any front-end
         results = _results(keys, unusable, found, not_checked)
-        self._record(caller, purpose, call, results, tested, sorted(withheld))
+        self._record(caller, purpose, call, results, by_version.tested, sorted(withheld))
         return results
 
     def _match_online(
         self,
         queries: Sequence[Query],
-        by_version: dict[str, list[list[IdentifierKey] | str]],
+        by_version: _KeysByVersion,
         remembered: list[tuple[str, str, bytes]],
         accepting: Mapping[str, AcceptancePolicy],
         found: Found,
@@ -287,13 +282,7 @@ class Lookup:
         listings, adding the hits to ``found``, ``remembered`` and
         ``withheld`` as ``_match_held`` does; returns the origins (with the
         reason) whose online listings were not checked."""
-
-        def keys_for(version: str) -> list[list[IdentifierKey] | str]:
-            if version not in by_version:
-                by_version[version] = [_keys_or_error(q, version) for q in queries]
-            return by_version[version]
-
-        extra = online.lookup_online(self._node, keys_for, self.evaluate_send, self._journal)
+        extra = online.lookup_online(self._node, by_version.keys, self.evaluate_send, self._journal)
         for match in extra.hits:
             hit = _online_hit(match)
             shown = _localise(hit, self._node.node_id, accepting)
@@ -309,7 +298,7 @@ class Lookup:
     def _match_held(
         self,
         queries: Sequence[Query],
-        by_version: dict[str, list[list[IdentifierKey] | str]],
+        by_version: _KeysByVersion,
         remembered: list[tuple[str, str, bytes]],
         now: int,
         today: str,
@@ -321,9 +310,9 @@ class Lookup:
         ``remembered`` and the hits of declined categories to ``withheld``;
         returns the acceptance policies the hits were shown by.
 
-        ``by_version`` holds each query's identifier keys (or its error) per
-        normalisation version; the versions of epochs not yet migrated are
-        added to it.
+        ``by_version`` gives each query's identifier keys (or its error) per
+        normalisation version, deriving and charging a version first met
+        here (an epoch that migrated since the lookup was charged).
         """
         with self._node.store.read() as tx:
             accepting = acceptance.policies(tx)
@@ -331,11 +320,7 @@ class Lookup:
                 if state.epoch == 0:
                     continue  # a peer whose first snapshot has not arrived
                 key = self._epoch_key(tx, state)
-                if key.normalisation not in by_version:  # an epoch not yet migrated
-                    by_version[key.normalisation] = [
-                        _keys_or_error(q, key.normalisation) for q in queries
-                    ]
-                wanted = _wanted_tokens(key, by_version[key.normalisation])
+                wanted = _wanted_tokens(key, by_version.keys(key.normalisation))
                 if not wanted:
                     continue
                 synced = now if state.origin == self._node.node_id else state.synced_at
@@ -502,6 +487,67 @@ def _results(
                 )
             )
     return results
+
+
+PerQuery = list[list[IdentifierKey] | str]
+"""Each query's identifier keys under one normalisation version, or its error."""
+
+
+class _KeysByVersion:
+    """One lookup's identifier keys per normalisation version, derived once
+    each, every key charged before it is tested.
+
+    ``charge_first`` charges the versions known at the start in one go
+    (``lookup_charge``: never less than the identifiers presented); a
+    version first asked for later (an epoch migrated meanwhile, or an
+    online-tier origin's) is charged when ``keys`` derives it, so a lookup
+    pays for every key it tests.  ``tested`` counts them for the log.
+    """
+
+    def __init__(
+        self, queries: Sequence[Query], call: LookupCall, charge: Callable[[str, int], None] | None
+    ) -> None:
+        self._queries = queries
+        self._call = call
+        self._charge = charge
+        self._by_version: dict[str, PerQuery] = {}
+        self.tested = 0
+
+    def charge_first(self, current: PerQuery, others: set[str]) -> None:
+        """Charge the keys under ``NORMALISATION`` (``current``) and ``others``.
+
+        Raises:
+            RateLimited: refused (nothing is tested).
+        """
+        self._by_version[NORMALISATION] = current
+        for version in others:
+            self._by_version[version] = self._derive(version)
+        self.tested = sum(_count(keys) for keys in self._by_version.values())
+        if self._charge is not None:
+            presented = lookup_cost([(len(q.names), len(q.documents)) for q in self._queries])
+            self._charge(self._call, lookup_charge(presented, self.tested))
+
+    def keys(self, version: str) -> PerQuery:
+        """The keys under ``version``, derived and charged on first use.
+
+        Raises:
+            RateLimited: the keys of a new version were refused.
+        """
+        keys = self._by_version.get(version)
+        if keys is None:
+            keys = self._derive(version)
+            if self._charge is not None:
+                self._charge(self._call, _count(keys))
+            self.tested += _count(keys)
+            self._by_version[version] = keys
+        return keys
+
+    def _derive(self, version: str) -> PerQuery:
+        return [_keys_or_error(q, version) for q in self._queries]
+
+
+def _count(keys: PerQuery) -> int:
+    return sum(len(k) for k in keys if not isinstance(k, str))
 
 
 def _keys_or_error(query: Query, version: str) -> list[IdentifierKey] | str:
