@@ -81,6 +81,16 @@ def test_a_metrics_port_in_use_stops_serve_before_grpc_starts(tmp_path: Path) ->
         probe.bind(("127.0.0.1", grpc_port))
 
 
+@pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:99999", "127.0.0.1"])
+def test_a_listen_address_that_is_not_host_port_is_refused_before_serving(
+    tmp_path: Path, listen: str
+) -> None:
+    """``--listen`` is checked like node.toml's: a port out of range is not
+    quietly replaced by a free one."""
+    node = init(tmp_path / "cn", "CN", free_port())
+    fails("serve", node, "--listen", listen, match=r"is not HOST:PORT")
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o600])
 def test_a_records_file_given_as_a_credential_is_named_as_such(tmp_path: Path, mode: int) -> None:
     listing = write_jsonl(tmp_path / "list.jsonl", [rec("CN-1")])

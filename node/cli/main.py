@@ -526,6 +526,8 @@ def serve(
     from wlx.node.rpc.ops import Operations, serve_http
     from wlx.node.rpc.server import SERVICES, build_server
 
+    if listen is not None:
+        check_address(listen)  # before anything starts: one line, nothing served
     logging.getLogger().setLevel(logging.INFO)
     with node_at(directory, insecure_dev=insecure_dev) as node, ExitStack() as only:
         if not node.store.shared:
