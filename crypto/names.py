@@ -119,9 +119,22 @@ _UNSPACED = (
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
+# No key of OpenCC's t2s dictionaries holds a character below U+3400 (CJK
+# Extension A; tests/crypto/test_norm2_plans.py checks the pinned tables), so
+# a text without one is its own simplified form.
+_FIRST_T2S = "\u3400"
+
+
 @functools.cache
 def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
+
+
+def _simplified(text: str) -> str:
+    """Traditional Han characters to simplified (OpenCC ``t2s``)."""
+    if not text or max(text) < _FIRST_T2S:
+        return text
+    return str(_t2s().convert(text))
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,10 @@ def _prepare(name: str) -> str:
 
 def strip_diacritics(text: str) -> str:
     """Drop combining marks (``Mn``) whose base letter is of an alphabetic script."""
+    return text if text.isascii() else _strip_marks(text)  # NFD and NFC keep ASCII
+
+
+def _strip_marks(text: str) -> str:
     out: list[str] = []
     base = ""
     for char in unicodedata.normalize("NFD", text):
@@ -184,12 +201,12 @@ def name_forms(name: str) -> NameForms:
         InvalidIdentifier: longer than 256 characters, or no letters.
     """
     text = _prepare(name)
-    stripped = _t2s().convert(strip_diacritics(text))
+    stripped = _simplified(strip_diacritics(text))
     script = _parts(stripped.translate(_FOLD))
     if not any(unicodedata.category(c)[0] == "L" for part in script for c in part):
         raise InvalidIdentifier("a name has no letters")
     latin: set[tuple[str, ...]] = set()
-    icao = national(greek_elot(strip_diacritics(_t2s().convert(text).translate(ICAO))))
+    icao = national(greek_elot(strip_diacritics(_simplified(text).translate(ICAO))))
     latin.add(_ascii_parts(han_to_pinyin(icao)))
     latin.add(_ascii_parts(han_to_pinyin(stripped)))
     latin.discard(())
@@ -228,6 +245,7 @@ def phonetic_code(parts: tuple[str, ...]) -> str:
     return "-".join(_part_code(part) for part in parts)
 
 
+@functools.lru_cache(maxsize=65_536)
 def _part_code(part: str) -> str:
     if not part.isalpha():
         return part  # digits are not sounds: a part holding one is kept as it is

@@ -344,7 +344,10 @@ def _strongest(keys: Iterable[IdentifierKey]) -> list[IdentifierKey]:
     best: dict[bytes, IdentifierKey] = {}
     for key in keys:
         old = best.get(key.value)
-        if old is None or (key.kind.strength, key.kind) < (old.kind.strength, old.kind):
+        if old is None or (
+            key.kind is not old.kind  # the same kind object often makes a value twice
+            and (key.kind.strength, key.kind) < (old.kind.strength, old.kind)
+        ):
             best[key.value] = key
     return [best[v] for v in sorted(best)]
 

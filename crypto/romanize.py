@@ -23,6 +23,11 @@ def in_ranges(ranges: Ranges, char: str) -> bool:
     return any(lo <= code <= hi for lo, hi in ranges)
 
 
+def char_class(ranges: Ranges) -> str:
+    """A regular-expression character class of ``ranges``."""
+    return "[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges) + "]"
+
+
 # ICAO Doc 9303 Part 3, 8th ed., section 6, tables A and B (lower case; the
 # input is case-folded, so ß is already "ss").
 _ICAO_LATIN = {
@@ -91,6 +96,7 @@ _ICAO_CYRILLIC = {
 ICAO = str.maketrans({**_ICAO_LATIN, **_ICAO_CYRILLIC})
 
 HAN: Ranges = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+_ANY_HAN = re.compile(char_class(HAN))
 # Surnames whose reading differs from the character's usual one (the
 # readings of the Hundred Family Surnames), simplified characters.
 _SURNAMES = {
@@ -133,6 +139,10 @@ def han_to_pinyin(text: str) -> str:
     A run of two to four characters that starts a name with a surname of
     ``_SURNAMES`` takes the surname reading for its first character.
     """
+    return _pinyin_runs(text) if _ANY_HAN.search(text) else text
+
+
+def _pinyin_runs(text: str) -> str:
     out: list[str] = []
     run: list[str] = []
 
@@ -171,6 +181,7 @@ _INDIC = {
     0x0D00: "malayalam",
 }
 _ANUSVARA = re.compile(r"M(?=[pbm])|M")
+_ANY_INDIC = re.compile(char_class(((min(_INDIC), max(_INDIC) + 0x7F),)))
 
 
 def _indic_block(char: str) -> int | None:
@@ -200,6 +211,10 @@ def _indic_word(word: str, block: int) -> str:
 
 def indic_to_latin(text: str) -> str:
     """Every run of one Indic script's characters (a word) to OPTITRANS."""
+    return _optitrans_runs(text) if _ANY_INDIC.search(text) else text
+
+
+def _optitrans_runs(text: str) -> str:
     out: list[str] = []
     run: list[str] = []
     block: int | None = None
@@ -268,17 +283,13 @@ def greek_elot(text: str) -> str:
     return _GREEK_DIGRAPHS.sub(_greek_digraph, text).translate(_GREEK_LETTERS)
 
 
-_THAI: Ranges = ((0x0E00, 0x0E7F),)
-_HANGUL: Ranges = ((0xAC00, 0xD7AF),)
+_THAI = re.compile(char_class(((0x0E00, 0x0E7F),)) + "+")
+_HANGUL = re.compile(char_class(((0xAC00, 0xD7AF),)) + "+")
 
 
-def _runs(text: str, ranges: Ranges, convert: Callable[[str], str]) -> str:
-    """Replace each maximal run of characters in ``ranges`` by ``convert(run)``."""
-    return re.sub(
-        "[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges) + "]+",
-        lambda m: f" {convert(m.group(0))} ",
-        text,
-    )
+def _runs(text: str, runs: re.Pattern[str], convert: Callable[[str], str]) -> str:
+    """Replace each maximal run of characters matching ``runs`` by ``convert(run)``."""
+    return runs.sub(lambda m: f" {convert(m.group(0))} ", text)
 
 
 def _thai_rtgs(run: str) -> str:
