@@ -201,14 +201,17 @@ def name_forms(name: str) -> NameForms:
         InvalidIdentifier: longer than 256 characters, or no letters.
     """
     text = _prepare(name)
-    stripped = _simplified(strip_diacritics(text))
+    bare = strip_diacritics(text)
+    stripped = _simplified(bare)
     script = _parts(stripped.translate(_FOLD))
     if not any(unicodedata.category(c)[0] == "L" for part in script for c in part):
         raise InvalidIdentifier("a name has no letters")
-    latin: set[tuple[str, ...]] = set()
-    icao = national(greek_elot(strip_diacritics(_simplified(text).translate(ICAO))))
-    latin.add(_ascii_parts(han_to_pinyin(icao)))
-    latin.add(_ascii_parts(han_to_pinyin(stripped)))
+    if text.isascii():  # no transliteration changes it: its one Latin form is the script form
+        return NameForms(script, (script,))
+    simplified = stripped if bare == text else _simplified(text)
+    icao = national(greek_elot(strip_diacritics(simplified.translate(ICAO))))
+    # Each text once: Han names are mostly the same text on both ways.
+    latin = {_ascii_parts(han_to_pinyin(form)) for form in {icao, stripped}}
     latin.discard(())
     return NameForms(script, tuple(sorted(latin)))
 

@@ -12,6 +12,7 @@ Error messages name the rule that failed, never the rejected value.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -62,6 +63,7 @@ others: not U+200B ZERO WIDTH SPACE, not U+FEFF, not U+180E."""
 _DOB = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
 _COUNTRY = re.compile(r"^[A-Z]{3}$")
 _NUMBER = re.compile(r"^[A-Z0-9]+$")
+_NOT_ASCII_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 # §2.3: MRZ single-letter codes that stand for a three-letter code.
 _COUNTRY_ALIASES = {"D": "DEU"}
 
@@ -241,7 +243,12 @@ def parse_dob(text: str) -> PartialDate:
     Raises:
         InvalidIdentifier: not one of these forms, or not a real date.
     """
-    match = _DOB.match(text.strip(WHITE_SPACE))
+    return _parse_dob(text.strip(WHITE_SPACE))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_dob(text: str) -> PartialDate:
+    match = _DOB.match(text)
     if match is None:
         raise InvalidIdentifier("a date of birth must be YYYY, YYYY-MM or YYYY-MM-DD")
     year = int(match.group(1))
@@ -286,7 +293,10 @@ def normalize_document_number(number: str) -> str:
             letter or digit outside A-Z and 0-9.
     """
     text = unicodedata.normalize("NFKC", number).upper()
-    text = "".join(c for c in text if unicodedata.category(c)[0] in "LN")
+    if text.isascii():  # the letters and digits of ASCII are A-Z, a-z and 0-9
+        text = _NOT_ASCII_ALNUM.sub("", text)
+    else:
+        text = "".join(c for c in text if unicodedata.category(c)[0] in "LN")
     if not text:
         raise InvalidIdentifier("a document number is empty")
     if len(text) > MAX_NUMBER_CHARS:

@@ -21,7 +21,13 @@ from hypothesis import strategies as st
 
 from wlx.crypto import names, norm2, romanize
 from wlx.crypto.errors import InvalidIdentifier
-from wlx.crypto.normalize import SEP, IdentifierKey, KeyKind, PartialDate
+from wlx.crypto.normalize import (
+    SEP,
+    IdentifierKey,
+    KeyKind,
+    PartialDate,
+    normalize_document_number,
+)
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 SCRIPTS = (
@@ -180,3 +186,19 @@ def test_no_t2s_key_holds_a_character_below_the_bound() -> None:
         for char in key
     }
     assert chars and min(chars) >= names._FIRST_T2S
+
+
+def _reference_number(number: str) -> str:
+    text = unicodedata.normalize("NFKC", number).upper()
+    text = "".join(c for c in text if unicodedata.category(c)[0] in "LN")
+    if not text or len(text) > 32 or not text.isascii() or not text.isalnum():
+        raise InvalidIdentifier("unusable")
+    return text
+
+
+@EXAMPLES
+@given(st.text(st.characters(max_codepoint=0x7F) | st.characters(), max_size=40))
+def test_document_numbers_are_those_of_the_plain_rule(number: str) -> None:
+    expected = _outcome(_reference_number, number)
+    got = _outcome(normalize_document_number, number)
+    assert got == expected or (isinstance(got, str) and isinstance(expected, str))
