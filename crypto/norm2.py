@@ -126,7 +126,7 @@ def record_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
     return _keys(_record_plan(name, labels), whens)
 
 
-@functools.lru_cache(maxsize=16_384)
+@functools.lru_cache(maxsize=8192)
 def _record_plan(name: str, labels: Labels) -> Plan:
     forms = name_forms(name)
     tag = "latin" if _is_latin(forms.script) else "other"
@@ -158,7 +158,7 @@ def query_name_keys(name: str, date: PartialDate) -> list[IdentifierKey]:
     return _keys(_query_plan(name, labels, whens[_SWAP] != b""), whens)
 
 
-@functools.lru_cache(maxsize=16_384)
+@functools.lru_cache(maxsize=8192)
 def _query_plan(name: str, labels: Labels, swap: bool) -> Plan:
     forms = name_forms(name)
     tags = ("latin", "other") if _is_latin(forms.script) else ("latin",)

@@ -208,6 +208,7 @@ class PartialDate:
         return out
 
 
+@functools.lru_cache(maxsize=16_384)
 def normalize_name(name: str) -> str:
     """Normalise one full name (§2.1).
 
