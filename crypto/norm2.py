@@ -31,7 +31,7 @@ REORDERED = "reordered"
 PHONETIC = "phonetic"
 SWAPPED = "swapped day/month"
 
-# Which of a date's strings (``_whens``) ends a key: the date at each
+# Which of a date's strings (``_shape``) ends a key: the date at each
 # precision from its own (0-2), the same marked coarsened (3-5), the full
 # date with day and month swapped (6).
 _COARSENED = 3
