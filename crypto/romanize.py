@@ -201,7 +201,10 @@ def _indic_word(word: str, block: int) -> str:
 
     latin = sanscript.transliterate(word, _INDIC[block], sanscript.OPTITRANS)
     latin = latin.replace(chr(block + 0x3C), "")  # a nukta OPTITRANS leaves as it is
-    offset = ord(word.removesuffix(chr(block + 0x3C))[-1]) - block  # before a nukta
+    # The letter before a trailing nukta; a word that is only a nukta (a mark
+    # after another script's letter) has none, and keeps its Latin as it is.
+    stem = word.removesuffix(chr(block + 0x3C))
+    offset = ord(stem[-1]) - block if stem else -1
     if (0x15 <= offset <= 0x39 or 0x58 <= offset <= 0x5F) and latin.endswith("a"):
         latin = latin[:-1]
     return _ANUSVARA.sub(

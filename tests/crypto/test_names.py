@@ -119,3 +119,14 @@ def test_hangul_that_the_romanizer_cannot_take_whole_still_has_keys() -> None:
     for pair in ("젆쮻", "뜒썾", "텧랑", "뷿미", "숋뺔"):
         assert national(pair).strip()
     assert record_keys([f"김 {pair}" for pair in ("젆쮻",)], "1980-05-17", [])
+
+
+def test_a_nukta_after_another_scripts_letter_is_keyed_not_an_internal_error() -> None:
+    """A lone Indic nukta after a letter of another Indic script (found by
+    hypothesis: Devanagari ऄ then the Oriya nukta) is a run of its own with no
+    letter before the nukta; it raised IndexError from a lookup or an import."""
+    from wlx.crypto.romanize import indic_to_latin
+
+    assert indic_to_latin("\u0904\u0b3c") == indic_to_latin("\u0904")
+    assert record_keys(["Ravi \u0904\u0b3c"], "1980-05-17", [])
+    assert query_keys_checked(["Ravi \u0904\u0b3c"], "1980-05-17", []).keys
