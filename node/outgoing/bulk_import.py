@@ -247,7 +247,7 @@ def _publish(node: Node, state: _State, chunk: int) -> None:
         state = published
         failpoints.hit("import.published")
     with node.store.write() as tx:
-        tx.drop_imports()
+        tx.drop_imports(wipe=False)  # every staged row is now published
         tx.set_meta(STATE_META, b"")
 
 
@@ -264,32 +264,34 @@ def _publish_chunk(node: Node, state: _State, chunk: int) -> _State | None:
         page = tx.staged_import_page(state.import_id, state.after, chunk)
         if not page:
             return None
-        live = [(row, op) for row, op in page if op is not None]
-        existing = tx.get_records([row.id for row, _ in live])
+        live = [row for row in page if row.kind != "same"]
+        existing = tx.get_records([row.id for row in live])
         stored: list[StoredRecord] = []
-        ops: list[Upsert] = []
-        for row, op in live:
+        as_staged: list[str] = []  # published with the listing made at staging
+        redone_ops: list[Upsert] = []
+        for row in live:
             current = existing.get(row.id)
             if key.epoch == state.epoch and (current.version if current else 0) == row.base_version:
                 stored.append(
                     StoredRecord(row.id, row.version, row.body, row.expires, now, row.suspended)
                 )
-                ops.append(op)
+                as_staged.append(row.id)
                 continue
             redone = _redo(node, row, current, key, now)
             if redone is not None:
                 stored.append(redone[0])
-                ops.append(redone[1])
+                redone_ops.append(redone[1])
         tx.put_records(stored)
         tx.append_changes([(r.id, ChangeOp.UPSERT, r.version, now) for r in stored])
-        tx.apply_ops(node.node_id, ops)
+        tx.publish_staged_listings(node.node_id, state.import_id, as_staged)
+        tx.apply_ops(node.node_id, redone_ops)
         exchange_log.record_many(
             tx,
             node,
             at=now,
             events=[(Event.RECORD_UPSERT, {"record": r.id, "version": r.version}) for r in stored],
         )
-        published = replace(state, after=page[-1][0].id)
+        published = replace(state, after=page[-1].id)
         tx.set_meta(STATE_META, published.to_bytes())
     return published
 
