@@ -25,9 +25,11 @@ proportional to the list.  One import runs at a time (the store-wide lock
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 
@@ -101,7 +103,7 @@ def import_stream(
         RecordError: an id appears twice (nothing imported).
         Unavailable: another import of this node is running.
     """
-    with node.store.exclusive(LOCK, timeout=wait):
+    with node.store.exclusive(LOCK, timeout=wait), _collector_frozen():
         _finish(node)  # a published import a crash interrupted goes first
         _discard(node)  # rows staged by an import that never published
         import_id = node.rng(16)
@@ -123,6 +125,23 @@ def import_stream(
         result.unchanged,
     )
     return result
+
+
+@contextmanager
+def _collector_frozen() -> Iterator[None]:
+    """Leave the objects alive before the import (the caller's, the modules')
+    out of the garbage collector's full passes while it runs: the many
+    objects each chunk makes would otherwise have it walk them all again and
+    again.  Objects made meanwhile are collected as usual.  Nothing is done
+    if the process froze some itself (it knows when to thaw them)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def resume(node: Node) -> ImportResult | None:
