@@ -8,6 +8,7 @@ on (types, locking) is in the connectors and ``schema``.
 
 from __future__ import annotations
 
+import struct
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -145,7 +146,13 @@ def _split_tokens(blob: bytes) -> list[bytes]:
 def _pack_tokens(op: Upsert) -> bytes:
     """A staged listing's tokens: each token, its sealed hit data's length
     (two bytes, big-endian), the sealed hit data."""
-    return b"".join(t.token + len(t.sealed).to_bytes(2, "big") + t.sealed for t in op.tokens)
+    parts: list[bytes] = []
+    for t in op.tokens:
+        parts += (t.token, _LENGTH.pack(len(t.sealed)), t.sealed)
+    return b"".join(parts)
+
+
+_LENGTH = struct.Struct(">H")
 
 
 class SqlTx(Tx):
