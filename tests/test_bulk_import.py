@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from wlx.node.directory import open_node
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import bulk_import, ownlist
 from wlx.node.outgoing.ownlist import load_record
+from wlx.node.protocol import outbound
 from wlx.node.store.sql import SqlTx
 
 
@@ -303,3 +305,47 @@ def test_lookups_are_answered_while_a_large_import_runs(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# ------------------------------------------------------------------ how it is written
+
+
+def test_the_own_index_holds_each_listing_as_staged(
+    make_node: NodeMaker, backend: StorageFactory
+) -> None:
+    cn = make_node("CN", backend)
+    ownlist.import_records(cn, [person(n) for n in range(1, 6)])
+    before = outbound.upsert_for(person(2), 1, cn.own_epoch_key())
+    again = [person(n, names=["Changed Person"]) if n == 2 else person(n) for n in range(1, 8)]
+    assert ownlist.import_records(cn, again) == ownlist.ImportResult(2, 1, 4)
+    key = cn.own_epoch_key()
+    with cn.store.read() as tx:
+        expected = {}
+        for stored in tx.iter_records():
+            op = ownlist.upsert_of(cn, stored, key)
+            expected[op.handle] = sorted(t.token for t in op.tokens)
+        assert tx.count_entries(cn.node_id) == len(expected) == 7
+        for handle, tokens in expected.items():
+            rows = tx.find_tokens(cn.node_id, tokens)
+            assert sorted(r.token for r in rows if r.handle == handle) == tokens
+        gone = [t.token for t in before.tokens if t.token not in expected[before.handle]]
+        assert gone and tx.find_tokens(cn.node_id, gone) == []  # the old listing's tokens
+    assert [hits(cn, n) for n in range(1, 8)] == [1] * 7  # each sealed hit opens
+
+
+def test_an_import_leaves_the_store_and_the_collector_as_it_found_them(
+    make_node: NodeMaker,
+) -> None:
+    cn = make_node("CN")
+
+    def secure_delete() -> object:
+        with cn.store.read() as tx:
+            assert isinstance(tx, SqlTx)
+            return tx._all("PRAGMA secure_delete")
+
+    setting = secure_delete()
+    ownlist.import_records(cn, [person(n) for n in range(1, 4)])
+    assert secure_delete() == setting and gc.get_freeze_count() == 0
+    with pytest.raises(RecordError):
+        bulk_import.import_stream(cn, people(5, bad_at=4), chunk=2)
+    assert secure_delete() == setting and gc.get_freeze_count() == 0 and nothing_staged(cn)

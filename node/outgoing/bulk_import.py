@@ -25,9 +25,11 @@ proportional to the list.  One import runs at a time (the store-wide lock
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 
@@ -101,7 +103,7 @@ def import_stream(
         RecordError: an id appears twice (nothing imported).
         Unavailable: another import of this node is running.
     """
-    with node.store.exclusive(LOCK, timeout=wait):
+    with node.store.exclusive(LOCK, timeout=wait), _collector_frozen():
         _finish(node)  # a published import a crash interrupted goes first
         _discard(node)  # rows staged by an import that never published
         import_id = node.rng(16)
@@ -123,6 +125,23 @@ def import_stream(
         result.unchanged,
     )
     return result
+
+
+@contextmanager
+def _collector_frozen() -> Iterator[None]:
+    """Leave the objects alive before the import (the caller's, the modules')
+    out of the garbage collector's full passes while it runs: the many
+    objects each chunk makes would otherwise have it walk them all again and
+    again.  Objects made meanwhile are collected as usual.  Nothing is done
+    if the process froze some itself (it knows when to thaw them)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def resume(node: Node) -> ImportResult | None:
@@ -247,7 +266,7 @@ def _publish(node: Node, state: _State, chunk: int) -> None:
         state = published
         failpoints.hit("import.published")
     with node.store.write() as tx:
-        tx.drop_imports()
+        tx.drop_imports(wipe=False)  # every staged row is now published
         tx.set_meta(STATE_META, b"")
 
 
@@ -264,32 +283,34 @@ def _publish_chunk(node: Node, state: _State, chunk: int) -> _State | None:
         page = tx.staged_import_page(state.import_id, state.after, chunk)
         if not page:
             return None
-        live = [(row, op) for row, op in page if op is not None]
-        existing = tx.get_records([row.id for row, _ in live])
+        live = [row for row in page if row.kind != "same"]
+        existing = tx.get_records([row.id for row in live])
         stored: list[StoredRecord] = []
-        ops: list[Upsert] = []
-        for row, op in live:
+        as_staged: list[str] = []  # published with the listing made at staging
+        redone_ops: list[Upsert] = []
+        for row in live:
             current = existing.get(row.id)
             if key.epoch == state.epoch and (current.version if current else 0) == row.base_version:
                 stored.append(
                     StoredRecord(row.id, row.version, row.body, row.expires, now, row.suspended)
                 )
-                ops.append(op)
+                as_staged.append(row.id)
                 continue
             redone = _redo(node, row, current, key, now)
             if redone is not None:
                 stored.append(redone[0])
-                ops.append(redone[1])
+                redone_ops.append(redone[1])
         tx.put_records(stored)
         tx.append_changes([(r.id, ChangeOp.UPSERT, r.version, now) for r in stored])
-        tx.apply_ops(node.node_id, ops)
+        tx.publish_staged_listings(node.node_id, state.import_id, as_staged)
+        tx.apply_ops(node.node_id, redone_ops)
         exchange_log.record_many(
             tx,
             node,
             at=now,
             events=[(Event.RECORD_UPSERT, {"record": r.id, "version": r.version}) for r in stored],
         )
-        published = replace(state, after=page[-1][0].id)
+        published = replace(state, after=page[-1].id)
         tx.set_meta(STATE_META, published.to_bytes())
     return published
 

@@ -570,16 +570,27 @@ class Tx(ABC):
         """The line of each of ``record_ids`` already staged for ``import_id``."""
 
     @abstractmethod
-    def staged_import_page(
-        self, import_id: bytes, after_id: str, limit: int
-    ) -> list[tuple[StagedRecord, Upsert | None]]:
+    def staged_import_page(self, import_id: bytes, after_id: str, limit: int) -> list[StagedRecord]:
         """Up to ``limit`` records staged for ``import_id`` with ids after
-        ``after_id``, by id, each with its staged listing (None for kind "same")."""
+        ``after_id``, by id."""
 
     @abstractmethod
-    def drop_imports(self) -> None:
+    def publish_staged_listings(
+        self, origin: str, import_id: bytes, record_ids: Sequence[str]
+    ) -> None:
+        """Index the listings staged with ``record_ids`` of ``import_id`` under
+        ``origin``, as ``apply_ops`` with their upserts would (each replaces
+        the listing its handle had); ids of kind "same" are left out."""
+
+    @abstractmethod
+    def drop_imports(self, *, wipe: bool = True) -> None:
         """Forget every staged import (in time proportional to the pages
-        freed at most, never row by row)."""
+        freed at most, never row by row).
+
+        ``wipe=False``: the staged rows are copies of what the own list now
+        holds (a published import's), so the freed space need not be
+        overwritten where the engine would (SQLite's secure_delete): it is
+        reused by the next staging, or given back by ``Store.reclaim``."""
 
     # ---------------------------------------------------------- detail requests
     @abstractmethod

@@ -331,6 +331,7 @@ SQLITE = {
     "norowid": " WITHOUT ROWID",
     "real": "REAL",
     "truncate": "DELETE FROM",  # without WHERE: SQLite frees the pages, visits no row
+    "secure_delete": "PRAGMA secure_delete",  # see SqlTx.drop_imports
 }
 POSTGRES = {
     "blob": "BYTEA",

@@ -8,6 +8,7 @@ on (types, locking) is in the connectors and ``schema``.
 
 from __future__ import annotations
 
+import struct
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from wlx.node.core.errors import InternalError, Rejected, Unavailable
 from wlx.node.core.limits import Bucket
 from wlx.node.core.roles import Role
 from wlx.node.protocol.detail_rules import Direction
-from wlx.node.protocol.messages import ChangeOp, Op, Remove, TokenEntry, Upsert
+from wlx.node.protocol.messages import ChangeOp, Op, Remove, Upsert
 from wlx.node.store import schema
 from wlx.node.store.base import (
     AcceptanceRow,
@@ -145,19 +146,13 @@ def _split_tokens(blob: bytes) -> list[bytes]:
 def _pack_tokens(op: Upsert) -> bytes:
     """A staged listing's tokens: each token, its sealed hit data's length
     (two bytes, big-endian), the sealed hit data."""
-    return b"".join(t.token + len(t.sealed).to_bytes(2, "big") + t.sealed for t in op.tokens)
+    parts: list[bytes] = []
+    for t in op.tokens:
+        parts += (t.token, _LENGTH.pack(len(t.sealed)), t.sealed)
+    return b"".join(parts)
 
 
-def _unpack_tokens(blob: bytes) -> tuple[TokenEntry, ...]:
-    tokens = []
-    pos = 0
-    while pos < len(blob):
-        token = blob[pos : pos + TOKEN_LEN]
-        size = int.from_bytes(blob[pos + TOKEN_LEN : pos + TOKEN_LEN + 2], "big")
-        start = pos + TOKEN_LEN + 2
-        tokens.append(TokenEntry(token, blob[start : start + size]))
-        pos = start + size
-    return tuple(tokens)
+_LENGTH = struct.Struct(">H")
 
 
 class SqlTx(Tx):
@@ -662,6 +657,12 @@ class SqlTx(Tx):
         for op in ops:
             final[op.handle] = op
         handles = sorted(final)
+        self._drop_listings(slot, handles)
+        upserts = [op for op in (final[h] for h in handles) if isinstance(op, Upsert)]
+        self._insert_listings(slot, upserts)
+
+    def _drop_listings(self, slot: str, handles: Sequence[bytes]) -> None:
+        """Delete the listings ``handles`` (sorted) of ``slot`` have, if any."""
         for start in range(0, len(handles), LOOKUP_CHUNK):
             chunk = handles[start : start + LOOKUP_CHUNK]
             marks = ", ".join("?" * len(chunk))
@@ -681,21 +682,29 @@ class SqlTx(Tx):
                 "DELETE FROM entries WHERE origin = ? AND handle = ?",
                 [(slot, bytes(h)) for h, _ in held],
             )
-        upserts = [op for op in (final[h] for h in handles) if isinstance(op, Upsert)]
-        self._insert_listings(slot, upserts)
 
     def _insert_listings(self, slot: str, upserts: Sequence[Upsert]) -> None:
-        """Insert listings under ``slot``, in key order (fewer pages touched);
-        a handle, or a (token, handle), already there keeps its first copy."""
+        """Insert listings under ``slot`` (see ``_insert_rows``)."""
+        self._insert_rows(
+            [(slot, op.handle, op.expires, _tokens_blob(op)) for op in upserts],
+            [(slot, t.token, op.handle, t.sealed) for op in upserts for t in op.tokens],
+        )
+
+    def _insert_rows(self, entries: list[Row], tokens: list[Row]) -> None:
+        """Insert rows of entries and tokens, in key order (fewer pages
+        touched); a handle, or a (token, handle), already there keeps its
+        first copy."""
+        entries.sort()
+        tokens.sort()
         self._cur.executemany(
             "INSERT INTO entries (origin, handle, expires, tokens) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
-            sorted((slot, op.handle, op.expires, _tokens_blob(op)) for op in upserts),
+            entries,
         )
         self._cur.executemany(
             "INSERT INTO tokens (origin, token, handle, sealed) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
-            sorted((slot, t.token, op.handle, t.sealed) for op in upserts for t in op.tokens),
+            tokens,
         )
 
     def clear_origin(self, origin: str) -> None:
@@ -870,26 +879,65 @@ class SqlTx(Tx):
                 found[record_id] = int(line)
         return found
 
-    def staged_import_page(
-        self, import_id: bytes, after_id: str, limit: int
-    ) -> list[tuple[StagedRecord, Upsert | None]]:
-        page: list[tuple[StagedRecord, Upsert | None]] = []
-        for r in self._all(
-            "SELECT id, line, kind, base_version, version, body, expires, suspended, handle, "
-            "tokens FROM import_records WHERE import_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (import_id, after_id, limit),
-        ):
-            row = StagedRecord(
-                r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bool(r[7]), bytes(r[8])
+    def staged_import_page(self, import_id: bytes, after_id: str, limit: int) -> list[StagedRecord]:
+        return [
+            StagedRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bool(r[7]), bytes(r[8]))
+            for r in self._all(
+                "SELECT id, line, kind, base_version, version, body, expires, suspended, handle "
+                "FROM import_records WHERE import_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (import_id, after_id, limit),
             )
-            op = None
-            if row.kind != "same":
-                op = Upsert(row.handle, row.expires, _unpack_tokens(bytes(r[9])))
-            page.append((row, op))
-        return page
+        ]
 
-    def drop_imports(self) -> None:
-        self._run(f"{self._connector.dialect['truncate']} import_records")
+    def publish_staged_listings(
+        self, origin: str, import_id: bytes, record_ids: Sequence[str]
+    ) -> None:
+        # Straight from the staged rows' packed tokens to the index's rows:
+        # no Upsert or TokenEntry is made again for a listing made at staging.
+        slot = self._live_slot(origin)
+        staged: list[Row] = []
+        unique = sorted(set(record_ids))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            staged.extend(
+                self._all(
+                    "SELECT handle, expires, tokens FROM import_records "
+                    f"WHERE import_id = ? AND kind <> 'same' AND id IN ({marks})",
+                    (import_id, *chunk),
+                )
+            )
+        self._drop_listings(slot, sorted({bytes(r[0]) for r in staged}))
+        entries: list[Row] = []
+        tokens: list[Row] = []
+        for raw_handle, expires, packed in staged:
+            handle, blob = bytes(raw_handle), bytes(packed)
+            listed = []
+            pos, end = 0, len(blob)
+            while pos < end:
+                token = blob[pos : pos + TOKEN_LEN]
+                start = pos + TOKEN_LEN + 2
+                pos = start + int.from_bytes(blob[start - 2 : start], "big")
+                listed.append(token)
+                tokens.append((slot, token, handle, blob[start:pos]))
+            entries.append((slot, handle, expires, b"".join(listed)))
+        self._insert_rows(entries, tokens)
+
+    def drop_imports(self, *, wipe: bool = True) -> None:
+        truncate = f"{self._connector.dialect['truncate']} import_records"
+        pragma = self._connector.dialect.get("secure_delete", "")
+        if wipe or not pragma:
+            self._run(truncate)
+            return
+        # Zeroing every freed page (secure_delete ON) writes the whole staging
+        # again, through the WAL and the checkpoint; FAST zeroes only what is
+        # written anyway.
+        row = self._one(pragma)
+        self._run(f"{pragma} = FAST")
+        try:
+            self._run(truncate)
+        finally:
+            self._run(f"{pragma} = {int(row[0]) if row else 1}")
 
     # ---------------------------------------------------------- detail requests
     def add_detail(self, row: DetailRow) -> None:

@@ -23,7 +23,8 @@ from wlx.node.store.sql import Connector, Cursor, SqlStore
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
-"""The write-ahead log is truncated to this size after a checkpoint."""
+"""The write-ahead log is checkpointed when it reaches this size, and
+truncated to it after a checkpoint."""
 
 
 class _SqliteCursor(Cursor):
@@ -63,6 +64,11 @@ class SqliteConnector(Connector):
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+                # Checkpoint when the log reaches that size, not at 1,000
+                # pages: a page written by many transactions in between (a
+                # chunked import's index) is copied to the database once.
+                page = conn.execute("PRAGMA page_size").fetchone()[0]
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_LIMIT_BYTES // page}")
                 conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.Error as exc:
                 raise InternalError(f"cannot open the store ({exc})") from None
