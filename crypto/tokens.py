@@ -1,5 +1,12 @@
 """Pairwise keyed tokens, seal keys, handles and sealed hit data.
 
+Two seal formats (docs/protocol.md §4.3): protocol 1 seals a listing's hit
+data once per identifier key (``seal_listing``, ``open``); protocol 2 seals it
+once per listing under a random listing key, and each identifier key's entry
+carries a 17-byte *wrap* of that key's secret, and of the kind of the
+identifier key, under the identifier's seal key (``seal_listing_v2``,
+``open_listing``).
+
 docs/protocol.md §4.  Everything here derives from one 32-byte *epoch token
 key* that only the origin and one recipient hold, for one epoch.  Every
 derivation is keyed BLAKE2b (RFC 7693) with its own personalisation string,
@@ -21,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from wlx.crypto.encoding import lp, u64
 from wlx.crypto.errors import DecryptionError, MalformedError
 from wlx.crypto.keys import Rng, system_rng
-from wlx.crypto.normalize import NORMALISATION, VERSIONS
+from wlx.crypto.normalize import NORMALISATION, VERSIONS, KeyKind
 
 TOKEN_KEY_LEN = 32
 TOKEN_LEN = 16
@@ -39,6 +46,19 @@ PAD_BLOCK = 256
 length of sealed hit data says nothing of category, action or suspension."""
 MAX_HIT_DATA = 1_791
 """Largest hit data that can be sealed: padded, it fits 2,048 sealed bytes."""
+LISTING_SECRET_LEN = 16
+WRAP_LEN = LISTING_SECRET_LEN + 1
+"""A protocol-2 wrap: the masked listing secret, then the masked kind code."""
+PERSON_LISTING = b"wlx2-listing"
+PERSON_WRAP = b"wlx2-wrap"
+PERSON_KIND = b"wlx2-kind"
+SEAL2_AAD_PREFIX = b"wlx/v2 seal\x00"
+PAD2_BLOCK = 128
+"""Protocol 2 pads a listing's hit data to a multiple of this many bytes (the
+hit data of one listing, without ``matched_on``, is one such bucket in
+practice)."""
+MIN_SEALED2 = NONCE_LEN + PAD2_BLOCK + TAG_LEN
+"""The shortest protocol-2 sealed listing: one padding bucket."""
 _TOKEN_LP = TOKEN_LEN.to_bytes(2, "big")
 """``lp``'s length prefix of a token (a token is always ``TOKEN_LEN`` bytes)."""
 
@@ -78,6 +98,97 @@ def unpad(padded: bytes) -> bytes:
     return body[:-1]
 
 
+def pad2(data: bytes) -> bytes:
+    """``pad`` to a multiple of ``PAD2_BLOCK`` (protocol 2).
+
+    Raises:
+        MalformedError: ``data`` is longer than ``MAX_HIT_DATA``.
+    """
+    if len(data) > MAX_HIT_DATA:
+        raise MalformedError(f"hit data longer than {MAX_HIT_DATA} bytes")
+    size = (len(data) // PAD2_BLOCK + 1) * PAD2_BLOCK
+    return data + b"\x80" + bytes(size - len(data) - 1)
+
+
+def unpad2(padded: bytes) -> bytes:
+    """Undo ``pad2`` (strict: protocol 2 was padded from the start).
+
+    Raises:
+        DecryptionError: not padded as ``pad2`` does (opaque).
+    """
+    body = padded.rstrip(b"\x00")
+    if not padded or len(padded) % PAD2_BLOCK or not body.endswith(b"\x80"):
+        raise DecryptionError("sealed hit data does not open")
+    if len(padded) - len(body) >= PAD2_BLOCK:
+        raise DecryptionError("sealed hit data does not open")
+    return body[:-1]
+
+
+KIND_DATES = ("dob", "dob-month", "dob-year")
+"""Bits 4-6 of a name kind's code (§4.3): the index of its date precision."""
+KIND_QUALIFIERS = ("transliterated", "reordered", "swapped day/month", "phonetic")
+"""Bits 0-3 of a name kind's code (§4.3)."""
+
+
+def kind_code(kind: KeyKind) -> int:
+    """The one-byte code of an identifier-key kind in a protocol-2 wrap:
+    ``0`` for ``document``; for a name, ``0x80 | date << 4 | qualifiers``
+    with ``date`` the index of ``dob``, ``dob-month``, ``dob-year`` and
+    ``qualifiers`` the bits of ``KIND_QUALIFIERS``.
+
+    Raises:
+        MalformedError: a kind with no code.
+    """
+    if kind.base == "document":
+        return 0
+    if kind.base != "name" or kind.date not in KIND_DATES:
+        raise MalformedError("an identifier kind without a code")
+    bits = 0
+    for qualifier in kind.qualifiers:
+        if qualifier not in KIND_QUALIFIERS:
+            raise MalformedError("an identifier kind without a code")
+        bits |= 1 << KIND_QUALIFIERS.index(qualifier)
+    return 0x80 | KIND_DATES.index(kind.date) << 4 | bits
+
+
+def kind_of_code(code: int) -> KeyKind:
+    """The kind ``kind_code`` gives ``code``.
+
+    Raises:
+        DecryptionError: no kind has that code (opaque: the wrap did not open).
+    """
+    if code == 0:
+        return KeyKind.DOCUMENT
+    date, bits = code >> 4 & 0x07, code & 0x0F
+    if not code & 0x80 or date >= len(KIND_DATES):
+        raise DecryptionError("sealed hit data does not open")
+    qualifiers = [q for i, q in enumerate(KIND_QUALIFIERS) if bits >> i & 1]
+    return KeyKind.name(KIND_DATES[date], *qualifiers)
+
+
+@functools.cache
+def _kind_mask(code: int) -> int:
+    """``BLAKE2b-128(person="wlx2-kind", u8(code))`` (unkeyed): folded into
+    the masked secret, so that a changed kind code unwraps a wrong secret."""
+    digest = hashlib.blake2b(bytes([code]), digest_size=LISTING_SECRET_LEN, person=PERSON_KIND)
+    return int.from_bytes(digest.digest(), "big")
+
+
+def _wrap_pad(seal_key: bytes, handle_lp: bytes, nonce: bytes, token: bytes) -> int:
+    """``BLAKE2b-136(key=seal_key, person="wlx2-wrap", lp(handle) || nonce ||
+    token)`` as an integer (to XOR with the secret and the kind code)."""
+    digest = hashlib.blake2b(
+        handle_lp + nonce + token, digest_size=WRAP_LEN, key=seal_key, person=PERSON_WRAP
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
+def listing_key(secret: bytes, handle: bytes) -> bytes:
+    """``BLAKE2b-256(key=secret, person="wlx2-listing", handle)``: the key a
+    protocol-2 listing is sealed under."""
+    return hashlib.blake2b(handle, digest_size=32, key=secret, person=PERSON_LISTING).digest()
+
+
 @dataclass(frozen=True)
 class EpochKey:
     """The token key of one (origin, recipient, epoch) and what derives from it.
@@ -85,7 +196,9 @@ class EpochKey:
     ``origin == recipient`` for a node's index of its own list.
     ``normalisation`` is the version of the identifier keys this epoch's
     tokens are computed over (docs/protocol.md §2.9); it does not enter any
-    derivation.
+    derivation.  ``protocol`` is the protocol version the stream's epoch was
+    started under (appendix B): 2 seals each listing once (§4.3); it does
+    not enter any derivation either.
     """
 
     key: bytes = field(repr=False)
@@ -93,10 +206,13 @@ class EpochKey:
     recipient: str
     epoch: int
     normalisation: str = NORMALISATION
+    protocol: int = 1
 
     def __post_init__(self) -> None:
         if len(self.key) != TOKEN_KEY_LEN:
             raise MalformedError("an epoch token key is 32 bytes")
+        if self.protocol not in (1, 2):
+            raise MalformedError("unsupported protocol version")
         if self.epoch < 1:
             raise MalformedError("epochs start at 1")
         if self.normalisation not in VERSIONS:
@@ -214,6 +330,98 @@ class EpochKey:
         except InvalidTag:
             raise DecryptionError("sealed hit data does not open") from None
         return unpad(padded)
+
+    # ------------------------------------------------------------ protocol 2
+
+    @functools.cached_property
+    def _aad2_prefix(self) -> bytes:
+        return SEAL2_AAD_PREFIX + lp(self.origin) + lp(self.recipient) + u64(self.epoch)
+
+    def aad2(self, handle: bytes) -> bytes:
+        """``"wlx/v2 seal" || 0x00 || lp(origin) || lp(recipient) || u64(epoch)
+        || lp(handle)``: what a protocol-2 sealed listing is bound to."""
+        return self._aad2_prefix + lp(handle)
+
+    def seal_listing_v2(
+        self,
+        handle: bytes,
+        hit_data: bytes,
+        identifier_keys: Iterable[tuple[bytes, KeyKind]],
+        rng: Rng = system_rng,
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """Seal one listing's hit data once, and wrap its key for each
+        ``(identifier key, kind)``.
+
+        ``secret = rng(16)``, then ``nonce = rng(12)``;
+        ``lkey = listing_key(secret, handle)``; returns ``(nonce ||
+        ChaCha20-Poly1305(lkey, nonce, pad2(hit_data), aad2(handle)), [(token,
+        wrap), ...])`` with, per identifier key in order, ``pad =
+        BLAKE2b-136(key=seal_key, person="wlx2-wrap", lp(handle) || nonce ||
+        token)`` and ``wrap = (secret XOR pad[:16] XOR BLAKE2b-128(person=
+        "wlx2-kind", u8(code))) || (code XOR pad[16])``, ``code`` the
+        ``kind_code`` of the key's kind.  Only the seal key opens a wrap, so
+        the hit data opens only for a query presenting a listed identifier,
+        and shows the kind of the listing's key that matched.
+
+        Raises:
+            MalformedError: hit data longer than ``MAX_HIT_DATA``, or a kind
+                without a code.
+        """
+        padded = pad2(hit_data)
+        secret = rng(LISTING_SECRET_LEN)
+        nonce = rng(NONCE_LEN)
+        aead = ChaCha20Poly1305(listing_key(secret, handle))
+        sealed = nonce + aead.encrypt(nonce, padded, self.aad2(handle))
+        handle_lp = lp(handle)
+        key, blake2b = self.key, hashlib.blake2b
+        share = int.from_bytes(secret, "big") << 8
+        wraps = []
+        for identifier_key, kind in identifier_keys:
+            code = kind_code(kind)
+            token = blake2b(identifier_key, digest_size=TOKEN_LEN, key=key, person=PERSON_TOKEN)
+            seal_key = blake2b(identifier_key, digest_size=32, key=key, person=PERSON_SEAL)
+            tok = token.digest()
+            plain = share ^ _kind_mask(code) << 8 | code
+            pad_ = _wrap_pad(seal_key.digest(), handle_lp, nonce, tok)
+            wraps.append((tok, (plain ^ pad_).to_bytes(WRAP_LEN, "big")))
+        return sealed, wraps
+
+    def open_listing(
+        self, identifier_key: bytes, handle: bytes, wrap: bytes, sealed: bytes
+    ) -> tuple[bytes, KeyKind]:
+        """Open a listing sealed by ``seal_listing_v2`` with the wrap of the
+        entry of ``identifier_key``: its hit data, and the kind of the
+        listing's identifier key that entry was made for.
+
+        Raises:
+            DecryptionError: a different identifier, key, handle, token or
+                wrap, or tampered bytes (one opaque error).
+        """
+        return self.open_listing_as(
+            self.token(identifier_key), self.seal_key(identifier_key), handle, wrap, sealed
+        )
+
+    def open_listing_as(
+        self, token: bytes, seal_key: bytes, handle: bytes, wrap: bytes, sealed: bytes
+    ) -> tuple[bytes, KeyKind]:
+        """``open_listing`` with a token and seal key derived elsewhere.
+
+        Raises:
+            DecryptionError: as ``open_listing``.
+        """
+        if len(wrap) != WRAP_LEN or len(sealed) < NONCE_LEN + TAG_LEN:
+            raise DecryptionError("sealed hit data does not open")
+        nonce = sealed[:NONCE_LEN]
+        plain = int.from_bytes(wrap, "big") ^ _wrap_pad(seal_key, lp(handle), nonce, token)
+        code = plain & 0xFF
+        kind = kind_of_code(code)
+        secret = ((plain >> 8) ^ _kind_mask(code)).to_bytes(LISTING_SECRET_LEN, "big")
+        aead = ChaCha20Poly1305(listing_key(secret, handle))
+        try:
+            padded = aead.decrypt(nonce, sealed[NONCE_LEN:], self.aad2(handle))
+        except InvalidTag:
+            raise DecryptionError("sealed hit data does not open") from None
+        return unpad2(padded), kind
 
 
 def hit_proof(seal_key: bytes, message: bytes) -> bytes:

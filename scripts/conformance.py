@@ -935,20 +935,17 @@ class Kit:
             for upsert in self.entries:
                 for entry in upsert.tokens:
                     if entry.token == token:
-                        hit = federation_pb2.HitData.FromString(
-                            key.open(ikey, upsert.handle, entry.sealed)
-                        )
+                        hit = _open_entry(key, ikey, upsert, entry)
                         expect(hit.origin == self.target.node_id, f"hit origin {hit.origin!r}")
-                        expect(hit.matched_on == "document", f"matched_on {hit.matched_on!r}")
                         expect(key.handle(hit.ref) == upsert.handle, "handle is not of the ref")
-                        expect(len(entry.sealed) == 284, f"sealed is {len(entry.sealed)} bytes")
                         state.update(key=key, ikey=ikey, ref=hit.ref)
                         return
             raise Failed("no token of the listed document in the snapshot")
 
         self.check(
             "MUST-4.3-1",
-            "the listed document's token is in the snapshot; its hit data opens and names it",
+            "the listed document's token is in the snapshot; its hit data opens"
+            " (protocol 1: naming it; protocol 2: sealed once per listing)",
             found,
         )
         if not state:
@@ -1339,6 +1336,31 @@ def new_peer(directory: Path, node_id: str) -> None:
         "then run the kit with --peer-dir",
         file=sys.stderr,
     )
+
+
+def _open_entry(
+    key: EpochKey,
+    ikey: bytes,
+    upsert: federation_pb2.Upsert,
+    entry: federation_pb2.TokenEntry,
+) -> federation_pb2.HitData:
+    """Open the hit data of a listed document's token entry (§4.3): its own
+    seal (protocol 1: 284 bytes, naming the document) or the listing's, sealed
+    once with matched_on empty and a 17-byte wrap per token naming the kind
+    of its key (protocol 2)."""
+    if upsert.sealed:
+        expect(len(entry.wrap) == 17 and not entry.sealed, "a protocol-2 entry is a wrap only")
+        size = len(upsert.sealed) - 12 - 16
+        expect(size > 0 and size % 128 == 0, f"sealed listing is {len(upsert.sealed)} bytes")
+        opened, kind = key.open_listing(ikey, upsert.handle, entry.wrap, upsert.sealed)
+        hit = federation_pb2.HitData.FromString(opened)
+        expect(hit.matched_on == "", f"matched_on {hit.matched_on!r} in a protocol-2 listing")
+        expect(kind.value == "document", f"the wrap names {kind.value!r}")
+        return hit
+    hit = federation_pb2.HitData.FromString(key.open(ikey, upsert.handle, entry.sealed))
+    expect(hit.matched_on == "document", f"matched_on {hit.matched_on!r}")
+    expect(len(entry.sealed) == 284, f"sealed is {len(entry.sealed)} bytes")
+    return hit
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ from wlx.crypto.normalize import (
 )
 from wlx.crypto.online import OnlineKey
 from wlx.crypto.signing import ANYONE, Purpose, sign, signing_input
-from wlx.crypto.tokens import EpochKey, pad
+from wlx.crypto.tokens import EpochKey, kind_code, listing_key, pad, pad2
 from wlx.node.core.records import parse_record
 from wlx.node.detail import proof_message
 from wlx.node.protocol import codec, outbound
@@ -91,6 +91,12 @@ V1, V2 = NORMALISATION_1, NORMALISATION_2
 
 def key_json(ikey: Any) -> dict[str, str]:
     return {"kind": ikey.kind.value, "text": ikey.value.decode("utf-8"), "hex": ikey.value.hex()}
+
+
+def seq_rng(values: list[bytes]) -> Callable[[int], bytes]:
+    """An ``Rng`` that returns ``values`` in turn (randomness the vectors fix)."""
+    draws = iter(values)
+    return lambda _n: next(draws)
 
 
 def const_rng(value: bytes) -> Callable[[int], bytes]:
@@ -457,6 +463,7 @@ def tokens() -> dict[str, Any]:
             "hex": codec.encode_hit(hit).hex(),
         },
         "seals": seals,
+        "listing_seals": listing_seals(ikeys, hit),
         "hit_proofs": [
             {
                 "seal_key": KEY.seal_key(ikey.value).hex(),
@@ -477,6 +484,44 @@ def tokens() -> dict[str, Any]:
             ],
         },
     }
+
+
+def listing_seals(ikeys: list[Any], hit: HitData) -> list[dict[str, Any]]:
+    """Protocol 2 (§4.3): a listing sealed once, a wrap per identifier key."""
+    cases = []
+    for ref, secret, nonce in [
+        ("CN-0001", bytes(range(16)), bytes(range(100, 112))),
+        ("CN-0002", fixed("listing secret CN-0002")[:16], fixed("listing nonce CN-0002")[:12]),
+    ]:
+        handle = KEY.handle(ref)
+        hit_bytes = codec.encode_hit(dataclasses.replace(hit, ref=ref, matched_on=""))
+        sealed, wraps = KEY.seal_listing_v2(
+            handle, hit_bytes, [(k.value, k.kind) for k in ikeys], seq_rng([secret, nonce])
+        )
+        cases.append(
+            {
+                "handle": handle.hex(),
+                "hit_data": hit_bytes.hex(),
+                "padded": pad2(hit_bytes).hex(),
+                "secret": secret.hex(),
+                "nonce": nonce.hex(),
+                "listing_key": listing_key(secret, handle).hex(),
+                "aad": KEY.aad2(handle).hex(),
+                "sealed": sealed.hex(),
+                "entries": [
+                    {
+                        "identifier_key": k.value.hex(),
+                        "kind": k.kind.value,
+                        "kind_code": kind_code(k.kind),
+                        "token": token.hex(),
+                        "seal_key": KEY.seal_key(k.value).hex(),
+                        "wrap": wrap.hex(),
+                    }
+                    for k, (token, wrap) in zip(ikeys, wraps, strict=True)
+                ],
+            }
+        )
+    return cases
 
 
 # ---------------------------------------------------------------- §15 online tier
@@ -896,6 +941,9 @@ def message_case(payload: bytes, purpose: Purpose, signer: str, recipient: str) 
 def messages() -> dict[str, Any]:
     record = parse_record(sample_record_obj(), line=0)
     upsert = outbound.upsert_for(record, 1, KEY, counter_rng(2000))
+    upsert_v2 = outbound.upsert_for(
+        record, 1, dataclasses.replace(KEY, protocol=2), counter_rng(3000)
+    )
     remove = Remove(KEY.handle("CN-0002"))
     genesis = genesis_digest(CN, RU, 1)
     created_at = 1_800_000_000
@@ -1051,6 +1099,18 @@ def messages() -> dict[str, Any]:
             "signed_message": signed1.hex(),
             "ciphertext": ciphertext.hex(),
             "sealed_envelope": sealed_env.hex(),
+        },
+        "upsert_v2": {
+            "note": "the record's upsert in a protocol-2 epoch (§4.3): rng counters from 3000",
+            "encoded": codec.encode_upsert(upsert_v2).hex(),
+            "decoded": {
+                "handle": upsert_v2.handle.hex(),
+                "expires": upsert_v2.expires,
+                "sealed": upsert_v2.sealed.hex(),
+                "tokens": [
+                    {"token": t.token.hex(), "wrap": t.wrap.hex()} for t in upsert_v2.tokens
+                ],
+            },
         },
     }
 

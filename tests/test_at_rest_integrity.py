@@ -35,8 +35,12 @@ def test_sealed_hit_data_on_a_receivers_disk_has_one_length(
     )
     ownlist.suspend_record(cn, "CN-4", suspended=True)
     fed.sync_all()
-    lengths = {len(bytes(r[0])) for r in query_rows(fed["RU"].node, "SELECT sealed FROM tokens")}
-    assert lengths == {12 + 256 + 16}
+    ru = fed["RU"].node
+    # Protocol 2 (§4.3): each listing sealed once, in one 128-byte bucket;
+    # each token row holds a 17-byte wrap.
+    lengths = {len(bytes(r[0])) for r in query_rows(ru, "SELECT sealed FROM entries")}
+    assert lengths == {12 + 128 + 16}
+    assert {len(bytes(r[0])) for r in query_rows(ru, "SELECT sealed FROM tokens")} == {17}
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ from wlx.node.protocol.envelopes import open_envelope, seal_presigned, seal_sign
 from wlx.node.protocol.messages import Cursor, Op, PullParams, Sealed, SnapshotParams
 from wlx.node.rpc.sync_client import sync_peer
 from wlx.node.rpc.transport import peer_channel
-from wlx.node.store.base import OutboxRow, RejectionRow
+from wlx.node.store.base import OutboxRow, RejectionRow, StoredRecord
 from wlx.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 # ------------------------------------------------------------------ state
@@ -501,6 +501,68 @@ def _epoch_zero_payload(s: Stage) -> tuple[str, Sealed]:
     return "CN", s.signed_by_cn(payload)
 
 
+def _v2_batch(s: Stage, change: Callable[[federation_pb2.Upsert], object]) -> Sealed:
+    """Batch 3 CN -> RU holding CN-3's protocol-2 upsert (§4.3) as ``change`` leaves it."""
+    key = replace(s.epoch_key(), protocol=2)
+    upsert = outbound.upsert_for(ownlist.load_record(s.cn, _stored(s.cn, "CN-3")), 1, key)
+    assert upsert.sealed and all(len(t.wrap) == 17 for t in upsert.tokens)
+    payload = federation_pb2.BatchPayload.FromString(
+        codec.encode_batch_payload(
+            origin="CN",
+            recipient="RU",
+            epoch=1,
+            first_seq=3,
+            prev_digest=s.digest_at(2),
+            created_at=s.cn.now(),
+            ops=[upsert],
+        )
+    )
+    change(payload.ops[0].upsert)
+    return s.signed_by_cn(payload.SerializeToString())
+
+
+def _stored(node: Node, record_id: str) -> StoredRecord:
+    with node.store.read() as tx:
+        return tx.get_records([record_id])[record_id]
+
+
+def _v2_short_wrap(s: Stage) -> tuple[str, Sealed]:
+    def change(u: federation_pb2.Upsert) -> None:
+        u.tokens[0].wrap = u.tokens[0].wrap[:16]
+
+    return "CN", _v2_batch(s, change)
+
+
+def _v2_entry_also_sealed(s: Stage) -> tuple[str, Sealed]:
+    def change(u: federation_pb2.Upsert) -> None:
+        u.tokens[1].sealed = bytes(284)
+
+    return "CN", _v2_batch(s, change)
+
+
+def _v2_listing_off_bucket(s: Stage) -> tuple[str, Sealed]:
+    def change(u: federation_pb2.Upsert) -> None:
+        u.sealed = u.sealed + b"\x00"  # lengths leak nothing: whole 128-byte buckets only
+
+    return "CN", _v2_batch(s, change)
+
+
+def _v2_online(s: Stage) -> tuple[str, Sealed]:
+    def change(u: federation_pb2.Upsert) -> None:
+        u.online = True
+
+    return "CN", _v2_batch(s, change)
+
+
+def _v1_entry_with_wrap(s: Stage) -> tuple[str, Sealed]:
+    def change(u: federation_pb2.Upsert) -> None:
+        u.sealed = b""
+        for t in u.tokens:
+            t.sealed = bytes(284)
+
+    return "CN", _v2_batch(s, change)
+
+
 def _garbage_inner(s: Stage) -> tuple[str, Sealed]:
     return "CN", s.seal(b"\xff\xff\xff not a signed message")
 
@@ -545,6 +607,11 @@ BATCH_CASES: list[tuple[str, Case, RejectReason]] = [
     ("malformed-signed-message", _garbage_inner, RejectReason.MALFORMED),
     ("malformed-purpose", _wrong_purpose, RejectReason.MALFORMED),
     ("malformed-signature-purpose", _snapshot_signature, RejectReason.MALFORMED),
+    ("malformed-v2-short-wrap", _v2_short_wrap, RejectReason.MALFORMED),
+    ("malformed-v2-entry-also-sealed", _v2_entry_also_sealed, RejectReason.MALFORMED),
+    ("malformed-v2-listing-off-bucket", _v2_listing_off_bucket, RejectReason.MALFORMED),
+    ("malformed-v2-online", _v2_online, RejectReason.MALFORMED),
+    ("malformed-v1-entry-with-wrap", _v1_entry_with_wrap, RejectReason.MALFORMED),
 ]
 
 

@@ -809,3 +809,65 @@ def test_list_checkpoints_from_the_first(store: Store) -> None:
         assert [r.size for r in tx.list_checkpoints(None, 10)] == [0, 1, 5]
         assert [r.size for r in tx.list_checkpoints(0, 10)] == [1, 5]
         assert [r.size for r in tx.list_checkpoints(None, 2)] == [0, 1]
+
+
+def upsert_v2(handle: bytes, tokens: list[bytes], expires: str = "2099-12-31") -> Upsert:
+    """A protocol-2 listing (§4.3): sealed once, a 17-byte wrap per token."""
+    entries = tuple(TokenEntry(t, b"", b"w" + t) for t in tokens)
+    return Upsert(handle, expires, entries, sealed=b"listing:" + handle)
+
+
+def test_protocol_1_and_2_listings_side_by_side(store: Store) -> None:
+    h1, h2, shared, t1, t2 = _b(), _b(), _b(), _b(), _b()
+    with store.write() as tx:
+        tx.apply_ops("CN", [upsert(h1, [shared, t1]), upsert_v2(h2, [shared, t2])])
+    with store.read() as tx:
+        rows = {(r.handle, r.token): r for r in tx.find_tokens("CN", [shared, t1, t2])}
+        assert len(rows) == 4
+        old, new = rows[h1, t1], rows[h2, t2]
+        assert (old.sealed, old.wrap) == (b"sealed:" + t1, b"")
+        assert (new.sealed, new.wrap) == (b"listing:" + h2, b"w" + t2)
+        assert rows[h2, shared].wrap == b"w" + shared
+    with store.write() as tx:  # a listing changes format at the next epoch: replaced whole
+        tx.apply_ops("CN", [upsert_v2(h1, [t1]), upsert(h2, [t2])])
+    with store.read() as tx:
+        rows = {(r.handle, r.token): r for r in tx.find_tokens("CN", [shared, t1, t2])}
+        assert set(rows) == {(h1, t1), (h2, t2)}
+        assert (rows[h1, t1].sealed, rows[h1, t1].wrap) == (b"listing:" + h1, b"w" + t1)
+        assert (rows[h2, t2].sealed, rows[h2, t2].wrap) == (b"sealed:" + t2, b"")
+        assert tx.count_entries("CN") == 2
+
+
+def test_protocol_2_listings_are_staged_and_swapped_in(store: Store) -> None:
+    sid, h, t = _b(), _b(), _b()
+    with store.write() as tx:
+        tx.stage_entries(sid, "CN", [upsert_v2(h, [t, _b()])])
+        assert tx.staged_counts(sid, "CN") == (1, 2)
+        assert tx.apply_staged(sid, "CN") == 1
+    with store.read() as tx:
+        [row] = tx.find_tokens("CN", [t])
+        assert (row.handle, row.sealed, row.wrap) == (h, b"listing:" + h, b"w" + t)
+
+
+def test_a_store_of_schema_version_1_is_migrated_keeping_its_listings(
+    opener: StoreOpener,
+) -> None:
+    h, t = _b(), _b()
+    store = opener("n1")
+    with store.write() as tx:
+        tx.apply_ops("CN", [upsert(h, [t])])
+        tx.set_meta("schema_version", b"1")
+    with store._connector.transaction(write=True) as cur:  # type: ignore[attr-defined]
+        cur.execute("ALTER TABLE entries DROP COLUMN sealed")  # as version 1 made it
+    store.close()
+    store = opener("n1")
+    with store.read() as tx:
+        assert tx.get_meta("schema_version") == b"2"
+        [row] = tx.find_tokens("CN", [t])
+        assert (row.handle, row.sealed, row.wrap) == (h, b"sealed:" + t, b"")
+    h2, t2 = _b(), _b()
+    with store.write() as tx:
+        tx.apply_ops("CN", [upsert_v2(h2, [t2])])
+    with store.read() as tx:
+        [row] = tx.find_tokens("CN", [t2])
+        assert (row.sealed, row.wrap) == (b"listing:" + h2, b"w" + t2)

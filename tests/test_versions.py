@@ -116,6 +116,42 @@ def test_plan_stream(
     assert plan_stream(ours, theirs, current) == StreamPlan(action, version)
 
 
+S2 = Speaks(protocol=(2, 1), normalisation=(N1, N2))  # seals each listing once (§4.3)
+PROTOCOL_PLAN = [
+    # ours, theirs, current version, the epoch's protocol -> action, version, protocol
+    (S2, S2, None, None, NEW, N2, 2),  # a new epoch between two protocol-2 nodes
+    (S2, V12, None, None, NEW, N2, 1),  # ... with a peer speaking protocol 1 only
+    (NODE_SPEAKS, V12, None, None, NEW, N2, 1),
+    (NODE_SPEAKS, NODE_SPEAKS, None, None, NEW, N2, 2),
+    (S2, S2, N2, 1, KEEP, N2, 2),  # the peer upgraded: protocol 2 from its next epoch
+    (S2, S2, N2, 2, KEEP, N2, 2),
+    (S2, V12, N2, 2, NEW, N2, 1),  # the peer rolled back to protocol 1: re-key now
+    (V12, S2, N2, 2, NEW, N2, 1),  # this node did
+    (S2, V12, N2, 1, KEEP, N2, 1),
+    (S2, S2, N1, 1, NEW, N2, 2),  # a normalisation change starts a protocol-2 epoch
+]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "current", "protocol", "action", "version", "chosen"), PROTOCOL_PLAN
+)
+def test_plan_stream_protocol(
+    ours: Speaks,
+    theirs: Speaks,
+    current: str | None,
+    protocol: int | None,
+    action: EpochAction,
+    version: str,
+    chosen: int,
+) -> None:
+    assert plan_stream(ours, theirs, current, protocol) == StreamPlan(action, version, chosen)
+    assert plan_stream(theirs, ours, current, protocol).protocol == chosen  # both sides agree
+
+
+def test_this_node_speaks_protocol_2_and_1() -> None:
+    assert NODE_SPEAKS.protocol == (2, 1)
+
+
 @pytest.mark.parametrize(
     ("ours", "version"), [(V1, N1), (V12, N2), (V21, N2), (NODE_SPEAKS, N2), (P2, N1)]
 )

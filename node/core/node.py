@@ -151,11 +151,13 @@ class Node:
         wrapped: bytes,
         *,
         normalisation: str = NORMALISATION,
+        protocol: int = 1,
     ) -> EpochKey:
         """Unwrap a stored epoch token key; ``normalisation`` is its epoch's
-        version (``wlx.node.core.normalisation.of_epoch``)."""
+        version (``wlx.node.core.normalisation.of_epoch``), ``protocol`` its
+        seal format (``normalisation.protocol_of_epoch``; origin side)."""
         raw = self.open_at_rest(wrapped, f"epoch-key:{origin}:{recipient}:{epoch}")
-        return EpochKey(raw, origin, recipient, epoch, normalisation)
+        return EpochKey(raw, origin, recipient, epoch, normalisation, protocol)
 
     def wrap_epoch_key(self, key: EpochKey) -> bytes:
         """Wrap an epoch token key for storage."""

@@ -6,6 +6,10 @@ were recorded, so its tokens are ``wlx-norm-1``.  A node keeps using each
 epoch's own version for that epoch: lookups key a query once per version in
 use, and an origin seals every batch of an epoch with that epoch's keys.
 Moving a peer to the current version is a new epoch (``lifecycle.migrate``).
+
+The protocol version an origin's epoch was started under (appendix B: 2
+seals each listing once, §4.3) is recorded the same way; an epoch without a
+record uses protocol 1.
 """
 
 from __future__ import annotations
@@ -50,3 +54,28 @@ def of_epoch(tx: Tx, origin: str, recipient: str, epoch: int) -> str:
 def record(tx: Tx, origin: str, recipient: str, epoch: int, version: str = NORMALISATION) -> None:
     """Record the version of a new epoch's tokens."""
     tx.set_meta(_meta_key(origin, recipient, epoch), version.encode("utf-8"))
+
+
+def _protocol_key(origin: str, recipient: str, epoch: int) -> str:
+    return f"protocol/{origin}/{recipient}/{epoch}"
+
+
+def protocol_of_epoch(tx: Tx, origin: str, recipient: str, epoch: int) -> int:
+    """The protocol version one epoch's upserts are sealed under (1 or 2).
+
+    Raises:
+        InternalError: the store records a version this code does not know.
+    """
+    value = tx.get_meta(_protocol_key(origin, recipient, epoch))
+    if value is None:
+        return 1
+    if value not in (b"1", b"2"):
+        raise InternalError("the store records an unknown protocol version")
+    return int(value)
+
+
+def record_protocol(tx: Tx, origin: str, recipient: str, epoch: int, protocol: int) -> None:
+    """Record the protocol version of a new epoch (1 or 2)."""
+    if protocol not in (1, 2):
+        raise InternalError("no such protocol version")
+    tx.set_meta(_protocol_key(origin, recipient, epoch), str(protocol).encode())

@@ -41,7 +41,7 @@ from wlx.node.protocol.lookup_rules import (
     lookup_charge,
     lookup_cost,
 )
-from wlx.node.store.base import InboundState, Tx
+from wlx.node.store.base import InboundState, TokenRow, Tx
 
 log = logging.getLogger("wlx.lookup")
 
@@ -328,7 +328,7 @@ class Lookup:
                     if row.expires < today:
                         continue
                     for index, ikey in wanted[row.token]:
-                        hit = self._open(key, ikey, row.handle, row.sealed, synced)
+                        hit = self._open(key, ikey, row, synced)
                         if hit is None:
                             continue
                         shown = _localise(hit, self._node.node_id, accepting)
@@ -373,11 +373,16 @@ class Lookup:
         with self._node.store.write() as tx:
             exchange_log.record(tx, self._node, kind=Event.LOOKUP, **fields)
 
-    def _open(
-        self, key: EpochKey, ikey: IdentifierKey, handle: bytes, sealed: bytes, synced: int
-    ) -> Hit | None:
+    def _open(self, key: EpochKey, ikey: IdentifierKey, row: TokenRow, synced: int) -> Hit | None:
+        """The hit of a stored token row, opened with the query's key: a
+        protocol-2 row (a ``wrap``) opens its listing's sealed hit data, and
+        its wrap gives ``matched_on``, the listing key's kind (§4.3)."""
         try:
-            data = codec.decode_hit(key.open(ikey.value, handle, sealed))
+            if row.wrap:
+                opened, kind = key.open_listing(ikey.value, row.handle, row.wrap, row.sealed)
+                data = replace(codec.decode_hit(opened), matched_on=kind.value)
+            else:
+                data = codec.decode_hit(key.open(ikey.value, row.handle, row.sealed))
         except (DecryptionError, Rejection):
             log.error("a stored entry of %s does not open: store damaged or tampered", key.origin)
             return None

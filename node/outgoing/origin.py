@@ -214,6 +214,7 @@ def _trust_new(node: Node, card: IdentityCard, address: str) -> None:
             # for a peer that speaks no later one.
             plan = lifecycle.stream_plan(node, tx, card.node_id, None)
             normalisation.record(tx, node.node_id, card.node_id, 1, plan.normalisation)
+            normalisation.record_protocol(tx, node.node_id, card.node_id, 1, plan.protocol)
         else:  # trusted again after a revocation: a new epoch, never a reused one
             lifecycle.restart_stream(node, tx, state)
         exchange_log.record(
@@ -228,10 +229,17 @@ def _trust_new(node: Node, card: IdentityCard, address: str) -> None:
 
 
 def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
-    """The epoch key of a peer's stream, with its epoch's normalisation version."""
+    """The epoch key of a peer's stream, with its epoch's normalisation and
+    protocol versions."""
     version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
+    protocol = normalisation.protocol_of_epoch(tx, node.node_id, state.peer, state.epoch)
     return node.epoch_key(
-        node.node_id, state.peer, state.epoch, state.token_key, normalisation=version
+        node.node_id,
+        state.peer,
+        state.epoch,
+        state.token_key,
+        normalisation=version,
+        protocol=protocol,
     )
 
 
@@ -748,8 +756,14 @@ def snapshot(node: Node, request: SignedRequest) -> Generator[Sealed]:
         )
     with node.store.read() as tx:
         version = normalisation.of_epoch(tx, node.node_id, peer, position.epoch)
+        protocol = normalisation.protocol_of_epoch(tx, node.node_id, peer, position.epoch)
     key = node.epoch_key(
-        node.node_id, peer, position.epoch, position.token_key, normalisation=version
+        node.node_id,
+        peer,
+        position.epoch,
+        position.token_key,
+        normalisation=version,
+        protocol=protocol,
     )
     entries = _LiveEntries(node, peer, key, position.after_id)
     log.info(

@@ -20,7 +20,16 @@ from wlx.crypto.digests import DIGEST_LEN, payload_digest
 from wlx.crypto.errors import MalformedError
 from wlx.crypto.normalize import NORMALISATION, VERSIONS
 from wlx.crypto.signing import Purpose
-from wlx.crypto.tokens import HANDLE_LEN, NONCE_LEN, TAG_LEN, TOKEN_KEY_LEN, TOKEN_LEN
+from wlx.crypto.tokens import (
+    HANDLE_LEN,
+    MIN_SEALED2,
+    NONCE_LEN,
+    PAD2_BLOCK,
+    TAG_LEN,
+    TOKEN_KEY_LEN,
+    TOKEN_LEN,
+    WRAP_LEN,
+)
 from wlx.node.core.errors import Rejection, RejectReason
 from wlx.node.protocol import free_text
 from wlx.node.protocol.messages import (
@@ -147,6 +156,11 @@ def _fill_upsert(msg: federation_pb2.Upsert, op: Upsert) -> None:
     msg.expires = op.expires
     msg.online = op.online
     add = msg.tokens.add
+    if op.sealed:  # protocol 2: one sealed listing, a wrap per token
+        msg.sealed = op.sealed
+        for t in op.tokens:
+            add(token=t.token, wrap=t.wrap)
+        return
     for t in op.tokens:
         add(token=t.token, sealed=t.sealed)
 
@@ -170,14 +184,53 @@ def _upsert(msg: federation_pb2.Upsert) -> Upsert:
         raise malformed("expires is not YYYY-MM-DD")
     if not 1 <= len(msg.tokens) <= MAX_TOKENS_PER_UPSERT:
         raise malformed(f"an upsert has 1 to {MAX_TOKENS_PER_UPSERT} tokens")
+    if msg.sealed:
+        return _upsert_v2(msg)
     tokens = []
     for entry in msg.tokens:
         if len(entry.token) != TOKEN_LEN:
             raise malformed("a token is 16 bytes")
         if not NONCE_LEN + TAG_LEN <= len(entry.sealed) <= MAX_SEALED_BYTES:
             raise malformed("sealed hit data has the wrong size")
+        if entry.wrap:
+            raise malformed("a wrap in an upsert without a sealed listing")
         tokens.append(TokenEntry(entry.token, entry.sealed))
     return Upsert(_check_handle(msg.handle), msg.expires, tuple(tokens), online=msg.online)
+
+
+def _upsert_v2(msg: federation_pb2.Upsert) -> Upsert:
+    """A protocol-2 upsert (§4.3): the listing sealed once (a whole number of
+    padding buckets), a 17-byte wrap and no sealed hit data per token; not in
+    the online tier, whose entries are sealed per token (§15.3)."""
+    size = len(msg.sealed)
+    if not MIN_SEALED2 <= size <= MAX_SEALED_BYTES or (size - NONCE_LEN - TAG_LEN) % PAD2_BLOCK:
+        raise malformed("a sealed listing has the wrong size")
+    if msg.online:
+        raise malformed("an online-tier upsert has no sealed listing")
+    tokens = []
+    for entry in msg.tokens:
+        if len(entry.token) != TOKEN_LEN:
+            raise malformed("a token is 16 bytes")
+        if len(entry.wrap) != WRAP_LEN or entry.sealed:
+            raise malformed(f"a token entry of a sealed listing has a {WRAP_LEN}-byte wrap only")
+        tokens.append(TokenEntry(entry.token, b"", entry.wrap))
+    return Upsert(_check_handle(msg.handle), msg.expires, tuple(tokens), sealed=msg.sealed)
+
+
+def encode_upsert(op: Upsert) -> bytes:
+    """Serialize one upsert (an ``Upsert`` message on its own: vectors, tests)."""
+    msg = federation_pb2.Op()
+    _fill_upsert(msg.upsert, op)
+    return msg.upsert.SerializeToString()
+
+
+def decode_upsert(data: bytes) -> Upsert:
+    """Parse and check one serialized ``Upsert`` as a batch's would be.
+
+    Raises:
+        Rejection: malformed.
+    """
+    return _upsert(parse_message(federation_pb2.Upsert, data, "upsert"))
 
 
 def _op(msg: federation_pb2.Op) -> Op:

@@ -15,10 +15,13 @@ from wlx.crypto.signing import Purpose
 
 @dataclass(frozen=True)
 class TokenEntry:
-    """A keyed token and the hit data sealed under its identifier."""
+    """A keyed token and the hit data sealed under its identifier (protocol
+    1: ``sealed``), or the wrap of the listing's key (protocol 2: ``wrap``;
+    ``sealed`` empty)."""
 
     token: bytes
     sealed: bytes = field(repr=False)
+    wrap: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Upsert:
     tokens: tuple[TokenEntry, ...]
     online: bool = False
     """Online tier (§15.3): tokens from the origin's VOPRF, matched via Evaluate."""
+    sealed: bytes = field(default=b"", repr=False)
+    """Protocol 2 (§4.3): the listing's hit data sealed once; empty in protocol 1."""
 
 
 @dataclass(frozen=True)

@@ -46,34 +46,49 @@ def upsert_for(
 ) -> Upsert:
     """The upsert of ``record`` for the key's recipient (§4.2-§4.4).
 
-    One token per identifier key; each token's hit data is sealed under that
-    identifier's seal key and names the identifier kind that matched.  A
+    One token per identifier key.  Protocol 1 (``key.protocol``): each
+    token's hit data is sealed under that identifier's seal key and names the
+    identifier kind that matched.  Protocol 2: the hit data (``matched_on``
+    empty) is sealed once, and each token carries a wrap of the listing's
+    key and of its identifier key's kind (§4.3).  A
     suspended listing still hits, flagged, and requests no action (§4.3).
     With ``online`` (the stream's VOPRF key), the listing is in the online
-    tier: tokens and seal keys derive from the VOPRF output (§15.3) and no
-    offline token is made.
+    tier: tokens and seal keys derive from the VOPRF output (§15.3), no
+    offline token is made, and the hit data is sealed per token whatever the
+    protocol.
     """
     if online is not None and (online.recipient, online.epoch) != (key.recipient, key.epoch):
         raise ValueError("the online key is not this stream's")
     handle = key.handle(record.id)
+    ikeys = record.identifier_keys(key.normalisation)
+
+    def hit_data(matched_on: str) -> bytes:
+        return codec.encode_hit(
+            HitData(
+                origin=key.origin,
+                ref=record.id,
+                category=record.category,
+                action="" if suspended else record.action,
+                expires=record.expires,
+                matched_on=matched_on,
+                version=version,
+                suspended=suspended,
+            )
+        )
+
+    if online is None and key.protocol >= 2:
+        listing, wraps = key.seal_listing_v2(
+            handle, hit_data(""), [(k.value, k.kind) for k in ikeys], rng
+        )
+        tokens = tuple(TokenEntry(token, b"", wrap) for token, wrap in wraps)
+        return Upsert(handle, record.expires, tokens, sealed=listing)
     hit_of: dict[str, bytes] = {}  # HitData differs only by matched_on: encoded once per kind
     entries = []
-    for ikey in record.identifier_keys(key.normalisation):
+    for ikey in ikeys:
         kind = ikey.kind.value
         hit = hit_of.get(kind)
         if hit is None:
-            hit = hit_of[kind] = codec.encode_hit(
-                HitData(
-                    origin=key.origin,
-                    ref=record.id,
-                    category=record.category,
-                    action="" if suspended else record.action,
-                    expires=record.expires,
-                    matched_on=kind,
-                    version=version,
-                    suspended=suspended,
-                )
-            )
+            hit = hit_of[kind] = hit_data(kind)
         entries.append((ikey.value, hit))
     if online is None:
         sealed = key.seal_listing(handle, entries, rng)
@@ -82,8 +97,12 @@ def upsert_for(
         for value, hit in entries:
             entry = online.entry_keys(value)
             sealed.append((entry.token, key.seal_as(entry.token, entry.seal_key, handle, hit, rng)))
-    tokens = tuple(TokenEntry(token, blob) for token, blob in sealed)
-    return Upsert(handle, record.expires, tokens, online=online is not None)
+    return Upsert(
+        handle,
+        record.expires,
+        tuple(TokenEntry(token, blob) for token, blob in sealed),
+        online=online is not None,
+    )
 
 
 def remove_for(record_id: str, key: EpochKey) -> Remove:

@@ -6,7 +6,10 @@ without the member speaks protocol 1 and ``wlx-norm-1`` only).  From its
 own and a peer's advertisement a node decides, with ``negotiate``:
 
 * the **protocol** version: the highest both speak; none in common means
-  the two nodes cannot federate (the card is refused when added);
+  the two nodes cannot federate (the card is refused when added).  It is
+  fixed for a stream's epoch when the epoch starts (``StreamPlan.protocol``):
+  protocol 2 seals each listing once (docs/protocol.md §4.3), protocol 1 once
+  per identifier key; a recipient opens both;
 * the **normalisation** of the stream it *originates* to the peer: the most
   recent version (highest ``N`` of ``wlx-norm-N``) both speak, so each
   origin moves each peer to ``wlx-norm-2`` as soon as the peer speaks it and
@@ -37,7 +40,7 @@ from wlx.crypto.card import Speaks
 _NORM = re.compile(r"wlx-norm-([1-9][0-9]{0,8})")
 
 NODE_SPEAKS = Speaks(
-    protocol=(1,),
+    protocol=(2, 1),
     normalisation=("wlx-norm-2", "wlx-norm-1"),
     features=("oprf-online",),
 )
@@ -94,14 +97,22 @@ class EpochAction(StrEnum):
     STOP = "stop"
 
 
-def epoch_action(current: str | None, agreement: Agreement) -> EpochAction:
+def epoch_action(
+    current: str | None, agreement: Agreement, current_protocol: int | None = None
+) -> EpochAction:
     """What an origin does with its stream to a peer whose epoch key names
-    normalisation ``current`` (None: no epoch yet), given ``agreement``:
-    ``stop`` serving (nothing in common), start a ``new-epoch`` under the
-    agreed normalisation, or ``keep`` the epoch."""
+    normalisation ``current`` (None: no epoch yet) and whose epoch was
+    started under ``current_protocol`` (None: not known), given
+    ``agreement``: ``stop`` serving (nothing in common), start a
+    ``new-epoch`` under the agreed normalisation (or because the peer no
+    longer speaks the epoch's protocol), or ``keep`` the epoch.  A peer that
+    starts speaking a later protocol keeps its epoch: the stream moves to it
+    at its next epoch (a recipient opens both seal formats)."""
     if not agreement.ok or agreement.normalisation is None:
         return EpochAction.STOP
     if current != agreement.normalisation:
+        return EpochAction.NEW_EPOCH
+    if current_protocol is not None and current_protocol > (agreement.protocol or 1):
         return EpochAction.NEW_EPOCH
     return EpochAction.KEEP
 
@@ -118,6 +129,8 @@ class StreamPlan:
 
     action: EpochAction
     normalisation: str
+    protocol: int = 1
+    """The protocol version an epoch started now uses (the agreed one)."""
 
 
 def own_normalisation(ours: Speaks) -> str:
@@ -132,19 +145,22 @@ def own_normalisation(ours: Speaks) -> str:
     return agreement.normalisation
 
 
-def plan_stream(ours: Speaks, theirs: Speaks, current: str | None) -> StreamPlan:
+def plan_stream(
+    ours: Speaks, theirs: Speaks, current: str | None, current_protocol: int | None = None
+) -> StreamPlan:
     """What to do with the stream to a peer advertising ``theirs`` whose
     epoch uses ``current`` (None: the stream starts now, or must start a new
-    epoch whatever the versions, and the question is only which version).
+    epoch whatever the versions, and the question is only which version)
+    and protocol ``current_protocol`` (``epoch_action``).
 
     Raises:
         ValueError: ``ours`` names no ``wlx-norm-N`` version.
     """
     agreement = negotiate(ours, theirs)
-    action = epoch_action(current, agreement)
+    action = epoch_action(current, agreement, current_protocol)
     if action is EpochAction.STOP or agreement.normalisation is None:
         return StreamPlan(EpochAction.STOP, own_normalisation(ours))
-    return StreamPlan(action, agreement.normalisation)
+    return StreamPlan(action, agreement.normalisation, agreement.protocol or 1)
 
 
 def accepts_epoch_key(ours: Speaks, normalisation: str) -> bool:

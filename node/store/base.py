@@ -132,13 +132,19 @@ class InboundState:
 
 @dataclass(frozen=True)
 class TokenRow:
-    """A stored token that matched a lookup."""
+    """A stored token that matched a lookup.
+
+    ``sealed`` is the token's own sealed hit data (protocol 1, ``wrap``
+    empty) or its listing's (protocol 2, opened with the token's ``wrap``;
+    docs/protocol.md §4.3).
+    """
 
     origin: str
     token: bytes
     handle: bytes
     sealed: bytes
     expires: str
+    wrap: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ node opens its store.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``entries.sealed`` (a protocol-2 listing's sealed hit data, §4.3)."""
 
 TEMPLATE = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -107,15 +108,20 @@ CREATE TABLE IF NOT EXISTS applied (
 ){norowid};
 
 -- Listings held, by keyed handle. tokens is the concatenation of the
--- listing's 16-byte tokens (to delete them without a second index).
+-- listing's 16-byte tokens (to delete them without a second index).  sealed
+-- is a protocol-2 listing's sealed hit data (docs/protocol.md §4.3), empty
+-- for a protocol-1 listing.
 CREATE TABLE IF NOT EXISTS entries (
     origin TEXT NOT NULL,
     handle {blob} NOT NULL,
     expires TEXT NOT NULL,
     tokens {blob} NOT NULL,
+    sealed {blob} NOT NULL DEFAULT {empty_blob},
     PRIMARY KEY (origin, handle)
 ){norowid};
 
+-- sealed: a protocol-1 token's own sealed hit data, or, when the listing's
+-- entries.sealed is not empty (protocol 2), the token's 16-byte wrap.
 CREATE TABLE IF NOT EXISTS tokens (
     origin TEXT NOT NULL,
     token {blob} NOT NULL,
@@ -332,6 +338,7 @@ SQLITE = {
     "real": "REAL",
     "truncate": "DELETE FROM",  # without WHERE: SQLite frees the pages, visits no row
     "secure_delete": "PRAGMA secure_delete",  # see SqlTx.drop_imports
+    "empty_blob": "x''",
 }
 POSTGRES = {
     "blob": "BYTEA",
@@ -340,12 +347,24 @@ POSTGRES = {
     "norowid": "",
     "real": "DOUBLE PRECISION",
     "truncate": "TRUNCATE",
+    "empty_blob": "'\\x'::bytea",
 }
 
 
 RETIRED = ("staged_tokens", "staged_entries")
 """Tables of earlier versions, dropped at open (a snapshot staged in them
 starts over: its progress no longer has a staged slot)."""
+
+
+def migrations(dialect: dict[str, str]) -> dict[int, list[str]]:
+    """The statements taking a store from schema version ``n`` (the key) to
+    ``n + 1``, run in the transaction that opens the store."""
+    return {
+        1: [
+            f"ALTER TABLE entries ADD COLUMN sealed {dialect['blob']} NOT NULL "
+            f"DEFAULT {dialect['empty_blob']}"
+        ],
+    }
 
 
 def statements(dialect: dict[str, str]) -> list[str]:

@@ -139,13 +139,29 @@ def _tokens_blob(op: Upsert) -> bytes:
     return b"".join(t.token for t in op.tokens)
 
 
+def _token_row(origin: str, r: Row) -> TokenRow:
+    """A ``find_tokens`` row: (token, handle, tokens.sealed, expires,
+    entries.sealed); a protocol-2 listing's token row holds its wrap."""
+    listing = bytes(r[4])
+    if listing:
+        return TokenRow(origin, bytes(r[0]), bytes(r[1]), listing, r[3], wrap=bytes(r[2]))
+    return TokenRow(origin, bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3])
+
+
 def _split_tokens(blob: bytes) -> list[bytes]:
     return [blob[i : i + TOKEN_LEN] for i in range(0, len(blob), TOKEN_LEN)]
 
 
 def _pack_tokens(op: Upsert) -> bytes:
     """A staged listing's tokens: each token, its sealed hit data's length
-    (two bytes, big-endian), the sealed hit data."""
+    (two bytes, big-endian), the sealed hit data.  The own list is indexed
+    in protocol 1 (its epoch records no other).
+
+    Raises:
+        InternalError: ``op`` is a protocol-2 upsert.
+    """
+    if op.sealed:
+        raise InternalError("an own-list import stages protocol-1 upserts only")
     parts: list[bytes] = []
     for t in op.tokens:
         parts += (t.token, _LENGTH.pack(len(t.sealed)), t.sealed)
@@ -684,21 +700,28 @@ class SqlTx(Tx):
             )
 
     def _insert_listings(self, slot: str, upserts: Sequence[Upsert]) -> None:
-        """Insert listings under ``slot`` (see ``_insert_rows``)."""
+        """Insert listings under ``slot`` (see ``_insert_rows``).  A
+        protocol-2 listing keeps its sealed hit data once, in entries, and
+        each token row its wrap (schema.py)."""
         self._insert_rows(
-            [(slot, op.handle, op.expires, _tokens_blob(op)) for op in upserts],
-            [(slot, t.token, op.handle, t.sealed) for op in upserts for t in op.tokens],
+            [(slot, op.handle, op.expires, _tokens_blob(op), op.sealed) for op in upserts],
+            [
+                (slot, t.token, op.handle, t.wrap if op.sealed else t.sealed)
+                for op in upserts
+                for t in op.tokens
+            ],
         )
 
     def _insert_rows(self, entries: list[Row], tokens: list[Row]) -> None:
-        """Insert rows of entries and tokens, in key order (fewer pages
+        """Insert rows of entries (origin, handle, expires, tokens, sealed)
+        and tokens (origin, token, handle, sealed), in key order (fewer pages
         touched); a handle, or a (token, handle), already there keeps its
         first copy."""
         entries.sort()
         tokens.sort()
         self._cur.executemany(
-            "INSERT INTO entries (origin, handle, expires, tokens) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO entries (origin, handle, expires, tokens, sealed) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             entries,
         )
         self._cur.executemany(
@@ -731,9 +754,9 @@ class SqlTx(Tx):
             chunk = unique[start : start + LOOKUP_CHUNK]
             marks = ", ".join("?" * len(chunk))
             found.extend(
-                TokenRow(origin, bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3])
+                _token_row(origin, r)
                 for r in self._all(
-                    "SELECT t.token, t.handle, t.sealed, e.expires FROM tokens t "
+                    "SELECT t.token, t.handle, t.sealed, e.expires, e.sealed FROM tokens t "
                     "JOIN entries e ON e.origin = t.origin AND e.handle = t.handle "
                     f"WHERE t.origin = ? AND t.token IN ({marks})",
                     (slot, *chunk),
@@ -920,7 +943,7 @@ class SqlTx(Tx):
                 pos = start + int.from_bytes(blob[start - 2 : start], "big")
                 listed.append(token)
                 tokens.append((slot, token, handle, blob[start:pos]))
-            entries.append((slot, handle, expires, b"".join(listed)))
+            entries.append((slot, handle, expires, b"".join(listed), b""))  # protocol 1
         self._insert_rows(entries, tokens)
 
     def drop_imports(self, *, wipe: bool = True) -> None:
@@ -1241,6 +1264,12 @@ class SqlStore(Store):
                 cur.execute(statement)
             tx = SqlTx(cur, connector)
             version = tx.get_meta("schema_version")
+            steps = schema.migrations(connector.dialect)
+            while version is not None and int(version) in steps:  # an older store: migrate
+                for statement in steps[int(version)]:
+                    cur.execute(statement)
+                version = str(int(version) + 1).encode()
+                tx.set_meta("schema_version", version)
             if version is None:
                 tx.set_meta("schema_version", str(schema.SCHEMA_VERSION).encode())
             elif int(version) != schema.SCHEMA_VERSION:

@@ -46,12 +46,18 @@ from wlx.node.store.base import OutboundState, Tx
 log = logging.getLogger("wlx.lifecycle")
 
 
-def stream_plan(node: Node, tx: Tx, peer: str, current: str | None) -> StreamPlan:
+def stream_plan(
+    node: Node, tx: Tx, peer: str, current: str | None, epoch: int | None = None
+) -> StreamPlan:
     """``versions.plan_stream`` for ``peer``'s stream, with the stored card
-    of the peer and this node's own card (B.2)."""
+    of the peer and this node's own card (B.2); ``epoch``, the stream's
+    current epoch, gives the protocol it was started under."""
     row = tx.get_peer(peer)
     theirs = node.card_of(row).speaks if row is not None else DEFAULT_SPEAKS
-    return plan_stream(node.card.speaks, theirs, current)
+    protocol = None
+    if epoch is not None:
+        protocol = normalisation.protocol_of_epoch(tx, node.node_id, peer, epoch)
+    return plan_stream(node.card.speaks, theirs, current, protocol)
 
 
 def restart_stream(
@@ -97,6 +103,7 @@ def restart_stream(
             "peer %s: no normalisation in common; it will refuse epoch %d", state.peer, epoch
         )
     normalisation.record(tx, node.node_id, state.peer, epoch, plan.normalisation)
+    normalisation.record_protocol(tx, node.node_id, state.peer, epoch, plan.protocol)
     tx.delete_outbox(state.peer, epoch=epoch, keep_seq=None)
     tx.confirm_removals(state.peer, epoch, 0)
     exchange_log.record(tx, node, kind=Event.EPOCH_NEW, peer=state.peer, epoch=epoch)
@@ -122,7 +129,7 @@ def migrate_normalisation(node: Node) -> list[tuple[str, int]]:
             if row is None or row.revoked_at:
                 continue
             version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
-            plan = stream_plan(node, tx, state.peer, version)
+            plan = stream_plan(node, tx, state.peer, version, state.epoch)
             if plan.action is EpochAction.STOP:
                 log.error("peer %s: no normalisation in common with its card", state.peer)
             elif plan.action is EpochAction.NEW_EPOCH:
@@ -300,12 +307,13 @@ def accept_card(node: Node, card_bytes: bytes, *, from_peer: str | None = None) 
 
 def _renegotiate(node: Node, tx: Tx, peer: str) -> tuple[str, int, str] | None:
     """Start a new epoch of ``peer``'s stream if its (new) card changes the
-    agreed normalisation (B.2-2); returns (peer, epoch, version) if so."""
+    agreed normalisation (B.2-2) or no longer speaks the epoch's protocol;
+    returns (peer, epoch, version) if so."""
     state = tx.get_outbound(peer, for_update=True)
     if state is None:
         return None
     version = normalisation.of_epoch(tx, node.node_id, peer, state.epoch)
-    plan = stream_plan(node, tx, peer, version)
+    plan = stream_plan(node, tx, peer, version, state.epoch)
     if plan.action is not EpochAction.NEW_EPOCH:
         return None
     fresh = restart_stream(node, tx, state, keep_previous=True)

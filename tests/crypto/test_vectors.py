@@ -12,6 +12,7 @@ vectors, the spec and the implementation agree three ways.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -34,6 +35,7 @@ from wlx.crypto.keys import BoxKey, BoxPublicKey, SigningKey, VerifyKey
 from wlx.crypto.names import name_forms, phonetic_code
 from wlx.crypto.normalize import (
     NORMALISATION_2,
+    KeyKind,
     normalize_country,
     normalize_document_number,
     normalize_name,
@@ -104,6 +106,11 @@ def fixed_rng(value: bytes) -> Callable[[int], bytes]:
         return value
 
     return rng
+
+
+def popping_rng(values: list[bytes]) -> Callable[[int], bytes]:
+    """An rng returning the last of ``values`` first, then the one before..."""
+    return lambda n: values.pop()
 
 
 def counter_rng(start: int) -> Callable[[int], bytes]:
@@ -608,6 +615,63 @@ def test_the_batch_upsert_is_the_record_tokenised() -> None:
         hit = codec.decode_hit(key.open(ikey.value, upsert.handle, entry.sealed))
         assert (hit.origin, hit.ref, hit.matched_on) == (key.origin, record.id, ikey.kind.value)
         assert (hit.category, hit.action, hit.expires) == ("wanted", "arrest", "2099-12-31")
+
+
+def test_listing_seals() -> None:
+    """Protocol 2 (§4.3), from the spec alone and through the code."""
+    assert TOKENS["listing_seals"]
+    for case in TOKENS["listing_seals"]:
+        handle, secret, nonce = h(case["handle"]), h(case["secret"]), h(case["nonce"])
+        hit, sealed = h(case["hit_data"]), h(case["sealed"])
+        assert codec.decode_hit(hit).matched_on == ""  # the query's kind says it
+        lkey = blake(secret, b"wlx2-listing", handle, 32)
+        assert lkey.hex() == case["listing_key"]
+        aad = b"wlx/v2 seal\x00" + lp(KEY.origin) + lp(KEY.recipient) + u64(KEY.epoch) + lp(handle)
+        assert aad.hex() == case["aad"]
+        padded = hit + b"\x80" + bytes(-(len(hit) + 1) % 128)
+        assert padded.hex() == case["padded"]
+        assert sealed[:12] == nonce
+        assert ChaCha20Poly1305(lkey).decrypt(nonce, sealed[12:], aad) == padded
+        ikeys = [(h(e["identifier_key"]), KeyKind.parse(e["kind"])) for e in case["entries"]]
+        made, wraps = KEY.seal_listing_v2(handle, hit, ikeys, popping_rng([nonce, secret]))
+        assert made == sealed
+        for entry, (token, wrap) in zip(case["entries"], wraps, strict=True):
+            ikey, seal_key, code = (
+                h(entry["identifier_key"]),
+                h(entry["seal_key"]),
+                entry["kind_code"],
+            )
+            assert (token.hex(), wrap.hex()) == (entry["token"], entry["wrap"])
+            assert blake(KEY.key, b"wlx1-seal", ikey, 32) == seal_key
+            pad = blake(seal_key, b"wlx2-wrap", lp(handle) + nonce + token, 17)
+            plain = bytes(a ^ b for a, b in zip(h(entry["wrap"]), pad, strict=True))
+            assert plain[16] == code
+            kind_mask = hashlib.blake2b(bytes([code]), digest_size=16, person=b"wlx2-kind").digest()
+            assert bytes(a ^ b for a, b in zip(plain[:16], kind_mask, strict=True)) == secret
+            opened, kind = KEY.open_listing(ikey, handle, wrap, sealed)
+            assert (opened, kind.value) == (hit, entry["kind"])
+
+
+def test_the_protocol_2_upsert_is_the_record_sealed_once() -> None:
+    case = MESSAGES["upsert_v2"]
+    record = parse_record(MESSAGES["record"], line=0)
+    key = dataclasses.replace(epoch_key(MESSAGES["epoch_key"]), protocol=2)
+    upsert = outbound.upsert_for(record, MESSAGES["record_version"], key, counter_rng(3000))
+    assert codec.encode_upsert(upsert).hex() == case["encoded"]
+    decoded = codec.decode_upsert(h(case["encoded"]))
+    assert decoded == upsert
+    assert (decoded.handle.hex(), decoded.expires, decoded.sealed.hex()) == (
+        case["decoded"]["handle"],
+        case["decoded"]["expires"],
+        case["decoded"]["sealed"],
+    )
+    want = [(t["token"], t["wrap"]) for t in case["decoded"]["tokens"]]
+    assert [(t.token.hex(), t.wrap.hex()) for t in decoded.tokens] == want
+    for ikey, entry in zip(record.identifier_keys(), upsert.tokens, strict=True):
+        assert entry.sealed == b""
+        opened, kind = key.open_listing(ikey.value, upsert.handle, entry.wrap, upsert.sealed)
+        hit = codec.decode_hit(opened)
+        assert (hit.origin, hit.ref, hit.matched_on, kind) == (key.origin, record.id, "", ikey.kind)
 
 
 def test_snapshot_part() -> None:

@@ -891,6 +891,7 @@ class Upsert(_message.Message):
     EXPIRES_FIELD_NUMBER: _builtins.int
     TOKENS_FIELD_NUMBER: _builtins.int
     ONLINE_FIELD_NUMBER: _builtins.int
+    SEALED_FIELD_NUMBER: _builtins.int
     handle: _builtins.bytes
     """16-byte keyed handle of the listing (docs/protocol.md §4.4); opaque to
     the recipient, stable for the epoch.
@@ -903,6 +904,12 @@ class Upsert(_message.Message):
     """The listing is in the online tier: its tokens derive from the origin's
     VOPRF and are matched through Evaluate (docs/protocol.md §15.3).
     """
+    sealed: _builtins.bytes
+    """Protocol 2 (docs/protocol.md §4.3): 12-byte nonce || ChaCha20-Poly1305
+    ciphertext of the listing's serialized HitData (matched_on empty), under
+    a listing key that each token entry's `wrap` carries.  Empty in protocol
+    1, where each token entry carries its own `sealed`.
+    """
     @_builtins.property
     def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenEntry]:
         """One entry per identifier key of the listing."""
@@ -914,10 +921,11 @@ class Upsert(_message.Message):
         expires: _builtins.str = ...,
         tokens: _abc.Iterable[Global___TokenEntry] | None = ...,
         online: _builtins.bool = ...,
+        sealed: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "handle", b"handle", "online", b"online", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "handle", b"handle", "online", b"online", "sealed", b"sealed", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -933,21 +941,29 @@ class TokenEntry(_message.Message):
 
     TOKEN_FIELD_NUMBER: _builtins.int
     SEALED_FIELD_NUMBER: _builtins.int
+    WRAP_FIELD_NUMBER: _builtins.int
     token: _builtins.bytes
     """16-byte keyed token of one identifier key (docs/protocol.md §4.2)."""
     sealed: _builtins.bytes
-    """12-byte nonce || ChaCha20-Poly1305 ciphertext of a serialized HitData,
-    under the seal key of the same identifier key (docs/protocol.md §4.3).
+    """Protocol 1: 12-byte nonce || ChaCha20-Poly1305 ciphertext of a
+    serialized HitData, under the seal key of the same identifier key
+    (docs/protocol.md §4.3).  Empty in protocol 2.
+    """
+    wrap: _builtins.bytes
+    """Protocol 2: 17 bytes, the listing's 16-byte secret and the one-byte code
+    of this identifier key's kind, masked by a pad keyed by the seal key of
+    the same identifier key (docs/protocol.md §4.3).  Empty in protocol 1.
     """
     def __init__(
         self,
         *,
         token: _builtins.bytes = ...,
         sealed: _builtins.bytes = ...,
+        wrap: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed", b"sealed", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed", b"sealed", "token", b"token", "wrap", b"wrap"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1102,7 +1118,9 @@ Global___EpochKey: _TypeAlias = EpochKey  # noqa: Y015
 
 @_typing.final
 class HitData(_message.Message):
-    """What an officer sees at a hit; sealed per identifier key inside TokenEntry."""
+    """What an officer sees at a hit; sealed per identifier key inside TokenEntry
+    (protocol 1) or once per listing inside Upsert (protocol 2, matched_on empty).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
