@@ -190,26 +190,23 @@ class Lookup:
         ``RateLimited`` to refuse; called once per lookup, after its keys
         are derived and before any is tested.  None: nothing is charged."""
 
-    def _epoch_key(self, tx: Tx, state: InboundState) -> EpochKey:
-        key = self._keys.get(state.token_key)
-        if key is None:
-            me = self._node.node_id
-            version = normalisation.of_epoch(tx, state.origin, me, state.epoch)
-            key = self._node.epoch_key(
-                state.origin, me, state.epoch, state.token_key, normalisation=version
+    def _epoch_keys(self, tx: Tx, states: Sequence[InboundState]) -> dict[str, EpochKey]:
+        """The epoch key of each origin's list, by origin; the versions of
+        keys not cached yet read in one statement."""
+        me = self._node.node_id
+        missing = [s for s in states if s.token_key not in self._keys]
+        versions = normalisation.of_epochs(tx, me, [(s.origin, s.epoch) for s in missing])
+        for state in missing:
+            self._keys[state.token_key] = self._node.epoch_key(
+                state.origin, me, state.epoch, state.token_key, normalisation=versions[state.origin]
             )
-            self._keys[state.token_key] = key
-        return key
+        return {s.origin: self._keys[s.token_key] for s in states}
 
     def _versions(self) -> set[str]:
         """The normalisation versions of the lists a lookup tests now."""
-        me = self._node.node_id
         with self._node.store.read() as tx:
-            return {
-                normalisation.of_epoch(tx, state.origin, me, state.epoch)
-                for state in tx.list_inbound()
-                if state.epoch
-            }
+            held = [(state.origin, state.epoch) for state in tx.list_inbound() if state.epoch]
+            return set(normalisation.of_epochs(tx, self._node.node_id, held).values())
 
     def check(self, query: Query, caller: str = "", purpose: str = "") -> tuple[Hit, ...]:
         """Every hit of one query, strongest match first.
@@ -316,29 +313,32 @@ class Lookup:
         """
         with self._node.store.read() as tx:
             accepting = acceptance.policies(tx)
-            for state in tx.list_inbound():
-                if state.epoch == 0:
-                    continue  # a peer whose first snapshot has not arrived
-                key = self._epoch_key(tx, state)
-                wanted = _wanted_tokens(key, by_version.keys(key.normalisation))
-                if not wanted:
+            # epoch 0: a peer whose first snapshot has not arrived
+            held = [state for state in tx.list_inbound() if state.epoch]
+            keys = self._epoch_keys(tx, held)
+            wanted = {
+                origin: tokens
+                for origin, key in keys.items()
+                if (tokens := _wanted_tokens(key, by_version.keys(key.normalisation)))
+            }
+            rows = tx.find_tokens_of({origin: list(tokens) for origin, tokens in wanted.items()})
+        synced = {s.origin: now if s.origin == self._node.node_id else s.synced_at for s in held}
+        for row in rows:
+            if row.expires < today:
+                continue
+            key = keys[row.origin]
+            for index, ikey in wanted[row.origin][row.token]:
+                hit = self._open(key, ikey, row.handle, row.sealed, synced[row.origin])
+                if hit is None:
                     continue
-                synced = now if state.origin == self._node.node_id else state.synced_at
-                for row in tx.find_tokens(state.origin, list(wanted)):
-                    if row.expires < today:
-                        continue
-                    for index, ikey in wanted[row.token]:
-                        hit = self._open(key, ikey, row.handle, row.sealed, synced)
-                        if hit is None:
-                            continue
-                        shown = _localise(hit, self._node.node_id, accepting)
-                        if shown is None:  # a category this node declines
-                            withheld.add(f"{hit.origin}:{hit.ref}")
-                            continue
-                        remembered.append((hit.origin, hit.ref, key.seal_key(ikey.value)))
-                        found[index].setdefault((hit.origin, hit.ref), []).append(
-                            (_how(ikey.kind, hit.matched_on), shown)
-                        )
+                shown = _localise(hit, self._node.node_id, accepting)
+                if shown is None:  # a category this node declines
+                    withheld.add(f"{hit.origin}:{hit.ref}")
+                    continue
+                remembered.append((hit.origin, hit.ref, key.seal_key(ikey.value)))
+                found[index].setdefault((hit.origin, hit.ref), []).append(
+                    (_how(ikey.kind, hit.matched_on), shown)
+                )
         return accepting
 
     def _record(

@@ -59,8 +59,12 @@ def remember_public_key(tx: Tx, origin: str, epoch: int, public_key: bytes) -> N
 
 def public_key(tx: Tx, origin: str, epoch: int) -> bytes:
     """The key ``origin`` committed for ``epoch``; empty if none."""
-    raw = tx.get_meta(META_PUBLIC_KEY + origin) or b""
-    if len(raw) != 8 + ristretto.ELEMENT_LEN or raw[:8] != u64(epoch):
+    return _committed_key(tx.get_meta(META_PUBLIC_KEY + origin), epoch)
+
+
+def _committed_key(raw: bytes | None, epoch: int) -> bytes:
+    """The key of a ``META_PUBLIC_KEY`` value if it is ``epoch``'s; empty if not."""
+    if raw is None or len(raw) != 8 + ristretto.ELEMENT_LEN or raw[:8] != u64(epoch):
         return b""
     return raw[8:]
 
@@ -254,17 +258,7 @@ def lookup_online(
     reported in ``not_checked``: never a silent miss.
     """
     with node.store.read() as tx:
-        targets = [
-            (
-                state,
-                public_key(tx, state.origin, state.epoch),
-                normalisation.of_epoch(tx, state.origin, node.node_id, state.epoch),
-            )
-            for state in tx.list_inbound()
-            if state.epoch
-            and state.origin != node.node_id
-            and holds_online(tx, state.origin, state.epoch)
-        ]
+        targets = _targets(tx, node.node_id)
     if not targets:
         return OnlineResult()
     not_checked: dict[str, proto.NotChecked] = {}
@@ -300,6 +294,24 @@ def lookup_online(
                 asked.append((state, evaluated, keys))
     hits = _match(node, asked, not_checked)
     return OnlineResult(tuple(hits), tuple(sorted(not_checked.items())))
+
+
+def _targets(tx: Tx, me: str) -> list[tuple[InboundState, bytes, str]]:
+    """``(state, committed key, normalisation version)`` of every origin
+    whose online listings lookups must have evaluated (``holds_online``),
+    read in two statements when none has any (four when some do), however
+    many origins."""
+    states = [s for s in tx.list_inbound() if s.epoch and s.origin != me]
+    flags = tx.get_metas([META_ONLINE + s.origin for s in states])
+    states = [s for s in states if flags.get(META_ONLINE + s.origin) == u64(s.epoch)]
+    if not states:
+        return []
+    keys = tx.get_metas([META_PUBLIC_KEY + s.origin for s in states])
+    versions = normalisation.of_epochs(tx, me, [(s.origin, s.epoch) for s in states])
+    return [
+        (s, _committed_key(keys.get(META_PUBLIC_KEY + s.origin), s.epoch), versions[s.origin])
+        for s in states
+    ]
 
 
 def _unique(keys: Sequence[Sequence[IdentifierKey] | str]) -> list[bytes]:
