@@ -316,18 +316,23 @@ class Lookup:
             # epoch 0: a peer whose first snapshot has not arrived
             held = [state for state in tx.list_inbound() if state.epoch]
             keys = self._epoch_keys(tx, held)
-            wanted = {
-                origin: tokens
-                for origin, key in keys.items()
-                if (tokens := _wanted_tokens(key, by_version.keys(key.normalisation)))
+            # Each distinct identifier key (per version), then its token at each origin.
+            stand_for = {
+                v: _by_value(by_version.keys(v))
+                for v in dict.fromkeys(k.normalisation for k in keys.values())
             }
-            rows = tx.find_tokens_of({origin: list(tokens) for origin, tokens in wanted.items()})
+            tokens = {
+                origin: {key.token(value): value for value in stand_for[key.normalisation]}
+                for origin, key in keys.items()
+                if stand_for[key.normalisation]
+            }
+            rows = tx.find_tokens_of({origin: list(wanted) for origin, wanted in tokens.items()})
         synced = {s.origin: now if s.origin == self._node.node_id else s.synced_at for s in held}
         for row in rows:
             if row.expires < today:
                 continue
             key = keys[row.origin]
-            for index, ikey in wanted[row.origin][row.token]:
+            for index, ikey in stand_for[key.normalisation][tokens[row.origin][row.token]]:
                 hit = self._open(key, ikey, row.handle, row.sealed, synced[row.origin])
                 if hit is None:
                     continue
@@ -453,18 +458,19 @@ def _checked_queries(
     return keys, unusable
 
 
-def _wanted_tokens(
-    key: EpochKey, per_query: Sequence[list[IdentifierKey] | str]
+def _by_value(
+    per_query: Sequence[list[IdentifierKey] | str],
 ) -> dict[bytes, list[tuple[int, IdentifierKey]]]:
-    """The tokens under ``key`` of every query's identifier keys, each with
-    the queries (by index) and keys it stands for."""
-    wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
+    """Every distinct identifier key of the queries, by value, with the
+    queries (by index) and keys it stands for: hashed once per origin however
+    many people share it."""
+    by_value: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
     for index, query_keys_ in enumerate(per_query):
         if isinstance(query_keys_, str):
             continue
         for ikey in query_keys_:
-            wanted.setdefault(key.token(ikey.value), []).append((index, ikey))
-    return wanted
+            by_value.setdefault(ikey.value, []).append((index, ikey))
+    return by_value
 
 
 def _results(

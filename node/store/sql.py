@@ -1263,7 +1263,7 @@ def _find_statements(
     statement: list[tuple[str, list[bytes]]] = []
     room = FIND_PARAMS
     for origin, tokens in wanted.items():
-        unique = sorted(set(tokens))
+        unique = list(dict.fromkeys(tokens))
         while unique:
             if room == 0 or len(statement) == FIND_BRANCHES:
                 yield statement
