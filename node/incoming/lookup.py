@@ -257,9 +257,11 @@ class Lookup:
         withheld: set[str] = set()
         remembered: list[tuple[str, str, bytes]] = []
         now, today = self._node.now(), self._node.today()
-        accepting = self._match_held(queries, by_version, remembered, now, today, found, withheld)
+        accepting, targets = self._match_held(
+            queries, by_version, remembered, now, today, found, withheld
+        )
         not_checked = self._match_online(
-            queries, by_version, remembered, accepting, found, withheld
+            queries, by_version, remembered, accepting, targets, found, withheld
         )
         self.hits.remember_all(caller, remembered, now)  # before the answer: any front-end
         results = _results(keys, unusable, found, not_checked)
@@ -272,6 +274,7 @@ class Lookup:
         by_version: _KeysByVersion,
         remembered: list[tuple[str, str, bytes]],
         accepting: Mapping[str, AcceptancePolicy],
+        targets: Sequence[online.Target],
         found: Found,
         withheld: set[str],
     ) -> tuple[tuple[str, str], ...]:
@@ -279,7 +282,9 @@ class Lookup:
         listings, adding the hits to ``found``, ``remembered`` and
         ``withheld`` as ``_match_held`` does; returns the origins (with the
         reason) whose online listings were not checked."""
-        extra = online.lookup_online(self._node, by_version.keys, self.evaluate_send, self._journal)
+        extra = online.lookup_online(
+            self._node, by_version.keys, self.evaluate_send, self._journal, targets
+        )
         for match in extra.hits:
             hit = _online_hit(match)
             shown = _localise(hit, self._node.node_id, accepting)
@@ -301,11 +306,13 @@ class Lookup:
         today: str,
         found: Found,
         withheld: set[str],
-    ) -> Mapping[str, AcceptancePolicy]:
+    ) -> tuple[Mapping[str, AcceptancePolicy], list[online.Target]]:
         """Match every query against the listings the store holds, adding the
         hits to ``found`` (per query), their ``(origin, ref, seal key)`` to
         ``remembered`` and the hits of declined categories to ``withheld``;
-        returns the acceptance policies the hits were shown by.
+        returns the acceptance policies the hits were shown by, and the
+        origins whose online listings must be evaluated (read in the same
+        transaction: one fewer per lookup).
 
         ``by_version`` gives each query's identifier keys (or its error) per
         normalisation version, deriving and charging a version first met
@@ -327,6 +334,7 @@ class Lookup:
                 if stand_for[key.normalisation]
             }
             rows = tx.find_tokens_of({origin: list(wanted) for origin, wanted in tokens.items()})
+            targets = online.online_targets(tx, self._node.node_id, held)
         synced = {s.origin: now if s.origin == self._node.node_id else s.synced_at for s in held}
         for row in rows:
             if row.expires < today:
@@ -344,7 +352,7 @@ class Lookup:
                 found[index].setdefault((hit.origin, hit.ref), []).append(
                     (_how(ikey.kind, hit.matched_on), shown)
                 )
-        return accepting
+        return accepting, targets
 
     def _record(
         self,

@@ -246,6 +246,7 @@ def lookup_online(
     keys_for: Callable[[str], Sequence[Sequence[IdentifierKey] | str]],
     send: Transport | None,
     journal: Journal | None = None,
+    targets: Sequence[Target] | None = None,
 ) -> OnlineResult:
     """Match the queries' identifier keys against every origin's online listings.
 
@@ -255,10 +256,12 @@ def lookup_online(
     ``Evaluate`` per origin that holds online listings here, concurrently;
     each distinct key is blinded once.  An origin that cannot be asked,
     refuses, answers wrongly, or whose list changed epoch meanwhile is
-    reported in ``not_checked``: never a silent miss.
+    reported in ``not_checked``: never a silent miss.  ``targets``: the
+    ``targets`` the caller read in a transaction of its own (else read here).
     """
-    with node.store.read() as tx:
-        targets = _targets(tx, node.node_id)
+    if targets is None:
+        with node.store.read() as tx:
+            targets = online_targets(tx, node.node_id, tx.list_inbound())
     if not targets:
         return OnlineResult()
     not_checked: dict[str, proto.NotChecked] = {}
@@ -296,12 +299,17 @@ def lookup_online(
     return OnlineResult(tuple(hits), tuple(sorted(not_checked.items())))
 
 
-def _targets(tx: Tx, me: str) -> list[tuple[InboundState, bytes, str]]:
-    """``(state, committed key, normalisation version)`` of every origin
-    whose online listings lookups must have evaluated (``holds_online``),
-    read in two statements when none has any (four when some do), however
-    many origins."""
-    states = [s for s in tx.list_inbound() if s.epoch and s.origin != me]
+Target = tuple[InboundState, bytes, str]
+"""An origin whose online listings lookups must have evaluated: its stream's
+state, the key it committed for the epoch (empty: none), the epoch's
+normalisation version."""
+
+
+def online_targets(tx: Tx, me: str, streams: Sequence[InboundState]) -> list[Target]:
+    """Every ``Target`` among ``streams`` (``tx.list_inbound()``): those
+    that ``holds_online``, read in one statement when none does (three when
+    some do), however many origins."""
+    states = [s for s in streams if s.epoch and s.origin != me]
     flags = tx.get_metas([META_ONLINE + s.origin for s in states])
     states = [s for s in states if flags.get(META_ONLINE + s.origin) == u64(s.epoch)]
     if not states:
