@@ -77,7 +77,7 @@ def test_callers_arriving_during_a_commit_share_the_next_one(
     others = [threading.Thread(target=log.record, args=(Event.LOOKUP,)) for _ in range(5)]
     for t in others:
         t.start()
-    while len(log._waiting) < 5:  # all five queued behind the commit
+    while log._queue.qsize() < 5:  # all five queued behind the commit
         threading.Event().wait(0.01)
     release.set()
     for t in [first, *others]:
