@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+import pytest
 from support.nodes import FederationMaker, StorageFactory, record
 
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import ownlist
+from wlx.node.store.base import TokenRow
+from wlx.node.store.sql import SqlTx
 
 
 def doc_query(country: str, number: str) -> Query:
@@ -68,3 +73,38 @@ def test_lookups_work_with_every_peer_offline(federation: FederationMaker) -> No
     assert not report.ok and "nothing is listening there" in report.error
     hits = Lookup(fed["RU"].node).check(Query(names=("Test Person CN 1",), dob="1980-05-17"))
     assert [h.ref for h in hits] == ["CN-1"]
+
+
+def test_a_manifest_is_matched_against_every_origin_in_one_token_statement(
+    federation: FederationMaker, backend: StorageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed = federation(["CN", "RU", "AR"], storage=backend)
+    ownlist.import_records(fed["CN"].node, [record("CN-1"), record("CN-2")])
+    ownlist.import_records(fed["AR"].node, [record("AR-1", names=["Juan Pérez"], dob="1970")])
+    ownlist.import_records(fed["RU"].node, [record("RU-1")])
+    fed.sync_all()
+    calls: list[list[str]] = []
+    find = SqlTx.find_tokens_of
+
+    def spy(tx: SqlTx, wanted: Mapping[str, Sequence[bytes]]) -> list[TokenRow]:
+        calls.append(sorted(wanted))
+        return find(tx, wanted)
+
+    monkeypatch.setattr(SqlTx, "find_tokens_of", spy)
+    people = [
+        Query(names=("Test Person CN 2",), dob="1980-05-17"),
+        Query(names=("Juan Perez",), dob="1970-02-03"),
+        doc_query("CHN", record("RU-1").documents[0].number),
+        Query(names=("Nobody Listed",), dob="1990-01-01"),
+        Query(names=("Test Person CN 1",), dob="1980-05-17", documents=(("P", "CHN", "X1"),)),
+    ]
+    results = Lookup(fed["RU"].node).screen(people)
+    assert calls == [["AR", "CN", "RU"]]  # every origin, every person: one call
+    assert [[(h.origin, h.ref) for h in r.hits] for r in results] == [
+        [("CN", "CN-2")],
+        [("AR", "AR-1")],
+        [("RU", "RU-1")],
+        [],
+        [("CN", "CN-1")],
+    ]
+    assert [Lookup(fed["RU"].node).check(p) for p in people] == [r.hits for r in results]

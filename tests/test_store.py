@@ -21,6 +21,7 @@ from wlx.node.audit import exchange_log
 from wlx.node.audit.exchange_log import Event
 from wlx.node.core.errors import InternalError, Rejected, UserError
 from wlx.node.protocol.messages import ChangeOp, Remove, TokenEntry, Upsert
+from wlx.node.store import sql
 from wlx.node.store.base import (
     CheckpointRow,
     InboundState,
@@ -30,6 +31,7 @@ from wlx.node.store.base import (
     RejectionRow,
     Store,
     StoredRecord,
+    TokenRow,
     Tx,
 )
 from wlx.node.store.postgres import open_postgres
@@ -463,6 +465,65 @@ def test_find_tokens_with_many_tokens_and_duplicates_in_the_query(store: Store) 
     with store.read() as tx:
         rows = tx.find_tokens("CN", wanted)
     assert sorted(r.token for r in rows) == sorted(set(tokens[::2]) | set(tokens[:10]))
+
+
+def test_find_tokens_of_every_origin_at_once_reads_each_origins_live_slot(store: Store) -> None:
+    shared, cn_only, ar_only = _b(), _b(), _b()
+    with store.write() as tx:
+        tx.apply_ops("CN", [upsert(_b(), [shared, cn_only])])
+        tx.apply_ops("AR", [upsert(_b(), [shared, ar_only])])
+    snap, staged = _b(), _b()
+    with store.write() as tx:  # CN's listings now live in a slot of their own
+        tx.stage_entries(snap, "CN", [upsert(_b(), [staged, shared])])
+        assert tx.apply_staged(snap, "CN") == 1
+    with store.read() as tx:
+        rows = tx.find_tokens_of(
+            {
+                "CN": [shared, cn_only, staged, ar_only],
+                "AR": [shared, ar_only, staged],
+                "RU": [shared],
+            }
+        )
+        by_origin = {o: tx.find_tokens(o, [shared, cn_only, ar_only, staged]) for o in ("CN", "AR")}
+        assert tx.find_tokens_of({}) == []
+    assert sorted((r.origin, r.token) for r in rows) == sorted(
+        [("CN", shared), ("CN", staged), ("AR", shared), ("AR", ar_only)]
+    )
+    assert sorted(rows, key=lambda r: (r.origin, r.token)) == sorted(
+        by_origin["CN"] + by_origin["AR"], key=lambda r: (r.origin, r.token)
+    )
+
+
+def test_find_tokens_of_split_across_statements_finds_the_same_rows(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origins = [f"O{i}" for i in range(7)]
+    tokens = {o: [_b() for _ in range(9)] for o in origins}
+    with store.write() as tx:
+        for o in origins:
+            tx.apply_ops(o, [upsert(_b(), [t]) for t in tokens[o][::2]])
+    wanted = {o: tokens[o] + tokens[o][:3] for o in origins}  # duplicates too
+    with store.read() as tx:
+        whole = tx.find_tokens_of(wanted)
+    monkeypatch.setattr(sql, "FIND_PARAMS", 4)  # an origin across statements
+    monkeypatch.setattr(sql, "FIND_BRANCHES", 3)
+    with store.read() as tx:
+        split = tx.find_tokens_of(wanted)
+
+    def key(row: TokenRow) -> tuple[str, bytes]:
+        return row.origin, row.token
+
+    assert sorted(split, key=key) == sorted(whole, key=key)
+    assert sorted(key(r) for r in whole) == sorted((o, t) for o in origins for t in tokens[o][::2])
+
+
+def test_get_metas_reads_the_keys_that_are_set(store: Store) -> None:
+    with store.write() as tx:
+        tx.set_meta("a", b"1")
+        tx.set_meta("b", b"")
+    with store.read() as tx:
+        assert tx.get_metas(["a", "b", "c", "a"]) == {"a": b"1", "b": b""}
+        assert tx.get_metas([]) == {}
 
 
 # ------------------------------------------------------------------ snapshot staging

@@ -14,6 +14,7 @@ record uses protocol 1.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from wlx.crypto.normalize import NORMALISATION, NORMALISATION_1, VERSIONS
@@ -24,6 +25,8 @@ class Tx(Protocol):
     """The part of a store transaction this needs (``wlx.node.store.base.Tx``)."""
 
     def get_meta(self, key: str) -> bytes | None: ...
+
+    def get_metas(self, keys: Sequence[str]) -> dict[str, bytes]: ...
 
     def set_meta(self, key: str, value: bytes) -> None: ...
 
@@ -42,7 +45,21 @@ def of_epoch(tx: Tx, origin: str, recipient: str, epoch: int) -> str:
     Raises:
         InternalError: the store records a version this code does not know.
     """
-    value = tx.get_meta(_meta_key(origin, recipient, epoch))
+    return _version(tx.get_meta(_meta_key(origin, recipient, epoch)))
+
+
+def of_epochs(tx: Tx, recipient: str, epochs: Iterable[tuple[str, int]]) -> dict[str, str]:
+    """``of_epoch`` of each ``(origin, epoch)``, by origin, read in one statement.
+
+    Raises:
+        InternalError: the store records a version this code does not know.
+    """
+    keys = {origin: _meta_key(origin, recipient, epoch) for origin, epoch in epochs}
+    values = tx.get_metas(list(keys.values()))
+    return {origin: _version(values.get(key)) for origin, key in keys.items()}
+
+
+def _version(value: bytes | None) -> str:
     if value is None:
         return LEGACY
     version = value.decode("utf-8", "replace")

@@ -190,26 +190,23 @@ class Lookup:
         ``RateLimited`` to refuse; called once per lookup, after its keys
         are derived and before any is tested.  None: nothing is charged."""
 
-    def _epoch_key(self, tx: Tx, state: InboundState) -> EpochKey:
-        key = self._keys.get(state.token_key)
-        if key is None:
-            me = self._node.node_id
-            version = normalisation.of_epoch(tx, state.origin, me, state.epoch)
-            key = self._node.epoch_key(
-                state.origin, me, state.epoch, state.token_key, normalisation=version
+    def _epoch_keys(self, tx: Tx, states: Sequence[InboundState]) -> dict[str, EpochKey]:
+        """The epoch key of each origin's list, by origin; the versions of
+        keys not cached yet read in one statement."""
+        me = self._node.node_id
+        missing = [s for s in states if s.token_key not in self._keys]
+        versions = normalisation.of_epochs(tx, me, [(s.origin, s.epoch) for s in missing])
+        for state in missing:
+            self._keys[state.token_key] = self._node.epoch_key(
+                state.origin, me, state.epoch, state.token_key, normalisation=versions[state.origin]
             )
-            self._keys[state.token_key] = key
-        return key
+        return {s.origin: self._keys[s.token_key] for s in states}
 
     def _versions(self) -> set[str]:
         """The normalisation versions of the lists a lookup tests now."""
-        me = self._node.node_id
         with self._node.store.read() as tx:
-            return {
-                normalisation.of_epoch(tx, state.origin, me, state.epoch)
-                for state in tx.list_inbound()
-                if state.epoch
-            }
+            held = [(state.origin, state.epoch) for state in tx.list_inbound() if state.epoch]
+            return set(normalisation.of_epochs(tx, self._node.node_id, held).values())
 
     def check(self, query: Query, caller: str = "", purpose: str = "") -> tuple[Hit, ...]:
         """Every hit of one query, strongest match first.
@@ -260,9 +257,11 @@ class Lookup:
         withheld: set[str] = set()
         remembered: list[tuple[str, str, bytes]] = []
         now, today = self._node.now(), self._node.today()
-        accepting = self._match_held(queries, by_version, remembered, now, today, found, withheld)
+        accepting, targets = self._match_held(
+            queries, by_version, remembered, now, today, found, withheld
+        )
         not_checked = self._match_online(
-            queries, by_version, remembered, accepting, found, withheld
+            queries, by_version, remembered, accepting, targets, found, withheld
         )
         self.hits.remember_all(caller, remembered, now)  # before the answer: any front-end
         results = _results(keys, unusable, found, not_checked)
@@ -275,6 +274,7 @@ class Lookup:
         by_version: _KeysByVersion,
         remembered: list[tuple[str, str, bytes]],
         accepting: Mapping[str, AcceptancePolicy],
+        targets: Sequence[online.Target],
         found: Found,
         withheld: set[str],
     ) -> tuple[tuple[str, str], ...]:
@@ -282,7 +282,9 @@ class Lookup:
         listings, adding the hits to ``found``, ``remembered`` and
         ``withheld`` as ``_match_held`` does; returns the origins (with the
         reason) whose online listings were not checked."""
-        extra = online.lookup_online(self._node, by_version.keys, self.evaluate_send, self._journal)
+        extra = online.lookup_online(
+            self._node, by_version.keys, self.evaluate_send, self._journal, targets
+        )
         for match in extra.hits:
             hit = _online_hit(match)
             shown = _localise(hit, self._node.node_id, accepting)
@@ -304,11 +306,13 @@ class Lookup:
         today: str,
         found: Found,
         withheld: set[str],
-    ) -> Mapping[str, AcceptancePolicy]:
+    ) -> tuple[Mapping[str, AcceptancePolicy], list[online.Target]]:
         """Match every query against the listings the store holds, adding the
         hits to ``found`` (per query), their ``(origin, ref, seal key)`` to
         ``remembered`` and the hits of declined categories to ``withheld``;
-        returns the acceptance policies the hits were shown by.
+        returns the acceptance policies the hits were shown by, and the
+        origins whose online listings must be evaluated (read in the same
+        transaction: one fewer per lookup).
 
         ``by_version`` gives each query's identifier keys (or its error) per
         normalisation version, deriving and charging a version first met
@@ -316,30 +320,39 @@ class Lookup:
         """
         with self._node.store.read() as tx:
             accepting = acceptance.policies(tx)
-            for state in tx.list_inbound():
-                if state.epoch == 0:
-                    continue  # a peer whose first snapshot has not arrived
-                key = self._epoch_key(tx, state)
-                wanted = _wanted_tokens(key, by_version.keys(key.normalisation))
-                if not wanted:
+            # epoch 0: a peer whose first snapshot has not arrived
+            held = [state for state in tx.list_inbound() if state.epoch]
+            keys = self._epoch_keys(tx, held)
+            # Each distinct identifier key (per version), then its token at each origin.
+            stand_for = {
+                v: _by_value(by_version.keys(v))
+                for v in dict.fromkeys(k.normalisation for k in keys.values())
+            }
+            tokens = {
+                origin: {key.token(value): value for value in stand_for[key.normalisation]}
+                for origin, key in keys.items()
+                if stand_for[key.normalisation]
+            }
+            rows = tx.find_tokens_of({origin: list(wanted) for origin, wanted in tokens.items()})
+            targets = online.online_targets(tx, self._node.node_id, held)
+        synced = {s.origin: now if s.origin == self._node.node_id else s.synced_at for s in held}
+        for row in rows:
+            if row.expires < today:
+                continue
+            key = keys[row.origin]
+            for index, ikey in stand_for[key.normalisation][tokens[row.origin][row.token]]:
+                hit = self._open(key, ikey, row, synced[row.origin])
+                if hit is None:
                     continue
-                synced = now if state.origin == self._node.node_id else state.synced_at
-                for row in tx.find_tokens(state.origin, list(wanted)):
-                    if row.expires < today:
-                        continue
-                    for index, ikey in wanted[row.token]:
-                        hit = self._open(key, ikey, row, synced)
-                        if hit is None:
-                            continue
-                        shown = _localise(hit, self._node.node_id, accepting)
-                        if shown is None:  # a category this node declines
-                            withheld.add(f"{hit.origin}:{hit.ref}")
-                            continue
-                        remembered.append((hit.origin, hit.ref, key.seal_key(ikey.value)))
-                        found[index].setdefault((hit.origin, hit.ref), []).append(
-                            (_how(ikey.kind, hit.matched_on), shown)
-                        )
-        return accepting
+                shown = _localise(hit, self._node.node_id, accepting)
+                if shown is None:  # a category this node declines
+                    withheld.add(f"{hit.origin}:{hit.ref}")
+                    continue
+                remembered.append((hit.origin, hit.ref, key.seal_key(ikey.value)))
+                found[index].setdefault((hit.origin, hit.ref), []).append(
+                    (_how(ikey.kind, hit.matched_on), shown)
+                )
+        return accepting, targets
 
     def _record(
         self,
@@ -458,18 +471,19 @@ def _checked_queries(
     return keys, unusable
 
 
-def _wanted_tokens(
-    key: EpochKey, per_query: Sequence[list[IdentifierKey] | str]
+def _by_value(
+    per_query: Sequence[list[IdentifierKey] | str],
 ) -> dict[bytes, list[tuple[int, IdentifierKey]]]:
-    """The tokens under ``key`` of every query's identifier keys, each with
-    the queries (by index) and keys it stands for."""
-    wanted: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
+    """Every distinct identifier key of the queries, by value, with the
+    queries (by index) and keys it stands for: hashed once per origin however
+    many people share it."""
+    by_value: dict[bytes, list[tuple[int, IdentifierKey]]] = {}
     for index, query_keys_ in enumerate(per_query):
         if isinstance(query_keys_, str):
             continue
         for ikey in query_keys_:
-            wanted.setdefault(key.token(ikey.value), []).append((index, ikey))
-    return wanted
+            by_value.setdefault(ikey.value, []).append((index, ikey))
+    return by_value
 
 
 def _results(

@@ -59,8 +59,12 @@ def remember_public_key(tx: Tx, origin: str, epoch: int, public_key: bytes) -> N
 
 def public_key(tx: Tx, origin: str, epoch: int) -> bytes:
     """The key ``origin`` committed for ``epoch``; empty if none."""
-    raw = tx.get_meta(META_PUBLIC_KEY + origin) or b""
-    if len(raw) != 8 + ristretto.ELEMENT_LEN or raw[:8] != u64(epoch):
+    return _committed_key(tx.get_meta(META_PUBLIC_KEY + origin), epoch)
+
+
+def _committed_key(raw: bytes | None, epoch: int) -> bytes:
+    """The key of a ``META_PUBLIC_KEY`` value if it is ``epoch``'s; empty if not."""
+    if raw is None or len(raw) != 8 + ristretto.ELEMENT_LEN or raw[:8] != u64(epoch):
         return b""
     return raw[8:]
 
@@ -242,6 +246,7 @@ def lookup_online(
     keys_for: Callable[[str], Sequence[Sequence[IdentifierKey] | str]],
     send: Transport | None,
     journal: Journal | None = None,
+    targets: Sequence[Target] | None = None,
 ) -> OnlineResult:
     """Match the queries' identifier keys against every origin's online listings.
 
@@ -251,20 +256,12 @@ def lookup_online(
     ``Evaluate`` per origin that holds online listings here, concurrently;
     each distinct key is blinded once.  An origin that cannot be asked,
     refuses, answers wrongly, or whose list changed epoch meanwhile is
-    reported in ``not_checked``: never a silent miss.
+    reported in ``not_checked``: never a silent miss.  ``targets``: the
+    ``targets`` the caller read in a transaction of its own (else read here).
     """
-    with node.store.read() as tx:
-        targets = [
-            (
-                state,
-                public_key(tx, state.origin, state.epoch),
-                normalisation.of_epoch(tx, state.origin, node.node_id, state.epoch),
-            )
-            for state in tx.list_inbound()
-            if state.epoch
-            and state.origin != node.node_id
-            and holds_online(tx, state.origin, state.epoch)
-        ]
+    if targets is None:
+        with node.store.read() as tx:
+            targets = online_targets(tx, node.node_id, tx.list_inbound())
     if not targets:
         return OnlineResult()
     not_checked: dict[str, proto.NotChecked] = {}
@@ -300,6 +297,29 @@ def lookup_online(
                 asked.append((state, evaluated, keys))
     hits = _match(node, asked, not_checked)
     return OnlineResult(tuple(hits), tuple(sorted(not_checked.items())))
+
+
+Target = tuple[InboundState, bytes, str]
+"""An origin whose online listings lookups must have evaluated: its stream's
+state, the key it committed for the epoch (empty: none), the epoch's
+normalisation version."""
+
+
+def online_targets(tx: Tx, me: str, streams: Sequence[InboundState]) -> list[Target]:
+    """Every ``Target`` among ``streams`` (``tx.list_inbound()``): those
+    that ``holds_online``, read in one statement when none does (three when
+    some do), however many origins."""
+    states = [s for s in streams if s.epoch and s.origin != me]
+    flags = tx.get_metas([META_ONLINE + s.origin for s in states])
+    states = [s for s in states if flags.get(META_ONLINE + s.origin) == u64(s.epoch)]
+    if not states:
+        return []
+    keys = tx.get_metas([META_PUBLIC_KEY + s.origin for s in states])
+    versions = normalisation.of_epochs(tx, me, [(s.origin, s.epoch) for s in states])
+    return [
+        (s, _committed_key(keys.get(META_PUBLIC_KEY + s.origin), s.epoch), versions[s.origin])
+        for s in states
+    ]
 
 
 def _unique(keys: Sequence[Sequence[IdentifierKey] | str]) -> list[bytes]:

@@ -14,7 +14,7 @@ sees a raw identifier.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -272,6 +272,11 @@ class Tx(ABC):
         """A node-wide value, or None."""
 
     @abstractmethod
+    def get_metas(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The node-wide values of those of ``keys`` that are set, read
+        together (one statement however many keys a lookup names)."""
+
+    @abstractmethod
     def set_meta(self, key: str, value: bytes) -> None:
         """Set a node-wide value."""
 
@@ -518,9 +523,15 @@ class Tx(ABC):
     def count_entries(self, origin: str) -> int:
         """How many listings of ``origin`` this node holds."""
 
-    @abstractmethod
     def find_tokens(self, origin: str, tokens: Sequence[bytes]) -> list[TokenRow]:
         """Every stored row of ``origin`` whose token is in ``tokens``."""
+        return self.find_tokens_of({origin: tokens})
+
+    @abstractmethod
+    def find_tokens_of(self, wanted: Mapping[str, Sequence[bytes]]) -> list[TokenRow]:
+        """Every stored row of each origin of ``wanted`` whose token is among
+        that origin's tokens: one statement for a lookup's keys at every
+        origin (a large manifest takes a few), not one per origin."""
 
     @abstractmethod
     def drain_old_slots(self, limit: int) -> bool:

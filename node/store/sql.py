@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -48,6 +48,12 @@ from wlx.node.store.base import (
 
 Row = tuple[Any, ...]
 LOOKUP_CHUNK = 500
+FIND_PARAMS = 30_000
+"""Tokens one ``find_tokens_of`` statement tests at most (SQLite takes 32,766
+parameters since 3.32, PostgreSQL 65,535): a lookup's keys at every origin
+fit in one; a manifest of a few hundred people in a few."""
+FIND_BRANCHES = 400
+"""Origins one statement tests at most (SQLite's compound-select limit is 500)."""
 CLOSE_WAIT = 10.0
 
 
@@ -192,6 +198,16 @@ class SqlTx(Tx):
     def get_meta(self, key: str) -> bytes | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return bytes(row[0]) if row else None
+
+    def get_metas(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._all(f"SELECT key, value FROM meta WHERE key IN ({marks})", chunk)
+            found.update((str(key), bytes(value)) for key, value in rows)
+        return found
 
     def set_meta(self, key: str, value: bytes) -> None:
         self._run(
@@ -746,21 +762,25 @@ class SqlTx(Tx):
         row = self._one("SELECT COUNT(*) FROM entries WHERE origin = ?", (self._live_slot(origin),))
         return int(row[0]) if row else 0
 
-    def find_tokens(self, origin: str, tokens: Sequence[bytes]) -> list[TokenRow]:
-        slot = self._live_slot(origin)
+    _FIND_BRANCH = (
+        "SELECT CAST(? AS TEXT), t.token, t.handle, t.sealed, e.expires, e.sealed FROM tokens t "
+        "JOIN entries e ON e.origin = t.origin AND e.handle = t.handle "
+        "WHERE t.origin = COALESCE("
+        "(SELECT s.slot FROM slots s WHERE s.origin = ? AND s.state = 'live'), ?) "
+        "AND t.token IN ({marks})"
+    )
+
+    def find_tokens_of(self, wanted: Mapping[str, Sequence[bytes]]) -> list[TokenRow]:
         found: list[TokenRow] = []
-        unique = sorted(set(tokens))
-        for start in range(0, len(unique), LOOKUP_CHUNK):
-            chunk = unique[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for statement in _find_statements(wanted):
+            branches: list[str] = []
+            params: list[Any] = []
+            for origin, tokens in statement:
+                branches.append(self._FIND_BRANCH.format(marks=", ".join("?" * len(tokens))))
+                params.extend((origin, origin, origin, *tokens))
             found.extend(
-                _token_row(origin, r)
-                for r in self._all(
-                    "SELECT t.token, t.handle, t.sealed, e.expires, e.sealed FROM tokens t "
-                    "JOIN entries e ON e.origin = t.origin AND e.handle = t.handle "
-                    f"WHERE t.origin = ? AND t.token IN ({marks})",
-                    (slot, *chunk),
-                )
+                _token_row(str(r[0]), r[1:])
+                for r in self._all(" UNION ALL ".join(branches), params)
             )
         return found
 
@@ -1309,3 +1329,24 @@ class SqlStore(Store):
         database."""
         self._gate.close(CLOSE_WAIT)
         self._connector.close()
+
+
+def _find_statements(
+    wanted: Mapping[str, Sequence[bytes]],
+) -> Iterator[list[tuple[str, list[bytes]]]]:
+    """``wanted`` as statements of ``(origin, distinct tokens)`` branches, each
+    statement within ``FIND_PARAMS`` tokens and ``FIND_BRANCHES`` branches
+    (an origin with more tokens than fit is split across branches)."""
+    statement: list[tuple[str, list[bytes]]] = []
+    room = FIND_PARAMS
+    for origin, tokens in wanted.items():
+        unique = list(dict.fromkeys(tokens))
+        while unique:
+            if room == 0 or len(statement) == FIND_BRANCHES:
+                yield statement
+                statement, room = [], FIND_PARAMS
+            piece, unique = unique[:room], unique[room:]
+            statement.append((origin, piece))
+            room -= len(piece)
+    if statement:
+        yield statement
