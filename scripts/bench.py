@@ -542,6 +542,8 @@ def main() -> None:
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.scales = bench_scale.parse_sizes(args.scales)
+    if not args.frontends and not args.import_only:
+        bench_scale.refuse_early(args)
     if args.frontends:
         import bench_frontends
 

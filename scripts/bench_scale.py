@@ -82,7 +82,7 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def check_disk(where: Path, listings: int, bytes_per_listing: float) -> None:
-    """Refuse (one line, exit status 2) if ``where`` lacks the space."""
+    """Refuse (one line, exit status 1) if ``where`` lacks the space."""
     need = listings * bytes_per_listing * DISK_MARGIN
     free = shutil.disk_usage(where).free
     if free < need:
@@ -91,6 +91,19 @@ def check_disk(where: Path, listings: int, bytes_per_listing: float) -> None:
             f"{need / 1e9:.1f} GB on disk ({bytes_per_listing:,.0f} bytes per listing "
             f"× {DISK_MARGIN}), {where} has {free / 1e9:.1f} GB free"
         )
+
+
+def refuse_early(args: argparse.Namespace) -> None:
+    """Before anything runs: sizes above ``LARGE`` need ``--large``, and the
+    largest size must fit on the disk (one line, exit status 1)."""
+    if not args.scales:
+        return
+    largest = args.scales[-1]
+    if largest > LARGE and not args.large:
+        raise SystemExit(
+            f"bench: {largest:,} listings needs --large (hours of run, tens of GB of disk)"
+        )
+    check_disk(Path(tempfile.gettempdir()), largest, BYTES_PER_LISTING_GUESS)
 
 
 def officer_node(directory: Path, node_id: str, port: int, args: argparse.Namespace) -> Node:
@@ -191,12 +204,8 @@ def scales(args: argparse.Namespace, partial: Path | None = None) -> dict[str, A
     """Import, snapshot, disk, lookups and memory at each of ``args.scales``;
     each size's figures are also written to ``partial`` as they are taken."""
     sizes: list[int] = args.scales
-    if sizes[-1] > LARGE and not args.large:
-        raise SystemExit(
-            f"bench: {sizes[-1]:,} listings needs --large (hours of run, tens of GB of disk)"
-        )
+    refuse_early(args)
     tmp = Path(tempfile.mkdtemp(prefix="wlx-bench-scale-"))
-    check_disk(tmp, sizes[-1], BYTES_PER_LISTING_GUESS)
     cn_port = bench.free_port()
     cn = init_node(
         tmp / "CN",
