@@ -404,6 +404,7 @@ SCALE_NOTES = {
     "import_records_per_s": "",
     "lookup_p99_ms": "",
     "lookup_concurrent_per_s": "",
+    "delta_sync_s": "the cost follows the change: flat",
 }
 
 

@@ -134,6 +134,8 @@ class Listings:
         self.country = country
         self.rng = random.Random(seed)
         self.made = 0
+        self.extra = 0
+        """Listings added beside the ``made`` ones (each size's delta)."""
         self.documents: list[tuple[str, str, str]] = []
 
     def take(self, count: int) -> Iterator[tuple[int, Record]]:
@@ -291,14 +293,17 @@ def one_size(
         report = sync_peer(node, bench.peer_of(node, "CN"))
         sync_s = time.perf_counter() - start
         assert report.ok, report.error
+    held = size + listings.extra  # the earlier sizes' deltas are in the list too
+    f["listings_held"] = held
     f["snapshot_sync_s"] = round(sync_s, 2)
-    f["snapshot_listings_per_s"] = round(size / sync_s)
+    f["snapshot_listings_per_s"] = round(held / sync_s)
     f["bench_process_rss_after_sync_mib"] = rss_now_mib()
     if args.backend == "sqlite":
-        f["receiver_bytes_per_listing"] = round(bench.disk_bytes(node)["file"] / size)
-        f["origin_bytes_per_listing"] = round(bench.disk_bytes(cn)["file"] / size)
+        f["receiver_bytes_per_listing"] = round(bench.disk_bytes(node)["file"] / held)
+        f["origin_bytes_per_listing"] = round(bench.disk_bytes(cn)["file"] / held)
     f["receiver_dir_bytes"] = dir_bytes(node.paths.root)
     f["origin_dir_bytes"] = dir_bytes(cn.paths.root)
+    f.update(delta(cn, node, listings, args.changes, sync_s))
     officer = credentials.issue(node, name="bench-post", role="officer", days=1)
     proc = bench.serve(node.paths.root, port)
     try:
@@ -312,6 +317,30 @@ def one_size(
     finally:
         f["receiver_serve_stop_s"] = stop(proc)
     return f, cn_proc
+
+
+def delta(
+    cn: Node, node: Node, listings: Listings, changes: int, snapshot_s: float
+) -> dict[str, Any]:
+    """``changes`` new listings at CN, pulled by ``node`` as batches: the
+    cost should follow the change, not the list."""
+    made = [
+        parse_record(
+            {**person("CN", random.Random(i), i), "id": f"CN-D{listings.made}-{i}"}, line=i
+        )
+        for i in range(1, changes + 1)
+    ]
+    bulk_import.import_stream(cn, enumerate(made, start=1), wait=60)
+    listings.extra += changes
+    start = time.perf_counter()
+    report = sync_peer(node, bench.peer_of(node, "CN"))
+    seconds = time.perf_counter() - start
+    assert report.ok and report.ops == changes, report
+    return {
+        "delta_changes": changes,
+        "delta_sync_s": round(seconds, 3),
+        "delta_over_snapshot": round(seconds / snapshot_s, 4),
+    }
 
 
 def interrupted_sync(
@@ -392,7 +421,7 @@ def compare(per_size: dict[str, dict[str, Any]], sizes: list[int]) -> dict[str, 
         return {}
     small, large = per_size[str(sizes[0])], per_size[str(sizes[-1])]
     out: dict[str, Any] = {}
-    for key in ("lookup_p50_ms", "lookup_p99_ms", "lookup_concurrent_per_s"):
+    for key in ("lookup_p50_ms", "lookup_p99_ms", "lookup_concurrent_per_s", "delta_sync_s"):
         out[f"{key}_large_over_small"] = round(large[key] / small[key], 3)
     for key in ("receiver_serve_rss_mib", "cn_serve_rss_mib"):
         out[f"{key}_large_over_small"] = round(

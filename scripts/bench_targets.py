@@ -82,6 +82,12 @@ TARGETS: list[tuple[str, Getter, bool, float]] = [
         0.02,
     ),
     (
+        "1,000 changes at the largest size in < 2% of its snapshot's time",
+        _largest("delta_over_snapshot"),
+        False,
+        0.02,
+    ),
+    (
         "concurrent lookups >= 0.6 of the echo reference",
         _ratio("lookup_concurrent_per_s/ref_echo_concurrent_per_s"),
         True,

@@ -88,7 +88,9 @@ def test_bench_reports_each_list_size(quick: tuple[dict[str, Any], Path]) -> Non
         figures = scales["per_size"][size]
         for key in ("import_records_per_s", "snapshot_listings_per_s", "lookup_p50_ms"):
             assert figures[key] > 0, (size, key)
-        assert figures["receiver_bytes_per_listing"] > 0
+        assert figures["delta_changes"] == 40 and figures["delta_sync_s"] > 0
+        for key in ("delta_over_snapshot", "receiver_bytes_per_listing"):
+            assert figures[key] > 0, (size, key)
         for process in ("receiver_serve_rss_mib", "cn_serve_rss_mib"):
             assert figures[process]["rss_mib"] > 0
         assert figures["bench_process_rss_mib"] > 0
