@@ -543,6 +543,8 @@ def main() -> None:
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.scales = bench_scale.parse_sizes(args.scales)
+    # Lookups timed at each list size and on the node holding peers' lists.
+    args.section_lookups = min(args.lookups, 400) if args.quick else args.lookups
     if not args.frontends and not args.import_only:
         bench_scale.refuse_early(args)
     if args.frontends:

@@ -307,7 +307,7 @@ def one_size(
     officer = credentials.issue(node, name="bench-post", role="officer", days=1)
     proc = bench.serve(node.paths.root, port)
     try:
-        requests = requests_for(listings.documents, args.lookups, seed=size)
+        requests = requests_for(listings.documents, args.section_lookups, seed=size)
         driven = bench_refs.drive(f"127.0.0.1:{port}", officer, CHECK, requests, args.clients)
         for key, value in driven.items():
             f[f"lookup_{key}"] = value
@@ -446,30 +446,46 @@ def peer_lists(args: argparse.Namespace) -> dict[str, Any]:
     port = bench.free_port()
     holder = officer_node(tmp / "PL", "PL", port, args)
     documents: list[tuple[str, str, str]] = []
+    origins: dict[str, int] = {}
     import_s = sync_s = 0.0
     for n in range(args.peer_lists):
         node_id = f"O{n:02d}"
-        o_port = bench.free_port()
+        origins[node_id] = bench.free_port()
         o = init_node(
             tmp / node_id,
             node_id=node_id,
-            listen=f"127.0.0.1:{o_port}",
+            listen=f"127.0.0.1:{origins[node_id]}",
             storage=bench.storage_for(args.backend, node_id, args.dsn),
         )
-        trust_both(o, o_port, holder, port)
+        trust_both(o, origins[node_id], holder, port)
         listings = Listings(node_id, 100 + n)
         start = time.perf_counter()
         bulk_import.import_stream(o, listings.take(args.peer_list_size), wait=60)
         import_s += time.perf_counter() - start
         documents.extend(listings.documents)
         o.close()
-        proc = bench.serve(tmp / node_id, o_port)
-        try:
+    # The origins' servers start side by side (their start-up is most of a
+    # small run), then the holder pulls each in turn.
+    wlx = str(Path(sys.executable).with_name("wlx"))
+    procs = [
+        subprocess.Popen(
+            [wlx, "serve", str(tmp / node_id), "--sync-interval", "1000000"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for node_id in origins
+    ]
+    try:
+        for proc, (node_id, o_port) in zip(procs, origins.items(), strict=True):
+            bench.wait_listening(proc, o_port, tmp / node_id)
             start = time.perf_counter()
             report = sync_peer(holder, bench.peer_of(holder, node_id))
             sync_s += time.perf_counter() - start
             assert report.ok, report.error
-        finally:
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
             stop(proc)
     held = args.peer_lists * args.peer_list_size
     out: dict[str, Any] = {
@@ -482,7 +498,7 @@ def peer_lists(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "sqlite":
         out["holder_bytes_per_listing"] = round(bench.disk_bytes(holder)["file"] / held)
     officer = credentials.issue(holder, name="bench-post", role="officer", days=1)
-    requests = requests_for(documents, args.lookups, seed=5)
+    requests = requests_for(documents, args.section_lookups, seed=5)
     echo, echo_port = bench_refs.echo_server(holder, WORKERS)
     try:
         ref = bench_refs.drive(
