@@ -3,7 +3,7 @@
 First the references (``bench_refs``: keyed hash, seal, protobuf, SQLite, a
 bare gRPC echo over the node's own mutual TLS), then wlx, in the same run,
 each wlx figure beside its reference as a ratio.  ``--quick`` (10,000
-listings, under two minutes) is what CI runs; ``--json`` prints the result
+listings; list sizes 1,000 and 3,000; 10 lists of 100) is what CI runs; ``--json`` prints the result
 as JSON.  Measures, with real nodes and real gRPC servers on loopback:
   * import: records/s into the origin's own list (encrypt, index, log);
   * file import: ``wlx records import`` of a JSON Lines file of
@@ -17,9 +17,19 @@ as JSON.  Measures, with real nodes and real gRPC servers on loopback:
     concurrent clients (calls/s);
   * manifest screening: 500 people per call (ms per call);
   * freshness: a change at the origin until it hits at a serving peer;
-  * bytes on disk per listing at the receiver, resident memory of each process.
+  * bytes on disk per listing at the receiver, resident memory of each process;
+  * at each of ``--scales`` (100,000 and 1,000,000; sizes above a million
+    need ``--large``): import, snapshot, a delta of ``--changes``, bytes on
+    disk, lookups and the memory of every process, the largest size over the
+    smallest (``bench_scale``);
+  * lookups on a node holding ``--peer-lists`` origins' lists (10 × 10,000)
+    beside the echo reference (``bench_scale``).
 
-Results are printed and written as JSON to the output directory.
+Results are printed and written as JSON to the output directory, with every
+figure that has a reference divided by it (``ratios``) and each target of
+issue 13 judged met or missed, and by how much (``targets``,
+``bench_targets``).  What is measured so far is kept in a ``partial-`` file
+while a long run goes on.
 """
 
 from __future__ import annotations
