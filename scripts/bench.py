@@ -3,8 +3,8 @@
 First the references (``bench_refs``: keyed hash, seal, protobuf, SQLite, a
 bare gRPC echo over the node's own mutual TLS), then wlx, in the same run,
 each wlx figure beside its reference as a ratio.  ``--quick`` (10,000
-listings; list sizes 1,000 and 3,000; 10 lists of 100) is what CI runs; ``--json`` prints the result
-as JSON.  Measures, with real nodes and real gRPC servers on loopback:
+listings; list sizes 1,000 and 3,000; 10 lists of 100) is what CI runs;
+``--json`` prints the result as JSON.  Measures, with real nodes and real gRPC servers on loopback:
   * import: records/s into the origin's own list (encrypt, index, log);
   * file import: ``wlx records import`` of a JSON Lines file of
     ``--import-records`` listings (100,000; 10,000 with ``--quick``;
