@@ -46,6 +46,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Pat
         "200",
         "--scales",
         "150,300",
+        "--interrupt-snapshot",
         "--peer-lists",
         "2",
         "--peer-list-size",
@@ -97,6 +98,9 @@ def test_bench_reports_each_list_size(quick: tuple[dict[str, Any], Path]) -> Non
             assert figures[process]["rss_mib"] > 0
         assert figures["bench_process_rss_mib"] > 0
     assert scales["lookup_p50_ms_large_over_small"] > 0
+    stopped = scales["per_size"]["300"]["interrupt"]  # the origin stopped (SIGTERM) and restarted
+    assert stopped["origin_exit_status"] == 0 and not stopped["origin_log_traceback"]
+    assert stopped["second_sync_ok"] and stopped["rejections_recorded"] == 0
     assert "scales.lookup_p50_ms@300/@150" in results["ratios"]
 
 
