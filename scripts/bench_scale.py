@@ -3,12 +3,13 @@ run, and lookups on a node holding many peers' lists.
 
 ``scales``: one origin (CN, a ``wlx serve`` process) grows its list through
 each size in turn (``--scales 100000,1000000``; the library import, streamed
-in chunks, timed per increment); at each size a new peer (its own node,
-never synced before) pulls CN's whole list as a snapshot, is served by its
-own ``wlx serve`` and answers lookups over mutual TLS (one client, then
-client processes).  Each size reports import and snapshot listings/s, bytes
-on disk per listing at the origin and the receiver, lookup p50/p99 and
-lookups/s, and the resident memory of every process (CN's server, the
+in chunks, timed per increment without the making of the synthetic records);
+at each size a new peer (its own node, never synced before) pulls CN's
+whole list as a snapshot, is served by its own ``wlx serve`` and answers
+lookups over mutual TLS (one client, then client processes), after a
+delta of ``--changes`` new listings.  Each size reports import, snapshot
+and delta figures, bytes on disk per listing at the origin and the
+receiver, lookup p50/p99 and lookups/s, and the resident memory of every process (CN's server, the
 receiver's server, this process, which imports and pulls).  The largest
 size's figures are divided by the smallest's (lookup latency: target ≤ 1.3;
 memory: flat).  Sizes above ``LARGE`` need ``--large``, and no run starts if
@@ -22,7 +23,7 @@ log), how much was staged, whether the next sync resumed there (rather than
 starting over) and completed, and that no rejection was recorded.
 
 ``peer_lists``: a node holding ``--peer-lists`` origins' lists of
-``--peer-list-size`` listings each (each origin served in turn while the node
+``--peer-list-size`` listings each (the origins served side by side while the node
 pulls it), then served: lookup p50/p99 and lookups/s beside a bare gRPC echo
 over the same mutual TLS, driven by the same client harness.
 """
@@ -134,6 +135,8 @@ class Listings:
         self.country = country
         self.rng = random.Random(seed)
         self.made = 0
+        self.making_s = 0.0
+        """Seconds spent making records (not the import's: taken off its time)."""
         self.extra = 0
         """Listings added beside the ``made`` ones (each size's delta)."""
         self.documents: list[tuple[str, str, str]] = []
@@ -142,7 +145,9 @@ class Listings:
         for _ in range(count):
             i = self.made
             self.made += 1
+            start = time.perf_counter()
             record = parse_record(person(self.country, self.rng, i), line=i + 1)
+            self.making_s += time.perf_counter() - start
             if i % self.SAMPLE == 0 and record.documents:
                 d = record.documents[0]
                 self.documents.append((d.type, d.country, d.number))
@@ -276,12 +281,15 @@ def one_size(
 ) -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
     """Grow CN's list to ``size``, a new peer pulls it, is served, answers lookups."""
     grow = size - listings.made
+    making = listings.making_s
     start = time.perf_counter()
     bulk_import.import_stream(cn, listings.take(grow), wait=60)
-    seconds = time.perf_counter() - start
+    making = listings.making_s - making  # the synthetic records' making is not the import's
+    seconds = time.perf_counter() - start - making
     f: dict[str, Any] = {
         "import_added": grow,
         "import_s": round(seconds, 2),
+        "import_making_records_s": round(making, 2),
         "import_records_per_s": round(grow / seconds),
         "bench_process_rss_after_import_mib": rss_now_mib(),
     }
@@ -461,7 +469,7 @@ def peer_lists(args: argparse.Namespace) -> dict[str, Any]:
         listings = Listings(node_id, 100 + n)
         start = time.perf_counter()
         bulk_import.import_stream(o, listings.take(args.peer_list_size), wait=60)
-        import_s += time.perf_counter() - start
+        import_s += time.perf_counter() - start - listings.making_s
         documents.extend(listings.documents)
         o.close()
     # The origins' servers start side by side (their start-up is most of a
