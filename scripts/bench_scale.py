@@ -23,8 +23,8 @@ log), how much was staged, whether the next sync resumed there (rather than
 starting over) and completed, and that no rejection was recorded.
 
 ``peer_lists``: a node holding ``--peer-lists`` origins' lists of
-``--peer-list-size`` listings each (the origins served side by side while the node
-pulls it), then served: lookup p50/p99 and lookups/s beside a bare gRPC echo
+``--peer-list-size`` listings each (the origins served side by side while
+the node pulls each), then served: lookup p50/p99 and lookups/s beside a bare gRPC echo
 over the same mutual TLS, driven by the same client harness.
 """
 
