@@ -3,8 +3,8 @@
 First the references (``bench_refs``: keyed hash, seal, protobuf, SQLite, a
 bare gRPC echo over the node's own mutual TLS), then wlx, in the same run,
 each wlx figure beside its reference as a ratio.  ``--quick`` (10,000
-listings, under two minutes) is what CI runs; ``--json`` prints the result
-as JSON.  Measures, with real nodes and real gRPC servers on loopback:
+listings; list sizes 1,000 and 3,000; 10 lists of 100) is what CI runs;
+``--json`` prints the result as JSON.  Measures, with real nodes and real gRPC servers on loopback:
   * import: records/s into the origin's own list (encrypt, index, log);
   * file import: ``wlx records import`` of a JSON Lines file of
     ``--import-records`` listings (100,000; 10,000 with ``--quick``;
@@ -17,9 +17,19 @@ as JSON.  Measures, with real nodes and real gRPC servers on loopback:
     concurrent clients (calls/s);
   * manifest screening: 500 people per call (ms per call);
   * freshness: a change at the origin until it hits at a serving peer;
-  * bytes on disk per listing at the receiver, resident memory of each process.
+  * bytes on disk per listing at the receiver, resident memory of each process;
+  * at each of ``--scales`` (100,000 and 1,000,000; sizes above a million
+    need ``--large``): import, snapshot, a delta of ``--changes``, bytes on
+    disk, lookups and the memory of every process, the largest size over the
+    smallest (``bench_scale``);
+  * lookups on a node holding ``--peer-lists`` origins' lists (10 × 10,000)
+    beside the echo reference (``bench_scale``).
 
-Results are printed and written as JSON to the output directory.
+Results are printed and written as JSON to the output directory, with every
+figure that has a reference divided by it (``ratios``) and each target of
+issue 13 judged met or missed, and by how much (``targets``,
+``bench_targets``).  What is measured so far is kept in a ``partial-`` file
+while a long run goes on.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +66,8 @@ from wlx.v1 import lookup_pb2, lookup_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_refs
+import bench_scale
+import bench_targets
 from demo_data import person
 
 
@@ -105,11 +118,17 @@ def serve(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    wait_listening(proc, port, directory)
+    return proc
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, directory: Path) -> None:
+    """Until ``proc`` (``wlx serve directory``) accepts connections on ``port``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
+                return
         except OSError:
             time.sleep(0.05)
     proc.kill()
@@ -381,22 +400,102 @@ RATIOS = {
     # wlx figure: (reference figure, how to read it)
     "lookup_concurrent_per_s": ("ref_echo_concurrent_per_s", "target >= 0.6"),
     "lookup_p50_ms": ("ref_echo_p50_ms", "target <= 1.5"),
+    "lookup_p99_ms": ("ref_echo_p99_ms", "p99 target < 3 ms"),
     "lookup_sequential_per_s": ("ref_echo_sequential_per_s", ""),
-    "snapshot_listings_per_s": ("ref_sqlite_inserts_per_s", "tokens/listing ~3"),
-    "import_records_per_s": ("ref_seal_per_s", "seals/record ~3"),
+    "snapshot_listings_per_s": ("ref_sqlite_inserts_per_s", "token rows per listing ~12"),
+    "import_records_per_s": ("ref_seal_per_s", "identifier keys per record ~12"),
+    "import_file_listings_per_s": ("ref_seal_per_s", "identifier keys per record ~12"),
+}
+PEER_LIST_RATIOS = ("lookup_concurrent_per_s", "lookup_p50_ms", "lookup_p99_ms")
+SCALE_NOTES = {
+    "lookup_p50_ms": "target <= 1.3",
+    "receiver_bytes_per_listing": "target: flat",
+    "snapshot_listings_per_s": "",
+    "import_records_per_s": "",
+    "lookup_p99_ms": "",
+    "lookup_concurrent_per_s": "",
+    "delta_sync_s": "the cost follows the change: flat",
 }
 
 
 def with_ratios(results: dict[str, Any]) -> dict[str, Any]:
+    """Each figure with a reference, divided by it, in ``results["ratios"]``:
+    wlx over the same run's reference; on the node holding peers' lists, over
+    the echo measured there; at each larger list size, over the smallest."""
     ratios = {}
+
+    def add(name: str, value: float, ref: float, note: str) -> None:
+        ratios[name] = {"ratio": round(value / ref, 3), "note": note}
+
     for key, (ref, note) in RATIOS.items():
         if key in results and results.get(ref):
-            ratios[f"{key}/{ref}"] = {
-                "ratio": round(results[key] / results[ref], 3),
-                "note": note,
-            }
+            add(f"{key}/{ref}", results[key], results[ref], note)
+    held = results.get("peer_lists", {})
+    for key in PEER_LIST_RATIOS:
+        ref = key.replace("lookup_", "ref_echo_")
+        if key in held and held.get(ref):
+            add(f"peer_lists.{key}/{ref}", held[key], held[ref], RATIOS[key][1])
+    scale = results.get("scales", {})
+    sizes = scale.get("sizes", [])
+    for size in sizes[1:]:
+        small, large = scale["per_size"][str(sizes[0])], scale["per_size"][str(size)]
+        for key, note in SCALE_NOTES.items():
+            if large.get(key) and small.get(key):
+                add(f"scales.{key}@{size}/@{sizes[0]}", large[key], small[key], note)
+        for key in ("receiver_serve_rss_mib", "cn_serve_rss_mib"):
+            add(
+                f"scales.{key}@{size}/@{sizes[0]}",
+                large[key]["rss_mib"],
+                max(small[key]["rss_mib"], 0.1),
+                "target: flat",
+            )
+        if results.get("ref_sqlite_inserts_per_s"):
+            add(
+                f"scales.snapshot_listings_per_s@{size}/ref_sqlite_inserts_per_s",
+                large["snapshot_listings_per_s"],
+                results["ref_sqlite_inserts_per_s"],
+                "token rows per listing ~12",
+            )
     results["ratios"] = ratios
     return results
+
+
+def flattened(results: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, figure)`` for printing; the targets are printed apart."""
+    for key, value in results.items():
+        if key == "targets" and not prefix:
+            continue
+        if isinstance(value, dict) and not {"ratio", "rss_mib"} & set(value):
+            yield from flattened(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def measure_all(args: argparse.Namespace, partial: Path) -> dict[str, Any]:
+    """Every section in turn; what is measured so far is written to
+    ``partial`` after each (a long run that fails keeps its figures)."""
+    results: dict[str, Any] = {}
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    sections: list[tuple[str, Any]] = []
+    if not args.import_only:
+        primitives = min(100_000, max(10_000, args.records))
+        sections.append(("", lambda: bench_refs.primitives(primitives)))
+        sections.append(("", lambda: run(args)))
+    sections.append(("", lambda: file_import(args)))
+    if not args.import_only and args.peer_lists:
+        sections.append(("peer_lists", lambda: bench_scale.peer_lists(args)))
+    if not args.import_only and args.scales:
+        sections.append(("scales", lambda: bench_scale.scales(args, partial)))
+    for key, section in sections:
+        figures = section()
+        if key:
+            results[key] = figures
+        else:
+            results.update(figures)
+        partial.write_text(json.dumps(results, indent=2) + "\n")
+    partial.unlink()
+    partial.with_suffix(".scales.json").unlink(missing_ok=True)
+    return bench_targets.judged(with_ratios(results))
 
 
 def main() -> None:
@@ -428,36 +527,55 @@ def main() -> None:
         help="listings in the file of the file import (100,000; 1000000 for a million)",
     )
     parser.add_argument("--import-only", action="store_true", help="measure only the file import")
+    bench_scale.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
-    quick = {"records": 10_000, "lookups": 1_000, "clients": 4, "import_records": 10_000}
-    full = {"records": 20_000, "lookups": 2_000, "clients": 8, "import_records": 100_000}
+    quick = {
+        "records": 10_000,
+        "lookups": 1_000,
+        "clients": 4,
+        "import_records": 10_000,
+        "scales": "1000,3000",
+        "peer_lists": 10,
+        "peer_list_size": 100,
+    }
+    full = {
+        "records": 20_000,
+        "lookups": 2_000,
+        "clients": 8,
+        "import_records": 100_000,
+        "scales": "100000,1000000",
+        "peer_lists": 10,
+        "peer_list_size": 10_000,
+    }
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.scales = bench_scale.parse_sizes(args.scales)
+    # Lookups timed at each list size and on the node holding peers' lists.
+    args.section_lookups = min(args.lookups, 400) if args.quick else args.lookups
+    if not args.frontends and not args.import_only:
+        bench_scale.refuse_early(args)
     if args.frontends:
         import bench_frontends
 
         results: dict[str, Any] = bench_frontends.run(args)
         name = f"results-frontends-{args.backend}.json"
     else:
-        results = {}
-        if not args.import_only:
-            results.update(bench_refs.primitives(min(100_000, max(10_000, args.records))))
-            results.update(run(args))
-        results.update(file_import(args))
-        results = with_ratios(results)
         name = f"results-{args.backend}.json"
+        results = measure_all(args, args.out / f"partial-{name}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / name
     path.write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    width = max(len(k) for k in results)
-    for key, value in results.items():
+    flat = dict(flattened(results))
+    width = max(len(k) for k in flat)
+    for key, value in flat.items():
         print(f"{key:<{width}}  {value}")
+    bench_targets.print_summary(results)
     print(f"written to {path}")
 
 

@@ -60,8 +60,11 @@ class SqliteConnector(Connector):
                 )
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 # Effective only in a new database (before its first table):
-                # space freed by a snapshot's staging can then go back.
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                # space freed by a snapshot's staging can then go back.  Set
+                # only there: setting it takes the write lock, so every new
+                # thread's connection would wait for a running write.
+                if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
                 # Checkpoint when the log reaches that size, not at 1,000
