@@ -27,6 +27,8 @@ from wlx.node.outgoing import bulk_import, ownlist
 log = logging.getLogger("wlx.maintenance")
 
 DAY = 86_400
+COMPACT_CHUNK = 20_000
+"""Change-log entries deleted per write transaction (each chunk logged)."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,13 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
       the stream's anchor (``skip_digest``), so that it resumes from a
       snapshot.
 
-    Change-log entries every stream has consumed are then deleted.  Nothing
-    any peer needs to catch up is lost: whatever was deleted, the snapshot it
-    will be offered replaces.
+    Change-log entries every stream has consumed are then deleted, at most
+    ``COMPACT_CHUNK`` per write transaction, each chunk with its own
+    exchange-log entry: a list of millions never holds the store's write lock
+    for minutes (a lookup's log entry, a batch or a restarted node's
+    readiness check would wait behind it).  Nothing any peer needs to catch
+    up is lost: whatever was deleted, the snapshot it will be offered
+    replaces.
     """
     cutoff = node.now() - keep_seconds
     batches = 0
@@ -100,7 +106,7 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
             )
             states.append(state)
         consumed = min((s.change_pos for s in states), default=head)
-        changes = tx.delete_changes_upto(consumed)
+        changes = tx.delete_changes_upto(consumed, COMPACT_CHUNK)
         if batches or changes or skipped:
             exchange_log.record(
                 tx,
@@ -110,6 +116,19 @@ def compact(node: Node, *, keep_seconds: int) -> tuple[int, int]:
                 changes=changes,
                 resync=skipped,
             )
+    more = changes == COMPACT_CHUNK
+    while more:
+        with node.store.write() as tx:
+            tx.lock_changes()
+            # Streams only move forward, but one added since is counted too.
+            consumed = min((s.change_pos for s in tx.list_outbound()), default=tx.change_head())
+            deleted = tx.delete_changes_upto(consumed, COMPACT_CHUNK)
+            if deleted:
+                exchange_log.record(
+                    tx, node, kind=Event.COMPACTION, batches=0, changes=deleted, resync=[]
+                )
+        changes += deleted
+        more = deleted == COMPACT_CHUNK
     if batches or changes:
         log.info("compacted %d batches and %d change-log entries", batches, changes)
     return batches, changes

@@ -10,6 +10,7 @@ import pytest
 from support.nodes import FakeClock, Federation, FederationMaker, StorageFactory, record
 
 from wlx.node import detail, maintenance
+from wlx.node.audit import exchange_log
 from wlx.node.incoming import receiver
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import origin, ownlist, receipts
@@ -17,6 +18,7 @@ from wlx.node.protocol.detail_rules import Direction
 from wlx.node.protocol.messages import ReceiptKind, Sealed, SignedRequest
 from wlx.node.report import node_status
 from wlx.node.rpc.server import detail_sender
+from wlx.node.store.sql import SqlTx
 from wlx.v1 import admin_pb2, admin_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 DAY = 86_400
@@ -244,6 +246,42 @@ def test_compaction_keeps_what_an_up_to_date_peer_needs(federation: FederationMa
         state = tx.get_outbound("RU")
         assert state is not None
         assert tx.outbox_oldest("RU", state.epoch) == state.acked_seq
+    ownlist.import_records(cn, [record("CN-9")])
+    report = fed.sync("RU", "CN")
+    assert report.ok and report.snapshot_entries is None and report.ops == 1
+
+
+def test_compaction_deletes_the_change_log_a_chunk_per_transaction(
+    federation: FederationMaker, backend: StorageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long change log is compacted in bounded write transactions (a
+    million-listing origin held the write lock for ten minutes in one), each
+    chunk logged with its count, and nothing an up-to-date peer needs is lost."""
+    fed = federation(["CN", "RU"], storage=backend)
+    cn = fed["CN"].node
+    for i in range(7):
+        ownlist.import_records(cn, [record(f"CN-{i}")])
+    assert fed.sync("RU", "CN").ok
+    with cn.store.read() as tx:
+        logged = exchange_log.size(tx)
+        pending = len(tx.changes_after(0, 1_000))
+    assert pending >= 7
+    monkeypatch.setattr(maintenance, "COMPACT_CHUNK", 3)
+    deleted: list[int] = []
+    real = SqlTx.delete_changes_upto
+
+    def counted(tx: SqlTx, pos: int, limit: int | None = None) -> int:
+        n = real(tx, pos, limit)
+        deleted.append(n)
+        return n
+
+    monkeypatch.setattr(SqlTx, "delete_changes_upto", counted)
+    _, changes = maintenance.compact(cn, keep_seconds=0)
+    assert changes == pending and max(deleted) <= 3 and sum(deleted) == pending
+    with cn.store.read() as tx:
+        assert tx.changes_after(0, 1_000) == []
+        rows = [json.loads(e) for _, e in tx.audit_entries(logged, exchange_log.size(tx))]
+    assert [r["changes"] for r in rows if r["kind"] == "compaction"] == [n for n in deleted if n]
     ownlist.import_records(cn, [record("CN-9")])
     report = fed.sync("RU", "CN")
     assert report.ok and report.snapshot_entries is None and report.ops == 1

@@ -342,8 +342,9 @@ class Tx(ABC):
         """Up to ``limit`` changes after ``pos``, oldest first."""
 
     @abstractmethod
-    def delete_changes_upto(self, pos: int) -> int:
-        """Compact the change log: delete entries up to ``pos``; returns how many."""
+    def delete_changes_upto(self, pos: int, limit: int | None = None) -> int:
+        """Compact the change log: delete entries up to ``pos`` (at most the
+        ``limit`` oldest of them, when given); returns how many."""
 
     # ---------------------------------------------------------- peers
     @abstractmethod

@@ -326,7 +326,18 @@ class SqlTx(Tx):
             )
         ]
 
-    def delete_changes_upto(self, pos: int) -> int:
+    def delete_changes_upto(self, pos: int, limit: int | None = None) -> int:
+        if limit is not None:
+            # The limit oldest entries: the seq of the last bounds the delete.
+            last = self._one(
+                "SELECT MAX(seq), COUNT(*) FROM "
+                "(SELECT seq FROM changes WHERE seq <= ? ORDER BY seq LIMIT ?) oldest",
+                (pos, limit),
+            )
+            if not last or last[0] is None:
+                return 0
+            self._run("DELETE FROM changes WHERE seq <= ?", (int(last[0]),))
+            return int(last[1])
         row = self._one("SELECT COUNT(*) FROM changes WHERE seq <= ?", (pos,))
         self._run("DELETE FROM changes WHERE seq <= ?", (pos,))
         return int(row[0]) if row else 0
