@@ -6,7 +6,8 @@
   import, an update import and an import completed after an interruption.
 * An own index built in protocol 1 (a store from before) keeps answering,
   imports into it stay protocol 1, and it moves to protocol 2 at its next
-  rebuild.
+  rebuild: ``wlx serve``'s start (``lifecycle.migrate_normalisation``)
+  rebuilds it once, then leaves it alone.
 * An import a crash left published with an earlier version's staging
   (listings packed without their protocol byte) is completed from the
   staged bodies.
@@ -25,6 +26,7 @@ from wlx.node.core.records import Record
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import bulk_import, ownlist
 from wlx.node.store.sql import SqlTx
+from wlx.node.trust import lifecycle
 
 
 def person(n: int, name: str = "Own Person") -> Record:
@@ -111,11 +113,11 @@ def test_an_own_index_built_in_protocol_1_answers_then_moves_to_2(
     entries, tokens = own_rows(cn)
     assert entries == {0} and tokens != {17}  # protocol 1: hit data per token
     assert [len(found(cn, n)) for n in range(1, 7)] == [1] * 6
-    with cn.store.write() as tx:
-        own = tx.get_inbound(cn.node_id)
-        assert own is not None
-        ownlist.rebuild_index(cn, tx, own)
-    assert own_protocol(cn) == 2
+    epoch = cn.own_epoch_key().epoch
+    assert lifecycle.migrate_normalisation(cn) == []
+    assert own_protocol(cn) == 2 and cn.own_epoch_key().epoch == epoch + 1
+    lifecycle.migrate_normalisation(cn)
+    assert cn.own_epoch_key().epoch == epoch + 1  # once
     assert own_rows(cn) == ({12 + 128 + 16}, {17})
     assert [len(found(cn, n)) for n in range(1, 7)] == [1] * 6
     ownlist.import_records(cn, [person(n) for n in range(6, 9)])
