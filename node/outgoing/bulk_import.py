@@ -4,10 +4,10 @@ An import goes in three steps (docs/operations.md, "Importing records"):
 
 1. Staging.  Records arrive as an iterator (a file read line by line); every
    ``CHUNK`` of them is compared with the stored records, sealed at rest,
-   indexed under the own epoch key (in its epoch's protocol), and written to the staging tables in a
-   transaction of its own.  Nothing the node serves changes.  A bad record,
-   an interruption or a crash here discards the staging: the list stays
-   exactly as it was.
+   indexed under the own epoch key (in its epoch's protocol), and written
+   to the staging tables in a transaction of its own.  Nothing the node
+   serves changes.  A bad record, an interruption or a crash here discards
+   the staging: the list stays exactly as it was.
 2. The switch.  One short transaction marks the import published: from
    then on it is committed, and completed even after a crash.
 3. Publishing.  Chunk by chunk, each in a transaction of its own, staged
