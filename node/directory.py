@@ -321,6 +321,7 @@ def _seed_store(node: Node, store: Store) -> None:
             )
         )
         normalisation.record(tx, node_id, node_id, 1)
+        normalisation.record_protocol(tx, node_id, node_id, 1, ownlist.OWN_PROTOCOL)
         tx.set_meta(ownlist.RECORD_CONTEXT_META, ownlist.RECORD_CONTEXT_VERSION)
         exchange_log.record(
             tx,

@@ -164,7 +164,9 @@ class Node:
         return self.seal_at_rest(key.key, f"epoch-key:{key.origin}:{key.recipient}:{key.epoch}")
 
     def own_epoch_key(self) -> EpochKey:
-        """The key of the node's index of its own list.
+        """The key of the node's index of its own list, with its epoch's
+        normalisation and protocol (2 since the index was last built by this
+        version; 1 for an index built before, until its next rebuild).
 
         Raises:
             InternalError: the store lacks it (not made by ``wlx init``).
@@ -174,8 +176,14 @@ class Node:
             if state is None:
                 raise InternalError("the store has no index key for the node's own list")
             version = normalisation.of_epoch(tx, self.node_id, self.node_id, state.epoch)
+            protocol = normalisation.protocol_of_epoch(tx, self.node_id, self.node_id, state.epoch)
         return self.epoch_key(
-            self.node_id, self.node_id, state.epoch, state.token_key, normalisation=version
+            self.node_id,
+            self.node_id,
+            state.epoch,
+            state.token_key,
+            normalisation=version,
+            protocol=protocol,
         )
 
     def close(self) -> None:

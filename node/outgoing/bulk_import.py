@@ -4,10 +4,10 @@ An import goes in three steps (docs/operations.md, "Importing records"):
 
 1. Staging.  Records arrive as an iterator (a file read line by line); every
    ``CHUNK`` of them is compared with the stored records, sealed at rest,
-   indexed under the own epoch key, and written to the staging tables in a
-   transaction of its own.  Nothing the node serves changes.  A bad record,
-   an interruption or a crash here discards the staging: the list stays
-   exactly as it was.
+   indexed under the own epoch key (in its epoch's protocol), and written
+   to the staging tables in a transaction of its own.  Nothing the node
+   serves changes.  A bad record, an interruption or a crash here discards
+   the staging: the list stays exactly as it was.
 2. The switch.  One short transaction marks the import published: from
    then on it is committed, and completed even after a crash.
 3. Publishing.  Chunk by chunk, each in a transaction of its own, staged
@@ -52,6 +52,9 @@ CHUNK = 2_000
 STATE_META = "own_import"
 """Store meta key: JSON of the import in progress (empty: none)."""
 LOCK = "import"
+STAGING = 2
+"""The staging format this version writes and publishes from (2: each
+listing packed with its protocol, the own index's epoch's)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class _State:
     result: ImportResult
     after: str = ""
     """The last record id published (records are published in id order)."""
+    staging: int = STAGING
+    """The staging's format: ``STAGING`` (listings packed with their
+    protocol, ``Tx.publish_staged_listings``), or 1 (state written by an
+    earlier version, whose packing this one does not read: each listing is
+    made again from the staged body when published)."""
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -73,6 +81,7 @@ class _State:
                 "added": self.result.added,
                 "updated": self.result.updated,
                 "unchanged": self.result.unchanged,
+                "staging": self.staging,
             },
             sort_keys=True,
         ).encode()
@@ -83,7 +92,14 @@ class _State:
             return None
         obj = json.loads(raw)
         result = ImportResult(obj["added"], obj["updated"], obj["unchanged"])
-        return cls(bytes.fromhex(obj["id"]), obj["published"], obj["epoch"], result, obj["after"])
+        return cls(
+            bytes.fromhex(obj["id"]),
+            obj["published"],
+            obj["epoch"],
+            result,
+            obj["after"],
+            int(obj.get("staging", 1)),
+        )
 
 
 def import_stream(
@@ -290,7 +306,11 @@ def _publish_chunk(node: Node, state: _State, chunk: int) -> _State | None:
         redone_ops: list[Upsert] = []
         for row in live:
             current = existing.get(row.id)
-            if key.epoch == state.epoch and (current.version if current else 0) == row.base_version:
+            if (
+                state.staging == STAGING
+                and key.epoch == state.epoch
+                and (current.version if current else 0) == row.base_version
+            ):
                 stored.append(
                     StoredRecord(row.id, row.version, row.body, row.expires, now, row.suspended)
                 )
@@ -319,8 +339,9 @@ def _redo(
     node: Node, row: StagedRecord, current: StoredRecord | None, key: EpochKey, now: int
 ) -> tuple[StoredRecord, Upsert] | None:
     """Seal and index a staged record afresh: the stored one changed since
-    it was staged (suspended, removed, imported again) or the index has a
-    new epoch.  None if the record now stands as staged."""
+    it was staged (suspended, removed, imported again), the index has a
+    new epoch, or the staging is an earlier version's.  None if the record
+    now stands as staged."""
     body = node.open_at_rest(
         row.body, record_context(row.id, row.version, row.suspended, row.expires)
     )

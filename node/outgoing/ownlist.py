@@ -111,15 +111,23 @@ def upsert_of(
     )
 
 
+OWN_PROTOCOL = 2
+"""The protocol a new epoch of the own index is sealed in (docs/protocol.md
+§4.3: each listing's hit data sealed once, a wrap per token)."""
+
+
 def rebuild_index(node: Node, tx: Tx, own: InboundState, version: str = NORMALISATION) -> None:
     """Index the own list afresh in a new epoch of normalisation ``version``.
 
     In the caller's write transaction: lookups see the old index or the new
-    one, never a mix and never none.
+    one, never a mix and never none.  The new epoch is in ``OWN_PROTOCOL``
+    (an index built in protocol 1 moves to 2 here).
     """
     epoch = own.epoch + 1
     key = replace(
-        EpochKey.generate(node.node_id, node.node_id, epoch, node.rng), normalisation=version
+        EpochKey.generate(node.node_id, node.node_id, epoch, node.rng),
+        normalisation=version,
+        protocol=OWN_PROTOCOL,
     )
     records = list(tx.iter_records())
     tx.clear_origin(node.node_id)
@@ -128,6 +136,7 @@ def rebuild_index(node: Node, tx: Tx, own: InboundState, version: str = NORMALIS
     digest = genesis_digest(node.node_id, node.node_id, epoch)
     tx.put_inbound(replace(own, epoch=epoch, token_key=wrapped, seq=0, digest=digest))
     normalisation.record(tx, node.node_id, node.node_id, epoch, key.normalisation)
+    normalisation.record_protocol(tx, node.node_id, node.node_id, epoch, key.protocol)
     log.info("own list re-indexed: %d records, normalisation %s", len(records), key.normalisation)
 
 

@@ -146,8 +146,11 @@ CREATE TABLE IF NOT EXISTS slots (
 -- (docs/operations.md, "Importing records"): one row per record of the
 -- file (kind 'add', 'update' or 'same'), its sealed body and version as
 -- computed against base_version (0: no such record then), and its listing
--- in the own index (handle, and tokens: each token, the length of its sealed
--- hit data in two bytes, the sealed hit data).  The meta key own_import
+-- in the own index (handle, and tokens: the listing's protocol in one byte,
+-- then in protocol 2 the sealed hit data's length in two bytes, the sealed
+-- hit data, each token with its 17-byte wrap, in protocol 1 each token, the
+-- length of its sealed hit data in two bytes, the sealed hit data.  An
+-- earlier version packed protocol 1 without the byte).  The meta key own_import
 -- says which import these rows belong to and whether it was published.
 CREATE TABLE IF NOT EXISTS import_records (
     import_id {blob} NOT NULL,

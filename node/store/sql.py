@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from wlx.crypto.tokens import TOKEN_LEN
+from wlx.crypto.tokens import TOKEN_LEN, WRAP_LEN
 from wlx.node.core.errors import InternalError, Rejected, Unavailable
 from wlx.node.core.limits import Bucket
 from wlx.node.core.roles import Role
@@ -159,19 +159,60 @@ def _split_tokens(blob: bytes) -> list[bytes]:
 
 
 def _pack_tokens(op: Upsert) -> bytes:
-    """A staged listing's tokens: each token, its sealed hit data's length
-    (two bytes, big-endian), the sealed hit data.  The own list is indexed
-    in protocol 1 (its epoch records no other).
+    """A staged listing (schema.py, import_records.tokens): its protocol in
+    one byte, then in protocol 2 the sealed hit data's length (two bytes,
+    big-endian), the sealed hit data, and each token with its wrap
+    (``WRAP_LEN`` bytes); in protocol 1 each token, its sealed hit data's
+    length (two bytes), its sealed hit data.
 
     Raises:
-        InternalError: ``op`` is a protocol-2 upsert.
+        InternalError: a protocol-2 wrap is not ``WRAP_LEN`` bytes.
     """
     if op.sealed:
-        raise InternalError("an own-list import stages protocol-1 upserts only")
-    parts: list[bytes] = []
+        if any(len(t.wrap) != WRAP_LEN for t in op.tokens):
+            raise InternalError("a protocol-2 wrap of the wrong length")
+        parts = [b"\x02", _LENGTH.pack(len(op.sealed)), op.sealed]
+        for t in op.tokens:
+            parts += (t.token, t.wrap)
+        return b"".join(parts)
+    parts = [b"\x01"]
     for t in op.tokens:
         parts += (t.token, _LENGTH.pack(len(t.sealed)), t.sealed)
     return b"".join(parts)
+
+
+def _unpack_tokens(packed: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """Undo ``_pack_tokens``: the listing's sealed hit data (empty in
+    protocol 1) and each token with its row's ``sealed`` (the wrap in
+    protocol 2, the token's sealed hit data in protocol 1).
+
+    Raises:
+        InternalError: not a staged listing of this version.
+    """
+    rows: list[tuple[bytes, bytes]] = []
+    end = len(packed)
+    if packed[:1] == b"\x02":
+        pos = 3 + int.from_bytes(packed[1:3], "big")
+        listing = packed[3:pos]
+        step = TOKEN_LEN + WRAP_LEN
+        if not listing or (end - pos) % step:
+            raise InternalError("a staged listing does not parse")
+        rows = [
+            (packed[i : i + TOKEN_LEN], packed[i + TOKEN_LEN : i + step])
+            for i in range(pos, end, step)
+        ]
+        return listing, rows
+    if packed[:1] != b"\x01":
+        raise InternalError("a staged listing does not parse")
+    pos = 1
+    while pos < end:
+        token = packed[pos : pos + TOKEN_LEN]
+        start = pos + TOKEN_LEN + 2
+        pos = start + int.from_bytes(packed[start - 2 : start], "big")
+        if pos > end:
+            raise InternalError("a staged listing does not parse")
+        rows.append((token, packed[start:pos]))
+    return b"", rows
 
 
 _LENGTH = struct.Struct(">H")
@@ -965,16 +1006,10 @@ class SqlTx(Tx):
         entries: list[Row] = []
         tokens: list[Row] = []
         for raw_handle, expires, packed in staged:
-            handle, blob = bytes(raw_handle), bytes(packed)
-            listed = []
-            pos, end = 0, len(blob)
-            while pos < end:
-                token = blob[pos : pos + TOKEN_LEN]
-                start = pos + TOKEN_LEN + 2
-                pos = start + int.from_bytes(blob[start - 2 : start], "big")
-                listed.append(token)
-                tokens.append((slot, token, handle, blob[start:pos]))
-            entries.append((slot, handle, expires, b"".join(listed), b""))  # protocol 1
+            handle = bytes(raw_handle)
+            listing, rows = _unpack_tokens(bytes(packed))
+            tokens.extend((slot, token, handle, sealed) for token, sealed in rows)
+            entries.append((slot, handle, expires, b"".join(t for t, _ in rows), listing))
         self._insert_rows(entries, tokens)
 
     def drop_imports(self, *, wipe: bool = True) -> None:

@@ -119,7 +119,9 @@ def migrate_normalisation(node: Node) -> list[tuple[str, int]]:
     keys until the new epoch's snapshot replaces them, so no listing is ever
     missing.  A peer whose card speaks only an older version keeps it.  The
     own list's index is rebuilt in the most recent version this node speaks,
-    in the same transaction.  Does nothing when everything is as agreed.
+    and in ``ownlist.OWN_PROTOCOL`` (an index a store from before built in
+    protocol 1), in the same transaction.  Does nothing when everything is
+    as agreed.
     """
     started = []
     with node.store.write() as tx:
@@ -139,7 +141,8 @@ def migrate_normalisation(node: Node) -> list[tuple[str, int]]:
         target = own_normalisation(node.card.speaks)
         if own is not None:
             version = normalisation.of_epoch(tx, node.node_id, node.node_id, own.epoch)
-            if version != target:
+            protocol = normalisation.protocol_of_epoch(tx, node.node_id, node.node_id, own.epoch)
+            if version != target or protocol != ownlist.OWN_PROTOCOL:
                 ownlist.rebuild_index(node, tx, own, target)
     for name, epoch, version in started:
         log.info("peer %s: new token epoch %d for normalisation %s", name, epoch, version)
