@@ -53,10 +53,17 @@ PERSON_LISTING = b"wlx2-listing"
 PERSON_WRAP = b"wlx2-wrap"
 PERSON_KIND = b"wlx2-kind"
 SEAL2_AAD_PREFIX = b"wlx/v2 seal\x00"
-PAD2_BLOCK = 128
-"""Protocol 2 pads a listing's hit data to a multiple of this many bytes (the
-hit data of one listing, without ``matched_on``, is one such bucket in
-practice)."""
+PAD2_BLOCK = 256
+"""Protocol 2 pads a listing's hit data to a multiple of this many bytes: the
+hit data of every valid listing fits one bucket (``MAX_LISTING_HIT_DATA``),
+so a sealed listing's length says nothing of its category, action or
+suspension."""
+MAX_LISTING_HIT_DATA = 255
+"""The longest protocol-2 hit data of a valid listing: ``HitData`` with a
+32-character origin, a 64-character ref, category and action (node ids and
+the record limits of ``node/core/records.py``), a 10-character expiry, the
+largest version (10-byte varint) and ``matched_on`` empty; padded (one
+``0x80`` at least) it is one ``PAD2_BLOCK``."""
 MIN_SEALED2 = NONCE_LEN + PAD2_BLOCK + TAG_LEN
 """The shortest protocol-2 sealed listing: one padding bucket."""
 _TOKEN_LP = TOKEN_LEN.to_bytes(2, "big")
@@ -166,12 +173,19 @@ def kind_of_code(code: int) -> KeyKind:
     return KeyKind.name(KIND_DATES[date], *qualifiers)
 
 
-@functools.cache
-def _kind_mask(code: int) -> int:
-    """``BLAKE2b-128(person="wlx2-kind", u8(code))`` (unkeyed): folded into
-    the masked secret, so that a changed kind code unwraps a wrong secret."""
-    digest = hashlib.blake2b(bytes([code]), digest_size=LISTING_SECRET_LEN, person=PERSON_KIND)
-    return int.from_bytes(digest.digest(), "big")
+def _kind_mask(seal_key: bytes, handle_lp: bytes, nonce: bytes, token: bytes, code: int) -> int:
+    """``BLAKE2b-128(key=seal_key, person="wlx2-kind", lp(handle) || nonce ||
+    token || u8(code))`` as an integer: folded into the masked secret, so that
+    a changed kind code unwraps an unpredictable secret (keyed and bound to
+    the wrap, so no one without the seal key can compute the difference of
+    two codes' masks)."""
+    digest = hashlib.blake2b(
+        handle_lp + nonce + token + bytes([code]),
+        digest_size=LISTING_SECRET_LEN,
+        key=seal_key,
+        person=PERSON_KIND,
+    ).digest()
+    return int.from_bytes(digest, "big")
 
 
 def _wrap_pad(seal_key: bytes, handle_lp: bytes, nonce: bytes, token: bytes) -> int:
@@ -357,8 +371,9 @@ class EpochKey:
         ChaCha20-Poly1305(lkey, nonce, pad2(hit_data), aad2(handle)), [(token,
         wrap), ...])`` with, per identifier key in order, ``pad =
         BLAKE2b-136(key=seal_key, person="wlx2-wrap", lp(handle) || nonce ||
-        token)`` and ``wrap = (secret XOR pad[:16] XOR BLAKE2b-128(person=
-        "wlx2-kind", u8(code))) || (code XOR pad[16])``, ``code`` the
+        token)``, ``kmask = BLAKE2b-128(key=seal_key, person="wlx2-kind",
+        lp(handle) || nonce || token || u8(code))`` and ``wrap = (secret XOR
+        pad[:16] XOR kmask) || (code XOR pad[16])``, ``code`` the
         ``kind_code`` of the key's kind.  Only the seal key opens a wrap, so
         the hit data opens only for a query presenting a listed identifier,
         and shows the kind of the listing's key that matched.
@@ -380,9 +395,9 @@ class EpochKey:
             code = kind_code(kind)
             token = blake2b(identifier_key, digest_size=TOKEN_LEN, key=key, person=PERSON_TOKEN)
             seal_key = blake2b(identifier_key, digest_size=32, key=key, person=PERSON_SEAL)
-            tok = token.digest()
-            plain = share ^ _kind_mask(code) << 8 | code
-            pad_ = _wrap_pad(seal_key.digest(), handle_lp, nonce, tok)
+            tok, skey = token.digest(), seal_key.digest()
+            plain = share ^ _kind_mask(skey, handle_lp, nonce, tok, code) << 8 | code
+            pad_ = _wrap_pad(skey, handle_lp, nonce, tok)
             wraps.append((tok, (plain ^ pad_).to_bytes(WRAP_LEN, "big")))
         return sealed, wraps
 
@@ -411,11 +426,12 @@ class EpochKey:
         """
         if len(wrap) != WRAP_LEN or len(sealed) < NONCE_LEN + TAG_LEN:
             raise DecryptionError("sealed hit data does not open")
-        nonce = sealed[:NONCE_LEN]
-        plain = int.from_bytes(wrap, "big") ^ _wrap_pad(seal_key, lp(handle), nonce, token)
+        nonce, handle_lp = sealed[:NONCE_LEN], lp(handle)
+        plain = int.from_bytes(wrap, "big") ^ _wrap_pad(seal_key, handle_lp, nonce, token)
         code = plain & 0xFF
         kind = kind_of_code(code)
-        secret = ((plain >> 8) ^ _kind_mask(code)).to_bytes(LISTING_SECRET_LEN, "big")
+        mask = _kind_mask(seal_key, handle_lp, nonce, token, code)
+        secret = ((plain >> 8) ^ mask).to_bytes(LISTING_SECRET_LEN, "big")
         aead = ChaCha20Poly1305(listing_key(secret, handle))
         try:
             padded = aead.decrypt(nonce, sealed[NONCE_LEN:], self.aad2(handle))

@@ -1351,7 +1351,7 @@ def _open_entry(
     if upsert.sealed:
         expect(len(entry.wrap) == 17 and not entry.sealed, "a protocol-2 entry is a wrap only")
         size = len(upsert.sealed) - 12 - 16
-        expect(size > 0 and size % 128 == 0, f"sealed listing is {len(upsert.sealed)} bytes")
+        expect(size > 0 and size % 256 == 0, f"sealed listing is {len(upsert.sealed)} bytes")
         opened, kind = key.open_listing(ikey, upsert.handle, entry.wrap, upsert.sealed)
         hit = federation_pb2.HitData.FromString(opened)
         expect(hit.matched_on == "", f"matched_on {hit.matched_on!r} in a protocol-2 listing")

@@ -515,6 +515,12 @@ def listing_seals(ikeys: list[Any], hit: HitData) -> list[dict[str, Any]]:
                         "kind_code": kind_code(k.kind),
                         "token": token.hex(),
                         "seal_key": KEY.seal_key(k.value).hex(),
+                        "kind_mask": hashlib.blake2b(
+                            lp(handle) + nonce + token + bytes([kind_code(k.kind)]),
+                            digest_size=16,
+                            key=KEY.seal_key(k.value),
+                            person=b"wlx2-kind",
+                        ).hexdigest(),
                         "wrap": wrap.hex(),
                     }
                     for k, (token, wrap) in zip(ikeys, wraps, strict=True)

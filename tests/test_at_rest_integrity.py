@@ -12,11 +12,49 @@ import pytest
 from support.nodes import FakeClock, FederationMaker, NodeMaker, StorageFactory, record
 from test_rejections import execute, query_rows
 
+from wlx.crypto.card import NODE_ID
+from wlx.crypto.tokens import MAX_LISTING_HIT_DATA, PAD2_BLOCK, pad2
 from wlx.node.core.errors import InternalError
+from wlx.node.core.records import RecordError
 from wlx.node.directory import open_node
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import ownlist
+from wlx.node.protocol import codec
+from wlx.node.protocol.messages import HitData
 from wlx.node.trust import lifecycle
+
+LONG_REF = "DE/BKA/SIS-II/2024/000123456-"
+LONG_TERMS = {
+    "category": "organised-crime-money-laundering",
+    "action": "refuse-entry-and-notify-the-issuing-authority",
+}
+
+
+def test_the_largest_valid_listing_fits_one_protocol_2_bucket() -> None:
+    """Every field of hit data at its limit (node id, record limits, the
+    largest version): padded, still one bucket, so no listing's sealed
+    length differs from another's."""
+    longest = record("R" * 64, category="c" * 64, action="a" * 64)
+    assert NODE_ID.fullmatch("N" * 32) and not NODE_ID.fullmatch("N" * 33)
+    with pytest.raises(RecordError):
+        record("R" * 65)
+    with pytest.raises(RecordError):
+        record("CN-1", category="c" * 65)
+    sizes = []
+    for suspended in (False, True):
+        hit = HitData(
+            origin="N" * 32,
+            ref=longest.id,
+            category=longest.category,
+            action="" if suspended else longest.action,
+            expires=longest.expires,
+            matched_on="",
+            version=2**64 - 1,
+            suspended=suspended,
+        )
+        sizes.append(len(codec.encode_hit(hit)))
+        assert len(pad2(codec.encode_hit(hit))) == PAD2_BLOCK
+    assert max(sizes) == MAX_LISTING_HIT_DATA < PAD2_BLOCK
 
 
 def test_sealed_hit_data_on_a_receivers_disk_has_one_length(
@@ -31,15 +69,20 @@ def test_sealed_hit_data_on_a_receivers_disk_has_one_length(
             record("CN-2", category="missing", action="report"),
             record("CN-3", category="stolen-document", action="seize-the-document-and-report"),
             record("CN-4", category="terrorism", action="refuse-entry"),
+            # ref + category + action of 110 characters, active and suspended
+            record(LONG_REF + "A", names=["Long One"], **LONG_TERMS),
+            record(LONG_REF + "B", names=["Long Two"], **LONG_TERMS),
         ],
     )
     ownlist.suspend_record(cn, "CN-4", suspended=True)
+    ownlist.suspend_record(cn, LONG_REF + "B", suspended=True)
     fed.sync_all()
     ru = fed["RU"].node
-    # Protocol 2 (§4.3): each listing sealed once, in one 128-byte bucket;
-    # each token row holds a 17-byte wrap.
+    # Protocol 2 (§4.3): each listing sealed once, in one 256-byte bucket
+    # (every valid listing's hit data fits it); each token row holds a
+    # 17-byte wrap.
     lengths = {len(bytes(r[0])) for r in query_rows(ru, "SELECT sealed FROM entries")}
-    assert lengths == {12 + 128 + 16}
+    assert lengths == {12 + 256 + 16}
     assert {len(bytes(r[0])) for r in query_rows(ru, "SELECT sealed FROM tokens")} == {17}
     # The origin's index of its own list, made by the import: the same.
     assert {len(bytes(r[0])) for r in query_rows(cn, "SELECT sealed FROM entries")} == {156}

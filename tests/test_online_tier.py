@@ -5,9 +5,11 @@ origin is unreachable, is budgeted exactly, and leaves counts in both logs."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from support.nodes import Federation, FederationMaker, StorageFactory, record
+from test_rejections import query_rows
 
 from wlx.crypto.normalize import record_keys
 from wlx.node import detail
@@ -18,7 +20,7 @@ from wlx.node.incoming import online
 from wlx.node.incoming.lookup import Lookup, Query
 from wlx.node.outgoing import evaluate as origin_eval
 from wlx.node.outgoing import origin, ownlist
-from wlx.node.protocol.messages import SignedRequest
+from wlx.node.protocol.messages import SignedRequest, TokenEntry, Upsert
 from wlx.node.rpc.evaluate_client import evaluate_sender
 from wlx.node.rpc.server import detail_sender
 
@@ -359,3 +361,32 @@ def test_a_resumed_snapshot_keeps_the_committed_key_and_online_listings(
     monkeypatch.setattr(sync, "_snapshot_parts", fetch)
     assert fed.sync("RU", "CN").ok
     assert [h.ref for h in lookup(fed, "RU").check(QUERY)] == ["CN-1"]
+
+
+def test_a_protocol_2_row_under_an_online_token_is_skipped_not_store_damage(
+    federation: FederationMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The online path opens online (protocol-1) entries only: an offline
+    protocol-2 row it finds under one of its tokens (the origin's doing,
+    never a damaged store) is skipped, not logged as the store's damage."""
+    fed = online_fed(federation)
+    ru = fed["RU"].node
+    with ru.store.read() as tx:
+        state = tx.get_inbound("CN")
+        assert state is not None
+        handle = ru.epoch_key("CN", "RU", state.epoch, state.token_key).handle("CN-1")
+    (token, *_) = [
+        bytes(t)
+        for t, h in query_rows(ru, "SELECT token, handle FROM tokens")
+        if bytes(h) == handle
+    ]
+    other = bytes(16)
+    with ru.store.write() as tx:
+        tx.apply_ops(
+            "CN",
+            [Upsert(other, "2099-12-31", (TokenEntry(token, b"", bytes(17)),), sealed=bytes(284))],
+        )
+    with caplog.at_level(logging.INFO):
+        hits = lookup(fed, "RU").check(QUERY)
+    assert [(h.ref, h.matched_on) for h in hits] == [("CN-1", "name+dob")]
+    assert not [r for r in caplog.records if "does not open" in r.getMessage()]

@@ -542,7 +542,7 @@ def _v2_entry_also_sealed(s: Stage) -> tuple[str, Sealed]:
 
 def _v2_listing_off_bucket(s: Stage) -> tuple[str, Sealed]:
     def change(u: federation_pb2.Upsert) -> None:
-        u.sealed = u.sealed + b"\x00"  # lengths leak nothing: whole 128-byte buckets only
+        u.sealed = u.sealed + b"\x00"  # lengths leak nothing: whole 256-byte buckets only
 
     return "CN", _v2_batch(s, change)
 

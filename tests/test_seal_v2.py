@@ -4,12 +4,17 @@ a receiver holds and opens both formats side by side."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import replace
 
+import pytest
 from support.nodes import FederationMaker, StorageFactory, record
+from test_rejections import execute
 
 from wlx.crypto.card import Speaks
-from wlx.crypto.tokens import MIN_SEALED2, WRAP_LEN
+from wlx.crypto.normalize import IdentifierKey, KeyKind
+from wlx.crypto.tokens import MIN_SEALED2, WRAP_LEN, EpochKey, kind_code
 from wlx.node import detail
 from wlx.node.core import normalisation
 from wlx.node.core.node import Node
@@ -25,8 +30,9 @@ PROTOCOL_1 = replace(NODE_SPEAKS, protocol=(1,))
 DOCUMENT = {"type": "P", "country": "CHN", "number": "E12345678"}
 
 
-def rows_of(receiver: Node, source: Node, ref: str) -> list[TokenRow]:
-    """The receiver's token rows of ``source``'s listing ``ref`` (every key of it)."""
+def keys_of(receiver: Node, source: Node, ref: str) -> tuple[EpochKey, list[IdentifierKey]]:
+    """``source``'s epoch key of its stream to ``receiver``, and the
+    identifier keys of its listing ``ref`` in that epoch's normalisation."""
     with source.store.read() as tx:
         state = tx.get_outbound(receiver.node_id)
         stored = tx.get_records([ref])[ref]
@@ -35,11 +41,14 @@ def rows_of(receiver: Node, source: Node, ref: str) -> list[TokenRow]:
     key = source.epoch_key(
         source.node_id, receiver.node_id, state.epoch, state.token_key, normalisation=version
     )
-    tokens = [
-        key.token(k.value) for k in ownlist.load_record(source, stored).identifier_keys(version)
-    ]
+    return key, ownlist.load_record(source, stored).identifier_keys(version)
+
+
+def rows_of(receiver: Node, source: Node, ref: str) -> list[TokenRow]:
+    """The receiver's token rows of ``source``'s listing ``ref`` (every key of it)."""
+    key, ikeys = keys_of(receiver, source, ref)
     with receiver.store.read() as tx:
-        return tx.find_tokens(source.node_id, tokens)
+        return tx.find_tokens(source.node_id, [key.token(k.value) for k in ikeys])
 
 
 def protocol_of(source: Node, peer: str) -> int:
@@ -157,6 +166,64 @@ def test_a_peer_that_stops_speaking_protocol_2_gets_a_protocol_1_epoch(
     assert not any(r.wrap for r in rows_of(ru, cn, "CN-1"))
     hits = Lookup(ru).check(Query(names=("Test Person CN 1",), dob="1980-05-17"))
     assert [h.ref for h in hits] == ["CN-1"]
+
+
+def test_a_database_administrator_cannot_change_the_kind_of_a_match(
+    federation: FederationMaker, backend: StorageFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The receiver's rows (no key, no identifier) do not let anyone relabel
+    a wrap's kind code: XOR-ing in the difference of two codes and of their
+    masks (a public constant while the mask was unkeyed) makes the entry
+    open to nothing, logged as the store's damage, never another kind."""
+    fed = federation(["CN", "RU"], storage=backend)
+    cn, ru = fed["CN"].node, fed["RU"].node
+    ownlist.import_records(cn, [record("CN-1", names=["Иван Петров"], documents=[DOCUMENT])])
+    fed.sync_all()
+    lookup, query = Lookup(ru), Query(names=("IVAN PETROV",), dob="1980-05-17")
+    assert [(h.ref, h.matched_on) for h in lookup.check(query)] == [
+        ("CN-1", "name+dob (transliterated)")
+    ]
+    key, ikeys = keys_of(ru, cn, "CN-1")
+    medium = next(k for k in ikeys if k.kind.value == "name+dob (transliterated)")
+    (row,) = [r for r in rows_of(ru, cn, "CN-1") if r.token == key.token(medium.value)]
+    old, new = kind_code(medium.kind), kind_code(KeyKind.NAME_DOB)
+
+    def unkeyed(code: int) -> bytes:
+        return hashlib.blake2b(bytes([code]), digest_size=16, person=b"wlx2-kind").digest()
+
+    delta = bytes(a ^ b for a, b in zip(unkeyed(old), unkeyed(new), strict=True)) + bytes(
+        [old ^ new]
+    )
+    forged = bytes(a ^ b for a, b in zip(row.wrap, delta, strict=True))
+    execute(ru, "UPDATE tokens SET sealed = ? WHERE token = ?", (forged, row.token))
+    with caplog.at_level(logging.INFO):
+        hits = lookup.check(query)
+    # The forged entry does not open (the weaker phonetic entry still does).
+    assert [(h.ref, h.matched_on) for h in hits] == [("CN-1", "name+dob (phonetic)")]
+    damaged = [r for r in caplog.records if "does not open" in r.getMessage()]
+    assert [(r.name, r.getMessage()) for r in damaged] == [
+        ("wlx.lookup", "a stored entry of CN does not open: store damaged or tampered")
+    ]
+
+
+def test_an_upserts_entries_are_in_token_order_whatever_their_kinds(
+    federation: FederationMaker,
+) -> None:
+    """An entry's position in an upsert (and so in the receiver's
+    ``entries.tokens``) says nothing of its identifier key's kind."""
+    from wlx.node.protocol.outbound import upsert_for
+
+    fed = federation(["CN", "RU"])
+    cn, ru = fed["CN"].node, fed["RU"].node
+    listed = record("CN-1", names=["Иван Петров", "Wang Wei"], documents=[DOCUMENT])
+    ownlist.import_records(cn, [listed])
+    fed.sync_all()
+    key, ikeys = keys_of(ru, cn, "CN-1")
+    assert len({k.kind for k in ikeys}) > 3
+    for protocol in (1, 2):
+        upsert = upsert_for(listed, 1, replace(key, protocol=protocol))
+        tokens = [e.token for e in upsert.tokens]
+        assert tokens == sorted(key.token(k.value) for k in ikeys)
 
 
 def test_speaks_protocol_2() -> None:

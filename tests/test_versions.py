@@ -71,7 +71,8 @@ def test_negotiate(
     features: set[str],
     refused: Disagreement | None,
 ) -> None:
-    assert negotiate(ours, theirs) == Agreement(protocol, norm, frozenset(features), refused)
+    both = frozenset(ours.protocol) & frozenset(theirs.protocol)
+    assert negotiate(ours, theirs) == Agreement(protocol, norm, frozenset(features), refused, both)
     # Both sides reach the same agreement.
     assert negotiate(theirs, ours) == negotiate(ours, theirs)
 
@@ -117,6 +118,7 @@ def test_plan_stream(
 
 
 S2 = Speaks(protocol=(2, 1), normalisation=(N1, N2))  # seals each listing once (§4.3)
+ONLY2 = Speaks(protocol=(2,), normalisation=(N1, N2))  # no longer speaks protocol 1
 PROTOCOL_PLAN = [
     # ours, theirs, current version, the epoch's protocol -> action, version, protocol
     (S2, S2, None, None, NEW, N2, 2),  # a new epoch between two protocol-2 nodes
@@ -129,6 +131,8 @@ PROTOCOL_PLAN = [
     (V12, S2, N2, 2, NEW, N2, 1),  # this node did
     (S2, V12, N2, 1, KEEP, N2, 1),
     (S2, S2, N1, 1, NEW, N2, 2),  # a normalisation change starts a protocol-2 epoch
+    (S2, ONLY2, N2, 1, NEW, N2, 2),  # the peer no longer speaks protocol 1: re-key now
+    (ONLY2, S2, N2, 1, NEW, N2, 2),  # this node does not
 ]
 
 

@@ -352,7 +352,9 @@ def _match(
                     wanted.setdefault(entry_of[ikey.value].token, []).append((index, ikey))
             epoch_key = node.epoch_key(state.origin, node.node_id, state.epoch, state.token_key)
             for row in tx.find_tokens(state.origin, list(wanted)):
-                if row.expires < today:
+                # A row with a wrap is a protocol-2 offline entry, never an
+                # online one (§15.3): not opened here, nor logged as damage.
+                if row.expires < today or row.wrap:
                     continue
                 for index, ikey in wanted[row.token]:
                     seal_key = entry_of[ikey.value].seal_key

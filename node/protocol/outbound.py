@@ -46,7 +46,9 @@ def upsert_for(
 ) -> Upsert:
     """The upsert of ``record`` for the key's recipient (§4.2-§4.4).
 
-    One token per identifier key.  Protocol 1 (``key.protocol``): each
+    One token per identifier key, the entries in ascending order of token
+    bytes (not of identifier keys, whose order follows their kinds: an
+    entry's position says nothing of its kind).  Protocol 1 (``key.protocol``): each
     token's hit data is sealed under that identifier's seal key and names the
     identifier kind that matched.  Protocol 2: the hit data (``matched_on``
     empty) is sealed once, and each token carries a wrap of the listing's
@@ -80,7 +82,7 @@ def upsert_for(
         listing, wraps = key.seal_listing_v2(
             handle, hit_data(""), [(k.value, k.kind) for k in ikeys], rng
         )
-        tokens = tuple(TokenEntry(token, b"", wrap) for token, wrap in wraps)
+        tokens = tuple(TokenEntry(token, b"", wrap) for token, wrap in sorted(wraps))
         return Upsert(handle, record.expires, tokens, sealed=listing)
     hit_of: dict[str, bytes] = {}  # HitData differs only by matched_on: encoded once per kind
     entries = []
@@ -100,7 +102,7 @@ def upsert_for(
     return Upsert(
         handle,
         record.expires,
-        tuple(TokenEntry(token, blob) for token, blob in sealed),
+        tuple(TokenEntry(token, blob) for token, blob in sorted(sealed)),
         online=online is not None,
     )
 

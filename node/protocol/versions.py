@@ -62,6 +62,8 @@ class Agreement:
     normalisation: str | None
     features: frozenset[str]
     refused: Disagreement | None = None
+    protocols: frozenset[int] = frozenset()
+    """Every protocol version both speak (empty: those up to ``protocol``)."""
 
     @property
     def ok(self) -> bool:
@@ -83,12 +85,13 @@ def negotiate(ours: Speaks, theirs: Speaks) -> Agreement:
     """
     features = frozenset(ours.features) & frozenset(theirs.features)
     protocols = set(ours.protocol) & set(theirs.protocol)
+    both = frozenset(protocols)
     if not protocols:
         return Agreement(None, None, features, Disagreement.NO_COMMON_PROTOCOL)
     common = [n for n in ours.normalisation if n in theirs.normalisation and norm_rank(n)]
     if not common:
-        return Agreement(max(protocols), None, features, Disagreement.NO_COMMON_NORMALISATION)
-    return Agreement(max(protocols), max(common, key=norm_rank), features)
+        return Agreement(max(protocols), None, features, Disagreement.NO_COMMON_NORMALISATION, both)
+    return Agreement(max(protocols), max(common, key=norm_rank), features, None, both)
 
 
 class EpochAction(StrEnum):
@@ -112,7 +115,8 @@ def epoch_action(
         return EpochAction.STOP
     if current != agreement.normalisation:
         return EpochAction.NEW_EPOCH
-    if current_protocol is not None and current_protocol > (agreement.protocol or 1):
+    spoken = agreement.protocols or frozenset(range(1, (agreement.protocol or 1) + 1))
+    if current_protocol is not None and current_protocol not in spoken:
         return EpochAction.NEW_EPOCH
     return EpochAction.KEEP
 

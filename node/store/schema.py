@@ -121,7 +121,7 @@ CREATE TABLE IF NOT EXISTS entries (
 ){norowid};
 
 -- sealed: a protocol-1 token's own sealed hit data, or, when the listing's
--- entries.sealed is not empty (protocol 2), the token's 16-byte wrap.
+-- entries.sealed is not empty (protocol 2), the token's 17-byte wrap.
 CREATE TABLE IF NOT EXISTS tokens (
     origin TEXT NOT NULL,
     token {blob} NOT NULL,

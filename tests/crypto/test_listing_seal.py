@@ -80,7 +80,12 @@ def test_the_construction_as_specified() -> None:
         ).digest()
         plain = bytes(a ^ b for a, b in zip(wrap, pad, strict=True))
         assert plain[16] == kind_code(ikey.kind)
-        kind_mask = hashlib.blake2b(plain[16:], digest_size=16, person=b"wlx2-kind").digest()
+        kind_mask = hashlib.blake2b(
+            lp(HANDLE) + nonce + token + plain[16:],
+            digest_size=16,
+            key=KEY.seal_key(ikey.value),
+            person=b"wlx2-kind",
+        ).digest()
         assert bytes(a ^ b for a, b in zip(plain[:16], kind_mask, strict=True)) == secret
 
 
@@ -129,6 +134,33 @@ CASES: dict[str, Callable[[bytes, bytes], tuple[bytes, bytes, bytes, bytes, Epoc
 }
 
 
+def unkeyed_kind_mask(code: int) -> bytes:
+    """The kind mask as protocol 2 first specified it: public, per code."""
+    return hashlib.blake2b(bytes([code]), digest_size=16, person=b"wlx2-kind").digest()
+
+
+LISTED_KINDS = sorted({k.kind for k in LISTED}, key=lambda k: k.value)
+
+
+@pytest.mark.parametrize("kind", LISTED_KINDS, ids=lambda k: k.value)
+def test_a_kind_code_cannot_be_changed_without_the_seal_key(kind: KeyKind) -> None:
+    """A holder of the rows (no key) XORs two codes' mask difference and
+    code difference into a wrap: it must not open as another kind."""
+    sealed, wraps = seal()
+    i = next(i for i, k in enumerate(LISTED) if k.kind == kind)
+    for new in LISTED_KINDS:
+        if new == kind:
+            continue
+        old_code, new_code = kind_code(kind), kind_code(new)
+        delta = bytes(
+            a ^ b
+            for a, b in zip(unkeyed_kind_mask(old_code), unkeyed_kind_mask(new_code), strict=True)
+        ) + bytes([old_code ^ new_code])
+        forged = bytes(a ^ b for a, b in zip(wraps[i][1], delta, strict=True))
+        with pytest.raises(DecryptionError, match=r"^sealed hit data does not open$"):
+            KEY.open_listing(IKEYS[i], HANDLE, forged, sealed)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_anything_changed_fails_as_one_opaque_error(case: str) -> None:
     sealed, wraps = seal()
@@ -153,7 +185,7 @@ def test_fresh_secrets_and_nonces_per_upsert() -> None:
     assert {w for _, w in w1}.isdisjoint(w for _, w in w2)
 
 
-@pytest.mark.parametrize("size", [0, 1, 55, 126, 127, 128, 300, MAX_HIT_DATA])
+@pytest.mark.parametrize("size", [0, 1, 55, 127, 128, 254, 255, 256, 300, MAX_HIT_DATA])
 def test_lengths_leak_only_the_bucket(size: int) -> None:
     sealed, wraps = seal(hit=bytes(size))
     assert (len(sealed) - NONCE_LEN - TAG_LEN) == (size // PAD2_BLOCK + 1) * PAD2_BLOCK

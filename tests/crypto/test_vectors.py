@@ -610,8 +610,11 @@ def test_the_batch_upsert_is_the_record_tokenised() -> None:
     key = epoch_key(MESSAGES["epoch_key"])
     upsert = outbound.upsert_for(record, MESSAGES["record_version"], key, counter_rng(2000))
     assert [upsert] == ops_from_json(MESSAGES["batches"][0]["decoded"]["ops"][:1])
-    # Every token opens with its own identifier key, naming that key's kind.
-    for ikey, entry in zip(record.identifier_keys(), upsert.tokens, strict=True):
+    # Every token opens with its own identifier key, naming that key's kind;
+    # the entries are in token order (§6.1), not in the order of the keys.
+    ikeys = sorted(record.identifier_keys(), key=lambda k: key.token(k.value))
+    assert [e.token for e in upsert.tokens] == [key.token(k.value) for k in ikeys]
+    for ikey, entry in zip(ikeys, upsert.tokens, strict=True):
         hit = codec.decode_hit(key.open(ikey.value, upsert.handle, entry.sealed))
         assert (hit.origin, hit.ref, hit.matched_on) == (key.origin, record.id, ikey.kind.value)
         assert (hit.category, hit.action, hit.expires) == ("wanted", "arrest", "2099-12-31")
@@ -628,7 +631,7 @@ def test_listing_seals() -> None:
         assert lkey.hex() == case["listing_key"]
         aad = b"wlx/v2 seal\x00" + lp(KEY.origin) + lp(KEY.recipient) + u64(KEY.epoch) + lp(handle)
         assert aad.hex() == case["aad"]
-        padded = hit + b"\x80" + bytes(-(len(hit) + 1) % 128)
+        padded = hit + b"\x80" + bytes(-(len(hit) + 1) % 256)
         assert padded.hex() == case["padded"]
         assert sealed[:12] == nonce
         assert ChaCha20Poly1305(lkey).decrypt(nonce, sealed[12:], aad) == padded
@@ -646,7 +649,10 @@ def test_listing_seals() -> None:
             pad = blake(seal_key, b"wlx2-wrap", lp(handle) + nonce + token, 17)
             plain = bytes(a ^ b for a, b in zip(h(entry["wrap"]), pad, strict=True))
             assert plain[16] == code
-            kind_mask = hashlib.blake2b(bytes([code]), digest_size=16, person=b"wlx2-kind").digest()
+            kind_mask = blake(
+                seal_key, b"wlx2-kind", lp(handle) + nonce + token + bytes([code]), 16
+            )
+            assert kind_mask.hex() == entry["kind_mask"]
             assert bytes(a ^ b for a, b in zip(plain[:16], kind_mask, strict=True)) == secret
             opened, kind = KEY.open_listing(ikey, handle, wrap, sealed)
             assert (opened, kind.value) == (hit, entry["kind"])
@@ -667,7 +673,8 @@ def test_the_protocol_2_upsert_is_the_record_sealed_once() -> None:
     )
     want = [(t["token"], t["wrap"]) for t in case["decoded"]["tokens"]]
     assert [(t.token.hex(), t.wrap.hex()) for t in decoded.tokens] == want
-    for ikey, entry in zip(record.identifier_keys(), upsert.tokens, strict=True):
+    ikeys = sorted(record.identifier_keys(), key=lambda k: key.token(k.value))
+    for ikey, entry in zip(ikeys, upsert.tokens, strict=True):
         assert entry.sealed == b""
         opened, kind = key.open_listing(ikey.value, upsert.handle, entry.wrap, upsert.sealed)
         hit = codec.decode_hit(opened)
