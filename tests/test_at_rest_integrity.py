@@ -85,7 +85,9 @@ def test_sealed_hit_data_on_a_receivers_disk_has_one_length(
     assert lengths == {12 + 256 + 16}
     assert {len(bytes(r[0])) for r in query_rows(ru, "SELECT sealed FROM tokens")} == {17}
     # The origin's index of its own list, made by the import: the same.
-    assert {len(bytes(r[0])) for r in query_rows(cn, "SELECT sealed FROM entries")} == {156}
+    assert {len(bytes(r[0])) for r in query_rows(cn, "SELECT sealed FROM entries")} == {
+        12 + 256 + 16
+    }
     assert {len(bytes(r[0])) for r in query_rows(cn, "SELECT sealed FROM tokens")} == {17}
 
 

@@ -71,7 +71,7 @@ def test_imports_index_the_own_list_in_protocol_2(
     cn = make_node("CN", backend)
     assert own_protocol(cn) == 2 and cn.own_epoch_key().protocol == 2
     bulk_import.import_stream(cn, enumerate([person(n) for n in range(1, 6)], start=1), chunk=2)
-    assert own_rows(cn) == ({12 + 128 + 16}, {17})
+    assert own_rows(cn) == ({12 + 256 + 16}, {17})
     assert [found(cn, n) for n in range(1, 6)] == [
         [(f"CN-{n:04d}", "wanted", False)] for n in range(1, 6)
     ]
@@ -80,7 +80,7 @@ def test_imports_index_the_own_list_in_protocol_2(
     assert result == ownlist.ImportResult(2, 1, 4)
     ownlist.suspend_record(cn, "CN-0003", suspended=True)
     ownlist.remove_record(cn, "CN-0004")
-    assert own_rows(cn) == ({12 + 128 + 16}, {17})
+    assert own_rows(cn) == ({12 + 256 + 16}, {17})
     assert found(cn, 3) == [("CN-0003", "wanted", True)]
     assert found(cn, 4) == []
     assert [len(found(cn, n)) for n in (1, 2, 5, 6, 7)] == [1] * 5
@@ -97,7 +97,7 @@ def test_an_import_completed_after_an_interruption_is_protocol_2(
     staged = _stage_published(cn, [person(n, "Later Person") for n in range(1, 7)])
     assert json.loads(staged)["staging"] == bulk_import.STAGING
     assert bulk_import.resume(cn) == ownlist.ImportResult(3, 3, 0)
-    assert own_rows(cn) == ({12 + 128 + 16}, {17})
+    assert own_rows(cn) == ({12 + 256 + 16}, {17})
     assert [len(found(cn, n)) for n in range(1, 7)] == [1] * 6
     with cn.store.read() as tx:
         assert [r.version for r in tx.iter_records()] == [2, 2, 2, 1, 1, 1]
@@ -118,10 +118,10 @@ def test_an_own_index_built_in_protocol_1_answers_then_moves_to_2(
     assert own_protocol(cn) == 2 and cn.own_epoch_key().epoch == epoch + 1
     lifecycle.migrate_normalisation(cn)
     assert cn.own_epoch_key().epoch == epoch + 1  # once
-    assert own_rows(cn) == ({12 + 128 + 16}, {17})
+    assert own_rows(cn) == ({12 + 256 + 16}, {17})
     assert [len(found(cn, n)) for n in range(1, 7)] == [1] * 6
     ownlist.import_records(cn, [person(n) for n in range(6, 9)])
-    assert own_rows(cn) == ({12 + 128 + 16}, {17})
+    assert own_rows(cn) == ({12 + 256 + 16}, {17})
     assert [len(found(cn, n)) for n in range(1, 9)] == [1] * 8
 
 
