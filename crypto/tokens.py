@@ -77,9 +77,13 @@ def pad(data: bytes) -> bytes:
     Raises:
         MalformedError: ``data`` is longer than ``MAX_HIT_DATA``.
     """
+    return _pad(data, PAD_BLOCK)
+
+
+def _pad(data: bytes, block: int) -> bytes:
     if len(data) > MAX_HIT_DATA:
         raise MalformedError(f"hit data longer than {MAX_HIT_DATA} bytes")
-    size = (len(data) // PAD_BLOCK + 1) * PAD_BLOCK
+    size = (len(data) // block + 1) * block
     return data + b"\x80" + bytes(size - len(data) - 1)
 
 
@@ -111,10 +115,7 @@ def pad2(data: bytes) -> bytes:
     Raises:
         MalformedError: ``data`` is longer than ``MAX_HIT_DATA``.
     """
-    if len(data) > MAX_HIT_DATA:
-        raise MalformedError(f"hit data longer than {MAX_HIT_DATA} bytes")
-    size = (len(data) // PAD2_BLOCK + 1) * PAD2_BLOCK
-    return data + b"\x80" + bytes(size - len(data) - 1)
+    return _pad(data, PAD2_BLOCK)
 
 
 def unpad2(padded: bytes) -> bytes:

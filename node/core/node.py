@@ -26,7 +26,7 @@ from wlx.node.core.config import NodeConfig, NodePaths, read_private
 from wlx.node.core.errors import InternalError, UserError
 
 if TYPE_CHECKING:
-    from wlx.node.store.base import PeerRow, Store
+    from wlx.node.store.base import PeerRow, Store, Tx
 
 log = logging.getLogger("wlx.node")
 
@@ -159,6 +159,19 @@ class Node:
         raw = self.open_at_rest(wrapped, f"epoch-key:{origin}:{recipient}:{epoch}")
         return EpochKey(raw, origin, recipient, epoch, normalisation, protocol)
 
+    def originated_key(self, tx: Tx, recipient: str, epoch: int, wrapped: bytes) -> EpochKey:
+        """The key of a stream this node originates (to ``recipient``, or
+        to itself for its own index), with the normalisation and protocol
+        its epoch was started under, read in ``tx``."""
+        return self.epoch_key(
+            self.node_id,
+            recipient,
+            epoch,
+            wrapped,
+            normalisation=normalisation.of_epoch(tx, self.node_id, recipient, epoch),
+            protocol=normalisation.protocol_of_epoch(tx, self.node_id, recipient, epoch),
+        )
+
     def wrap_epoch_key(self, key: EpochKey) -> bytes:
         """Wrap an epoch token key for storage."""
         return self.seal_at_rest(key.key, f"epoch-key:{key.origin}:{key.recipient}:{key.epoch}")
@@ -175,16 +188,7 @@ class Node:
             state = tx.get_inbound(self.node_id)
             if state is None:
                 raise InternalError("the store has no index key for the node's own list")
-            version = normalisation.of_epoch(tx, self.node_id, self.node_id, state.epoch)
-            protocol = normalisation.protocol_of_epoch(tx, self.node_id, self.node_id, state.epoch)
-        return self.epoch_key(
-            self.node_id,
-            self.node_id,
-            state.epoch,
-            state.token_key,
-            normalisation=version,
-            protocol=protocol,
-        )
+            return self.originated_key(tx, self.node_id, state.epoch, state.token_key)
 
     def close(self) -> None:
         self.store.close()

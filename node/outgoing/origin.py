@@ -231,16 +231,7 @@ def _trust_new(node: Node, card: IdentityCard, address: str) -> None:
 def _key(node: Node, tx: Tx, state: OutboundState) -> EpochKey:
     """The epoch key of a peer's stream, with its epoch's normalisation and
     protocol versions."""
-    version = normalisation.of_epoch(tx, node.node_id, state.peer, state.epoch)
-    protocol = normalisation.protocol_of_epoch(tx, node.node_id, state.peer, state.epoch)
-    return node.epoch_key(
-        node.node_id,
-        state.peer,
-        state.epoch,
-        state.token_key,
-        normalisation=version,
-        protocol=protocol,
-    )
+    return node.originated_key(tx, state.peer, state.epoch, state.token_key)
 
 
 def _ops_for(
@@ -755,16 +746,7 @@ def snapshot(node: Node, request: SignedRequest) -> Generator[Sealed]:
             outbound.PartsStart(),
         )
     with node.store.read() as tx:
-        version = normalisation.of_epoch(tx, node.node_id, peer, position.epoch)
-        protocol = normalisation.protocol_of_epoch(tx, node.node_id, peer, position.epoch)
-    key = node.epoch_key(
-        node.node_id,
-        peer,
-        position.epoch,
-        position.token_key,
-        normalisation=version,
-        protocol=protocol,
-    )
+        key = node.originated_key(tx, peer, position.epoch, position.token_key)
     entries = _LiveEntries(node, peer, key, position.after_id)
     log.info(
         "snapshot for %s at %d (epoch %d)%s",
