@@ -154,6 +154,14 @@ def _token_row(origin: str, r: Row) -> TokenRow:
     return TokenRow(origin, bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3])
 
 
+def _in_chunks(values: Sequence[Any]) -> Iterator[tuple[Sequence[Any], str]]:
+    """``values`` in slices of at most ``LOOKUP_CHUNK``, each with the
+    ``?, ?, ...`` placeholders of an ``IN`` list of its length."""
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        chunk = values[start : start + LOOKUP_CHUNK]
+        yield chunk, ", ".join("?" * len(chunk))
+
+
 def _split_tokens(blob: bytes) -> list[bytes]:
     return [blob[i : i + TOKEN_LEN] for i in range(0, len(blob), TOKEN_LEN)]
 
@@ -243,9 +251,7 @@ class SqlTx(Tx):
     def get_metas(self, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         unique = sorted(set(keys))
-        for start in range(0, len(unique), LOOKUP_CHUNK):
-            chunk = unique[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(unique):
             rows = self._all(f"SELECT key, value FROM meta WHERE key IN ({marks})", chunk)
             found.update((str(key), bytes(value)) for key, value in rows)
         return found
@@ -274,9 +280,7 @@ class SqlTx(Tx):
     def get_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
         found: dict[str, StoredRecord] = {}
         unique = sorted(set(record_ids))
-        for start in range(0, len(unique), LOOKUP_CHUNK):
-            chunk = unique[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(unique):
             for row in self._all(f"{self._RECORD} WHERE id IN ({marks})", chunk):
                 found[row[0]] = self._record(row)
         return found
@@ -747,9 +751,7 @@ class SqlTx(Tx):
 
     def _drop_listings(self, slot: str, handles: Sequence[bytes]) -> None:
         """Delete the listings ``handles`` (sorted) of ``slot`` have, if any."""
-        for start in range(0, len(handles), LOOKUP_CHUNK):
-            chunk = handles[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(handles):
             held = self._all(
                 f"SELECT handle, tokens FROM entries WHERE origin = ? AND handle IN ({marks})",
                 (slot, *chunk),
@@ -964,9 +966,7 @@ class SqlTx(Tx):
     def staged_import_lines(self, import_id: bytes, record_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         unique = sorted(set(record_ids))
-        for start in range(0, len(unique), LOOKUP_CHUNK):
-            chunk = unique[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(unique):
             for record_id, line in self._all(
                 f"SELECT id, line FROM import_records WHERE import_id = ? AND id IN ({marks})",
                 (import_id, *chunk),
@@ -992,9 +992,7 @@ class SqlTx(Tx):
         slot = self._live_slot(origin)
         staged: list[Row] = []
         unique = sorted(set(record_ids))
-        for start in range(0, len(unique), LOOKUP_CHUNK):
-            chunk = unique[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(unique):
             staged.extend(
                 self._all(
                     "SELECT handle, expires, tokens FROM import_records "
